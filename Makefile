@@ -1,0 +1,57 @@
+# goalloc developer targets.  The package itself builds with pip (setup.py).
+CC ?= gcc
+PYTHON ?= python3
+WARN = -std=c11 -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes \
+       -Wmissing-prototypes -Wwrite-strings -Wimplicit-fallthrough -Wundef
+CFLAGS ?= -O1 -g
+SAN = -fsanitize=address,undefined -fno-omit-frame-pointer \
+      -fno-sanitize-recover=all
+CORE = $(filter-out csrc/_coremodule.c,$(wildcard csrc/*.c))
+HDRS = $(wildcard csrc/*.h) tests/c/check.h
+CTESTS = $(patsubst tests/c/%.c,build/ctest/%,$(wildcard tests/c/test_*.c))
+CTESTS_ASAN = $(patsubst tests/c/%.c,build/ctest-asan/%,$(wildcard tests/c/test_*.c))
+
+.PHONY: all test test-c test-c-asan test-c-valgrind test-py gen check-gen clean develop check-static
+
+all: test-c
+
+build/ctest/%: tests/c/%.c $(CORE) $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(WARN) -Werror $(CFLAGS) -Icsrc -Itests/c $< $(CORE) -o $@ -lpthread
+
+build/ctest-asan/%: tests/c/%.c $(CORE) $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(WARN) -Werror -O1 -g $(SAN) -Icsrc -Itests/c $< $(CORE) -o $@ -lpthread
+
+test-c: $(CTESTS)
+	@set -e; for t in $(CTESTS); do $$t; done
+
+test-c-asan: $(CTESTS_ASAN)
+	@set -e; for t in $(CTESTS_ASAN); do $$t; done
+
+test-c-valgrind: $(CTESTS)
+	@set -e; for t in $(CTESTS); do valgrind -q --error-exitcode=1 --leak-check=full $$t; done
+
+# no mutable file-scope state in the core: no .data/.bss symbols
+check-static:
+	@mkdir -p build/static
+	@set -e; for f in $(CORE); do \
+	  o=build/static/$$(basename $$f .c).o; $(CC) -std=c11 -O1 -Icsrc -c $$f -o $$o; \
+	  if nm $$o | grep -E ' [bBdD] '; then echo "mutable static state in $$f"; exit 1; fi; done; echo "check-static: ok"
+
+gen:
+	$(PYTHON) tools/mksizeclasses.py
+
+check-gen:
+	$(PYTHON) tools/mksizeclasses.py --check
+
+develop:
+	GOALLOC_WERROR=1 $(PYTHON) -m pip install -e '.[test,plot]'
+
+test-py:
+	$(PYTHON) -m pytest -q
+
+test: test-c test-py
+
+clean:
+	rm -rf build *.egg-info goalloc/*.so

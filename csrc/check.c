@@ -1,0 +1,307 @@
+/* Invariant walkers behind ga_verify.  See malloc.c for the overview.
+ *
+ * mheap_check walks the whole heap and checks the invariants of facts §5
+ * that apply: hints and arenas, span coverage and the span map, the
+ * treap against the free spans, page-in-use bits, the statistics
+ * identities and the fixalloc accounting.  The first broken invariant is
+ * reported by name.
+ * Go 1.13: checkTreapNode, validateInvariants (mgclarge.go) and the
+ *          checks of export_test.go (ReadMemStatsSlow, CountPagesInUse).
+ * Differs from Go: Go checks these in tests only; goalloc offers them as
+ *          h.verify().
+ * Locking: the caller holds the heap lock.
+ */
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "goalloc.h"
+#include "mheap.h"
+#include "sizeclasses.h"
+
+typedef struct check_ctx {
+    mheap *h;
+    char *msg;
+    size_t msglen;
+    bool ok;
+    /* sums over the span walk */
+    uint64_t free_bytes;
+    uint64_t inuse_bytes;
+    uint64_t manual_bytes;
+    uint64_t released;
+    uint64_t pages_in_use;
+    uint64_t nfree;
+    uint64_t nspans;
+    uint64_t nlarge;
+    const mspan *prev;
+} check_ctx;
+
+static bool
+failf(check_ctx *c, const char *fmt, ...)
+{
+    if (c->ok) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(c->msg, c->msglen, fmt, ap);
+        va_end(ap);
+    }
+    c->ok = false;
+    return false;
+}
+
+static bool
+check_hints_and_arenas(check_ctx *c)
+{
+    mheap *h = c->h;
+    uint64_t nhints = 0;
+    for (arena_hint *a = h->arena_hints; a != NULL; a = a->next) {
+        if ((a->addr & (h->plat.heap_arena_bytes - 1)) != 0) {
+            return failf(c, "arena hint 0x%" PRIx64
+                            " is not a multiple of the arena size", a->addr);
+        }
+        nhints++;
+    }
+    if (h->arena_hint_alloc.inuse != nhints * h->plat.sizeof_arena_hint) {
+        return failf(c, "arenaHintAlloc.inuse %" PRIu64 " != %" PRIu64
+                        " hints x %" PRIu64,
+                     h->arena_hint_alloc.inuse, nhints,
+                     h->plat.sizeof_arena_hint);
+    }
+    for (uint64_t i = 0; i < h->nall_arenas; i++) {
+        uint64_t idx = h->all_arenas[i];
+        if (idx >> arena_bits(&h->plat) != 0 ||
+            heap_arena_of(h, arena_base(&h->plat, idx)) == NULL) {
+            return failf(c, "allArenas lists arena 0x%" PRIx64
+                            " but the arena map has no entry", idx);
+        }
+        for (uint64_t j = 0; j < i; j++) {
+            if (h->all_arenas[j] == idx) {
+                return failf(c, "allArenas lists arena 0x%" PRIx64 " twice",
+                             idx);
+            }
+        }
+    }
+    return true;
+}
+
+/* check_span_pages: every page of an in-use or manual span maps to it;
+ * a free span's first and last pages do.  pageInUse is set exactly at
+ * the first page of in-use spans. */
+static bool
+check_span_pages(check_ctx *c, mspan *s)
+{
+    mheap *h = c->h;
+    bool all = s->state != MSPAN_FREE;
+    for (uint64_t i = 0; i < s->npages; i++) {
+        ga_addr a = mspan_base(s) + i * PAGE_SIZE;
+        bool end_page = i == 0 || i == s->npages - 1;
+        if ((all || end_page) && span_of(h, a) != s) {
+            return failf(c, "spanOf(0x%" PRIx64 ") is not the %s span at 0x%"
+                            PRIx64, a, mspan_state_names[s->state],
+                         mspan_base(s));
+        }
+        bool want = i == 0 && s->state == MSPAN_IN_USE;
+        if (arena_page_in_use(h, a) != want) {
+            return failf(c, "pageInUse bit of page 0x%" PRIx64 " is %d",
+                         a, !want);
+        }
+    }
+    return true;
+}
+
+static bool
+check_in_use_span(check_ctx *c, mspan *s)
+{
+    mheap *h = c->h;
+    if (s->scavenged) {
+        return failf(c, "in-use span 0x%" PRIx64 " is scavenged",
+                     mspan_base(s));
+    }
+    if (s->list != NULL || s->sweepgen != h->sweepgen) {
+        return failf(c, "in-use span 0x%" PRIx64 " has bad list/sweepgen",
+                     mspan_base(s));
+    }
+    if (span_class_sizeclass(s->spanclass) == 0) {
+        c->nlarge++;
+        if (s->nelems != 1 || s->elemsize != s->npages * PAGE_SIZE ||
+            s->alloc_count != 1 || s->freeindex != 1 ||
+            s->limit <= mspan_base(s) || s->limit > mspan_end(s) ||
+            s->limit + PAGE_SIZE <= mspan_end(s)) {
+            return failf(c, "large span 0x%" PRIx64 " has bad fields",
+                         mspan_base(s));
+        }
+    }
+    return true;
+}
+
+static bool
+check_one_span(void *arg, mspan *s)
+{
+    check_ctx *c = arg;
+    mheap *h = c->h;
+    c->nspans++;
+    if (!check_span_pages(c, s)) {
+        return false;
+    }
+    uint64_t bytes = s->npages * PAGE_SIZE;
+    switch (s->state) {
+    case MSPAN_FREE:
+        if (s->list != NULL || s->next != NULL || s->prev != NULL) {
+            return failf(c, "free span 0x%" PRIx64 " is on a span list",
+                         mspan_base(s));
+        }
+        if (c->prev != NULL && c->prev->state == MSPAN_FREE &&
+            c->prev->scavenged == s->scavenged &&
+            mspan_end(c->prev) == mspan_base(s)) {
+            return failf(c, "adjacent free spans 0x%" PRIx64 " and 0x%"
+                            PRIx64 " were not coalesced",
+                         mspan_base(c->prev), mspan_base(s));
+        }
+        c->free_bytes += bytes;
+        c->released += mspan_released(h, s);
+        c->nfree++;
+        break;
+    case MSPAN_IN_USE:
+        c->inuse_bytes += bytes;
+        c->pages_in_use += s->npages;
+        if (!check_in_use_span(c, s)) {
+            return false;
+        }
+        break;
+    case MSPAN_MANUAL:
+        c->manual_bytes += bytes;
+        break;
+    default:
+        return failf(c, "span 0x%" PRIx64 " in the span map is dead",
+                     mspan_base(s));
+    }
+    c->prev = s;
+    return true;
+}
+
+/* Every treap span is a real free span; with equal counts the two sets
+ * are the same. */
+static bool
+check_treap_spans(check_ctx *c)
+{
+    mheap *h = c->h;
+    char buf[200];
+    if (!mtreap_check(&h->free, buf, sizeof(buf))) {
+        return failf(c, "treap: %s", buf);
+    }
+    uint64_t n = 0;
+    for (treap_iter t = mtreap_start(&h->free, 0, 0); treap_iter_valid(t);
+         t = treap_iter_next(t)) {
+        mspan *s = treap_iter_span(t);
+        if (s->state != MSPAN_FREE || span_of(h, mspan_base(s)) != s) {
+            return failf(c, "treap holds span 0x%" PRIx64
+                            " that is not a free span of the heap",
+                         mspan_base(s));
+        }
+        n++;
+    }
+    if (n != c->nfree) {
+        return failf(c, "treap holds %" PRIu64 " spans, the heap has %" PRIu64
+                        " free spans", n, c->nfree);
+    }
+    if (h->treapalloc.inuse != n * h->plat.sizeof_treap_node) {
+        return failf(c, "treapalloc.inuse does not match the treap size");
+    }
+    return true;
+}
+
+#define EQ(a, b, what)                                                        \
+    if ((a) != (b)) {                                                         \
+        return failf(c, "%s (%" PRIu64 " != %" PRIu64 ")", what,              \
+                     (uint64_t)(a), (uint64_t)(b));                          \
+    }
+
+static bool
+check_stats(check_ctx *c)
+{
+    mheap *h = c->h;
+    const mstats *st = &h->stats;
+    uint64_t mapped = h->nall_arenas * h->plat.heap_arena_bytes;
+    EQ(st->heap_sys, st->heap_inuse + st->heap_idle,
+       "heap_sys != heap_inuse + heap_idle");
+    EQ(st->heap_idle, c->free_bytes, "heap_idle != bytes of free spans");
+    EQ(st->heap_inuse, c->inuse_bytes, "heap_inuse != bytes of in-use spans");
+    EQ(st->heap_sys, mapped - c->manual_bytes,
+       "heap_sys != mapped arena bytes - manual spans");
+    EQ(st->heap_released, c->released,
+       "heap_released != released bytes of free spans");
+    if (st->heap_released > st->heap_idle) {
+        return failf(c, "heap_released > heap_idle");
+    }
+    EQ(h->pages_in_use, c->pages_in_use,
+       "pagesInUse != pages of in-use spans");
+    EQ(h->spanalloc.inuse, c->nspans * h->plat.sizeof_mspan,
+       "spanalloc.inuse != live spans x sizeof(mspan)");
+    EQ(h->cachealloc.inuse, (uint64_t)h->nprocs * h->plat.sizeof_mcache,
+       "cachealloc.inuse != Ps x sizeof(mcache)");
+    EQ(st->heap_objects, c->nlarge, "large heap_objects != large spans");
+    EQ(h->nlargealloc - h->nlargefree, c->nlarge,
+       "nlargealloc - nlargefree != large spans");
+    uint64_t n = 0;
+    for (mspan *s = h->allspans; s != NULL; s = s->allnext) {
+        n++;
+    }
+    EQ(n, h->nallspans, "allspans chain length != nallspans");
+    if (h->spanalloc.inuse > st->mspan_sys ||
+        h->cachealloc.inuse > st->mcache_sys) {
+        return failf(c, "fixalloc inuse exceeds its sys");
+    }
+    return true;
+}
+
+static bool
+check_caches(check_ctx *c)
+{
+    mheap *h = c->h;
+    if (h->emptymspan.nelems != 0 || h->emptymspan.alloc_count != 0) {
+        return failf(c, "emptymspan is not empty");
+    }
+    for (int p = 0; p < h->nprocs; p++) {
+        for (int i = 0; i < NUM_SPAN_CLASSES; i++) {
+            mspan *s = h->caches[p]->alloc[i];
+            if (s != &h->emptymspan && s->spanclass != i) {
+                return failf(c, "mcache %d holds a span of class %d for %d",
+                             p, s->spanclass, i);
+            }
+        }
+    }
+    return true;
+}
+
+bool
+mheap_check(mheap *h, char *msg, size_t msglen)
+{
+    check_ctx c = {0};
+    c.h = h;
+    c.msg = msg;
+    c.msglen = msglen;
+    c.ok = true;
+    if (!check_hints_and_arenas(&c)) {
+        return false;
+    }
+    if (!ga_walk_spans(h, check_one_span, &c)) {
+        if (c.ok) {
+            failf(&c, "the mapped arenas are not covered span by span");
+        }
+        return false;
+    }
+    return check_treap_spans(&c) && check_stats(&c) && check_caches(&c);
+}
+
+bool
+ga_verify(ga_heap *h, char *msg, size_t msglen)
+{
+    if (h->poisoned != NULL) {
+        snprintf(msg, msglen, "heap poisoned: %s", h->poisoned);
+        return false;
+    }
+    mheap_lock(h);
+    bool ok = mheap_check(h, msg, msglen);
+    mheap_unlock(h);
+    return ok;
+}

@@ -1,0 +1,136 @@
+/* Fixed-size allocator for off-heap metadata.  See malloc.c.
+ *
+ * fixalloc carves blocks of one size out of 16 KiB chunks and recycles
+ * freed blocks through a free list.  Accounting follows Go exactly (a
+ * chunk charges 16 KiB to its stat and persistentalloc's 256 KiB chunks
+ * charge other_sys), while the real memory behind the blocks is sized for
+ * goalloc's C structs.
+ * Go 1.13: src/runtime/mfixalloc.go, malloc.go (persistentalloc).
+ * Differs from Go: real chunks come from malloc and are freed at close.
+ * Locking: the caller holds the heap lock.
+ */
+#include "fixalloc.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* A real chunk: a link for release, then the blocks. */
+typedef struct real_chunk {
+    struct real_chunk *next;
+    max_align_t blocks[];
+} real_chunk;
+
+void
+persistent_alloc_init(persistent_alloc *pa, uint64_t *other_sys)
+{
+    pa->chunk_left = 0;
+    pa->other_sys = other_sys;
+}
+
+void
+persistent_alloc_charge(persistent_alloc *pa, uint64_t size, uint64_t *stat)
+{
+    size = ga_round_up(size, 8);
+    if (size >= PERSISTENT_MAX_BLOCK) {
+        /* A direct sysAlloc: charged to stat alone (NULL: to nothing). */
+        if (stat != NULL) {
+            *stat += size;
+        }
+        return;
+    }
+    if (pa->chunk_left < size) {
+        /* The old chunk's tail is abandoned, as in Go. */
+        *pa->other_sys += PERSISTENT_CHUNK_SIZE;
+        pa->chunk_left = PERSISTENT_CHUNK_SIZE;
+    }
+    pa->chunk_left -= size;
+    if (stat != NULL && stat != pa->other_sys) {
+        *stat += size;
+        *pa->other_sys -= size;
+    }
+}
+
+void
+fixalloc_init(fixalloc *f, uint64_t go_size, size_t real_size,
+              fixalloc_first_fn first, void *arg, uint64_t *stat,
+              persistent_alloc *pa)
+{
+    memset(f, 0, sizeof(*f));
+    f->go_size = go_size;
+    f->real_size = ga_round_up(real_size < sizeof(fixalloc_block)
+                                   ? sizeof(fixalloc_block)
+                                   : real_size,
+                               sizeof(max_align_t));
+    f->first = first;
+    f->arg = arg;
+    f->stat = stat;
+    f->pa = pa;
+    f->zero = true;
+}
+
+/* fixalloc_new_chunk gets the real memory for one accounted 16 KiB chunk
+ * and charges it.  Returns false (charging nothing) when malloc fails. */
+static bool
+fixalloc_new_chunk(fixalloc *f)
+{
+    size_t nblocks = (size_t)(FIX_ALLOC_CHUNK / f->go_size);
+    real_chunk *c = calloc(1, sizeof(real_chunk) + nblocks * f->real_size);
+    if (c == NULL) {
+        return false;
+    }
+    c->next = f->chunks;
+    f->chunks = c;
+    f->chunk = (char *)c->blocks;
+    f->nchunk = FIX_ALLOC_CHUNK;
+    persistent_alloc_charge(f->pa, FIX_ALLOC_CHUNK, f->stat);
+    return true;
+}
+
+void *
+fixalloc_alloc(fixalloc *f)
+{
+    if (f->list != NULL) {
+        fixalloc_block *b = f->list;
+        f->list = b->next;
+        f->inuse += f->go_size;
+        if (f->zero) {
+            memset(b, 0, f->real_size);
+        }
+        return b;
+    }
+    if (f->nchunk < f->go_size && !fixalloc_new_chunk(f)) {
+        return NULL;
+    }
+    void *p = f->chunk;
+    if (f->first != NULL) {
+        f->first(f->arg, p);
+    }
+    f->chunk += f->real_size;
+    f->nchunk -= f->go_size;
+    f->inuse += f->go_size;
+    return p;
+}
+
+void
+fixalloc_free(fixalloc *f, void *p)
+{
+    fixalloc_block *b = p;
+    f->inuse -= f->go_size;
+    b->next = f->list;
+    f->list = b;
+}
+
+void
+fixalloc_release(fixalloc *f)
+{
+    real_chunk *c = f->chunks;
+    while (c != NULL) {
+        real_chunk *next = c->next;
+        free(c);
+        c = next;
+    }
+    f->chunks = NULL;
+    f->list = NULL;
+    f->chunk = NULL;
+    f->nchunk = 0;
+}

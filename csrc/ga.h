@@ -1,0 +1,79 @@
+/* goalloc-wide constants and helpers.  See malloc.c for the overview.
+ *
+ * The numbers Go 1.13 fixes for every platform (page size, size-class
+ * limits, fixalloc and persistentalloc chunk sizes) and the few helpers
+ * that have no Go counterpart (GA_ASSERT, ga_status, rounding).
+ * Go 1.13: src/runtime/malloc.go, sizeclasses.go, mfixalloc.go constants.
+ * Differs from Go: platform-dependent numbers (arena size, address bits)
+ * are per-heap values in struct ga_platform, not compile-time constants.
+ * Locking: nothing here holds state.
+ */
+#ifndef GA_H
+#define GA_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Addresses of the simulated platform.  Always 64 bits wide, so that a
+ * heap can model aix/ppc64 or a 32-bit target on this host alike. */
+typedef uint64_t ga_addr;
+
+#define PAGE_SHIFT 13
+#define PAGE_SIZE ((ga_addr)1 << PAGE_SHIFT)
+#define PAGE_MASK (PAGE_SIZE - 1)
+
+#define MAX_SMALL_SIZE 32768
+#define SMALL_SIZE_DIV 8
+#define SMALL_SIZE_MAX 1024
+#define LARGE_SIZE_DIV 128
+#define NUM_SIZE_CLASSES 67
+#define NUM_SPAN_CLASSES (NUM_SIZE_CLASSES << 1)
+#define TINY_SIZE 16
+#define TINY_SIZE_CLASS 2
+#define MAX_OBJS_PER_SPAN (PAGE_SIZE / 8)
+
+#define FIX_ALLOC_CHUNK 16384
+#define PERSISTENT_CHUNK_SIZE 262144
+#define PERSISTENT_MAX_BLOCK 65536
+#define MIN_PHYS_PAGE_SIZE 4096
+
+#if defined(__GNUC__)
+#define GA_LIKELY(x) __builtin_expect(!!(x), 1)
+#define GA_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define GA_NOINLINE __attribute__((noinline))
+#define GA_NORETURN __attribute__((noreturn))
+#define GA_UNUSED __attribute__((unused))
+#else
+#define GA_LIKELY(x) (x)
+#define GA_UNLIKELY(x) (x)
+#define GA_NOINLINE
+#define GA_NORETURN
+#define GA_UNUSED
+#endif
+
+static inline ga_addr
+ga_round_up(ga_addr x, ga_addr align)
+{
+    return (x + align - 1) & ~(align - 1);
+}
+
+static inline ga_addr
+ga_round_down(ga_addr x, ga_addr align)
+{
+    return x & ~(align - 1);
+}
+
+static inline bool
+ga_is_pow2(ga_addr x)
+{
+    return x != 0 && (x & (x - 1)) == 0;
+}
+
+static inline unsigned
+ga_log2(ga_addr x)
+{
+    return x ? 63u - (unsigned)__builtin_clzll(x) : 0u;
+}
+
+#endif

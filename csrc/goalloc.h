@@ -1,0 +1,172 @@
+/* goalloc's public C facade.  See malloc.c for the overview.
+ *
+ * Everything outside csrc/ (the CPython binding, the C tests, fuzzers and
+ * benchmarks) uses the allocator through this header alone.  Every call
+ * validates its arguments before it changes anything and reports misuse
+ * as a ga_status; a broken internal invariant (Go's throw) poisons the
+ * heap, and every later call returns GA_EPOISONED.
+ * Go 1.13: runtime.mallocinit, mallocgc, ReadMemStats, debug.FreeOSMemory
+ *          and the introspection Go's export_test.go offers.
+ * Differs from Go: free() is explicit (decisions §4); many heaps may live
+ *          in one process; addresses are ga_addr integers.
+ * Locking: each call takes the heap lock it needs; calls on one heap may
+ *          come from several threads.
+ */
+#ifndef GOALLOC_H
+#define GOALLOC_H
+
+#include "ga.h"
+#include "mem.h"
+#include "mstats.h"
+
+typedef enum ga_status {
+    GA_OK = 0,
+    GA_ENOMEM,        /* the OS (or the simulated limit) refused */
+    GA_EINVAL,        /* an argument is out of range */
+    GA_EFOREIGN,      /* the address is not in this heap's arenas */
+    GA_ENOTOBJECT,    /* in the heap, but not the start of an object */
+    GA_EDOUBLEFREE,   /* the object was already freed */
+    GA_EUNSUPPORTED,  /* not available with this heap's options */
+    GA_EPOISONED,     /* an invariant broke earlier; the heap is dead */
+} ga_status;
+
+const char *ga_status_name(ga_status s);
+
+typedef struct ga_options {
+    const char *goos;        /* "linux" */
+    const char *goarch;      /* "amd64" */
+    bool race;               /* race-detector hint layout */
+    ga_backing backing;      /* GA_BACKING_OS or GA_BACKING_VIRTUAL */
+    int procs;               /* number of Ps (mcaches), >= 1 */
+    uint64_t scavenge_goal;  /* retained-bytes goal; see ga_options_init */
+    uint64_t sys_limit;      /* max heap_sys; 0 = unlimited */
+    uint64_t binary_end;     /* 32-bit ports: end of the Go binary/brk */
+    uint64_t seed;           /* treap priorities */
+} ga_options;
+
+/* ga_options_init sets Go's defaults: linux/amd64, os backing, one P,
+ * and the scavenger goal Go has right after gcinit with GOGC=100
+ * (next_gc * 1.1 rounded up to the OS page: 4,923,392 bytes). */
+void ga_options_init(ga_options *o);
+
+typedef struct mheap ga_heap;
+
+/* ga_heap_new runs mallocinit for a fresh heap.  Returns NULL and writes
+ * the reason into err (a ValueError-style message when status is
+ * GA_EINVAL) on failure. */
+ga_heap *ga_heap_new(const ga_options *o, ga_status *status, char *err,
+                     size_t errlen);
+void ga_heap_free(ga_heap *h);
+
+/* ga_malloc allocates size bytes through P p (mallocgc).  size 0 yields
+ * the heap's zerobase address. */
+ga_status ga_malloc(ga_heap *h, int p, uint64_t size, bool noscan,
+                    ga_addr *out);
+/* ga_alloc is ga_malloc for C programs on the os backing: a pointer, or
+ * NULL on any failure. */
+void *ga_alloc(ga_heap *h, int p, size_t size, bool noscan);
+/* ga_free frees the object that starts at addr (decisions §4). */
+ga_status ga_free(ga_heap *h, ga_addr addr);
+/* ga_scavenge returns up to nbytes of free memory to the OS, top-down
+ * (mheap.scavengeLocked); UINT64_MAX means all (scavengeAll). */
+ga_status ga_scavenge(ga_heap *h, uint64_t nbytes, uint64_t *released);
+
+/* ---- Introspection ------------------------------------------------ */
+
+typedef struct ga_mem_stats {
+#define GA_X(name, doc) uint64_t name;
+    MSTATS_FIELDS(GA_X)
+#undef GA_X
+    struct {
+        uint64_t size;
+        uint64_t mallocs;
+        uint64_t frees;
+    } by_size[NUM_SIZE_CLASSES];
+} ga_mem_stats;
+
+/* ga_read_mem_stats flushes the caches and fills *out (ReadMemStats). */
+ga_status ga_read_mem_stats(ga_heap *h, ga_mem_stats *out);
+
+typedef struct ga_hint_info {
+    ga_addr addr;
+    bool down;
+} ga_hint_info;
+
+typedef struct ga_arena_info {
+    ga_addr base;
+    uint64_t index; /* arenaIdx */
+    uint64_t l1;
+    uint64_t l2;
+} ga_arena_info;
+
+typedef struct ga_span_info {
+    ga_addr base;
+    uint64_t npages;
+    int state; /* mspan_state */
+    bool scavenged;
+    int spanclass;
+    int sizeclass;
+    bool noscan;
+    uint64_t elemsize;
+    uint64_t nelems;
+    uint64_t alloc_count;
+    uint64_t freeindex;
+    ga_addr limit;
+    bool needzero;
+} ga_span_info;
+
+/* Each list call writes at most cap records and returns how many exist,
+ * so a caller can size its buffer and call again. */
+size_t ga_hints(ga_heap *h, ga_hint_info *out, size_t cap);
+size_t ga_arenas(ga_heap *h, ga_arena_info *out, size_t cap);
+size_t ga_spans(ga_heap *h, ga_span_info *out, size_t cap);
+/* ga_span_of is Go's spanOf: the span whose page holds addr, if the
+ * address is in a mapped arena.  Free spans' interior pages are reported
+ * through the span that covers them. */
+bool ga_span_of(ga_heap *h, ga_addr addr, ga_span_info *out);
+
+typedef struct ga_heap_info {
+    const char *goos;
+    const char *goarch;
+    bool race;
+    ga_backing backing;
+    int procs;
+    unsigned ptr_size;
+    uint64_t page_size;
+    uint64_t heap_arena_bytes;
+    uint64_t phys_page_size;
+    uint64_t phys_huge_page_size;
+    uint64_t max_alloc;
+    unsigned arena_l1_bits;
+    unsigned arena_l2_bits;
+    ga_addr arena_base_offset;
+    ga_addr zerobase;
+    uint64_t pages_in_use;
+    uint64_t scavenge_goal;
+    uint64_t unscav_huge_pages;
+    uint64_t nallspans; /* mspan structs ever created (allspans) */
+} ga_heap_info;
+
+void ga_heap_info_get(ga_heap *h, ga_heap_info *out);
+
+/* ga_verify walks every invariant that applies (facts §5) and returns
+ * false with a message naming the first broken one. */
+bool ga_verify(ga_heap *h, char *msg, size_t msglen);
+
+/* ga_poisoned returns the throw message if the heap is poisoned. */
+const char *ga_poisoned(ga_heap *h);
+
+/* ---- Fault injection (tests, notebooks) --------------------------- */
+
+/* ga_block_range makes [addr, addr+len) unavailable to the heap, as if
+ * another mapping were there (Go's MapNextArenaHint). */
+ga_status ga_block_range(ga_heap *h, ga_addr addr, uint64_t len);
+/* ga_fail_reserves makes the next n OS reservations fail (virtual). */
+ga_status ga_fail_reserves(ga_heap *h, int n);
+
+/* ---- Hooks for tests ---------------------------------------------- */
+
+/* ga_test_throw makes the heap throw msg, as an internal check would. */
+ga_status ga_test_throw(ga_heap *h, const char *msg);
+
+#endif

@@ -1,0 +1,198 @@
+/* Introspection: read-only views of a heap for the facade.
+ *
+ * Hints, arenas, spans and span_of as plain records, built under the
+ * heap lock.  Spans are listed by walking each mapped arena in address
+ * order from span to span, the way every page is covered by exactly one
+ * span (facts §5 item 3).
+ * Go 1.13: the views Go's export_test.go gives its tests (spanOf,
+ *          allArenas, arenaHints, CountPagesInUse).
+ * Differs from Go: nothing to differ from; Go has no such API.
+ * Locking: each call takes the heap lock.
+ */
+#include <stdlib.h>
+
+#include "goalloc.h"
+#include "mheap.h"
+#include "sizeclasses.h"
+
+size_t
+ga_hints(ga_heap *h, ga_hint_info *out, size_t cap)
+{
+    size_t n = 0;
+    mheap_lock(h);
+    for (arena_hint *hint = h->arena_hints; hint != NULL; hint = hint->next) {
+        if (n < cap) {
+            out[n].addr = hint->addr;
+            out[n].down = hint->down;
+        }
+        n++;
+    }
+    mheap_unlock(h);
+    return n;
+}
+
+size_t
+ga_arenas(ga_heap *h, ga_arena_info *out, size_t cap)
+{
+    mheap_lock(h);
+    size_t n = (size_t)h->nall_arenas;
+    for (size_t i = 0; i < n && i < cap; i++) {
+        uint64_t idx = h->all_arenas[i];
+        out[i].base = arena_base(&h->plat, idx);
+        out[i].index = idx;
+        out[i].l1 = h->plat.arena_l1_bits == 0 ? 0
+                                                : idx >> h->plat.arena_l2_bits;
+        out[i].l2 = idx & (((uint64_t)1 << h->plat.arena_l2_bits) - 1);
+    }
+    mheap_unlock(h);
+    return n;
+}
+
+static void
+fill_span_info(const mspan *s, ga_span_info *o)
+{
+    o->base = mspan_base(s);
+    o->npages = s->npages;
+    o->state = s->state;
+    o->scavenged = s->scavenged;
+    bool in_use = s->state == MSPAN_IN_USE;
+    o->spanclass = in_use ? s->spanclass : 0;
+    o->sizeclass = in_use ? span_class_sizeclass(s->spanclass) : 0;
+    o->noscan = in_use && span_class_noscan(s->spanclass);
+    o->elemsize = in_use ? s->elemsize : 0;
+    o->nelems = in_use ? s->nelems : 0;
+    o->alloc_count = in_use ? s->alloc_count : 0;
+    o->freeindex = in_use ? s->freeindex : 0;
+    o->limit = in_use ? s->limit : 0;
+    o->needzero = s->needzero != 0;
+}
+
+static int
+cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a;
+    uint64_t y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* ga_walk_spans calls fn on every span in address order; it stops and
+ * returns false if a page is not covered as it should be. */
+bool
+ga_walk_spans(mheap *h, bool (*fn)(void *, mspan *), void *arg)
+{
+    size_t n = (size_t)h->nall_arenas;
+    uint64_t *idx = malloc((n ? n : 1) * sizeof(*idx));
+    if (idx == NULL) {
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        idx[i] = h->all_arenas[i];
+    }
+    qsort(idx, n, sizeof(*idx), cmp_u64);
+    ga_addr cursor = 0;
+    bool ok = true;
+    for (size_t i = 0; i < n && ok; i++) {
+        ga_addr base = arena_base(&h->plat, idx[i]);
+        ga_addr end = base + h->plat.heap_arena_bytes;
+        if (cursor < base) {
+            cursor = base;
+        }
+        while (cursor < end && ok) {
+            mspan *s = span_of(h, cursor);
+            if (s == NULL || mspan_base(s) != cursor || s->npages == 0) {
+                ok = false;
+                break;
+            }
+            ok = fn(arg, s);
+            cursor = mspan_end(s);
+        }
+    }
+    free(idx);
+    return ok;
+}
+
+struct span_list {
+    ga_span_info *out;
+    size_t cap;
+    size_t n;
+};
+
+static bool
+collect_span(void *arg, mspan *s)
+{
+    struct span_list *l = arg;
+    if (l->n < l->cap) {
+        fill_span_info(s, &l->out[l->n]);
+    }
+    l->n++;
+    return true;
+}
+
+size_t
+ga_spans(ga_heap *h, ga_span_info *out, size_t cap)
+{
+    struct span_list l = {out, cap, 0};
+    mheap_lock(h);
+    ga_walk_spans(h, collect_span, &l);
+    mheap_unlock(h);
+    return l.n;
+}
+
+/* span_covering finds the span that really covers addr: span_of, unless
+ * the page is inside a free span whose interior entries are stale; then
+ * the walk finds it. */
+static bool
+find_covering(void *arg, mspan *s)
+{
+    void **slot = arg;
+    ga_addr addr = *(ga_addr *)slot[0];
+    if (mspan_base(s) <= addr && addr < mspan_end(s)) {
+        slot[1] = s;
+        return false;
+    }
+    return true;
+}
+
+bool
+ga_span_of(ga_heap *h, ga_addr addr, ga_span_info *out)
+{
+    mheap_lock(h);
+    mspan *s = span_of(h, addr);
+    if (s != NULL && !(mspan_base(s) <= addr && addr < mspan_end(s) &&
+                       s->state != MSPAN_DEAD)) {
+        void *slot[2] = {&addr, NULL};
+        ga_walk_spans(h, find_covering, slot);
+        s = slot[1];
+    }
+    if (s != NULL) {
+        fill_span_info(s, out);
+    }
+    mheap_unlock(h);
+    return s != NULL;
+}
+
+void
+ga_heap_info_get(ga_heap *h, ga_heap_info *out)
+{
+    mheap_lock(h);
+    out->goos = h->plat.goos;
+    out->goarch = h->plat.goarch;
+    out->race = h->plat.race;
+    out->backing = h->mem.kind;
+    out->procs = h->nprocs;
+    out->ptr_size = h->plat.ptr_size;
+    out->page_size = PAGE_SIZE;
+    out->heap_arena_bytes = h->plat.heap_arena_bytes;
+    out->phys_page_size = h->plat.phys_page_size;
+    out->phys_huge_page_size = h->plat.phys_huge_page_size;
+    out->max_alloc = h->plat.max_alloc;
+    out->arena_l1_bits = h->plat.arena_l1_bits;
+    out->arena_l2_bits = h->plat.arena_l2_bits;
+    out->arena_base_offset = h->plat.arena_base_offset;
+    out->zerobase = h->zerobase;
+    out->pages_in_use = h->pages_in_use;
+    out->scavenge_goal = h->scavenge_goal;
+    out->unscav_huge_pages = h->free.unscav_huge_pages;
+    out->nallspans = h->nallspans;
+    mheap_unlock(h);
+}

@@ -1,0 +1,529 @@
+/* Memory allocator: the overview, and the facade of goalloc.h.
+ *
+ * This is Go 1.13's allocator (src/runtime/malloc.go and friends), one
+ * heap per ga_heap, told in our own words.
+ *
+ * The pieces, from the top:
+ *   mcache    per P: one current span per span class, and the tiny block.
+ *   mcentral  per span class (134 = 67 size classes x scan/noscan): the
+ *             in-use spans that may have free slots, and the full ones.
+ *   mheap     the page heap: every free run of 8 KiB pages is a free
+ *             mspan in one treap ordered by address.
+ *   arenas    the heap's address space, reserved and mapped in aligned
+ *             arenas (64 MiB on linux/amd64), with a heap_arena each that
+ *             maps every page to its span.
+ *   hints     where the next arena should go: 0x00c000000000 upward on
+ *             linux/amd64, a different formula per platform.
+ *   fixalloc  off-heap metadata (spans, caches, treap nodes, hints).
+ *
+ * mallocinit (ga_heap_new) reserves nothing: it checks the platform,
+ * initialises the fixallocs and the 134 mcentrals (mheap_init), makes an
+ * mcache for m0 (P 0) and lays out the arena hints (arena_init_hints).
+ *
+ * Allocating size bytes (mallocgc):
+ *   0            the heap's zerobase address, shared by all.
+ *   tiny         size < 16 and noscan: packed into the P's 16-byte block.
+ *   small        size <= 32 KiB: the class's span in the P's mcache hands
+ *                out its next free slot (next_free_fast: one ctz on the
+ *                64-bit allocCache); when the span is full, mcache_refill
+ *                asks the mcentral for a span with free slots, and the
+ *                mcentral asks the mheap for a fresh one.
+ *   large        > 32 KiB: a span of its own straight from the mheap.
+ * The mheap takes the lowest-addressed free span that is big enough
+ * (first fit), carves its low end, and when nothing fits grows by whole
+ * arenas at the hints: a hint whose reservation lands elsewhere is
+ * discarded; when all fail, the OS picks an aligned region and two new
+ * hints extend it down and up.  Fresh arenas count as released
+ * (untouched) memory until allocated.
+ *
+ * Freeing (explicit in goalloc, decisions §4; Go frees by sweeping): a
+ * large object's span goes back to the mheap at once, where it coalesces
+ * with free neighbours of the same scavenged state.  The scavenger
+ * returns free pages to the OS from the top of the address space down.
+ *
+ * What goalloc leaves out: GC marking and sweeping, write barriers,
+ * stacks (manual spans), finalizers and profiling specials, the heap
+ * bitmap (accounted in gc_sys, not allocated), the background scavenger.
+ *
+ * Go 1.13: src/runtime/malloc.go (mallocinit, mallocgc, largeAlloc).
+ * Differs from Go: see the list above and each file's header.
+ * Locking: facade calls take the heap lock where Go does.
+ */
+#include "goalloc.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mheap.h"
+#include "scavenge.h"
+#include "sizeclasses.h"
+
+/* A protected call: Go's throw inside it longjmps back here, leaving the
+ * heap poisoned, and the facade returns GA_EPOISONED. */
+#define GA_PROTECT(h)                                                         \
+    jmp_buf ga_jb_;                                                           \
+    if ((h)->poisoned != NULL) {                                              \
+        return GA_EPOISONED;                                                  \
+    }                                                                         \
+    if (setjmp(ga_jb_) != 0) {                                                \
+        (h)->throw_jmp = NULL;                                                \
+        return GA_EPOISONED;                                                  \
+    }                                                                         \
+    (h)->throw_jmp = &ga_jb_
+
+#define GA_UNPROTECT(h) ((h)->throw_jmp = NULL)
+
+const char *
+ga_status_name(ga_status s)
+{
+    static const char *const names[] = {
+        "GA_OK",         "GA_ENOMEM",      "GA_EINVAL",
+        "GA_EFOREIGN",   "GA_ENOTOBJECT",  "GA_EDOUBLEFREE",
+        "GA_EUNSUPPORTED", "GA_EPOISONED",
+    };
+    if ((unsigned)s < sizeof(names) / sizeof(names[0])) {
+        return names[s];
+    }
+    return "GA_E?";
+}
+
+/* Go's scavenge goal after gcinit with GOGC=100: next_gc is 4 MiB / 1.875
+ * * 2 (trigger ratio 7/8), plus retainExtraPercent (10%), rounded up to
+ * the OS page. */
+static uint64_t
+initial_scavenge_goal(uint64_t phys_page_size)
+{
+    const uint64_t heapminimum = 4 << 20;
+    uint64_t next_gc = (uint64_t)((double)heapminimum / (1 + 7.0 / 8) * 2);
+    return ga_round_up(next_gc + next_gc / 10, phys_page_size);
+}
+
+void
+ga_options_init(ga_options *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->goos = "linux";
+    o->goarch = "amd64";
+    o->race = false;
+    o->backing = GA_BACKING_OS;
+    o->procs = 1;
+    o->scavenge_goal = initial_scavenge_goal(4096);
+    o->sys_limit = 0;
+    o->binary_end = 0x08200000;
+    o->seed = 0x2545F4914F6CDD1DULL;
+}
+
+/* ---- mallocinit -------------------------------------------------- */
+
+static bool
+fail(ga_status *status, ga_status s, char *err, size_t errlen,
+     const char *msg)
+{
+    *status = s;
+    snprintf(err, errlen, "%s", msg);
+    return false;
+}
+
+/* mallocinit's sanity checks, before anything is built. */
+static bool
+check_platform(const ga_platform *p, ga_status *status, char *err,
+               size_t errlen)
+{
+    uint64_t bitmap = p->heap_arena_bytes / (p->ptr_size * 8 / 2);
+    if (class_to_size[TINY_SIZE_CLASS] != TINY_SIZE) {
+        return fail(status, GA_EPOISONED, err, errlen, "bad TinySizeClass");
+    }
+    if (!ga_is_pow2(bitmap)) {
+        return fail(status, GA_EPOISONED, err, errlen,
+                    "heapArenaBitmapBytes not a power of 2");
+    }
+    if (p->phys_page_size < MIN_PHYS_PAGE_SIZE ||
+        !ga_is_pow2(p->phys_page_size)) {
+        return fail(status, GA_EINVAL, err, errlen,
+                    "physical page size must be a power of 2 >= 4096");
+    }
+    if (p->phys_huge_page_size != 0 && !ga_is_pow2(p->phys_huge_page_size)) {
+        return fail(status, GA_EINVAL, err, errlen,
+                    "physical huge page size must be a power of 2");
+    }
+    return true;
+}
+
+static bool
+check_options(const ga_options *o, ga_status *status, char *err,
+              size_t errlen)
+{
+    if (o->procs < 1 || o->procs > 1024) {
+        return fail(status, GA_EINVAL, err, errlen,
+                    "procs must be between 1 and 1024");
+    }
+    if (o->backing != GA_BACKING_OS && o->backing != GA_BACKING_VIRTUAL) {
+        return fail(status, GA_EINVAL, err, errlen, "unknown backing");
+    }
+    if (o->backing == GA_BACKING_OS &&
+        (strcmp(o->goos, "linux") != 0 || strcmp(o->goarch, "amd64") != 0)) {
+        return fail(status, GA_EINVAL, err, errlen,
+                    "backing='os' maps real memory and models linux/amd64 "
+                    "only; use backing='virtual' for other platforms");
+    }
+    return true;
+}
+
+static uint64_t
+host_huge_page_size(void)
+{
+    uint64_t size = 0;
+    FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/hpage_pmd_size",
+                    "r");
+    if (f != NULL) {
+        unsigned long long v = 0;
+        if (fscanf(f, "%llu", &v) == 1) {
+            size = v;
+        }
+        fclose(f);
+    }
+    return size;
+}
+
+static bool
+make_caches(mheap *h)
+{
+    h->caches = calloc((size_t)h->nprocs, sizeof(*h->caches));
+    if (h->caches == NULL) {
+        return false;
+    }
+    for (int i = 0; i < h->nprocs; i++) {
+        h->caches[i] = allocmcache(h);
+        if (h->caches[i] == NULL) {
+            return false;
+        }
+    }
+    return true;
+}
+
+ga_heap *
+ga_heap_new(const ga_options *o, ga_status *status, char *err,
+            size_t errlen)
+{
+    *status = GA_OK;
+    mheap *h = calloc(1, sizeof(*h));
+    if (h == NULL) {
+        fail(status, GA_ENOMEM, err, errlen, "out of memory");
+        return NULL;
+    }
+    if (!ga_platform_init(&h->plat, o->goos, o->goarch, o->race, err,
+                          errlen)) {
+        *status = GA_EINVAL;
+        free(h);
+        return NULL;
+    }
+    if (o->backing == GA_BACKING_OS) {
+        h->plat.phys_huge_page_size = host_huge_page_size();
+    }
+    if (!check_options(o, status, err, errlen) ||
+        !check_platform(&h->plat, status, err, errlen)) {
+        free(h);
+        return NULL;
+    }
+    pthread_mutex_init(&h->lock, NULL);
+    mem_init(&h->mem, o->backing, h->plat.phys_page_size,
+             h->plat.addr_space_end);
+    h->nprocs = o->procs;
+    h->sys_limit = o->sys_limit;
+    h->scavenge_goal = o->scavenge_goal;
+    h->binary_end = o->binary_end;
+    h->seed = o->seed;
+    h->zerobase = o->backing == GA_BACKING_OS
+                      ? (ga_addr)(uintptr_t)&h->zerobase_byte
+                      : 0x00000000005a0000; /* a .bss-like address */
+    /* The emptymspan sentinel: no slots, so it always looks full. */
+    h->emptymspan.state = MSPAN_DEAD;
+
+    mheap_init(h);
+    jmp_buf jb;
+    if (setjmp(jb) != 0) {
+        h->throw_jmp = NULL;
+        fail(status, GA_EPOISONED, err, errlen, h->poisoned);
+        ga_heap_free(h);
+        return NULL;
+    }
+    h->throw_jmp = &jb;
+    bool ok = make_caches(h);
+    if (!ok) {
+        fail(status, GA_ENOMEM, err, errlen, "out of memory making mcaches");
+    }
+    else if (!arena_init_hints(h, err, errlen)) {
+        *status = GA_ENOMEM;
+        ok = false;
+    }
+    h->throw_jmp = NULL;
+    if (!ok) {
+        ga_heap_free(h);
+        return NULL;
+    }
+    return h;
+}
+
+void
+ga_heap_free(ga_heap *h)
+{
+    if (h == NULL) {
+        return;
+    }
+    mem_destroy(&h->mem);
+    arena_release(h);
+    free(h->caches);
+    fixalloc_release(&h->spanalloc);
+    fixalloc_release(&h->cachealloc);
+    fixalloc_release(&h->treapalloc);
+    fixalloc_release(&h->specialfinalizeralloc);
+    fixalloc_release(&h->specialprofilealloc);
+    fixalloc_release(&h->arena_hint_alloc);
+    for (int i = 0; i < NUM_SPAN_CLASSES; i++) {
+        mcentral_destroy(&h->central[i]);
+    }
+    pthread_mutex_destroy(&h->lock);
+    free(h);
+}
+
+/* ---- Allocation -------------------------------------------------- */
+
+/* large_alloc: a span of its own for a > 32 KiB object (largeAlloc). */
+static ga_status
+large_alloc(mheap *h, uint64_t size, bool noscan, ga_addr *out)
+{
+    uint64_t npages = size >> PAGE_SHIFT;
+    if ((size & PAGE_MASK) != 0) {
+        npages++;
+    }
+    mheap_lock(h);
+    bool room = mheap_has_room(h, npages);
+    mheap_unlock(h);
+    if (!room) {
+        return GA_ENOMEM;
+    }
+    mspan *s = mheap_alloc(h, npages, make_span_class(0, noscan), true, true);
+    if (s == NULL) {
+        return GA_ENOMEM;
+    }
+    s->limit = mspan_base(s) + size;
+    /* initSpan, then mallocgc's large-object epilogue */
+    s->nelems = 1;
+    s->alloc_cache = ~(uint64_t)0;
+    s->freeindex = 1;
+    s->alloc_count = 1;
+    *out = mspan_base(s);
+    return GA_OK;
+}
+
+ga_status
+ga_malloc(ga_heap *h, int p, uint64_t size, bool noscan, ga_addr *out)
+{
+    if (p < 0 || p >= h->nprocs) {
+        return h->poisoned != NULL ? GA_EPOISONED : GA_EINVAL;
+    }
+    if (size > h->plat.max_alloc) {
+        return h->poisoned != NULL ? GA_EPOISONED : GA_EINVAL;
+    }
+    GA_PROTECT(h);
+    ga_status st = GA_OK;
+    if (size == 0) {
+        *out = h->zerobase;
+    }
+    else if (size <= MAX_SMALL_SIZE) {
+        st = GA_EUNSUPPORTED;
+    }
+    else {
+        st = large_alloc(h, size, noscan, out);
+    }
+    GA_UNPROTECT(h);
+    return st;
+}
+
+void *
+ga_alloc(ga_heap *h, int p, size_t size, bool noscan)
+{
+    ga_addr a = 0;
+    if (h->mem.kind != GA_BACKING_OS ||
+        ga_malloc(h, p, size, noscan, &a) != GA_OK) {
+        return NULL;
+    }
+    return (void *)(uintptr_t)a;
+}
+
+/* ---- Freeing ----------------------------------------------------- */
+
+/* free_status classifies an address that is not a live object's start:
+ * inside a free span, a page-aligned address whose large object was
+ * freed (and whose page was not handed out since) is a double free. */
+static ga_status
+classify_locked(mheap *h, ga_addr addr, mspan **live)
+{
+    *live = NULL;
+    mspan *s = span_of(h, addr);
+    if (s == NULL) {
+        return GA_EFOREIGN;
+    }
+    bool covers = mspan_base(s) <= addr && addr < mspan_end(s);
+    if (!covers || s->state != MSPAN_IN_USE) {
+        if (!covers || s->state == MSPAN_FREE) {
+            bool freed = (addr & PAGE_MASK) == 0 && arena_page_freed(h, addr);
+            return freed ? GA_EDOUBLEFREE : GA_ENOTOBJECT;
+        }
+        return GA_ENOTOBJECT; /* manual span */
+    }
+    if (span_class_sizeclass(s->spanclass) != 0 || addr != mspan_base(s)) {
+        return GA_ENOTOBJECT;
+    }
+    *live = s;
+    return GA_OK;
+}
+
+static void
+large_free(mheap *h, mspan *s)
+{
+    mheap_lock(h);
+    h->nlargefree++;
+    h->largefree += s->elemsize;
+    h->stats.heap_live -= s->elemsize;
+    h->stats.heap_objects--;
+    s->alloc_count = 0;
+    s->needzero = 1;
+    ga_addr base = mspan_base(s);
+    mheap_free_span_locked(h, s, true, true);
+    arena_set_page_freed(h, base);
+    mheap_unlock(h);
+}
+
+ga_status
+ga_free(ga_heap *h, ga_addr addr)
+{
+    GA_PROTECT(h);
+    if (addr == h->zerobase) {
+        GA_UNPROTECT(h);
+        return GA_OK;
+    }
+    mspan *s;
+    mheap_lock(h);
+    ga_status st = classify_locked(h, addr, &s);
+    mheap_unlock(h);
+    if (st == GA_OK) {
+        large_free(h, s);
+    }
+    GA_UNPROTECT(h);
+    return st;
+}
+
+ga_status
+ga_scavenge(ga_heap *h, uint64_t nbytes, uint64_t *released)
+{
+    GA_PROTECT(h);
+    mheap_lock(h);
+    *released = mheap_scavenge_locked(h, nbytes);
+    mheap_unlock(h);
+    GA_UNPROTECT(h);
+    return GA_OK;
+}
+
+/* ---- Statistics -------------------------------------------------- */
+
+ga_status
+ga_read_mem_stats(ga_heap *h, ga_mem_stats *out)
+{
+    if (h->poisoned != NULL) {
+        return GA_EPOISONED;
+    }
+    memset(out, 0, sizeof(*out));
+    mheap_lock(h);
+    const mstats *st = &h->stats;
+    uint64_t nmalloc = h->nlargealloc + st->tinyallocs;
+    uint64_t nfree = h->nlargefree + st->tinyallocs;
+    uint64_t total = h->largealloc;
+    uint64_t freed = h->largefree;
+    for (int c = 0; c < NUM_SIZE_CLASSES; c++) {
+        uint64_t cm = 0;
+        if (c > 0) {
+            cm = h->central[make_span_class(c, false)].nmalloc +
+                 h->central[make_span_class(c, true)].nmalloc;
+        }
+        out->by_size[c].size = class_to_size[c];
+        out->by_size[c].mallocs = cm;
+        out->by_size[c].frees = h->nsmallfree[c];
+        nmalloc += cm;
+        nfree += h->nsmallfree[c];
+        total += cm * class_to_size[c];
+        freed += h->nsmallfree[c] * class_to_size[c];
+    }
+    out->total_alloc = total;
+    out->alloc = out->heap_alloc = total - freed;
+    out->mallocs = nmalloc;
+    out->frees = nfree;
+    out->heap_objects = nmalloc - nfree;
+    out->heap_sys = st->heap_sys;
+    out->heap_idle = st->heap_idle;
+    out->heap_inuse = st->heap_inuse;
+    out->heap_released = st->heap_released;
+    out->stack_inuse = st->stacks_inuse;
+    out->stack_sys = st->stacks_sys + st->stacks_inuse;
+    out->mspan_inuse = h->spanalloc.inuse;
+    out->mspan_sys = st->mspan_sys;
+    out->mcache_inuse = h->cachealloc.inuse;
+    out->mcache_sys = st->mcache_sys;
+    out->buck_hash_sys = st->buckhash_sys;
+    out->gc_sys = st->gc_sys;
+    out->other_sys = st->other_sys;
+    out->sys = st->heap_sys + st->stacks_sys + st->mspan_sys +
+               st->mcache_sys + st->buckhash_sys + st->gc_sys +
+               st->other_sys + st->stacks_inuse;
+    mheap_unlock(h);
+    return GA_OK;
+}
+
+/* ---- Fault injection and test hooks ------------------------------ */
+
+ga_status
+ga_block_range(ga_heap *h, ga_addr addr, uint64_t len)
+{
+    if (h->poisoned != NULL) {
+        return GA_EPOISONED;
+    }
+    if (len == 0) {
+        return GA_EINVAL;
+    }
+    mheap_lock(h);
+    bool ok = mem_block(&h->mem, addr, len);
+    mheap_unlock(h);
+    return ok ? GA_OK : GA_EINVAL;
+}
+
+ga_status
+ga_fail_reserves(ga_heap *h, int n)
+{
+    if (h->poisoned != NULL) {
+        return GA_EPOISONED;
+    }
+    if (h->mem.kind != GA_BACKING_VIRTUAL || n < 0) {
+        return h->mem.kind != GA_BACKING_VIRTUAL ? GA_EUNSUPPORTED
+                                                  : GA_EINVAL;
+    }
+    mheap_lock(h);
+    h->mem.fail_reserves = n;
+    mheap_unlock(h);
+    return GA_OK;
+}
+
+ga_status
+ga_test_throw(ga_heap *h, const char *msg)
+{
+    GA_PROTECT(h);
+    snprintf(h->throw_buf, sizeof(h->throw_buf), "%s", msg);
+    mheap_lock(h);
+    ga_throw(h, h->throw_buf);
+}
+
+const char *
+ga_poisoned(ga_heap *h)
+{
+    return h->poisoned;
+}

@@ -1,0 +1,243 @@
+/* The OS layer: common parts and the backend switch.  See mem.h.
+ *
+ * Range bookkeeping shared by both backends, sysReserveAligned, and the
+ * dispatch from Go's sys* names to the os or virtual implementation.
+ * Go 1.13: src/runtime/malloc.go (sysReserveAligned), mem_linux.go.
+ * Differs from Go: the heap records every range it reserved, so that
+ *          closing a heap returns all of its address space.
+ * Locking: the caller holds the heap lock.
+ */
+#include "mem.h"
+#include "mem_impl.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- Range sets -------------------------------------------------- */
+
+bool
+mem_ranges_overlap(const mem_range_set *s, ga_addr base, ga_addr end)
+{
+    for (size_t i = 0; i < s->n; i++) {
+        if (s->r[i].base < end && base < s->r[i].end) {
+            return true;
+        }
+    }
+    return false;
+}
+
+bool
+mem_ranges_contain(const mem_range_set *s, ga_addr base, ga_addr end)
+{
+    for (size_t i = 0; i < s->n; i++) {
+        if (s->r[i].base <= base && end <= s->r[i].end) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static bool
+mem_ranges_insert_at(mem_range_set *s, size_t i, ga_addr base, ga_addr end)
+{
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 16;
+        mem_range *r = realloc(s->r, cap * sizeof(*r));
+        if (r == NULL) {
+            return false;
+        }
+        s->r = r;
+        s->cap = cap;
+    }
+    memmove(&s->r[i + 1], &s->r[i], (s->n - i) * sizeof(*s->r));
+    s->r[i].base = base;
+    s->r[i].end = end;
+    s->n++;
+    return true;
+}
+
+bool
+mem_ranges_add(mem_range_set *s, ga_addr base, ga_addr end)
+{
+    size_t i = 0;
+    while (i < s->n && s->r[i].base < base) {
+        i++;
+    }
+    return mem_ranges_insert_at(s, i, base, end);
+}
+
+void
+mem_ranges_remove(mem_range_set *s, ga_addr base, ga_addr end)
+{
+    for (size_t i = 0; i < s->n; i++) {
+        mem_range *r = &s->r[i];
+        if (r->end <= base || end <= r->base) {
+            continue;
+        }
+        if (base <= r->base && r->end <= end) {
+            memmove(r, r + 1, (s->n - i - 1) * sizeof(*r));
+            s->n--;
+            i--;
+        }
+        else if (r->base < base && end < r->end) {
+            /* Punch a hole: split in two.  If the split cannot grow the
+             * array, keep the range whole (it is then over-recorded,
+             * which only delays its release to mem_destroy). */
+            ga_addr old_end = r->end;
+            if (mem_ranges_insert_at(s, i + 1, end, old_end)) {
+                s->r[i].end = base;
+            }
+            return;
+        }
+        else if (r->base < base) {
+            r->end = base;
+        }
+        else {
+            r->base = end;
+        }
+    }
+}
+
+void
+mem_ranges_free(mem_range_set *s)
+{
+    free(s->r);
+    memset(s, 0, sizeof(*s));
+}
+
+/* ---- Dispatch ---------------------------------------------------- */
+
+void
+mem_init(mem_backend *m, ga_backing kind, uint64_t phys_page_size,
+         ga_addr space_end)
+{
+    memset(m, 0, sizeof(*m));
+    m->kind = kind;
+    m->phys_page_size = phys_page_size;
+    m->space_end = space_end;
+    /* Linux puts its top-down mmap area just below the stack, at an
+     * address that is page- but not arena-aligned. */
+    m->mmap_top = ga_round_down(space_end - (space_end >> 6) - 0x1000,
+                                phys_page_size) -
+                  0x5000;
+    if (kind == GA_BACKING_OS) {
+        mem_os_init(m);
+    }
+}
+
+void
+mem_destroy(mem_backend *m)
+{
+    if (m->kind == GA_BACKING_OS) {
+        mem_os_release_all(m);
+    }
+    mem_ranges_free(&m->reserved);
+    mem_ranges_free(&m->blocked);
+}
+
+ga_addr
+sys_reserve(mem_backend *m, ga_addr v, uint64_t n)
+{
+    m->reserve_calls++;
+    ga_addr p = m->kind == GA_BACKING_OS ? mem_os_reserve(m, v, n)
+                                         : mem_sim_reserve(m, v, n);
+    if (p != 0 && !mem_ranges_add(&m->reserved, p, p + n)) {
+        /* Cannot track it: give it back and report a refusal. */
+        if (m->kind == GA_BACKING_OS) {
+            mem_os_unmap(p, n);
+        }
+        return 0;
+    }
+    return p;
+}
+
+bool
+sys_map(mem_backend *m, ga_addr v, uint64_t n, uint64_t *stat)
+{
+    if (!mem_ranges_contain(&m->reserved, v, v + n)) {
+        return false;
+    }
+    if (m->kind == GA_BACKING_OS && !mem_os_map(v, n)) {
+        return false;
+    }
+    m->mapped_bytes += n;
+    if (stat != NULL) {
+        *stat += n;
+    }
+    return true;
+}
+
+void
+sys_used(mem_backend *m, ga_addr v, uint64_t n)
+{
+    /* Linux commits nothing here (Go only re-enables huge pages). */
+    (void)m;
+    (void)v;
+    (void)n;
+}
+
+void
+sys_unused(mem_backend *m, ga_addr v, uint64_t n)
+{
+    m->madvised += n;
+    if (m->kind == GA_BACKING_OS) {
+        mem_os_unused(m, v, n);
+    }
+}
+
+void
+sys_free(mem_backend *m, ga_addr v, uint64_t n, uint64_t *stat)
+{
+    if (m->kind == GA_BACKING_OS) {
+        mem_os_unmap(v, n);
+    }
+    mem_ranges_remove(&m->reserved, v, v + n);
+    if (stat != NULL) {
+        *stat -= n;
+    }
+}
+
+ga_addr
+sys_reserve_aligned(mem_backend *m, ga_addr v, uint64_t size, uint64_t align,
+                    uint64_t *got)
+{
+    ga_addr p = sys_reserve(m, v, size + align);
+    if (p == 0) {
+        *got = 0;
+        return 0;
+    }
+    if ((p & (align - 1)) == 0) {
+        /* Lucky: aligned already, so keep all of it (as Go does). */
+        *got = size + align;
+        return p;
+    }
+    ga_addr aligned = ga_round_up(p, align);
+    sys_free(m, p, aligned - p, NULL);
+    ga_addr end = aligned + size;
+    ga_addr tail = (p + size + align) - end;
+    if (tail > 0) {
+        sys_free(m, end, tail, NULL);
+    }
+    *got = size;
+    return aligned;
+}
+
+bool
+mem_block(mem_backend *m, ga_addr addr, uint64_t len)
+{
+    ga_addr end = addr + len;
+    if (end < addr || mem_ranges_overlap(&m->reserved, addr, end) ||
+        mem_ranges_overlap(&m->blocked, addr, end)) {
+        return false;
+    }
+    if (m->kind == GA_BACKING_OS && !mem_os_block(addr, len)) {
+        return false;
+    }
+    if (!mem_ranges_add(&m->blocked, addr, end)) {
+        if (m->kind == GA_BACKING_OS) {
+            mem_os_unmap(addr, len);
+        }
+        return false;
+    }
+    return true;
+}

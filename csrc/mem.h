@@ -1,0 +1,85 @@
+/* The OS layer: Go's sysReserve/sysMap/sysUsed/sysUnused/sysFree.
+ *
+ * Heap memory moves through Go's states: None -> Reserved (sys_reserve,
+ * address space only) -> Prepared (sys_map, accounted in a MemStats
+ * field) -> Ready (sys_used) and back to Prepared (sys_unused, the
+ * scavenger's madvise).  Two backends implement it:
+ *   os       real mmap/madvise at real addresses (mem_linux.c);
+ *   virtual  a simulated address space, deterministic, no memory touched,
+ *            with fault injection (mem_sim.c).
+ * Go 1.13: src/runtime/mem_linux.go, malloc.go (sysReserveAligned).
+ * Differs from Go: sys_reserve reports failure as 0; a "foreign" range
+ *          can be blocked to drive the hint-collision paths.
+ * Locking: the caller holds the heap lock.
+ */
+#ifndef GA_MEM_H
+#define GA_MEM_H
+
+#include "ga.h"
+
+typedef enum ga_backing {
+    GA_BACKING_OS = 0,
+    GA_BACKING_VIRTUAL = 1,
+} ga_backing;
+
+typedef struct mem_range {
+    ga_addr base;
+    ga_addr end;
+} mem_range;
+
+/* A growable, address-ordered set of disjoint ranges. */
+typedef struct mem_range_set {
+    mem_range *r;
+    size_t n;
+    size_t cap;
+} mem_range_set;
+
+typedef struct mem_backend {
+    ga_backing kind;
+    uint64_t phys_page_size;
+    ga_addr space_end;      /* end of the modelled user address space */
+    ga_addr mmap_top;       /* virtual: where "anywhere" mappings start */
+    mem_range_set reserved; /* every range this heap holds */
+    mem_range_set blocked;  /* foreign ranges (fault injection) */
+    int fail_reserves;      /* virtual: refuse this many sys_reserves */
+    uint64_t reserve_calls; /* sys_reserve calls made, for tests */
+    uint64_t mapped_bytes;  /* bytes in the Prepared/Ready states */
+    uint64_t madvised;      /* bytes passed to sys_unused */
+    bool use_madv_free;     /* os: MADV_FREE works here */
+} mem_backend;
+
+void mem_init(mem_backend *m, ga_backing kind, uint64_t phys_page_size,
+              ga_addr space_end);
+/* mem_destroy releases every range the heap still holds. */
+void mem_destroy(mem_backend *m);
+
+/* sys_reserve asks for n bytes of address space at v (a hint, as Linux
+ * mmap without MAP_FIXED).  Returns the address obtained, which may
+ * differ from v, or 0 when the OS refuses. */
+ga_addr sys_reserve(mem_backend *m, ga_addr v, uint64_t n);
+/* sys_map makes a reserved range usable and adds n to *stat.  Returns
+ * false when the OS refuses (Go throws "runtime: out of memory"). */
+bool sys_map(mem_backend *m, ga_addr v, uint64_t n, uint64_t *stat);
+void sys_used(mem_backend *m, ga_addr v, uint64_t n);
+void sys_unused(mem_backend *m, ga_addr v, uint64_t n);
+/* sys_free returns [v, v+n) to the OS and takes n from *stat. */
+void sys_free(mem_backend *m, ga_addr v, uint64_t n, uint64_t *stat);
+/* sys_reserve_aligned reserves size bytes aligned to align; it may hand
+ * back size+align bytes when the OS's answer happens to be aligned.
+ * Returns 0 on failure; *got receives the size obtained. */
+ga_addr sys_reserve_aligned(mem_backend *m, ga_addr v, uint64_t size,
+                            uint64_t align, uint64_t *got);
+
+/* mem_block marks [addr, addr+len) as taken by someone else: the os
+ * backend maps it PROT_NONE, the virtual one records it.  Returns false
+ * if the range is already in use. */
+bool mem_block(mem_backend *m, ga_addr addr, uint64_t len);
+
+/* Range-set helpers shared by both backends. */
+bool mem_ranges_overlap(const mem_range_set *s, ga_addr base, ga_addr end);
+bool mem_ranges_add(mem_range_set *s, ga_addr base, ga_addr end);
+void mem_ranges_remove(mem_range_set *s, ga_addr base, ga_addr end);
+bool mem_ranges_contain(const mem_range_set *s, ga_addr base, ga_addr end);
+void mem_ranges_free(mem_range_set *s);
+
+#endif

@@ -1,0 +1,423 @@
+/* The page heap.  See mheap.h and malloc.c for the overview.
+ *
+ * Span allocation (first fit on the treap, low end carved), growth by
+ * whole arenas, freeing with coalescing, and the released-bytes
+ * bookkeeping that goes with scavenged spans.
+ * Go 1.13: src/runtime/mheap.go (init, recordspan, alloc_m, alloc,
+ *          allocSpanLocked, grow, freeSpan, freeSpanLocked, coalesce,
+ *          physPageBounds, released).
+ * Differs from Go: no sweeper, no page reclaimer, no huge-page advice.
+ * Locking: functions named _locked need h->lock; mheap_alloc and
+ *          mheap_free_span take it.
+ */
+#include "mheap.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "scavenge.h"
+#include "sizeclasses.h"
+
+void
+mheap_lock(mheap *h)
+{
+    pthread_mutex_lock(&h->lock);
+    h->locked = true;
+}
+
+void
+mheap_unlock(mheap *h)
+{
+    h->locked = false;
+    pthread_mutex_unlock(&h->lock);
+}
+
+void
+ga_throw(mheap *h, const char *msg)
+{
+    h->poisoned = msg;
+    if (h->locked) {
+        mheap_unlock(h);
+    }
+    if (h->throw_jmp != NULL) {
+        longjmp(*h->throw_jmp, 1);
+    }
+    fprintf(stderr, "fatal error: %s\n", msg);
+    abort();
+}
+
+static void
+treap_throw_hook(void *arg, const char *msg)
+{
+    ga_throw(arg, msg);
+}
+
+/* ---- mspan structs ----------------------------------------------- */
+
+/* recordspan: the first time a struct is carved from fresh memory it
+ * joins allspans.  Go's slice grows to max(64 KiB of pointers, 1.5x) and
+ * the old array is freed; only the other_sys charge is modelled. */
+static void
+recordspan(void *arg, void *p)
+{
+    mheap *h = arg;
+    mspan *s = p;
+    if (h->nallspans >= h->allspans_cap) {
+        uint64_t n = (64 << 10) / h->plat.ptr_size;
+        if (n < h->allspans_cap * 3 / 2) {
+            n = h->allspans_cap * 3 / 2;
+        }
+        h->stats.other_sys += n * h->plat.ptr_size;
+        h->stats.other_sys -= h->allspans_cap * h->plat.ptr_size;
+        h->allspans_cap = n;
+    }
+    s->allnext = h->allspans;
+    h->allspans = s;
+    h->nallspans++;
+}
+
+/* new_span takes a span struct from spanalloc; running out of process
+ * memory for metadata is fatal, as in Go. */
+static mspan *
+new_span(mheap *h)
+{
+    mspan *s = fixalloc_alloc(&h->spanalloc);
+    if (s == NULL) {
+        ga_throw(h, "runtime: cannot allocate memory");
+    }
+    return s;
+}
+
+static void
+treap_insert(mheap *h, mspan *s)
+{
+    if (!mtreap_insert(&h->free, s)) {
+        ga_throw(h, "runtime: cannot allocate memory");
+    }
+}
+
+void
+mheap_init(mheap *h)
+{
+    const ga_platform *p = &h->plat;
+    mstats *st = &h->stats;
+    persistent_alloc_init(&h->pa, &st->other_sys);
+    fixalloc_init(&h->treapalloc, p->sizeof_treap_node, sizeof(treap_node),
+                  NULL, NULL, &st->other_sys, &h->pa);
+    fixalloc_init(&h->spanalloc, p->sizeof_mspan, sizeof(mspan), recordspan,
+                  h, &st->mspan_sys, &h->pa);
+    fixalloc_init(&h->cachealloc, p->sizeof_mcache, sizeof(mcache), NULL,
+                  NULL, &st->mcache_sys, &h->pa);
+    /* Specials (finalizers, profiles) are never made, but Go sets their
+     * fixallocs up; they charge nothing until first used. */
+    fixalloc_init(&h->specialfinalizeralloc, p->sizeof_special_finalizer,
+                  sizeof(void *), NULL, NULL, &st->other_sys, &h->pa);
+    fixalloc_init(&h->specialprofilealloc, p->sizeof_special_profile,
+                  sizeof(void *), NULL, NULL, &st->other_sys, &h->pa);
+    fixalloc_init(&h->arena_hint_alloc, p->sizeof_arena_hint,
+                  sizeof(arena_hint), NULL, NULL, &st->other_sys, &h->pa);
+    /* Don't zero mspan allocations: a recycled span keeps its sweepgen. */
+    h->spanalloc.zero = false;
+    mtreap_init(&h->free, &h->treapalloc, p->phys_huge_page_size, h->seed);
+    h->free.throw_fn = treap_throw_hook;
+    h->free.throw_arg = h;
+    for (int i = 0; i < NUM_SPAN_CLASSES; i++) {
+        mcentral_init(&h->central[i], (span_class)i);
+    }
+}
+
+/* ---- Physical pages of a span -------------------------------------- */
+
+/* mspan_phys_page_bounds rounds the span in to physical pages (identity
+ * when OS pages are no larger than runtime pages). */
+void
+mspan_phys_page_bounds(const mheap *h, const mspan *s, ga_addr *start,
+                       ga_addr *end)
+{
+    *start = mspan_base(s);
+    *end = mspan_end(s);
+    if (h->plat.phys_page_size > PAGE_SIZE) {
+        *start = ga_round_up(*start, h->plat.phys_page_size);
+        *end = ga_round_down(*end, h->plat.phys_page_size);
+    }
+}
+
+uint64_t
+mspan_released(const mheap *h, const mspan *s)
+{
+    if (!s->scavenged) {
+        return 0;
+    }
+    ga_addr start, end;
+    mspan_phys_page_bounds(h, s, &start, &end);
+    return end > start ? end - start : 0;
+}
+
+/* ---- Coalescing -------------------------------------------------- */
+
+/* merge folds other (adjacent to s, free, same scavenged state) into s.
+ * s is not in the treap; other is. */
+static void
+merge(mheap *h, mspan *s, mspan *other, bool other_before)
+{
+    s->npages += other->npages;
+    s->needzero |= other->needzero;
+    if (other_before) {
+        s->start_addr = other->start_addr;
+        set_span(h, mspan_base(s), s);
+    }
+    else {
+        set_span(h, mspan_end(s) - 1, s);
+    }
+    mtreap_remove_span(&h->free, other);
+    other->state = MSPAN_DEAD;
+    fixalloc_free(&h->spanalloc, other);
+}
+
+void
+mheap_coalesce(mheap *h, mspan *s)
+{
+    /* Go's realign only matters when OS pages exceed runtime pages; with
+     * 4 KiB OS pages neighbours of mixed scavenged state stay apart. */
+    mspan *before = span_of(h, mspan_base(s) - 1);
+    if (before != NULL && before->state == MSPAN_FREE &&
+        before->scavenged == s->scavenged) {
+        merge(h, s, before, true);
+    }
+    mspan *after = span_of(h, mspan_end(s));
+    if (after != NULL && after->state == MSPAN_FREE &&
+        after->scavenged == s->scavenged) {
+        merge(h, s, after, false);
+    }
+}
+
+/* ---- Growth ------------------------------------------------------ */
+
+bool
+mheap_can_grow(const mheap *h, uint64_t npages)
+{
+    if (h->sys_limit == 0) {
+        return true;
+    }
+    uint64_t ask = ga_round_up(npages * PAGE_SIZE, h->plat.heap_arena_bytes);
+    return h->stats.heap_sys + ask <= h->sys_limit;
+}
+
+/* grow adds at least npage pages of fresh (scavenged) free memory. */
+static bool
+grow(mheap *h, uint64_t npage)
+{
+    if (!mheap_can_grow(h, npage)) {
+        return false;
+    }
+    uint64_t size;
+    ga_addr v = mheap_sys_alloc(h, npage * PAGE_SIZE, &size);
+    if (v == 0) {
+        return false;
+    }
+    mspan *s = new_span(h);
+    mspan_init(s, v, size / PAGE_SIZE);
+    set_spans(h, mspan_base(s), s->npages, s);
+    s->state = MSPAN_FREE;
+    h->stats.heap_idle += size;
+    /* Fresh memory is untouched: it counts as released. */
+    s->scavenged = true;
+    h->stats.heap_released += size;
+    mheap_coalesce(h, s);
+    treap_insert(h, s);
+    return true;
+}
+
+/* ---- Allocation -------------------------------------------------- */
+
+struct carve {
+    mheap *h;
+    mspan *n;
+    uint64_t npage;
+};
+
+/* carve_low takes the low npage pages of the free span s into c->n; the
+ * remainder keeps s (and its treap node). */
+static void
+carve_low(mspan *s, void *arg)
+{
+    struct carve *c = arg;
+    mheap *h = c->h;
+    mspan *n = c->n;
+    mspan_init(n, mspan_base(s), c->npage);
+    s->npages -= c->npage;
+    s->start_addr += c->npage * PAGE_SIZE;
+    set_span(h, mspan_base(s) - 1, n);
+    set_span(h, mspan_base(s), s);
+    set_span(h, mspan_base(n), n);
+    n->needzero = s->needzero;
+    n->scavenged = s->scavenged;
+    if (s->scavenged) {
+        uint64_t rel = mspan_released(h, s);
+        if (rel > 0) {
+            h->stats.heap_released += rel;
+        }
+        else {
+            s->scavenged = false;
+        }
+    }
+}
+
+/* free_pages_for reports whether the heap has, or can grow, a free span
+ * of npage pages: the check that lets a caller refuse before anything
+ * moves. */
+bool
+mheap_has_room(const mheap *h, uint64_t npage)
+{
+    return treap_iter_valid(mtreap_find(&h->free, npage)) ||
+           mheap_can_grow(h, npage);
+}
+
+mspan *
+mheap_alloc_span_locked(mheap *h, uint64_t npage, uint64_t *stat)
+{
+    treap_iter t = mtreap_find(&h->free, npage);
+    if (!treap_iter_valid(t)) {
+        if (!grow(h, npage)) {
+            return NULL;
+        }
+        t = mtreap_find(&h->free, npage);
+        if (!treap_iter_valid(t)) {
+            ga_throw(h, "grew heap, but no adequate free span found");
+        }
+    }
+    mspan *s = treap_iter_span(t);
+    if (s->state != MSPAN_FREE) {
+        ga_throw(h, "candidate mspan for allocation is not free");
+    }
+    h->stats.heap_released -= mspan_released(h, s);
+    if (s->npages > npage) {
+        struct carve c = {h, new_span(h), npage};
+        mtreap_mutate(&h->free, t, carve_low, &c);
+        s = c.n;
+    }
+    else {
+        mtreap_erase(&h->free, t);
+    }
+    if (s->scavenged) {
+        sys_used(&h->mem, mspan_base(s), s->npages * PAGE_SIZE);
+        s->scavenged = false;
+        /* Taking scavenged memory grew the RSS: give some back.  The
+         * manual state keeps s out of the scavenger's coalescing. */
+        s->state = MSPAN_MANUAL;
+        mheap_scavenge_if_needed_locked(h, s->npages * PAGE_SIZE);
+        s->state = MSPAN_FREE;
+    }
+    set_spans(h, mspan_base(s), npage, s);
+    arena_clear_freed(h, mspan_base(s), npage);
+    *stat += npage * PAGE_SIZE;
+    h->stats.heap_idle -= npage * PAGE_SIZE;
+    if (s->list != NULL) {
+        ga_throw(h, "still in list");
+    }
+    return s;
+}
+
+static void
+set_span_class(mspan *s, span_class spc)
+{
+    s->spanclass = spc;
+    int c = span_class_sizeclass(spc);
+    if (c == 0) {
+        s->elemsize = s->npages * PAGE_SIZE;
+        s->div_shift = 0;
+        s->div_mul = 0;
+        s->div_shift2 = 0;
+        s->base_mask = 0;
+        return;
+    }
+    s->elemsize = class_to_size[c];
+    const div_magic *m = &class_to_divmagic[c];
+    s->div_shift = m->shift;
+    s->div_mul = m->mul;
+    s->div_shift2 = m->shift2;
+    s->base_mask = m->base_mask;
+}
+
+static void
+zero_span(mheap *h, mspan *s)
+{
+    if (h->mem.kind == GA_BACKING_OS) {
+        memset((void *)(uintptr_t)mspan_base(s), 0,
+               (size_t)(s->npages * PAGE_SIZE));
+    }
+}
+
+mspan *
+mheap_alloc(mheap *h, uint64_t npages, span_class spc, bool large,
+            bool needzero)
+{
+    mheap_lock(h);
+    mspan *s = mheap_alloc_span_locked(h, npages, &h->stats.heap_inuse);
+    if (s != NULL) {
+        s->sweepgen = h->sweepgen;
+        s->state = MSPAN_IN_USE;
+        s->alloc_count = 0;
+        set_span_class(s, spc);
+        arena_set_page_in_use(h, mspan_base(s), true);
+        h->pages_in_use += npages;
+        if (large) {
+            h->stats.heap_objects++;
+            h->largealloc += s->elemsize;
+            h->nlargealloc++;
+            h->stats.heap_live += npages * PAGE_SIZE;
+        }
+    }
+    mheap_unlock(h);
+    if (s != NULL) {
+        if (needzero && s->needzero) {
+            zero_span(h, s);
+        }
+        s->needzero = 0;
+    }
+    return s;
+}
+
+/* ---- Freeing ----------------------------------------------------- */
+
+void
+mheap_free_span_locked(mheap *h, mspan *s, bool acctinuse, bool acctidle)
+{
+    switch (s->state) {
+    case MSPAN_MANUAL:
+        if (s->alloc_count != 0) {
+            ga_throw(h, "mheap.freeSpanLocked - invalid stack free");
+        }
+        break;
+    case MSPAN_IN_USE:
+        if (s->alloc_count != 0 || s->sweepgen != h->sweepgen) {
+            ga_throw(h, "mheap.freeSpanLocked - invalid free");
+        }
+        h->pages_in_use -= s->npages;
+        arena_set_page_in_use(h, mspan_base(s), false);
+        break;
+    default:
+        ga_throw(h, "mheap.freeSpanLocked - invalid span state");
+    }
+    if (acctinuse) {
+        h->stats.heap_inuse -= s->npages * PAGE_SIZE;
+    }
+    if (acctidle) {
+        h->stats.heap_idle += s->npages * PAGE_SIZE;
+    }
+    s->state = MSPAN_FREE;
+    mheap_coalesce(h, s);
+    treap_insert(h, s);
+}
+
+void
+mheap_free_span(mheap *h, mspan *s, bool large)
+{
+    mheap_lock(h);
+    if (large) {
+        h->stats.heap_objects--;
+    }
+    mheap_free_span_locked(h, s, true, true);
+    mheap_unlock(h);
+}

@@ -1,0 +1,137 @@
+/* The page heap.  See malloc.c for the overview.
+ *
+ * The mheap owns every page of every arena.  Free runs of pages are free
+ * spans in one treap ordered by address; allocation takes the lowest-
+ * addressed span that is large enough (first fit), carves its low end and
+ * leaves the remainder in place.  Freed spans coalesce with free
+ * neighbours of equal scavenged state.  The heap grows by whole arenas at
+ * the arena hints, and the scavenger returns free pages to the OS from
+ * the top of the address space down.
+ * Go 1.13: src/runtime/mheap.go (mheap, init, alloc_m, allocSpanLocked,
+ *          grow, freeSpan, freeSpanLocked, coalesce, scavengeLocked,
+ *          scavengeIfNeededLocked, recordspan).
+ * Differs from Go: no sweeper or page reclaimer (there is no GC); the
+ *          scavenger runs when asked, not in the background.
+ * Locking: h->lock guards everything but the mcentrals and mcaches.
+ */
+#ifndef GA_MHEAP_H
+#define GA_MHEAP_H
+
+#include <pthread.h>
+#include <setjmp.h>
+
+#include "ga.h"
+#include "arena.h"
+#include "fixalloc.h"
+#include "mcache.h"
+#include "mcentral.h"
+#include "mem.h"
+#include "mspan.h"
+#include "mstats.h"
+#include "platform.h"
+#include "treap.h"
+
+typedef struct mheap {
+    pthread_mutex_t lock;
+    bool locked; /* h->lock is held (so a throw can release it) */
+
+    mtreap free;       /* every free span, by address */
+    uint32_t sweepgen; /* stays 0: there is no GC yet */
+    uint64_t pages_in_use;
+
+    /* allspans: every mspan struct ever made, chained through allnext;
+     * the Go slice's capacity is tracked only for other_sys. */
+    mspan *allspans;
+    uint64_t nallspans;
+    uint64_t allspans_cap;
+
+    /* large-object and small-free statistics (Go keeps them here) */
+    uint64_t largealloc;
+    uint64_t nlargealloc;
+    uint64_t largefree;
+    uint64_t nlargefree;
+    uint64_t nsmallfree[NUM_SIZE_CLASSES];
+
+    /* arenas: L1 array of L2 arrays of heap_arena pointers */
+    heap_arena ***arenas;
+    uint64_t *all_arenas; /* arena indices, in order of creation */
+    uint64_t nall_arenas;
+    uint64_t all_arenas_cap;
+    arena_hint *arena_hints;
+    linear_alloc arena;            /* 32-bit pre-reserved heap */
+    linear_alloc heap_arena_alloc; /* 32-bit metadata reservation */
+    ga_addr binary_end;            /* 32-bit: end of the binary/brk */
+
+    mcentral central[NUM_SPAN_CLASSES];
+
+    persistent_alloc pa;
+    fixalloc spanalloc;
+    fixalloc cachealloc;
+    fixalloc treapalloc;
+    fixalloc specialfinalizeralloc;
+    fixalloc specialprofilealloc;
+    fixalloc arena_hint_alloc;
+
+    mstats stats;
+    ga_platform plat;
+    mem_backend mem;
+    uint64_t sys_limit;
+    uint64_t scavenge_goal;
+    uint64_t seed;
+
+    int nprocs;
+    mcache **caches; /* one per P; caches[0] is m0's */
+    mspan emptymspan;
+    ga_addr zerobase;
+    uint8_t zerobase_byte; /* os backing: zerobase points here */
+
+    /* Go's throw: where to jump, and the message once poisoned */
+    jmp_buf *throw_jmp;
+    const char *poisoned;
+    char throw_buf[128]; /* a copy of ga_test_throw's message */
+} mheap;
+
+void mheap_lock(mheap *h);
+void mheap_unlock(mheap *h);
+
+/* ga_throw is Go's throw: it poisons the heap, releases the heap lock if
+ * held and jumps to the protected call around the facade entry point. */
+GA_NORETURN void ga_throw(mheap *h, const char *msg);
+
+/* mheap_init is Go's (*mheap).init: the fixallocs and all mcentrals. */
+void mheap_init(mheap *h);
+
+/* mheap_alloc allocates a span of npages for span class spc (Go's
+ * (*mheap).alloc / alloc_m).  NULL when the heap cannot grow. */
+mspan *mheap_alloc(mheap *h, uint64_t npages, span_class spc, bool large,
+                   bool needzero);
+/* mheap_free_span returns an in-use span to the heap (freeSpan). */
+void mheap_free_span(mheap *h, mspan *s, bool large);
+
+mspan *mheap_alloc_span_locked(mheap *h, uint64_t npage, uint64_t *stat);
+void mheap_free_span_locked(mheap *h, mspan *s, bool acctinuse,
+                            bool acctidle);
+/* mheap_coalesce merges free span s (not in the treap) with free
+ * neighbours of the same scavenged state. */
+void mheap_coalesce(mheap *h, mspan *s);
+/* mheap_has_room: a free span of npage pages exists or growth may work. */
+bool mheap_has_room(const mheap *h, uint64_t npage);
+
+/* Physical-page view of a span (physPageBounds, released). */
+void mspan_phys_page_bounds(const mheap *h, const mspan *s, ga_addr *start,
+                            ga_addr *end);
+uint64_t mspan_released(const mheap *h, const mspan *s);
+
+/* mheap_can_grow tells whether growing by npages could succeed without
+ * exceeding the configured limits (checked before anything moves). */
+bool mheap_can_grow(const mheap *h, uint64_t npages);
+
+
+/* ga_walk_spans calls fn on every span in address order (fn returns
+ * false to stop); false if the arenas are not covered span by span. */
+bool ga_walk_spans(mheap *h, bool (*fn)(void *, mspan *), void *arg);
+
+/* The walkers behind ga_verify. */
+bool mheap_check(mheap *h, char *msg, size_t msglen);
+
+#endif

@@ -1,0 +1,108 @@
+/* Spans.  See malloc.c for the overview.
+ *
+ * mspan initialisation, huge-page counting and the mcentral span lists.
+ * Go 1.13: src/runtime/mheap.go ((*mspan).init, hugePages, mSpanList).
+ * Differs from Go: nothing.
+ * Locking: as for the span (see mspan.h).
+ */
+#include "mspan.h"
+
+#include <stddef.h>
+
+const char *const mspan_state_names[4] = {"dead", "inuse", "manual", "free"};
+
+void
+mspan_init(mspan *s, ga_addr base, uint64_t npages)
+{
+    /* sweepgen, nelems, alloc_cache, div magic and limit are left alone,
+     * as in Go: later initialisation overwrites them. */
+    s->next = NULL;
+    s->prev = NULL;
+    s->list = NULL;
+    s->start_addr = base;
+    s->npages = npages;
+    s->alloc_count = 0;
+    s->spanclass = 0;
+    s->elemsize = 0;
+    s->state = MSPAN_DEAD;
+    s->scavenged = false;
+    s->needzero = 0;
+    s->freeindex = 0;
+    s->alloc_bits = NULL;
+    s->live_bits = NULL;
+}
+
+uint64_t
+mspan_huge_pages(const mspan *s, uint64_t huge_page_size)
+{
+    if (huge_page_size == 0 || s->npages < huge_page_size / PAGE_SIZE) {
+        return 0;
+    }
+    ga_addr start = mspan_base(s);
+    ga_addr end = mspan_end(s);
+    if (huge_page_size > PAGE_SIZE) {
+        start = ga_round_up(start, huge_page_size);
+        end = ga_round_down(end, huge_page_size);
+    }
+    if (start < end) {
+        return (end - start) >> ga_log2(huge_page_size);
+    }
+    return 0;
+}
+
+void
+mspan_list_init(mspan_list *l)
+{
+    l->first = NULL;
+    l->last = NULL;
+}
+
+void
+mspan_list_remove(mspan_list *l, mspan *s)
+{
+    if (s == l->first) {
+        l->first = s->next;
+    }
+    else {
+        s->prev->next = s->next;
+    }
+    if (s == l->last) {
+        l->last = s->prev;
+    }
+    else {
+        s->next->prev = s->prev;
+    }
+    s->next = NULL;
+    s->prev = NULL;
+    s->list = NULL;
+}
+
+void
+mspan_list_insert(mspan_list *l, mspan *s)
+{
+    s->next = l->first;
+    s->prev = NULL;
+    if (l->first != NULL) {
+        l->first->prev = s;
+    }
+    else {
+        l->last = s;
+    }
+    l->first = s;
+    s->list = l;
+}
+
+void
+mspan_list_insert_back(mspan_list *l, mspan *s)
+{
+    s->next = NULL;
+    s->prev = l->last;
+    if (l->last != NULL) {
+        l->last->next = s;
+    }
+    else {
+        l->first = s;
+    }
+    l->last = s;
+    s->list = l;
+}

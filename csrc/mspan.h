@@ -1,0 +1,128 @@
+/* Spans.  See malloc.c for the overview.
+ *
+ * An mspan describes a run of whole 8 KiB pages: free (in the mheap's
+ * treap), in use for heap objects of one span class, or manual.  Small
+ * spans carry the per-slot state of Go's bitmap allocator (freeindex,
+ * allocCache, allocBits) plus goalloc's live bits for explicit free.
+ * Go 1.13: src/runtime/mheap.go (mspan, mSpanState, spanClass,
+ *          mSpanList), mbitmap.go (nextFreeIndex, refillAllocCache).
+ * Differs from Go: addresses are ga_addr (the simulated platform's);
+ *          live_bits play gcmarkBits' role for explicit free.
+ * Locking: a span's fields are guarded by whoever owns the span (the heap
+ *          lock while free, its mcentral's lock or one mcache otherwise).
+ */
+#ifndef GA_MSPAN_H
+#define GA_MSPAN_H
+
+#include "ga.h"
+
+/* Span states.  Transitions (Go's mSpanState):
+ *   dead  -> free     grow(), or the remainder of a split free span
+ *   free  -> in use   mheap_alloc (heap objects)
+ *   free  -> manual   mheap_alloc_manual (not used by goalloc's API)
+ *   in use/manual -> free   mheap_free_span_locked
+ *   free  -> dead     merged into a neighbour by coalesce()
+ */
+typedef enum mspan_state {
+    MSPAN_DEAD = 0,
+    MSPAN_IN_USE = 1,
+    MSPAN_MANUAL = 2,
+    MSPAN_FREE = 3,
+} mspan_state;
+
+extern const char *const mspan_state_names[4];
+
+/* span_class = sizeclass << 1 | noscan (Go's spanClass). */
+typedef uint8_t span_class;
+
+static inline span_class
+make_span_class(int sizeclass, bool noscan)
+{
+    return (span_class)((sizeclass << 1) | (noscan ? 1 : 0));
+}
+
+static inline int
+span_class_sizeclass(span_class sc)
+{
+    return sc >> 1;
+}
+
+static inline bool
+span_class_noscan(span_class sc)
+{
+    return (sc & 1) != 0;
+}
+
+struct mspan_list;
+
+typedef struct mspan {
+    /* list links: on an mcentral list (list != NULL) or on none */
+    struct mspan *next;
+    struct mspan *prev;
+    struct mspan_list *list;
+
+    ga_addr start_addr; /* first byte of the span */
+    uint64_t npages;    /* length in 8 KiB pages */
+
+    /* small-object allocation state, read on every malloc */
+    uint64_t freeindex;   /* slot where the next free-slot scan starts */
+    uint64_t nelems;      /* number of slots (1 for large spans) */
+    uint64_t alloc_cache; /* ~allocBits from freeindex, bit 0 = freeindex */
+    uint8_t *alloc_bits;  /* 1 = allocated as of the last sweep */
+    uint8_t *live_bits;   /* 1 = live now (goalloc's gcmarkBits) */
+
+    uint32_t sweepgen;
+    uint16_t div_mul;
+    uint16_t base_mask;
+    uint16_t alloc_count; /* slots allocated and not freed */
+    span_class spanclass;
+    uint8_t state; /* mspan_state */
+    uint8_t needzero;
+    uint8_t div_shift;
+    uint8_t div_shift2;
+    bool scavenged; /* free span whose pages were released to the OS */
+
+    uint64_t elemsize; /* object size; npages*PAGE_SIZE for large */
+    ga_addr limit;     /* end of usable data */
+
+    struct mspan *allnext; /* goalloc: chain of every struct ever made */
+} mspan;
+
+static inline ga_addr
+mspan_base(const mspan *s)
+{
+    return s->start_addr;
+}
+
+static inline ga_addr
+mspan_end(const mspan *s)
+{
+    return s->start_addr + s->npages * PAGE_SIZE;
+}
+
+/* mspan_init resets a span for [base, base+npages pages), as Go's
+ * (*mspan).init: sweepgen and the later-initialised fields are kept. */
+void mspan_init(mspan *s, ga_addr base, uint64_t npages);
+
+/* mspan_huge_pages counts the whole physical huge pages inside s
+ * (Go's (*mspan).hugePages); 0 when huge_page_size is 0. */
+uint64_t mspan_huge_pages(const mspan *s, uint64_t huge_page_size);
+
+/* Doubly linked span lists of an mcentral (Go's mSpanList). */
+typedef struct mspan_list {
+    mspan *first;
+    mspan *last;
+} mspan_list;
+
+void mspan_list_init(mspan_list *l);
+void mspan_list_remove(mspan_list *l, mspan *s);
+void mspan_list_insert(mspan_list *l, mspan *s);
+void mspan_list_insert_back(mspan_list *l, mspan *s);
+
+static inline bool
+mspan_list_is_empty(const mspan_list *l)
+{
+    return l->first == NULL;
+}
+
+#endif

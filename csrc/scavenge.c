@@ -1,0 +1,134 @@
+/* The scavenger: returning free pages to the OS.  See scavenge.h.
+ *
+ * Go 1.13: src/runtime/mheap.go (scavengeLocked, scavengeSplit,
+ *          scavengeIfNeededLocked, (*mspan).scavenge).
+ * Differs from Go: no background pacing; see scavenge.h.
+ * Locking: the caller holds the heap lock.
+ */
+#include "scavenge.h"
+
+struct split {
+    mheap *h;
+    mspan *n;
+    ga_addr base;
+};
+
+/* split_top moves [base, end) of s into the new span c->n. */
+static void
+split_top(mspan *s, void *arg)
+{
+    struct split *c = arg;
+    ga_addr end = mspan_end(s);
+    uint64_t npages = (end - c->base) / PAGE_SIZE;
+    mspan_init(c->n, c->base, npages);
+    s->npages -= npages;
+    set_span(c->h, c->base - 1, s);
+    set_span(c->h, c->base, c->n);
+    set_span(c->h, end - 1, c->n);
+    c->n->needzero = s->needzero;
+    c->n->state = s->state;
+}
+
+/* scavenge_split cuts about size bytes off the top of the span at t and
+ * returns the new top span, or NULL when the whole span should go. */
+static mspan *
+scavenge_split(mheap *h, treap_iter t, uint64_t size)
+{
+    mspan *s = treap_iter_span(t);
+    ga_addr start, end;
+    mspan_phys_page_bounds(h, s, &start, &end);
+    if (end <= start || end - start <= size) {
+        return NULL;
+    }
+    uint64_t align = h->plat.phys_page_size > PAGE_SIZE
+                         ? h->plat.phys_page_size
+                         : PAGE_SIZE;
+    ga_addr base = ga_round_down(end - size, align);
+    if (base <= start) {
+        return NULL;
+    }
+    uint64_t huge = h->plat.phys_huge_page_size;
+    if (huge > PAGE_SIZE && ga_round_down(base, huge) >= start) {
+        /* Do not break a huge page apart. */
+        base = ga_round_down(base, huge);
+    }
+    if (base == start) {
+        return NULL;
+    }
+    if (base < start) {
+        ga_throw(h, "bad span split base");
+    }
+    mspan *n = fixalloc_alloc(&h->spanalloc);
+    if (n == NULL) {
+        ga_throw(h, "runtime: cannot allocate memory");
+    }
+    struct split c = {h, n, base};
+    mtreap_mutate(&h->free, t, split_top, &c);
+    return n;
+}
+
+/* mspan_scavenge releases s's physical pages (Go's (*mspan).scavenge). */
+static uint64_t
+mspan_scavenge(mheap *h, mspan *s)
+{
+    ga_addr start, end;
+    mspan_phys_page_bounds(h, s, &start, &end);
+    if (end <= start) {
+        return 0;
+    }
+    uint64_t released = end - start;
+    h->stats.heap_released += released;
+    s->scavenged = true;
+    sys_unused(&h->mem, start, released);
+    return released;
+}
+
+uint64_t
+mheap_scavenge_locked(mheap *h, uint64_t nbytes)
+{
+    uint64_t released = 0;
+    const uint8_t mask = TREAP_ITER_SCAV | TREAP_ITER_HUGE;
+    const uint8_t matches[2] = {TREAP_ITER_HUGE, 0};
+    for (int pass = 0; pass < 2; pass++) {
+        treap_iter t = mtreap_end(&h->free, mask, matches[pass]);
+        while (released < nbytes && treap_iter_valid(t)) {
+            mspan *s = treap_iter_span(t);
+            ga_addr start, end;
+            mspan_phys_page_bounds(h, s, &start, &end);
+            if (start >= end) {
+                t = treap_iter_prev(t);
+                continue;
+            }
+            treap_iter prev = treap_iter_prev(t);
+            mspan *piece = scavenge_split(h, t, nbytes - released);
+            if (piece != NULL) {
+                s = piece;
+            }
+            else {
+                mtreap_erase(&h->free, t);
+            }
+            released += mspan_scavenge(h, s);
+            /* Coalesce now, so no two released spans stay adjacent. */
+            mheap_coalesce(h, s);
+            t = prev;
+            if (!mtreap_insert(&h->free, s)) {
+                ga_throw(h, "runtime: cannot allocate memory");
+            }
+        }
+    }
+    return released;
+}
+
+void
+mheap_scavenge_if_needed_locked(mheap *h, uint64_t size)
+{
+    uint64_t r = heap_retained(h);
+    if (r + size > h->scavenge_goal) {
+        uint64_t todo = size;
+        uint64_t overage = r + size - h->scavenge_goal;
+        if (overage < todo) {
+            todo = overage;
+        }
+        mheap_scavenge_locked(h, todo);
+    }
+}

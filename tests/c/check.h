@@ -1,0 +1,81 @@
+/* Test harness for the C tests in tests/c.
+ *
+ * CHECK(cond) and CHECK_MSG(cond, fmt, ...) count a pass or a failure;
+ * a failure prints file:line and the expression, then carries on, so one
+ * run reports every broken check.  Both are expressions yielding cond,
+ * so a test can write `if (!CHECK(p != NULL)) return;`.  main ends with
+ * `return check_summary("treap") != 0;`.
+ * Modelled on mimalloc's test/testhelper.h.
+ * Differs from Go: Go's tests use package testing; this is its C stand-in.
+ * Locking: single-threaded test programs only (the counters are static).
+ */
+#ifndef GA_TESTS_CHECK_H
+#define GA_TESTS_CHECK_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+
+/* Failures printed in full; later ones are only counted, so a broken
+ * randomized test does not bury the first, most useful message. */
+#define CHECK_MAX_REPORTS 50
+
+#if defined(__GNUC__)
+#define CHECK_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#else
+#define CHECK_PRINTF(f, a)
+#endif
+
+static int check_passed;
+static int check_failed;
+
+static inline bool
+check_pass(void)
+{
+    check_passed++;
+    return true;
+}
+
+/* check_fail reports one failure; fmt == NULL means no message. */
+static inline CHECK_PRINTF(4, 5) bool
+check_fail(const char *file, int line, const char *expr, const char *fmt,
+           ...)
+{
+    if (++check_failed > CHECK_MAX_REPORTS) {
+        if (check_failed == CHECK_MAX_REPORTS + 1) {
+            fprintf(stderr, "(further failures are counted, not shown)\n");
+        }
+        return false;
+    }
+    fprintf(stderr, "%s:%d: CHECK failed: %s", file, line, expr);
+    if (fmt != NULL) {
+        va_list ap;
+        va_start(ap, fmt);
+        fputs(": ", stderr);
+        vfprintf(stderr, fmt, ap);
+        va_end(ap);
+    }
+    fputc('\n', stderr);
+    return false;
+}
+
+#define CHECK(cond) \
+    ((cond) ? check_pass() : check_fail(__FILE__, __LINE__, #cond, NULL))
+
+/* The format is part of the variadic arguments so that a message without
+ * arguments stays valid ISO C. */
+#define CHECK_MSG(cond, ...) \
+    ((cond) ? check_pass() \
+            : check_fail(__FILE__, __LINE__, #cond, __VA_ARGS__))
+
+/* check_summary prints "<name>: N passed, N failed" and returns the
+ * number of failures. */
+static inline int
+check_summary(const char *name)
+{
+    printf("%s: %d passed, %d failed\n", name, check_passed, check_failed);
+    fflush(stdout);
+    return check_failed;
+}
+
+#endif
