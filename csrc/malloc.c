@@ -202,6 +202,29 @@ make_caches(mheap *h)
     return true;
 }
 
+/* init_protected makes the Ps' mcaches and the arena hints inside a
+ * protected call, as a throw there must not abort the process. */
+static bool
+init_protected(mheap *h, ga_status *status, char *err, size_t errlen)
+{
+    jmp_buf jb;
+    if (setjmp(jb) != 0) {
+        h->throw_jmp = NULL;
+        return fail(status, GA_EPOISONED, err, errlen, h->poisoned);
+    }
+    h->throw_jmp = &jb;
+    bool ok = make_caches(h);
+    if (!ok) {
+        fail(status, GA_ENOMEM, err, errlen, "out of memory making mcaches");
+    }
+    else if (!arena_init_hints(h, err, errlen)) {
+        *status = GA_ENOMEM;
+        ok = false;
+    }
+    h->throw_jmp = NULL;
+    return ok;
+}
+
 ga_heap *
 ga_heap_new(const ga_options *o, ga_status *status, char *err,
             size_t errlen)
@@ -241,24 +264,7 @@ ga_heap_new(const ga_options *o, ga_status *status, char *err,
     h->emptymspan.state = MSPAN_DEAD;
 
     mheap_init(h);
-    jmp_buf jb;
-    if (setjmp(jb) != 0) {
-        h->throw_jmp = NULL;
-        fail(status, GA_EPOISONED, err, errlen, h->poisoned);
-        ga_heap_free(h);
-        return NULL;
-    }
-    h->throw_jmp = &jb;
-    bool ok = make_caches(h);
-    if (!ok) {
-        fail(status, GA_ENOMEM, err, errlen, "out of memory making mcaches");
-    }
-    else if (!arena_init_hints(h, err, errlen)) {
-        *status = GA_ENOMEM;
-        ok = false;
-    }
-    h->throw_jmp = NULL;
-    if (!ok) {
+    if (!init_protected(h, status, err, errlen)) {
         ga_heap_free(h);
         return NULL;
     }
