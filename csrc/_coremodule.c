@@ -1,0 +1,1079 @@
+/* goalloc._core: the CPython binding of the C core.
+ *
+ * One Heap object owns one ga_heap.  Arguments are checked here, before
+ * the core sees them; ga_status codes become goalloc's exceptions here
+ * and nowhere else.  Records cross as tuples and dicts; the Python
+ * package (goalloc/) turns them into typed, immutable records.
+ * Go 1.13: none (this is goalloc's surface).
+ * Differs from Go: n/a.
+ * Locking: the GIL serialises every call on a heap; no call releases it.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <stdlib.h>
+
+#include "goalloc.h"
+#include "sizeclasses.h"
+
+/* ---- Module state ------------------------------------------------- */
+
+typedef struct core_state {
+    PyTypeObject *heap_type;
+    PyObject *goalloc_error;
+    PyObject *invalid_free_error;
+    PyObject *double_free_error;
+    PyObject *out_of_memory_error;
+    PyObject *heap_closed_error;
+    PyObject *heap_corruption_error;
+} core_state;
+
+static core_state *
+get_core_state(PyObject *module)
+{
+    return (core_state *)PyModule_GetState(module);
+}
+
+typedef struct HeapObject {
+    PyObject_HEAD
+    ga_heap *heap;
+    PyObject *module; /* strong ref: keeps the exceptions alive */
+    ga_backing backing;
+} HeapObject;
+
+static core_state *
+heap_state(HeapObject *self)
+{
+    return get_core_state(self->module);
+}
+
+/* ---- Errors ------------------------------------------------------- */
+
+/* set_error_from_status raises the exception for status s; addr and size
+ * give context.  Always returns NULL. */
+static PyObject *
+set_error_from_status(HeapObject *self, ga_status s, uint64_t addr,
+                      uint64_t size)
+{
+    core_state *st = heap_state(self);
+    switch (s) {
+    case GA_ENOMEM:
+        PyErr_Format(st->out_of_memory_error,
+                     "runtime: out of memory: cannot allocate %llu-byte "
+                     "block",
+                     (unsigned long long)size);
+        break;
+    case GA_EINVAL:
+        PyErr_SetString(PyExc_ValueError, "argument out of range");
+        break;
+    case GA_EFOREIGN:
+        PyErr_Format(st->invalid_free_error,
+                     "free of 0x%llx: not an address in this heap's arenas",
+                     (unsigned long long)addr);
+        break;
+    case GA_ENOTOBJECT:
+        PyErr_Format(st->invalid_free_error,
+                     "free of 0x%llx: not the start of a live object",
+                     (unsigned long long)addr);
+        break;
+    case GA_EDOUBLEFREE:
+        PyErr_Format(st->double_free_error,
+                     "free of 0x%llx: object already freed",
+                     (unsigned long long)addr);
+        break;
+    case GA_EUNSUPPORTED:
+        PyErr_SetString(PyExc_NotImplementedError,
+                        "not supported by this heap");
+        break;
+    case GA_EPOISONED:
+        PyErr_Format(st->heap_corruption_error, "%s",
+                     self->heap ? ga_poisoned(self->heap) : "heap poisoned");
+        break;
+    default:
+        PyErr_Format(st->goalloc_error, "goalloc error %d", (int)s);
+    }
+    return NULL;
+}
+
+/* live_heap returns the heap, or NULL with HeapClosedError or
+ * HeapCorruptionError set. */
+static ga_heap *
+live_heap(HeapObject *self)
+{
+    if (self->heap == NULL) {
+        PyErr_SetString(heap_state(self)->heap_closed_error,
+                        "the heap is closed");
+        return NULL;
+    }
+    const char *poison = ga_poisoned(self->heap);
+    if (poison != NULL) {
+        PyErr_Format(heap_state(self)->heap_corruption_error, "%s", poison);
+        return NULL;
+    }
+    return self->heap;
+}
+
+/* ---- Argument helpers --------------------------------------------- */
+
+/* as_u64 converts an int argument; negative or too large values set
+ * ValueError (or err_type when given).  Returns false on error. */
+static bool
+as_u64(PyObject *o, const char *what, uint64_t *out, PyObject *err_type)
+{
+    if (!PyLong_Check(o)) {
+        PyErr_Format(PyExc_TypeError, "%s must be an int, not %.100s", what,
+                     Py_TYPE(o)->tp_name);
+        return false;
+    }
+    int overflow = 0;
+    long long v = PyLong_AsLongLongAndOverflow(o, &overflow);
+    if (overflow == 0 && v == -1 && PyErr_Occurred()) {
+        return false;
+    }
+    if (overflow == 0 && v >= 0) {
+        *out = (uint64_t)v;
+        return true;
+    }
+    if (overflow > 0) {
+        unsigned long long u = PyLong_AsUnsignedLongLong(o);
+        if (!(u == (unsigned long long)-1 && PyErr_Occurred())) {
+            *out = u;
+            return true;
+        }
+        PyErr_Clear();
+    }
+    PyErr_Format(err_type ? err_type : PyExc_ValueError,
+                 "%s out of range: %R", what, o);
+    return false;
+}
+
+static const char *
+optional_str(PyObject *o, const char *what, const char *dflt)
+{
+    if (o == NULL || o == Py_None) {
+        return dflt;
+    }
+    if (!PyUnicode_Check(o)) {
+        PyErr_Format(PyExc_TypeError, "%s must be a str", what);
+        return NULL;
+    }
+    return PyUnicode_AsUTF8(o);
+}
+
+/* ---- Heap: construction ------------------------------------------- */
+
+static struct PyModuleDef core_module;
+
+/* find_core_module finds _core through type or the base it derives
+ * from (Python subclasses of Heap are not tied to a module). */
+static PyObject *
+find_core_module(PyTypeObject *type)
+{
+    for (PyTypeObject *t = type; t != NULL; t = t->tp_base) {
+        if (!(t->tp_flags & Py_TPFLAGS_HEAPTYPE)) {
+            continue;
+        }
+        PyObject *m = PyType_GetModule(t);
+        if (m != NULL && PyModule_GetDef(m) == &core_module) {
+            return m;
+        }
+        PyErr_Clear();
+    }
+    PyErr_SetString(PyExc_TypeError, "not a goalloc._core.Heap type");
+    return NULL;
+}
+
+static int
+parse_backing(PyObject *o, const char *goos, const char *goarch,
+              ga_backing *out)
+{
+    if (o == NULL || o == Py_None) {
+        bool native = strcmp(goos, "linux") == 0 &&
+                      strcmp(goarch, "amd64") == 0;
+#if defined(__linux__) && defined(__x86_64__)
+        *out = native ? GA_BACKING_OS : GA_BACKING_VIRTUAL;
+#else
+        (void)native;
+        *out = GA_BACKING_VIRTUAL;
+#endif
+        return 0;
+    }
+    if (!PyUnicode_Check(o)) {
+        PyErr_SetString(PyExc_TypeError, "backing must be a str");
+        return -1;
+    }
+    const char *b = PyUnicode_AsUTF8(o);
+    if (b == NULL) {
+        return -1;
+    }
+    if (strcmp(b, "os") == 0) {
+        *out = GA_BACKING_OS;
+    }
+    else if (strcmp(b, "virtual") == 0) {
+        *out = GA_BACKING_VIRTUAL;
+    }
+    else {
+        PyErr_Format(PyExc_ValueError,
+                     "unknown backing %R (expected 'os' or 'virtual')", o);
+        return -1;
+    }
+    return 0;
+}
+
+static int
+opt_u64(PyObject *o, const char *what, uint64_t *out)
+{
+    if (o == NULL || o == Py_None) {
+        return 0;
+    }
+    return as_u64(o, what, out, NULL) ? 0 : -1;
+}
+
+static PyObject *
+heap_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"goos",          "goarch",    "race",
+                             "backing",       "procs",     "scavenge_goal",
+                             "sys_limit",     "binary_end", "seed", NULL};
+    PyObject *goos_o = NULL, *goarch_o = NULL, *backing_o = NULL;
+    PyObject *goal_o = NULL, *limit_o = NULL, *bend_o = NULL, *seed_o = NULL;
+    PyObject *procs_o = NULL;
+    int race = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|$OOpOOOOOO", kwlist,
+                                     &goos_o, &goarch_o, &race, &backing_o,
+                                     &procs_o, &goal_o, &limit_o, &bend_o,
+                                     &seed_o)) {
+        return NULL;
+    }
+    ga_options o;
+    ga_options_init(&o);
+    o.goos = optional_str(goos_o, "goos", "linux");
+    o.goarch = optional_str(goarch_o, "goarch", "amd64");
+    if (o.goos == NULL || o.goarch == NULL) {
+        return NULL;
+    }
+    o.race = race != 0;
+    if (parse_backing(backing_o, o.goos, o.goarch, &o.backing) < 0) {
+        return NULL;
+    }
+    if (procs_o != NULL) {
+        if (!PyLong_Check(procs_o)) {
+            PyErr_SetString(PyExc_TypeError, "procs must be an int");
+            return NULL;
+        }
+        long procs = PyLong_AsLong(procs_o);
+        if (procs == -1 && PyErr_Occurred()) {
+            PyErr_Clear();
+            procs = 0;
+        }
+        if (procs < 1 || procs > 1024) {
+            PyErr_SetString(PyExc_ValueError,
+                            "procs must be between 1 and 1024");
+            return NULL;
+        }
+        o.procs = (int)procs;
+    }
+    if (opt_u64(goal_o, "scavenge_goal", &o.scavenge_goal) < 0 ||
+        opt_u64(limit_o, "sys_limit", &o.sys_limit) < 0 ||
+        opt_u64(bend_o, "binary_end", &o.binary_end) < 0 ||
+        opt_u64(seed_o, "seed", &o.seed) < 0) {
+        return NULL;
+    }
+
+    PyObject *module = find_core_module(type);
+    if (module == NULL) {
+        return NULL;
+    }
+    core_state *st = get_core_state(module);
+    ga_status status;
+    char err[256];
+    ga_heap *h = ga_heap_new(&o, &status, err, sizeof(err));
+    if (h == NULL) {
+        PyObject *exc = status == GA_EINVAL ? PyExc_ValueError
+                        : status == GA_ENOMEM ? st->out_of_memory_error
+                                              : st->heap_corruption_error;
+        PyErr_SetString(exc, err);
+        return NULL;
+    }
+    HeapObject *self = (HeapObject *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        ga_heap_free(h);
+        return NULL;
+    }
+    self->heap = h;
+    self->backing = o.backing;
+    self->module = Py_NewRef(module);
+    return (PyObject *)self;
+}
+
+static void
+heap_dealloc(HeapObject *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    PyObject_GC_UnTrack(self);
+    ga_heap_free(self->heap);
+    self->heap = NULL;
+    Py_CLEAR(self->module);
+    tp->tp_free((PyObject *)self);
+    Py_DECREF(tp);
+}
+
+static int
+heap_traverse(HeapObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(Py_TYPE(self));
+    Py_VISIT(self->module);
+    return 0;
+}
+
+/* ---- Heap: allocation --------------------------------------------- */
+
+static PyObject *
+heap_alloc(HeapObject *self, PyObject *const *args, Py_ssize_t nargs,
+           PyObject *kwnames)
+{
+    ga_heap *h = live_heap(self);
+    if (h == NULL) {
+        return NULL;
+    }
+    if (nargs != 1) {
+        PyErr_Format(PyExc_TypeError,
+                     "alloc() takes 1 positional argument (%zd given)",
+                     nargs);
+        return NULL;
+    }
+    bool noscan = false;
+    long p = 0;
+    Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+    for (Py_ssize_t i = 0; i < nkw; i++) {
+        PyObject *key = PyTuple_GET_ITEM(kwnames, i);
+        PyObject *val = args[nargs + i];
+        if (PyUnicode_CompareWithASCIIString(key, "noscan") == 0) {
+            int t = PyObject_IsTrue(val);
+            if (t < 0) {
+                return NULL;
+            }
+            noscan = t != 0;
+        }
+        else if (PyUnicode_CompareWithASCIIString(key, "p") == 0) {
+            if (!PyLong_Check(val)) {
+                PyErr_SetString(PyExc_TypeError, "p must be an int");
+                return NULL;
+            }
+            p = PyLong_AsLong(val);
+            if (p == -1 && PyErr_Occurred()) {
+                PyErr_Clear();
+                p = -1;
+            }
+        }
+        else {
+            PyErr_Format(PyExc_TypeError,
+                         "alloc() got an unexpected keyword argument %R",
+                         key);
+            return NULL;
+        }
+    }
+    uint64_t size;
+    if (!as_u64(args[0], "size", &size, NULL)) {
+        return NULL;
+    }
+    ga_heap_info info;
+    if (p < 0 || p > INT32_MAX) {
+        PyErr_Format(PyExc_ValueError, "p=%ld is not a P of this heap", p);
+        return NULL;
+    }
+    ga_addr a;
+    ga_status s = ga_malloc(h, (int)p, size, noscan, &a);
+    if (s == GA_OK) {
+        return PyLong_FromUnsignedLongLong(a);
+    }
+    if (s == GA_EINVAL) {
+        ga_heap_info_get(h, &info);
+        if (p >= info.procs) {
+            PyErr_Format(PyExc_ValueError,
+                         "p=%ld is not a P of this heap (procs=%d)", p,
+                         info.procs);
+        }
+        else {
+            PyErr_Format(PyExc_ValueError,
+                         "size %llu exceeds maxAlloc (%llu) of %s/%s",
+                         (unsigned long long)size,
+                         (unsigned long long)info.max_alloc, info.goos,
+                         info.goarch);
+        }
+        return NULL;
+    }
+    if (s == GA_EUNSUPPORTED) {
+        PyErr_Format(PyExc_NotImplementedError,
+                     "small objects (1..%d bytes) are not implemented yet",
+                     MAX_SMALL_SIZE);
+        return NULL;
+    }
+    return set_error_from_status(self, s, 0, size);
+}
+
+static PyObject *
+heap_free(HeapObject *self, PyObject *arg)
+{
+    ga_heap *h = live_heap(self);
+    if (h == NULL) {
+        return NULL;
+    }
+    uint64_t addr;
+    if (!as_u64(arg, "address", &addr, heap_state(self)->invalid_free_error)) {
+        return NULL;
+    }
+    ga_status s = ga_free(h, addr);
+    if (s != GA_OK) {
+        return set_error_from_status(self, s, addr, 0);
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+heap_scavenge(HeapObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    ga_heap *h = live_heap(self);
+    if (h == NULL) {
+        return NULL;
+    }
+    if (nargs > 1) {
+        PyErr_SetString(PyExc_TypeError, "scavenge() takes at most 1 argument");
+        return NULL;
+    }
+    uint64_t n = UINT64_MAX;
+    if (nargs == 1 && args[0] != Py_None &&
+        !as_u64(args[0], "nbytes", &n, NULL)) {
+        return NULL;
+    }
+    uint64_t released = 0;
+    ga_status s = ga_scavenge(h, n, &released);
+    if (s != GA_OK) {
+        return set_error_from_status(self, s, 0, 0);
+    }
+    return PyLong_FromUnsignedLongLong(released);
+}
+
+/* ---- Heap: introspection ------------------------------------------ */
+
+static PyObject *
+heap_hints(HeapObject *self, PyObject *Py_UNUSED(ignored))
+{
+    ga_heap *h = live_heap(self);
+    if (h == NULL) {
+        return NULL;
+    }
+    size_t n = ga_hints(h, NULL, 0);
+    ga_hint_info *buf = PyMem_Calloc(n ? n : 1, sizeof(*buf));
+    if (buf == NULL) {
+        return PyErr_NoMemory();
+    }
+    n = ga_hints(h, buf, n);
+    PyObject *list = PyList_New((Py_ssize_t)n);
+    for (size_t i = 0; list != NULL && i < n; i++) {
+        PyObject *t = Py_BuildValue("(KO)", (unsigned long long)buf[i].addr,
+                                    buf[i].down ? Py_True : Py_False);
+        if (t == NULL) {
+            Py_CLEAR(list);
+            break;
+        }
+        PyList_SET_ITEM(list, (Py_ssize_t)i, t);
+    }
+    PyMem_Free(buf);
+    return list;
+}
+
+static PyObject *
+heap_arenas(HeapObject *self, PyObject *Py_UNUSED(ignored))
+{
+    ga_heap *h = live_heap(self);
+    if (h == NULL) {
+        return NULL;
+    }
+    size_t n = ga_arenas(h, NULL, 0);
+    ga_arena_info *buf = PyMem_Calloc(n ? n : 1, sizeof(*buf));
+    if (buf == NULL) {
+        return PyErr_NoMemory();
+    }
+    n = ga_arenas(h, buf, n);
+    PyObject *list = PyList_New((Py_ssize_t)n);
+    for (size_t i = 0; list != NULL && i < n; i++) {
+        PyObject *t = Py_BuildValue(
+            "(KKKK)", (unsigned long long)buf[i].base,
+            (unsigned long long)buf[i].index, (unsigned long long)buf[i].l1,
+            (unsigned long long)buf[i].l2);
+        if (t == NULL) {
+            Py_CLEAR(list);
+            break;
+        }
+        PyList_SET_ITEM(list, (Py_ssize_t)i, t);
+    }
+    PyMem_Free(buf);
+    return list;
+}
+
+static const char *const state_names[] = {"dead", "inuse", "manual", "free"};
+
+static PyObject *
+span_tuple(const ga_span_info *s)
+{
+    return Py_BuildValue("(KKsOiiOKKKKKO)", (unsigned long long)s->base,
+                         (unsigned long long)s->npages,
+                         state_names[s->state & 3],
+                         s->scavenged ? Py_True : Py_False, s->spanclass,
+                         s->sizeclass, s->noscan ? Py_True : Py_False,
+                         (unsigned long long)s->elemsize,
+                         (unsigned long long)s->nelems,
+                         (unsigned long long)s->alloc_count,
+                         (unsigned long long)s->freeindex,
+                         (unsigned long long)s->limit,
+                         s->needzero ? Py_True : Py_False);
+}
+
+static PyObject *
+heap_spans(HeapObject *self, PyObject *Py_UNUSED(ignored))
+{
+    ga_heap *h = live_heap(self);
+    if (h == NULL) {
+        return NULL;
+    }
+    size_t n = ga_spans(h, NULL, 0);
+    ga_span_info *buf = PyMem_Calloc(n ? n : 1, sizeof(*buf));
+    if (buf == NULL) {
+        return PyErr_NoMemory();
+    }
+    n = ga_spans(h, buf, n);
+    PyObject *list = PyList_New((Py_ssize_t)n);
+    for (size_t i = 0; list != NULL && i < n; i++) {
+        PyObject *t = span_tuple(&buf[i]);
+        if (t == NULL) {
+            Py_CLEAR(list);
+            break;
+        }
+        PyList_SET_ITEM(list, (Py_ssize_t)i, t);
+    }
+    PyMem_Free(buf);
+    return list;
+}
+
+static PyObject *
+heap_span_of(HeapObject *self, PyObject *arg)
+{
+    ga_heap *h = live_heap(self);
+    if (h == NULL) {
+        return NULL;
+    }
+    uint64_t addr;
+    if (!as_u64(arg, "address", &addr, NULL)) {
+        return NULL;
+    }
+    ga_span_info s;
+    if (!ga_span_of(h, addr, &s)) {
+        Py_RETURN_NONE;
+    }
+    return span_tuple(&s);
+}
+
+static int
+dict_set_u64(PyObject *d, const char *key, uint64_t v)
+{
+    PyObject *o = PyLong_FromUnsignedLongLong(v);
+    if (o == NULL) {
+        return -1;
+    }
+    int r = PyDict_SetItemString(d, key, o);
+    Py_DECREF(o);
+    return r;
+}
+
+static PyObject *
+heap_stats(HeapObject *self, PyObject *Py_UNUSED(ignored))
+{
+    ga_heap *h = live_heap(self);
+    if (h == NULL) {
+        return NULL;
+    }
+    ga_mem_stats ms;
+    ga_status s = ga_read_mem_stats(h, &ms);
+    if (s != GA_OK) {
+        return set_error_from_status(self, s, 0, 0);
+    }
+    PyObject *d = PyDict_New();
+    if (d == NULL) {
+        return NULL;
+    }
+#define GA_X(name, doc)                                                       \
+    if (dict_set_u64(d, #name, ms.name) < 0) {                                \
+        goto error;                                                           \
+    }
+    MSTATS_FIELDS(GA_X)
+#undef GA_X
+    PyObject *by = PyTuple_New(NUM_SIZE_CLASSES);
+    if (by == NULL) {
+        goto error;
+    }
+    for (int i = 0; i < NUM_SIZE_CLASSES; i++) {
+        PyObject *t = Py_BuildValue("(KKK)",
+                                    (unsigned long long)ms.by_size[i].size,
+                                    (unsigned long long)ms.by_size[i].mallocs,
+                                    (unsigned long long)ms.by_size[i].frees);
+        if (t == NULL) {
+            Py_DECREF(by);
+            goto error;
+        }
+        PyTuple_SET_ITEM(by, i, t);
+    }
+    if (PyDict_SetItemString(d, "by_size", by) < 0) {
+        Py_DECREF(by);
+        goto error;
+    }
+    Py_DECREF(by);
+    return d;
+error:
+    Py_DECREF(d);
+    return NULL;
+}
+
+static PyObject *
+heap_info(HeapObject *self, PyObject *Py_UNUSED(ignored))
+{
+    ga_heap *h = live_heap(self);
+    if (h == NULL) {
+        return NULL;
+    }
+    ga_heap_info i;
+    ga_heap_info_get(h, &i);
+    return Py_BuildValue(
+        "{s:s,s:s,s:O,s:s,s:i,s:I,s:K,s:K,s:K,s:K,s:K,s:I,s:I,s:K,s:K,s:K,"
+        "s:K,s:K,s:K}",
+        "goos", i.goos, "goarch", i.goarch, "race",
+        i.race ? Py_True : Py_False, "backing",
+        i.backing == GA_BACKING_OS ? "os" : "virtual", "procs", i.procs,
+        "ptr_size", i.ptr_size, "page_size", (unsigned long long)i.page_size,
+        "heap_arena_bytes", (unsigned long long)i.heap_arena_bytes,
+        "phys_page_size", (unsigned long long)i.phys_page_size,
+        "phys_huge_page_size", (unsigned long long)i.phys_huge_page_size,
+        "max_alloc", (unsigned long long)i.max_alloc, "arena_l1_bits",
+        i.arena_l1_bits, "arena_l2_bits", i.arena_l2_bits,
+        "arena_base_offset", (unsigned long long)i.arena_base_offset,
+        "zerobase", (unsigned long long)i.zerobase, "pages_in_use",
+        (unsigned long long)i.pages_in_use, "scavenge_goal",
+        (unsigned long long)i.scavenge_goal, "unscav_huge_pages",
+        (unsigned long long)i.unscav_huge_pages, "nallspans",
+        (unsigned long long)i.nallspans);
+}
+
+static PyObject *
+heap_verify(HeapObject *self, PyObject *Py_UNUSED(ignored))
+{
+    ga_heap *h = live_heap(self);
+    if (h == NULL) {
+        return NULL;
+    }
+    char msg[512];
+    if (!ga_verify(h, msg, sizeof(msg))) {
+        PyErr_SetString(heap_state(self)->heap_corruption_error, msg);
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+heap_close(HeapObject *self, PyObject *Py_UNUSED(ignored))
+{
+    ga_heap_free(self->heap);
+    self->heap = NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+heap_enter(HeapObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (self->heap == NULL) {
+        PyErr_SetString(heap_state(self)->heap_closed_error,
+                        "the heap is closed");
+        return NULL;
+    }
+    return Py_NewRef(self);
+}
+
+static PyObject *
+heap_exit(HeapObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)args;
+    (void)nargs;
+    return heap_close(self, NULL);
+}
+
+static PyObject *
+heap_get_closed(HeapObject *self, void *Py_UNUSED(closure))
+{
+    return PyBool_FromLong(self->heap == NULL);
+}
+
+/* ---- Fault injection ---------------------------------------------- */
+
+static PyObject *
+heap_block_range(HeapObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    ga_heap *h = live_heap(self);
+    if (h == NULL) {
+        return NULL;
+    }
+    uint64_t addr, len;
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "block_range(addr, length)");
+        return NULL;
+    }
+    if (!as_u64(args[0], "addr", &addr, NULL) ||
+        !as_u64(args[1], "length", &len, NULL)) {
+        return NULL;
+    }
+    if (ga_block_range(h, addr, len) != GA_OK) {
+        PyErr_Format(PyExc_ValueError,
+                     "cannot block [0x%llx, +0x%llx): in use or empty",
+                     (unsigned long long)addr, (unsigned long long)len);
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+heap_fail_reserves(HeapObject *self, PyObject *arg)
+{
+    ga_heap *h = live_heap(self);
+    if (h == NULL) {
+        return NULL;
+    }
+    uint64_t n;
+    if (!as_u64(arg, "n", &n, NULL)) {
+        return NULL;
+    }
+    if (n > INT32_MAX) {
+        PyErr_SetString(PyExc_ValueError, "n out of range");
+        return NULL;
+    }
+    ga_status s = ga_fail_reserves(h, (int)n);
+    if (s == GA_EUNSUPPORTED) {
+        PyErr_SetString(PyExc_ValueError,
+                        "fail_reserves needs backing='virtual'");
+        return NULL;
+    }
+    if (s != GA_OK) {
+        return set_error_from_status(self, s, 0, 0);
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+heap_throw(HeapObject *self, PyObject *arg)
+{
+    ga_heap *h = live_heap(self);
+    if (h == NULL) {
+        return NULL;
+    }
+    const char *msg = PyUnicode_AsUTF8(arg);
+    if (msg == NULL) {
+        return NULL;
+    }
+    return set_error_from_status(self, ga_test_throw(h, msg), 0, 0);
+}
+
+static PyMethodDef heap_methods[] = {
+    {"alloc", (PyCFunction)(void (*)(void))heap_alloc,
+     METH_FASTCALL | METH_KEYWORDS,
+     "alloc($self, size, /, *, noscan=False, p=0)\n--\n\n"
+     "Allocate size bytes like runtime.mallocgc; return the address."},
+    {"free", (PyCFunction)heap_free, METH_O,
+     "free($self, addr, /)\n--\n\nFree the object that starts at addr."},
+    {"scavenge", (PyCFunction)(void (*)(void))heap_scavenge, METH_FASTCALL,
+     "scavenge($self, nbytes=None, /)\n--\n\n"
+     "Return free pages to the OS top-down (mheap.scavengeLocked); "
+     "None releases all. Returns the bytes released."},
+    {"_hints", (PyCFunction)heap_hints, METH_NOARGS, NULL},
+    {"_arenas", (PyCFunction)heap_arenas, METH_NOARGS, NULL},
+    {"_spans", (PyCFunction)heap_spans, METH_NOARGS, NULL},
+    {"_span_of", (PyCFunction)heap_span_of, METH_O, NULL},
+    {"_stats", (PyCFunction)heap_stats, METH_NOARGS, NULL},
+    {"_info", (PyCFunction)heap_info, METH_NOARGS, NULL},
+    {"verify", (PyCFunction)heap_verify, METH_NOARGS,
+     "verify($self, /)\n--\n\n"
+     "Walk every invariant; raise HeapCorruptionError naming a broken one."},
+    {"close", (PyCFunction)heap_close, METH_NOARGS,
+     "close($self, /)\n--\n\nRelease the heap; later calls raise "
+     "HeapClosedError."},
+    {"__enter__", (PyCFunction)heap_enter, METH_NOARGS, NULL},
+    {"__exit__", (PyCFunction)(void (*)(void))heap_exit, METH_FASTCALL, NULL},
+    {"block_range", (PyCFunction)(void (*)(void))heap_block_range,
+     METH_FASTCALL,
+     "block_range($self, addr, length, /)\n--\n\n"
+     "Occupy [addr, addr+length) as a foreign mapping would."},
+    {"fail_reserves", (PyCFunction)heap_fail_reserves, METH_O,
+     "fail_reserves($self, n, /)\n--\n\n"
+     "Make the next n OS reservations fail (virtual backing)."},
+    {"_throw", (PyCFunction)heap_throw, METH_O, NULL},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef heap_getset[] = {
+    {"closed", (getter)heap_get_closed, NULL, "True once close() ran.", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyType_Slot heap_slots[] = {
+    {Py_tp_new, heap_new},
+    {Py_tp_dealloc, heap_dealloc},
+    {Py_tp_traverse, heap_traverse},
+    {Py_tp_methods, heap_methods},
+    {Py_tp_getset, heap_getset},
+    {Py_tp_doc, "A Go 1.13 heap (mallocinit on construction)."},
+    {0, NULL},
+};
+
+static PyType_Spec heap_spec = {
+    .name = "goalloc._core.Heap",
+    .basicsize = sizeof(HeapObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .slots = heap_slots,
+};
+
+/* ---- Module functions --------------------------------------------- */
+
+static PyObject *
+core_size_classes(PyObject *module, PyObject *Py_UNUSED(ignored))
+{
+    (void)module;
+    PyObject *list = PyList_New(NUM_SIZE_CLASSES);
+    for (int c = 0; list != NULL && c < NUM_SIZE_CLASSES; c++) {
+        unsigned long long size = class_to_size[c];
+        unsigned long long npages = class_to_allocnpages[c];
+        unsigned long long objects = c ? class_objects(c) : 0;
+        unsigned long long span = npages * PAGE_SIZE;
+        unsigned long long tail = c ? span - objects * size : 0;
+        const div_magic *m = &class_to_divmagic[c];
+        PyObject *t = Py_BuildValue("(iKKKKiiii)", c, size, npages, objects,
+                                    tail, m->shift, m->shift2, m->mul,
+                                    m->base_mask);
+        if (t == NULL) {
+            Py_CLEAR(list);
+            break;
+        }
+        PyList_SET_ITEM(list, c, t);
+    }
+    return list;
+}
+
+static PyObject *
+core_size_to_class(PyObject *module, PyObject *arg)
+{
+    (void)module;
+    uint64_t n;
+    if (!as_u64(arg, "size", &n, NULL)) {
+        return NULL;
+    }
+    if (n == 0 || n > MAX_SMALL_SIZE) {
+        return PyLong_FromLong(0);
+    }
+    return PyLong_FromLong(size_to_class((size_t)n));
+}
+
+static PyMethodDef core_methods[] = {
+    {"_size_classes", core_size_classes, METH_NOARGS, NULL},
+    {"size_to_class", core_size_to_class, METH_O,
+     "size_to_class(size, /)\n--\n\n"
+     "The size class mallocgc uses for a small request; 0 for sizes that "
+     "are zero or large (> 32768)."},
+    {NULL, NULL, 0, NULL},
+};
+
+/* ---- Module init -------------------------------------------------- */
+
+static PyObject *
+new_exception(PyObject *module, const char *name, const char *doc,
+              PyObject *bases)
+{
+    PyObject *e = PyErr_NewExceptionWithDoc(name, doc, bases, NULL);
+    if (e == NULL) {
+        return NULL;
+    }
+    const char *short_name = strrchr(name, '.') + 1;
+    if (PyModule_AddObjectRef(module, short_name, e) < 0) {
+        Py_DECREF(e);
+        return NULL;
+    }
+    return e;
+}
+
+static PyObject *
+bases2(PyObject *a, PyObject *b)
+{
+    return PyTuple_Pack(2, a, b);
+}
+
+static int
+add_exceptions(PyObject *module, core_state *st)
+{
+    st->goalloc_error = new_exception(
+        module, "goalloc.GoallocError", "Base of goalloc's errors.",
+        PyExc_Exception);
+    if (st->goalloc_error == NULL) {
+        return -1;
+    }
+    PyObject *b = bases2(st->goalloc_error, PyExc_ValueError);
+    st->invalid_free_error =
+        b ? new_exception(module, "goalloc.InvalidFreeError",
+                          "free() of an address that is not a live object.",
+                          b)
+          : NULL;
+    Py_XDECREF(b);
+    if (st->invalid_free_error == NULL) {
+        return -1;
+    }
+    st->double_free_error = new_exception(
+        module, "goalloc.DoubleFreeError",
+        "free() of an object that was already freed.",
+        st->invalid_free_error);
+    b = bases2(st->goalloc_error, PyExc_MemoryError);
+    st->out_of_memory_error =
+        b && st->double_free_error
+            ? new_exception(module, "goalloc.OutOfMemoryError",
+                            "The OS (or the simulated limit) refused.", b)
+            : NULL;
+    Py_XDECREF(b);
+    if (st->out_of_memory_error == NULL) {
+        return -1;
+    }
+    b = bases2(st->goalloc_error, PyExc_RuntimeError);
+    st->heap_closed_error =
+        b ? new_exception(module, "goalloc.HeapClosedError",
+                          "The heap was closed.", b)
+          : NULL;
+    st->heap_corruption_error =
+        b && st->heap_closed_error
+            ? new_exception(module, "goalloc.HeapCorruptionError",
+                            "An internal invariant broke (Go's throw); the "
+                            "heap is poisoned.",
+                            b)
+            : NULL;
+    Py_XDECREF(b);
+    return st->heap_corruption_error == NULL ? -1 : 0;
+}
+
+static int
+add_constants(PyObject *module)
+{
+    PyObject *names = PyTuple_New(0);
+    if (names == NULL) {
+        return -1;
+    }
+#define GA_X(name, doc)                                                       \
+    {                                                                         \
+        PyObject *item = Py_BuildValue("(ss)", #name, doc);                   \
+        if (item == NULL || _PyTuple_Resize(&names,                           \
+                                            PyTuple_GET_SIZE(names) + 1) <    \
+                                0) {                                          \
+            Py_XDECREF(item);                                                 \
+            Py_XDECREF(names);                                                \
+            return -1;                                                        \
+        }                                                                     \
+        PyTuple_SET_ITEM(names, PyTuple_GET_SIZE(names) - 1, item);           \
+    }
+    MSTATS_FIELDS(GA_X)
+#undef GA_X
+    int r = PyModule_AddObjectRef(module, "MSTATS_FIELDS", names);
+    Py_DECREF(names);
+    if (r < 0) {
+        return -1;
+    }
+    if (PyModule_AddIntConstant(module, "PAGE_SIZE", (long)PAGE_SIZE) < 0 ||
+        PyModule_AddIntConstant(module, "MAX_SMALL_SIZE", MAX_SMALL_SIZE) <
+            0 ||
+        PyModule_AddIntConstant(module, "NUM_SIZE_CLASSES",
+                                NUM_SIZE_CLASSES) < 0 ||
+        PyModule_AddIntConstant(module, "NUM_SPAN_CLASSES",
+                                NUM_SPAN_CLASSES) < 0 ||
+        PyModule_AddIntConstant(module, "TINY_SIZE", TINY_SIZE) < 0) {
+        return -1;
+    }
+    return 0;
+}
+
+static int
+core_exec(PyObject *module)
+{
+    core_state *st = get_core_state(module);
+    st->heap_type =
+        (PyTypeObject *)PyType_FromModuleAndSpec(module, &heap_spec, NULL);
+    if (st->heap_type == NULL) {
+        return -1;
+    }
+    if (PyModule_AddType(module, st->heap_type) < 0) {
+        return -1;
+    }
+    if (add_exceptions(module, st) < 0) {
+        return -1;
+    }
+    return add_constants(module);
+}
+
+static int
+core_traverse(PyObject *module, visitproc visit, void *arg)
+{
+    core_state *st = get_core_state(module);
+    Py_VISIT(st->heap_type);
+    Py_VISIT(st->goalloc_error);
+    Py_VISIT(st->invalid_free_error);
+    Py_VISIT(st->double_free_error);
+    Py_VISIT(st->out_of_memory_error);
+    Py_VISIT(st->heap_closed_error);
+    Py_VISIT(st->heap_corruption_error);
+    return 0;
+}
+
+static int
+core_clear(PyObject *module)
+{
+    core_state *st = get_core_state(module);
+    Py_CLEAR(st->heap_type);
+    Py_CLEAR(st->goalloc_error);
+    Py_CLEAR(st->invalid_free_error);
+    Py_CLEAR(st->double_free_error);
+    Py_CLEAR(st->out_of_memory_error);
+    Py_CLEAR(st->heap_closed_error);
+    Py_CLEAR(st->heap_corruption_error);
+    return 0;
+}
+
+static void
+core_free(void *module)
+{
+    core_clear((PyObject *)module);
+}
+
+static PyModuleDef_Slot core_slots[] = {
+    {Py_mod_exec, core_exec},
+#if PY_VERSION_HEX >= 0x030C0000
+    {Py_mod_multiple_interpreters, Py_MOD_PER_INTERPRETER_GIL_SUPPORTED},
+#endif
+    {0, NULL},
+};
+
+static struct PyModuleDef core_module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "goalloc._core",
+    .m_doc = "The C core of goalloc: Go 1.13's allocator.",
+    .m_size = sizeof(core_state),
+    .m_methods = core_methods,
+    .m_slots = core_slots,
+    .m_traverse = core_traverse,
+    .m_clear = core_clear,
+    .m_free = core_free,
+};
+
+PyMODINIT_FUNC PyInit__core(void);
+
+PyMODINIT_FUNC
+PyInit__core(void)
+{
+    return PyModuleDef_Init(&core_module);
+}

@@ -1,0 +1,35 @@
+"""goalloc: Go 1.13's memory allocator, rebuilt in C, opened up to Python.
+
+    >>> import goalloc
+    >>> h = goalloc.Heap()                 # runtime.mallocinit
+    >>> p = h.alloc(100_000)               # a 13-page large object
+    >>> h.span_of(p).npages
+    13
+"""
+from ._core import (
+    DoubleFreeError,
+    GoallocError,
+    HeapClosedError,
+    HeapCorruptionError,
+    InvalidFreeError,
+    OutOfMemoryError,
+    MAX_SMALL_SIZE,
+    NUM_SIZE_CLASSES,
+    NUM_SPAN_CLASSES,
+    PAGE_SIZE,
+    TINY_SIZE,
+)
+from ._records import Arena, ArenaHint, BySize, HeapInfo, SizeClass, Span
+from .heap import Heap
+from .sizeclasses import size_classes, size_to_class
+from .stats import MemStats
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Arena", "ArenaHint", "BySize", "DoubleFreeError", "GoallocError",
+    "Heap", "HeapClosedError", "HeapCorruptionError", "HeapInfo",
+    "InvalidFreeError", "MAX_SMALL_SIZE", "MemStats", "NUM_SIZE_CLASSES",
+    "NUM_SPAN_CLASSES", "OutOfMemoryError", "PAGE_SIZE", "SizeClass", "Span",
+    "TINY_SIZE", "size_classes", "size_to_class", "__version__",
+]

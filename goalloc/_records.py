@@ -1,0 +1,116 @@
+"""Typed, immutable records of goalloc's introspection (decisions §7)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from . import _core
+
+
+class ArenaHint(NamedTuple):
+    """One of Go's arena hints (runtime.arenaHint): where to grow next."""
+
+    addr: int
+    down: bool
+
+    def __repr__(self) -> str:
+        return f"ArenaHint(addr={self.addr:#014x}, down={self.down})"
+
+
+class Arena(NamedTuple):
+    """A mapped heap arena (an entry of Go's mheap_.allArenas)."""
+
+    base: int
+    index: int  # arenaIdx
+    l1: int
+    l2: int
+
+    def __repr__(self) -> str:
+        return (f"Arena(base={self.base:#014x}, index={self.index:#x}, "
+                f"l1={self.l1}, l2={self.l2:#x})")
+
+
+class Span(NamedTuple):
+    """An mspan: a run of pages that is free, in use or manual."""
+
+    base: int
+    npages: int
+    state: str  # "inuse" | "free" | "manual"
+    scavenged: bool
+    spanclass: int
+    sizeclass: int
+    noscan: bool
+    elemsize: int
+    nelems: int
+    alloc_count: int
+    freeindex: int
+    limit: int
+    needzero: bool
+
+    def __repr__(self) -> str:
+        head = (f"Span(base={self.base:#014x}, npages={self.npages}, "
+                f"state={self.state!r}")
+        if self.state == "free":
+            return head + f", scavenged={self.scavenged})"
+        return (head + f", spanclass={self.spanclass}, "
+                f"sizeclass={self.sizeclass}, noscan={self.noscan}, "
+                f"elemsize={self.elemsize}, nelems={self.nelems}, "
+                f"alloc_count={self.alloc_count}, freeindex={self.freeindex}, "
+                f"limit={self.limit:#014x})")
+
+    @property
+    def end(self) -> int:
+        """First address past the span."""
+        return self.base + self.npages * _core.PAGE_SIZE
+
+    @property
+    def nbytes(self) -> int:
+        return self.npages * _core.PAGE_SIZE
+
+
+class SizeClass(NamedTuple):
+    """A row of Go 1.13's size-class table (sizeclasses.go)."""
+
+    sizeclass: int
+    size: int
+    npages: int
+    objects: int
+    tail_waste: int
+    max_waste: float  # fraction, Go's header formula
+    div_shift: int
+    div_shift2: int
+    div_mul: int
+    base_mask: int
+
+
+class BySize(NamedTuple):
+    """MemStats.BySize entry: allocations of one size class."""
+
+    size: int
+    mallocs: int
+    frees: int
+
+
+@dataclass(frozen=True)
+class HeapInfo:
+    """The platform and configuration a heap models."""
+
+    goos: str
+    goarch: str
+    race: bool
+    backing: str
+    procs: int
+    ptr_size: int
+    page_size: int
+    heap_arena_bytes: int
+    phys_page_size: int
+    phys_huge_page_size: int
+    max_alloc: int
+    arena_l1_bits: int
+    arena_l2_bits: int
+    arena_base_offset: int
+    zerobase: int
+    pages_in_use: int
+    scavenge_goal: int
+    unscav_huge_pages: int
+    nallspans: int

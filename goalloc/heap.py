@@ -1,0 +1,68 @@
+"""Heap: one Go 1.13 heap, from mallocinit on.
+
+The allocation calls (alloc, free, scavenge) are the C type's own
+methods, so a call costs one C function; the introspection calls turn
+the core's tuples into typed records.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+from . import _core
+from ._records import Arena, ArenaHint, HeapInfo, Span
+from .stats import MemStats
+
+
+class Heap(_core.Heap):
+    """A Go 1.13 heap: ``Heap()`` runs ``runtime.mallocinit``.
+
+    goos, goarch, race: the Go platform whose choices the heap makes
+    (hint formula, arena size, address bits, struct sizes).
+    backing: "os" maps real memory at real addresses (linux/amd64 only);
+    "virtual" simulates the address space.  The default is "os" for
+    linux/amd64 on a Linux x86-64 host and "virtual" otherwise.
+    procs: the number of Ps, each with its own mcache.
+    scavenge_goal: retained bytes above which taking released memory
+    scavenges (Go's value after gcinit, 4,923,392, by default).
+    sys_limit: simulated RAM: growth beyond this heap_sys fails.
+    binary_end: 32-bit platforms: where the Go binary (brk) ends.
+    seed: treap priorities.
+    """
+
+    __slots__ = ()
+
+    def hints(self) -> list[ArenaHint]:
+        """The arena hint list, head (tried next) first."""
+        return [ArenaHint(a, d) for a, d in self._hints()]
+
+    def arenas(self) -> list[Arena]:
+        """Mapped arenas in the order they were created (allArenas)."""
+        return [Arena(*t) for t in self._arenas()]
+
+    def spans(self) -> list[Span]:
+        """Every span of the mapped arenas, in address order."""
+        return [Span(*t) for t in self._spans()]
+
+    def span_of(self, addr: int) -> Optional[Span]:
+        """Go's spanOf: the span holding addr, or None outside the arenas."""
+        t = self._span_of(addr)
+        return None if t is None else Span(*t)
+
+    def stats(self) -> MemStats:
+        """runtime.ReadMemStats: exact Go-style memory statistics."""
+        return MemStats.from_dict(self._stats())
+
+    def info(self) -> HeapInfo:
+        """The platform and options this heap models."""
+        return HeapInfo(**self._info())
+
+    def __enter__(self) -> "Heap":
+        super().__enter__()
+        return self
+
+    def __repr__(self) -> str:
+        if self.closed:
+            return "<goalloc.Heap closed>"
+        i = self.info()
+        return (f"<goalloc.Heap {i.goos}/{i.goarch}{' race' if i.race else ''}"
+                f" backing={i.backing} procs={i.procs}>")

@@ -1,0 +1,38 @@
+"""Build of goalloc's C extension (goalloc._core) from csrc/.
+
+GOALLOC_WERROR=1 turns on the development warning set with -Werror;
+GOALLOC_SANITIZE=1 builds with AddressSanitizer and UBSan (run the tests
+with the sanitizer runtime preloaded, see README).
+"""
+import glob
+import os
+
+from setuptools import Extension, setup
+
+CFLAGS = ["-std=c11", "-fvisibility=hidden", "-O2", "-g"]
+if os.environ.get("GOALLOC_WERROR") == "1":
+    CFLAGS += [
+        "-Wall", "-Wextra", "-Wshadow", "-Wstrict-prototypes",
+        "-Wmissing-prototypes", "-Wimplicit-fallthrough",
+        "-Wno-missing-field-initializers", "-Werror",
+    ]
+LDFLAGS = []
+if os.environ.get("GOALLOC_SANITIZE") == "1":
+    san = ["-fsanitize=address,undefined", "-fno-omit-frame-pointer",
+           "-fno-sanitize-recover=all"]
+    CFLAGS = [f for f in CFLAGS if f != "-O2"] + ["-O1"] + san
+    LDFLAGS += san
+
+setup(
+    ext_modules=[
+        Extension(
+            "goalloc._core",
+            sources=sorted(glob.glob("csrc/*.c")),
+            include_dirs=["csrc"],
+            depends=sorted(glob.glob("csrc/*.h")),
+            extra_compile_args=CFLAGS,
+            extra_link_args=LDFLAGS,
+            libraries=["pthread"],
+        )
+    ],
+)
