@@ -16,8 +16,10 @@
 #include <stdio.h>
 
 #include "goalloc.h"
+#include "mbitmap.h"
 #include "mheap.h"
 #include "sizeclasses.h"
+#include "tiny.h"
 
 typedef struct check_ctx {
     mheap *h;
@@ -33,6 +35,9 @@ typedef struct check_ctx {
     uint64_t nfree;
     uint64_t nspans;
     uint64_t nlarge;
+    uint64_t large_bytes;
+    uint64_t nsmall_spans;
+    uint64_t live[NUM_SIZE_CLASSES]; /* live small objects per class */
     const mspan *prev;
 } check_ctx;
 
@@ -109,6 +114,69 @@ check_span_pages(check_ctx *c, mspan *s)
     return true;
 }
 
+/* check_small_span: bitmaps, and the list the span must be on: cached
+ * spans on their mcentral's empty list with sweepgen h+3; uncached full
+ * spans on empty, uncached spans with free slots on nonempty. */
+static bool
+check_small_span(check_ctx *c, mspan *s)
+{
+    mheap *h = c->h;
+    char buf[200];
+    if (!mspan_check_bits(s, buf, sizeof(buf))) {
+        return failf(c, "%s", buf);
+    }
+    mcentral *mc = &h->central[s->spanclass];
+    bool cached = s->sweepgen == h->sweepgen + 3;
+    if (!cached && s->sweepgen != h->sweepgen) {
+        return failf(c, "span 0x%" PRIx64 " has sweepgen %u", mspan_base(s),
+                     s->sweepgen);
+    }
+    mspan_list *want = cached || s->alloc_count == s->nelems ? &mc->empty
+                                                            : &mc->nonempty;
+    if (s->list != want) {
+        return failf(c, "span 0x%" PRIx64 " (allocCount %u of %" PRIu64
+                        ", %s) is not on its mcentral's %s list",
+                     mspan_base(s), s->alloc_count, s->nelems,
+                     cached ? "cached" : "uncached",
+                     want == &mc->empty ? "empty" : "nonempty");
+    }
+    if (!cached && s->alloc_count == 0) {
+        return failf(c, "uncached span 0x%" PRIx64
+                        " has no live object but was not freed",
+                     mspan_base(s));
+    }
+    if (s->tiny_marks != NULL) {
+        for (uint64_t i = 0; i < s->nelems; i++) {
+            bool live = mspan_is_allocated(s, i) &&
+                        !bit_get(s->freed_bits, i);
+            uint32_t m = s->tiny_marks[i];
+            if (live && (m & TINY_LIVE_MASK) == 0) {
+                ga_addr block = mspan_base(s) + i * TINY_SIZE;
+                bool current = false;
+                for (int p = 0; p < h->nprocs; p++) {
+                    current |= h->caches[p]->tiny == block;
+                }
+                if (!current) {
+                    return failf(c, "tiny block 0x%" PRIx64
+                                    " has no live object but was not freed",
+                                 block);
+                }
+            }
+            if ((m & TINY_LIVE_MASK) & ~(m >> 16)) {
+                return failf(c, "tiny block slot %" PRIu64
+                                " has live marks that were never used", i);
+            }
+            if (!live && (m & TINY_LIVE_MASK) != 0) {
+                return failf(c, "dead tiny block slot %" PRIu64
+                                " has live marks", i);
+            }
+        }
+    }
+    c->nsmall_spans++;
+    c->live[span_class_sizeclass(s->spanclass)] += s->alloc_count;
+    return true;
+}
+
 static bool
 check_in_use_span(check_ctx *c, mspan *s)
 {
@@ -117,12 +185,16 @@ check_in_use_span(check_ctx *c, mspan *s)
         return failf(c, "in-use span 0x%" PRIx64 " is scavenged",
                      mspan_base(s));
     }
+    if (span_class_sizeclass(s->spanclass) != 0) {
+        return check_small_span(c, s);
+    }
     if (s->list != NULL || s->sweepgen != h->sweepgen) {
         return failf(c, "in-use span 0x%" PRIx64 " has bad list/sweepgen",
                      mspan_base(s));
     }
-    if (span_class_sizeclass(s->spanclass) == 0) {
+    {
         c->nlarge++;
+        c->large_bytes += s->elemsize;
         if (s->nelems != 1 || s->elemsize != s->npages * PAGE_SIZE ||
             s->alloc_count != 1 || s->freeindex != 1 ||
             s->limit <= mspan_base(s) || s->limit > mspan_end(s) ||
@@ -239,7 +311,6 @@ check_stats(check_ctx *c)
        "spanalloc.inuse != live spans x sizeof(mspan)");
     EQ(h->cachealloc.inuse, (uint64_t)h->nprocs * h->plat.sizeof_mcache,
        "cachealloc.inuse != Ps x sizeof(mcache)");
-    EQ(st->heap_objects, c->nlarge, "large heap_objects != large spans");
     EQ(h->nlargealloc - h->nlargefree, c->nlarge,
        "nlargealloc - nlargefree != large spans");
     uint64_t n = 0;
@@ -258,17 +329,99 @@ static bool
 check_caches(check_ctx *c)
 {
     mheap *h = c->h;
-    if (h->emptymspan.nelems != 0 || h->emptymspan.alloc_count != 0) {
+    const mspan *e = &h->emptymspan;
+    if (e->nelems != 0 || e->alloc_count != 0 || e->alloc_cache != 0 ||
+        e->freeindex != 0) {
         return failf(c, "emptymspan is not empty");
     }
+    uint64_t ncached = 0;
     for (int p = 0; p < h->nprocs; p++) {
+        mcache *mc = h->caches[p];
         for (int i = 0; i < NUM_SPAN_CLASSES; i++) {
-            mspan *s = h->caches[p]->alloc[i];
-            if (s != &h->emptymspan && s->spanclass != i) {
-                return failf(c, "mcache %d holds a span of class %d for %d",
-                             p, s->spanclass, i);
+            mspan *s = mc->alloc[i];
+            if (s == e) {
+                continue;
+            }
+            ncached++;
+            if (s->spanclass != i || s->state != MSPAN_IN_USE ||
+                s->sweepgen != h->sweepgen + 3) {
+                return failf(c, "mcache %d holds a bad span for class %d",
+                             p, i);
             }
         }
+        if (mc->tinyoffset > TINY_SIZE) {
+            return failf(c, "mcache %d: tinyoffset %" PRIu64 " > 16", p,
+                         mc->tinyoffset);
+        }
+        if (mc->tiny != 0) {
+            mspan *s = span_of(h, mc->tiny);
+            if (s != mc->tiny_span || s == NULL ||
+                s->state != MSPAN_IN_USE || s->spanclass != TINY_SPAN_CLASS ||
+                (mc->tiny & (TINY_SIZE - 1)) != 0 || mc->tiny >= s->limit) {
+                return failf(c, "mcache %d: tiny block 0x%" PRIx64
+                                " is not a slot of a 16-byte noscan span",
+                             p, mc->tiny);
+            }
+            uint64_t i = (mc->tiny - mspan_base(s)) / TINY_SIZE;
+            if (!mspan_is_allocated(s, i) || bit_get(s->freed_bits, i)) {
+                return failf(c, "mcache %d: tiny block 0x%" PRIx64
+                                " is not live", p, mc->tiny);
+            }
+        }
+    }
+    /* Every cached span is held by exactly one P. */
+    uint64_t on_lists = 0;
+    for (int i = 0; i < NUM_SPAN_CLASSES; i++) {
+        mcentral *mc = &h->central[i];
+        for (int w = 0; w < 2; w++) {
+            mspan_list *l = w ? &mc->empty : &mc->nonempty;
+            for (mspan *s = l->first; s != NULL; s = s->next) {
+                if (s->list != l || s->spanclass != i ||
+                    s->state != MSPAN_IN_USE) {
+                    return failf(c, "mcentral %d lists a bad span 0x%" PRIx64,
+                                 i, mspan_base(s));
+                }
+                on_lists++;
+                if (s->sweepgen == h->sweepgen + 3) {
+                    ncached--;
+                }
+            }
+        }
+    }
+    if (ncached != 0) {
+        return failf(c, "a span is cached by two Ps, or cached but not on "
+                        "its mcentral's empty list");
+    }
+    EQ(on_lists, c->nsmall_spans, "spans on mcentral lists != small spans");
+    return true;
+}
+
+/* check_slow_stats recomputes MemStats from the spans, as Go's
+ * ReadMemStatsSlow does, and compares. */
+static bool
+check_slow_stats(check_ctx *c)
+{
+    mheap *h = c->h;
+    ga_mem_stats ms;
+    mheap_read_mem_stats_locked(h, &ms);
+    uint64_t alloc = c->large_bytes;
+    uint64_t objects = c->nlarge;
+    for (int k = 1; k < NUM_SIZE_CLASSES; k++) {
+        alloc += c->live[k] * class_to_size[k];
+        objects += c->live[k];
+        EQ(ms.by_size[k].mallocs - ms.by_size[k].frees, c->live[k],
+           "by_size mallocs - frees != live objects of the class");
+    }
+    EQ(ms.heap_alloc, alloc, "heap_alloc != bytes of live objects");
+    EQ(ms.alloc, ms.heap_alloc, "alloc != heap_alloc");
+    EQ(ms.heap_objects, objects, "heap_objects != live objects");
+    EQ(ms.mallocs - ms.frees, ms.heap_objects,
+       "mallocs - frees != heap_objects");
+    EQ(ms.sys, ms.heap_sys + ms.stack_sys + ms.mspan_sys + ms.mcache_sys +
+                   ms.buck_hash_sys + ms.gc_sys + ms.other_sys,
+       "sys != the sum of the *_sys fields");
+    if (ms.total_alloc < ms.alloc || ms.lookups != 0) {
+        return failf(c, "total_alloc < alloc, or lookups != 0");
     }
     return true;
 }
@@ -290,7 +443,8 @@ mheap_check(mheap *h, char *msg, size_t msglen)
         }
         return false;
     }
-    return check_treap_spans(&c) && check_stats(&c) && check_caches(&c);
+    return check_treap_spans(&c) && check_stats(&c) && check_caches(&c) &&
+           check_slow_stats(&c);
 }
 
 bool

@@ -67,6 +67,9 @@ ga_status ga_malloc(ga_heap *h, int p, uint64_t size, bool noscan,
 void *ga_alloc(ga_heap *h, int p, size_t size, bool noscan);
 /* ga_free frees the object that starts at addr (decisions §4). */
 ga_status ga_free(ga_heap *h, ga_addr addr);
+/* ga_flush releases every P's cached spans and tiny block (Go's
+ * flushallmcaches, as ReadMemStats and a GC do). */
+ga_status ga_flush(ga_heap *h);
 /* ga_scavenge returns up to nbytes of free memory to the OS, top-down
  * (mheap.scavengeLocked); UINT64_MAX means all (scavengeAll). */
 ga_status ga_scavenge(ga_heap *h, uint64_t nbytes, uint64_t *released);

@@ -29,6 +29,8 @@
  *                asks the mcentral for a span with free slots, and the
  *                mcentral asks the mheap for a fresh one.
  *   large        > 32 KiB: a span of its own straight from the mheap.
+ * Only the small fast path runs outside a protected call: it cannot
+ * throw, and setjmp would cost as much as the allocation itself.
  * The mheap takes the lowest-addressed free span that is big enough
  * (first fit), carves its low end, and when nothing fits grows by whole
  * arenas at the hints: a hint whose reservation lands elsewhere is
@@ -55,9 +57,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "malloc.h"
+#include "mbitmap.h"
 #include "mheap.h"
 #include "scavenge.h"
 #include "sizeclasses.h"
+#include "tiny.h"
 
 /* A protected call: Go's throw inside it longjmps back here, leaving the
  * heap poisoned, and the facade returns GA_EPOISONED. */
@@ -323,28 +328,75 @@ large_alloc(mheap *h, uint64_t size, bool noscan, ga_addr *out)
     return GA_OK;
 }
 
+/* small_slot_done finishes a small allocation: a 16-byte noscan slot is
+ * a one-object tiny block, and dirty memory is zeroed (needzero). */
+static inline void
+small_slot_done(mheap *h, mspan *s, ga_addr v)
+{
+    if (GA_UNLIKELY(s->tiny_marks != NULL)) {
+        s->tiny_marks[(v - mspan_base(s)) / TINY_SIZE] =
+            TINY_MARK_LIVE(0) | TINY_MARK_USED(0);
+    }
+    if (s->needzero && h->mem.kind == GA_BACKING_OS) {
+        memset((void *)(uintptr_t)v, 0, (size_t)s->elemsize);
+    }
+}
+
+/* malloc_slow runs every path that may refill, grow or throw, inside a
+ * protected call. */
+static GA_NOINLINE ga_status
+malloc_slow(mheap *h, mcache *c, uint64_t size, bool noscan, ga_addr *out)
+{
+    GA_PROTECT(h);
+    ga_status st = GA_OK;
+    ga_addr v = 0;
+    if (size == 0) {
+        v = h->zerobase;
+    }
+    else if (noscan && size < TINY_SIZE) {
+        v = tiny_alloc(h, c, size);
+        st = v != 0 ? GA_OK : GA_ENOMEM;
+    }
+    else if (size <= MAX_SMALL_SIZE) {
+        span_class spc = make_span_class(size_to_class((size_t)size), noscan);
+        mspan *s;
+        v = mcache_next_free(h, c, spc, &s);
+        if (v != 0) {
+            small_slot_done(h, s, v);
+        }
+        st = v != 0 ? GA_OK : GA_ENOMEM;
+    }
+    else {
+        st = large_alloc(h, size, noscan, &v);
+    }
+    GA_UNPROTECT(h);
+    *out = v;
+    return st;
+}
+
 ga_status
 ga_malloc(ga_heap *h, int p, uint64_t size, bool noscan, ga_addr *out)
 {
-    if (p < 0 || p >= h->nprocs) {
-        return h->poisoned != NULL ? GA_EPOISONED : GA_EINVAL;
+    if (GA_UNLIKELY(h->poisoned != NULL)) {
+        return GA_EPOISONED;
     }
-    if (size > h->plat.max_alloc) {
-        return h->poisoned != NULL ? GA_EPOISONED : GA_EINVAL;
+    if (GA_UNLIKELY(p < 0 || p >= h->nprocs || size > h->plat.max_alloc)) {
+        return GA_EINVAL;
     }
-    GA_PROTECT(h);
-    ga_status st = GA_OK;
-    if (size == 0) {
-        *out = h->zerobase;
+    mcache *c = h->caches[p];
+    if (GA_LIKELY(size - 1 < MAX_SMALL_SIZE) &&
+        (size >= TINY_SIZE || !noscan)) {
+        /* The fast path: no lock, no protected call, one ctz. */
+        mspan *s = c->alloc[make_span_class(size_to_class((size_t)size),
+                                            noscan)];
+        ga_addr v = next_free_fast(s);
+        if (GA_LIKELY(v != 0)) {
+            small_slot_done(h, s, v);
+            *out = v;
+            return GA_OK;
+        }
     }
-    else if (size <= MAX_SMALL_SIZE) {
-        st = GA_EUNSUPPORTED;
-    }
-    else {
-        st = large_alloc(h, size, noscan, out);
-    }
-    GA_UNPROTECT(h);
-    return st;
+    return malloc_slow(h, c, size, noscan, out);
 }
 
 void *
@@ -360,13 +412,15 @@ ga_alloc(ga_heap *h, int p, size_t size, bool noscan)
 
 /* ---- Freeing ----------------------------------------------------- */
 
-/* free_status classifies an address that is not a live object's start:
- * inside a free span, a page-aligned address whose large object was
- * freed (and whose page was not handed out since) is a double free. */
+/* classify_locked finds what addr is: a live large object (*large), a
+ * small slot (*small, *slot), or an error.  Inside a free span, a
+ * page-aligned address whose large object was freed (and whose page was
+ * not handed out since) is a double free. */
 static ga_status
-classify_locked(mheap *h, ga_addr addr, mspan **live)
+classify_locked(mheap *h, ga_addr addr, mspan **large, mspan **small)
 {
-    *live = NULL;
+    *large = NULL;
+    *small = NULL;
     mspan *s = span_of(h, addr);
     if (s == NULL) {
         return GA_EFOREIGN;
@@ -379,10 +433,17 @@ classify_locked(mheap *h, ga_addr addr, mspan **live)
         }
         return GA_ENOTOBJECT; /* manual span */
     }
-    if (span_class_sizeclass(s->spanclass) != 0 || addr != mspan_base(s)) {
-        return GA_ENOTOBJECT;
+    if (span_class_sizeclass(s->spanclass) == 0) {
+        if (addr != mspan_base(s)) {
+            return GA_ENOTOBJECT;
+        }
+        *large = s;
+        return GA_OK;
     }
-    *live = s;
+    if (addr >= s->limit) {
+        return GA_ENOTOBJECT; /* the span's tail waste */
+    }
+    *small = s;
     return GA_OK;
 }
 
@@ -402,6 +463,41 @@ large_free(mheap *h, mspan *s)
     mheap_unlock(h);
 }
 
+/* dead_slot_status: freeing slot i at offset off, which is not live. */
+static ga_status
+dead_slot_status(const mspan *s, uint64_t i, uint64_t off)
+{
+    if (s->tiny_marks != NULL && off != 0) {
+        return (s->tiny_marks[i] & TINY_MARK_USED(off)) ? GA_EDOUBLEFREE
+                                                        : GA_ENOTOBJECT;
+    }
+    if (off != 0) {
+        return GA_ENOTOBJECT;
+    }
+    bool was_used = bit_get(s->freed_bits, i) || bit_get(s->used_bits, i);
+    return was_used ? GA_EDOUBLEFREE : GA_ENOTOBJECT;
+}
+
+static ga_status
+small_free(mheap *h, mspan *s, ga_addr addr)
+{
+    uint64_t i = mspan_obj_index(s, addr);
+    uint64_t off = addr - (mspan_base(s) + i * s->elemsize);
+    bool live = mspan_is_allocated(s, i) && !bit_get(s->freed_bits, i);
+    if (!live) {
+        return dead_slot_status(s, i, off);
+    }
+    if (s->tiny_marks != NULL) {
+        return tiny_free(h, s, i, off);
+    }
+    if (off != 0) {
+        return GA_ENOTOBJECT;
+    }
+    bool cached = s->sweepgen == h->sweepgen + 3;
+    mcentral_free_slot(h, &h->central[s->spanclass], s, i, cached);
+    return GA_OK;
+}
+
 ga_status
 ga_free(ga_heap *h, ga_addr addr)
 {
@@ -410,15 +506,29 @@ ga_free(ga_heap *h, ga_addr addr)
         GA_UNPROTECT(h);
         return GA_OK;
     }
-    mspan *s;
+    mspan *large, *small;
     mheap_lock(h);
-    ga_status st = classify_locked(h, addr, &s);
+    ga_status st = classify_locked(h, addr, &large, &small);
     mheap_unlock(h);
-    if (st == GA_OK) {
-        large_free(h, s);
+    if (large != NULL) {
+        large_free(h, large);
+    }
+    else if (small != NULL) {
+        st = small_free(h, small, addr);
     }
     GA_UNPROTECT(h);
     return st;
+}
+
+ga_status
+ga_flush(ga_heap *h)
+{
+    GA_PROTECT(h);
+    for (int p = 0; p < h->nprocs; p++) {
+        mcache_release_all(h, h->caches[p]);
+    }
+    GA_UNPROTECT(h);
+    return GA_OK;
 }
 
 ga_status
@@ -434,14 +544,27 @@ ga_scavenge(ga_heap *h, uint64_t nbytes, uint64_t *released)
 
 /* ---- Statistics -------------------------------------------------- */
 
-ga_status
-ga_read_mem_stats(ga_heap *h, ga_mem_stats *out)
+void
+mheap_read_mem_stats_locked(mheap *h, ga_mem_stats *out)
 {
-    if (h->poisoned != NULL) {
-        return GA_EPOISONED;
-    }
     memset(out, 0, sizeof(*out));
-    mheap_lock(h);
+    /* Go flushes every mcache (releaseAll) to make the counts exact;
+     * goalloc flushes the local counters and subtracts, for every cached
+     * span, the slots cacheSpan counted but no one was handed yet, which
+     * gives the same numbers without disturbing the caches. */
+    uint64_t unused[NUM_SIZE_CLASSES] = {0};
+    for (int p = 0; p < h->nprocs; p++) {
+        mcache *c = h->caches[p];
+        for (int i = 0; i < NUM_SPAN_CLASSES; i++) {
+            if (c->alloc[i] != &h->emptymspan) {
+                unused[span_class_sizeclass((span_class)i)] +=
+                    mcentral_unused_slots(c->alloc[i]);
+            }
+        }
+    }
+    for (int p = 0; p < h->nprocs; p++) {
+        mcache_flush_tiny_stats(h, h->caches[p]);
+    }
     const mstats *st = &h->stats;
     uint64_t nmalloc = h->nlargealloc + st->tinyallocs;
     uint64_t nfree = h->nlargefree + st->tinyallocs;
@@ -449,17 +572,20 @@ ga_read_mem_stats(ga_heap *h, ga_mem_stats *out)
     uint64_t freed = h->largefree;
     for (int c = 0; c < NUM_SIZE_CLASSES; c++) {
         uint64_t cm = 0;
+        uint64_t cf = 0;
         if (c > 0) {
             cm = h->central[make_span_class(c, false)].nmalloc +
-                 h->central[make_span_class(c, true)].nmalloc;
+                 h->central[make_span_class(c, true)].nmalloc - unused[c];
+            cf = h->central[make_span_class(c, false)].nsmallfree +
+                 h->central[make_span_class(c, true)].nsmallfree;
         }
         out->by_size[c].size = class_to_size[c];
         out->by_size[c].mallocs = cm;
-        out->by_size[c].frees = h->nsmallfree[c];
+        out->by_size[c].frees = cf;
         nmalloc += cm;
-        nfree += h->nsmallfree[c];
+        nfree += cf;
         total += cm * class_to_size[c];
-        freed += h->nsmallfree[c] * class_to_size[c];
+        freed += cf * class_to_size[c];
     }
     out->total_alloc = total;
     out->alloc = out->heap_alloc = total - freed;
@@ -482,6 +608,16 @@ ga_read_mem_stats(ga_heap *h, ga_mem_stats *out)
     out->sys = st->heap_sys + st->stacks_sys + st->mspan_sys +
                st->mcache_sys + st->buckhash_sys + st->gc_sys +
                st->other_sys + st->stacks_inuse;
+}
+
+ga_status
+ga_read_mem_stats(ga_heap *h, ga_mem_stats *out)
+{
+    if (h->poisoned != NULL) {
+        return GA_EPOISONED;
+    }
+    mheap_lock(h);
+    mheap_read_mem_stats_locked(h, out);
     mheap_unlock(h);
     return GA_OK;
 }

@@ -1,12 +1,15 @@
 /* Per-P caches.  See mcache.h and malloc.c for the overview.
  *
- * Go 1.13: src/runtime/mcache.go (allocmcache).
- * Differs from Go: no heap-profiling sample (next_sample).
+ * Go 1.13: src/runtime/mcache.go (allocmcache, refill, releaseAll),
+ *          malloc.go ((*mcache).nextFree).
+ * Differs from Go: no heap-profiling sample (next_sample); see mcache.h.
  * Locking: allocmcache takes the heap lock for cachealloc.
  */
 #include "mcache.h"
 
+#include "mbitmap.h"
 #include "mheap.h"
+#include "tiny.h"
 
 mcache *
 allocmcache(mheap *h)
@@ -24,4 +27,73 @@ allocmcache(mheap *h)
         c->alloc[i] = &h->emptymspan;
     }
     return c;
+}
+
+bool
+mcache_refill(mheap *h, mcache *c, span_class spc)
+{
+    mspan *s = c->alloc[spc];
+    if (s->freeindex != s->nelems) {
+        ga_throw(h, "refill of span with free space remaining");
+    }
+    mspan *fresh = mcentral_cache_span(h, &h->central[spc]);
+    if (fresh == NULL) {
+        return false; /* the old span stays cached: nothing changed */
+    }
+    if (s != &h->emptymspan) {
+        if (s->sweepgen != h->sweepgen + 3) {
+            ga_throw(h, "bad sweepgen in refill");
+        }
+        mcentral_uncache_span(h, &h->central[spc], s);
+    }
+    if (fresh->alloc_count == fresh->nelems) {
+        ga_throw(h, "span has no free space");
+    }
+    fresh->sweepgen = h->sweepgen + 3;
+    c->alloc[spc] = fresh;
+    return true;
+}
+
+ga_addr
+mcache_next_free(mheap *h, mcache *c, span_class spc, mspan **sp)
+{
+    mspan *s = c->alloc[spc];
+    uint64_t i = mspan_next_free_index(s);
+    if (i == s->nelems) {
+        if (!mcache_refill(h, c, spc)) {
+            return 0;
+        }
+        s = c->alloc[spc];
+        i = mspan_next_free_index(s);
+    }
+    if (i >= s->nelems) {
+        ga_throw(h, "freeIndex is not valid");
+    }
+    s->alloc_count++;
+    if (s->alloc_count > s->nelems) {
+        ga_throw(h, "s.allocCount > s.nelems");
+    }
+    *sp = s;
+    return mspan_base(s) + i * s->elemsize;
+}
+
+void
+mcache_release_all(mheap *h, mcache *c)
+{
+    /* Drop the tiny block first: freeing it needs its span cached. */
+    tiny_drop_block(h, c);
+    for (int i = 0; i < NUM_SPAN_CLASSES; i++) {
+        mspan *s = c->alloc[i];
+        if (s != &h->emptymspan) {
+            c->alloc[i] = &h->emptymspan;
+            mcentral_uncache_span(h, &h->central[i], s);
+        }
+    }
+}
+
+void
+mcache_flush_tiny_stats(mheap *h, mcache *c)
+{
+    h->stats.tinyallocs += c->local_tinyallocs;
+    c->local_tinyallocs = 0;
 }

@@ -4,8 +4,12 @@
  * allocator's block.  A fresh mcache points every class at the heap's
  * emptymspan sentinel (no slots, so it always looks full), so the first
  * allocation of a class refills without a NULL test on the fast path.
- * Go 1.13: src/runtime/mcache.go (mcache, allocmcache, emptymspan).
- * Differs from Go: the sentinel belongs to the heap, not the process.
+ * refill trades a used-up span for one with free slots from the class's
+ * mcentral; releaseAll gives every span back.
+ * Go 1.13: src/runtime/mcache.go (mcache, allocmcache, refill,
+ *          releaseAll, emptymspan), malloc.go ((*mcache).nextFree).
+ * Differs from Go: the sentinel belongs to the heap; a span handed back
+ *          may have frees in it, so "full" means freeindex == nelems.
  * Locking: an mcache is used by one P at a time; creating one takes the
  *          heap lock (cachealloc).
  */
@@ -21,18 +25,33 @@ typedef struct mcache {
     /* read on every malloc */
     ga_addr tiny;        /* current 16-byte tiny block, or 0 */
     uint64_t tinyoffset; /* bytes used in it */
-    uint64_t local_tinyallocs;
+    uint64_t local_tinyallocs; /* tiny objects packed into a block */
+    mspan *tiny_span;    /* the span holding the tiny block */
     mspan *alloc[NUM_SPAN_CLASSES];
 
-    /* cold: frees, flushed into the heap's counters */
-    uint64_t local_largefree;
-    uint64_t local_nlargefree;
-    uint64_t local_nsmallfree[NUM_SIZE_CLASSES];
+    /* cold */
     uint32_t flush_gen;
 } mcache;
 
 /* allocmcache takes an mcache from cachealloc (heap lock held inside)
  * and points every class at emptymspan.  NULL when out of memory. */
 mcache *allocmcache(struct mheap *h);
+
+/* mcache_refill replaces the class's used-up span by one with free
+ * slots.  Returns false when the heap cannot grow. */
+bool mcache_refill(struct mheap *h, mcache *c, span_class spc);
+
+/* mcache_next_free is the slow path of allocation (nextFree): a free
+ * slot of class spc, refilling if needed; 0 when out of memory. */
+ga_addr mcache_next_free(struct mheap *h, mcache *c, span_class spc,
+                         mspan **sp);
+
+/* mcache_release_all gives every cached span back and drops the tiny
+ * block (releaseAll). */
+void mcache_release_all(struct mheap *h, mcache *c);
+
+/* mcache_flush_tiny_stats moves local_tinyallocs into the heap's
+ * counters (Go does it under the heap lock in alloc_m/freeSpan). */
+void mcache_flush_tiny_stats(struct mheap *h, mcache *c);
 
 #endif

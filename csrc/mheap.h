@@ -45,12 +45,11 @@ typedef struct mheap {
     uint64_t nallspans;
     uint64_t allspans_cap;
 
-    /* large-object and small-free statistics (Go keeps them here) */
+    /* large-object statistics (small frees are counted per mcentral) */
     uint64_t largealloc;
     uint64_t nlargealloc;
     uint64_t largefree;
     uint64_t nlargefree;
-    uint64_t nsmallfree[NUM_SIZE_CLASSES];
 
     /* arenas: L1 array of L2 arrays of heap_arena pointers */
     heap_arena ***arenas;
@@ -73,6 +72,7 @@ typedef struct mheap {
     fixalloc arena_hint_alloc;
 
     mstats stats;
+    uint64_t gcbits_left; /* accounted bytes left in the gcBits arena */
     ga_platform plat;
     mem_backend mem;
     uint64_t sys_limit;
@@ -130,6 +130,10 @@ bool mheap_can_grow(const mheap *h, uint64_t npages);
 /* ga_walk_spans calls fn on every span in address order (fn returns
  * false to stop); false if the arenas are not covered span by span. */
 bool ga_walk_spans(mheap *h, bool (*fn)(void *, mspan *), void *arg);
+
+struct ga_mem_stats;
+/* mheap_read_mem_stats_locked is ReadMemStats under the heap lock. */
+void mheap_read_mem_stats_locked(mheap *h, struct ga_mem_stats *out);
 
 /* The walkers behind ga_verify. */
 bool mheap_check(mheap *h, char *msg, size_t msglen);

@@ -29,7 +29,9 @@ mspan_init(mspan *s, ga_addr base, uint64_t npages)
     s->needzero = 0;
     s->freeindex = 0;
     s->alloc_bits = NULL;
-    s->live_bits = NULL;
+    s->freed_bits = NULL;
+    s->used_bits = NULL;
+    s->tiny_marks = NULL;
 }
 
 uint64_t

@@ -3,11 +3,11 @@
  * An mspan describes a run of whole 8 KiB pages: free (in the mheap's
  * treap), in use for heap objects of one span class, or manual.  Small
  * spans carry the per-slot state of Go's bitmap allocator (freeindex,
- * allocCache, allocBits) plus goalloc's live bits for explicit free.
+ * allocCache, allocBits) plus goalloc's bits for explicit free.
  * Go 1.13: src/runtime/mheap.go (mspan, mSpanState, spanClass,
  *          mSpanList), mbitmap.go (nextFreeIndex, refillAllocCache).
  * Differs from Go: addresses are ga_addr (the simulated platform's);
- *          live_bits play gcmarkBits' role for explicit free.
+ *          freed_bits and used_bits support explicit free.
  * Locking: a span's fields are guarded by whoever owns the span (the heap
  *          lock while free, its mcentral's lock or one mcache otherwise).
  */
@@ -69,7 +69,15 @@ typedef struct mspan {
     uint64_t nelems;      /* number of slots (1 for large spans) */
     uint64_t alloc_cache; /* ~allocBits from freeindex, bit 0 = freeindex */
     uint8_t *alloc_bits;  /* 1 = allocated as of the last sweep */
-    uint8_t *live_bits;   /* 1 = live now (goalloc's gcmarkBits) */
+    uint8_t *freed_bits;  /* goalloc: 1 = freed since the last sweep; the
+                           * live set (gcmarkBits' role) is "allocated
+                           * and not freed" */
+    uint8_t *used_bits;   /* goalloc: 1 = handed out before the last sweep
+                           * since initSpan, so a free of a dead slot is a
+                           * double free */
+    uint32_t *tiny_marks; /* goalloc, tiny span class only: per 16-byte
+                           * slot, low 16 bits = offsets that start a live
+                           * tiny object, high 16 = offsets ever used */
 
     uint32_t sweepgen;
     uint16_t div_mul;

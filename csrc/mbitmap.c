@@ -1,0 +1,230 @@
+/* Span bitmaps: allocBits, allocCache and the free-slot search.
+ * See mbitmap.h.
+ *
+ * Go 1.13: src/runtime/mbitmap.go (nextFreeIndex, initSpan), mheap.go
+ *          (newAllocBits, newMarkBits), mgcsweep.go (sweep).
+ * Differs from Go: see mbitmap.h.
+ * Locking: the span's owner.
+ */
+#include "mbitmap.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "mheap.h"
+#include "sizeclasses.h"
+
+/* charge_gc_bits accounts n bytes of gcBits the way Go's 64 KiB
+ * gcBitsArenas would (never recycled without a GC cycle). */
+static void
+charge_gc_bits(mheap *h, uint64_t n)
+{
+    if (h->gcbits_left < n) {
+        h->stats.gc_sys += GC_BITS_CHUNK_BYTES;
+        h->gcbits_left = GC_BITS_CHUNK_BYTES;
+    }
+    h->gcbits_left -= n;
+}
+
+bool
+mspan_init_bits(mheap *h, mspan *s)
+{
+    uint64_t nelems = s->npages * PAGE_SIZE / s->elemsize;
+    uint64_t nbytes = gc_bits_bytes(nelems);
+    bool tiny = s->spanclass == make_span_class(TINY_SIZE_CLASS, true);
+    size_t tiny_bytes = tiny ? (size_t)nelems * sizeof(uint32_t) : 0;
+    uint8_t *bits = calloc(1, (size_t)(3 * nbytes) + tiny_bytes);
+    if (bits == NULL) {
+        return false;
+    }
+    s->nelems = nelems;
+    s->freeindex = 0;
+    s->alloc_cache = ~(uint64_t)0;
+    s->alloc_bits = bits;
+    s->freed_bits = bits + nbytes;
+    s->used_bits = bits + 2 * nbytes;
+    s->tiny_marks = tiny ? (uint32_t *)(void *)(bits + 3 * nbytes) : NULL;
+    /* Go takes a mark and an alloc bitmap from the gcBits arenas. */
+    charge_gc_bits(h, 2 * nbytes);
+    return true;
+}
+
+void
+mspan_free_bits(mspan *s)
+{
+    free(s->alloc_bits);
+    s->alloc_bits = NULL;
+    s->freed_bits = NULL;
+    s->used_bits = NULL;
+    s->tiny_marks = NULL;
+}
+
+uint64_t
+mspan_next_free_index(mspan *s)
+{
+    uint64_t sfreeindex = s->freeindex;
+    uint64_t snelems = s->nelems;
+    if (sfreeindex == snelems) {
+        return sfreeindex;
+    }
+    unsigned bit = ctz64(s->alloc_cache);
+    while (bit == 64) {
+        /* Nothing in the cache: move to the next 64 slots. */
+        sfreeindex = (sfreeindex + 64) & ~(uint64_t)63;
+        if (sfreeindex >= snelems) {
+            s->freeindex = snelems;
+            return snelems;
+        }
+        mspan_refill_alloc_cache(s, sfreeindex / 8);
+        bit = ctz64(s->alloc_cache);
+    }
+    uint64_t result = sfreeindex + bit;
+    if (result >= snelems) {
+        s->freeindex = snelems;
+        return snelems;
+    }
+    s->alloc_cache = shr64(s->alloc_cache, bit + 1);
+    sfreeindex = result + 1;
+    if (sfreeindex % 64 == 0 && sfreeindex != snelems) {
+        mspan_refill_alloc_cache(s, sfreeindex / 8);
+    }
+    s->freeindex = sfreeindex;
+    return result;
+}
+
+/* allocated_word is word w of Go's allocated view: every slot below
+ * freeindex, plus allocBits, limited to nelems. */
+static uint64_t
+allocated_word(const mspan *s, uint64_t w)
+{
+    uint64_t bits = load64_le(s->alloc_bits + w * 8);
+    uint64_t lo = w * 64;
+    if (s->freeindex >= lo + 64) {
+        bits = ~(uint64_t)0;
+    }
+    else if (s->freeindex > lo) {
+        bits |= (((uint64_t)1 << (s->freeindex - lo)) - 1);
+    }
+    if (s->nelems < lo + 64) {
+        bits &= ((uint64_t)1 << (s->nelems - lo)) - 1;
+    }
+    return bits;
+}
+
+static void
+store64_le(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++) {
+        p[i] = (uint8_t)(v >> (8 * i));
+    }
+}
+
+uint64_t
+mspan_count_allocated(const mspan *s)
+{
+    uint64_t n = 0;
+    for (uint64_t w = 0; w * 64 < s->nelems; w++) {
+        n += (uint64_t)__builtin_popcountll(allocated_word(s, w));
+    }
+    return n;
+}
+
+uint64_t
+mspan_sweep(mspan *s)
+{
+    uint64_t nfreed = 0;
+    for (uint64_t w = 0; w * 64 < s->nelems; w++) {
+        uint64_t alloc = allocated_word(s, w);
+        uint64_t freed = load64_le(s->freed_bits + w * 8);
+        nfreed += (uint64_t)__builtin_popcountll(freed);
+        store64_le(s->used_bits + w * 8,
+                   load64_le(s->used_bits + w * 8) | alloc);
+        store64_le(s->alloc_bits + w * 8, alloc & ~freed);
+        store64_le(s->freed_bits + w * 8, 0);
+    }
+    s->freeindex = 0;
+    mspan_refill_alloc_cache(s, 0);
+    if (nfreed > 0) {
+        s->needzero = 1; /* freed slots hold old data */
+    }
+    return nfreed;
+}
+
+bool
+mspan_check_bits(const mspan *s, char *msg, size_t msglen)
+{
+    int c = span_class_sizeclass(s->spanclass);
+    const div_magic *m = &class_to_divmagic[c];
+    uint64_t base = mspan_base(s);
+    if (s->elemsize != class_to_size[c] ||
+        s->npages != class_to_allocnpages[c] ||
+        s->nelems != class_objects(c) ||
+        s->limit != base + s->nelems * s->elemsize ||
+        s->div_shift != m->shift || s->div_shift2 != m->shift2 ||
+        s->div_mul != m->mul || s->base_mask != m->base_mask) {
+        snprintf(msg, msglen, "small span 0x%llx: fields disagree with class %d",
+                 (unsigned long long)base, c);
+        return false;
+    }
+    if (s->freeindex > s->nelems || s->alloc_count > s->nelems) {
+        snprintf(msg, msglen, "small span 0x%llx: freeindex/allocCount out of range",
+                 (unsigned long long)base);
+        return false;
+    }
+    uint64_t live = 0;
+    for (uint64_t i = 0; i < s->nelems; i++) {
+        bool allocated = mspan_is_allocated(s, i);
+        bool freed = bit_get(s->freed_bits, i);
+        if (freed && !allocated) {
+            snprintf(msg, msglen, "small span 0x%llx: slot %llu freed but not allocated",
+                     (unsigned long long)base, (unsigned long long)i);
+            return false;
+        }
+        live += allocated && !freed;
+    }
+    if (live != s->alloc_count) {
+        snprintf(msg, msglen,
+                 "small span 0x%llx: allocCount %u != live slots %llu",
+                 (unsigned long long)base, s->alloc_count,
+                 (unsigned long long)live);
+        return false;
+    }
+    if (s->freeindex < s->nelems) {
+        /* bit j of allocCache == !allocBits[freeindex + j] for the rest of
+         * freeindex's 64-slot word */
+        uint64_t span = 64 - s->freeindex % 64;
+        for (uint64_t j = 0; j < span; j++) {
+            uint64_t i = s->freeindex + j;
+            bool cache_free = (s->alloc_cache >> j) & 1;
+            bool want = i < s->nelems ? !bit_get(s->alloc_bits, i)
+                                      : cache_free;
+            if (cache_free != want) {
+                snprintf(msg, msglen,
+                         "small span 0x%llx: allocCache bit %llu disagrees "
+                         "with allocBits",
+                         (unsigned long long)base, (unsigned long long)j);
+                return false;
+            }
+        }
+        for (uint64_t j = span; j < 64; j++) {
+            if ((s->alloc_cache >> j) & 1) {
+                snprintf(msg, msglen,
+                         "small span 0x%llx: allocCache bit %llu beyond "
+                         "freeindex's word is set",
+                         (unsigned long long)base, (unsigned long long)j);
+                return false;
+            }
+        }
+    }
+    /* objIndex by div magic at each slot's first and last word */
+    for (uint64_t i = 0; i < s->nelems; i++) {
+        ga_addr first = base + i * s->elemsize;
+        ga_addr last = first + s->elemsize - 8;
+        if (mspan_obj_index(s, first) != i || mspan_obj_index(s, last) != i) {
+            snprintf(msg, msglen, "small span 0x%llx: div magic wrong at slot %llu",
+                     (unsigned long long)base, (unsigned long long)i);
+            return false;
+        }
+    }
+    return true;
+}

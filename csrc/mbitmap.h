@@ -1,0 +1,119 @@
+/* Span bitmaps: allocBits, allocCache and the free-slot search.
+ * See malloc.c for the overview.
+ *
+ * A small span finds free slots through allocBits (1 = allocated as of the
+ * last sweep) and allocCache, the complement of the 64 allocBits from
+ * freeindex on, so that one count-trailing-zeros finds the next free
+ * slot.  Allocation never writes allocBits: it only advances freeindex.
+ * goalloc adds freed_bits (explicit frees since the last sweep) and
+ * used_bits (slots handed out earlier), and sweeps a span eagerly when it
+ * leaves or joins an mcache: allocBits := allocated and not freed.
+ * Go 1.13: src/runtime/mbitmap.go (nextFreeIndex, refillAllocCache,
+ *          initSpan, countAlloc), mheap.go (newMarkBits, gcBits arenas),
+ *          mgcsweep.go ((*mspan).sweep).
+ * Differs from Go: bitmaps are per span (calloc) and freed with the span;
+ *          gc_sys is charged as Go's never-recycled gcBits arenas would be.
+ * Locking: the span's owner (an mcache, or its mcentral's lock).
+ */
+#ifndef GA_MBITMAP_H
+#define GA_MBITMAP_H
+
+#include "ga.h"
+#include "mspan.h"
+
+struct mheap;
+
+#define GC_BITS_CHUNK_BYTES 65536
+
+/* Bytes of one bitmap for n slots: whole 64-bit words, so that
+ * refill_alloc_cache may always read 8 bytes. */
+static inline uint64_t
+gc_bits_bytes(uint64_t nelems)
+{
+    return (nelems + 63) / 64 * 8;
+}
+
+static inline unsigned
+ctz64(uint64_t x)
+{
+    return x == 0 ? 64u : (unsigned)__builtin_ctzll(x);
+}
+
+/* shr64 is Go's >>: shifting by 64 or more gives 0. */
+static inline uint64_t
+shr64(uint64_t x, unsigned n)
+{
+    return n >= 64 ? 0 : x >> n;
+}
+
+static inline bool
+bit_get(const uint8_t *b, uint64_t i)
+{
+    return (b[i / 8] >> (i % 8)) & 1;
+}
+
+static inline void
+bit_set(uint8_t *b, uint64_t i)
+{
+    b[i / 8] = (uint8_t)(b[i / 8] | (1u << (i % 8)));
+}
+
+static inline uint64_t
+load64_le(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--) {
+        v = v << 8 | p[i];
+    }
+    return v;
+}
+
+/* mspan_refill_alloc_cache loads ~allocBits[which_byte .. +8]. */
+static inline void
+mspan_refill_alloc_cache(mspan *s, uint64_t which_byte)
+{
+    s->alloc_cache = ~load64_le(s->alloc_bits + which_byte);
+}
+
+/* mspan_obj_index is Go's objIndex: the slot holding p, by div magic. */
+static inline uint64_t
+mspan_obj_index(const mspan *s, ga_addr p)
+{
+    uint64_t off = p - mspan_base(s);
+    if (s->base_mask != 0) {
+        return off >> s->div_shift;
+    }
+    return ((off >> s->div_shift) * s->div_mul) >> s->div_shift2;
+}
+
+/* mspan_is_allocated: slot i was handed out and not swept away (Go's
+ * view: i < freeindex or allocBits[i]). */
+static inline bool
+mspan_is_allocated(const mspan *s, uint64_t i)
+{
+    return i < s->freeindex || bit_get(s->alloc_bits, i);
+}
+
+/* mspan_init_bits is initSpan for a small span of known elemsize: slot
+ * count, fresh zeroed bitmaps, freeindex 0 and a full allocCache.
+ * Returns false when the process is out of memory. */
+bool mspan_init_bits(struct mheap *h, mspan *s);
+void mspan_free_bits(mspan *s);
+
+/* mspan_next_free_index is Go's nextFreeIndex: the next free slot at or
+ * after freeindex (advancing it), or nelems when there is none. */
+uint64_t mspan_next_free_index(mspan *s);
+
+/* mspan_count_allocated counts slots allocated in Go's view. */
+uint64_t mspan_count_allocated(const mspan *s);
+
+/* mspan_sweep makes the slots freed since the last sweep reusable:
+ * allocBits := allocated and not freed, freeindex 0, allocCache from
+ * slot 0.  Returns the number of slots it freed. */
+uint64_t mspan_sweep(mspan *s);
+
+/* mspan_check_bits checks the bitmap invariants of a small in-use span
+ * (facts §5 items 15-19 with explicit frees); false + message if broken. */
+bool mspan_check_bits(const mspan *s, char *msg, size_t msglen);
+
+#endif

@@ -1,0 +1,34 @@
+"""Fixtures: a fresh heap per test, on both address-space backends."""
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+import goalloc  # noqa: E402
+from helpers import heap_is_poisoned  # noqa: E402
+
+
+@pytest.fixture(params=("virtual", "os"))
+def backing(request) -> str:
+    """Both backends (decisions §3): the same test runs on each."""
+    return request.param
+
+
+@pytest.fixture
+def heap(backing):
+    """A fresh linux/amd64 heap; verified and closed after the test.
+
+    A test may close the heap itself or poison it on purpose (_throw,
+    race-mode collisions); only a live, healthy heap is verified.
+    """
+    h = goalloc.Heap(backing=backing)
+    try:
+        yield h
+        if not h.closed and not heap_is_poisoned(h):
+            h.verify()
+    finally:
+        h.close()

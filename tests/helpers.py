@@ -1,0 +1,135 @@
+"""Shared helpers of the Python test suite (no fixtures here: see conftest).
+
+Everything that encodes a Go 1.13 number is written from the facts sheet
+(design/go113-allocator-facts.md), never read back from goalloc, so a
+helper that compares against it is an independent check.
+"""
+from __future__ import annotations
+
+import os
+from typing import Sequence
+
+import goalloc
+
+KiB = 1 << 10
+MiB = 1 << 20
+GiB = 1 << 30
+
+PAGE = 8192                    # _PageSize
+ARENA = 64 * MiB               # heapArenaBytes on linux/amd64
+GO_HEAP_START = 0x00C000000000  # first default hint: 0<<40 | 0x00c0<<32
+MAX_SMALL = 32768              # _MaxSmallSize
+
+# The sanitizer CI run sets GOALLOC_ASAN=1.  Under AddressSanitizer the
+# low default hints (0x00c000000000, 0x01c000000000, ...) lie in ASan's
+# shadow memory or shadow gap, so the os backend's first arena lands at
+# the first initial hint that is free instead.
+ASAN = os.environ.get("GOALLOC_ASAN", "") not in ("", "0")
+
+STAT_SYS_FIELDS = ("heap_sys", "stack_sys", "mspan_sys", "mcache_sys",
+                   "buck_hash_sys", "gc_sys", "other_sys")
+
+
+def snapshot(h: goalloc.Heap):
+    """Everything the heap shows, for before/after comparisons."""
+    return (h.hints(), h.arenas(), h.spans(), h.stats(), h.info())
+
+
+def npages_of(size: int) -> int:
+    """Pages of a large object: ceil(size / 8192) (largeAlloc)."""
+    return -(-size // PAGE)
+
+
+def default_hints() -> list[int]:
+    """mallocinit's default 64-bit hint addresses, in list order."""
+    return [(i << 40) | (0x00C0 << 32) for i in range(0x80)]
+
+
+def sum_sys(st: goalloc.MemStats) -> int:
+    """Sys as Go's TestMemStats recomputes it from the *Sys fields."""
+    return sum(getattr(st, f) for f in STAT_SYS_FIELDS)
+
+
+def check_stat_identities(st: goalloc.MemStats) -> None:
+    """The identities of facts section 5 (items 24, 26, 27, 28)."""
+    assert st.sys == sum_sys(st)
+    assert st.heap_sys == st.heap_idle + st.heap_inuse
+    assert st.heap_released <= st.heap_idle
+    assert st.alloc == st.heap_alloc
+    assert st.heap_objects == st.mallocs - st.frees
+    assert st.total_alloc >= st.alloc
+    assert st.mspan_inuse <= st.mspan_sys
+    assert st.mcache_inuse <= st.mcache_sys
+    assert st.lookups == 0
+
+
+def check_first_arena(backing: str, initial: Sequence[goalloc.ArenaHint],
+                      after: Sequence[goalloc.ArenaHint],
+                      arenas: Sequence[goalloc.Arena], grown: int) -> int:
+    """Check where the first arena went and what it did to the hints.
+
+    initial: hints() before the first growth; after: hints() right after
+    it; grown: the bytes that growth reserved.  Returns the index in
+    `initial` of the hint that was used.
+
+    virtual: exactly the first hint, 0x00c000000000.  os: the arena base
+    is one of the initial hints; every hint before it was discarded
+    (mmap put the reservation elsewhere, so Go drops the hint), the used
+    hint moved up by `grown`, the rest is untouched; without ASan the
+    first hint is free on a Linux x86-64 host, so it is 0x00c000000000.
+    """
+    assert len(arenas) >= 1
+    base = arenas[0].base
+    addrs = [h.addr for h in initial]
+    assert base in addrs, f"first arena {base:#x} is not an initial hint"
+    k = addrs.index(base)
+    assert not initial[k].down
+    assert list(after) == [goalloc.ArenaHint(base + grown, False),
+                           *initial[k + 1:]]
+    if backing == "virtual" or not ASAN:
+        assert base == GO_HEAP_START
+        assert k == 0
+    return k
+
+
+def spans_by_state(h: goalloc.Heap, state: str) -> list[goalloc.Span]:
+    return [s for s in h.spans() if s.state == state]
+
+
+def check_span_walk(h: goalloc.Heap) -> list[goalloc.Span]:
+    """Spans tile the mapped arenas and agree with the statistics.
+
+    Facts section 5, items 3, 4, 11, 14, 24-26: no gaps or overlaps
+    inside an arena, heap_idle/heap_inuse/heap_released equal the sums
+    over free/in-use/free-scavenged spans, and (linux/amd64, 4 KiB OS
+    pages) no two adjacent free spans share the scavenged state.
+    """
+    spans = h.spans()
+    arenas = h.arenas()
+    ab = h.info().heap_arena_bytes
+    st = h.stats()
+    assert sum(s.nbytes for s in spans) == len(arenas) * ab == st.heap_sys
+    for a, b in zip(spans, spans[1:]):
+        assert a.end <= b.base
+        if a.end == b.base and a.state == b.state == "free":
+            assert a.scavenged != b.scavenged, (a, b)
+    for s in spans:
+        if s.state != "free":
+            assert not s.scavenged, s
+    assert st.heap_inuse == sum(s.nbytes for s in spans if s.state == "inuse")
+    assert st.heap_idle == sum(s.nbytes for s in spans if s.state == "free")
+    assert st.heap_released == sum(s.nbytes for s in spans
+                                   if s.state == "free" and s.scavenged)
+    assert h.info().pages_in_use == sum(s.npages for s in spans
+                                        if s.state == "inuse")
+    return spans
+
+
+def heap_is_poisoned(h: goalloc.Heap) -> bool:
+    if h.closed:
+        return False
+    try:
+        h.hints()
+    except goalloc.HeapCorruptionError:
+        return True
+    return False
