@@ -11,6 +11,8 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "goalloc.h"
@@ -18,8 +20,22 @@
 
 /* ---- Module state ------------------------------------------------- */
 
+/* set_errorf is PyErr_Format with C's printf (PyErr_Format has no %llx). */
+static void
+set_errorf(PyObject *type, const char *fmt, ...)
+{
+    char buf[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    PyErr_SetString(type, buf);
+}
+
 typedef struct core_state {
     PyTypeObject *heap_type;
+    PyTypeObject *mapping_type;
+    PyTypeObject *view_type;
     PyObject *goalloc_error;
     PyObject *invalid_free_error;
     PyObject *double_free_error;
@@ -34,10 +50,29 @@ get_core_state(PyObject *module)
     return (core_state *)PyModule_GetState(module);
 }
 
+/* A Mapping keeps a closed heap's memory mapped while views of it
+ * exist: the heap hands its ranges over at close, and the Mapping unmaps
+ * them when the last reference (heap or view) goes. */
+typedef struct MappingObject {
+    PyObject_HEAD
+    mem_range *ranges; /* owned once the heap is closed */
+    size_t nranges;
+} MappingObject;
+
+/* A ViewExporter exports [addr, addr+len) of a live object as a
+ * writable buffer; memoryview() of it is what Heap.view returns. */
+typedef struct ViewExporter {
+    PyObject_HEAD
+    PyObject *mapping;
+    void *addr;
+    Py_ssize_t len;
+} ViewExporter;
+
 typedef struct HeapObject {
     PyObject_HEAD
     ga_heap *heap;
-    PyObject *module; /* strong ref: keeps the exceptions alive */
+    PyObject *module;  /* strong ref: keeps the exceptions alive */
+    PyObject *mapping; /* MappingObject, made at the first view() */
     ga_backing backing;
 } HeapObject;
 
@@ -67,17 +102,17 @@ set_error_from_status(HeapObject *self, ga_status s, uint64_t addr,
         PyErr_SetString(PyExc_ValueError, "argument out of range");
         break;
     case GA_EFOREIGN:
-        PyErr_Format(st->invalid_free_error,
+        set_errorf(st->invalid_free_error,
                      "free of 0x%llx: not an address in this heap's arenas",
                      (unsigned long long)addr);
         break;
     case GA_ENOTOBJECT:
-        PyErr_Format(st->invalid_free_error,
+        set_errorf(st->invalid_free_error,
                      "free of 0x%llx: not the start of a live object",
                      (unsigned long long)addr);
         break;
     case GA_EDOUBLEFREE:
-        PyErr_Format(st->double_free_error,
+        set_errorf(st->double_free_error,
                      "free of 0x%llx: object already freed",
                      (unsigned long long)addr);
         break;
@@ -306,13 +341,31 @@ heap_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     return (PyObject *)self;
 }
 
+/* heap_release frees the heap; if views were made, its memory stays
+ * mapped until the Mapping goes. */
+static void
+heap_release(HeapObject *self)
+{
+    if (self->heap == NULL) {
+        return;
+    }
+    if (self->mapping != NULL) {
+        MappingObject *m = (MappingObject *)self->mapping;
+        ga_heap_free_keep_mappings(self->heap, &m->ranges, &m->nranges);
+    }
+    else {
+        ga_heap_free(self->heap);
+    }
+    self->heap = NULL;
+    Py_CLEAR(self->mapping);
+}
+
 static void
 heap_dealloc(HeapObject *self)
 {
     PyTypeObject *tp = Py_TYPE(self);
     PyObject_GC_UnTrack(self);
-    ga_heap_free(self->heap);
-    self->heap = NULL;
+    heap_release(self);
     Py_CLEAR(self->module);
     tp->tp_free((PyObject *)self);
     Py_DECREF(tp);
@@ -323,6 +376,7 @@ heap_traverse(HeapObject *self, visitproc visit, void *arg)
 {
     Py_VISIT(Py_TYPE(self));
     Py_VISIT(self->module);
+    Py_VISIT(self->mapping);
     return 0;
 }
 
@@ -401,12 +455,6 @@ heap_alloc(HeapObject *self, PyObject *const *args, Py_ssize_t nargs,
                          (unsigned long long)info.max_alloc, info.goos,
                          info.goarch);
         }
-        return NULL;
-    }
-    if (s == GA_EUNSUPPORTED) {
-        PyErr_Format(PyExc_NotImplementedError,
-                     "small objects (1..%d bytes) are not implemented yet",
-                     MAX_SMALL_SIZE);
         return NULL;
     }
     return set_error_from_status(self, s, 0, size);
@@ -681,8 +729,7 @@ heap_verify(HeapObject *self, PyObject *Py_UNUSED(ignored))
 static PyObject *
 heap_close(HeapObject *self, PyObject *Py_UNUSED(ignored))
 {
-    ga_heap_free(self->heap);
-    self->heap = NULL;
+    heap_release(self);
     Py_RETURN_NONE;
 }
 
@@ -711,6 +758,272 @@ heap_get_closed(HeapObject *self, void *Py_UNUSED(closure))
     return PyBool_FromLong(self->heap == NULL);
 }
 
+/* ---- Heap: small objects ------------------------------------------ */
+
+static PyObject *
+heap_flush(HeapObject *self, PyObject *Py_UNUSED(ignored))
+{
+    ga_heap *h = live_heap(self);
+    if (h == NULL) {
+        return NULL;
+    }
+    ga_status s = ga_flush(h);
+    if (s != GA_OK) {
+        return set_error_from_status(self, s, 0, 0);
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+addr_tuple(const ga_addr *a, size_t n)
+{
+    PyObject *t = PyTuple_New((Py_ssize_t)n);
+    for (size_t i = 0; t != NULL && i < n; i++) {
+        PyObject *v = PyLong_FromUnsignedLongLong(a[i]);
+        if (v == NULL) {
+            Py_CLEAR(t);
+            break;
+        }
+        PyTuple_SET_ITEM(t, (Py_ssize_t)i, v);
+    }
+    return t;
+}
+
+static PyObject *
+central_list(ga_heap *h, int spc, int which)
+{
+    size_t n = ga_central_spans(h, spc, which, NULL, 0);
+    ga_addr *buf = PyMem_Calloc(n ? n : 1, sizeof(*buf));
+    if (buf == NULL) {
+        return PyErr_NoMemory();
+    }
+    n = ga_central_spans(h, spc, which, buf, n);
+    PyObject *t = addr_tuple(buf, n);
+    PyMem_Free(buf);
+    return t;
+}
+
+static PyObject *
+heap_centrals(HeapObject *self, PyObject *Py_UNUSED(ignored))
+{
+    ga_heap *h = live_heap(self);
+    if (h == NULL) {
+        return NULL;
+    }
+    PyObject *list = PyList_New(NUM_SPAN_CLASSES);
+    for (int i = 0; list != NULL && i < NUM_SPAN_CLASSES; i++) {
+        ga_central_info ci;
+        ga_central_info_get(h, i, &ci);
+        PyObject *ne = central_list(h, i, 0);
+        PyObject *em = ne ? central_list(h, i, 1) : NULL;
+        PyObject *t = em ? Py_BuildValue("(iNNKK)", i, ne, em,
+                                         (unsigned long long)ci.nmalloc,
+                                         (unsigned long long)ci.nsmallfree)
+                         : NULL;
+        if (t == NULL) {
+            Py_XDECREF(ne);
+            Py_CLEAR(list);
+            break;
+        }
+        PyList_SET_ITEM(list, i, t);
+    }
+    return list;
+}
+
+static PyObject *
+heap_caches(HeapObject *self, PyObject *Py_UNUSED(ignored))
+{
+    ga_heap *h = live_heap(self);
+    if (h == NULL) {
+        return NULL;
+    }
+    ga_heap_info info;
+    ga_heap_info_get(h, &info);
+    PyObject *list = PyList_New(info.procs);
+    for (int p = 0; list != NULL && p < info.procs; p++) {
+        ga_cache_info ci;
+        ga_cache_info_get(h, p, &ci);
+        PyObject *alloc = addr_tuple(ci.alloc, NUM_SPAN_CLASSES);
+        PyObject *t = alloc ? Py_BuildValue("(iKKKN)", p,
+                                            (unsigned long long)ci.tiny,
+                                            (unsigned long long)ci.tinyoffset,
+                                            (unsigned long long)
+                                                ci.local_tinyallocs,
+                                            alloc)
+                            : NULL;
+        if (t == NULL) {
+            Py_CLEAR(list);
+            break;
+        }
+        PyList_SET_ITEM(list, p, t);
+    }
+    return list;
+}
+
+static PyObject *
+heap_span_objects(HeapObject *self, PyObject *arg)
+{
+    ga_heap *h = live_heap(self);
+    if (h == NULL) {
+        return NULL;
+    }
+    uint64_t base;
+    if (!as_u64(arg, "base", &base, NULL)) {
+        return NULL;
+    }
+    uint8_t states[MAX_OBJS_PER_SPAN];
+    uint16_t marks[MAX_OBJS_PER_SPAN];
+    size_t n = ga_span_objects(h, base, states, marks, MAX_OBJS_PER_SPAN);
+    if (n == 0) {
+        set_errorf(PyExc_ValueError,
+                     "0x%llx is not the base of an in-use small span",
+                     (unsigned long long)base);
+        return NULL;
+    }
+    PyObject *m = PyTuple_New((Py_ssize_t)n);
+    for (size_t i = 0; m != NULL && i < n; i++) {
+        PyObject *v = PyLong_FromLong(marks[i]);
+        if (v == NULL) {
+            Py_CLEAR(m);
+            break;
+        }
+        PyTuple_SET_ITEM(m, (Py_ssize_t)i, v);
+    }
+    if (m == NULL) {
+        return NULL;
+    }
+    return Py_BuildValue("(y#N)", (const char *)states, (Py_ssize_t)n, m);
+}
+
+static PyObject *
+heap_view(HeapObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    ga_heap *h = live_heap(self);
+    if (h == NULL) {
+        return NULL;
+    }
+    if (nargs < 1 || nargs > 2) {
+        PyErr_SetString(PyExc_TypeError, "view(addr, n=None)");
+        return NULL;
+    }
+    if (self->backing != GA_BACKING_OS) {
+        PyErr_SetString(PyExc_ValueError,
+                        "view() needs backing='os': a virtual heap has no "
+                        "memory behind its addresses");
+        return NULL;
+    }
+    uint64_t addr, extent, n;
+    if (!as_u64(args[0], "addr", &addr, NULL)) {
+        return NULL;
+    }
+    ga_status s = ga_object_extent(h, addr, &extent);
+    if (s != GA_OK) {
+        if (s == GA_EPOISONED) {
+            return set_error_from_status(self, s, addr, 0);
+        }
+        set_errorf(PyExc_ValueError,
+                     "0x%llx is not the start of a live object",
+                     (unsigned long long)addr);
+        return NULL;
+    }
+    n = extent;
+    if (nargs == 2 && args[1] != Py_None) {
+        if (!as_u64(args[1], "n", &n, NULL)) {
+            return NULL;
+        }
+        if (n > extent) {
+            PyErr_Format(PyExc_ValueError,
+                         "n=%llu exceeds the object's %llu usable bytes",
+                         (unsigned long long)n, (unsigned long long)extent);
+            return NULL;
+        }
+    }
+    core_state *st = heap_state(self);
+    if (self->mapping == NULL) {
+        self->mapping = PyObject_CallNoArgs((PyObject *)st->mapping_type);
+        if (self->mapping == NULL) {
+            return NULL;
+        }
+    }
+    ViewExporter *v = PyObject_New(ViewExporter, st->view_type);
+    if (v == NULL) {
+        return NULL;
+    }
+    v->mapping = Py_NewRef(self->mapping);
+    v->addr = (void *)(uintptr_t)addr;
+    v->len = (Py_ssize_t)n;
+    PyObject *mv = PyMemoryView_FromObject((PyObject *)v);
+    Py_DECREF(v);
+    return mv;
+}
+
+/* ---- Mapping and view exporter types ------------------------------ */
+
+static PyObject *
+mapping_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    (void)args;
+    (void)kwds;
+    MappingObject *m = (MappingObject *)type->tp_alloc(type, 0);
+    if (m != NULL) {
+        m->ranges = NULL;
+        m->nranges = 0;
+    }
+    return (PyObject *)m;
+}
+
+static void
+mapping_dealloc(MappingObject *m)
+{
+    PyTypeObject *tp = Py_TYPE(m);
+    if (m->ranges != NULL) {
+        ga_unmap_ranges(m->ranges, m->nranges);
+    }
+    tp->tp_free((PyObject *)m);
+    Py_DECREF(tp);
+}
+
+static PyType_Slot mapping_slots[] = {
+    {Py_tp_new, mapping_new},
+    {Py_tp_dealloc, mapping_dealloc},
+    {0, NULL},
+};
+
+static PyType_Spec mapping_spec = {
+    .name = "goalloc._core._Mapping",
+    .basicsize = sizeof(MappingObject),
+    .flags = Py_TPFLAGS_DEFAULT,
+    .slots = mapping_slots,
+};
+
+static int
+view_getbuffer(ViewExporter *v, Py_buffer *view, int flags)
+{
+    return PyBuffer_FillInfo(view, (PyObject *)v, v->addr, v->len, 0, flags);
+}
+
+static void
+view_dealloc(ViewExporter *v)
+{
+    PyTypeObject *tp = Py_TYPE(v);
+    Py_CLEAR(v->mapping);
+    PyObject_Free(v);
+    Py_DECREF(tp);
+}
+
+static PyType_Slot view_slots[] = {
+    {Py_bf_getbuffer, view_getbuffer},
+    {Py_tp_dealloc, view_dealloc},
+    {0, NULL},
+};
+
+static PyType_Spec view_spec = {
+    .name = "goalloc._core._ViewExporter",
+    .basicsize = sizeof(ViewExporter),
+    .flags = Py_TPFLAGS_DEFAULT,
+    .slots = view_slots,
+};
+
 /* ---- Fault injection ---------------------------------------------- */
 
 static PyObject *
@@ -730,7 +1043,7 @@ heap_block_range(HeapObject *self, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     if (ga_block_range(h, addr, len) != GA_OK) {
-        PyErr_Format(PyExc_ValueError,
+        set_errorf(PyExc_ValueError,
                      "cannot block [0x%llx, +0x%llx): in use or empty",
                      (unsigned long long)addr, (unsigned long long)len);
         return NULL;
@@ -812,6 +1125,16 @@ static PyMethodDef heap_methods[] = {
      "fail_reserves($self, n, /)\n--\n\n"
      "Make the next n OS reservations fail (virtual backing)."},
     {"_throw", (PyCFunction)heap_throw, METH_O, NULL},
+    {"flush", (PyCFunction)heap_flush, METH_NOARGS,
+     "flush($self, /)\n--\n\n"
+     "Give every P's cached spans and tiny block back "
+     "(flushallmcaches)."},
+    {"_centrals", (PyCFunction)heap_centrals, METH_NOARGS, NULL},
+    {"_caches", (PyCFunction)heap_caches, METH_NOARGS, NULL},
+    {"_span_objects", (PyCFunction)heap_span_objects, METH_O, NULL},
+    {"view", (PyCFunction)(void (*)(void))heap_view, METH_FASTCALL,
+     "view($self, addr, n=None, /)\n--\n\n"
+     "A writable memoryview of a live object's bytes (backing 'os')."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -1010,6 +1333,16 @@ core_exec(PyObject *module)
     if (PyModule_AddType(module, st->heap_type) < 0) {
         return -1;
     }
+    st->mapping_type =
+        (PyTypeObject *)PyType_FromModuleAndSpec(module, &mapping_spec, NULL);
+    st->view_type =
+        st->mapping_type
+            ? (PyTypeObject *)PyType_FromModuleAndSpec(module, &view_spec,
+                                                       NULL)
+            : NULL;
+    if (st->view_type == NULL) {
+        return -1;
+    }
     if (add_exceptions(module, st) < 0) {
         return -1;
     }
@@ -1021,6 +1354,8 @@ core_traverse(PyObject *module, visitproc visit, void *arg)
 {
     core_state *st = get_core_state(module);
     Py_VISIT(st->heap_type);
+    Py_VISIT(st->mapping_type);
+    Py_VISIT(st->view_type);
     Py_VISIT(st->goalloc_error);
     Py_VISIT(st->invalid_free_error);
     Py_VISIT(st->double_free_error);
@@ -1035,6 +1370,8 @@ core_clear(PyObject *module)
 {
     core_state *st = get_core_state(module);
     Py_CLEAR(st->heap_type);
+    Py_CLEAR(st->mapping_type);
+    Py_CLEAR(st->view_type);
     Py_CLEAR(st->goalloc_error);
     Py_CLEAR(st->invalid_free_error);
     Py_CLEAR(st->double_free_error);

@@ -57,6 +57,10 @@ typedef struct mheap ga_heap;
 ga_heap *ga_heap_new(const ga_options *o, ga_status *status, char *err,
                      size_t errlen);
 void ga_heap_free(ga_heap *h);
+/* ga_heap_free_keep_mappings frees h but leaves its heap memory mapped
+ * (for memory views that outlive the heap); the caller owns *ranges and
+ * gives them to ga_unmap_ranges when the last view is gone. */
+void ga_heap_free_keep_mappings(ga_heap *h, mem_range **ranges, size_t *n);
 
 /* ga_malloc allocates size bytes through P p (mallocgc).  size 0 yields
  * the heap's zerobase address. */
@@ -127,6 +131,43 @@ size_t ga_spans(ga_heap *h, ga_span_info *out, size_t cap);
  * address is in a mapped arena.  Free spans' interior pages are reported
  * through the span that covers them. */
 bool ga_span_of(ga_heap *h, ga_addr addr, ga_span_info *out);
+
+/* ga_central_spans lists the span bases on mcentral spc's nonempty
+ * (which == 0) or empty (which == 1) list, in list order. */
+size_t ga_central_spans(ga_heap *h, int spc, int which, ga_addr *out,
+                        size_t cap);
+typedef struct ga_central_info {
+    uint64_t nmalloc;    /* as Go keeps it: optimistic while cached */
+    uint64_t nsmallfree; /* objects freed */
+} ga_central_info;
+void ga_central_info_get(ga_heap *h, int spc, ga_central_info *out);
+
+typedef struct ga_cache_info {
+    ga_addr tiny;
+    uint64_t tinyoffset;
+    uint64_t local_tinyallocs;
+    ga_addr alloc[NUM_SPAN_CLASSES]; /* span base, 0 = emptymspan */
+} ga_cache_info;
+/* ga_cache_info_get describes P p's mcache; false if p is out of range. */
+bool ga_cache_info_get(ga_heap *h, int p, ga_cache_info *out);
+
+/* Slot states reported by ga_span_objects. */
+enum {
+    GA_SLOT_FREE = 0,  /* free: the allocator may hand it out */
+    GA_SLOT_LIVE = 1,  /* allocated and not freed */
+    GA_SLOT_FREED = 2, /* freed, reusable once the span is swept */
+};
+/* ga_span_objects writes one state per slot of the in-use span starting
+ * at base and returns nelems; 0 (nothing written) if there is no such
+ * span.  Tiny marks, if out_marks is not NULL, get the live-offset mask
+ * of each 16-byte block. */
+size_t ga_span_objects(ga_heap *h, ga_addr base, uint8_t *out,
+                       uint16_t *out_marks, size_t cap);
+
+/* ga_object_extent finds the live object that starts at addr and its
+ * usable size (elemsize; for large objects up to limit; for tiny objects
+ * up to the next object in the block).  GA_ENOTOBJECT etc. otherwise. */
+ga_status ga_object_extent(ga_heap *h, ga_addr addr, uint64_t *size);
 
 typedef struct ga_heap_info {
     const char *goos;

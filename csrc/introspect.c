@@ -13,7 +13,9 @@
 
 #include "goalloc.h"
 #include "mheap.h"
+#include "mbitmap.h"
 #include "sizeclasses.h"
+#include "tiny.h"
 
 size_t
 ga_hints(ga_heap *h, ga_hint_info *out, size_t cap)
@@ -195,4 +197,143 @@ ga_heap_info_get(ga_heap *h, ga_heap_info *out)
     out->unscav_huge_pages = h->free.unscav_huge_pages;
     out->nallspans = h->nallspans;
     mheap_unlock(h);
+}
+
+/* ---- mcentrals, mcaches, slots ------------------------------------- */
+
+size_t
+ga_central_spans(ga_heap *h, int spc, int which, ga_addr *out, size_t cap)
+{
+    if (spc < 0 || spc >= NUM_SPAN_CLASSES) {
+        return 0;
+    }
+    mcentral *c = &h->central[spc];
+    pthread_mutex_lock(&c->lock);
+    mspan_list *l = which ? &c->empty : &c->nonempty;
+    size_t n = 0;
+    for (mspan *s = l->first; s != NULL; s = s->next) {
+        if (n < cap) {
+            out[n] = mspan_base(s);
+        }
+        n++;
+    }
+    pthread_mutex_unlock(&c->lock);
+    return n;
+}
+
+void
+ga_central_info_get(ga_heap *h, int spc, ga_central_info *out)
+{
+    mcentral *c = &h->central[spc];
+    pthread_mutex_lock(&c->lock);
+    out->nmalloc = c->nmalloc;
+    out->nsmallfree = c->nsmallfree;
+    pthread_mutex_unlock(&c->lock);
+}
+
+bool
+ga_cache_info_get(ga_heap *h, int p, ga_cache_info *out)
+{
+    if (p < 0 || p >= h->nprocs) {
+        return false;
+    }
+    mcache *c = h->caches[p];
+    out->tiny = c->tiny;
+    out->tinyoffset = c->tinyoffset;
+    out->local_tinyallocs = c->local_tinyallocs;
+    for (int i = 0; i < NUM_SPAN_CLASSES; i++) {
+        mspan *s = c->alloc[i];
+        out->alloc[i] = s == &h->emptymspan ? 0 : mspan_base(s);
+    }
+    return true;
+}
+
+/* small_span_at: the in-use small span whose base is base, or NULL. */
+static mspan *
+small_span_at(mheap *h, ga_addr base)
+{
+    mspan *s = span_of(h, base);
+    if (s == NULL || mspan_base(s) != base || s->state != MSPAN_IN_USE ||
+        span_class_sizeclass(s->spanclass) == 0) {
+        return NULL;
+    }
+    return s;
+}
+
+size_t
+ga_span_objects(ga_heap *h, ga_addr base, uint8_t *out, uint16_t *out_marks,
+                size_t cap)
+{
+    mheap_lock(h);
+    mspan *s = small_span_at(h, base);
+    size_t n = 0;
+    if (s != NULL) {
+        n = (size_t)s->nelems;
+        for (size_t i = 0; i < n && i < cap; i++) {
+            bool freed = bit_get(s->freed_bits, i);
+            out[i] = freed                          ? GA_SLOT_FREED
+                     : mspan_is_allocated(s, i)     ? GA_SLOT_LIVE
+                                                    : GA_SLOT_FREE;
+            if (out_marks != NULL) {
+                out_marks[i] = s->tiny_marks != NULL
+                                   ? (uint16_t)(s->tiny_marks[i] &
+                                                TINY_LIVE_MASK)
+                                   : 0;
+            }
+        }
+    }
+    mheap_unlock(h);
+    return n;
+}
+
+/* tiny_extent: bytes from offset off to the next live or used object in
+ * the block (or its end). */
+static uint64_t
+tiny_extent(uint32_t marks, uint64_t off)
+{
+    uint64_t end = off + 1;
+    while (end < TINY_SIZE && !(marks & TINY_MARK_USED(end))) {
+        end++;
+    }
+    return end - off;
+}
+
+ga_status
+ga_object_extent(ga_heap *h, ga_addr addr, uint64_t *size)
+{
+    if (h->poisoned != NULL) {
+        return GA_EPOISONED;
+    }
+    mheap_lock(h);
+    ga_status st = GA_ENOTOBJECT;
+    mspan *s = span_of(h, addr);
+    if (s == NULL) {
+        st = GA_EFOREIGN;
+    }
+    else if (mspan_base(s) <= addr && addr < mspan_end(s) &&
+             s->state == MSPAN_IN_USE) {
+        if (span_class_sizeclass(s->spanclass) == 0) {
+            if (addr == mspan_base(s)) {
+                *size = s->limit - addr;
+                st = GA_OK;
+            }
+        }
+        else if (addr < s->limit) {
+            uint64_t i = mspan_obj_index(s, addr);
+            uint64_t off = addr - (mspan_base(s) + i * s->elemsize);
+            bool live = mspan_is_allocated(s, i) && !bit_get(s->freed_bits, i);
+            if (live && s->tiny_marks != NULL) {
+                if (s->tiny_marks[i] & TINY_MARK_LIVE(off)) {
+                    *size = tiny_extent(s->tiny_marks[i], off);
+                    st = GA_OK;
+                }
+            }
+            else if (live && off == 0) {
+                *size = s->elemsize;
+                st = GA_OK;
+            }
+        }
+    }
+    mheap_unlock(h);
+    return st;
 }

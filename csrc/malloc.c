@@ -298,6 +298,15 @@ ga_heap_free(ga_heap *h)
     free(h);
 }
 
+void
+ga_heap_free_keep_mappings(ga_heap *h, mem_range **ranges, size_t *n)
+{
+    *ranges = h->mem.reserved.r;
+    *n = h->mem.reserved.n;
+    memset(&h->mem.reserved, 0, sizeof(h->mem.reserved));
+    ga_heap_free(h);
+}
+
 /* ---- Allocation -------------------------------------------------- */
 
 /* large_alloc: a span of its own for a > 32 KiB object (largeAlloc). */

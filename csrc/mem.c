@@ -105,6 +105,15 @@ mem_ranges_free(mem_range_set *s)
     memset(s, 0, sizeof(*s));
 }
 
+void
+ga_unmap_ranges(mem_range *ranges, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        mem_os_unmap(ranges[i].base, ranges[i].end - ranges[i].base);
+    }
+    free(ranges);
+}
+
 /* ---- Dispatch ---------------------------------------------------- */
 
 void

@@ -81,5 +81,7 @@ bool mem_ranges_add(mem_range_set *s, ga_addr base, ga_addr end);
 void mem_ranges_remove(mem_range_set *s, ga_addr base, ga_addr end);
 bool mem_ranges_contain(const mem_range_set *s, ga_addr base, ga_addr end);
 void mem_ranges_free(mem_range_set *s);
+/* ga_unmap_ranges unmaps (os backing) and frees a detached range list. */
+void ga_unmap_ranges(mem_range *ranges, size_t n);
 
 #endif

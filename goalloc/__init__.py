@@ -19,7 +19,20 @@ from ._core import (
     PAGE_SIZE,
     TINY_SIZE,
 )
-from ._records import Arena, ArenaHint, BySize, HeapInfo, SizeClass, Span
+from ._records import (
+    SLOT_FREE,
+    SLOT_FREED,
+    SLOT_LIVE,
+    Arena,
+    ArenaHint,
+    BySize,
+    Cache,
+    Central,
+    HeapInfo,
+    SizeClass,
+    Span,
+    SpanObjects,
+)
 from .heap import Heap
 from .sizeclasses import size_classes, size_to_class
 from .stats import MemStats
@@ -27,7 +40,8 @@ from .stats import MemStats
 __version__ = "0.1.0"
 
 __all__ = [
-    "Arena", "ArenaHint", "BySize", "DoubleFreeError", "GoallocError",
+    "Arena", "ArenaHint", "BySize", "Cache", "Central", "DoubleFreeError",
+    "GoallocError", "SLOT_FREE", "SLOT_FREED", "SLOT_LIVE", "SpanObjects",
     "Heap", "HeapClosedError", "HeapCorruptionError", "HeapInfo",
     "InvalidFreeError", "MAX_SMALL_SIZE", "MemStats", "NUM_SIZE_CLASSES",
     "NUM_SPAN_CLASSES", "OutOfMemoryError", "PAGE_SIZE", "SizeClass", "Span",

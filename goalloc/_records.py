@@ -68,6 +68,59 @@ class Span(NamedTuple):
         return self.npages * _core.PAGE_SIZE
 
 
+class Central(NamedTuple):
+    """An mcentral: the spans of one span class (Go's mcentral)."""
+
+    spanclass: int
+    nonempty: tuple[int, ...]  # span bases with free slots
+    empty: tuple[int, ...]  # full spans and spans cached in an mcache
+    nmalloc: int  # as Go keeps it: a cached span's free slots count
+    nfree: int  # objects freed (Go: mheap_.nsmallfree)
+
+    @property
+    def sizeclass(self) -> int:
+        return self.spanclass >> 1
+
+    @property
+    def noscan(self) -> bool:
+        return bool(self.spanclass & 1)
+
+
+class Cache(NamedTuple):
+    """A P's mcache: its current span per span class and the tiny block."""
+
+    p: int
+    tiny: int  # current 16-byte tiny block, 0 if none
+    tinyoffset: int
+    local_tinyallocs: int
+    alloc: dict[int, int]  # spanclass -> span base (emptymspan omitted)
+
+
+SLOT_FREE = 0
+SLOT_LIVE = 1
+SLOT_FREED = 2
+
+
+class SpanObjects(NamedTuple):
+    """Per-slot state of a small span: SLOT_FREE, SLOT_LIVE, or SLOT_FREED
+    (freed, reusable once the span is swept)."""
+
+    base: int
+    elemsize: int
+    states: bytes
+    tiny_marks: tuple[int, ...]  # per 16-byte block: live offsets (bits)
+
+    @property
+    def live(self) -> list[bool]:
+        return [s == SLOT_LIVE for s in self.states]
+
+    def as_array(self) -> "object":
+        """The states as a NumPy uint8 array (NumPy required)."""
+        import numpy as np
+
+        return np.frombuffer(self.states, dtype=np.uint8)
+
+
 class SizeClass(NamedTuple):
     """A row of Go 1.13's size-class table (sizeclasses.go)."""
 

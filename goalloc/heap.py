@@ -9,7 +9,8 @@ from __future__ import annotations
 from typing import Optional
 
 from . import _core
-from ._records import Arena, ArenaHint, HeapInfo, Span
+from ._records import (Arena, ArenaHint, Cache, Central, HeapInfo, Span,
+                       SpanObjects)
 from .stats import MemStats
 
 
@@ -51,6 +52,26 @@ class Heap(_core.Heap):
     def stats(self) -> MemStats:
         """runtime.ReadMemStats: exact Go-style memory statistics."""
         return MemStats.from_dict(self._stats())
+
+    def centrals(self) -> list[Central]:
+        """All 134 mcentrals, indexed by span class."""
+        return [Central(*t) for t in self._centrals()]
+
+    def caches(self) -> list[Cache]:
+        """Each P's mcache (P 0's is m0's)."""
+        out = []
+        for p, tiny, off, tinyallocs, alloc in self._caches():
+            spans = {spc: base for spc, base in enumerate(alloc) if base}
+            out.append(Cache(p, tiny, off, tinyallocs, spans))
+        return out
+
+    def span_objects(self, base: int) -> SpanObjects:
+        """Slot states of the in-use small span that starts at base."""
+        states, marks = self._span_objects(base)
+        span = self.span_of(base)
+        assert span is not None
+        tiny = marks if span.spanclass == 5 else ()
+        return SpanObjects(base, span.elemsize, states, tiny)
 
     def info(self) -> HeapInfo:
         """The platform and options this heap models."""
