@@ -55,3 +55,13 @@ test: test-c test-py
 
 clean:
 	rm -rf build *.egg-info goalloc/*.so
+
+bench-c: build/bench/bench_fastpath
+	build/bench/bench_fastpath
+
+build/bench/bench_fastpath: benchmarks/bench_fastpath.c $(CORE) $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(WARN) -Werror -O2 -g -Icsrc $< $(CORE) -o $@ -lpthread
+
+bench-py:
+	$(PYTHON) benchmarks/bench_python.py

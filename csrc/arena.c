@@ -48,7 +48,8 @@ heap_arena_of(const mheap *h, ga_addr addr)
 static uint64_t
 page_index(const mheap *h, ga_addr addr)
 {
-    return (addr / PAGE_SIZE) % h->plat.pages_per_arena;
+    /* pages_per_arena is a power of two */
+    return (addr >> PAGE_SHIFT) & (h->plat.pages_per_arena - 1);
 }
 
 mspan *

@@ -507,14 +507,12 @@ small_free(mheap *h, mspan *s, ga_addr addr)
     return GA_OK;
 }
 
-ga_status
-ga_free(ga_heap *h, ga_addr addr)
+/* free_slow classifies addr under the heap lock and frees whatever it is,
+ * inside a protected call (returning a span to the mheap may throw). */
+static GA_NOINLINE ga_status
+free_slow(mheap *h, ga_addr addr)
 {
     GA_PROTECT(h);
-    if (addr == h->zerobase) {
-        GA_UNPROTECT(h);
-        return GA_OK;
-    }
     mspan *large, *small;
     mheap_lock(h);
     ga_status st = classify_locked(h, addr, &large, &small);
@@ -527,6 +525,35 @@ ga_free(ga_heap *h, ga_addr addr)
     }
     GA_UNPROTECT(h);
     return st;
+}
+
+ga_status
+ga_free(ga_heap *h, ga_addr addr)
+{
+    if (GA_UNLIKELY(h->poisoned != NULL)) {
+        return GA_EPOISONED;
+    }
+    if (addr == h->zerobase) {
+        return GA_OK;
+    }
+    /* The fast path: a live object at a slot start of a small span that
+     * an mcache holds (not the tiny class).  spanOf needs no lock: arena
+     * entries only ever go from NULL to set. */
+    mspan *s = span_of(h, addr);
+    if (GA_LIKELY(s != NULL && s->state == MSPAN_IN_USE &&
+                  s->sweepgen == h->sweepgen + 3 && s->tiny_marks == NULL &&
+                  mspan_base(s) <= addr && addr < s->limit)) {
+        uint64_t i = mspan_obj_index(s, addr);
+        if (mspan_base(s) + i * s->elemsize == addr &&
+            mspan_is_allocated(s, i) && !bit_get(s->freed_bits, i)) {
+            /* The slot waits in freed_bits for the span's next sweep. */
+            bit_set(s->freed_bits, i);
+            s->alloc_count--;
+            h->central[s->spanclass].nsmallfree++;
+            return GA_OK;
+        }
+    }
+    return free_slow(h, addr);
 }
 
 ga_status

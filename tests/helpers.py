@@ -120,9 +120,39 @@ def check_span_walk(h: goalloc.Heap) -> list[goalloc.Span]:
     assert st.heap_idle == sum(s.nbytes for s in spans if s.state == "free")
     assert st.heap_released == sum(s.nbytes for s in spans
                                    if s.state == "free" and s.scavenged)
-    assert h.info().pages_in_use == sum(s.npages for s in spans
-                                        if s.state == "inuse")
+    info = h.info()
+    # Every live mspan struct is a span of the walk (the emptymspan
+    # sentinel is not from spanalloc), so spanalloc.inuse is their count
+    # times sizeof(mspan), 136 bytes on 64-bit (facts §1.4, §5 item 30);
+    # allspans holds every struct ever carved, live or recycled.
+    if info.ptr_size == 8:
+        assert st.mspan_inuse == len(spans) * 136
+    assert info.nallspans >= len(spans)
+    assert info.pages_in_use == sum(s.npages for s in spans
+                                    if s.state == "inuse")
+    # facts §5 item 13 (Go's TestUnscavHugePages)
+    huge = info.phys_huge_page_size
+    assert info.unscav_huge_pages == sum(
+        huge_pages(s, huge) for s in spans
+        if s.state == "free" and not s.scavenged)
+    # spanOf: the first, last and a middle page map to the span
+    # (interior entries of free spans may be stale in Go; goalloc's
+    # span_of resolves them to the covering span).
+    for s in spans:
+        for addr in (s.base, s.base + (s.npages // 2) * PAGE, s.end - 1):
+            assert h.span_of(addr) == s, (hex(addr), s)
     return spans
+
+
+def huge_pages(s: goalloc.Span, huge: int) -> int:
+    """Go 1.13's mspan.hugePages: aligned huge pages inside the span."""
+    if huge == 0 or s.npages < huge // PAGE:
+        return 0
+    start, end = s.base, s.end
+    if huge > PAGE:
+        start = (start + huge - 1) & ~(huge - 1)
+        end &= ~(huge - 1)
+    return (end - start) // huge if start < end else 0
 
 
 def heap_is_poisoned(h: goalloc.Heap) -> bool:

@@ -221,6 +221,18 @@ def test_block_range_bad_arguments(heap):
     raises_unchanged(heap, TypeError, heap.block_range, 4096)
 
 
+def test_block_range_never_clobbers_process_memory():
+    # On os, a range someone else already mapped (here: a Python buffer)
+    # is refused, not replaced (no MAP_FIXED over it).
+    import ctypes
+    buf = bytearray(b"\x5a" * (64 * 1024))
+    addr = ctypes.addressof((ctypes.c_char * len(buf)).from_buffer(buf))
+    page = (addr + 8191) & ~4095
+    with goalloc.Heap(backing="os") as h:
+        raises_unchanged(h, ValueError, h.block_range, page, 4096)
+    assert bytes(buf) == b"\x5a" * len(buf)
+
+
 def test_block_range_twice_on_virtual():
     with goalloc.Heap(backing="virtual") as h:
         a = GO_HEAP_START + 1000 * ARENA

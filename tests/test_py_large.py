@@ -81,6 +81,10 @@ def test_first_large_alloc_user_story(heap, backing):
     assert st.mspan_inuse == 2 * MSPAN
     assert st.mspan_sys == 16384
     check_stat_identities(st)
+    # Large objects are not in BySize: Go counts them in nlargealloc
+    # only (updatememstats), and class 0's mcentrals never allocate.
+    assert all((b.mallocs, b.frees) == (0, 0) for b in st.by_size)
+    assert st.by_size[0] == goalloc.BySize(0, 0, 0)
     i = h.info()
     assert i.pages_in_use == 13
     assert i.nallspans == 2
@@ -128,12 +132,16 @@ def test_alloc_zero_is_zerobase(heap):
     assert zb != p
 
 
-def test_small_sizes_not_implemented_yet(heap):
-    before = snapshot(heap)
-    for n in (1, 8, 16, 32768):
-        with pytest.raises(NotImplementedError):
-            heap.alloc(n)
-    assert snapshot(heap) == before
+def test_large_small_boundary(heap):
+    # Exactly 32768 bytes is small (class 66, facts §7 item 19); one byte
+    # more is the smallest large object, a 5-page span of class 0.
+    small = heap.alloc(32768)
+    s = heap.span_of(small)
+    assert s.sizeclass == 66 and s.spanclass == 66 << 1
+    assert s.npages == 4 and s.elemsize == 32768
+    large = heap.alloc(32769)
+    s = heap.span_of(large)
+    assert (s.sizeclass, s.spanclass, s.base, s.npages) == (0, 0, large, 5)
 
 
 # ---- Freeing and coalescing -------------------------------------------
@@ -230,6 +238,9 @@ def test_scavenge_n_releases_top_down(heap, backing, n):
     before = h.stats()
     unreleased = before.heap_idle - before.heap_released
     assert unreleased == 2 * big
+    spans_before = h.spans()
+    assert h.scavenge(0) == 0          # nothing asked, nothing released
+    assert h.spans() == spans_before and h.stats() == before
 
     released = h.scavenge(n)
     assert released >= n

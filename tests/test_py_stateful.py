@@ -20,8 +20,8 @@ from helpers import (MAX_SMALL, PAGE, MiB, check_span_walk,
                      check_stat_identities, npages_of, snapshot)
 
 SETTINGS = settings(
-    max_examples=30,
-    stateful_step_count=25,
+    max_examples=50,
+    stateful_step_count=30,
     deadline=None,            # nothing is timed
     derandomize=bool(os.environ.get("CI")),
     suppress_health_check=[HealthCheck.too_slow],
@@ -155,6 +155,8 @@ class LargeObjectHeap(RuleBasedStateMachine):
         assert st.heap_released <= st.heap_idle
         assert st.heap_sys == st.heap_idle + st.heap_inuse
         assert st.heap_sys % (64 * MiB) == 0
+        # large objects never show in BySize (Go's updatememstats)
+        assert all((b.mallocs, b.frees) == (0, 0) for b in st.by_size)
 
 
 class OsLargeObjectHeap(LargeObjectHeap):

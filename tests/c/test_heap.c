@@ -1425,11 +1425,26 @@ fallback_case(bool by_blocking)
     CHECK(hint_count(h) == 2);
 
     /* Block above: the up-hint is discarded and the down-hint grows the
-     * heap below v, moving down itself. */
+     * heap below v, moving down itself.  The first object is freed and
+     * released first, so the new arena (released) coalesces with the
+     * free span above it, and the object is carved from the merged
+     * span's low end. */
+    FREE(h, v);
+    CHECK(SCAVENGE(h, UINT64_MAX) == 13 * GO_PAGE);
     CHECK(ga_block_range(h, v + 2 * ARENA_64, GO_PAGE) == GA_OK);
     ga_addr c = MALLOC(h, ARENA_64);
     CHECK_MSG(c == v - ARENA_64, "%s: c at 0x%" PRIx64 ", want 0x%" PRIx64,
               how, c, v - ARENA_64);
+    span_want below[] = {
+        {c, ARENA_64 / GO_PAGE, SPAN_IN_USE, false},
+        {v, 13, SPAN_FREE, true},
+        {b, ARENA_64 / GO_PAGE, SPAN_IN_USE, false},
+        {b + ARENA_64, ARENA_64 / GO_PAGE - 13, SPAN_FREE, true},
+    };
+    LAYOUT(h, below);
+    ga_span_info si;
+    memset(&si, 0, sizeof si);
+    CHECK(ga_span_of(h, v - 1, &si) && si.base == c);
     bool down = false;
     CHECK(hint_count(h) == 1);
     CHECK(head_hint(h, &down) == v - ARENA_64 && down);
@@ -1442,7 +1457,6 @@ fallback_case(bool by_blocking)
     }
     free(ar.v);
     /* Free everything: the three arenas form one region. */
-    FREE(h, v);
     FREE(h, b);
     FREE(h, c);
     SCAVENGE(h, UINT64_MAX);
@@ -1984,6 +1998,174 @@ test_other_platform_growth(void)
     }
 }
 
+/* ---- Accounting at scale, options, Ps ------------------------------ */
+
+/* ga_options_init: Go's defaults. */
+static void
+test_options_defaults(void)
+{
+    ga_options o;
+    memset(&o, 0x5a, sizeof o);
+    ga_options_init(&o);
+    CHECK(strcmp(o.goos, "linux") == 0 && strcmp(o.goarch, "amd64") == 0);
+    CHECK(!o.race && o.backing == GA_BACKING_OS && o.procs == 1);
+    CHECK(o.scavenge_goal == 4923392 && o.sys_limit == 0);
+    CHECK(o.binary_end == 0x08200000);
+}
+
+/* Every P gets an mcache from cachealloc: 1736 bytes each, 9 to a 16 KiB
+ * chunk (facts §1.4). */
+static void
+test_procs(void)
+{
+    static const int procs[] = {1, 4, 9, 10, 64};
+    for (size_t i = 0; i < sizeof procs / sizeof procs[0]; i++) {
+        ga_options o;
+        opts(&o, "linux", "amd64", false, GA_BACKING_VIRTUAL);
+        o.procs = procs[i];
+        ga_heap *h = OPEN(&o);
+        if (h == NULL) {
+            continue;
+        }
+        uint64_t n = (uint64_t)procs[i];
+        ga_mem_stats st = stats_of(h);
+        CHECK_MSG(st.mcache_inuse == n * GO_SIZEOF_MCACHE &&
+                      st.mcache_sys == (n + 8) / 9 * 16384,
+                  "procs %d: mcache_inuse %" PRIu64 " mcache_sys %" PRIu64,
+                  procs[i], st.mcache_inuse, st.mcache_sys);
+        CHECK(info_of(h).procs == procs[i]);
+        ga_addr a = 0;
+        CHECK(ga_malloc(h, procs[i] - 1, 100000, false, &a) == GA_OK &&
+              a == 0xc000000000);
+        VERIFY(h);
+        digest d;
+        digest_take(h, &d);
+        CHECK(ga_malloc(h, procs[i], 100000, false, &a) == GA_EINVAL);
+        SAME_DIGEST(h, &d, "a malloc on a P that does not exist");
+        digest_free(&d);
+        ga_heap_free(h);
+    }
+}
+
+/* mspan structs: 120 to a 16 KiB spanalloc chunk (mspan_sys); allspans
+ * starts with 64 KiB / 8 = 8192 entries of other_sys and grows by 1.5x,
+ * freeing the old array (recordspan, facts §1.3). */
+static void
+test_allspans_accounting(void)
+{
+    ga_heap *h = VIRT("linux", "amd64");
+    if (h == NULL) {
+        return;
+    }
+    ga_addr first = MALLOC(h, 40000);
+    CHECK(first == 0xc000000000);
+    uint64_t other_before = 0;
+    bool crossed = false;
+    ga_addr last = first;
+    /* Five-page objects side by side until span struct 8193 is made. */
+    for (int i = 0; i < 20000 && !crossed; i++) {
+        ga_heap_info in = info_of(h);
+        ga_mem_stats st = stats_of(h);
+        ga_addr a = 0;
+        ga_status s = ga_malloc(h, 0, 40000, false, &a);
+        if (!CHECK_MSG(s == GA_OK, "malloc %d: %s", i, ga_status_name(s))) {
+            break;
+        }
+        CHECK(a == last + 5 * GO_PAGE);
+        last = a;
+        ga_heap_info in2 = info_of(h);
+        /* (A growth with no free tail to merge makes two fresh structs
+         * in one allocation, so the count may jump past 8193.) */
+        if (in.nallspans <= 8192 && in2.nallspans > 8192) {
+            crossed = true;
+            other_before = st.other_sys;
+        }
+    }
+    VERIFY(h);
+    CHECK(crossed);
+    ga_mem_stats st = stats_of(h);
+    ga_heap_info in = info_of(h);
+    /* The new allspans array: 8192 * 3/2 = 12288 entries, 98,304 bytes,
+     * replaces the 65,536-byte one. */
+    CHECK_MSG(st.other_sys == other_before + 98304 - 65536,
+              "other_sys %" PRIu64 " -> %" PRIu64, other_before,
+              st.other_sys);
+    /* Fresh structs are carved in order, 120 per chunk. */
+    CHECK_MSG(st.mspan_sys == (in.nallspans + 119) / 120 * 16384,
+              "mspan_sys %" PRIu64 " for %" PRIu64 " structs", st.mspan_sys,
+              in.nallspans);
+    CHECK(st.mspan_inuse == ga_spans(h, NULL, 0) * GO_SIZEOF_MSPAN);
+    ga_heap_free(h);
+}
+
+/* Without huge pages (darwin: physHugePageSize 0) the split point is only
+ * rounded down to a runtime page. */
+static void
+test_scavenge_no_huge(void)
+{
+    ga_heap *h = VIRT("darwin", "arm64");
+    if (h == NULL) {
+        return;
+    }
+    CHECK(info_of(h).phys_huge_page_size == 0);
+    ga_addr a = MALLOC(h, 4 * MiB);
+    ga_addr g = MALLOC(h, 40000);
+    CHECK(a == 0x130000000 && g == a + 4 * MiB);
+    FREE(h, a);
+    CHECK(info_of(h).unscav_huge_pages == 0);
+    /* 1 byte: one page off the top. */
+    CHECK(SCAVENGE(h, 1) == GO_PAGE);
+    /* 12000 bytes: the cut end - 12000 rounds down to end - 2 pages. */
+    CHECK(SCAVENGE(h, 12000) == 2 * GO_PAGE);
+    span_want want[] = {
+        {a, 512 - 3, SPAN_FREE, false},
+        {a + (512 - 3) * GO_PAGE, 3, SPAN_FREE, true},
+        {g, 5, SPAN_IN_USE, false},
+        {g + 5 * GO_PAGE, ARENA_64 / GO_PAGE - 517, SPAN_FREE, true},
+    };
+    LAYOUT(h, want);
+    /* 1 MiB: exactly 128 pages. */
+    CHECK(SCAVENGE(h, 1 * MiB) == 1 * MiB);
+    CHECK(SCAVENGE(h, UINT64_MAX) == 4 * MiB - 1 * MiB - 3 * GO_PAGE);
+    ga_heap_free(h);
+}
+
+/* TestArenaCollision on the os backend: a real PROTECT_NONE page at the
+ * next hint. */
+static void
+test_os_collision(void)
+{
+    ga_options o;
+    opts(&o, "linux", "amd64", false, GA_BACKING_OS);
+    ga_heap *h = OPEN(&o);
+    if (h == NULL) {
+        return;
+    }
+    ga_addr want[NUM_HINTS_64];
+    want_hints_default(want);
+    ga_addr a = MALLOC(h, 100000);
+    size_t k = NUM_HINTS_64 - hint_count(h);
+    CHECK(k < NUM_HINTS_64 - 1 && a == want[k]);
+    ga_addr next = head_hint(h, NULL);
+    CHECK(next == a + ARENA_64);
+    ga_status st = ga_block_range(h, next + 3 * GO_PAGE, GO_PAGE);
+    CHECK_MSG(st == GA_OK, "blocking 0x%" PRIx64 ": %s", next,
+              ga_status_name(st));
+    /* A range the heap holds cannot be blocked. */
+    CHECK(ga_block_range(h, a, GO_PAGE) == GA_EINVAL);
+    ga_addr b = MALLOC(h, ARENA_64);
+    CHECK_MSG(b == want[k + 1], "os: b at 0x%" PRIx64 ", want 0x%" PRIx64, b,
+              want[k + 1]);
+    CHECK(hint_count(h) == NUM_HINTS_64 - k - 1);
+    CHECK(head_hint(h, NULL) == want[k + 1] + ARENA_64);
+    memset((void *)(uintptr_t)b, 0x77, (size_t)ARENA_64);
+    FREE(h, b);
+    FREE(h, a);
+    CHECK(SCAVENGE(h, UINT64_MAX) == ARENA_64 + 13 * GO_PAGE);
+    CHECK(ga_fail_reserves(h, 1) == GA_EUNSUPPORTED);
+    ga_heap_free(h);
+}
+
 /* ---- Randomized: first fit and accounting against a model ----------- */
 
 static uint64_t rng_state;
@@ -2171,6 +2353,11 @@ main(void)
     test_throw_poisons();
     test_32bit();
     test_other_platform_growth();
+    test_options_defaults();
+    test_procs();
+    test_allspans_accounting();
+    test_scavenge_no_huge();
+    test_os_collision();
     for (uint64_t seed = 1; seed <= 4; seed++) {
         test_random(seed * 0x9E3779B97F4A7C15ULL, 400);
     }
