@@ -40,8 +40,21 @@ def demo(args: argparse.Namespace) -> int:
               f"{len(h.arenas())} arenas")
         for a in h.arenas():
             print(f"    {a}")
+        small = [h.alloc(24) for _ in range(3)]
+        span = h.span_of(small[0])
+        print(f"3 x alloc(24) -> {', '.join(hex(a) for a in small)}: "
+              f"consecutive slots of size class {span.sizeclass} "
+              f"({span.elemsize} B, {span.nelems} per {span.npages}-page "
+              f"span), from P 0's mcache")
+        tiny = [h.alloc(n, noscan=True) for n in (1, 2, 4)]
+        print(f"tiny allocs of 1, 2, 4 noscan bytes -> "
+              f"{', '.join(hex(a) for a in tiny)}: one 16-byte block")
         h.free(p)
-        print(f"free({p:#x}); scavenge() released {_mib(h.scavenge())}")
+        for a in small + tiny:
+            h.free(a)
+        h.flush()
+        print(f"free everything, flush the mcaches; scavenge() released "
+              f"{_mib(h.scavenge())}")
         st = h.stats()
         print("\nMemStats:")
         for name in ("sys", "heap_sys", "heap_inuse", "heap_idle",
