@@ -38,6 +38,7 @@ typedef struct check_ctx {
     uint64_t large_bytes;
     uint64_t nsmall_spans;
     uint64_t live[NUM_SIZE_CLASSES]; /* live small objects per class */
+    uint64_t requested;              /* requested bytes of live objects */
     const mspan *prev;
 } check_ctx;
 
@@ -172,6 +173,20 @@ check_small_span(check_ctx *c, mspan *s)
             }
         }
     }
+    for (uint64_t i = 0; i < s->nelems; i++) {
+        if (!mspan_is_allocated(s, i) || bit_get(s->freed_bits, i)) {
+            continue;
+        }
+        if (s->tiny_marks == NULL) {
+            c->requested += s->req_sizes[i];
+            continue;
+        }
+        for (unsigned off = 0; off < TINY_SIZE; off++) {
+            if (s->tiny_marks[i] & TINY_MARK_LIVE(off)) {
+                c->requested += s->tiny_sizes[i * TINY_SIZE + off];
+            }
+        }
+    }
     c->nsmall_spans++;
     c->live[span_class_sizeclass(s->spanclass)] += s->alloc_count;
     return true;
@@ -195,6 +210,7 @@ check_in_use_span(check_ctx *c, mspan *s)
     {
         c->nlarge++;
         c->large_bytes += s->elemsize;
+        c->requested += s->limit - mspan_base(s);
         if (s->nelems != 1 || s->elemsize != s->npages * PAGE_SIZE ||
             s->alloc_count != 1 || s->freeindex != 1 ||
             s->limit <= mspan_base(s) || s->limit > mspan_end(s) ||
@@ -413,6 +429,8 @@ check_slow_stats(check_ctx *c)
            "by_size mallocs - frees != live objects of the class");
     }
     EQ(ms.heap_alloc, alloc, "heap_alloc != bytes of live objects");
+    EQ(mheap_requested_live_locked(h), c->requested,
+       "requested bytes counters != requested sizes of live objects");
     EQ(ms.alloc, ms.heap_alloc, "alloc != heap_alloc");
     EQ(ms.heap_objects, objects, "heap_objects != live objects");
     EQ(ms.mallocs - ms.frees, ms.heap_objects,

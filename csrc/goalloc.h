@@ -9,8 +9,12 @@
  *          and the introspection Go's export_test.go offers.
  * Differs from Go: free() is explicit (decisions §4); many heaps may live
  *          in one process; addresses are ga_addr integers.
- * Locking: each call takes the heap lock it needs; calls on one heap may
- *          come from several threads.
+ * Locking: each call takes the heap lock it needs.  Several threads may
+ *          allocate at once, each through its own P (one thread per P at
+ *          a time), and free large objects, scavenge or read stats.  A free
+ *          of a small or tiny object must not run concurrently with other
+ *          calls touching its span (the Python binding serialises all
+ *          calls); remote frees across threads are future work.
  */
 #ifndef GOALLOC_H
 #define GOALLOC_H
@@ -199,6 +203,70 @@ bool ga_verify(ga_heap *h, char *msg, size_t msglen);
 
 /* ga_poisoned returns the throw message if the heap is poisoned. */
 const char *ga_poisoned(ga_heap *h);
+
+/* ---- Experiments ---------------------------------------------------- */
+
+/* The counters fragmentation metrics are computed from (one Timeline
+ * sample).  requested_live is what callers asked for, summed over live
+ * objects; heap_alloc is what they got (size-class rounded). */
+typedef struct ga_heap_counters {
+    uint64_t heap_alloc;
+    uint64_t heap_inuse;
+    uint64_t heap_idle;
+    uint64_t heap_released;
+    uint64_t heap_sys;
+    uint64_t live_objects;   /* heap_objects */
+    uint64_t requested_live; /* bytes requested by live objects */
+    uint64_t largest_free;   /* bytes of the largest free span */
+} ga_heap_counters;
+
+ga_status ga_heap_counters_get(ga_heap *h, ga_heap_counters *out);
+
+/* A trace as parallel columns: op i allocates (kind 0) size[i] bytes as
+ * object id[i] through P p[i], or frees (kind 1) object id[i]. */
+enum { GA_OP_ALLOC = 0, GA_OP_FREE = 1 };
+typedef struct ga_trace_view {
+    size_t n;
+    const uint8_t *kind;
+    const uint64_t *id;
+    const uint64_t *size;
+    const uint8_t *noscan;
+    const uint16_t *p;
+} ga_trace_view;
+
+/* Why a replay stopped early. */
+enum {
+    GA_REPLAY_OK = 0,
+    GA_REPLAY_BAD_KIND,     /* kind is neither alloc nor free */
+    GA_REPLAY_UNKNOWN_ID,   /* free of an id that is not live */
+    GA_REPLAY_LIVE_ID,      /* alloc of an id that is still live */
+    GA_REPLAY_ID_RANGE,     /* id >= nids */
+    GA_REPLAY_ALLOC_FAILED, /* ga_malloc refused (status says why) */
+    GA_REPLAY_FREE_FAILED,  /* ga_free refused (status says why) */
+};
+
+typedef struct ga_replay_state {
+    uint64_t nids;
+    ga_addr *addr_of; /* per id: the address of its latest allocation */
+    uint8_t *live;    /* per id: 1 while allocated */
+} ga_replay_state;
+
+typedef struct ga_replay_result {
+    size_t next;      /* index of the first op not applied */
+    int reason;       /* GA_REPLAY_* */
+    ga_status status; /* the facade's status when reason says so */
+    size_t nsamples;  /* samples written */
+} ga_replay_result;
+
+/* ga_replay applies ops [start, stop) of t in C.  After op k it samples
+ * the counters when (k + 1) % sample_every == 0 (sample_every > 0), and
+ * after op stop-1 when sample_last; samples go to samples[] with the op
+ * index in sample_ops[], at most sample_cap of them.  It stops at the
+ * first bad op, which is not applied: the heap stays consistent. */
+void ga_replay(ga_heap *h, const ga_trace_view *t, size_t start, size_t stop,
+               uint64_t sample_every, bool sample_last, ga_replay_state *st,
+               ga_heap_counters *samples, uint64_t *sample_ops,
+               size_t sample_cap, ga_replay_result *res);
 
 /* ---- Fault injection (tests, notebooks) --------------------------- */
 

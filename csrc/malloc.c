@@ -67,17 +67,18 @@
 /* A protected call: Go's throw inside it longjmps back here, leaving the
  * heap poisoned, and the facade returns GA_EPOISONED. */
 #define GA_PROTECT(h)                                                         \
-    jmp_buf ga_jb_;                                                           \
+    ga_protect_frame ga_pf_;                                                  \
     if ((h)->poisoned != NULL) {                                              \
         return GA_EPOISONED;                                                  \
     }                                                                         \
-    if (setjmp(ga_jb_) != 0) {                                                \
-        (h)->throw_jmp = NULL;                                                \
+    ga_pf_.prev = ga_current_protect;                                         \
+    if (setjmp(ga_pf_.jb) != 0) {                                             \
+        ga_current_protect = ga_pf_.prev;                                     \
         return GA_EPOISONED;                                                  \
     }                                                                         \
-    (h)->throw_jmp = &ga_jb_
+    ga_current_protect = &ga_pf_
 
-#define GA_UNPROTECT(h) ((h)->throw_jmp = NULL)
+#define GA_UNPROTECT(h) (ga_current_protect = ga_pf_.prev)
 
 const char *
 ga_status_name(ga_status s)
@@ -212,12 +213,13 @@ make_caches(mheap *h)
 static bool
 init_protected(mheap *h, ga_status *status, char *err, size_t errlen)
 {
-    jmp_buf jb;
-    if (setjmp(jb) != 0) {
-        h->throw_jmp = NULL;
+    ga_protect_frame f;
+    f.prev = ga_current_protect;
+    if (setjmp(f.jb) != 0) {
+        ga_current_protect = f.prev;
         return fail(status, GA_EPOISONED, err, errlen, h->poisoned);
     }
-    h->throw_jmp = &jb;
+    ga_current_protect = &f;
     bool ok = make_caches(h);
     if (!ok) {
         fail(status, GA_ENOMEM, err, errlen, "out of memory making mcaches");
@@ -226,7 +228,7 @@ init_protected(mheap *h, ga_status *status, char *err, size_t errlen)
         *status = GA_ENOMEM;
         ok = false;
     }
-    h->throw_jmp = NULL;
+    ga_current_protect = f.prev;
     return ok;
 }
 
@@ -328,6 +330,9 @@ large_alloc(mheap *h, uint64_t size, bool noscan, ga_addr *out)
         return GA_ENOMEM;
     }
     s->limit = mspan_base(s) + size;
+    mheap_lock(h);
+    h->large_requested += size;
+    mheap_unlock(h);
     /* initSpan, then mallocgc's large-object epilogue */
     s->nelems = 1;
     s->alloc_cache = ~(uint64_t)0;
@@ -340,11 +345,16 @@ large_alloc(mheap *h, uint64_t size, bool noscan, ga_addr *out)
 /* small_slot_done finishes a small allocation: a 16-byte noscan slot is
  * a one-object tiny block, and dirty memory is zeroed (needzero). */
 static inline void
-small_slot_done(mheap *h, mspan *s, ga_addr v)
+small_slot_done(mheap *h, mcache *c, mspan *s, ga_addr v, uint64_t size)
 {
+    c->local_requested += size;
     if (GA_UNLIKELY(s->tiny_marks != NULL)) {
-        s->tiny_marks[(v - mspan_base(s)) / TINY_SIZE] =
-            TINY_MARK_LIVE(0) | TINY_MARK_USED(0);
+        uint64_t i = (v - mspan_base(s)) / TINY_SIZE;
+        s->tiny_marks[i] = TINY_MARK_LIVE(0) | TINY_MARK_USED(0);
+        s->tiny_sizes[i * TINY_SIZE] = (uint8_t)size;
+    }
+    else {
+        s->req_sizes[mspan_obj_index(s, v)] = (uint16_t)size;
     }
     if (s->needzero && h->mem.kind == GA_BACKING_OS) {
         memset((void *)(uintptr_t)v, 0, (size_t)s->elemsize);
@@ -371,7 +381,7 @@ malloc_slow(mheap *h, mcache *c, uint64_t size, bool noscan, ga_addr *out)
         mspan *s;
         v = mcache_next_free(h, c, spc, &s);
         if (v != 0) {
-            small_slot_done(h, s, v);
+            small_slot_done(h, c, s, v, size);
         }
         st = v != 0 ? GA_OK : GA_ENOMEM;
     }
@@ -400,7 +410,7 @@ ga_malloc(ga_heap *h, int p, uint64_t size, bool noscan, ga_addr *out)
                                             noscan)];
         ga_addr v = next_free_fast(s);
         if (GA_LIKELY(v != 0)) {
-            small_slot_done(h, s, v);
+            small_slot_done(h, c, s, v, size);
             *out = v;
             return GA_OK;
         }
@@ -456,12 +466,14 @@ classify_locked(mheap *h, ga_addr addr, mspan **large, mspan **small)
     return GA_OK;
 }
 
+/* large_free_locked frees a live large object's span; the caller holds
+ * the heap lock since classifying it, so two frees cannot both pass. */
 static void
-large_free(mheap *h, mspan *s)
+large_free_locked(mheap *h, mspan *s)
 {
-    mheap_lock(h);
     h->nlargefree++;
     h->largefree += s->elemsize;
+    h->large_requested_freed += s->limit - mspan_base(s);
     h->stats.heap_live -= s->elemsize;
     h->stats.heap_objects--;
     s->alloc_count = 0;
@@ -469,7 +481,6 @@ large_free(mheap *h, mspan *s)
     ga_addr base = mspan_base(s);
     mheap_free_span_locked(h, s, true, true);
     arena_set_page_freed(h, base);
-    mheap_unlock(h);
 }
 
 /* dead_slot_status: freeing slot i at offset off, which is not live. */
@@ -503,7 +514,8 @@ small_free(mheap *h, mspan *s, ga_addr addr)
         return GA_ENOTOBJECT;
     }
     bool cached = s->sweepgen == h->sweepgen + 3;
-    mcentral_free_slot(h, &h->central[s->spanclass], s, i, cached);
+    mcentral_free_slot(h, &h->central[s->spanclass], s, i, cached,
+                       s->req_sizes[i]);
     return GA_OK;
 }
 
@@ -516,11 +528,11 @@ free_slow(mheap *h, ga_addr addr)
     mspan *large, *small;
     mheap_lock(h);
     ga_status st = classify_locked(h, addr, &large, &small);
-    mheap_unlock(h);
     if (large != NULL) {
-        large_free(h, large);
+        large_free_locked(h, large);
     }
-    else if (small != NULL) {
+    mheap_unlock(h);
+    if (small != NULL) {
         st = small_free(h, small, addr);
     }
     GA_UNPROTECT(h);
@@ -550,6 +562,7 @@ ga_free(ga_heap *h, ga_addr addr)
             bit_set(s->freed_bits, i);
             s->alloc_count--;
             h->central[s->spanclass].nsmallfree++;
+            h->central[s->spanclass].requested_freed += s->req_sizes[i];
             return GA_OK;
         }
     }
@@ -584,10 +597,10 @@ void
 mheap_read_mem_stats_locked(mheap *h, ga_mem_stats *out)
 {
     memset(out, 0, sizeof(*out));
-    /* Go flushes every mcache (releaseAll) to make the counts exact;
-     * goalloc flushes the local counters and subtracts, for every cached
-     * span, the slots cacheSpan counted but no one was handed yet, which
-     * gives the same numbers without disturbing the caches. */
+    /* Go flushes every mcache (releaseAll and the local counters) to make
+     * the counts exact; goalloc adds the local counters up and subtracts,
+     * for every cached span, the slots cacheSpan counted but nobody was
+     * handed yet: the same numbers, and the caches stay as they were. */
     uint64_t unused[NUM_SIZE_CLASSES] = {0};
     for (int p = 0; p < h->nprocs; p++) {
         mcache *c = h->caches[p];
@@ -598,12 +611,13 @@ mheap_read_mem_stats_locked(mheap *h, ga_mem_stats *out)
             }
         }
     }
+    uint64_t tinyallocs = h->stats.tinyallocs;
     for (int p = 0; p < h->nprocs; p++) {
-        mcache_flush_tiny_stats(h, h->caches[p]);
+        tinyallocs += h->caches[p]->local_tinyallocs;
     }
     const mstats *st = &h->stats;
-    uint64_t nmalloc = h->nlargealloc + st->tinyallocs;
-    uint64_t nfree = h->nlargefree + st->tinyallocs;
+    uint64_t nmalloc = h->nlargealloc + tinyallocs;
+    uint64_t nfree = h->nlargefree + tinyallocs;
     uint64_t total = h->largealloc;
     uint64_t freed = h->largefree;
     for (int c = 0; c < NUM_SIZE_CLASSES; c++) {
@@ -704,4 +718,42 @@ const char *
 ga_poisoned(ga_heap *h)
 {
     return h->poisoned;
+}
+
+/* ---- Experiments ------------------------------------------------- */
+
+uint64_t
+mheap_requested_live_locked(mheap *h)
+{
+    uint64_t asked = h->large_requested;
+    uint64_t freed = h->large_requested_freed;
+    for (int p = 0; p < h->nprocs; p++) {
+        asked += h->caches[p]->local_requested;
+    }
+    for (int i = 0; i < NUM_SPAN_CLASSES; i++) {
+        freed += h->central[i].requested_freed;
+    }
+    return asked - freed;
+}
+
+ga_status
+ga_heap_counters_get(ga_heap *h, ga_heap_counters *out)
+{
+    if (h->poisoned != NULL) {
+        return GA_EPOISONED;
+    }
+    ga_mem_stats ms;
+    mheap_lock(h);
+    mheap_read_mem_stats_locked(h, &ms);
+    out->heap_alloc = ms.heap_alloc;
+    out->heap_inuse = ms.heap_inuse;
+    out->heap_idle = ms.heap_idle;
+    out->heap_released = ms.heap_released;
+    out->heap_sys = ms.heap_sys;
+    out->live_objects = ms.heap_objects;
+    out->requested_live = mheap_requested_live_locked(h);
+    out->largest_free = h->free.treap ? h->free.treap->max_pages * PAGE_SIZE
+                                      : 0;
+    mheap_unlock(h);
+    return GA_OK;
 }

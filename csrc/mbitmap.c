@@ -32,8 +32,11 @@ mspan_init_bits(mheap *h, mspan *s)
     uint64_t nelems = s->npages * PAGE_SIZE / s->elemsize;
     uint64_t nbytes = gc_bits_bytes(nelems);
     bool tiny = s->spanclass == make_span_class(TINY_SIZE_CLASS, true);
-    size_t tiny_bytes = tiny ? (size_t)nelems * sizeof(uint32_t) : 0;
-    uint8_t *bits = calloc(1, (size_t)(3 * nbytes) + tiny_bytes);
+    /* tiny: marks (4 bytes) and 16 requested sizes per block; otherwise
+     * one 16-bit requested size per slot */
+    size_t extra = tiny ? (size_t)nelems * (sizeof(uint32_t) + TINY_SIZE)
+                        : (size_t)nelems * sizeof(uint16_t);
+    uint8_t *bits = calloc(1, (size_t)(3 * nbytes) + extra);
     if (bits == NULL) {
         return false;
     }
@@ -43,7 +46,10 @@ mspan_init_bits(mheap *h, mspan *s)
     s->alloc_bits = bits;
     s->freed_bits = bits + nbytes;
     s->used_bits = bits + 2 * nbytes;
-    s->tiny_marks = tiny ? (uint32_t *)(void *)(bits + 3 * nbytes) : NULL;
+    uint8_t *rest = bits + 3 * nbytes; /* 8-byte aligned */
+    s->tiny_marks = tiny ? (uint32_t *)(void *)rest : NULL;
+    s->tiny_sizes = tiny ? rest + nelems * sizeof(uint32_t) : NULL;
+    s->req_sizes = tiny ? NULL : (uint16_t *)(void *)rest;
     /* Go takes a mark and an alloc bitmap from the gcBits arenas. */
     charge_gc_bits(h, 2 * nbytes);
     return true;
@@ -57,6 +63,8 @@ mspan_free_bits(mspan *s)
     s->freed_bits = NULL;
     s->used_bits = NULL;
     s->tiny_marks = NULL;
+    s->tiny_sizes = NULL;
+    s->req_sizes = NULL;
 }
 
 uint64_t

@@ -82,6 +82,9 @@ mcache_release_all(mheap *h, mcache *c)
 {
     /* Drop the tiny block first: freeing it needs its span cached. */
     tiny_drop_block(h, c);
+    mheap_lock(h);
+    mcache_flush_tiny_stats(h, c); /* purgecachedstats */
+    mheap_unlock(h);
     for (int i = 0; i < NUM_SPAN_CLASSES; i++) {
         mspan *s = c->alloc[i];
         if (s != &h->emptymspan) {

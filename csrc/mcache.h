@@ -26,6 +26,7 @@ typedef struct mcache {
     ga_addr tiny;        /* current 16-byte tiny block, or 0 */
     uint64_t tinyoffset; /* bytes used in it */
     uint64_t local_tinyallocs; /* tiny objects packed into a block */
+    uint64_t local_requested;  /* goalloc: bytes requested by callers */
     mspan *tiny_span;    /* the span holding the tiny block */
     mspan *alloc[NUM_SPAN_CLASSES];
 
@@ -51,7 +52,7 @@ ga_addr mcache_next_free(struct mheap *h, mcache *c, span_class spc,
 void mcache_release_all(struct mheap *h, mcache *c);
 
 /* mcache_flush_tiny_stats moves local_tinyallocs into the heap's
- * counters (Go does it under the heap lock in alloc_m/freeSpan). */
+ * counters (Go's purgecachedstats); the caller holds the heap lock. */
 void mcache_flush_tiny_stats(struct mheap *h, mcache *c);
 
 #endif

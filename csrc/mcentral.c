@@ -20,6 +20,7 @@ mcentral_init(mcentral *c, span_class spc)
     mspan_list_init(&c->empty);
     c->nmalloc = 0;
     c->nsmallfree = 0;
+    c->requested_freed = 0;
 }
 
 void
@@ -127,12 +128,14 @@ mcentral_uncache_span(mheap *h, mcentral *c, mspan *s)
 }
 
 bool
-mcentral_free_slot(mheap *h, mcentral *c, mspan *s, uint64_t i, bool cached)
+mcentral_free_slot(mheap *h, mcentral *c, mspan *s, uint64_t i, bool cached,
+                   uint64_t requested)
 {
     pthread_mutex_lock(&c->lock);
     bit_set(s->freed_bits, i);
     s->alloc_count--;
     c->nsmallfree++;
+    c->requested_freed += requested;
     bool to_heap = false;
     if (!cached) {
         /* Go's mcentral.freeSpan: a full span regains a free slot. */

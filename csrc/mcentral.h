@@ -32,6 +32,7 @@ typedef struct mcentral {
     mspan_list empty;    /* full spans, and spans cached in an mcache */
     uint64_t nmalloc;    /* objects handed out, counted optimistically */
     uint64_t nsmallfree; /* objects freed */
+    uint64_t requested_freed; /* goalloc: requested bytes of those */
 } mcentral;
 
 void mcentral_init(mcentral *c, span_class spc);
@@ -49,6 +50,6 @@ uint64_t mcentral_unused_slots(const mspan *s);
 /* mcentral_free_slot frees slot i of span s (decisions §4); cached tells
  * whether an mcache holds s.  Returns true if s went back to the heap. */
 bool mcentral_free_slot(struct mheap *h, mcentral *c, mspan *s, uint64_t i,
-                        bool cached);
+                        bool cached, uint64_t requested);
 
 #endif

@@ -19,29 +19,34 @@
 #include "scavenge.h"
 #include "sizeclasses.h"
 
+_Thread_local ga_protect_frame *ga_current_protect;
+
 void
 mheap_lock(mheap *h)
 {
     pthread_mutex_lock(&h->lock);
-    h->locked = true;
+    h->lock_owner = pthread_self();
+    __atomic_store_n(&h->locked, true, __ATOMIC_RELAXED);
 }
 
 void
 mheap_unlock(mheap *h)
 {
-    h->locked = false;
+    __atomic_store_n(&h->locked, false, __ATOMIC_RELAXED);
     pthread_mutex_unlock(&h->lock);
 }
 
 void
 ga_throw(mheap *h, const char *msg)
 {
-    h->poisoned = msg;
-    if (h->locked) {
+    __atomic_store_n(&h->poisoned, msg, __ATOMIC_RELEASE);
+    if (__atomic_load_n(&h->locked, __ATOMIC_RELAXED) &&
+        pthread_equal(h->lock_owner, pthread_self())) {
         mheap_unlock(h);
     }
-    if (h->throw_jmp != NULL) {
-        longjmp(*h->throw_jmp, 1);
+    ga_protect_frame *f = ga_current_protect;
+    if (f != NULL) {
+        longjmp(f->jb, 1);
     }
     fprintf(stderr, "fatal error: %s\n", msg);
     abort();

@@ -31,9 +31,21 @@
 #include "platform.h"
 #include "treap.h"
 
+/* A protected call: where Go's throw lands.  Frames are per thread and
+ * nest (a facade call may make others). */
+typedef struct ga_protect_frame {
+    jmp_buf jb;
+    struct ga_protect_frame *prev;
+} ga_protect_frame;
+
+/* The calling thread's innermost protected call.  goalloc's only
+ * thread-local: it is execution context (like errno), not heap state. */
+extern _Thread_local ga_protect_frame *ga_current_protect;
+
 typedef struct mheap {
     pthread_mutex_t lock;
-    bool locked; /* h->lock is held (so a throw can release it) */
+    bool locked;          /* h->lock is held ... */
+    pthread_t lock_owner; /* ... by this thread (a throw releases it) */
 
     mtreap free;       /* every free span, by address */
     uint32_t sweepgen; /* stays 0: there is no GC yet */
@@ -50,6 +62,8 @@ typedef struct mheap {
     uint64_t nlargealloc;
     uint64_t largefree;
     uint64_t nlargefree;
+    uint64_t large_requested;       /* goalloc: bytes callers asked for */
+    uint64_t large_requested_freed;
 
     /* arenas: L1 array of L2 arrays of heap_arena pointers */
     heap_arena ***arenas;
@@ -85,8 +99,7 @@ typedef struct mheap {
     ga_addr zerobase;
     uint8_t zerobase_byte; /* os backing: zerobase points here */
 
-    /* Go's throw: where to jump, and the message once poisoned */
-    jmp_buf *throw_jmp;
+    /* Go's throw: the message once poisoned */
     const char *poisoned;
     char throw_buf[128]; /* a copy of ga_test_throw's message */
 } mheap;
@@ -95,7 +108,7 @@ void mheap_lock(mheap *h);
 void mheap_unlock(mheap *h);
 
 /* ga_throw is Go's throw: it poisons the heap, releases the heap lock if
- * held and jumps to the protected call around the facade entry point. */
+ * this thread holds it and jumps to the thread's protected call. */
 GA_NORETURN void ga_throw(mheap *h, const char *msg);
 
 /* mheap_init is Go's (*mheap).init: the fixallocs and all mcentrals. */
@@ -134,6 +147,10 @@ bool ga_walk_spans(mheap *h, bool (*fn)(void *, mspan *), void *arg);
 struct ga_mem_stats;
 /* mheap_read_mem_stats_locked is ReadMemStats under the heap lock. */
 void mheap_read_mem_stats_locked(mheap *h, struct ga_mem_stats *out);
+
+/* mheap_requested_live_locked: bytes callers asked for, over live
+ * objects (from the per-P and per-mcentral counters). */
+uint64_t mheap_requested_live_locked(mheap *h);
 
 /* The walkers behind ga_verify. */
 bool mheap_check(mheap *h, char *msg, size_t msglen);

@@ -32,6 +32,8 @@ mspan_init(mspan *s, ga_addr base, uint64_t npages)
     s->freed_bits = NULL;
     s->used_bits = NULL;
     s->tiny_marks = NULL;
+    s->req_sizes = NULL;
+    s->tiny_sizes = NULL;
 }
 
 uint64_t

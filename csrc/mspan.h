@@ -75,6 +75,10 @@ typedef struct mspan {
     uint8_t *used_bits;   /* goalloc: 1 = handed out before the last sweep
                            * since initSpan, so a free of a dead slot is a
                            * double free */
+    uint16_t *req_sizes;  /* goalloc: requested size of each slot's object
+                           * (not the tiny class), for internal waste */
+    uint8_t *tiny_sizes;  /* goalloc, tiny class: requested size of the
+                           * object at each byte offset of each block */
     uint32_t *tiny_marks; /* goalloc, tiny span class only: per 16-byte
                            * slot, low 16 bits = offsets that start a live
                            * tiny object, high 16 = offsets ever used */

@@ -56,10 +56,12 @@ tiny_alloc(mheap *h, mcache *c, uint64_t size)
     uint64_t off = tiny_align(c->tinyoffset, size);
     if (off + size <= TINY_SIZE && c->tiny != 0) {
         mspan *s = c->tiny_span;
-        s->tiny_marks[slot_of(s, c->tiny)] |=
-            TINY_MARK_LIVE(off) | TINY_MARK_USED(off);
+        uint64_t slot = slot_of(s, c->tiny);
+        s->tiny_marks[slot] |= TINY_MARK_LIVE(off) | TINY_MARK_USED(off);
+        s->tiny_sizes[slot * TINY_SIZE + off] = (uint8_t)size;
         c->tinyoffset = off + size;
         c->local_tinyallocs++;
+        c->local_requested += size;
         return c->tiny + off;
     }
     /* A new 16-byte block. */
@@ -72,6 +74,8 @@ tiny_alloc(mheap *h, mcache *c, uint64_t size)
         }
     }
     s->tiny_marks[slot_of(s, v)] = TINY_MARK_LIVE(0) | TINY_MARK_USED(0);
+    s->tiny_sizes[slot_of(s, v) * TINY_SIZE] = (uint8_t)size;
+    c->local_requested += size;
     if (h->mem.kind == GA_BACKING_OS) {
         memset((void *)(uintptr_t)v, 0, TINY_SIZE);
     }
@@ -85,12 +89,13 @@ tiny_alloc(mheap *h, mcache *c, uint64_t size)
     return v;
 }
 
-/* free_block frees the whole 16-byte slot i of s. */
+/* free_block frees the whole 16-byte slot i of s; requested is the size
+ * of the tiny object whose free emptied it (0 when none did). */
 static void
-free_block(mheap *h, mspan *s, uint64_t i)
+free_block(mheap *h, mspan *s, uint64_t i, uint64_t requested)
 {
     mcentral_free_slot(h, &h->central[TINY_SPAN_CLASS], s, i,
-                       span_is_cached(h, s));
+                       span_is_cached(h, s), requested);
 }
 
 void
@@ -107,7 +112,7 @@ tiny_drop_block(mheap *h, mcache *c)
     uint64_t i = slot_of(s, block);
     if ((s->tiny_marks[i] & TINY_LIVE_MASK) == 0 &&
         !block_is_current(h, block)) {
-        free_block(h, s, i);
+        free_block(h, s, i, 0);
     }
 }
 
@@ -120,9 +125,16 @@ tiny_free(mheap *h, mspan *s, uint64_t i, uint64_t off)
     }
     m &= ~TINY_MARK_LIVE(off);
     s->tiny_marks[i] = m;
+    uint64_t requested = s->tiny_sizes[i * TINY_SIZE + off];
     ga_addr block = mspan_base(s) + i * TINY_SIZE;
     if ((m & TINY_LIVE_MASK) == 0 && !block_is_current(h, block)) {
-        free_block(h, s, i);
+        free_block(h, s, i, requested);
+    }
+    else {
+        mcentral *c = &h->central[TINY_SPAN_CLASS];
+        pthread_mutex_lock(&c->lock);
+        c->requested_freed += requested;
+        pthread_mutex_unlock(&c->lock);
     }
     return GA_OK;
 }
