@@ -42,6 +42,7 @@ typedef struct core_state {
     PyObject *out_of_memory_error;
     PyObject *heap_closed_error;
     PyObject *heap_corruption_error;
+    PyObject *heap_busy_error;
 } core_state;
 
 static core_state *
@@ -74,6 +75,7 @@ typedef struct HeapObject {
     PyObject *module;  /* strong ref: keeps the exceptions alive */
     PyObject *mapping; /* MappingObject, made at the first view() */
     ga_backing backing;
+    bool busy; /* a replay runs without the GIL: other calls must wait */
 } HeapObject;
 
 static core_state *
@@ -135,6 +137,11 @@ set_error_from_status(HeapObject *self, ga_status s, uint64_t addr,
 static ga_heap *
 live_heap(HeapObject *self)
 {
+    if (self->busy) {
+        PyErr_SetString(heap_state(self)->heap_busy_error,
+                        "the heap is replaying a trace in another thread");
+        return NULL;
+    }
     if (self->heap == NULL) {
         PyErr_SetString(heap_state(self)->heap_closed_error,
                         "the heap is closed");
@@ -729,6 +736,11 @@ heap_verify(HeapObject *self, PyObject *Py_UNUSED(ignored))
 static PyObject *
 heap_close(HeapObject *self, PyObject *Py_UNUSED(ignored))
 {
+    if (self->busy) {
+        PyErr_SetString(heap_state(self)->heap_busy_error,
+                        "cannot close: the heap is replaying a trace");
+        return NULL;
+    }
     heap_release(self);
     Py_RETURN_NONE;
 }
@@ -957,6 +969,142 @@ heap_view(HeapObject *self, PyObject *const *args, Py_ssize_t nargs)
     return mv;
 }
 
+/* ---- Experiments --------------------------------------------------- */
+
+static PyObject *
+counters_tuple(const ga_heap_counters *c)
+{
+    return Py_BuildValue(
+        "(KKKKKKKK)", (unsigned long long)c->heap_alloc,
+        (unsigned long long)c->heap_inuse, (unsigned long long)c->heap_idle,
+        (unsigned long long)c->heap_released, (unsigned long long)c->heap_sys,
+        (unsigned long long)c->live_objects,
+        (unsigned long long)c->requested_live,
+        (unsigned long long)c->largest_free);
+}
+
+static PyObject *
+heap_counters(HeapObject *self, PyObject *Py_UNUSED(ignored))
+{
+    ga_heap *h = live_heap(self);
+    if (h == NULL) {
+        return NULL;
+    }
+    ga_heap_counters c;
+    ga_status s = ga_heap_counters_get(h, &c);
+    if (s != GA_OK) {
+        return set_error_from_status(self, s, 0, 0);
+    }
+    return counters_tuple(&c);
+}
+
+/* get_column takes a C-contiguous buffer of n items of itemsize bytes. */
+static bool
+get_column(PyObject *o, Py_buffer *b, Py_ssize_t itemsize, Py_ssize_t n,
+           bool writable, const char *what)
+{
+    int flags = PyBUF_C_CONTIGUOUS | (writable ? PyBUF_WRITABLE : 0);
+    if (PyObject_GetBuffer(o, b, flags) < 0) {
+        return false;
+    }
+    if (b->len != itemsize * n) {
+        PyErr_Format(PyExc_ValueError,
+                     "%s: expected %zd bytes (%zd items of %zd), got %zd",
+                     what, itemsize * n, n, itemsize, b->len);
+        PyBuffer_Release(b);
+        return false;
+    }
+    return true;
+}
+
+/* _replay(kind, id, size, noscan, p, start, stop, sample_every,
+ *         sample_last, addr_of, live, samples, sample_ops)
+ * runs ga_replay without the GIL; returns (next, reason, status,
+ * nsamples).  The Python layer (goalloc/trace.py) prepares the columns. */
+static PyObject *
+heap_replay(HeapObject *self, PyObject *args)
+{
+    PyObject *cols[5], *addr_o, *live_o, *samples_o, *ops_o;
+    Py_ssize_t start, stop;
+    unsigned long long every;
+    int last;
+    if (!PyArg_ParseTuple(args, "OOOOOnnKpOOOO", &cols[0], &cols[1],
+                          &cols[2], &cols[3], &cols[4], &start, &stop,
+                          &every, &last, &addr_o, &live_o, &samples_o,
+                          &ops_o)) {
+        return NULL;
+    }
+    ga_heap *h = live_heap(self);
+    if (h == NULL) {
+        return NULL;
+    }
+    static const Py_ssize_t sizes[5] = {1, 8, 8, 1, 2};
+    static const char *const names[5] = {"kind", "id", "size", "noscan", "p"};
+    Py_buffer b[9];
+    int got = 0;
+    PyObject *result = NULL;
+    Py_ssize_t n = PyObject_Length(cols[0]);
+    if (n < 0) {
+        return NULL;
+    }
+    for (; got < 5; got++) {
+        if (!get_column(cols[got], &b[got], sizes[got], n, false,
+                        names[got])) {
+            goto done;
+        }
+    }
+    Py_ssize_t nids = PyObject_Length(live_o);
+    Py_ssize_t ncap = PyObject_Length(ops_o);
+    if (nids < 0 || ncap < 0) {
+        goto done;
+    }
+    if (!get_column(addr_o, &b[got], 8, nids, true, "addr_of")) {
+        goto done;
+    }
+    got++;
+    if (!get_column(live_o, &b[got], 1, nids, true, "live")) {
+        goto done;
+    }
+    got++;
+    if (!get_column(samples_o, &b[got], (Py_ssize_t)sizeof(ga_heap_counters),
+                    ncap, true, "samples")) {
+        goto done;
+    }
+    got++;
+    if (!get_column(ops_o, &b[got], 8, ncap, true, "sample_ops")) {
+        goto done;
+    }
+    got++;
+    if (start < 0 || stop > n || start > stop) {
+        PyErr_SetString(PyExc_ValueError, "bad start/stop");
+        goto done;
+    }
+    ga_trace_view t = {
+        .n = (size_t)n,
+        .kind = b[0].buf,
+        .id = b[1].buf,
+        .size = b[2].buf,
+        .noscan = b[3].buf,
+        .p = b[4].buf,
+    };
+    ga_replay_state st = {(uint64_t)nids, b[5].buf, b[6].buf};
+    ga_replay_result res;
+    self->busy = true;
+    Py_BEGIN_ALLOW_THREADS
+    ga_replay(h, &t, (size_t)start, (size_t)stop, every, last != 0, &st,
+              b[7].buf, b[8].buf, (size_t)ncap, &res);
+    Py_END_ALLOW_THREADS
+    self->busy = false;
+    result = Py_BuildValue("(nisn)", (Py_ssize_t)res.next, res.reason,
+                           ga_status_name(res.status),
+                           (Py_ssize_t)res.nsamples);
+done:
+    for (int i = 0; i < got; i++) {
+        PyBuffer_Release(&b[i]);
+    }
+    return result;
+}
+
 /* ---- Mapping and view exporter types ------------------------------ */
 
 static PyObject *
@@ -1130,6 +1278,8 @@ static PyMethodDef heap_methods[] = {
      "Give every P's cached spans and tiny block back "
      "(flushallmcaches)."},
     {"_centrals", (PyCFunction)heap_centrals, METH_NOARGS, NULL},
+    {"_counters", (PyCFunction)heap_counters, METH_NOARGS, NULL},
+    {"_replay", (PyCFunction)heap_replay, METH_VARARGS, NULL},
     {"_caches", (PyCFunction)heap_caches, METH_NOARGS, NULL},
     {"_span_objects", (PyCFunction)heap_span_objects, METH_O, NULL},
     {"view", (PyCFunction)(void (*)(void))heap_view, METH_FASTCALL,
@@ -1271,8 +1421,15 @@ add_exceptions(PyObject *module, core_state *st)
         b ? new_exception(module, "goalloc.HeapClosedError",
                           "The heap was closed.", b)
           : NULL;
-    st->heap_corruption_error =
+    st->heap_busy_error =
         b && st->heap_closed_error
+            ? new_exception(module, "goalloc.HeapBusyError",
+                            "The heap is replaying a trace in another "
+                            "thread.",
+                            b)
+            : NULL;
+    st->heap_corruption_error =
+        b && st->heap_busy_error
             ? new_exception(module, "goalloc.HeapCorruptionError",
                             "An internal invariant broke (Go's throw); the "
                             "heap is poisoned.",
@@ -1362,6 +1519,7 @@ core_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(st->out_of_memory_error);
     Py_VISIT(st->heap_closed_error);
     Py_VISIT(st->heap_corruption_error);
+    Py_VISIT(st->heap_busy_error);
     return 0;
 }
 
@@ -1378,6 +1536,7 @@ core_clear(PyObject *module)
     Py_CLEAR(st->out_of_memory_error);
     Py_CLEAR(st->heap_closed_error);
     Py_CLEAR(st->heap_corruption_error);
+    Py_CLEAR(st->heap_busy_error);
     return 0;
 }
 

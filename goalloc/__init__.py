@@ -9,6 +9,7 @@
 from ._core import (
     DoubleFreeError,
     GoallocError,
+    HeapBusyError,
     HeapClosedError,
     HeapCorruptionError,
     InvalidFreeError,
@@ -33,17 +34,21 @@ from ._records import (
     Span,
     SpanObjects,
 )
+from .fragmentation import Fragmentation
 from .heap import Heap
 from .sizeclasses import size_classes, size_to_class
 from .stats import MemStats
+from .timeline import Timeline
+from .trace import Trace, TraceError
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Arena", "ArenaHint", "BySize", "Cache", "Central", "DoubleFreeError",
     "GoallocError", "SLOT_FREE", "SLOT_FREED", "SLOT_LIVE", "SpanObjects",
-    "Heap", "HeapClosedError", "HeapCorruptionError", "HeapInfo",
+    "Fragmentation", "Heap", "HeapBusyError", "HeapClosedError", "HeapCorruptionError", "HeapInfo",
     "InvalidFreeError", "MAX_SMALL_SIZE", "MemStats", "NUM_SIZE_CLASSES",
     "NUM_SPAN_CLASSES", "OutOfMemoryError", "PAGE_SIZE", "SizeClass", "Span",
-    "TINY_SIZE", "size_classes", "size_to_class", "__version__",
+    "TINY_SIZE", "Timeline", "Trace", "TraceError", "size_classes",
+    "size_to_class", "__version__",
 ]

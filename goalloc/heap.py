@@ -6,12 +6,17 @@ the core's tuples into typed records.
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 from . import _core
 from ._records import (Arena, ArenaHint, Cache, Central, HeapInfo, Span,
                        SpanObjects)
+from .fragmentation import Fragmentation
 from .stats import MemStats
+
+if TYPE_CHECKING:
+    from .timeline import Timeline
+    from .trace import Trace
 
 
 class Heap(_core.Heap):
@@ -72,6 +77,28 @@ class Heap(_core.Heap):
         assert span is not None
         tiny = marks if span.spanclass == 5 else ()
         return SpanObjects(base, span.elemsize, states, tiny)
+
+    def replay(self, trace: "Trace", sample_every: int = 0,
+               progress: Optional[Callable[[int, int], None]] = None,
+               chunk: int = 0) -> "Timeline":
+        """Apply every op of trace in C, the GIL released, and return the
+        Timeline: the counters every sample_every ops (and after the last
+        op), fragmentation metrics, and the address each id got.
+
+        progress(done, total) is called between chunks of ops (100 chunks
+        by default when progress is given).  A bad op (free of an id that
+        is not live, alloc of a live id) raises TraceError naming its
+        index; the ops before it stay applied and the heap stays
+        consistent.  Other calls on the heap raise HeapBusyError while the
+        replay runs.
+        """
+        from .trace import replay
+
+        return replay(self, trace, sample_every, progress, chunk)
+
+    def fragmentation(self) -> Fragmentation:
+        """The fragmentation metrics now (see goalloc.fragmentation)."""
+        return Fragmentation.from_counters(self._counters())
 
     def info(self) -> HeapInfo:
         """The platform and options this heap models."""

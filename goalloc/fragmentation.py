@@ -1,0 +1,102 @@
+"""Fragmentation metrics, defined once for live heaps and Timelines.
+
+All come from the heap counters (``Heap._counters()``, a Timeline sample):
+
+=============  ===========================================  ==================
+metric         bytes                                        ratio
+=============  ===========================================  ==================
+internal       heap_alloc - requested_live                  / heap_alloc
+               (size-class rounding and tiny-block slack:
+               what objects got minus what callers asked)
+span           heap_inuse - heap_alloc                      / heap_inuse
+               (unallocated slots and tails of in-use
+               spans)
+page           heap_idle - heap_released                    / heap_sys
+               (free pages held but not returned to the OS)
+external       heap_idle - largest_free                     1 - largest_free
+               (free memory outside the largest free span)  / heap_idle
+overhead       heap_sys (address space mapped for the heap) heap_sys
+                                                            / requested_live
+=============  ===========================================  ==================
+
+A ratio whose denominator is 0 is 0 (nothing to waste), except overhead,
+which is NaN while nothing is live.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+
+METRICS = ("internal", "span", "page", "external", "overhead")
+
+
+def _ratio(num: Any, den: Any, empty: float = 0.0) -> Any:
+    num = np.asarray(num, dtype=np.float64)
+    den = np.asarray(den, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.where(den > 0, num / np.where(den > 0, den, 1), empty)
+    return out
+
+
+def compute(heap_alloc: Any, heap_inuse: Any, heap_idle: Any,
+            heap_released: Any, heap_sys: Any, requested_live: Any,
+            largest_free: Any) -> dict[str, Any]:
+    """Every metric, in bytes (``*_bytes``) and as a ratio; scalars or
+    NumPy arrays alike."""
+    a = np.asarray(heap_alloc, dtype=np.int64)
+    inuse = np.asarray(heap_inuse, dtype=np.int64)
+    idle = np.asarray(heap_idle, dtype=np.int64)
+    rel = np.asarray(heap_released, dtype=np.int64)
+    sys = np.asarray(heap_sys, dtype=np.int64)
+    req = np.asarray(requested_live, dtype=np.int64)
+    big = np.asarray(largest_free, dtype=np.int64)
+    return {
+        "internal_bytes": a - req,
+        "internal": _ratio(a - req, a),
+        "span_bytes": inuse - a,
+        "span": _ratio(inuse - a, inuse),
+        "page_bytes": idle - rel,
+        "page": _ratio(idle - rel, sys),
+        "external_bytes": idle - big,
+        "external": _ratio(idle - big, idle),
+        "overhead": _ratio(sys, req, empty=float("nan")),
+    }
+
+
+@dataclass(frozen=True)
+class Fragmentation:
+    """The fragmentation of a heap at one moment (see the module doc)."""
+
+    internal: float
+    internal_bytes: int
+    span: float
+    span_bytes: int
+    page: float
+    page_bytes: int
+    external: float
+    external_bytes: int
+    overhead: float
+    requested_live: int
+    heap_alloc: int
+
+    @classmethod
+    def from_counters(cls, c: Sequence[int]) -> "Fragmentation":
+        (heap_alloc, heap_inuse, heap_idle, heap_released, heap_sys,
+         _objects, requested, largest) = c
+        m = compute(heap_alloc, heap_inuse, heap_idle, heap_released,
+                    heap_sys, requested, largest)
+        return cls(
+            internal=float(m["internal"]),
+            internal_bytes=int(m["internal_bytes"]),
+            span=float(m["span"]),
+            span_bytes=int(m["span_bytes"]),
+            page=float(m["page"]),
+            page_bytes=int(m["page_bytes"]),
+            external=float(m["external"]),
+            external_bytes=int(m["external_bytes"]),
+            overhead=float(m["overhead"]),
+            requested_live=int(requested),
+            heap_alloc=int(heap_alloc),
+        )

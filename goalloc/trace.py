@@ -1,0 +1,319 @@
+"""Allocation traces and their replay in C.
+
+A trace is a log of operations on object ids:
+
+    alloc(id, size, noscan, p)   allocate size bytes through P p as object id
+    free(id)                     free object id
+
+held as NumPy columns (``kind``, ``id``, ``size``, ``noscan``, ``p``), so a
+ten-million-op trace is a few hundred MiB at most and replays in C with no
+Python call per op (``Heap.replay``).
+
+File formats (both little endian, versioned):
+
+* text (``.trace`` / ``.txt``): a first line ``# goalloc trace v1``, then one
+  op per line: ``a ID SIZE NOSCAN P`` (NOSCAN is 0 or 1) or ``f ID``; blank
+  lines and lines starting with ``#`` are ignored.
+* binary (``.gatrace``): the 8 bytes ``GATRACE1``, a uint64 op count n,
+  then the columns one after another: kind u8[n] (0 alloc, 1 free),
+  noscan u8[n], p u16[n], id u64[n], size u64[n].
+"""
+from __future__ import annotations
+
+import os
+import struct
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Iterator, Optional, Sequence, Union
+
+import numpy as np
+
+from ._core import GoallocError
+
+ALLOC = 0
+FREE = 1
+TEXT_HEADER = "# goalloc trace v1"
+BINARY_MAGIC = b"GATRACE1"
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+class TraceError(GoallocError, ValueError):
+    """A malformed trace file, or a trace op that cannot be replayed.
+
+    ``index`` is the op (or, for files, the line) where the problem is.
+    """
+
+    def __init__(self, message: str, index: Optional[int] = None) -> None:
+        super().__init__(message)
+        self.index = index
+
+
+@dataclass(frozen=True)
+class Op:
+    """One trace op, as iteration over a Trace yields it."""
+
+    kind: int
+    id: int
+    size: int = 0
+    noscan: bool = False
+    p: int = 0
+
+
+class Trace:
+    """An allocation trace: parallel NumPy columns, one entry per op."""
+
+    __slots__ = ("kind", "id", "size", "noscan", "p")
+
+    def __init__(self, kind: Any, id: Any, size: Any = None,
+                 noscan: Any = None, p: Any = None) -> None:
+        self.kind = np.ascontiguousarray(kind, dtype=np.uint8)
+        n = len(self.kind)
+        self.id = np.ascontiguousarray(id, dtype=np.uint64)
+        self.size = _column(size, n, np.uint64)
+        self.noscan = _column(noscan, n, np.uint8)
+        self.p = _column(p, n, np.uint16)
+        for name in ("id", "size", "noscan", "p"):
+            if len(getattr(self, name)) != n:
+                raise ValueError(f"column {name!r} has {len(getattr(self, name))}"
+                                 f" entries, kind has {n}")
+        bad = np.flatnonzero(self.kind > FREE)
+        if bad.size:
+            raise TraceError(f"op {bad[0]}: kind must be 0 (alloc) or 1 "
+                             f"(free), not {self.kind[bad[0]]}", int(bad[0]))
+
+    # ---- building -------------------------------------------------------
+
+    @classmethod
+    def from_ops(cls, ops: Iterable[Sequence[Any]]) -> "Trace":
+        """From tuples ("alloc", id, size[, noscan[, p]]) and ("free", id)."""
+        kind, ids, size, noscan, p = [], [], [], [], []
+        for i, op in enumerate(ops):
+            name = op[0]
+            if name in ("alloc", "a", ALLOC):
+                if len(op) < 3:
+                    raise TraceError(f"op {i}: alloc needs id and size", i)
+                kind.append(ALLOC)
+                ids.append(op[1])
+                size.append(op[2])
+                noscan.append(bool(op[3]) if len(op) > 3 else False)
+                p.append(op[4] if len(op) > 4 else 0)
+            elif name in ("free", "f", FREE):
+                kind.append(FREE)
+                ids.append(op[1])
+                size.append(0)
+                noscan.append(False)
+                p.append(0)
+            else:
+                raise TraceError(f"op {i}: unknown op {name!r}", i)
+        return cls(kind, ids, size, noscan, p)
+
+    def __len__(self) -> int:
+        return len(self.kind)
+
+    def __iter__(self) -> Iterator[Op]:
+        for k, i, s, n, p in zip(self.kind.tolist(), self.id.tolist(),
+                                 self.size.tolist(), self.noscan.tolist(),
+                                 self.p.tolist()):
+            yield Op(k, i, s, bool(n), p)
+
+    def __getitem__(self, sl: slice) -> "Trace":
+        if not isinstance(sl, slice):
+            raise TypeError("index a Trace with a slice")
+        return Trace(self.kind[sl], self.id[sl], self.size[sl],
+                     self.noscan[sl], self.p[sl])
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Trace):
+            return NotImplemented
+        return all(np.array_equal(getattr(self, c), getattr(other, c))
+                   for c in self.__slots__)
+
+    def __repr__(self) -> str:
+        n = len(self)
+        allocs = int(np.count_nonzero(self.kind == ALLOC))
+        return f"<goalloc.Trace {n} ops: {allocs} allocs, {n - allocs} frees>"
+
+    @property
+    def nids(self) -> int:
+        """One more than the largest id (the size of id-indexed tables)."""
+        return int(self.id.max()) + 1 if len(self) else 0
+
+    # ---- files ----------------------------------------------------------
+
+    def write_text(self, path: PathLike) -> None:
+        with open(path, "w", encoding="ascii") as f:
+            f.write(TEXT_HEADER + "\n")
+            for op in self:
+                if op.kind == ALLOC:
+                    f.write(f"a {op.id} {op.size} {int(op.noscan)} {op.p}\n")
+                else:
+                    f.write(f"f {op.id}\n")
+
+    @classmethod
+    def read_text(cls, path: PathLike) -> "Trace":
+        ops: list[tuple[Any, ...]] = []
+        with open(path, encoding="ascii", errors="replace") as f:
+            first = f.readline().rstrip("\n")
+            if first != TEXT_HEADER:
+                raise TraceError(f"{os.fspath(path)}: line 1: expected "
+                                 f"{TEXT_HEADER!r}", 1)
+            for lineno, line in enumerate(f, start=2):
+                words = line.split()
+                if not words or words[0].startswith("#"):
+                    continue
+                ops.append(_parse_line(words, path, lineno))
+        return cls.from_ops(ops)
+
+    def write_binary(self, path: PathLike) -> None:
+        with open(path, "wb") as f:
+            f.write(BINARY_MAGIC)
+            f.write(struct.pack("<Q", len(self)))
+            for col, dt in (("kind", "<u1"), ("noscan", "<u1"), ("p", "<u2"),
+                            ("id", "<u8"), ("size", "<u8")):
+                f.write(getattr(self, col).astype(dt).tobytes())
+
+    @classmethod
+    def read_binary(cls, path: PathLike) -> "Trace":
+        with open(path, "rb") as f:
+            data = f.read()
+        name = os.fspath(path)
+        if data[:8] != BINARY_MAGIC:
+            raise TraceError(f"{name}: not a goalloc binary trace "
+                             f"(magic {data[:8]!r})", 0)
+        if len(data) < 16:
+            raise TraceError(f"{name}: truncated header", 0)
+        (n,) = struct.unpack_from("<Q", data, 8)
+        need = 16 + n * (1 + 1 + 2 + 8 + 8)
+        if len(data) != need:
+            raise TraceError(f"{name}: {len(data)} bytes, expected {need} for "
+                             f"{n} ops", 0)
+        off = 16
+        cols = {}
+        for col, dt, width in (("kind", "<u1", 1), ("noscan", "<u1", 1),
+                               ("p", "<u2", 2), ("id", "<u8", 8),
+                               ("size", "<u8", 8)):
+            cols[col] = np.frombuffer(data, dtype=dt, count=n, offset=off)
+            off += n * width
+        return cls(cols["kind"], cols["id"], cols["size"], cols["noscan"],
+                   cols["p"])
+
+    def save(self, path: PathLike) -> None:
+        """Binary for ``.gatrace``, text otherwise."""
+        if os.fspath(path).endswith(".gatrace"):
+            self.write_binary(path)
+        else:
+            self.write_text(path)
+
+    @classmethod
+    def load(cls, path: PathLike) -> "Trace":
+        """Read either format, recognised by its first bytes."""
+        with open(path, "rb") as f:
+            head = f.read(8)
+        if head == BINARY_MAGIC:
+            return cls.read_binary(path)
+        return cls.read_text(path)
+
+
+def _column(values: Any, n: int, dtype: Any) -> np.ndarray:
+    if values is None:
+        return np.zeros(n, dtype=dtype)
+    return np.ascontiguousarray(values, dtype=dtype)
+
+
+def _parse_line(words: list[str], path: PathLike, lineno: int) -> tuple:
+    where = f"{os.fspath(path)}: line {lineno}"
+    try:
+        if words[0] == "a" and len(words) == 5:
+            _, i, size, noscan, p = words
+            if noscan not in ("0", "1"):
+                raise ValueError("NOSCAN must be 0 or 1")
+            return ("alloc", _uint(i, 64), _uint(size, 64), noscan == "1",
+                    _uint(p, 16))
+        if words[0] == "f" and len(words) == 2:
+            return ("free", _uint(words[1], 64))
+    except ValueError as e:
+        raise TraceError(f"{where}: {e}", lineno) from None
+    raise TraceError(f"{where}: expected 'a ID SIZE NOSCAN P' or 'f ID', got "
+                     f"{' '.join(words)!r}", lineno)
+
+
+def _uint(word: str, bits: int) -> int:
+    v = int(word, 10)
+    if not 0 <= v < 1 << bits:
+        raise ValueError(f"{word} is out of range")
+    return v
+
+
+# ---- replay ---------------------------------------------------------------
+
+COUNTER_FIELDS = ("heap_alloc", "heap_inuse", "heap_idle", "heap_released",
+                  "heap_sys", "live_objects", "requested_live",
+                  "largest_free")
+
+_REASONS = {
+    1: "kind is neither alloc nor free",
+    2: "free of an id that is not live",
+    3: "alloc of an id that is still live",
+    4: "id out of range",
+    5: "allocation failed",
+    6: "free failed",
+}
+
+
+def replay(heap: Any, trace: Trace, sample_every: int = 0,
+           progress: Optional[Callable[[int, int], None]] = None,
+           chunk: int = 0) -> "Timeline":
+    """Run the whole trace in C (see Heap.replay)."""
+    from .timeline import Timeline
+
+    n = len(trace)
+    if sample_every < 0:
+        raise ValueError("sample_every must be >= 0")
+    nids = trace.nids
+    addr_of = np.zeros(nids, dtype=np.uint64)
+    live = np.zeros(nids, dtype=np.uint8)
+    cap = (n // sample_every if sample_every else 0) + 2
+    samples = np.zeros((cap, len(COUNTER_FIELDS)), dtype=np.uint64)
+    sample_ops = np.zeros(cap, dtype=np.uint64)
+    initial = np.array(heap._counters(), dtype=np.uint64)
+    if chunk <= 0:
+        chunk = n if progress is None else max(1, n // 100)
+    done = 0
+    nsamples = 0
+    start = 0
+    while start < n:
+        stop = min(n, start + chunk)
+        nxt, reason, status, got = heap._replay(
+            trace.kind, trace.id, trace.size, trace.noscan, trace.p, start,
+            stop, sample_every, stop == n, addr_of, live,
+            samples[nsamples:], sample_ops[nsamples:])
+        nsamples += got
+        done = nxt
+        if reason:
+            raise _replay_error(trace, nxt, reason, status)
+        if progress is not None:
+            progress(done, n)
+        start = stop
+    return Timeline.from_samples(sample_ops[:nsamples], samples[:nsamples],
+                                 initial, addr_of, live.astype(bool), n)
+
+
+def _replay_error(trace: Trace, index: int, reason: int,
+                  status: str) -> Exception:
+    from ._core import HeapCorruptionError, OutOfMemoryError
+
+    op = "alloc" if trace.kind[index] == ALLOC else "free"
+    what = _REASONS.get(reason, f"reason {reason}")
+    detail = f" ({status})" if reason in (5, 6) else ""
+    msg = (f"replay stopped at op {index} ({op} id {int(trace.id[index])}"
+           f"{', size ' + str(int(trace.size[index])) if op == 'alloc' else ''}"
+           f"): {what}{detail}; the ops before it were applied")
+    err: Exception
+    if status == "GA_ENOMEM":
+        err = OutOfMemoryError(msg)
+    elif status == "GA_EPOISONED":
+        err = HeapCorruptionError(msg)
+    else:
+        return TraceError(msg, index)
+    err.index = index  # type: ignore[attr-defined]
+    return err
