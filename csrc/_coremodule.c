@@ -14,6 +14,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "goalloc.h"
 #include "sizeclasses.h"
@@ -1105,6 +1106,73 @@ done:
     return result;
 }
 
+/* ---- Bulk views as bytes (NumPy views them in goalloc/arrays.py) --- */
+
+static PyObject *
+heap_span_table(HeapObject *self, PyObject *Py_UNUSED(ignored))
+{
+    ga_heap *h = live_heap(self);
+    if (h == NULL) {
+        return NULL;
+    }
+    size_t n = ga_spans(h, NULL, 0);
+    ga_span_info *buf = PyMem_Calloc(n ? n : 1, sizeof(*buf));
+    if (buf == NULL) {
+        return PyErr_NoMemory();
+    }
+    n = ga_spans(h, buf, n);
+    enum { NF = 13 };
+    PyObject *out = PyBytes_FromStringAndSize(NULL,
+                                              (Py_ssize_t)(n * NF * 8));
+    if (out != NULL) {
+        uint64_t *w = (uint64_t *)(void *)PyBytes_AS_STRING(out);
+        for (size_t i = 0; i < n; i++, w += NF) {
+            const ga_span_info *s = &buf[i];
+            uint64_t row[NF] = {s->base,      s->npages,      (uint64_t)s->state,
+                                s->scavenged, (uint64_t)s->spanclass,
+                                (uint64_t)s->sizeclass, s->noscan,
+                                s->elemsize,  s->nelems,      s->alloc_count,
+                                s->freeindex, s->limit,       s->needzero};
+            memcpy(w, row, sizeof(row));
+        }
+    }
+    PyMem_Free(buf);
+    return out;
+}
+
+static PyObject *
+heap_object_table(HeapObject *self, PyObject *Py_UNUSED(ignored))
+{
+    ga_heap *h = live_heap(self);
+    if (h == NULL) {
+        return NULL;
+    }
+    size_t n = ga_live_objects(h, NULL, 0);
+    PyObject *out = PyBytes_FromStringAndSize(
+        NULL, (Py_ssize_t)(n * sizeof(ga_live_object)));
+    if (out != NULL) {
+        ga_live_objects(h, (ga_live_object *)(void *)PyBytes_AS_STRING(out),
+                        n);
+    }
+    return out;
+}
+
+static PyObject *
+heap_page_table(HeapObject *self, PyObject *Py_UNUSED(ignored))
+{
+    ga_heap *h = live_heap(self);
+    if (h == NULL) {
+        return NULL;
+    }
+    size_t n = ga_page_map(h, NULL, 0);
+    PyObject *out = PyBytes_FromStringAndSize(NULL,
+                                              (Py_ssize_t)(n * sizeof(int16_t)));
+    if (out != NULL) {
+        ga_page_map(h, (int16_t *)(void *)PyBytes_AS_STRING(out), n);
+    }
+    return out;
+}
+
 /* ---- Mapping and view exporter types ------------------------------ */
 
 static PyObject *
@@ -1279,6 +1347,9 @@ static PyMethodDef heap_methods[] = {
      "(flushallmcaches)."},
     {"_centrals", (PyCFunction)heap_centrals, METH_NOARGS, NULL},
     {"_counters", (PyCFunction)heap_counters, METH_NOARGS, NULL},
+    {"_span_table", (PyCFunction)heap_span_table, METH_NOARGS, NULL},
+    {"_object_table", (PyCFunction)heap_object_table, METH_NOARGS, NULL},
+    {"_page_table", (PyCFunction)heap_page_table, METH_NOARGS, NULL},
     {"_replay", (PyCFunction)heap_replay, METH_VARARGS, NULL},
     {"_caches", (PyCFunction)heap_caches, METH_NOARGS, NULL},
     {"_span_objects", (PyCFunction)heap_span_objects, METH_O, NULL},

@@ -222,6 +222,29 @@ typedef struct ga_heap_counters {
 
 ga_status ga_heap_counters_get(ga_heap *h, ga_heap_counters *out);
 
+/* Bulk views, for plots of large heaps. */
+typedef struct ga_live_object {
+    ga_addr addr;
+    uint64_t size;      /* usable bytes: elemsize, or limit-addr if large */
+    uint64_t requested; /* bytes the caller asked for */
+    uint64_t spanclass;
+} ga_live_object;
+/* ga_live_objects lists live objects in address order (tiny objects
+ * one by one); returns how many exist. */
+size_t ga_live_objects(ga_heap *h, ga_live_object *out, size_t cap);
+
+/* Page codes of ga_page_map. */
+enum {
+    GA_PAGE_FREE = -1,     /* free, backed by memory */
+    GA_PAGE_RELEASED = -2, /* free and released to the OS */
+    GA_PAGE_MANUAL = -3,
+    GA_PAGE_LARGE = 0,     /* in a large object's span */
+    /* 1..66: in a span of that size class */
+};
+/* ga_page_map writes one code per page of every mapped arena, arenas in
+ * address order; returns the number of pages. */
+size_t ga_page_map(ga_heap *h, int16_t *out, size_t cap);
+
 /* A trace as parallel columns: op i allocates (kind 0) size[i] bytes as
  * object id[i] through P p[i], or frees (kind 1) object id[i]. */
 enum { GA_OP_ALLOC = 0, GA_OP_FREE = 1 };

@@ -337,3 +337,103 @@ ga_object_extent(ga_heap *h, ga_addr addr, uint64_t *size)
     mheap_unlock(h);
     return st;
 }
+
+/* ---- Bulk views --------------------------------------------------- */
+
+struct live_list {
+    ga_live_object *out;
+    size_t cap;
+    size_t n;
+};
+
+static void
+push_live(struct live_list *l, ga_addr a, uint64_t size, uint64_t req,
+          uint64_t spc)
+{
+    if (l->n < l->cap) {
+        l->out[l->n] = (ga_live_object){a, size, req, spc};
+    }
+    l->n++;
+}
+
+static bool
+collect_live(void *arg, mspan *s)
+{
+    struct live_list *l = arg;
+    if (s->state != MSPAN_IN_USE) {
+        return true;
+    }
+    if (span_class_sizeclass(s->spanclass) == 0) {
+        push_live(l, mspan_base(s), s->limit - mspan_base(s),
+                  s->limit - mspan_base(s), s->spanclass);
+        return true;
+    }
+    for (uint64_t i = 0; i < s->nelems; i++) {
+        if (!mspan_is_allocated(s, i) || bit_get(s->freed_bits, i)) {
+            continue;
+        }
+        ga_addr slot = mspan_base(s) + i * s->elemsize;
+        if (s->tiny_marks == NULL) {
+            push_live(l, slot, s->elemsize, s->req_sizes[i], s->spanclass);
+            continue;
+        }
+        uint32_t m = s->tiny_marks[i];
+        for (unsigned off = 0; off < TINY_SIZE; off++) {
+            if (m & TINY_MARK_LIVE(off)) {
+                push_live(l, slot + off, tiny_extent(m, off),
+                          s->tiny_sizes[i * TINY_SIZE + off], s->spanclass);
+            }
+        }
+    }
+    return true;
+}
+
+size_t
+ga_live_objects(ga_heap *h, ga_live_object *out, size_t cap)
+{
+    struct live_list l = {out, cap, 0};
+    mheap_lock(h);
+    ga_walk_spans(h, collect_live, &l);
+    mheap_unlock(h);
+    return l.n;
+}
+
+struct page_list {
+    int16_t *out;
+    size_t cap;
+    size_t n;
+};
+
+static bool
+collect_pages(void *arg, mspan *s)
+{
+    struct page_list *l = arg;
+    int16_t code;
+    switch (s->state) {
+    case MSPAN_FREE:
+        code = s->scavenged ? GA_PAGE_RELEASED : GA_PAGE_FREE;
+        break;
+    case MSPAN_IN_USE:
+        code = (int16_t)span_class_sizeclass(s->spanclass);
+        break;
+    default:
+        code = GA_PAGE_MANUAL;
+    }
+    for (uint64_t i = 0; i < s->npages; i++) {
+        if (l->n < l->cap) {
+            l->out[l->n] = code;
+        }
+        l->n++;
+    }
+    return true;
+}
+
+size_t
+ga_page_map(ga_heap *h, int16_t *out, size_t cap)
+{
+    struct page_list l = {out, cap, 0};
+    mheap_lock(h);
+    ga_walk_spans(h, collect_pages, &l);
+    mheap_unlock(h);
+    return l.n;
+}

@@ -15,6 +15,8 @@ from .fragmentation import Fragmentation
 from .stats import MemStats
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from .timeline import Timeline
     from .trace import Trace
 
@@ -95,6 +97,24 @@ class Heap(_core.Heap):
         from .trace import replay
 
         return replay(self, trace, sample_every, progress, chunk)
+
+    def span_array(self) -> "np.ndarray":
+        """Every span as a NumPy structured array (goalloc.arrays)."""
+        from .arrays import span_array
+
+        return span_array(self)
+
+    def object_array(self) -> "np.ndarray":
+        """Every live object as a NumPy structured array (goalloc.arrays)."""
+        from .arrays import object_array
+
+        return object_array(self)
+
+    def page_array(self) -> "np.ndarray":
+        """One code per mapped page (goalloc.arrays.page_array)."""
+        from .arrays import page_array
+
+        return page_array(self)
 
     def fragmentation(self) -> Fragmentation:
         """The fragmentation metrics now (see goalloc.fragmentation)."""

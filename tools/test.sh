@@ -11,7 +11,7 @@ PY=${PYTHON:-python3}
 step() { printf '\n== %s\n' "$*"; }
 
 step "install (dev build: -Wall -Wextra -Werror)"
-GOALLOC_WERROR=1 "$PY" -m pip install -q --disable-pip-version-check -e '.[test]'
+GOALLOC_WERROR=1 "$PY" -m pip install -q --disable-pip-version-check -e '.[test,plot,notebooks]'
 
 step "generated size-class table is up to date"
 make -s check-gen PYTHON="$PY"

@@ -16,14 +16,23 @@
  * Differs from Go: Go frees by sweeping; here objects are freed
  *          explicitly (decisions §4).  Only large objects are used: the
  *          heap is tested below the mcentral/mcache layer.
- * Locking: single-threaded.
+ * Locking: single-threaded, except the thread tests at the end, which
+ *          run in forked children so that an abort cannot end the run.
  */
+#define _POSIX_C_SOURCE 200809L /* fork, waitpid, clock_gettime */
+
 #include "check.h"
 #include "goalloc.h"
 
+#include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 
 /* ---- Constants (facts §1), spelled out independently of csrc ------- */
 
@@ -1381,13 +1390,13 @@ test_fail_reserves_enomem(void)
 
 /* After every hint failed, sysAlloc reserves an aligned region anywhere
  * and pushes a down-hint at v, then an up-hint at v+size (facts §4.2). */
-static void
+static ga_addr
 fallback_case(bool by_blocking)
 {
     const char *how = by_blocking ? "blocked" : "failing";
     ga_heap *h = VIRT("linux", "amd64");
     if (h == NULL) {
-        return;
+        return 0;
     }
     ga_addr want[NUM_HINTS_64];
     want_hints_default(want);
@@ -1464,13 +1473,20 @@ fallback_case(bool by_blocking)
                         true}};
     LAYOUT(h, one);
     ga_heap_free(h);
+    return v;
 }
 
 static void
 test_fallback_hints(void)
 {
-    fallback_case(false);
-    fallback_case(true);
+    ga_addr failing = fallback_case(false);
+    ga_addr blocked = fallback_case(true);
+    /* Each blocked hint's reservation landed somewhere else, where the
+     * fallback goes too; sysAlloc unmapped every one of them, so the
+     * fallback lands where it does when no reservation was made. */
+    CHECK_MSG(failing == blocked,
+              "fallback at 0x%" PRIx64 " after collisions, 0x%" PRIx64
+              " without: stray reservations were kept", blocked, failing);
 }
 
 /* sysReserveAligned keeps size+align when the OS happens to return an
@@ -1530,6 +1546,18 @@ test_race_collisions(void)
     a = MALLOC(h, 100000);
     CHECK_MSG(a == 0xc100000000, "race: landed at 0x%" PRIx64, a);
     CHECK(hint_count(h) == 63);
+    ga_heap_free(h);
+
+    /* The duplicates are real hints: with 63 failures the 64th, the
+     * second copy of 0xdf00000000, is used. */
+    h = open_virtual("linux", "amd64", true, __LINE__);
+    if (h == NULL) {
+        return;
+    }
+    CHECK(ga_fail_reserves(h, 63) == GA_OK);
+    a = MALLOC(h, 100000);
+    CHECK_MSG(a == 0xdf00000000, "race: landed at 0x%" PRIx64, a);
+    CHECK(hint_count(h) == 1 && head_hint(h, NULL) == a + ARENA_64);
     ga_heap_free(h);
 
     /* All hints fail: race mode may not map the heap elsewhere. */
@@ -2166,6 +2194,309 @@ test_os_collision(void)
     ga_heap_free(h);
 }
 
+/* ---- Threads: calls on one heap from several threads ---------------- */
+
+/* goalloc.h: "calls on one heap may come from several threads", and a
+ * throw must poison the heap, never abort the process (decisions §5).
+ * Each scenario runs in a forked child, so that a bug that aborts shows
+ * up as a failed check here instead of ending the run. */
+
+/* run_child runs fn in a child process with stderr silenced.  Returns
+ * its exit status, 128 + the signal that killed it, or -1. */
+static int
+run_child(int (*fn)(void))
+{
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid < 0) {
+        return -1;
+    }
+    if (pid == 0) {
+        int fd = open("/dev/null", O_WRONLY);
+        if (fd >= 0) {
+            dup2(fd, 2);
+        }
+        _exit(fn());
+    }
+    int ws = 0;
+    if (waitpid(pid, &ws, 0) != pid) {
+        return -1;
+    }
+    if (WIFSIGNALED(ws)) {
+        return 128 + WTERMSIG(ws);
+    }
+    return WIFEXITED(ws) ? WEXITSTATUS(ws) : -1;
+}
+
+static void
+busy_wait_ns(long ns)
+{
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    do {
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+    } while ((t1.tv_sec - t0.tv_sec) * 1000000000L +
+                 (t1.tv_nsec - t0.tv_nsec) < ns);
+}
+
+/* A throw in one thread while another thread is inside a facade call:
+ * thread A holds the heap lock for a few ms in ga_scavenge; thread B
+ * calls ga_test_throw meanwhile, which must wait for the lock.  B must
+ * get GA_EPOISONED and the process must live. */
+static struct {
+    ga_heap *h;
+    atomic_int started;
+    ga_status a;
+    ga_status b;
+} ct;
+
+static void *
+ct_scavenger(void *arg)
+{
+    (void)arg;
+    uint64_t rel = 0;
+    atomic_store(&ct.started, 1);
+    ct.a = ga_scavenge(ct.h, UINT64_MAX, &rel);
+    return NULL;
+}
+
+static void *
+ct_thrower(void *arg)
+{
+    (void)arg;
+    while (atomic_load(&ct.started) == 0) {
+    }
+    busy_wait_ns(30000); /* A is inside ga_scavenge by now */
+    ct.b = ga_test_throw(ct.h, "boom");
+    return NULL;
+}
+
+#define CT_OBJECTS 40000
+
+static int
+concurrent_throw_child(void)
+{
+    static ga_addr objs[CT_OBJECTS];
+    ga_options o;
+    opts(&o, "linux", "amd64", false, GA_BACKING_VIRTUAL);
+    o.procs = 2;
+    ga_status st;
+    char err[256];
+    ct.h = ga_heap_new(&o, &st, err, sizeof err);
+    if (ct.h == NULL) {
+        return 10;
+    }
+    /* 20000 unscavenged free spans between in-use ones: a long scavenge. */
+    for (int i = 0; i < CT_OBJECTS; i++) {
+        if (ga_malloc(ct.h, 0, 40000, false, &objs[i]) != GA_OK) {
+            return 11;
+        }
+    }
+    for (int i = 0; i < CT_OBJECTS; i += 2) {
+        if (ga_free(ct.h, objs[i]) != GA_OK) {
+            return 12;
+        }
+    }
+    atomic_store(&ct.started, 0);
+    pthread_t ta, tb;
+    if (pthread_create(&ta, NULL, ct_scavenger, NULL) != 0 ||
+        pthread_create(&tb, NULL, ct_thrower, NULL) != 0) {
+        return 13;
+    }
+    pthread_join(ta, NULL);
+    pthread_join(tb, NULL);
+    int rc = 0;
+    if (ct.b != GA_EPOISONED || (ct.a != GA_OK && ct.a != GA_EPOISONED) ||
+        ga_poisoned(ct.h) == NULL || strcmp(ga_poisoned(ct.h), "boom") != 0) {
+        rc = 1;
+    }
+    ga_heap_free(ct.h);
+    return rc;
+}
+
+static void
+test_concurrent_throw(void)
+{
+    int died = 0, wrong = 0, last = 0;
+    for (int i = 0; i < 6; i++) {
+        int rc = run_child(concurrent_throw_child);
+        if (rc >= 128 || rc < 0) {
+            died++;
+            last = rc;
+        }
+        else if (rc != 0) {
+            wrong++;
+            last = rc;
+        }
+    }
+    CHECK_MSG(died == 0 && wrong == 0,
+              "a throw while another thread was in a facade call: %d of 6 "
+              "processes died (last status %d), %d misbehaved; the throw "
+              "found h->throw_jmp cleared (or pointing into the other "
+              "thread's frame) and aborted", died, last, wrong);
+}
+
+/* Two threads free the same large object at once: exactly one frees it,
+ * the other gets GA_EDOUBLEFREE, and the heap stays sound.  The main
+ * thread and one worker, released by one store, free together. */
+static struct {
+    ga_heap *h;
+    ga_addr obj;
+    atomic_int gen;
+    atomic_int done;
+    ga_status res;
+    int rounds;
+} cf;
+
+static void *
+cf_worker(void *arg)
+{
+    (void)arg;
+    for (int g = 1; g <= cf.rounds; g++) {
+        while (atomic_load(&cf.gen) < g) {
+        }
+        cf.res = ga_free(cf.h, cf.obj);
+        atomic_store(&cf.done, g);
+    }
+    return NULL;
+}
+
+static int
+concurrent_free_child(void)
+{
+    ga_options o;
+    opts(&o, "linux", "amd64", false, GA_BACKING_VIRTUAL);
+    o.procs = 2;
+    ga_status st;
+    char err[256];
+    cf.h = ga_heap_new(&o, &st, err, sizeof err);
+    if (cf.h == NULL) {
+        return 10;
+    }
+    cf.rounds = 20000;
+    pthread_t t;
+    if (pthread_create(&t, NULL, cf_worker, NULL) != 0) {
+        return 13;
+    }
+    for (int g = 1; g <= cf.rounds; g++) {
+        if (ga_malloc(cf.h, 0, 100000, false, &cf.obj) != GA_OK) {
+            return 11;
+        }
+        atomic_store(&cf.gen, g);
+        ga_status mine = ga_free(cf.h, cf.obj);
+        while (atomic_load(&cf.done) < g) {
+        }
+        ga_status theirs = cf.res;
+        if (!((mine == GA_OK && theirs == GA_EDOUBLEFREE) ||
+              (theirs == GA_OK && mine == GA_EDOUBLEFREE))) {
+            return 1;
+        }
+    }
+    pthread_join(t, NULL);
+    char msg[256];
+    int rc = ga_verify(cf.h, msg, sizeof msg) ? 0 : 2;
+    ga_heap_free(cf.h);
+    return rc;
+}
+
+static void
+test_concurrent_double_free(void)
+{
+    if (sysconf(_SC_NPROCESSORS_ONLN) < 2) {
+        printf("heap: concurrent double free skipped (one CPU)\n");
+        return;
+    }
+    /* The race hits within a few rounds when both threads run; a busy
+     * machine can keep them apart, so a second child gets a chance. */
+    int rc = run_child(concurrent_free_child);
+    if (rc == 0) {
+        rc = run_child(concurrent_free_child);
+    }
+    CHECK_MSG(rc == 0,
+              "two threads freeing one large object: %s (status %d); both "
+              "passed classify_locked before either freed, and the second "
+              "free threw \"mheap.freeSpanLocked - invalid span state\"",
+              rc >= 128 ? "the process died" : "wrong statuses or a broken "
+                                               "heap", rc);
+}
+
+/* Threads working on their own objects, each through its own P. */
+static struct {
+    ga_heap *h;
+    atomic_int bad;
+} tw;
+
+static void *
+tw_worker(void *arg)
+{
+    int p = (int)(intptr_t)arg;
+    uint64_t seed = 0x9E3779B97F4A7C15ULL * (uint64_t)(p + 1);
+    ga_addr objs[16];
+    for (int round = 0; round < 100; round++) {
+        for (int i = 0; i < 16; i++) {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            uint64_t size = 32769 + seed % (2 * MiB);
+            if (ga_malloc(tw.h, p, size, (seed >> 40) & 1, &objs[i]) !=
+                GA_OK) {
+                atomic_fetch_add(&tw.bad, 1);
+                return NULL;
+            }
+        }
+        for (int i = 0; i < 16; i++) {
+            if (ga_free(tw.h, objs[i]) != GA_OK) {
+                atomic_fetch_add(&tw.bad, 1);
+            }
+        }
+    }
+    return NULL;
+}
+
+static int
+threaded_workload_child(void)
+{
+    ga_options o;
+    opts(&o, "linux", "amd64", false, GA_BACKING_VIRTUAL);
+    o.procs = 4;
+    ga_status st;
+    char err[256];
+    tw.h = ga_heap_new(&o, &st, err, sizeof err);
+    if (tw.h == NULL) {
+        return 10;
+    }
+    pthread_t t[4];
+    for (int k = 0; k < 4; k++) {
+        if (pthread_create(&t[k], NULL, tw_worker, (void *)(intptr_t)k)) {
+            return 13;
+        }
+    }
+    for (int k = 0; k < 4; k++) {
+        pthread_join(t[k], NULL);
+    }
+    char msg[256];
+    int rc = atomic_load(&tw.bad) != 0 ? 1 : 0;
+    if (rc == 0 && !ga_verify(tw.h, msg, sizeof msg)) {
+        rc = 2;
+    }
+    ga_mem_stats ms;
+    if (rc == 0 && (ga_read_mem_stats(tw.h, &ms) != GA_OK ||
+                    ms.heap_inuse != 0 || ms.heap_objects != 0 ||
+                    ms.mallocs != 4 * 100 * 16 || ms.frees != ms.mallocs)) {
+        rc = 3;
+    }
+    ga_heap_free(tw.h);
+    return rc;
+}
+
+static void
+test_threaded_workload(void)
+{
+    int rc = run_child(threaded_workload_child);
+    CHECK_MSG(rc == 0, "4 threads on their own objects: status %d", rc);
+}
+
 /* ---- Randomized: first fit and accounting against a model ----------- */
 
 static uint64_t rng_state;
@@ -2358,6 +2689,9 @@ main(void)
     test_allspans_accounting();
     test_scavenge_no_huge();
     test_os_collision();
+    test_threaded_workload();
+    test_concurrent_throw();
+    test_concurrent_double_free();
     for (uint64_t seed = 1; seed <= 4; seed++) {
         test_random(seed * 0x9E3779B97F4A7C15ULL, 400);
     }
