@@ -985,6 +985,16 @@ counters_tuple(const ga_heap_counters *c)
 }
 
 static PyObject *
+heap_digest(HeapObject *self, PyObject *Py_UNUSED(ignored))
+{
+    ga_heap *h = live_heap(self);
+    if (h == NULL) {
+        return NULL;
+    }
+    return PyLong_FromUnsignedLongLong(ga_digest(h));
+}
+
+static PyObject *
 heap_counters(HeapObject *self, PyObject *Py_UNUSED(ignored))
 {
     ga_heap *h = live_heap(self);
@@ -1347,6 +1357,10 @@ static PyMethodDef heap_methods[] = {
      "(flushallmcaches)."},
     {"_centrals", (PyCFunction)heap_centrals, METH_NOARGS, NULL},
     {"_counters", (PyCFunction)heap_counters, METH_NOARGS, NULL},
+    {"digest", (PyCFunction)heap_digest, METH_NOARGS,
+     "digest($self, /)\n--\n\n"
+     "A cheap 64-bit hash of all allocator metadata (hints, arenas, spans "
+     "and their bitmaps, mcentrals, mcaches, statistics)."},
     {"_span_table", (PyCFunction)heap_span_table, METH_NOARGS, NULL},
     {"_object_table", (PyCFunction)heap_object_table, METH_NOARGS, NULL},
     {"_page_table", (PyCFunction)heap_page_table, METH_NOARGS, NULL},

@@ -201,6 +201,12 @@ void ga_heap_info_get(ga_heap *h, ga_heap_info *out);
  * false with a message naming the first broken one. */
 bool ga_verify(ga_heap *h, char *msg, size_t msglen);
 
+/* ga_digest is a cheap 64-bit hash of all allocator metadata: hints,
+ * arenas, every span with its slot bitmaps and tiny marks, the mcentral
+ * lists, every mcache and the statistics.  Two heaps (or one heap at two
+ * moments) with equal digests are, for every introspection call, equal. */
+uint64_t ga_digest(ga_heap *h);
+
 /* ga_poisoned returns the throw message if the heap is poisoned. */
 const char *ga_poisoned(ga_heap *h);
 

@@ -437,3 +437,106 @@ ga_page_map(ga_heap *h, int16_t *out, size_t cap)
     mheap_unlock(h);
     return l.n;
 }
+
+/* ---- Digest ------------------------------------------------------- */
+
+/* FNV-1a over 64-bit words: enough to tell "unchanged" from "changed". */
+static void
+mix(uint64_t *d, uint64_t v)
+{
+    for (int i = 0; i < 8; i++) {
+        *d ^= (v >> (8 * i)) & 0xFF;
+        *d *= 0x100000001B3ULL;
+    }
+}
+
+static void
+mix_bytes(uint64_t *d, const void *p, size_t n)
+{
+    const uint8_t *b = p;
+    for (size_t i = 0; i < n; i++) {
+        *d ^= b[i];
+        *d *= 0x100000001B3ULL;
+    }
+}
+
+static bool
+digest_span(void *arg, mspan *s)
+{
+    uint64_t *d = arg;
+    uint64_t fields[] = {mspan_base(s), s->npages,     s->state,
+                         s->scavenged,  s->needzero,   s->spanclass,
+                         s->elemsize,   s->nelems,     s->alloc_count,
+                         s->freeindex,  s->alloc_cache, s->limit,
+                         s->sweepgen};
+    for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+        mix(d, fields[i]);
+    }
+    if (s->state == MSPAN_IN_USE && span_class_sizeclass(s->spanclass)) {
+        size_t nbytes = (size_t)gc_bits_bytes(s->nelems);
+        mix_bytes(d, s->alloc_bits, nbytes);
+        mix_bytes(d, s->freed_bits, nbytes);
+        mix_bytes(d, s->used_bits, nbytes);
+        if (s->tiny_marks != NULL) {
+            mix_bytes(d, s->tiny_marks, (size_t)s->nelems * 4);
+            mix_bytes(d, s->tiny_sizes, (size_t)s->nelems * TINY_SIZE);
+        }
+        else {
+            mix_bytes(d, s->req_sizes, (size_t)s->nelems * 2);
+        }
+    }
+    return true;
+}
+
+uint64_t
+ga_digest(ga_heap *h)
+{
+    uint64_t d = 0xCBF29CE484222325ULL;
+    mheap_lock(h);
+    for (arena_hint *a = h->arena_hints; a != NULL; a = a->next) {
+        mix(&d, a->addr);
+        mix(&d, a->down);
+    }
+    for (uint64_t i = 0; i < h->nall_arenas; i++) {
+        mix(&d, h->all_arenas[i]);
+    }
+    ga_walk_spans(h, digest_span, &d);
+    for (int i = 0; i < NUM_SPAN_CLASSES; i++) {
+        mcentral *c = &h->central[i];
+        for (mspan *s = c->nonempty.first; s != NULL; s = s->next) {
+            mix(&d, mspan_base(s));
+        }
+        mix(&d, 0xE);
+        for (mspan *s = c->empty.first; s != NULL; s = s->next) {
+            mix(&d, mspan_base(s));
+        }
+        mix(&d, c->nmalloc);
+        mix(&d, c->nsmallfree);
+        mix(&d, c->requested_freed);
+    }
+    for (int p = 0; p < h->nprocs; p++) {
+        mcache *c = h->caches[p];
+        mix(&d, c->tiny);
+        mix(&d, c->tinyoffset);
+        mix(&d, c->local_tinyallocs);
+        mix(&d, c->local_requested);
+        for (int i = 0; i < NUM_SPAN_CLASSES; i++) {
+            mix(&d, c->alloc[i] == &h->emptymspan ? 0
+                                                   : mspan_base(c->alloc[i]));
+        }
+    }
+    const mstats *st = &h->stats;
+    uint64_t stats[] = {st->heap_sys,     st->heap_inuse,  st->heap_idle,
+                        st->heap_released, st->heap_live,  st->mspan_sys,
+                        st->mcache_sys,   st->gc_sys,      st->other_sys,
+                        st->tinyallocs,   h->largealloc,   h->nlargealloc,
+                        h->largefree,     h->nlargefree,   h->pages_in_use,
+                        h->large_requested, h->large_requested_freed,
+                        h->spanalloc.inuse, h->treapalloc.inuse,
+                        h->arena_hint_alloc.inuse, h->free.unscav_huge_pages};
+    for (size_t i = 0; i < sizeof(stats) / sizeof(stats[0]); i++) {
+        mix(&d, stats[i]);
+    }
+    mheap_unlock(h);
+    return d;
+}
