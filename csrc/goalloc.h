@@ -170,7 +170,7 @@ size_t ga_span_objects(ga_heap *h, ga_addr base, uint8_t *out,
 
 /* ga_object_extent finds the live object that starts at addr and its
  * usable size (elemsize; for large objects up to limit; for tiny objects
- * up to the next object in the block).  GA_ENOTOBJECT etc. otherwise. */
+ * the requested size, as the rest of the block may go to others).  GA_ENOTOBJECT etc. otherwise. */
 ga_status ga_object_extent(ga_heap *h, ga_addr addr, uint64_t *size);
 
 typedef struct ga_heap_info {
@@ -231,7 +231,8 @@ ga_status ga_heap_counters_get(ga_heap *h, ga_heap_counters *out);
 /* Bulk views, for plots of large heaps. */
 typedef struct ga_live_object {
     ga_addr addr;
-    uint64_t size;      /* usable bytes: elemsize, or limit-addr if large */
+    uint64_t size;      /* usable bytes: elemsize, limit-addr if large, the
+                         * requested size for tiny objects */
     uint64_t requested; /* bytes the caller asked for */
     uint64_t spanclass;
 } ga_live_object;

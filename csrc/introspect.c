@@ -286,18 +286,6 @@ ga_span_objects(ga_heap *h, ga_addr base, uint8_t *out, uint16_t *out_marks,
     return n;
 }
 
-/* tiny_extent: bytes from offset off to the next live or used object in
- * the block (or its end). */
-static uint64_t
-tiny_extent(uint32_t marks, uint64_t off)
-{
-    uint64_t end = off + 1;
-    while (end < TINY_SIZE && !(marks & TINY_MARK_USED(end))) {
-        end++;
-    }
-    return end - off;
-}
-
 ga_status
 ga_object_extent(ga_heap *h, ga_addr addr, uint64_t *size)
 {
@@ -324,7 +312,9 @@ ga_object_extent(ga_heap *h, ga_addr addr, uint64_t *size)
             bool live = mspan_is_allocated(s, i) && !bit_get(s->freed_bits, i);
             if (live && s->tiny_marks != NULL) {
                 if (s->tiny_marks[i] & TINY_MARK_LIVE(off)) {
-                    *size = tiny_extent(s->tiny_marks[i], off);
+                    /* exactly what was asked: the bytes after it may be
+                     * handed out to the next tiny object */
+                    *size = s->tiny_sizes[i * TINY_SIZE + off];
                     st = GA_OK;
                 }
             }
@@ -380,8 +370,8 @@ collect_live(void *arg, mspan *s)
         uint32_t m = s->tiny_marks[i];
         for (unsigned off = 0; off < TINY_SIZE; off++) {
             if (m & TINY_MARK_LIVE(off)) {
-                push_live(l, slot + off, tiny_extent(m, off),
-                          s->tiny_sizes[i * TINY_SIZE + off], s->spanclass);
+                uint64_t req = s->tiny_sizes[i * TINY_SIZE + off];
+                push_live(l, slot + off, req, req, s->spanclass);
             }
         }
     }

@@ -58,9 +58,14 @@ ga_addr
 mcache_next_free(mheap *h, mcache *c, span_class spc, mspan **sp)
 {
     mspan *s = c->alloc[spc];
+    uint64_t freeindex = s->freeindex;
+    uint64_t cache = s->alloc_cache;
     uint64_t i = mspan_next_free_index(s);
     if (i == s->nelems) {
         if (!mcache_refill(h, c, spc)) {
+            /* Out of memory: leave the span exactly as it was. */
+            s->freeindex = freeindex;
+            s->alloc_cache = cache;
             return 0;
         }
         s = c->alloc[spc];

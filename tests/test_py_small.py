@@ -19,7 +19,7 @@ from goalloc import SLOT_FREE, SLOT_FREED, SLOT_LIVE
 from helpers import MAX_SMALL, PAGE, check_stat_identities
 from test_py_small_util import (GO113_CLASSES, TINY_SPAN_CLASS, class_nelems,
                                 class_npages, class_of, class_size,
-                                full_snapshot, small_spans, spanclass)
+                                full_snapshot, spanclass)
 
 CLASSES = sorted(GO113_CLASSES)
 

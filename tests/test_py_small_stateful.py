@@ -1,13 +1,14 @@
 """A Hypothesis state machine over tiny, small and large objects.
 
 Rules: alloc (tiny noscan 1..15, small 1..32768 scan or noscan, large
-32769..200000) on any of 3 Ps, bursts of one class on one P, free of a live object, free of every live
-object of one span, refused frees, flush, scavenge.  A dict of live
-objects is the model.  After every step: verify() passes, live objects
-do not overlap, span_of maps each one to an in-use span of its class,
-and the MemStats identities and exact counts hold.  On "os" every object
-gets a byte pattern through view() when allocated (after checking it
-came zeroed), checked intact before it is freed.
+32769..200000) on any of 3 Ps, bursts of one class on one P, free of a
+live object, free of every live object of one span, refused frees,
+flush, scavenge.  A dict of live objects is the model.  After every
+step: verify() passes, live objects do not overlap, span_of maps each
+one to an in-use span of its class, and the MemStats identities and
+exact counts hold.  On "os" every object gets a byte pattern through
+view() when allocated (after checking it came zeroed), checked intact
+before it is freed.
 
 Both backends run by default: 125 examples of at most 100 steps each,
 about 11,000 steps per backend.

@@ -74,10 +74,10 @@ def tiny_align(off: int, size: int) -> int:
 def full_snapshot(h: goalloc.Heap):
     """Everything the heap shows, small-object state included.
 
-    stats() comes first: it moves the Ps' local_tinyallocs into the
-    heap-wide counter (see test_stats_does_not_touch_caches in
-    test_py_small_badinput.py), so reading it first keeps that out of
-    comparisons of other calls.
+    stats() comes first: should it ever move per-P counters again (Go's
+    ReadMemStats does; test_stats_does_not_touch_caches in
+    test_py_small_badinput.py checks goalloc's does not), that would not
+    be blamed on the call under test.
     """
     stats = h.stats()
     spans = h.spans()
@@ -85,10 +85,6 @@ def full_snapshot(h: goalloc.Heap):
             if s.state == "inuse" and s.sizeclass != 0}
     return (stats, h.hints(), h.arenas(), spans, h.centrals(), h.caches(),
             objs, h.info())
-
-
-def small_spans(h: goalloc.Heap, spc: int) -> list[goalloc.Span]:
-    return [s for s in h.spans() if s.state == "inuse" and s.spanclass == spc]
 
 
 # ---- self-checks -----------------------------------------------------------

@@ -1,8 +1,8 @@
 """Memory views of live objects (decisions §3, §2; backing "os" only).
 
 h.view(addr, n=None) is a writable memoryview of an object's bytes: the
-slot for a small object, the requested size for a large one, up to the
-next object for a tiny one.  A view keeps the heap's mappings alive
+slot for a small object, the requested size for a large or a tiny one
+(the rest of a tiny block may be handed to the next tiny object).  A view keeps the heap's mappings alive
 after close(); after free it shows whatever is there next (stale).
 """
 from __future__ import annotations
@@ -64,17 +64,17 @@ def test_view_lengths():
             a = h.alloc(size, noscan=True)
             assert len(h.view(a)) == size
             assert h.span_of(a).npages == -(-size // PAGE)
-        # tiny: up to the next object of the block
+        # tiny: exactly the requested size
         h.flush()
         a = h.alloc(3, noscan=True)            # offset 0 of a fresh block
         b = h.alloc(4, noscan=True)            # offset 4
         c = h.alloc(1, noscan=True)            # offset 8
         assert (b - a, c - a) == (4, 8)
-        assert len(h.view(a)) == 4
+        assert len(h.view(a)) == 3
         assert len(h.view(b)) == 4
         h.alloc(9, noscan=True)                # new block, a's stays current
         h.flush()                              # no more packing into it
-        assert len(h.view(c)) == 8             # to the end of the block
+        assert len(h.view(c)) == 1
 
 
 def test_view_outlives_close():
