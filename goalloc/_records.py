@@ -21,12 +21,12 @@ class Arena(NamedTuple):
     """A mapped heap arena (an entry of Go's mheap_.allArenas)."""
 
     base: int
-    index: int  # arenaIdx
+    idx: int  # Go's arenaIdx: (base + arenaBaseOffset) / heapArenaBytes
     l1: int
     l2: int
 
     def __repr__(self) -> str:
-        return (f"Arena(base={self.base:#014x}, index={self.index:#x}, "
+        return (f"Arena(base={self.base:#014x}, idx={self.idx:#x}, "
                 f"l1={self.l1}, l2={self.l2:#x})")
 
 

@@ -1,11 +1,13 @@
 """Go 1.13's size classes, as the C core has them."""
 from __future__ import annotations
 
+from typing import Sequence
+
 from . import _core
 from ._records import SizeClass
 
 
-def _max_waste(rows: list[tuple[int, ...]], c: int) -> float:
+def _max_waste(rows: Sequence[Sequence[int]], c: int) -> float:
     # Go's header formula: every object one byte bigger than the previous
     # class, plus the tail.
     _, size, npages, objects, tail = rows[c][:5]

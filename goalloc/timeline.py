@@ -39,7 +39,7 @@ class Timeline:
     addresses: np.ndarray
     live: np.ndarray
     nops: int
-    metrics: dict[str, np.ndarray] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_samples(cls, ops: np.ndarray, samples: np.ndarray,
@@ -48,7 +48,10 @@ class Timeline:
         ops = np.concatenate([[-1], ops.astype(np.int64)])
         rows = np.vstack([initial[None, :], samples]).astype(np.int64)
         cols = {name: rows[:, i] for i, name in enumerate(COUNTER_FIELDS)}
-        t = cls(op=ops, addresses=addresses, live=live, nops=nops, **cols)
+        t = cls(ops, cols["heap_alloc"], cols["heap_inuse"],
+                cols["heap_idle"], cols["heap_released"], cols["heap_sys"],
+                cols["live_objects"], cols["requested_live"],
+                cols["largest_free"], addresses, live, nops)
         t.metrics = fragmentation.compute(
             t.heap_alloc, t.heap_inuse, t.heap_idle, t.heap_released,
             t.heap_sys, t.requested_live, t.largest_free)

@@ -262,7 +262,7 @@ _REASONS = {
 
 def replay(heap: Any, trace: Trace, sample_every: int = 0,
            progress: Optional[Callable[[int, int], None]] = None,
-           chunk: int = 0) -> "Timeline":
+           chunk: int = 0) -> Any:
     """Run the whole trace in C (see Heap.replay)."""
     from .timeline import Timeline
 
@@ -315,5 +315,5 @@ def _replay_error(trace: Trace, index: int, reason: int,
         err = HeapCorruptionError(msg)
     else:
         return TraceError(msg, index)
-    err.index = index  # type: ignore[attr-defined]
+    setattr(err, "index", index)  # the op where the replay stopped
     return err

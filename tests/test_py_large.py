@@ -324,7 +324,7 @@ def test_growth_past_one_arena(heap, backing):
     assert p == base
     arenas = h.arenas()
     assert [a.base for a in arenas] == [base, base + ARENA]
-    assert arenas[1].index == arenas[0].index + 1
+    assert arenas[1].idx == arenas[0].idx + 1
     s = h.span_of(p)
     assert s.npages == size // PAGE == 12800
     assert s.limit == p + size

@@ -228,10 +228,10 @@ def test_arena_index_of_first_arena(backing):
         arenas = h.arenas()
         check_first_arena(backing, initial, h.hints(), arenas, ARENA)
         a = arenas[0]
-        assert a.index == (a.base + 2**47) // ARENA
-        assert (a.l1, a.l2) == (0, a.index)
+        assert a.idx == (a.base + 2**47) // ARENA
+        assert (a.l1, a.l2) == (0, a.idx)
         if a.base == GO_HEAP_START:
-            assert a.index == 0x203000
+            assert a.idx == 0x203000
 
 
 def test_arena_index_windows_has_l1_level():
@@ -240,7 +240,7 @@ def test_arena_index_windows_has_l1_level():
         [a] = h.arenas()
         assert a.base == GO_HEAP_START
         idx = (GO_HEAP_START + 2**47) >> 22
-        assert a.index == idx
+        assert a.idx == idx
         assert a.l1 == idx >> 20 and a.l2 == idx & (2**20 - 1)
         # The head hint moved up by one 4 MiB arena.
         assert h.hints()[0] == goalloc.ArenaHint(GO_HEAP_START + 4 * MiB,
@@ -254,7 +254,7 @@ def test_arena_index_aix():
         [a] = h.arenas()
         assert a.base == hints_aix()[0]
         idx = a.base >> 28
-        assert a.index == idx
+        assert a.idx == idx
         assert a.l1 == idx >> 20 and a.l2 == idx & (2**20 - 1)
         assert h.stats().heap_sys == 256 * MiB
 
