@@ -278,11 +278,24 @@ ga_heap_new(const ga_options *o, ga_status *status, char *err,
     return h;
 }
 
+static bool
+free_span_bits(void *arg, mspan *s)
+{
+    (void)arg;
+    if (s->state == MSPAN_IN_USE && s->alloc_bits != NULL) {
+        mspan_free_bits(s);
+    }
+    return true;
+}
+
 void
 ga_heap_free(ga_heap *h)
 {
     if (h == NULL) {
         return;
+    }
+    if (h->arenas != NULL) {
+        ga_walk_spans(h, free_span_bits, NULL);
     }
     mem_destroy(&h->mem);
     arena_release(h);
