@@ -20,6 +20,7 @@ File formats (both little endian, versioned):
 """
 from __future__ import annotations
 
+import operator
 import os
 import struct
 from dataclasses import dataclass
@@ -93,13 +94,13 @@ class Trace:
                 if len(op) < 3:
                     raise TraceError(f"op {i}: alloc needs id and size", i)
                 kind.append(ALLOC)
-                ids.append(op[1])
-                size.append(op[2])
+                ids.append(_op_int(op[1], 64, i, "id"))
+                size.append(_op_int(op[2], 64, i, "size"))
                 noscan.append(bool(op[3]) if len(op) > 3 else False)
-                p.append(op[4] if len(op) > 4 else 0)
+                p.append(_op_int(op[4], 16, i, "p") if len(op) > 4 else 0)
             elif name in ("free", "f", FREE):
                 kind.append(FREE)
-                ids.append(op[1])
+                ids.append(_op_int(op[1], 64, i, "id"))
                 size.append(0)
                 noscan.append(False)
                 p.append(0)
@@ -212,6 +213,18 @@ class Trace:
         if head == BINARY_MAGIC:
             return cls.read_binary(path)
         return cls.read_text(path)
+
+
+def _op_int(v: Any, bits: int, i: int, what: str) -> int:
+    """An op's integer field: ints only (no floats), in range."""
+    try:
+        n = operator.index(v)
+    except TypeError:
+        raise TraceError(f"op {i}: {what} must be an int, not "
+                         f"{type(v).__name__}", i) from None
+    if not 0 <= n < 1 << bits:
+        raise TraceError(f"op {i}: {what} {n} is out of range", i)
+    return n
 
 
 def _column(values: Any, n: int, dtype: Any) -> np.ndarray:
