@@ -33,6 +33,15 @@ setup(
             extra_compile_args=CFLAGS,
             extra_link_args=LDFLAGS,
             libraries=["pthread"],
-        )
+        ),
+        # the LD_PRELOAD capture shim (goalloc/capture.py): a plain C shared
+        # library that is never imported, built without the sanitizers
+        Extension(
+            "goalloc._gatrace",
+            sources=["csrc/tracehook/gatrace.c"],
+            extra_compile_args=[f for f in CFLAGS if "sanitize" not in f]
+            + ["-fno-builtin"],
+            libraries=["pthread"],
+        ),
     ],
 )

@@ -4,10 +4,10 @@
  *
  *     GATRACE_OUT=/tmp/run LD_PRELOAD=/path/to/goalloc/_gatrace...so  CMD ...
  *
- * writes /tmp/run.<pid> for every process that allocates (forked children
- * and exec'd programs inherit the environment and get their own file; if
- * the name is taken, e.g. after an exec that kept the pid, the shim tries
- * <prefix>.<pid>.1, .2, ...).  With GATRACE_OUT unset the shim only passes
+ * writes /tmp/run.<pid> for every process (forked children and exec'd
+ * programs inherit the environment and get their own file; if the name is
+ * taken, e.g. after an exec that kept the pid, the shim tries
+ * <prefix>.<pid>.1, .2, ... and never overwrites a file).  With GATRACE_OUT unset the shim only passes
  * the calls through to glibc.
  *
  * This file is NOT part of the allocator core (the .c files directly in
@@ -34,7 +34,8 @@
  *     2  u16      reserved, 0
  *     4  u32      thread id (gettid)
  *     8  u64      pointer (returned by an alloc, passed to a free)
- *    16  u64      size requested (alloc; calloc logs nmemb*size), 0 for free
+ *    16  u64      size requested (alloc; calloc logs nmemb*size, pvalloc
+ *                 the size rounded up to a page), 0 for free
  *
  * Events: a successful allocation logs alloc(ptr, size); a failed one
  * (NULL) logs nothing.  free(NULL) logs nothing.  realloc(p, n) logs
@@ -51,6 +52,8 @@
  * not dlsym, which itself allocates.  Nothing in a hook allocates: records
  * go into a static buffer written out with write(2) when it fills and at
  * exit (destructor); after the destructor every record is written at once.
+ * The constructor creates the file (a forked child creates its own at its
+ * first flush), so a process that allocates nothing leaves a header only.
  * A per-thread guard makes any allocation that happens while the thread is
  * inside a hook (a signal handler's, say) pass straight through unlogged,
  * so the shim never re-enters itself or waits on its own lock.
@@ -62,7 +65,14 @@
  * not logged (the importer skips frees of unknown pointers); records still
  * buffered when a process ends by _exit(), a fatal signal or exec are
  * lost.  Statically linked and setuid programs ignore LD_PRELOAD.
+ *
+ * If the file cannot be created or written (a missing directory, a full
+ * disk), the shim says so once on stderr and logs nothing more.
+ *
+ * Linux/glibc only: elsewhere this file compiles to nothing, so that the
+ * package still builds.
  */
+#ifdef __linux__
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -105,7 +115,7 @@ static atomic_int g_state = ST_OFF;
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
 static unsigned char g_buf[BUF_RECORDS * RECORD_SIZE];
 static size_t g_nbuf;          /* records in g_buf */
-static int g_fd = -1;          /* output file, opened at the first flush */
+static int g_fd = -1;          /* output file */
 static dev_t g_dev;            /* its identity, to notice a program that */
 static ino_t g_ino;            /* closed or replaced our descriptor */
 static int g_write_through;    /* set by the destructor */
@@ -246,6 +256,29 @@ check_output(void)
     return 0;
 }
 
+/* One line on stderr when the capture file cannot be written. */
+static void
+report_failure(int err)
+{
+    static const char head[] = "gatrace: cannot write the capture file ";
+    static const char tail[] = "; logging stopped\n";
+    char msg[PATH_CAP + 128];
+    size_t n = 0;
+    memcpy(msg, head, sizeof head - 1);
+    n += sizeof head - 1;
+    const char *path = g_path[0] != '\0' ? g_path : g_prefix;
+    size_t plen = strlen(path);
+    memcpy(msg + n, path, plen);
+    n += plen;
+    memcpy(msg + n, " (errno ", 8);
+    n += 8;
+    (void)append_uint(msg, &n, sizeof msg, (unsigned long)err);
+    msg[n++] = ')';
+    memcpy(msg + n, tail, sizeof tail - 1);
+    n += sizeof tail - 1;
+    (void)write_all(STDERR_FILENO, (const unsigned char *)msg, n);
+}
+
 /* Write out the buffer.  Lock held. */
 static void
 flush_locked(void)
@@ -261,6 +294,7 @@ flush_locked(void)
     if (!ok) {
         /* a full disk, say: stop logging rather than fail every call */
         atomic_store(&g_state, ST_FAILED);
+        report_failure(errno);
     }
     g_nbuf = 0;
     errno = saved;
@@ -360,6 +394,10 @@ gatrace_init(void)
         return;
     }
     memcpy(g_prefix, out, len + 1);
+    if (open_output() != 0) {
+        report_failure(errno);
+        return;
+    }
     t_in_hook = 1;
     int rc = pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
     t_in_hook = 0;
@@ -519,6 +557,8 @@ logged_memalign(int fn, size_t alignment, size_t size)
     return p;
 }
 
+/* C11: the alignment must be a power of two (EINVAL otherwise, as glibc
+ * 2.38 does; older glibc rounds it up) */
 GA_EXPORT void *
 aligned_alloc(size_t alignment, size_t size)
 {
@@ -556,3 +596,7 @@ pvalloc(size_t size)
     }
     return logged_memalign(FN_PVALLOC, page, rounded);
 }
+
+#else
+typedef int gatrace_unsupported_platform; /* keep the unit non-empty */
+#endif

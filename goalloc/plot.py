@@ -1,0 +1,518 @@
+"""Plots of a goalloc heap and of a replay's Timeline (extra: goalloc[plot]).
+
+Every function returns a ``matplotlib.figure.Figure`` built without
+pyplot: no backend is selected, no global figure registry is touched and
+nothing is shown, so the functions are safe in scripts, servers, tests
+and notebooks alike (a notebook displays a returned Figure itself).
+matplotlib is imported inside the functions; ``import goalloc`` never
+needs it.
+
+=========================  ===================================================
+size_class_waste(heap)     Go 1.13's worst-case waste per size class
+                           (sizeclasses.go's max waste and tail waste), and
+                           the waste the heap's live objects actually have
+span_occupancy(heap)       in-use small spans per size class and how full
+                           each is (alloc_count / nelems)
+page_map(heap)             every mapped page coloured by its span's state,
+                           one band of rows per arena
+address_space(heap)        the arena hints and the mapped arenas on a log
+                           address axis, plus a linear close-up of each run
+                           of contiguous arenas
+timeline(tl)               heap counters against the ops of a replay
+fragmentation_timeline(tl) the five fragmentation metrics against the ops
+save_all(heap, tl)         all of the above as PNG files
+=========================  ===================================================
+"""
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any, Optional, Sequence
+
+import numpy as np
+
+from . import _core
+from .arrays import PAGE_FREE, PAGE_LARGE, PAGE_MANUAL, PAGE_RELEASED
+from .fragmentation import METRICS
+from .sizeclasses import size_classes
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+    from .heap import Heap
+    from .timeline import Timeline
+
+__all__ = ["size_class_waste", "span_occupancy", "page_map", "address_space",
+           "timeline", "fragmentation_timeline", "save_all"]
+
+MiB = 1 << 20
+
+# Colours of the page states (page_map) and of the series that recur.
+_STATE_COLOURS = {
+    PAGE_MANUAL: "#3b3b3b",
+    PAGE_RELEASED: "#f4f4f4",
+    PAGE_FREE: "#b4b4b4",
+    PAGE_LARGE: "#d62728",
+}
+_STATE_NAMES = {
+    PAGE_MANUAL: "manual (stacks)",
+    PAGE_RELEASED: "free, released to the OS",
+    PAGE_FREE: "free, retained",
+    PAGE_LARGE: "large object (class 0)",
+}
+_CLASS_CMAP = "viridis"
+_SMALL_CLASSES = _core.NUM_SIZE_CLASSES - 1  # 1..66
+_SPAN_INUSE = 1  # goalloc.arrays.SPAN_STATES.index("inuse")
+
+# Counters a Timeline holds in bytes (everything but live_objects).
+_BYTE_COLUMNS = frozenset((
+    "heap_alloc", "heap_inuse", "heap_idle", "heap_released", "heap_sys",
+    "requested_live", "largest_free", "internal_bytes", "span_bytes",
+    "page_bytes", "external_bytes"))
+
+
+def _figure(width: float, height: float) -> "Figure":
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), layout="constrained")
+
+
+def _note(ax: "Axes", text: str) -> None:
+    """Centre a message on an axes that has nothing else to show."""
+    ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center",
+            va="center", fontsize=11, color="#555555", wrap=True)
+
+
+def _mib(n: float) -> str:
+    return f"{n / MiB:,.1f} MiB"
+
+
+# ---- size classes -----------------------------------------------------------
+
+
+def size_class_waste(heap: Optional["Heap"] = None) -> "Figure":
+    """Waste per size class: Go 1.13's static worst case (sizeclasses.go's
+    "max waste" and "tail waste" columns) and, given a heap, the internal
+    waste its live small objects actually have.
+
+    Max waste: every object one byte larger than the previous class's
+    size, plus the span's tail; tail waste: the bytes at the end of a span
+    that no object fits.  Actual waste: the sum of (slot size - requested
+    size) over the class's live objects, divided by the sum of slot sizes.
+    Tiny objects count in class 2 (their 16-byte blocks' span class).
+    """
+    rows = size_classes()[1:]
+    cls = np.array([r.sizeclass for r in rows])
+    size = np.array([r.size for r in rows])
+    max_waste = np.array([r.max_waste for r in rows]) * 100
+    span_bytes = np.array([r.npages for r in rows]) * _core.PAGE_SIZE
+    tail = np.array([r.tail_waste for r in rows]) / span_bytes * 100
+
+    fig = _figure(11, 5)
+    ax = fig.add_subplot()
+    ax.bar(cls, max_waste, width=0.8, color="#9ecae1",
+           label="max waste: objects 1 B over the previous class + tail")
+    ax.plot(cls, tail, "o-", color="#3182bd", ms=3, lw=1,
+            label="tail waste: end of span no object fits")
+    title = "Go 1.13 size classes: worst-case waste"
+    if heap is not None:
+        objs = heap.object_array()
+        small = objs[objs["spanclass"] > 1]
+        sc = (small["spanclass"] >> 1).astype(np.int64)
+        slot = np.bincount(sc, weights=small["size"].astype(np.float64),
+                           minlength=_SMALL_CLASSES + 1)[1:]
+        asked = np.bincount(sc, weights=small["requested"].astype(np.float64),
+                            minlength=_SMALL_CLASSES + 1)[1:]
+        have = slot > 0
+        actual = np.zeros_like(slot)
+        actual[have] = (slot[have] - asked[have]) / slot[have] * 100
+        ax.plot(cls[have], actual[have], "D", color="#d62728", ms=5,
+                label="actual internal waste of this heap's live objects")
+        large = objs[objs["spanclass"] <= 1]
+        lines = [f"{len(small):,} live small objects, "
+                 f"{_mib(float(slot.sum() - asked.sum()))} lost to rounding"]
+        if len(large):
+            lost = int(large["size"].sum()) - int(large["requested"].sum())
+            lines.append(f"{len(large):,} large objects, {_mib(lost)} lost "
+                         "to page rounding")
+        ax.text(0.99, 0.80, "\n".join(lines), transform=ax.transAxes,
+                ha="right", va="top", fontsize=9,
+                bbox={"boxstyle": "round", "fc": "white", "ec": "#cccccc"})
+        title += " and this heap's actual waste"
+    ax.set_xlim(0.3, _SMALL_CLASSES + 0.7)
+    ax.set_ylim(0, max(100.0, float(max_waste.max()) * 1.05))
+    ax.set_xlabel("size class")
+    ax.set_ylabel("waste, % of span (static) / of slots (actual)")
+    ax.set_title(title)
+    ax.legend(loc="upper right", fontsize=9)
+    top = ax.twiny()
+    top.set_xlim(ax.get_xlim())
+    ticks = cls[::6]
+    top.set_xticks(ticks, [str(s) for s in size[::6]], fontsize=8)
+    top.set_xlabel("object size (bytes)")
+    return fig
+
+
+def span_occupancy(heap: "Heap") -> "Figure":
+    """In-use small spans per size class and how full each is: one dot per
+    span at alloc_count / nelems (Go's mspan.allocCount over nelems), the
+    mean as a bar, and the number of spans per class below."""
+    spans = heap.span_array()
+    inuse = spans[(spans["state"] == _SPAN_INUSE) & (spans["sizeclass"] > 0)]
+    nlarge = int(np.count_nonzero((spans["state"] == _SPAN_INUSE)
+                                  & (spans["sizeclass"] == 0)))
+
+    fig = _figure(11, 6)
+    ax, axn = fig.subplots(2, 1, sharex=True, height_ratios=[2, 1])
+    ax.set_title(f"In-use small spans: {len(inuse):,} "
+                 f"(plus {nlarge:,} large-object spans)")
+    if len(inuse) == 0:
+        _note(ax, "no small span in use")
+    else:
+        sc = inuse["sizeclass"].astype(np.int64)
+        occ = inuse["alloc_count"] / np.maximum(inuse["nelems"], 1) * 100
+        rng = np.random.default_rng(0)  # deterministic jitter
+        ax.scatter(sc + rng.uniform(-0.3, 0.3, len(sc)), occ, s=6,
+                   alpha=0.5, color="#3182bd", lw=0, label="one span")
+        n = np.bincount(sc, minlength=_SMALL_CLASSES + 1)
+        total = np.bincount(sc, weights=occ, minlength=_SMALL_CLASSES + 1)
+        have = np.flatnonzero(n)
+        ax.bar(have, total[have] / n[have], width=0.8, color="#fd8d3c",
+               alpha=0.35, label="mean occupancy", zorder=0)
+        noscan = inuse["noscan"].astype(bool)
+        ns = np.bincount(sc[noscan], minlength=_SMALL_CLASSES + 1)
+        sc_ = np.bincount(sc[~noscan], minlength=_SMALL_CLASSES + 1)
+        cls = np.arange(_SMALL_CLASSES + 1)
+        axn.bar(cls, sc_, width=0.8, color="#6baed6", label="scan")
+        axn.bar(cls, ns, width=0.8, bottom=sc_, color="#fdae6b",
+                label="noscan")
+        axn.legend(loc="upper right", fontsize=8)
+        ax.legend(loc="lower right", fontsize=8)
+    ax.set_ylim(-3, 103)
+    ax.set_ylabel("occupancy (% of slots)")
+    axn.set_ylabel("spans")
+    axn.set_xlabel("size class")
+    axn.set_xlim(0.3, _SMALL_CLASSES + 0.7)
+    return fig
+
+
+# ---- pages and addresses ----------------------------------------------------
+
+
+def page_map(heap: "Heap", width: int = 512) -> "Figure":
+    """Every page of every mapped arena, coloured by state: in use by a
+    small span (coloured by size class), by a large object, free and
+    retained, free and released (scavenged), or manual.
+
+    Arenas are stacked in address order, each as a band of rows of width
+    pages (a 64 MiB arena of 8192 pages is 16 rows of 512).
+    """
+    from matplotlib import colormaps
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import ListedColormap, Normalize
+    from matplotlib.patches import Patch
+
+    info = heap.info()
+    per_arena = info.heap_arena_bytes // info.page_size
+    pages = heap.page_array()
+    bases = sorted(a.base for a in heap.arenas())
+    narenas = len(pages) // per_arena
+
+    if narenas == 0:
+        fig = _figure(10, 3)
+        ax = fig.add_subplot()
+        _note(ax, "no arena mapped yet: mallocinit only made the hints; "
+                  "the first allocation grows the heap")
+        ax.set_axis_off()
+        ax.set_title("Page map")
+        return fig
+
+    width = max(1, min(width, per_arena))
+    rows_per_arena = -(-per_arena // width)
+    padded = np.full(narenas * rows_per_arena * width, PAGE_MANUAL - 1,
+                     dtype=np.int16)
+    for i in range(narenas):
+        start = i * rows_per_arena * width
+        padded[start:start + per_arena] = pages[i * per_arena:
+                                                (i + 1) * per_arena]
+    # Colour index: code - (PAGE_MANUAL - 1), so the padding (never shown
+    # unless width does not divide an arena) is 0, manual 1, released 2,
+    # free 3, large 4 and size classes 1..66 are 5..70.
+    shift = PAGE_MANUAL - 1
+    index = (padded.astype(np.int32) - shift).reshape(-1, width)
+    classes = colormaps[_CLASS_CMAP].resampled(_SMALL_CLASSES)
+    colours: list[Any] = ["#ffffff"] + [_STATE_COLOURS[c] for c in
+                             (PAGE_MANUAL, PAGE_RELEASED, PAGE_FREE,
+                              PAGE_LARGE)]
+    colours += [classes(i) for i in range(_SMALL_CLASSES)]
+    cmap = ListedColormap(colours)
+
+    nrows = index.shape[0]
+    fig = _figure(11, float(min(9.0, 2.6 + nrows * 0.04)))
+    ax = fig.add_subplot()
+    ax.imshow(index, cmap=cmap, vmin=-0.5, vmax=len(colours) - 0.5,
+              interpolation="nearest", aspect="auto")
+    step = max(1, -(-narenas // 16))
+    ticks = [i * rows_per_arena - 0.5 for i in range(0, narenas, step)]
+    labels = [f"{bases[i]:#014x}" if i < len(bases) else f"arena {i}"
+              for i in range(0, narenas, step)]
+    ax.set_yticks(ticks, labels, fontsize=8)
+    if narenas <= 64 and rows_per_arena > 1:
+        for i in range(1, narenas):
+            ax.axhline(i * rows_per_arena - 0.5, color="black", lw=0.6)
+    ax.set_xlabel(f"page within row (a row is {width} pages, "
+                  f"{width * info.page_size // 1024:,} KiB)")
+    ax.set_ylabel("arena base")
+
+    counts = {c: int(np.count_nonzero(pages == c)) for c in _STATE_COLOURS}
+    small = int(np.count_nonzero(pages > 0))
+    ax.set_title(f"Page map: {narenas} arena(s), {len(pages):,} pages: "
+                 f"{small:,} small, {counts[PAGE_LARGE]:,} large, "
+                 f"{counts[PAGE_FREE]:,} free, "
+                 f"{counts[PAGE_RELEASED]:,} released", fontsize=10)
+    handles = [Patch(facecolor=_STATE_COLOURS[c], edgecolor="#888888",
+                     label=f"{_STATE_NAMES[c]} ({counts[c]:,})")
+               for c in (PAGE_LARGE, PAGE_FREE, PAGE_RELEASED, PAGE_MANUAL)]
+    fig.legend(handles=handles, loc="outside lower center", ncol=4,
+               fontsize=8)
+    bar = fig.colorbar(ScalarMappable(Normalize(0.5, _SMALL_CLASSES + 0.5),
+                                      colormaps[_CLASS_CMAP]),
+                       ax=ax, fraction=0.04, pad=0.01)
+    bar.set_label("size class of an in-use small span")
+    return fig
+
+
+def _runs(bases: Sequence[int], size: int) -> list[tuple[int, int]]:
+    """Contiguous runs of arenas as (start, end) address pairs."""
+    out: list[tuple[int, int]] = []
+    for b in sorted(bases):
+        if out and out[-1][1] == b:
+            out[-1] = (out[-1][0], b + size)
+        else:
+            out.append((b, b + size))
+    return out
+
+
+def address_space(heap: "Heap", max_runs: int = 4) -> "Figure":
+    """The heap's address space as ``mallocinit`` and ``sysAlloc`` shape it:
+    every arena hint (runtime.arenaHint; up or down, at its position in
+    the list, head first) and every mapped arena on a log address axis,
+    then a linear close-up of each run of contiguous arenas (up to
+    max_runs) with the hints that fall inside it."""
+    from matplotlib.ticker import (FuncFormatter, LogLocator, MaxNLocator,
+                                   NullFormatter)
+
+    info = heap.info()
+    hints = heap.hints()
+    arenas = heap.arenas()
+    size = info.heap_arena_bytes
+    runs = _runs([a.base for a in arenas], size)
+    shown = runs[:max_runs]
+
+    fig = _figure(11, 7 if shown else 4.5)
+    if shown:
+        grid = fig.add_gridspec(2, len(shown), height_ratios=[3, 2])
+        ax = fig.add_subplot(grid[0, :])
+        zooms = [fig.add_subplot(grid[1, i]) for i in range(len(shown))]
+    else:
+        ax = fig.add_subplot()
+        zooms = []
+
+    up = [(h.addr, i) for i, h in enumerate(hints) if not h.down]
+    down = [(h.addr, i) for i, h in enumerate(hints) if h.down]
+    if up:
+        ax.scatter([a for a, _ in up], [i for _, i in up], marker="^", s=18,
+                   color="#2ca02c", label=f"up hint ({len(up)})", zorder=3)
+    if down:
+        ax.scatter([a for a, _ in down], [i for _, i in down], marker="v",
+                   s=18, color="#ff7f0e", label=f"down hint ({len(down)})",
+                   zorder=3)
+    for j, (start, end) in enumerate(runs):
+        ax.axvspan(start, end, color="#d62728", alpha=0.6, lw=2.5,
+                   label="mapped arenas" if j == 0 else None)
+        ax.axvline(start, color="#d62728", lw=1.2)
+    addrs = [h.addr for h in hints] + [a.base for a in arenas]
+    ymax = max(1, len(hints))
+    if addrs:
+        lo = max(1, min(addrs)) / 4
+        hi = max(addrs) * 4 + size
+        ax.set_xscale("log", base=2)
+        ax.set_xlim(lo, hi)
+        ax.xaxis.set_major_locator(LogLocator(base=2, numticks=9))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{int(v):#x}"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.tick_params(axis="x", labelsize=8, labelrotation=20)
+    ax.set_ylim(ymax + 0.5, -1.5)  # head of the list at the top
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_ylabel("position in hint list (head first)")
+    ax.set_xlabel("address (log scale)")
+    plat = f"{info.goos}/{info.goarch}{' -race' if info.race else ''}"
+    ax.set_title(f"Address space of a {plat} heap ({info.backing} backing): "
+                 f"{len(hints)} hints, {len(arenas)} arena(s) of {_mib(size)}")
+    if arenas:
+        first = arenas[0].base
+        ax.annotate(f"first arena {first:#014x}", xy=(first, -0.5),
+                    xytext=(0.45, 0.35), textcoords="axes fraction",
+                    fontsize=9, arrowprops={"arrowstyle": "->",
+                                            "color": "#d62728"},
+                    bbox={"boxstyle": "round", "fc": "white",
+                          "ec": "#d62728"})
+    else:
+        ax.text(0.02, 0.55, "no arena yet: the first grow reserves\n"
+                "one at the head hint", transform=ax.transAxes, ha="left",
+                fontsize=9)
+    if up or down or runs:
+        ax.legend(loc="lower left", fontsize=8)
+
+    for z, (start, end) in zip(zooms, shown):
+        _run_closeup(z, start, end, size, arenas, hints)
+    if len(runs) > len(shown):
+        fig.text(0.99, 0.01, f"{len(runs) - len(shown)} more run(s) of "
+                 "arenas not shown", ha="right", fontsize=8)
+    return fig
+
+
+def _run_closeup(ax: "Axes", start: int, end: int, size: int,
+                 arenas: Sequence[Any], hints: Sequence[Any]) -> None:
+    """A linear view of one run of arenas, in MiB from its start."""
+    lo, hi = start - size, end + size
+    order = {a.base: i for i, a in enumerate(arenas)}
+    inside = [a for a in arenas if start <= a.base < end]
+    for a in inside:
+        x = (a.base - start) / MiB
+        ax.broken_barh([(x, size / MiB)], (0, 1), facecolor="#d62728",
+                       edgecolor="black", alpha=0.7)
+        if len(inside) <= 8:
+            ax.text(x + size / MiB / 2, 0.5, f"#{order[a.base]}",
+                    ha="center", va="center", fontsize=8, color="white")
+    for h in hints:
+        if lo <= h.addr <= hi:
+            ax.plot((h.addr - start) / MiB, 1.25, "v" if h.down else "^",
+                    color="#ff7f0e" if h.down else "#2ca02c", ms=8)
+            ax.annotate(f"hint {h.addr:#x}", ((h.addr - start) / MiB, 1.25),
+                        xytext=(0, 8), textcoords="offset points",
+                        ha="center", fontsize=7)
+    ax.set_xlim((lo - start) / MiB, (hi - start) / MiB)
+    ax.set_ylim(-0.3, 1.8)
+    ax.set_yticks([])
+    ax.set_xlabel(f"MiB from {start:#014x}", fontsize=8)
+    ax.tick_params(axis="x", labelsize=8)
+    ax.set_title(f"{(end - start) // size} arena(s) "
+                 f"{start:#x}-{end:#x}", fontsize=9)
+
+
+# ---- timelines --------------------------------------------------------------
+
+
+def _ops(tl: "Timeline") -> np.ndarray:
+    """The x axis: ops applied when each sample was taken (0 = before)."""
+    return np.asarray(tl.op, dtype=np.int64) + 1
+
+
+def _timeline_figure(tl: "Timeline", metrics: Sequence[str]) -> "Figure":
+    cols = tl.columns()
+    unknown = [m for m in metrics if m not in cols or m == "op"]
+    if unknown:
+        raise ValueError(f"unknown timeline column(s) {unknown}; choose from "
+                         f"{[c for c in cols if c != 'op']}")
+    x = _ops(tl)
+    fig = _figure(10, 4.5)
+    ax = fig.add_subplot()
+    other: Optional["Axes"] = None
+    for m in metrics:
+        y = np.asarray(cols[m], dtype=np.float64)
+        if m in _BYTE_COLUMNS:
+            ax.plot(x, y / MiB, label=m, lw=1.3)
+        else:
+            if other is None:
+                other = ax.twinx()
+            other.plot(x, y, label=m, lw=1.3, ls="--",
+                       color=f"C{len(ax.lines) + len(other.lines)}")
+    ax.set_xlabel("ops applied")
+    ax.set_ylabel("MiB")
+    ax.set_title(f"Heap counters over {tl.nops:,} ops ({len(tl)} samples)")
+    ax.grid(alpha=0.3)
+    handles, labels = ax.get_legend_handles_labels()
+    if other is not None:
+        h2, l2 = other.get_legend_handles_labels()
+        handles, labels = handles + h2, labels + l2
+        other.set_ylabel("count / ratio")
+    if handles:
+        ax.legend(handles, labels, loc="upper left", fontsize=8)
+    return fig
+
+
+def timeline(tl: "Timeline", metrics: Sequence[str] = (
+        "heap_alloc", "heap_inuse", "heap_idle", "heap_released",
+        "heap_sys")) -> "Figure":
+    """Go's MemStats heap counters (or any Timeline column, see
+    Timeline.columns) against the ops of a replay; byte counts in MiB on
+    the left axis, other columns on a right axis."""
+    return _timeline_figure(tl, metrics)
+
+
+def fragmentation_timeline(tl: "Timeline") -> "Figure":
+    """The fragmentation metrics of goalloc.fragmentation against the ops
+    of a replay: internal, span, page and external as percentages, and
+    overhead (heap_sys / requested_live) on a log axis below."""
+    x = _ops(tl)
+    fig = _figure(10, 6)
+    ax, axo = fig.subplots(2, 1, sharex=True, height_ratios=[2, 1])
+    for m in METRICS:
+        if m == "overhead":
+            continue
+        ax.plot(x, np.asarray(tl.metrics[m], dtype=np.float64) * 100,
+                label=m, lw=1.3)
+    ax.set_ylim(-2, 102)
+    ax.set_ylabel("% (see goalloc.fragmentation)")
+    ax.set_title(f"Fragmentation over {tl.nops:,} ops ({len(tl)} samples)")
+    ax.legend(loc="upper right", fontsize=8, ncol=4)
+    ax.grid(alpha=0.3)
+    over = np.asarray(tl.metrics["overhead"], dtype=np.float64)
+    axo.plot(x, over, color="C4", lw=1.3, label="overhead")
+    finite = over[np.isfinite(over) & (over > 0)]
+    if finite.size:
+        if finite.max() / max(finite.min(), 1e-12) > 20:
+            from matplotlib.ticker import NullFormatter
+
+            axo.set_yscale("log")
+            axo.yaxis.set_minor_formatter(NullFormatter())
+    else:
+        _note(axo, "overhead undefined: nothing live")
+    axo.set_ylabel("heap_sys / requested")
+    axo.set_xlabel("ops applied")
+    axo.grid(alpha=0.3)
+    return fig
+
+
+# ---- all at once ------------------------------------------------------------
+
+
+def save_all(heap: "Heap", timeline: Optional["Timeline"] = None,
+             outdir: str = ".", prefix: str = "goalloc",
+             dpi: int = 110) -> list[str]:
+    """Write every plot that applies as ``<outdir>/<prefix>-<name>.png``:
+    the heap's size-class waste, span occupancy, page map and address
+    space, and with a Timeline its counters and fragmentation.  Returns
+    the paths written, in that order."""
+    os.makedirs(outdir, exist_ok=True)
+    makers: list[tuple[str, Any]] = [
+        ("size-class-waste", lambda: size_class_waste(heap)),
+        ("span-occupancy", lambda: span_occupancy(heap)),
+        ("page-map", lambda: page_map(heap)),
+        ("address-space", lambda: address_space(heap)),
+    ]
+    if timeline is not None:
+        tl = timeline
+        makers += [
+            ("timeline", lambda: _timeline_figure(tl, (
+                "heap_alloc", "heap_inuse", "heap_idle", "heap_released",
+                "heap_sys"))),
+            ("fragmentation", lambda: fragmentation_timeline(tl)),
+        ]
+    paths = []
+    for name, make in makers:
+        path = os.path.join(outdir, f"{prefix}-{name}.png")
+        make().savefig(path, dpi=dpi)
+        paths.append(path)
+    return paths

@@ -1,0 +1,279 @@
+"""Snapshots: everything a heap shows, as one JSON-ready document.
+
+``snapshot(heap)`` gathers the introspection calls (what Go's runtime
+would show through ``ReadMemStats``, ``mheap_``, the mcentrals and the
+mcaches) into plain dicts and lists of ints, strs, bools, floats and
+None, so ``json.dumps`` takes it as it is; ``export_json`` writes it to a
+file and ``load_json`` reads one back; ``validate`` checks a document's
+schema and shape.
+
+Schema ``goalloc.snapshot/1`` (``SNAPSHOT_SCHEMA``); every top-level key:
+
+================  ===========================================================
+key               value
+================  ===========================================================
+schema            the string ``"goalloc.snapshot/1"``
+goalloc_version   ``goalloc.__version__`` of the writer
+digest            ``Heap.digest()``: a 64-bit hash of all allocator metadata
+                  (equal digests: almost surely equal heaps)
+info              ``Heap.info()``: the platform and options the heap models
+                  (goos, goarch, race, backing, procs, ptr_size, page_size,
+                  heap_arena_bytes, ..., nallspans), one key per HeapInfo
+                  field
+hints             the arena hint list, head (tried next) first: objects
+                  ``{"addr", "down"}`` (runtime.arenaHint)
+arenas            the mapped arenas in creation order (mheap_.allArenas):
+                  ``{"base", "idx", "l1", "l2"}`` (idx: Go's arenaIdx)
+spans             every span of the mapped arenas in address order
+                  (goalloc.Span fields): base, npages, state ("inuse",
+                  "free" or "manual"), scavenged, spanclass, sizeclass,
+                  noscan, elemsize, nelems, alloc_count, freeindex, limit,
+                  needzero
+stats             ``Heap.stats()`` (runtime.MemStats in snake_case): every
+                  scalar field, and ``by_size``: a list of all 67 size
+                  classes as ``{"sizeclass", "size", "mallocs", "frees"}``
+centrals          the mcentrals that hold a span or have counted an
+                  allocation or free, by span class:
+                  ``{"spanclass", "sizeclass", "noscan", "nonempty",
+                  "empty", "nmalloc", "nfree"}`` (nonempty/empty: span
+                  base addresses)
+caches            each P's mcache: ``{"p", "tiny", "tinyoffset",
+                  "local_tinyallocs", "alloc"}``, alloc a list of
+                  ``{"spanclass", "base"}`` for the span classes with a
+                  cached span
+fragmentation     ``Heap.fragmentation()`` (see goalloc.fragmentation): the
+                  ratios internal, span, page, external, overhead and the
+                  byte counts; a ratio that is NaN (overhead while nothing
+                  is live) is null
+================  ===========================================================
+
+Addresses are JSON integers; on 64-bit platforms they can exceed 2**53,
+so a reader whose numbers are doubles (JavaScript) must parse them as big
+integers.  Readers must ignore keys they do not know: version 1 may grow
+keys, and a change that removes or retypes one bumps the version.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+from typing import TYPE_CHECKING, Any, Union
+
+from .fragmentation import Fragmentation
+from .stats import MemStats
+
+if TYPE_CHECKING:
+    from .heap import Heap
+
+__all__ = ["SNAPSHOT_SCHEMA", "snapshot", "export_json", "load_json",
+           "validate"]
+
+SNAPSHOT_SCHEMA = "goalloc.snapshot/1"
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+# ---- the schema -------------------------------------------------------------
+
+# A type spec: "int" (not bool), "bool", "str", "num" (int or float),
+# "num?" (int, float or null), "ints" (list of int).  The key sets are
+# version 1's, written out here on purpose: the records of the live API may
+# grow (info and stats then grow too, which version 1 allows), but a key
+# that disappears or changes type is a new schema version.
+_INT, _BOOL, _STR, _NUM, _NUMN, _INTS = ("int", "bool", "str", "num",
+                                         "num?", "ints")
+
+
+def _ints(*names: str, **others: str) -> dict[str, str]:
+    spec = dict.fromkeys(names, _INT)
+    spec.update(others)
+    return spec
+
+
+_INFO = _ints("procs", "ptr_size", "page_size", "heap_arena_bytes",
+              "phys_page_size", "phys_huge_page_size", "max_alloc",
+              "arena_l1_bits", "arena_l2_bits", "arena_base_offset",
+              "zerobase", "pages_in_use", "scavenge_goal",
+              "unscav_huge_pages", "nallspans",
+              goos=_STR, goarch=_STR, race=_BOOL, backing=_STR)
+_HINT = _ints("addr", down=_BOOL)
+_ARENA = _ints("base", "idx", "l1", "l2")
+_SPAN = {"base": _INT, "npages": _INT, "state": _STR, "scavenged": _BOOL,
+         "spanclass": _INT, "sizeclass": _INT, "noscan": _BOOL,
+         "elemsize": _INT, "nelems": _INT, "alloc_count": _INT,
+         "freeindex": _INT, "limit": _INT, "needzero": _BOOL}
+_STATS = _ints("alloc", "total_alloc", "sys", "lookups", "mallocs", "frees",
+               "heap_alloc", "heap_sys", "heap_idle", "heap_inuse",
+               "heap_released", "heap_objects", "stack_inuse", "stack_sys",
+               "mspan_inuse", "mspan_sys", "mcache_inuse", "mcache_sys",
+               "buck_hash_sys", "gc_sys", "other_sys")
+_BY_SIZE = _ints("sizeclass", "size", "mallocs", "frees")
+_CENTRAL = _ints("spanclass", "sizeclass", "nmalloc", "nfree",
+                 noscan=_BOOL, nonempty=_INTS, empty=_INTS)
+_CACHE = _ints("p", "tiny", "tinyoffset", "local_tinyallocs")
+_CACHE_ALLOC = _ints("spanclass", "base")
+_FRAG = _ints("internal_bytes", "span_bytes", "page_bytes", "external_bytes",
+              "requested_live", "heap_alloc", internal=_NUMN, span=_NUMN,
+              page=_NUMN, external=_NUMN, overhead=_NUMN)
+
+
+def _float(x: float) -> Any:
+    return None if math.isnan(x) else float(x)
+
+
+def _pick(record: Any, spec: dict[str, str]) -> dict[str, Any]:
+    """The schema's keys of a record, read by name: a renamed record field
+    fails here rather than silently changing the schema."""
+    return {key: getattr(record, key) for key in spec}
+
+
+def snapshot(heap: "Heap") -> dict[str, Any]:
+    """The whole visible state of heap as a JSON-serialisable dict (see
+    the module docstring for every key)."""
+    from . import __version__
+
+    st = heap.stats()
+    stats: dict[str, Any] = {f.name: getattr(st, f.name)
+                             for f in dataclasses.fields(MemStats)
+                             if f.name != "by_size"}
+    stats["by_size"] = [{"sizeclass": i, "size": b.size,
+                         "mallocs": b.mallocs, "frees": b.frees}
+                        for i, b in enumerate(st.by_size)]
+    centrals = [{"spanclass": c.spanclass, "sizeclass": c.sizeclass,
+                 "noscan": c.noscan, "nonempty": list(c.nonempty),
+                 "empty": list(c.empty), "nmalloc": c.nmalloc,
+                 "nfree": c.nfree}
+                for c in heap.centrals()
+                if c.nonempty or c.empty or c.nmalloc or c.nfree]
+    caches = [{"p": c.p, "tiny": c.tiny, "tinyoffset": c.tinyoffset,
+               "local_tinyallocs": c.local_tinyallocs,
+               "alloc": [{"spanclass": spc, "base": base}
+                         for spc, base in sorted(c.alloc.items())]}
+              for c in heap.caches()]
+    frag = heap.fragmentation()
+    fragmentation = {f.name: (_float(getattr(frag, f.name))
+                              if isinstance(getattr(frag, f.name), float)
+                              else getattr(frag, f.name))
+                     for f in dataclasses.fields(Fragmentation)}
+    return {
+        "schema": SNAPSHOT_SCHEMA,
+        "goalloc_version": __version__,
+        "digest": heap.digest(),
+        "info": dataclasses.asdict(heap.info()),
+        "hints": [_pick(h, _HINT) for h in heap.hints()],
+        "arenas": [_pick(a, _ARENA) for a in heap.arenas()],
+        "spans": [_pick(s, _SPAN) for s in heap.spans()],
+        "stats": stats,
+        "centrals": centrals,
+        "caches": caches,
+        "fragmentation": fragmentation,
+    }
+
+
+def export_json(heap: "Heap", path: PathLike,
+                indent: Union[int, None] = None) -> dict[str, Any]:
+    """Write snapshot(heap) to path as JSON; return the document."""
+    doc = snapshot(heap)
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(doc, f, indent=indent, allow_nan=False)
+        f.write("\n")
+    return doc
+
+
+def load_json(path: PathLike) -> dict[str, Any]:
+    """Read a snapshot file and validate it."""
+    with open(path, encoding="utf-8") as f:
+        doc = json.load(f)
+    validate(doc)
+    return doc
+
+
+# ---- validation -----------------------------------------------------------
+
+_TOP: dict[str, type] = {
+    "schema": str, "goalloc_version": str, "digest": int, "info": dict,
+    "hints": list, "arenas": list, "spans": list, "stats": dict,
+    "centrals": list, "caches": list, "fragmentation": dict,
+}
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _check_value(v: Any, kind: str) -> bool:
+    if kind == _INT:
+        return _is_int(v)
+    if kind == _BOOL:
+        return isinstance(v, bool)
+    if kind == _STR:
+        return isinstance(v, str)
+    if kind == _NUM:
+        return (_is_int(v) or isinstance(v, float)) and not (
+            isinstance(v, float) and not math.isfinite(v))
+    if kind == _NUMN:
+        return v is None or _check_value(v, _NUM)
+    if kind == _INTS:
+        return isinstance(v, list) and all(_is_int(x) for x in v)
+    raise AssertionError(kind)
+
+
+def _check_object(obj: Any, spec: dict[str, str], where: str) -> None:
+    if not isinstance(obj, dict):
+        raise ValueError(f"{where}: expected an object, got "
+                         f"{type(obj).__name__}")
+    for key, kind in spec.items():
+        if key not in obj:
+            raise ValueError(f"{where}: missing key {key!r}")
+        if not _check_value(obj[key], kind):
+            raise ValueError(f"{where}.{key}: expected {kind}, got "
+                             f"{obj[key]!r}")
+
+
+def _check_list(items: list[Any], spec: dict[str, str], where: str) -> None:
+    for i, item in enumerate(items):
+        _check_object(item, spec, f"{where}[{i}]")
+
+
+def validate(doc: Any) -> None:
+    """Check that doc is a goalloc.snapshot/1 document: the schema string,
+    every top-level key with its type, and the keys and types of the
+    records inside.  Unknown keys are allowed.  Raises ValueError naming
+    the first problem."""
+    if not isinstance(doc, dict):
+        raise ValueError(f"a snapshot is a JSON object, not "
+                         f"{type(doc).__name__}")
+    schema = doc.get("schema")
+    if schema != SNAPSHOT_SCHEMA:
+        if isinstance(schema, str) and schema.startswith("goalloc.snapshot/"):
+            raise ValueError(f"unsupported snapshot schema {schema!r}; this "
+                             f"goalloc reads {SNAPSHOT_SCHEMA!r}")
+        raise ValueError(f"not a goalloc snapshot: schema is {schema!r}, "
+                         f"expected {SNAPSHOT_SCHEMA!r}")
+    for key, typ in _TOP.items():
+        if key not in doc:
+            raise ValueError(f"snapshot: missing key {key!r}")
+        v = doc[key]
+        if not isinstance(v, typ) or (typ is int and isinstance(v, bool)):
+            raise ValueError(f"snapshot: {key!r} must be {typ.__name__}, "
+                             f"not {type(v).__name__}")
+    _check_object(doc["info"], _INFO, "info")
+    _check_list(doc["hints"], _HINT, "hints")
+    _check_list(doc["arenas"], _ARENA, "arenas")
+    _check_list(doc["spans"], _SPAN, "spans")
+    for i, s in enumerate(doc["spans"]):
+        if s["state"] not in ("inuse", "free", "manual"):
+            raise ValueError(f"spans[{i}].state: {s['state']!r} is not "
+                             "'inuse', 'free' or 'manual'")
+    _check_object(doc["stats"], _STATS, "stats")
+    by_size = doc["stats"].get("by_size")
+    if not isinstance(by_size, list):
+        raise ValueError("stats.by_size: expected a list")
+    _check_list(by_size, _BY_SIZE, "stats.by_size")
+    _check_list(doc["centrals"], _CENTRAL, "centrals")
+    _check_list(doc["caches"], _CACHE, "caches")
+    for i, c in enumerate(doc["caches"]):
+        if not isinstance(c.get("alloc"), list):
+            raise ValueError(f"caches[{i}].alloc: expected a list")
+        _check_list(c["alloc"], _CACHE_ALLOC, f"caches[{i}].alloc")
+    _check_object(doc["fragmentation"], _FRAG, "fragmentation")

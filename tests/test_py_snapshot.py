@@ -1,0 +1,242 @@
+"""goalloc.snapshot: a JSON document of the whole heap, schema
+goalloc.snapshot/1, that agrees with the live introspection calls."""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import math
+
+import pytest
+
+import goalloc
+from goalloc.snapshot import (SNAPSHOT_SCHEMA, export_json, load_json,
+                              snapshot, validate)
+
+TOP_KEYS = {"schema", "goalloc_version", "digest", "info", "hints",
+            "arenas", "spans", "stats", "centrals", "caches",
+            "fragmentation"}
+
+
+def populate(h: goalloc.Heap) -> list[int]:
+    addrs = [h.alloc(n, noscan=True) for n in (1, 3, 4, 9)]
+    addrs += [h.alloc(n) for n in (8, 24, 100, 100, 2000, 32768)]
+    addrs += [h.alloc(n, noscan=True, p=0) for n in (64, 50_000)]
+    addrs.append(h.alloc(1 << 20))
+    for a in addrs[1::3]:
+        h.free(a)
+    return addrs
+
+
+@pytest.fixture(params=("empty", "busy"))
+def some_heap(request, heap):
+    if request.param == "busy":
+        populate(heap)
+    return heap
+
+
+def plain(obj) -> bool:
+    """Only JSON's own types, all the way down, and no NaN or infinity."""
+    if obj is None or isinstance(obj, (bool, int, str)):
+        return True
+    if isinstance(obj, float):
+        return math.isfinite(obj)
+    if isinstance(obj, list):
+        return all(plain(x) for x in obj)
+    if isinstance(obj, dict):
+        return all(isinstance(k, str) and plain(v) for k, v in obj.items())
+    return False
+
+
+def test_round_trip(some_heap):
+    doc = snapshot(some_heap)
+    assert plain(doc)
+    assert set(doc) == TOP_KEYS
+    assert doc["schema"] == SNAPSHOT_SCHEMA == "goalloc.snapshot/1"
+    text = json.dumps(doc, allow_nan=False)
+    back = json.loads(text)
+    assert back == doc
+    validate(doc)
+    validate(back)
+
+
+def test_agrees_with_live_api(some_heap):
+    h = some_heap
+    doc = snapshot(h)
+    assert doc["goalloc_version"] == goalloc.__version__
+    assert doc["digest"] == h.digest()
+    assert goalloc.HeapInfo(**doc["info"]) == h.info()
+    assert [goalloc.ArenaHint(**x) for x in doc["hints"]] == h.hints()
+    assert [goalloc.Arena(**x) for x in doc["arenas"]] == h.arenas()
+    spans = h.spans()
+    assert len(doc["spans"]) == len(spans)
+    assert [goalloc.Span(**x) for x in doc["spans"]] == spans
+
+    st = h.stats()
+    for f in dataclasses.fields(goalloc.MemStats):
+        if f.name != "by_size":
+            assert doc["stats"][f.name] == getattr(st, f.name), f.name
+    by_size = doc["stats"]["by_size"]
+    assert len(by_size) == goalloc.NUM_SIZE_CLASSES
+    assert [x["sizeclass"] for x in by_size] == list(range(len(by_size)))
+    assert [goalloc.BySize(x["size"], x["mallocs"], x["frees"])
+            for x in by_size] == list(st.by_size)
+
+    want = [c for c in h.centrals()
+            if c.nonempty or c.empty or c.nmalloc or c.nfree]
+    assert [c["spanclass"] for c in doc["centrals"]] == [
+        c.spanclass for c in want]
+    for got, c in zip(doc["centrals"], want):
+        assert got == {"spanclass": c.spanclass, "sizeclass": c.sizeclass,
+                       "noscan": c.noscan, "nonempty": list(c.nonempty),
+                       "empty": list(c.empty), "nmalloc": c.nmalloc,
+                       "nfree": c.nfree}
+
+    caches = h.caches()
+    assert len(doc["caches"]) == len(caches) == h.info().procs
+    for got, c in zip(doc["caches"], caches):
+        assert (got["p"], got["tiny"], got["tinyoffset"],
+                got["local_tinyallocs"]) == (c.p, c.tiny, c.tinyoffset,
+                                             c.local_tinyallocs)
+        assert {x["spanclass"]: x["base"] for x in got["alloc"]} == c.alloc
+
+    frag = h.fragmentation()
+    for f in dataclasses.fields(goalloc.Fragmentation):
+        want_v = getattr(frag, f.name)
+        got_v = doc["fragmentation"][f.name]
+        if isinstance(want_v, float) and math.isnan(want_v):
+            assert got_v is None
+        else:
+            assert got_v == want_v, f.name
+
+
+def test_empty_heap_has_no_arenas_and_null_overhead(heap):
+    doc = snapshot(heap)
+    assert doc["arenas"] == [] and doc["spans"] == []
+    assert len(doc["hints"]) == 128
+    assert doc["centrals"] == []
+    assert doc["fragmentation"]["overhead"] is None
+
+
+def test_busy_heap_contents(heap):
+    populate(heap)
+    doc = snapshot(heap)
+    states = {s["state"] for s in doc["spans"]}
+    assert {"inuse", "free"} <= states
+    assert doc["stats"]["heap_objects"] > 0
+    assert any(c["empty"] or c["nonempty"] for c in doc["centrals"])
+    assert doc["caches"][0]["alloc"]
+    assert isinstance(doc["fragmentation"]["overhead"], float)
+
+
+def test_snapshot_leaves_heap_unchanged(heap):
+    populate(heap)
+    before = heap.digest()
+    snapshot(heap)
+    assert heap.digest() == before
+
+
+@pytest.mark.parametrize("platform", [
+    {"goos": "aix", "goarch": "ppc64"},
+    {"goos": "linux", "goarch": "386"},
+    {"race": True, "procs": 3},
+])
+def test_other_platforms(platform):
+    with goalloc.Heap(backing="virtual", **platform) as h:
+        populate(h)
+        doc = json.loads(json.dumps(snapshot(h)))
+        validate(doc)
+        assert doc["info"]["goarch"] == h.info().goarch
+        assert len(doc["caches"]) == h.info().procs
+
+
+def test_export_and_load(heap, tmp_path):
+    populate(heap)
+    path = tmp_path / "heap.json"
+    doc = export_json(heap, path)
+    assert doc == snapshot(heap)
+    with open(path) as f:
+        assert json.load(f) == doc
+    assert load_json(path) == doc
+    export_json(heap, str(tmp_path / "pretty.json"), indent=1)
+    assert load_json(tmp_path / "pretty.json") == doc
+
+
+def _broken(doc, change):
+    bad = copy.deepcopy(doc)
+    change(bad)
+    return bad
+
+
+@pytest.fixture
+def doc(heap):
+    populate(heap)
+    return json.loads(json.dumps(snapshot(heap)))
+
+
+@pytest.mark.parametrize("schema", [
+    "goalloc.snapshot/2", "goalloc.snapshot/0", "goalloc.timeline/1", "",
+    None, 1])
+def test_validate_rejects_wrong_schema(doc, schema):
+    doc["schema"] = schema
+    with pytest.raises(ValueError, match="schema"):
+        validate(doc)
+
+
+def test_validate_rejects_missing_schema(doc):
+    del doc["schema"]
+    with pytest.raises(ValueError, match="schema"):
+        validate(doc)
+
+
+@pytest.mark.parametrize("not_a_doc", [None, [], "goalloc.snapshot/1", 3])
+def test_validate_rejects_non_objects(not_a_doc):
+    with pytest.raises(ValueError):
+        validate(not_a_doc)
+
+
+@pytest.mark.parametrize("key", sorted(TOP_KEYS - {"schema"}))
+def test_validate_rejects_missing_top_level_key(doc, key):
+    del doc[key]
+    with pytest.raises(ValueError, match=key):
+        validate(doc)
+
+
+@pytest.mark.parametrize("key, value", [
+    ("info", []), ("hints", {}), ("arenas", None), ("spans", "x"),
+    ("stats", []), ("centrals", {}), ("caches", 0), ("fragmentation", []),
+    ("digest", "0"), ("digest", True), ("goalloc_version", 1),
+])
+def test_validate_rejects_wrong_top_level_type(doc, key, value):
+    doc[key] = value
+    with pytest.raises(ValueError, match=key):
+        validate(doc)
+
+
+@pytest.mark.parametrize("change, where", [
+    (lambda d: d["spans"][0].pop("npages"), "spans"),
+    (lambda d: d["spans"][0].update(state="busy"), "state"),
+    (lambda d: d["spans"][0].update(base="0xc000000000"), "base"),
+    (lambda d: d["spans"][0].update(noscan=1), "noscan"),
+    (lambda d: d["hints"][0].update(down="no"), "down"),
+    (lambda d: d["arenas"][0].update(l2=1.5), "l2"),
+    (lambda d: d["info"].pop("goos"), "goos"),
+    (lambda d: d["stats"].pop("heap_alloc"), "heap_alloc"),
+    (lambda d: d["stats"].update(by_size={}), "by_size"),
+    (lambda d: d["stats"]["by_size"][3].pop("frees"), "frees"),
+    (lambda d: d["centrals"][0].update(empty=[1, "2"]), "empty"),
+    (lambda d: d["caches"][0].update(alloc={"5": 1}), "alloc"),
+    (lambda d: d["caches"][0]["alloc"][0].pop("base"), "base"),
+    (lambda d: d["fragmentation"].update(internal="0.1"), "internal"),
+    (lambda d: d["fragmentation"].update(span=float("nan")), "span"),
+])
+def test_validate_rejects_bad_records(doc, change, where):
+    with pytest.raises(ValueError, match=where):
+        validate(_broken(doc, change))
+
+
+def test_validate_allows_unknown_keys(doc):
+    """Version 1 may grow keys; readers ignore the ones they do not know."""
+    doc["future"] = {"x": 1}
+    doc["spans"][0]["future"] = True
+    validate(doc)
