@@ -387,14 +387,23 @@ def main_capture(args: Optional[Sequence[str]] = None) -> int:
         prog="python -m goalloc capture",
         description="Run a command under goalloc's malloc-capture shim and "
                     "convert what it allocated into goalloc traces.")
-    parser.add_argument("-o", "--output", default="capture", metavar="BASE")
-    parser.add_argument("--raw", metavar="PREFIX")
-    parser.add_argument("--procs", type=int, default=1)
-    parser.add_argument("--noscan", action="store_true")
-    parser.add_argument("--python-malloc", action="store_true")
-    parser.add_argument("--timeout", type=float)
-    parser.add_argument("--text", action="store_true")
-    parser.add_argument("command", nargs=argparse.REMAINDER)
+    parser.add_argument("-o", "--output", default="capture", metavar="BASE",
+                        help="write traces to BASE.<pid>[.<n>].gatrace "
+                             "(default: capture)")
+    parser.add_argument("--raw", metavar="PREFIX",
+                        help="keep the raw capture files as PREFIX.<pid>")
+    parser.add_argument("--procs", type=int, default=1,
+                        help="spread threads over N Ps (default: 1)")
+    parser.add_argument("--noscan", action="store_true",
+                        help="mark every allocation noscan")
+    parser.add_argument("--python-malloc", action="store_true",
+                        help="set PYTHONMALLOC=malloc for a Python command")
+    parser.add_argument("--timeout", type=float,
+                        help="kill the command after this many seconds")
+    parser.add_argument("--text", action="store_true",
+                        help="write text traces (.trace) instead of binary")
+    parser.add_argument("command", nargs=argparse.REMAINDER,
+                        help="the command to run, after --")
     ns = parser.parse_args(list(sys.argv[1:] if args is None else args))
     cmd = list(ns.command)
     if cmd and cmd[0] == "--":
