@@ -1018,6 +1018,12 @@ get_column(PyObject *o, Py_buffer *b, Py_ssize_t itemsize, Py_ssize_t n,
     if (PyObject_GetBuffer(o, b, flags) < 0) {
         return false;
     }
+    if ((uintptr_t)b->buf % (uintptr_t)itemsize != 0) {
+        PyErr_Format(PyExc_ValueError, "%s: the buffer is not aligned to %zd",
+                     what, itemsize);
+        PyBuffer_Release(b);
+        return false;
+    }
     if (b->len != itemsize * n) {
         PyErr_Format(PyExc_ValueError,
                      "%s: expected %zd bytes (%zd items of %zd), got %zd",

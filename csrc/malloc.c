@@ -80,6 +80,10 @@
 
 #define GA_UNPROTECT(h) (ga_current_protect = ga_pf_.prev)
 
+/* Go's zerobase: the one address every 0-byte allocation gets.  Like
+ * Go's, it is shared by the whole process; it is never written. */
+static const uint8_t ga_zerobase;
+
 const char *
 ga_status_name(ga_status s)
 {
@@ -265,7 +269,7 @@ ga_heap_new(const ga_options *o, ga_status *status, char *err,
     h->binary_end = o->binary_end;
     h->seed = o->seed;
     h->zerobase = o->backing == GA_BACKING_OS
-                      ? (ga_addr)(uintptr_t)&h->zerobase_byte
+                      ? (ga_addr)(uintptr_t)&ga_zerobase
                       : 0x00000000005a0000; /* a .bss-like address */
     /* The emptymspan sentinel: no slots, so it always looks full. */
     h->emptymspan.state = MSPAN_DEAD;

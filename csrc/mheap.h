@@ -96,8 +96,7 @@ typedef struct mheap {
     int nprocs;
     mcache **caches; /* one per P; caches[0] is m0's */
     mspan emptymspan;
-    ga_addr zerobase;
-    uint8_t zerobase_byte; /* os backing: zerobase points here */
+    ga_addr zerobase; /* os backing: &ga_zerobase; virtual: a fixed address */
 
     /* Go's throw: the message once poisoned */
     const char *poisoned;

@@ -143,7 +143,13 @@ def _run(argv: Sequence[str], out_prefix: Optional[PathLike],
     before = _capture_files(prefix)
     full_env = dict(os.environ if env is None else env)
     shim = shim_path()
-    preload = full_env.get("LD_PRELOAD", "").strip()
+    # Sanitizer runtimes (libasan, libubsan, ...) replace malloc too and
+    # must come first; the shim calls glibc's __libc_* directly, so the two
+    # cannot share a process: they are dropped from what the command gets.
+    preload = " ".join(
+        p for p in full_env.get("LD_PRELOAD", "").replace(":", " ").split()
+        if not os.path.basename(p).startswith(("libasan", "libubsan",
+                                               "libtsan", "liblsan")))
     full_env["LD_PRELOAD"] = shim + (" " + preload if preload else "")
     full_env["GATRACE_OUT"] = prefix
     proc = subprocess.run(list(argv), env=full_env, timeout=timeout,

@@ -67,9 +67,9 @@ class Trace:
 
     def __init__(self, kind: Any, id: Any, size: Any = None,
                  noscan: Any = None, p: Any = None) -> None:
-        self.kind = np.ascontiguousarray(kind, dtype=np.uint8)
+        self.kind = _column(kind, 0, np.uint8)
         n = len(self.kind)
-        self.id = np.ascontiguousarray(id, dtype=np.uint64)
+        self.id = _column(id, n, np.uint64)
         self.size = _column(size, n, np.uint64)
         self.noscan = _column(noscan, n, np.uint8)
         self.p = _column(p, n, np.uint16)
@@ -228,9 +228,11 @@ def _op_int(v: Any, bits: int, i: int, what: str) -> int:
 
 
 def _column(values: Any, n: int, dtype: Any) -> np.ndarray:
+    """A C-contiguous, aligned array (the C replay reads it in place;
+    frombuffer on a binary file can give misaligned views)."""
     if values is None:
         return np.zeros(n, dtype=dtype)
-    return np.ascontiguousarray(values, dtype=dtype)
+    return np.require(values, dtype=dtype, requirements=["C", "A"])
 
 
 def _parse_line(words: list[str], path: PathLike, lineno: int) -> tuple:
