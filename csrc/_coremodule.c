@@ -1018,9 +1018,10 @@ get_column(PyObject *o, Py_buffer *b, Py_ssize_t itemsize, Py_ssize_t n,
     if (PyObject_GetBuffer(o, b, flags) < 0) {
         return false;
     }
-    if ((uintptr_t)b->buf % (uintptr_t)itemsize != 0) {
+    Py_ssize_t align = itemsize < 8 ? itemsize : 8; /* fields are <= 8 */
+    if ((uintptr_t)b->buf % (uintptr_t)align != 0) {
         PyErr_Format(PyExc_ValueError, "%s: the buffer is not aligned to %zd",
-                     what, itemsize);
+                     what, align);
         PyBuffer_Release(b);
         return false;
     }
