@@ -512,60 +512,48 @@ heap_scavenge(HeapObject *self, PyObject *const *args, Py_ssize_t nargs)
 
 /* ---- Heap: introspection ------------------------------------------ */
 
+/* FETCH_ALL declares buf (a PyMem array of type) and n, filled by the
+ * ga_* listing call fn made twice: to count, then to fill.  The GIL keeps
+ * the heap still in between. */
+#define FETCH_ALL(h, fn, type, buf, n)                                        \
+    size_t n = fn((h), NULL, 0);                                              \
+    type *buf = PyMem_Calloc(n ? n : 1, sizeof(type));                        \
+    if (buf == NULL) {                                                        \
+        return PyErr_NoMemory();                                              \
+    }                                                                         \
+    n = fn((h), buf, n)
+
+/* list_of builds a list of item(buf, i) for i < n; NULL on error. */
 static PyObject *
-heap_hints(HeapObject *self, PyObject *Py_UNUSED(ignored))
+list_of(const void *buf, size_t n, PyObject *(*item)(const void *, size_t))
 {
-    ga_heap *h = live_heap(self);
-    if (h == NULL) {
-        return NULL;
-    }
-    size_t n = ga_hints(h, NULL, 0);
-    ga_hint_info *buf = PyMem_Calloc(n ? n : 1, sizeof(*buf));
-    if (buf == NULL) {
-        return PyErr_NoMemory();
-    }
-    n = ga_hints(h, buf, n);
     PyObject *list = PyList_New((Py_ssize_t)n);
     for (size_t i = 0; list != NULL && i < n; i++) {
-        PyObject *t = Py_BuildValue("(KO)", (unsigned long long)buf[i].addr,
-                                    buf[i].down ? Py_True : Py_False);
+        PyObject *t = item(buf, i);
         if (t == NULL) {
             Py_CLEAR(list);
             break;
         }
         PyList_SET_ITEM(list, (Py_ssize_t)i, t);
     }
-    PyMem_Free(buf);
     return list;
 }
 
 static PyObject *
-heap_arenas(HeapObject *self, PyObject *Py_UNUSED(ignored))
+hint_item(const void *buf, size_t i)
 {
-    ga_heap *h = live_heap(self);
-    if (h == NULL) {
-        return NULL;
-    }
-    size_t n = ga_arenas(h, NULL, 0);
-    ga_arena_info *buf = PyMem_Calloc(n ? n : 1, sizeof(*buf));
-    if (buf == NULL) {
-        return PyErr_NoMemory();
-    }
-    n = ga_arenas(h, buf, n);
-    PyObject *list = PyList_New((Py_ssize_t)n);
-    for (size_t i = 0; list != NULL && i < n; i++) {
-        PyObject *t = Py_BuildValue(
-            "(KKKK)", (unsigned long long)buf[i].base,
-            (unsigned long long)buf[i].index, (unsigned long long)buf[i].l1,
-            (unsigned long long)buf[i].l2);
-        if (t == NULL) {
-            Py_CLEAR(list);
-            break;
-        }
-        PyList_SET_ITEM(list, (Py_ssize_t)i, t);
-    }
-    PyMem_Free(buf);
-    return list;
+    const ga_hint_info *x = (const ga_hint_info *)buf + i;
+    return Py_BuildValue("(KO)", (unsigned long long)x->addr,
+                         x->down ? Py_True : Py_False);
+}
+
+static PyObject *
+arena_item(const void *buf, size_t i)
+{
+    const ga_arena_info *x = (const ga_arena_info *)buf + i;
+    return Py_BuildValue("(KKKK)", (unsigned long long)x->base,
+                         (unsigned long long)x->index,
+                         (unsigned long long)x->l1, (unsigned long long)x->l2);
 }
 
 static const char *const state_names[] = {"dead", "inuse", "manual", "free"};
@@ -587,27 +575,46 @@ span_tuple(const ga_span_info *s)
 }
 
 static PyObject *
+span_item(const void *buf, size_t i)
+{
+    return span_tuple((const ga_span_info *)buf + i);
+}
+
+static PyObject *
+heap_hints(HeapObject *self, PyObject *Py_UNUSED(ignored))
+{
+    ga_heap *h = live_heap(self);
+    if (h == NULL) {
+        return NULL;
+    }
+    FETCH_ALL(h, ga_hints, ga_hint_info, buf, n);
+    PyObject *list = list_of(buf, n, hint_item);
+    PyMem_Free(buf);
+    return list;
+}
+
+static PyObject *
+heap_arenas(HeapObject *self, PyObject *Py_UNUSED(ignored))
+{
+    ga_heap *h = live_heap(self);
+    if (h == NULL) {
+        return NULL;
+    }
+    FETCH_ALL(h, ga_arenas, ga_arena_info, buf, n);
+    PyObject *list = list_of(buf, n, arena_item);
+    PyMem_Free(buf);
+    return list;
+}
+
+static PyObject *
 heap_spans(HeapObject *self, PyObject *Py_UNUSED(ignored))
 {
     ga_heap *h = live_heap(self);
     if (h == NULL) {
         return NULL;
     }
-    size_t n = ga_spans(h, NULL, 0);
-    ga_span_info *buf = PyMem_Calloc(n ? n : 1, sizeof(*buf));
-    if (buf == NULL) {
-        return PyErr_NoMemory();
-    }
-    n = ga_spans(h, buf, n);
-    PyObject *list = PyList_New((Py_ssize_t)n);
-    for (size_t i = 0; list != NULL && i < n; i++) {
-        PyObject *t = span_tuple(&buf[i]);
-        if (t == NULL) {
-            Py_CLEAR(list);
-            break;
-        }
-        PyList_SET_ITEM(list, (Py_ssize_t)i, t);
-    }
+    FETCH_ALL(h, ga_spans, ga_span_info, buf, n);
+    PyObject *list = list_of(buf, n, span_item);
     PyMem_Free(buf);
     return list;
 }
@@ -810,7 +817,7 @@ central_list(ga_heap *h, int spc, int which)
     if (buf == NULL) {
         return PyErr_NoMemory();
     }
-    n = ga_central_spans(h, spc, which, buf, n);
+    n = ga_central_spans(h, spc, which, buf, n); /* count, then fill */
     PyObject *t = addr_tuple(buf, n);
     PyMem_Free(buf);
     return t;
@@ -1132,12 +1139,7 @@ heap_span_table(HeapObject *self, PyObject *Py_UNUSED(ignored))
     if (h == NULL) {
         return NULL;
     }
-    size_t n = ga_spans(h, NULL, 0);
-    ga_span_info *buf = PyMem_Calloc(n ? n : 1, sizeof(*buf));
-    if (buf == NULL) {
-        return PyErr_NoMemory();
-    }
-    n = ga_spans(h, buf, n);
+    FETCH_ALL(h, ga_spans, ga_span_info, buf, n);
     enum { NF = 13 };
     PyObject *out = PyBytes_FromStringAndSize(NULL,
                                               (Py_ssize_t)(n * NF * 8));
