@@ -11,7 +11,7 @@ HDRS = $(wildcard csrc/*.h) tests/c/check.h
 CTESTS = $(patsubst tests/c/%.c,build/ctest/%,$(wildcard tests/c/test_*.c))
 CTESTS_ASAN = $(patsubst tests/c/%.c,build/ctest-asan/%,$(wildcard tests/c/test_*.c))
 
-.PHONY: all test test-c test-c-asan test-c-valgrind test-py gen check-gen clean develop check-static
+.PHONY: all test test-c test-c-asan test-c-valgrind test-py gen check-gen clean develop check-static bench bench-smoke bench-c bench-py
 
 all: test-c
 
@@ -66,3 +66,10 @@ build/bench/bench_fastpath: benchmarks/bench_fastpath.c $(CORE) $(HDRS)
 
 bench-py:
 	$(PYTHON) benchmarks/bench_python.py
+
+# The allocator comparison (benchmarks/run.py says what it needs installed).
+bench:
+	$(PYTHON) benchmarks/run.py --out build/bench/results.md --json build/bench/results.json
+
+bench-smoke:
+	$(PYTHON) benchmarks/run.py --smoke --out build/bench/smoke.md

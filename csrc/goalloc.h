@@ -11,10 +11,11 @@
  *          in one process; addresses are ga_addr integers.
  * Locking: each call takes the heap lock it needs.  Several threads may
  *          allocate at once, each through its own P (one thread per P at
- *          a time), and free large objects, scavenge or read stats.  A free
- *          of a small or tiny object must not run concurrently with other
- *          calls touching its span (the Python binding serialises all
- *          calls); remote frees across threads are future work.
+ *          a time).  Frees of small and tiny objects are not yet safe
+ *          against any concurrent call on the heap (a span a P gives back
+ *          may be cached by another P at any time), so callers serialise
+ *          them (the Python binding serialises every call); thread-safe
+ *          frees are issue 6.
  */
 #ifndef GOALLOC_H
 #define GOALLOC_H

@@ -50,8 +50,11 @@ mspan_init_bits(mheap *h, mspan *s)
     s->tiny_marks = tiny ? (uint32_t *)(void *)rest : NULL;
     s->tiny_sizes = tiny ? rest + nelems * sizeof(uint32_t) : NULL;
     s->req_sizes = tiny ? NULL : (uint16_t *)(void *)rest;
-    /* Go takes a mark and an alloc bitmap from the gcBits arenas. */
+    /* Go takes a mark and an alloc bitmap from the gcBits arenas; the
+     * statistic is the heap's, so Ps growing at once take turns. */
+    mheap_lock(h);
     charge_gc_bits(h, 2 * nbytes);
+    mheap_unlock(h);
     return true;
 }
 
