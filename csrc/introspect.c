@@ -140,9 +140,9 @@ ga_spans(ga_heap *h, ga_span_info *out, size_t cap)
     return l.n;
 }
 
-/* span_covering finds the span that really covers addr: span_of, unless
- * the page is inside a free span whose interior entries are stale; then
- * the walk finds it. */
+/* find_covering, for ga_span_of: the span that really covers addr is the
+ * one span_of names, unless the page is inside a free span whose interior
+ * entries are stale; then this walk finds it. */
 static bool
 find_covering(void *arg, mspan *s)
 {
