@@ -10,8 +10,10 @@ CORE = $(filter-out csrc/_coremodule.c,$(wildcard csrc/*.c))
 HDRS = $(wildcard csrc/*.h) tests/c/check.h
 CTESTS = $(patsubst tests/c/%.c,build/ctest/%,$(wildcard tests/c/test_*.c))
 CTESTS_ASAN = $(patsubst tests/c/%.c,build/ctest-asan/%,$(wildcard tests/c/test_*.c))
+CTESTS_TSAN = $(patsubst tests/c/%.c,build/ctest-tsan/%,$(wildcard tests/c/test_*.c))
+TSAN = -fsanitize=thread -fno-omit-frame-pointer
 
-.PHONY: all test test-c test-c-asan test-c-valgrind test-py gen check-gen clean develop check-static bench bench-smoke bench-c bench-py
+.PHONY: all test test-c test-c-asan test-c-tsan test-c-valgrind test-py gen check-gen clean develop check-static bench bench-smoke bench-c bench-py
 
 all: test-c
 
@@ -23,11 +25,19 @@ build/ctest-asan/%: tests/c/%.c $(CORE) $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(WARN) -Werror -O1 -g $(SAN) -Icsrc -Itests/c $< $(CORE) -o $@ -lpthread
 
+build/ctest-tsan/%: tests/c/%.c $(CORE) $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(WARN) -Werror -O1 -g $(TSAN) -Icsrc -Itests/c $< $(CORE) -o $@ -lpthread
+
 test-c: $(CTESTS)
 	@set -e; for t in $(CTESTS); do $$t; done
 
 test-c-asan: $(CTESTS_ASAN)
 	@set -e; for t in $(CTESTS_ASAN); do $$t; done
+
+# ThreadSanitizer (gcc's runtime) over every C test; any report fails.
+test-c-tsan: $(CTESTS_TSAN)
+	@set -e; for t in $(CTESTS_TSAN); do TSAN_OPTIONS="halt_on_error=1 exitcode=66" $$t; done
 
 test-c-valgrind: $(CTESTS)
 	@set -e; for t in $(CTESTS); do valgrind -q --error-exitcode=1 --leak-check=full $$t; done

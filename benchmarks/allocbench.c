@@ -3,7 +3,7 @@
  * The allocator is chosen at compile time (benchmarks/run.py builds one
  * binary per allocator):
  *   -DALLOC_GOALLOC   goalloc's C core through goalloc.h (ga_malloc and
- *                     ga_free on the os backing; one P per thread)
+ *                     ga_free_p on the os backing; one P per thread)
  *   -DALLOC_GLIBC     malloc/free of the C library
  *   -DALLOC_MIMALLOC  mi_malloc/mi_free (-lmimalloc)
  *   -DALLOC_JEMALLOC  malloc/free with -ljemalloc linked first (Debian's
@@ -137,13 +137,13 @@ bench_alloc(int p, size_t n)
     return (void *)(uintptr_t)a;
 }
 
+/* The thread runs as P p: a free into a span p caches takes no lock. */
 static inline __attribute__((always_inline)) void
 bench_free(int p, void *x)
 {
-    (void)p;
-    ga_status st = ga_free(the_heap, (ga_addr)(uintptr_t)x);
+    ga_status st = ga_free_p(the_heap, p, (ga_addr)(uintptr_t)x);
     if (__builtin_expect(st != GA_OK, 0)) {
-        ga_failed("ga_free", (uint64_t)(uintptr_t)x, st);
+        ga_failed("ga_free_p", (uint64_t)(uintptr_t)x, st);
     }
 }
 
@@ -322,7 +322,6 @@ typedef struct params {
     int threads;  /* mt-*: threads */
     int procs;    /* goalloc: Ps in the heap (default: threads) */
     uint64_t seed;
-    bool unsafe;  /* goalloc: run mt-live although it is not safe */
 } params;
 
 typedef struct result {
@@ -757,16 +756,6 @@ json_string(const char *s)
     putchar('"');
 }
 
-static GA_BENCH_UNUSED void
-print_na(const params *pp, const char *why)
-{
-    printf("{\"alloc\": \"%s\", \"workload\": \"%s\", \"threads\": %d, "
-           "\"na\": ",
-           ALLOC_NAME, pp->workload, pp->threads);
-    json_string(why);
-    printf("}\n");
-}
-
 int
 main(int argc, char **argv)
 {
@@ -798,9 +787,6 @@ main(int argc, char **argv)
         else if (strncmp(a, "procs=", 6) == 0) {
             pp.procs = atoi(a + 6);
         }
-        else if (strncmp(a, "unsafe=", 7) == 0) {
-            pp.unsafe = atoi(a + 7) != 0;
-        }
         else if (strncmp(a, "seed=", 5) == 0) {
             pp.seed = strtoull(a + 5, NULL, 0);
         }
@@ -822,30 +808,6 @@ main(int argc, char **argv)
     if (strcmp(w, "prodcons") == 0) {
         pp.threads = 2;
     }
-#if defined(ALLOC_GOALLOC)
-    /* goalloc.h, "Locking": a free of a small object must not run
-     * concurrently with other calls touching its span.  A consumer thread
-     * freeing what the producer's P allocates breaks that, and taking a
-     * lock in the driver would measure the driver. */
-    if (strcmp(w, "prodcons") == 0) {
-        print_na(&pp, "cross-thread free of small objects is not yet "
-                      "supported (issue 6)");
-        return 2;
-    }
-    /* mt-live frees on the allocating thread, but a span a P gives back
-     * to its mcentral (full at refill time) can be handed to another P,
-     * so a thread's free of an old object lands in a span another thread
-     * is allocating from: the same hazard.  Measured before this refusal:
-     * 13 of 20 runs of `mt-live n=50000 threads=2` poisoned the heap
-     * ("span has no free space", "freeIndex is not valid") or crashed.
-     * unsafe=1 runs it anyway, to reproduce that. */
-    if (strcmp(w, "mt-live") == 0 && pp.threads > 1 && !pp.unsafe) {
-        print_na(&pp, "a free on the allocating thread can still hit a span "
-                      "that another P has taken from the mcentral; not "
-                      "safe until cross-thread frees are (issue 6)");
-        return 2;
-    }
-#endif
     /* defaults: the full-size workloads of BENCHMARKS.md */
     if (pp.n < 0) {
         pp.n = strcmp(w, "pair16") == 0      ? 20000000

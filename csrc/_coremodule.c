@@ -479,7 +479,9 @@ heap_free(HeapObject *self, PyObject *arg)
     if (!as_u64(arg, "address", &addr, heap_state(self)->invalid_free_error)) {
         return NULL;
     }
-    ga_status s = ga_free(h, addr);
+    /* Every call on a Heap is serialised (the GIL, and busy during a
+     * replay), so the binding runs as every P at once. */
+    ga_status s = ga_free_p(h, GA_ALL_PS, addr);
     if (s != GA_OK) {
         return set_error_from_status(self, s, addr, 0);
     }

@@ -5,7 +5,8 @@
  * Go 1.13: src/runtime/malloc.go (mallocinit, sysAlloc, linearAlloc),
  *          mheap.go (spanOf, setSpan, setSpans, pageIndexOf).
  * Differs from Go: see arena.h.
- * Locking: the caller holds the heap lock.
+ * Locking: the caller holds the heap lock, except for span_of and
+ *          heap_arena_of, which read atomically published entries.
  */
 #include "arena.h"
 
@@ -36,13 +37,16 @@ heap_arena_of(const mheap *h, ga_addr addr)
     if (idx >> arena_bits(&h->plat) != 0) {
         return NULL;
     }
-    heap_arena **l2 = h->arenas[l1_of(h, idx)];
+    /* Frees on any thread look arenas up without the heap lock; both
+     * levels are published once, NULL to set, with a release store. */
+    heap_arena **l2 = __atomic_load_n(&h->arenas[l1_of(h, idx)],
+                                      __ATOMIC_ACQUIRE);
     /* Go skips this test when there is no L1 level; the L2 map does not
      * exist before the first arena, so goalloc always makes it. */
     if (l2 == NULL) {
         return NULL;
     }
-    return l2[l2_of(h, idx)];
+    return __atomic_load_n(&l2[l2_of(h, idx)], __ATOMIC_ACQUIRE);
 }
 
 static uint64_t
@@ -56,13 +60,15 @@ mspan *
 span_of(const mheap *h, ga_addr addr)
 {
     heap_arena *ha = heap_arena_of(h, addr);
-    return ha == NULL ? NULL : ha->spans[page_index(h, addr)];
+    return ha == NULL ? NULL : __atomic_load_n(&ha->spans[page_index(h, addr)],
+                                               __ATOMIC_RELAXED);
 }
 
 void
 set_span(mheap *h, ga_addr addr, mspan *s)
 {
-    heap_arena_of(h, addr)->spans[page_index(h, addr)] = s;
+    __atomic_store_n(&heap_arena_of(h, addr)->spans[page_index(h, addr)], s,
+                     __ATOMIC_RELAXED);
 }
 
 void
@@ -76,7 +82,7 @@ set_spans(mheap *h, ga_addr base, uint64_t npages, mspan *s)
             ha = heap_arena_of(h, base + n * PAGE_SIZE);
             pi = 0;
         }
-        ha->spans[pi++] = s;
+        __atomic_store_n(&ha->spans[pi++], s, __ATOMIC_RELAXED);
     }
 }
 
@@ -353,10 +359,12 @@ new_heap_arena(mheap *h, uint64_t idx)
     heap_arena ***l2p = &h->arenas[l1_of(h, idx)];
     if (*l2p == NULL) {
         /* The L2 map: persistentalloc'd and charged to no stat. */
-        *l2p = calloc((size_t)1 << h->plat.arena_l2_bits, sizeof(**l2p));
-        if (*l2p == NULL) {
+        heap_arena **l2 = calloc((size_t)1 << h->plat.arena_l2_bits,
+                                 sizeof(*l2));
+        if (l2 == NULL) {
             ga_throw(h, "out of memory allocating heap arena map");
         }
+        __atomic_store_n(l2p, l2, __ATOMIC_RELEASE);
     }
     if ((*l2p)[l2_of(h, idx)] != NULL) {
         ga_throw(h, "arena already initialized");
@@ -382,7 +390,7 @@ new_heap_arena(mheap *h, uint64_t idx)
     else {
         persistent_alloc_charge(&h->pa, size, &h->stats.gc_sys);
     }
-    (*l2p)[l2_of(h, idx)] = ha;
+    __atomic_store_n(&(*l2p)[l2_of(h, idx)], ha, __ATOMIC_RELEASE);
     return true;
 }
 

@@ -132,12 +132,16 @@ check_small_span(check_ctx *c, mspan *s)
         return failf(c, "span 0x%" PRIx64 " has sweepgen %u", mspan_base(s),
                      s->sweepgen);
     }
+    if (!cached && s->remote_frees != 0) {
+        return failf(c, "uncached span 0x%" PRIx64 " has %u unswept remote frees",
+                     mspan_base(s), s->remote_frees);
+    }
     mspan_list *want = cached || s->alloc_count == s->nelems ? &mc->empty
                                                             : &mc->nonempty;
     if (s->list != want) {
-        return failf(c, "span 0x%" PRIx64 " (allocCount %u of %" PRIu64
+        return failf(c, "span 0x%" PRIx64 " (allocCount %" PRIu64 " of %" PRIu64
                         ", %s) is not on its mcentral's %s list",
-                     mspan_base(s), s->alloc_count, s->nelems,
+                     mspan_base(s), mspan_alloc_count(s), s->nelems,
                      cached ? "cached" : "uncached",
                      want == &mc->empty ? "empty" : "nonempty");
     }
@@ -188,7 +192,7 @@ check_small_span(check_ctx *c, mspan *s)
         }
     }
     c->nsmall_spans++;
-    c->live[span_class_sizeclass(s->spanclass)] += s->alloc_count;
+    c->live[span_class_sizeclass(s->spanclass)] += mspan_alloc_count(s);
     return true;
 }
 
@@ -468,8 +472,8 @@ mheap_check(mheap *h, char *msg, size_t msglen)
 bool
 ga_verify(ga_heap *h, char *msg, size_t msglen)
 {
-    if (h->poisoned != NULL) {
-        snprintf(msg, msglen, "heap poisoned: %s", h->poisoned);
+    if (heap_poisoned(h) != NULL) {
+        snprintf(msg, msglen, "heap poisoned: %s", heap_poisoned(h));
         return false;
     }
     mheap_lock(h);

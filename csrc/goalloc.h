@@ -9,13 +9,16 @@
  *          and the introspection Go's export_test.go offers.
  * Differs from Go: free() is explicit (decisions §4); many heaps may live
  *          in one process; addresses are ga_addr integers.
- * Locking: each call takes the heap lock it needs.  Several threads may
- *          allocate at once, each through its own P (one thread per P at
- *          a time).  Frees of small and tiny objects are not yet safe
- *          against any concurrent call on the heap (a span a P gives back
- *          may be cached by another P at any time), so callers serialise
- *          them (the Python binding serialises every call); thread-safe
- *          frees are issue 6.
+ * Locking: each call takes the locks Go takes (the heap lock, the
+ *          mcentral locks).  Several threads may allocate and free at
+ *          once: each thread runs as its own P (one thread per P at a
+ *          time) for ga_malloc and ga_free_p; ga_free runs as no P and
+ *          may be called from any thread.  Any thread may free any object,
+ *          wherever it was allocated; ga_scavenge takes the heap lock.
+ *          The calls that look at or change the whole heap (ga_flush,
+ *          introspection, statistics, ga_verify, ga_digest,
+ *          ga_heap_free) stop the world in Go; here the caller makes sure
+ *          that no other call on the heap runs meanwhile.
  */
 #ifndef GOALLOC_H
 #define GOALLOC_H
@@ -74,8 +77,17 @@ ga_status ga_malloc(ga_heap *h, int p, uint64_t size, bool noscan,
 /* ga_alloc is ga_malloc for C programs on the os backing: a pointer, or
  * NULL on any failure. */
 void *ga_alloc(ga_heap *h, int p, size_t size, bool noscan);
-/* ga_free frees the object that starts at addr (decisions §4). */
+/* ga_free frees the object that starts at addr (decisions §4), from any
+ * thread, under the heap and mcentral locks. */
 ga_status ga_free(ga_heap *h, ga_addr addr);
+/* ga_free_p is ga_free by a thread running as P p: a slot of a span p's
+ * mcache holds is freed without a lock (Go's fast paths stay per P).
+ * p may be GA_NO_P (= ga_free) or GA_ALL_PS: the caller runs as every P
+ * at once, because no other call on the heap runs meanwhile (the Python
+ * binding, replay). */
+#define GA_NO_P (-1)
+#define GA_ALL_PS (-2)
+ga_status ga_free_p(ga_heap *h, int p, ga_addr addr);
 /* ga_flush releases every P's cached spans and tiny block (Go's
  * flushallmcaches, as ReadMemStats and a GC do). */
 ga_status ga_flush(ga_heap *h);

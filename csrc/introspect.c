@@ -63,7 +63,7 @@ fill_span_info(const mspan *s, ga_span_info *o)
     o->noscan = in_use && span_class_noscan(s->spanclass);
     o->elemsize = in_use ? s->elemsize : 0;
     o->nelems = in_use ? s->nelems : 0;
-    o->alloc_count = in_use ? s->alloc_count : 0;
+    o->alloc_count = in_use ? mspan_alloc_count(s) : 0;
     o->freeindex = in_use ? s->freeindex : 0;
     o->limit = in_use ? s->limit : 0;
     o->needzero = s->needzero != 0;
@@ -227,8 +227,8 @@ ga_central_info_get(ga_heap *h, int spc, ga_central_info *out)
     mcentral *c = &h->central[spc];
     pthread_mutex_lock(&c->lock);
     out->nmalloc = c->nmalloc;
-    out->nsmallfree = c->nsmallfree;
     pthread_mutex_unlock(&c->lock);
+    out->nsmallfree = mcentral_nsmallfree(h, (span_class)spc);
 }
 
 bool
@@ -289,7 +289,7 @@ ga_span_objects(ga_heap *h, ga_addr base, uint8_t *out, uint16_t *out_marks,
 ga_status
 ga_object_extent(ga_heap *h, ga_addr addr, uint64_t *size)
 {
-    if (h->poisoned != NULL) {
+    if (heap_poisoned(h) != NULL) {
         return GA_EPOISONED;
     }
     mheap_lock(h);
@@ -456,7 +456,7 @@ digest_span(void *arg, mspan *s)
     uint64_t *d = arg;
     uint64_t fields[] = {mspan_base(s), s->npages,     s->state,
                          s->scavenged,  s->needzero,   s->spanclass,
-                         s->elemsize,   s->nelems,     s->alloc_count,
+                         s->elemsize,   s->nelems,     mspan_alloc_count(s),
                          s->freeindex,  s->alloc_cache, s->limit,
                          s->sweepgen};
     for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
@@ -501,8 +501,8 @@ ga_digest(ga_heap *h)
             mix(&d, mspan_base(s));
         }
         mix(&d, c->nmalloc);
-        mix(&d, c->nsmallfree);
-        mix(&d, c->requested_freed);
+        mix(&d, mcentral_nsmallfree(h, (span_class)i));
+        mix(&d, mcentral_requested_freed(h, (span_class)i));
     }
     for (int p = 0; p < h->nprocs; p++) {
         mcache *c = h->caches[p];

@@ -68,7 +68,7 @@
  * heap poisoned, and the facade returns GA_EPOISONED. */
 #define GA_PROTECT(h)                                                         \
     ga_protect_frame ga_pf_;                                                  \
-    if ((h)->poisoned != NULL) {                                              \
+    if (heap_poisoned(h) != NULL) {                                           \
         return GA_EPOISONED;                                                  \
     }                                                                         \
     ga_pf_.prev = ga_current_protect;                                         \
@@ -221,7 +221,7 @@ init_protected(mheap *h, ga_status *status, char *err, size_t errlen)
     f.prev = ga_current_protect;
     if (setjmp(f.jb) != 0) {
         ga_current_protect = f.prev;
-        return fail(status, GA_EPOISONED, err, errlen, h->poisoned);
+        return fail(status, GA_EPOISONED, err, errlen, heap_poisoned(h));
     }
     ga_current_protect = &f;
     bool ok = make_caches(h);
@@ -366,9 +366,7 @@ small_slot_done(mheap *h, mcache *c, mspan *s, ga_addr v, uint64_t size)
 {
     c->local_requested += size;
     if (GA_UNLIKELY(s->tiny_marks != NULL)) {
-        uint64_t i = (v - mspan_base(s)) / TINY_SIZE;
-        s->tiny_marks[i] = TINY_MARK_LIVE(0) | TINY_MARK_USED(0);
-        s->tiny_sizes[i * TINY_SIZE] = (uint8_t)size;
+        tiny_mark_new_block(s, v, size);
     }
     else {
         s->req_sizes[mspan_obj_index(s, v)] = (uint16_t)size;
@@ -413,7 +411,7 @@ malloc_slow(mheap *h, mcache *c, uint64_t size, bool noscan, ga_addr *out)
 ga_status
 ga_malloc(ga_heap *h, int p, uint64_t size, bool noscan, ga_addr *out)
 {
-    if (GA_UNLIKELY(h->poisoned != NULL)) {
+    if (GA_UNLIKELY(heap_poisoned(h) != NULL)) {
         return GA_EPOISONED;
     }
     if (GA_UNLIKELY(p < 0 || p >= h->nprocs || size > h->plat.max_alloc)) {
@@ -505,35 +503,55 @@ static ga_status
 dead_slot_status(const mspan *s, uint64_t i, uint64_t off)
 {
     if (s->tiny_marks != NULL && off != 0) {
-        return (s->tiny_marks[i] & TINY_MARK_USED(off)) ? GA_EDOUBLEFREE
-                                                        : GA_ENOTOBJECT;
+        uint32_t m = __atomic_load_n(&s->tiny_marks[i], __ATOMIC_RELAXED);
+        return (m & TINY_MARK_USED(off)) ? GA_EDOUBLEFREE : GA_ENOTOBJECT;
     }
     if (off != 0) {
         return GA_ENOTOBJECT;
     }
-    bool was_used = bit_get(s->freed_bits, i) || bit_get(s->used_bits, i);
+    bool was_used = bit_get_atomic(s->freed_bits, i) || bit_get(s->used_bits, i);
     return was_used ? GA_EDOUBLEFREE : GA_ENOTOBJECT;
 }
 
+/* small_free_central_locked frees addr in small span s under its
+ * mcentral's lock, where the slot's state cannot change but for the
+ * caching P's own frees (atomic). */
 static ga_status
-small_free(mheap *h, mspan *s, ga_addr addr)
+small_free_central_locked(mheap *h, mcentral *c, mspan *s, ga_addr addr,
+                          bool *to_heap)
 {
     uint64_t i = mspan_obj_index(s, addr);
     uint64_t off = addr - (mspan_base(s) + i * s->elemsize);
-    bool live = mspan_is_allocated(s, i) && !bit_get(s->freed_bits, i);
+    bool live = mspan_is_allocated(s, i) && !bit_get_atomic(s->freed_bits, i);
     if (!live) {
         return dead_slot_status(s, i, off);
     }
     if (s->tiny_marks != NULL) {
-        return tiny_free(h, s, i, off);
+        return tiny_free_locked(h, s, i, off, to_heap);
     }
     if (off != 0) {
         return GA_ENOTOBJECT;
     }
-    bool cached = s->sweepgen == h->sweepgen + 3;
-    mcentral_free_slot(h, &h->central[s->spanclass], s, i, cached,
-                       s->req_sizes[i]);
-    return GA_OK;
+    return mcentral_free_slot_locked(h, c, s, i, s->req_sizes[i], to_heap)
+               ? GA_OK
+               : GA_EDOUBLEFREE;
+}
+
+/* small_free: the caller holds the heap lock, so s stays an in-use small
+ * span; the mcentral lock is taken inside it (lock order heap ->
+ * central). */
+static ga_status
+small_free(mheap *h, mspan *s, ga_addr addr)
+{
+    mcentral *c = &h->central[s->spanclass];
+    bool to_heap = false;
+    pthread_mutex_lock(&c->lock);
+    ga_status st = small_free_central_locked(h, c, s, addr, &to_heap);
+    pthread_mutex_unlock(&c->lock);
+    if (to_heap) {
+        mcentral_release_to_heap(h, s, true);
+    }
+    return st;
 }
 
 /* free_slow classifies addr under the heap lock and frees whatever it is,
@@ -548,42 +566,69 @@ free_slow(mheap *h, ga_addr addr)
     if (large != NULL) {
         large_free_locked(h, large);
     }
-    mheap_unlock(h);
-    if (small != NULL) {
+    else if (small != NULL) {
         st = small_free(h, small, addr);
     }
+    mheap_unlock(h);
     GA_UNPROTECT(h);
     return st;
 }
 
-ga_status
-ga_free(ga_heap *h, ga_addr addr)
+/* owner_cache: the mcache through which the caller may free a slot of s
+ * without a lock, or NULL.  As P p, that is p's mcache when it caches s;
+ * as every P at once (GA_ALL_PS: nothing else runs), any P that caches
+ * s, whose counters then go to P 0. */
+static inline mcache *
+owner_cache(mheap *h, int p, const mspan *s)
 {
-    if (GA_UNLIKELY(h->poisoned != NULL)) {
+    if (p >= 0) {
+        mcache *c = h->caches[p];
+        return c->alloc[mspan_spanclass_load(s)] == s ? c : NULL;
+    }
+    bool cached = s->state == MSPAN_IN_USE && s->sweepgen == h->sweepgen + 3;
+    return cached ? h->caches[0] : NULL;
+}
+
+ga_status
+ga_free_p(ga_heap *h, int p, ga_addr addr)
+{
+    if (GA_UNLIKELY(heap_poisoned(h) != NULL)) {
         return GA_EPOISONED;
+    }
+    if (GA_UNLIKELY(p < GA_ALL_PS || p >= h->nprocs)) {
+        return GA_EINVAL;
     }
     if (addr == h->zerobase) {
         return GA_OK;
     }
     /* The fast path: a live object at a slot start of a small span that
-     * an mcache holds (not the tiny class).  spanOf needs no lock: arena
-     * entries only ever go from NULL to set. */
+     * the caller's P caches (not the tiny class).  spanOf needs no lock:
+     * arena entries are published atomically. */
     mspan *s = span_of(h, addr);
-    if (GA_LIKELY(s != NULL && s->state == MSPAN_IN_USE &&
-                  s->sweepgen == h->sweepgen + 3 && s->tiny_marks == NULL &&
+    mcache *c = s != NULL && p != GA_NO_P ? owner_cache(h, p, s) : NULL;
+    if (GA_LIKELY(c != NULL && s->tiny_marks == NULL &&
                   mspan_base(s) <= addr && addr < s->limit)) {
         uint64_t i = mspan_obj_index(s, addr);
         if (mspan_base(s) + i * s->elemsize == addr &&
-            mspan_is_allocated(s, i) && !bit_get(s->freed_bits, i)) {
-            /* The slot waits in freed_bits for the span's next sweep. */
-            bit_set(s->freed_bits, i);
+            mspan_is_allocated(s, i) && !bit_get_atomic(s->freed_bits, i)) {
+            /* The slot waits in freed_bits for the span's next sweep; a
+             * free on another thread may set a bit of the same byte. */
+            if (bit_test_and_set(s->freed_bits, i)) {
+                return GA_EDOUBLEFREE;
+            }
             s->alloc_count--;
-            h->central[s->spanclass].nsmallfree++;
-            h->central[s->spanclass].requested_freed += s->req_sizes[i];
+            c->local_nsmallfree[s->spanclass]++;
+            c->local_requested_freed[s->spanclass] += s->req_sizes[i];
             return GA_OK;
         }
     }
     return free_slow(h, addr);
+}
+
+ga_status
+ga_free(ga_heap *h, ga_addr addr)
+{
+    return ga_free_p(h, GA_NO_P, addr);
 }
 
 ga_status
@@ -643,8 +688,8 @@ mheap_read_mem_stats_locked(mheap *h, ga_mem_stats *out)
         if (c > 0) {
             cm = h->central[make_span_class(c, false)].nmalloc +
                  h->central[make_span_class(c, true)].nmalloc - unused[c];
-            cf = h->central[make_span_class(c, false)].nsmallfree +
-                 h->central[make_span_class(c, true)].nsmallfree;
+            cf = mcentral_nsmallfree(h, make_span_class(c, false)) +
+                 mcentral_nsmallfree(h, make_span_class(c, true));
         }
         out->by_size[c].size = class_to_size[c];
         out->by_size[c].mallocs = cm;
@@ -680,7 +725,7 @@ mheap_read_mem_stats_locked(mheap *h, ga_mem_stats *out)
 ga_status
 ga_read_mem_stats(ga_heap *h, ga_mem_stats *out)
 {
-    if (h->poisoned != NULL) {
+    if (heap_poisoned(h) != NULL) {
         return GA_EPOISONED;
     }
     mheap_lock(h);
@@ -694,7 +739,7 @@ ga_read_mem_stats(ga_heap *h, ga_mem_stats *out)
 ga_status
 ga_block_range(ga_heap *h, ga_addr addr, uint64_t len)
 {
-    if (h->poisoned != NULL) {
+    if (heap_poisoned(h) != NULL) {
         return GA_EPOISONED;
     }
     if (len == 0) {
@@ -709,7 +754,7 @@ ga_block_range(ga_heap *h, ga_addr addr, uint64_t len)
 ga_status
 ga_fail_reserves(ga_heap *h, int n)
 {
-    if (h->poisoned != NULL) {
+    if (heap_poisoned(h) != NULL) {
         return GA_EPOISONED;
     }
     if (h->mem.kind != GA_BACKING_VIRTUAL || n < 0) {
@@ -734,7 +779,7 @@ ga_test_throw(ga_heap *h, const char *msg)
 const char *
 ga_poisoned(ga_heap *h)
 {
-    return h->poisoned;
+    return heap_poisoned(h);
 }
 
 /* ---- Experiments ------------------------------------------------- */
@@ -748,7 +793,7 @@ mheap_requested_live_locked(mheap *h)
         asked += h->caches[p]->local_requested;
     }
     for (int i = 0; i < NUM_SPAN_CLASSES; i++) {
-        freed += h->central[i].requested_freed;
+        freed += mcentral_requested_freed(h, (span_class)i);
     }
     return asked - freed;
 }
@@ -756,7 +801,7 @@ mheap_requested_live_locked(mheap *h)
 ga_status
 ga_heap_counters_get(ga_heap *h, ga_heap_counters *out)
 {
-    if (h->poisoned != NULL) {
+    if (heap_poisoned(h) != NULL) {
         return GA_EPOISONED;
     }
     ga_mem_stats ms;

@@ -26,7 +26,7 @@ next_free_fast(mspan *s)
                 return 0;
             }
             s->alloc_cache = shr64(s->alloc_cache, bit + 1);
-            s->freeindex = freeidx;
+            mspan_freeindex_store(s, freeidx);
             s->alloc_count++;
             return result * s->elemsize + mspan_base(s);
         }

@@ -4,7 +4,7 @@
  * Go 1.13: src/runtime/mbitmap.go (nextFreeIndex, initSpan), mheap.go
  *          (newAllocBits, newMarkBits), mgcsweep.go (sweep).
  * Differs from Go: see mbitmap.h.
- * Locking: the span's owner.
+ * Locking: the span's owner; mspan_sweep also holds the mcentral lock.
  */
 #include "mbitmap.h"
 
@@ -83,7 +83,7 @@ mspan_next_free_index(mspan *s)
         /* Nothing in the cache: move to the next 64 slots. */
         sfreeindex = (sfreeindex + 64) & ~(uint64_t)63;
         if (sfreeindex >= snelems) {
-            s->freeindex = snelems;
+            mspan_freeindex_store(s, snelems);
             return snelems;
         }
         mspan_refill_alloc_cache(s, sfreeindex / 8);
@@ -91,7 +91,7 @@ mspan_next_free_index(mspan *s)
     }
     uint64_t result = sfreeindex + bit;
     if (result >= snelems) {
-        s->freeindex = snelems;
+        mspan_freeindex_store(s, snelems);
         return snelems;
     }
     s->alloc_cache = shr64(s->alloc_cache, bit + 1);
@@ -99,7 +99,7 @@ mspan_next_free_index(mspan *s)
     if (sfreeindex % 64 == 0 && sfreeindex != snelems) {
         mspan_refill_alloc_cache(s, sfreeindex / 8);
     }
-    s->freeindex = sfreeindex;
+    mspan_freeindex_store(s, sfreeindex);
     return result;
 }
 
@@ -153,8 +153,12 @@ mspan_sweep(mspan *s)
         store64_le(s->alloc_bits + w * 8, alloc & ~freed);
         store64_le(s->freed_bits + w * 8, 0);
     }
-    s->freeindex = 0;
+    mspan_freeindex_store(s, 0);
     mspan_refill_alloc_cache(s, 0);
+    /* Frees by other threads while an mcache held the span were counted
+     * aside; the sweep holds the mcentral lock, so no more can arrive. */
+    s->alloc_count = (uint16_t)(s->alloc_count -
+        __atomic_exchange_n(&s->remote_frees, 0, __ATOMIC_RELAXED));
     if (nfreed > 0) {
         s->needzero = 1; /* freed slots hold old data */
     }
@@ -177,7 +181,8 @@ mspan_check_bits(const mspan *s, char *msg, size_t msglen)
                  (unsigned long long)base, c);
         return false;
     }
-    if (s->freeindex > s->nelems || s->alloc_count > s->nelems) {
+    uint64_t alloc_count = mspan_alloc_count(s);
+    if (s->freeindex > s->nelems || alloc_count > s->nelems) {
         snprintf(msg, msglen, "small span 0x%llx: freeindex/allocCount out of range",
                  (unsigned long long)base);
         return false;
@@ -193,10 +198,10 @@ mspan_check_bits(const mspan *s, char *msg, size_t msglen)
         }
         live += allocated && !freed;
     }
-    if (live != s->alloc_count) {
+    if (live != alloc_count) {
         snprintf(msg, msglen,
-                 "small span 0x%llx: allocCount %u != live slots %llu",
-                 (unsigned long long)base, s->alloc_count,
+                 "small span 0x%llx: allocCount %llu != live slots %llu",
+                 (unsigned long long)base, (unsigned long long)alloc_count,
                  (unsigned long long)live);
         return false;
     }

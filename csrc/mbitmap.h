@@ -13,7 +13,9 @@
  *          mgcsweep.go ((*mspan).sweep).
  * Differs from Go: bitmaps are per span (calloc) and freed with the span;
  *          gc_sys is charged as Go's never-recycled gcBits arenas would be.
- * Locking: the span's owner (an mcache, or its mcentral's lock).
+ * Locking: the span's owner (an mcache, or its mcentral's lock); a free
+ *          on another thread sets freed_bits atomically under the
+ *          mcentral lock, which every sweep holds.
  */
 #ifndef GA_MBITMAP_H
 #define GA_MBITMAP_H
@@ -58,6 +60,23 @@ bit_set(uint8_t *b, uint64_t i)
     b[i / 8] = (uint8_t)(b[i / 8] | (1u << (i % 8)));
 }
 
+/* freed_bits are set by frees on several threads at once (the caching P
+ * without a lock, other threads under the mcentral lock): an atomic
+ * test-and-set, so that of two racing frees of one object exactly one
+ * wins and the other is a double free. */
+static inline bool
+bit_test_and_set(uint8_t *b, uint64_t i)
+{
+    uint8_t m = (uint8_t)(1u << (i % 8));
+    return (__atomic_fetch_or(&b[i / 8], m, __ATOMIC_RELAXED) & m) != 0;
+}
+
+static inline bool
+bit_get_atomic(const uint8_t *b, uint64_t i)
+{
+    return (__atomic_load_n(&b[i / 8], __ATOMIC_RELAXED) >> (i % 8)) & 1;
+}
+
 static inline uint64_t
 load64_le(const uint8_t *p)
 {
@@ -91,7 +110,7 @@ mspan_obj_index(const mspan *s, ga_addr p)
 static inline bool
 mspan_is_allocated(const mspan *s, uint64_t i)
 {
-    return i < s->freeindex || bit_get(s->alloc_bits, i);
+    return i < mspan_freeindex_load(s) || bit_get(s->alloc_bits, i);
 }
 
 /* mspan_init_bits is initSpan for a small span of known elemsize: slot

@@ -49,8 +49,7 @@ mcache_refill(mheap *h, mcache *c, span_class spc)
     if (fresh->alloc_count == fresh->nelems) {
         ga_throw(h, "span has no free space");
     }
-    fresh->sweepgen = h->sweepgen + 3;
-    c->alloc[spc] = fresh;
+    c->alloc[spc] = fresh; /* cacheSpan marked it cached (sweepgen) */
     return true;
 }
 
@@ -64,7 +63,7 @@ mcache_next_free(mheap *h, mcache *c, span_class spc, mspan **sp)
     if (i == s->nelems) {
         if (!mcache_refill(h, c, spc)) {
             /* Out of memory: leave the span exactly as it was. */
-            s->freeindex = freeindex;
+            mspan_freeindex_store(s, freeindex);
             s->alloc_cache = cache;
             return 0;
         }

@@ -30,6 +30,12 @@ typedef struct mcache {
     mspan *tiny_span;    /* the span holding the tiny block */
     mspan *alloc[NUM_SPAN_CLASSES];
 
+    /* frees the owning P made in its own cached spans (ga_free_p), kept
+     * here so that Ps freeing at once share no counter (Go's
+     * local_nsmallfree); readers add them to the mcentral's */
+    uint64_t local_nsmallfree[NUM_SPAN_CLASSES];
+    uint64_t local_requested_freed[NUM_SPAN_CLASSES];
+
     /* cold */
     uint32_t flush_gen;
 } mcache;

@@ -3,11 +3,14 @@
  * Go 1.13: src/runtime/mcentral.go (init, cacheSpan, uncacheSpan, grow,
  *          freeSpan).
  * Differs from Go: see mcentral.h.
- * Locking: c->lock guards the lists; mheap calls happen without it.
+ * Locking: c->lock guards the lists, the counters and every sweep; the
+ *          heap lock may be held when c->lock is taken, never the other
+ *          way round.
  */
 #include "mcentral.h"
 
 #include "mbitmap.h"
+#include "mcache.h"
 #include "mheap.h"
 #include "sizeclasses.h"
 
@@ -50,16 +53,40 @@ mcentral_grow(mheap *h, mcentral *c)
     return s;
 }
 
+/* span_is_cached: an mcache holds s (Go's sweepgen == sg+3).  The
+ * mark changes only under the mcentral lock. */
+static bool
+span_is_cached(const mheap *h, const mspan *s)
+{
+    return s->sweepgen == h->sweepgen + 3;
+}
+
+/* take_span_locked moves s to the empty list, marks it cached and counts
+ * its free slots as allocated (optimistic nmalloc).  Returns the number
+ * of free slots; 0 means the span is unusable (the caller throws). */
+static uint64_t
+take_span_locked(mheap *h, mcentral *c, mspan *s)
+{
+    if (s->list == &c->nonempty) {
+        mspan_list_remove(&c->nonempty, s);
+    }
+    mspan_list_insert_back(&c->empty, s);
+    mspan_sweep(s); /* frees since it left an mcache become reusable */
+    s->sweepgen = h->sweepgen + 3;
+    uint64_t n = s->nelems - s->alloc_count;
+    if (s->freeindex == s->nelems || s->alloc_count == 0xFFFF) {
+        return 0;
+    }
+    c->nmalloc += n;
+    return n;
+}
+
 mspan *
 mcentral_cache_span(mheap *h, mcentral *c)
 {
     pthread_mutex_lock(&c->lock);
     mspan *s = c->nonempty.first;
-    if (s != NULL) {
-        mspan_list_remove(&c->nonempty, s);
-        mspan_list_insert_back(&c->empty, s);
-        mspan_sweep(s); /* frees since it left an mcache become reusable */
-    }
+    uint64_t n = s != NULL ? take_span_locked(h, c, s) : 0;
     pthread_mutex_unlock(&c->lock);
     if (s == NULL) {
         s = mcentral_grow(h, c);
@@ -67,17 +94,13 @@ mcentral_cache_span(mheap *h, mcentral *c)
             return NULL;
         }
         pthread_mutex_lock(&c->lock);
-        mspan_list_insert_back(&c->empty, s);
+        n = take_span_locked(h, c, s);
         pthread_mutex_unlock(&c->lock);
     }
     /* havespan */
-    uint64_t n = s->nelems - s->alloc_count;
-    if (n == 0 || s->freeindex == s->nelems || s->alloc_count == 0xFFFF) {
+    if (n == 0) {
         ga_throw(h, "span has no free objects");
     }
-    pthread_mutex_lock(&c->lock);
-    c->nmalloc += n; /* optimistic: every free slot will be used */
-    pthread_mutex_unlock(&c->lock);
     mheap_lock(h);
     h->stats.heap_live += s->npages * PAGE_SIZE - s->alloc_count * s->elemsize;
     mheap_unlock(h);
@@ -93,21 +116,28 @@ mcentral_unused_slots(const mspan *s)
     return s->nelems - mspan_count_allocated(s);
 }
 
-/* release_to_heap sends a span with no live object back to the mheap. */
-static void
-release_to_heap(mheap *h, mspan *s)
+void
+mcentral_release_to_heap(mheap *h, mspan *s, bool heap_locked)
 {
+    /* Under the heap lock before the bitmaps go: a free on another thread
+     * may be classifying an address in s (it holds the heap lock). */
+    if (!heap_locked) {
+        mheap_lock(h);
+    }
     mspan_free_bits(s);
     s->needzero = 1;
-    mheap_free_span(h, s, false);
+    mheap_free_span_locked(h, s, true, true);
+    if (!heap_locked) {
+        mheap_unlock(h);
+    }
 }
 
 void
 mcentral_uncache_span(mheap *h, mcentral *c, mspan *s)
 {
+    pthread_mutex_lock(&c->lock);
     uint64_t unused = mcentral_unused_slots(s);
     s->sweepgen = h->sweepgen;
-    pthread_mutex_lock(&c->lock);
     c->nmalloc -= unused;
     mspan_sweep(s);
     bool empty_now = s->alloc_count == 0;
@@ -123,34 +153,55 @@ mcentral_uncache_span(mheap *h, mcentral *c, mspan *s)
     h->stats.heap_live -= unused * s->elemsize;
     mheap_unlock(h);
     if (empty_now) {
-        release_to_heap(h, s);
+        mcentral_release_to_heap(h, s, false);
     }
 }
 
 bool
-mcentral_free_slot(mheap *h, mcentral *c, mspan *s, uint64_t i, bool cached,
-                   uint64_t requested)
+mcentral_free_slot_locked(mheap *h, mcentral *c, mspan *s, uint64_t i,
+                          uint64_t requested, bool *to_heap)
 {
-    pthread_mutex_lock(&c->lock);
-    bit_set(s->freed_bits, i);
-    s->alloc_count--;
+    *to_heap = false;
+    if (bit_test_and_set(s->freed_bits, i)) {
+        return false; /* the caching P freed it since the caller looked */
+    }
     c->nsmallfree++;
     c->requested_freed += requested;
-    bool to_heap = false;
-    if (!cached) {
-        /* Go's mcentral.freeSpan: a full span regains a free slot. */
-        if (s->list == &c->empty) {
-            mspan_list_remove(&c->empty, s);
-            mspan_list_insert(&c->nonempty, s);
-        }
-        if (s->alloc_count == 0) {
-            mspan_list_remove(&c->nonempty, s);
-            to_heap = true;
-        }
+    if (span_is_cached(h, s)) {
+        /* The caching P counts alloc_count without a lock; the next
+         * sweep folds this in. */
+        __atomic_fetch_add(&s->remote_frees, 1, __ATOMIC_RELAXED);
+        return true;
     }
-    pthread_mutex_unlock(&c->lock);
-    if (to_heap) {
-        release_to_heap(h, s);
+    s->alloc_count--;
+    /* Go's mcentral.freeSpan: a full span regains a free slot. */
+    if (s->list == &c->empty) {
+        mspan_list_remove(&c->empty, s);
+        mspan_list_insert(&c->nonempty, s);
     }
-    return to_heap;
+    if (s->alloc_count == 0) {
+        mspan_list_remove(&c->nonempty, s);
+        *to_heap = true;
+    }
+    return true;
+}
+
+uint64_t
+mcentral_nsmallfree(const mheap *h, span_class spc)
+{
+    uint64_t n = h->central[spc].nsmallfree;
+    for (int p = 0; p < h->nprocs; p++) {
+        n += h->caches[p]->local_nsmallfree[spc];
+    }
+    return n;
+}
+
+uint64_t
+mcentral_requested_freed(const mheap *h, span_class spc)
+{
+    uint64_t n = h->central[spc].requested_freed;
+    for (int p = 0; p < h->nprocs; p++) {
+        n += h->caches[p]->local_requested_freed[spc];
+    }
+    return n;
 }

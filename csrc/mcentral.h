@@ -12,8 +12,10 @@
  *          mcache (there is no GC); explicit frees move spans between the
  *          lists and send empty, uncached spans back to the mheap; frees
  *          are counted here (Go: mheap.nsmallfree).
- * Locking: c->lock guards both lists, nmalloc, nsmallfree and the freed
- *          bits of uncached spans; mheap calls are made without it.
+ * Locking: c->lock guards both lists, nmalloc, nsmallfree, every sweep
+ *          and the cached/uncached mark (sweepgen) of the class's spans;
+ *          frees take it after the heap lock (lock order heap -> central;
+ *          nothing takes the heap lock while holding c->lock).
  */
 #ifndef GA_MCENTRAL_H
 #define GA_MCENTRAL_H
@@ -47,9 +49,22 @@ void mcentral_uncache_span(struct mheap *h, mcentral *c, mspan *s);
  * (what uncacheSpan would give back to nmalloc). */
 uint64_t mcentral_unused_slots(const mspan *s);
 
-/* mcentral_free_slot frees slot i of span s (decisions §4); cached tells
- * whether an mcache holds s.  Returns true if s went back to the heap. */
-bool mcentral_free_slot(struct mheap *h, mcentral *c, mspan *s, uint64_t i,
-                        bool cached, uint64_t requested);
+/* mcentral_free_slot_locked frees live slot i of span s (decisions §4);
+ * the caller holds c->lock.  In a span an mcache holds, the free is
+ * counted in remote_frees for the next sweep.  Returns false (a double
+ * free) when the caching P freed the slot first.  *to_heap: s has no
+ * live object left and no mcache; it is off the lists, and the caller
+ * must give it to mcentral_release_to_heap after dropping c->lock. */
+bool mcentral_free_slot_locked(struct mheap *h, mcentral *c, mspan *s,
+                               uint64_t i, uint64_t requested, bool *to_heap);
+/* mcentral_release_to_heap returns a span with no live object to the
+ * mheap (freeSpan); heap_locked says whether the caller holds the heap
+ * lock. */
+void mcentral_release_to_heap(struct mheap *h, mspan *s, bool heap_locked);
+
+/* Objects freed and their requested bytes for span class spc: the
+ * mcentral's counts plus those of frees made by caching Ps. */
+uint64_t mcentral_nsmallfree(const struct mheap *h, span_class spc);
+uint64_t mcentral_requested_freed(const struct mheap *h, span_class spc);
 
 #endif

@@ -25,7 +25,8 @@ void
 mheap_lock(mheap *h)
 {
     pthread_mutex_lock(&h->lock);
-    h->lock_owner = pthread_self();
+    /* ga_throw on another thread reads both without the lock */
+    __atomic_store_n(&h->lock_owner, pthread_self(), __ATOMIC_RELAXED);
     __atomic_store_n(&h->locked, true, __ATOMIC_RELAXED);
 }
 
@@ -41,7 +42,8 @@ ga_throw(mheap *h, const char *msg)
 {
     __atomic_store_n(&h->poisoned, msg, __ATOMIC_RELEASE);
     if (__atomic_load_n(&h->locked, __ATOMIC_RELAXED) &&
-        pthread_equal(h->lock_owner, pthread_self())) {
+        pthread_equal(__atomic_load_n(&h->lock_owner, __ATOMIC_RELAXED),
+                      pthread_self())) {
         mheap_unlock(h);
     }
     ga_protect_frame *f = ga_current_protect;
@@ -327,7 +329,7 @@ mheap_alloc_span_locked(mheap *h, uint64_t npage, uint64_t *stat)
 static void
 set_span_class(mspan *s, span_class spc)
 {
-    s->spanclass = spc;
+    mspan_spanclass_store(s, spc);
     int c = span_class_sizeclass(spc);
     if (c == 0) {
         s->elemsize = s->npages * PAGE_SIZE;

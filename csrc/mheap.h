@@ -98,10 +98,18 @@ typedef struct mheap {
     mspan emptymspan;
     ga_addr zerobase; /* os backing: &ga_zerobase; virtual: a fixed address */
 
-    /* Go's throw: the message once poisoned */
+    /* Go's throw: the message once poisoned (atomic: every facade call
+     * on any thread reads it first; see heap_poisoned) */
     const char *poisoned;
     char throw_buf[128]; /* a copy of ga_test_throw's message */
 } mheap;
+
+/* heap_poisoned: Go's throw message, or NULL while the heap is sound. */
+static inline const char *
+heap_poisoned(const mheap *h)
+{
+    return __atomic_load_n(&h->poisoned, __ATOMIC_ACQUIRE);
+}
 
 void mheap_lock(mheap *h);
 void mheap_unlock(mheap *h);

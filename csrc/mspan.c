@@ -22,7 +22,8 @@ mspan_init(mspan *s, ga_addr base, uint64_t npages)
     s->start_addr = base;
     s->npages = npages;
     s->alloc_count = 0;
-    s->spanclass = 0;
+    s->remote_frees = 0;
+    mspan_spanclass_store(s, 0);
     s->elemsize = 0;
     s->state = MSPAN_DEAD;
     s->scavenged = false;

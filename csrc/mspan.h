@@ -84,6 +84,10 @@ typedef struct mspan {
                            * tiny object, high 16 = offsets ever used */
 
     uint32_t sweepgen;
+    uint32_t remote_frees; /* goalloc: frees of this span's slots while an
+                            * mcache held it, made by a thread that does
+                            * not run as the caching P; folded into
+                            * alloc_count at the next sweep (atomic) */
     uint16_t div_mul;
     uint16_t base_mask;
     uint16_t alloc_count; /* slots allocated and not freed */
@@ -110,6 +114,42 @@ static inline ga_addr
 mspan_end(const mspan *s)
 {
     return s->start_addr + s->npages * PAGE_SIZE;
+}
+
+/* mspan_alloc_count: slots allocated and not freed, counting the frees
+ * other threads made while an mcache held the span. */
+static inline uint64_t
+mspan_alloc_count(const mspan *s)
+{
+    return s->alloc_count - __atomic_load_n(&s->remote_frees, __ATOMIC_RELAXED);
+}
+
+/* The span class is read by frees on any thread before they know whether
+ * the span is theirs (ga_free_p), so it is written and read atomically. */
+static inline span_class
+mspan_spanclass_load(const mspan *s)
+{
+    return __atomic_load_n(&s->spanclass, __ATOMIC_RELAXED);
+}
+
+static inline void
+mspan_spanclass_store(mspan *s, span_class spc)
+{
+    __atomic_store_n(&s->spanclass, spc, __ATOMIC_RELAXED);
+}
+
+/* freeindex moves on the owning P without a lock while frees on other
+ * threads read it (under the mcentral lock) to tell a live slot. */
+static inline uint64_t
+mspan_freeindex_load(const mspan *s)
+{
+    return __atomic_load_n(&s->freeindex, __ATOMIC_RELAXED);
+}
+
+static inline void
+mspan_freeindex_store(mspan *s, uint64_t v)
+{
+    __atomic_store_n(&s->freeindex, v, __ATOMIC_RELAXED);
 }
 
 /* mspan_init resets a span for [base, base+npages pages), as Go's

@@ -47,7 +47,7 @@ replay_op(ga_heap *h, const ga_trace_view *t, size_t k, ga_replay_state *st,
     if (!st->live[id]) {
         return GA_REPLAY_UNKNOWN_ID;
     }
-    *status = ga_free(h, st->addr_of[id]);
+    *status = ga_free_p(h, GA_ALL_PS, st->addr_of[id]);
     if (*status != GA_OK) {
         return GA_REPLAY_FREE_FAILED;
     }

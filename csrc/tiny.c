@@ -2,7 +2,7 @@
  *
  * Go 1.13: src/runtime/malloc.go (mallocgc, the tiny branch).
  * Differs from Go: per-block live marks for explicit free.
- * Locking: the P's mcache; see tiny.h.
+ * Locking: the P's mcache; marks are atomic; see tiny.h.
  */
 #include "tiny.h"
 
@@ -32,22 +32,42 @@ slot_of(const mspan *s, ga_addr block)
     return (block - mspan_base(s)) / TINY_SIZE;
 }
 
-/* block_is_current: some P still packs into the block at addr. */
+/* The marks of a block are set by the P packing into it, without a
+ * lock, while frees on other threads clear marks of the same word under
+ * the tiny class's mcentral lock: every access is atomic. */
+static uint32_t
+marks_load(const mspan *s, uint64_t i)
+{
+    return __atomic_load_n(&s->tiny_marks[i], __ATOMIC_RELAXED);
+}
+
+void
+tiny_mark_new_block(mspan *s, ga_addr block, uint64_t size)
+{
+    uint64_t i = slot_of(s, block);
+    __atomic_store_n(&s->tiny_marks[i], TINY_MARK_LIVE(0) | TINY_MARK_USED(0),
+                     __ATOMIC_RELAXED);
+    s->tiny_sizes[i * TINY_SIZE] = (uint8_t)size;
+}
+
+/* block_is_current: some P still packs into the block at addr.  The
+ * owners change their tiny pointers without a lock (atomically); a block
+ * once dropped never becomes current again until it is freed. */
 static bool
 block_is_current(const mheap *h, ga_addr block)
 {
     for (int p = 0; p < h->nprocs; p++) {
-        if (h->caches[p]->tiny == block) {
+        if (__atomic_load_n(&h->caches[p]->tiny, __ATOMIC_RELAXED) == block) {
             return true;
         }
     }
     return false;
 }
 
-static bool
-span_is_cached(const mheap *h, const mspan *s)
+static void
+set_current_block(mcache *c, ga_addr block)
 {
-    return s->sweepgen == h->sweepgen + 3;
+    __atomic_store_n(&c->tiny, block, __ATOMIC_RELAXED);
 }
 
 ga_addr
@@ -57,7 +77,9 @@ tiny_alloc(mheap *h, mcache *c, uint64_t size)
     if (off + size <= TINY_SIZE && c->tiny != 0) {
         mspan *s = c->tiny_span;
         uint64_t slot = slot_of(s, c->tiny);
-        s->tiny_marks[slot] |= TINY_MARK_LIVE(off) | TINY_MARK_USED(off);
+        __atomic_fetch_or(&s->tiny_marks[slot],
+                          TINY_MARK_LIVE(off) | TINY_MARK_USED(off),
+                          __ATOMIC_RELAXED);
         s->tiny_sizes[slot * TINY_SIZE + off] = (uint8_t)size;
         c->tinyoffset = off + size;
         c->local_tinyallocs++;
@@ -73,8 +95,7 @@ tiny_alloc(mheap *h, mcache *c, uint64_t size)
             return 0;
         }
     }
-    s->tiny_marks[slot_of(s, v)] = TINY_MARK_LIVE(0) | TINY_MARK_USED(0);
-    s->tiny_sizes[slot_of(s, v) * TINY_SIZE] = (uint8_t)size;
+    tiny_mark_new_block(s, v, size);
     c->local_requested += size;
     if (h->mem.kind == GA_BACKING_OS) {
         memset((void *)(uintptr_t)v, 0, TINY_SIZE);
@@ -82,20 +103,29 @@ tiny_alloc(mheap *h, mcache *c, uint64_t size)
     /* Keep whichever block has more room left. */
     if (size < c->tinyoffset || c->tiny == 0) {
         tiny_drop_block(h, c);
-        c->tiny = v;
         c->tiny_span = s;
         c->tinyoffset = size;
+        set_current_block(c, v);
     }
     return v;
 }
 
-/* free_block frees the whole 16-byte slot i of s; requested is the size
- * of the tiny object whose free emptied it (0 when none did). */
-static void
-free_block(mheap *h, mspan *s, uint64_t i, uint64_t requested)
+/* free_block_locked frees the whole 16-byte slot i of s once none of its
+ * objects is live and no P packs into it; requested is the size of the
+ * tiny object whose free emptied it (0 when none did).  The caller holds
+ * the tiny class's mcentral lock, under which both conditions change, so
+ * exactly one of the racing callers frees the block.  Returns whether it
+ * freed the block; *to_heap as for mcentral_free_slot_locked. */
+static bool
+free_block_locked(mheap *h, mspan *s, uint64_t i, uint64_t requested,
+                  bool *to_heap)
 {
-    mcentral_free_slot(h, &h->central[TINY_SPAN_CLASS], s, i,
-                       span_is_cached(h, s), requested);
+    ga_addr block = mspan_base(s) + i * TINY_SIZE;
+    if ((marks_load(s, i) & TINY_LIVE_MASK) != 0 || block_is_current(h, block)) {
+        return false;
+    }
+    return mcentral_free_slot_locked(h, &h->central[TINY_SPAN_CLASS], s, i,
+                                     requested, to_heap);
 }
 
 void
@@ -103,38 +133,35 @@ tiny_drop_block(mheap *h, mcache *c)
 {
     ga_addr block = c->tiny;
     mspan *s = c->tiny_span;
-    c->tiny = 0;
-    c->tinyoffset = 0;
-    c->tiny_span = NULL;
     if (block == 0) {
         return;
     }
-    uint64_t i = slot_of(s, block);
-    if ((s->tiny_marks[i] & TINY_LIVE_MASK) == 0 &&
-        !block_is_current(h, block)) {
-        free_block(h, s, i, 0);
+    mcentral *tc = &h->central[TINY_SPAN_CLASS];
+    pthread_mutex_lock(&tc->lock);
+    c->tiny_span = NULL;
+    c->tinyoffset = 0;
+    set_current_block(c, 0);
+    bool to_heap = false;
+    free_block_locked(h, s, slot_of(s, block), 0, &to_heap);
+    pthread_mutex_unlock(&tc->lock);
+    if (to_heap) {
+        mcentral_release_to_heap(h, s, false);
     }
 }
 
 ga_status
-tiny_free(mheap *h, mspan *s, uint64_t i, uint64_t off)
+tiny_free_locked(mheap *h, mspan *s, uint64_t i, uint64_t off, bool *to_heap)
 {
-    uint32_t m = s->tiny_marks[i];
+    uint32_t m = __atomic_fetch_and(&s->tiny_marks[i], ~TINY_MARK_LIVE(off),
+                                    __ATOMIC_RELAXED);
     if ((m & TINY_MARK_LIVE(off)) == 0) {
         return (m & TINY_MARK_USED(off)) ? GA_EDOUBLEFREE : GA_ENOTOBJECT;
     }
-    m &= ~TINY_MARK_LIVE(off);
-    s->tiny_marks[i] = m;
     uint64_t requested = s->tiny_sizes[i * TINY_SIZE + off];
-    ga_addr block = mspan_base(s) + i * TINY_SIZE;
-    if ((m & TINY_LIVE_MASK) == 0 && !block_is_current(h, block)) {
-        free_block(h, s, i, requested);
+    if ((m & ~TINY_MARK_LIVE(off) & TINY_LIVE_MASK) == 0 &&
+        free_block_locked(h, s, i, requested, to_heap)) {
+        return GA_OK; /* the block's free counted requested */
     }
-    else {
-        mcentral *c = &h->central[TINY_SPAN_CLASS];
-        pthread_mutex_lock(&c->lock);
-        c->requested_freed += requested;
-        pthread_mutex_unlock(&c->lock);
-    }
+    h->central[TINY_SPAN_CLASS].requested_freed += requested;
     return GA_OK;
 }

@@ -10,7 +10,9 @@
  * Go 1.13: src/runtime/malloc.go (mallocgc's tiny path, maxTinySize,
  *          tinySpanClass).
  * Differs from Go: explicit free of tiny objects (decisions §4).
- * Locking: the P's mcache; block frees go through the mcentral lock.
+ * Locking: the owning P packs into its block without a lock; dropping a
+ *          block and every free take the tiny class's mcentral lock, and
+ *          marks are read and written atomically.
  */
 #ifndef GA_TINY_H
 #define GA_TINY_H
@@ -31,8 +33,14 @@ ga_addr tiny_alloc(mheap *h, mcache *c, uint64_t size);
  * none of its objects is live. */
 void tiny_drop_block(mheap *h, mcache *c);
 
-/* tiny_free frees the object at offset off of slot i of the tiny span
- * class span s, whose slot is live. */
-ga_status tiny_free(mheap *h, mspan *s, uint64_t i, uint64_t off);
+/* tiny_mark_new_block records a fresh block at block whose first object
+ * (offset 0) has size bytes. */
+void tiny_mark_new_block(mspan *s, ga_addr block, uint64_t size);
+
+/* tiny_free_locked frees the object at offset off of slot i of the tiny
+ * span class span s, whose slot is live; the caller holds the tiny
+ * class's mcentral lock.  *to_heap as for mcentral_free_slot_locked. */
+ga_status tiny_free_locked(mheap *h, mspan *s, uint64_t i, uint64_t off,
+                           bool *to_heap);
 
 #endif

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Install goalloc with its test extras and run every check: the generated
-# table, no mutable statics in the core, the C tests (plain and under
-# ASan+UBSan), the pytest suite, and the pytest suite again against an
-# ASan+UBSan build of the extension.  This is the README's test command;
+# table, no mutable statics in the core, the C tests (plain, under
+# ASan+UBSan and under ThreadSanitizer), the pytest suite, and the pytest
+# suite again against an ASan+UBSan build of the extension.  This is the README's test command;
 # .ci/run calls exactly this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,6 +24,9 @@ make -s test-c
 
 step "C tests under ASan+UBSan"
 make -s test-c-asan
+
+step "C tests under ThreadSanitizer (8 Ps on 8 threads, frees on every thread)"
+make -s test-c-tsan
 
 step "pytest"
 "$PY" -m pytest -q -p no:cacheprovider tests

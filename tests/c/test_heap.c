@@ -2182,10 +2182,17 @@ test_os_collision(void)
     /* A range the heap holds cannot be blocked. */
     CHECK(ga_block_range(h, a, GO_PAGE) == GA_EINVAL);
     ga_addr b = MALLOC(h, ARENA_64);
+#ifndef __SANITIZE_THREAD__
     CHECK_MSG(b == want[k + 1], "os: b at 0x%" PRIx64 ", want 0x%" PRIx64, b,
               want[k + 1]);
     CHECK(hint_count(h) == NUM_HINTS_64 - k - 1);
     CHECK(head_hint(h, NULL) == want[k + 1] + ARENA_64);
+#else
+    /* ThreadSanitizer's mmap keeps the application in its own ranges,
+     * which 0x00c0... hints beyond the first do not meet: the kernel's
+     * placement is checked by the other builds. */
+    CHECK(b != 0);
+#endif
     memset((void *)(uintptr_t)b, 0x77, (size_t)ARENA_64);
     FREE(h, b);
     FREE(h, a);
@@ -2213,7 +2220,10 @@ run_child(int (*fn)(void))
         return -1;
     }
     if (pid == 0) {
-        int fd = open("/dev/null", O_WRONLY);
+        /* quiet children, unless a sanitizer report is wanted */
+        int fd = getenv("GOALLOC_TEST_CHILD_STDERR") == NULL
+                     ? open("/dev/null", O_WRONLY)
+                     : -1;
         if (fd >= 0) {
             dup2(fd, 2);
         }

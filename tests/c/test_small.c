@@ -15,6 +15,7 @@ typedef struct obj {
     ga_addr a;
     uint64_t size;
     bool noscan;
+    int p; /* the P that allocated it */
 } obj;
 
 static uint64_t rng = 88172645463325252ULL;
@@ -103,6 +104,7 @@ run(ga_backing backing)
             x->size = random_size();
             x->noscan = next_rand() & 1;
             int p = (int)(next_rand() % 3);
+            x->p = p;
             if (!CHECK(ga_malloc(h, p, x->size, x->noscan, &x->a) == GA_OK)) {
                 break;
             }
@@ -111,7 +113,12 @@ run(ga_backing backing)
         }
         else if (r < 97) {
             size_t i = next_rand() % n;
-            CHECK(ga_free(h, live[i].a) == GA_OK);
+            /* Free as the allocating P (its lock-free path), as another P
+             * or as none (a remote free: counted aside while a P caches
+             * the span), or as every P (the binding's serial mode). */
+            int fp = (int)(next_rand() % 6);
+            fp = fp == 3 ? live[i].p : fp == 4 ? GA_NO_P : fp == 5 ? GA_ALL_PS : fp;
+            CHECK(ga_free_p(h, fp, live[i].a) == GA_OK);
             /* A second free is a double free, unless the object's span
              * went back to the heap (its memory is then just free). */
             ga_status again = ga_free(h, live[i].a);
