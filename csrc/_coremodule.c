@@ -272,20 +272,58 @@ opt_u64(PyObject *o, const char *what, uint64_t *out)
     return as_u64(o, what, out, NULL) ? 0 : -1;
 }
 
+/* parse_gogc: gogc=N (Go's GOGC, an int32; negative or "off" = off)
+ * sets the scavenger goal Go has after gcinit; it and scavenge_goal are
+ * two ways to say one thing, so not both. */
+static int
+parse_gogc(PyObject *gogc_o, PyObject *goal_o, uint64_t *goal)
+{
+    if (gogc_o == NULL || gogc_o == Py_None) {
+        return 0;
+    }
+    if (goal_o != NULL && goal_o != Py_None) {
+        PyErr_SetString(PyExc_TypeError,
+                        "give gogc or scavenge_goal, not both");
+        return -1;
+    }
+    long gogc;
+    if (PyUnicode_Check(gogc_o) &&
+        PyUnicode_CompareWithASCIIString(gogc_o, "off") == 0) {
+        gogc = -1;
+    }
+    else if (PyLong_Check(gogc_o)) {
+        gogc = PyLong_AsLong(gogc_o);
+        if ((gogc == -1 && PyErr_Occurred()) || gogc > INT32_MAX ||
+            gogc < INT32_MIN) {
+            PyErr_Clear();
+            PyErr_SetString(PyExc_ValueError,
+                            "gogc must fit Go's int32 GOGC (or be \"off\")");
+            return -1;
+        }
+    }
+    else {
+        PyErr_SetString(PyExc_TypeError, "gogc must be an int or \"off\"");
+        return -1;
+    }
+    *goal = ga_gogc_scavenge_goal((int)gogc);
+    return 0;
+}
+
 static PyObject *
 heap_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
     static char *kwlist[] = {"goos",          "goarch",    "race",
                              "backing",       "procs",     "scavenge_goal",
-                             "sys_limit",     "binary_end", "seed", NULL};
+                             "sys_limit",     "binary_end", "seed", "gogc",
+                             NULL};
     PyObject *goos_o = NULL, *goarch_o = NULL, *backing_o = NULL;
     PyObject *goal_o = NULL, *limit_o = NULL, *bend_o = NULL, *seed_o = NULL;
-    PyObject *procs_o = NULL;
+    PyObject *procs_o = NULL, *gogc_o = NULL;
     int race = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|$OOpOOOOOO", kwlist,
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|$OOpOOOOOOO", kwlist,
                                      &goos_o, &goarch_o, &race, &backing_o,
                                      &procs_o, &goal_o, &limit_o, &bend_o,
-                                     &seed_o)) {
+                                     &seed_o, &gogc_o)) {
         return NULL;
     }
     ga_options o;
@@ -316,7 +354,8 @@ heap_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
         }
         o.procs = (int)procs;
     }
-    if (opt_u64(goal_o, "scavenge_goal", &o.scavenge_goal) < 0 ||
+    if (parse_gogc(gogc_o, goal_o, &o.scavenge_goal) < 0 ||
+        opt_u64(goal_o, "scavenge_goal", &o.scavenge_goal) < 0 ||
         opt_u64(limit_o, "sys_limit", &o.sys_limit) < 0 ||
         opt_u64(bend_o, "binary_end", &o.binary_end) < 0 ||
         opt_u64(seed_o, "seed", &o.seed) < 0) {

@@ -54,12 +54,7 @@ bool arena_init_hints(struct mheap *h, char *err, size_t errlen);
  * when the address space cannot be had; then nothing has changed. */
 ga_addr mheap_sys_alloc(struct mheap *h, uint64_t n, uint64_t *size);
 
-/* heap_arena_of returns the arena holding addr, or NULL. */
-heap_arena *heap_arena_of(const struct mheap *h, ga_addr addr);
-
-/* span_of is Go's spanOf: the span recorded for addr's page, or NULL.
- * For a free span's interior pages the entry may be stale. */
-mspan *span_of(const struct mheap *h, ga_addr addr);
+/* heap_arena_of and span_of (Go's spanOf) are inline in mheap.h. */
 void set_span(struct mheap *h, ga_addr addr, mspan *s);
 void set_spans(struct mheap *h, ga_addr base, uint64_t npages, mspan *s);
 

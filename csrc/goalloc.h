@@ -56,6 +56,10 @@ typedef struct ga_options {
  * and the scavenger goal Go has right after gcinit with GOGC=100
  * (next_gc * 1.1 rounded up to the OS page: 4,923,392 bytes). */
 void ga_options_init(ga_options *o);
+/* ga_gogc_scavenge_goal is the scavenger goal Go 1.13 has right after
+ * gcinit with GOGC=gogc (gogc < 0: GOGC=off, where the goal wraps to
+ * about 1.6 EiB and allocations never scavenge). */
+uint64_t ga_gogc_scavenge_goal(int gogc);
 
 typedef struct mheap ga_heap;
 

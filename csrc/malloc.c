@@ -101,12 +101,22 @@ ga_status_name(ga_status s)
 /* Go's scavenge goal after gcinit with GOGC=100: next_gc is 4 MiB / 1.875
  * * 2 (trigger ratio 7/8), plus retainExtraPercent (10%), rounded up to
  * the OS page. */
-static uint64_t
-initial_scavenge_goal(uint64_t phys_page_size)
+uint64_t
+ga_gogc_scavenge_goal(int gogc)
 {
+    /* gcinit fakes heap_marked so that heapminimum (4 MiB) is a 7/8
+     * growth from it; setGCPercent -> gcSetTriggerRatio sets next_gc =
+     * heap_marked grown by GOGC percent (^0 when GOGC=off), and
+     * gcPaceScavenger adds a tenth and rounds up to the physical page in
+     * uint64 arithmetic, which with GOGC=off wraps to about 1.6 EiB: no
+     * allocation ever scavenges. */
     const uint64_t heapminimum = 4 << 20;
-    uint64_t next_gc = (uint64_t)((double)heapminimum / (1 + 7.0 / 8) * 2);
-    return ga_round_up(next_gc + next_gc / 10, phys_page_size);
+    const uint64_t phys_page = 4096;
+    uint64_t heap_marked = (uint64_t)((double)heapminimum / (1 + 7.0 / 8));
+    uint64_t next_gc = gogc < 0 ? UINT64_MAX
+                                : heap_marked + heap_marked * (uint64_t)gogc / 100;
+    uint64_t goal = next_gc + next_gc / 10;
+    return (goal + phys_page - 1) & ~(phys_page - 1);
 }
 
 void
@@ -118,7 +128,7 @@ ga_options_init(ga_options *o)
     o->race = false;
     o->backing = GA_BACKING_OS;
     o->procs = 1;
-    o->scavenge_goal = initial_scavenge_goal(4096);
+    o->scavenge_goal = ga_gogc_scavenge_goal(100);
     o->sys_limit = 0;
     o->binary_end = 0x08200000;
     o->seed = 0x2545F4914F6CDD1DULL;

@@ -104,6 +104,58 @@ typedef struct mheap {
     char throw_buf[128]; /* a copy of ga_test_throw's message */
 } mheap;
 
+/* ---- The arena index, inline: every free looks its span up --------- */
+
+static inline uint64_t
+l1_of(const mheap *h, uint64_t idx)
+{
+    return h->plat.arena_l1_bits == 0 ? 0 : idx >> h->plat.arena_l2_bits;
+}
+
+static inline uint64_t
+l2_of(const mheap *h, uint64_t idx)
+{
+    return idx & (((uint64_t)1 << h->plat.arena_l2_bits) - 1);
+}
+
+/* heap_arena_of returns the arena holding addr, or NULL.  Frees on any
+ * thread look arenas up without the heap lock; both index levels are
+ * published once, NULL to set, with a release store (arena.c). */
+static inline heap_arena *
+heap_arena_of(const mheap *h, ga_addr addr)
+{
+    uint64_t idx = arena_index(&h->plat, addr);
+    if (idx >> arena_bits(&h->plat) != 0) {
+        return NULL;
+    }
+    heap_arena **l2 = __atomic_load_n(&h->arenas[l1_of(h, idx)],
+                                      __ATOMIC_ACQUIRE);
+    /* Go skips this test when there is no L1 level; the L2 map does not
+     * exist before the first arena, so goalloc always makes it. */
+    if (l2 == NULL) {
+        return NULL;
+    }
+    return __atomic_load_n(&l2[l2_of(h, idx)], __ATOMIC_ACQUIRE);
+}
+
+static inline uint64_t
+page_index(const mheap *h, ga_addr addr)
+{
+    /* pages_per_arena is a power of two */
+    return (addr >> PAGE_SHIFT) & (h->plat.pages_per_arena - 1);
+}
+
+/* span_of is Go's spanOf: the span recorded for addr's page, or NULL.
+ * For a free span's interior pages the entry may be stale. */
+static inline mspan *
+span_of(const mheap *h, ga_addr addr)
+{
+    heap_arena *ha = heap_arena_of(h, addr);
+    return ha == NULL ? NULL
+                      : __atomic_load_n(&ha->spans[page_index(h, addr)],
+                                        __ATOMIC_RELAXED);
+}
+
 /* heap_poisoned: Go's throw message, or NULL while the heap is sound. */
 static inline const char *
 heap_poisoned(const mheap *h)

@@ -1,5 +1,5 @@
 """Stubs for goalloc._core, the C extension (csrc/_coremodule.c)."""
-from typing import Any, Optional
+from typing import Any, Literal, Optional, Union
 
 PAGE_SIZE: int
 MAX_SMALL_SIZE: int
@@ -33,6 +33,7 @@ class Heap:
         sys_limit: Optional[int] = ...,
         binary_end: Optional[int] = ...,
         seed: Optional[int] = ...,
+        gogc: Union[int, Literal["off"], None] = ...,
     ) -> "Heap": ...
     @property
     def closed(self) -> bool: ...

@@ -32,6 +32,9 @@ class Heap(_core.Heap):
     procs: the number of Ps, each with its own mcache.
     scavenge_goal: retained bytes above which taking released memory
     scavenges (Go's value after gcinit, 4,923,392, by default).
+    gogc: instead of scavenge_goal, the goal Go 1.13 has after gcinit
+    with this GOGC (an int; "off" or negative: GOGC=off, where no
+    allocation ever scavenges).
     sys_limit: simulated RAM: growth beyond this heap_sys fails.
     binary_end: 32-bit platforms: where the Go binary (brk) ends.
     seed: treap priorities.

@@ -220,6 +220,35 @@ def test_scavenge_goal_option():
         assert h.info().scavenge_goal == 0
 
 
+@pytest.mark.parametrize("gogc,goal", [
+    (100, 4_923_392),             # the default
+    (0, 2_461_696), (200, 7_385_088),
+    ("off", 0x199999999999A000),  # ^0 + ^0/10 wraps: about 1.6 EiB
+    (-1, 0x199999999999A000),
+])
+def test_gogc_sets_go_s_scavenge_goal(gogc, goal):
+    # next_gc = 4 MiB / (1 + 7/8) * (1 + GOGC/100), goal = next_gc * 1.1
+    # rounded up to 4 KiB (gcinit -> setGCPercent -> gcPaceScavenger)
+    with goalloc.Heap(backing="virtual", gogc=gogc) as h:
+        assert h.info().scavenge_goal == goal
+
+
+def test_gogc_off_never_scavenges_on_allocation():
+    # a large object freed and its pages taken again: with Go's default
+    # goal the second growth of the heap scavenges the free hole; with
+    # GOGC=off nothing is ever released by an allocation
+    released = {}
+    for gogc in (100, "off"):
+        with goalloc.Heap(backing="virtual", gogc=gogc) as h:
+            blocks = [h.alloc(1 << 20) for _ in range(16)]
+            for b in blocks[::2]:
+                h.free(b)
+            before = h.stats().heap_released
+            h.alloc(40 << 20)        # from the released tail of the arena
+            released[gogc] = h.stats().heap_released - (before - (40 << 20))
+    assert released["off"] == 0 and released[100] > 0
+
+
 def test_arena_index_of_first_arena(backing):
     # arenaIndex(0xc000000000) = (p + 2^47) / 64 MiB = 0x203000 (facts §1.2)
     with goalloc.Heap(backing=backing) as h:
@@ -285,6 +314,10 @@ BAD_OPTIONS = [
     (dict(scavenge_goal=-1), ValueError, "scavenge_goal"),
     (dict(binary_end=1.5), TypeError, "binary_end"),
     (dict(seed=2**64), ValueError, "seed"),
+    (dict(gogc=2**31), ValueError, "gogc"),
+    (dict(gogc="on"), TypeError, "gogc"),
+    (dict(gogc=1.5), TypeError, "gogc"),
+    (dict(gogc=100, scavenge_goal=0), TypeError, "gogc"),
 ]
 
 

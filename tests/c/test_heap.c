@@ -1311,6 +1311,20 @@ test_scavenge_goal(void)
     scavenge_goal_case(21 * GO_PAGE, true);
     /* Goal 22 pages: retained + size is not above it. */
     scavenge_goal_case(22 * GO_PAGE, false);
+
+    /* The goal Go has after gcinit for a GOGC: heap_marked = 4 MiB /
+     * (1 + 7/8) = 2,236,962; next_gc = heap_marked * (1 + GOGC/100);
+     * goal = next_gc * 1.1 rounded up to 4 KiB.  GOGC=off: next_gc is
+     * ^0 and the goal wraps to 0x199999999999A000 (about 1.6 EiB). */
+    CHECK(ga_gogc_scavenge_goal(100) == 4923392);
+    CHECK(ga_gogc_scavenge_goal(0) == 2461696);
+    CHECK(ga_gogc_scavenge_goal(50) == 3694592);
+    CHECK(ga_gogc_scavenge_goal(200) == 7385088);
+    CHECK(ga_gogc_scavenge_goal(-1) == 0x199999999999A000ULL);
+    ga_options o;
+    ga_options_init(&o);
+    CHECK(o.scavenge_goal == ga_gogc_scavenge_goal(100));
+    scavenge_goal_case(ga_gogc_scavenge_goal(-1), false);
 }
 
 /* ---- 6. Hint collisions -------------------------------------------- */
