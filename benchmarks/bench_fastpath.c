@@ -41,17 +41,19 @@ new_heap(void)
     return h;
 }
 
-/* pair: alloc 16 bytes and free it at once, n times. */
+/* pair: alloc 16 bytes and free it at once, n times.  The free runs as
+ * P fp: P 0 frees into its own cached span without a lock; GA_NO_P
+ * (ga_free) takes the heap and mcentral locks. */
 static double
-run_pair(long n)
+run_pair(long n, int fp)
 {
     ga_heap *h = new_heap();
     ga_addr a;
     ga_malloc(h, 0, 16, false, &a); /* warm: the first span */
-    ga_free(h, a);
+    ga_free_p(h, fp, a);
     double t0 = now_ns();
     for (long i = 0; i < n; i++) {
-        if (ga_malloc(h, 0, 16, false, &a) != GA_OK || ga_free(h, a)) {
+        if (ga_malloc(h, 0, 16, false, &a) != GA_OK || ga_free_p(h, fp, a)) {
             fprintf(stderr, "failed at %ld\n", i);
             exit(1);
         }
@@ -73,7 +75,7 @@ run_alloc(long n, double *free_ns)
     }
     double t1 = now_ns();
     for (long i = 0; i < n; i++) {
-        ga_free(h, v[i]);
+        ga_free_p(h, 0, v[i]);
     }
     *free_ns = (now_ns() - t1) / (double)n;
     free(v);
@@ -93,9 +95,10 @@ int
 main(int argc, char **argv)
 {
     long n = argc > 1 ? atol(argv[1]) : 5000000;
-    double pair[ROUNDS], alloc[ROUNDS], frees[ROUNDS];
+    double pair[ROUNDS], pair_locked[ROUNDS], alloc[ROUNDS], frees[ROUNDS];
     for (int r = 0; r < ROUNDS; r++) {
-        pair[r] = run_pair(n);
+        pair[r] = run_pair(n, 0);
+        pair_locked[r] = run_pair(n, GA_NO_P);
         alloc[r] = run_alloc(n, &frees[r]);
     }
     printf("goalloc fast path, %ld ops per round, %d rounds (ns/op)\n\n", n,
@@ -103,6 +106,7 @@ main(int argc, char **argv)
     printf("| %-28s | %8s | %8s | %8s |\n", "workload", "median", "min", "max");
     printf("|------------------------------|----------|----------|----------|\n");
     report("16 B alloc+free pair", pair);
+    report("16 B pair, ga_free (locked)", pair_locked);
     report("16 B alloc (batch)", alloc);
     report("16 B free (batch)", frees);
     return 0;
