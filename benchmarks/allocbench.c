@@ -92,11 +92,12 @@
 static ga_heap *the_heap;
 
 static void
-alloc_init(int procs)
+alloc_init(int procs, int gogc)
 {
     ga_options o;
     ga_options_init(&o);
     o.procs = procs < 1 ? 1 : procs;
+    o.scavenge_goal = ga_gogc_scavenge_goal(gogc);
     ga_status st;
     char err[256];
     the_heap = ga_heap_new(&o, &st, err, sizeof(err));
@@ -155,7 +156,7 @@ alloc_version(char *buf, size_t n)
 
 #else /* the malloc-like allocators */
 
-static void alloc_init(int procs) { (void)procs; }
+static void alloc_init(int procs, int gogc) { (void)procs; (void)gogc; }
 static void alloc_fini(void) {}
 
 #if defined(ALLOC_MIMALLOC)
@@ -322,6 +323,8 @@ typedef struct params {
     int threads;  /* mt-*: threads */
     int procs;    /* goalloc: Ps in the heap (default: threads) */
     uint64_t seed;
+    int gogc;     /* goalloc: the GOGC whose scavenger goal the heap has
+                   * (Go's default 100; -1 = off, as the Go column runs) */
 } params;
 
 typedef struct result {
@@ -739,7 +742,7 @@ usage(void)
             "usage: allocbench-" ALLOC_NAME " --info\n"
             "       allocbench-" ALLOC_NAME
             " pair16|batch|live|livelog|large|mt-pair16|mt-live|prodcons|spin"
-            " [n=OPS] [live=K] [threads=T] [procs=P] [seed=S]\n");
+            " [n=OPS] [live=K] [threads=T] [procs=P] [seed=S] [gogc=N|off]\n");
     exit(1);
 }
 
@@ -764,7 +767,7 @@ main(int argc, char **argv)
         usage();
     }
     if (strcmp(argv[1], "--info") == 0) {
-        alloc_init(1);
+        alloc_init(1, 100);
         alloc_version(version, sizeof(version));
         printf("{\"alloc\": \"%s\", \"version\": ", ALLOC_NAME);
         json_string(version);
@@ -772,7 +775,7 @@ main(int argc, char **argv)
         alloc_fini();
         return 0;
     }
-    params pp = {argv[1], -1, -1, 1, 0, 0x5EED5EED12345678ULL, false};
+    params pp = {argv[1], -1, -1, 1, 0, 0x5EED5EED12345678ULL, 100};
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i];
         if (strncmp(a, "n=", 2) == 0) {
@@ -789,6 +792,9 @@ main(int argc, char **argv)
         }
         else if (strncmp(a, "seed=", 5) == 0) {
             pp.seed = strtoull(a + 5, NULL, 0);
+        }
+        else if (strncmp(a, "gogc=", 5) == 0) {
+            pp.gogc = strcmp(a + 5, "off") == 0 ? -1 : atoi(a + 5);
         }
         else {
             usage();
@@ -832,7 +838,7 @@ main(int argc, char **argv)
         fprintf(stderr, "procs must be >= threads\n");
         return 1;
     }
-    alloc_init(strcmp(w, "prodcons") == 0 ? 2 : procs);
+    alloc_init(strcmp(w, "prodcons") == 0 ? 2 : procs, pp.gogc);
     alloc_version(version, sizeof(version));
 
     result res;

@@ -277,6 +277,7 @@ def build_c(cc: str, name: str, out: Path) -> tuple[bool, str]:
         "-g",
         "-Wall",
         "-Wextra",
+        "-Werror",
         "-fno-builtin-malloc",
         "-fno-builtin-free",
         f"-D{macro}",
@@ -420,6 +421,8 @@ def run_all(args, cmds, jobs):
                     continue
                 exe = cmds["glibc"] if a == "machine" else cmds[a]
                 cmd = exe + (go_args(job) if a == "go" else driver_args(job))
+                if a == "goalloc":
+                    cmd.append(f"gogc={args.goalloc_gogc}")
                 status, val = run_one(cmd, args.timeout)
                 done += 1
                 if status == "ok":
@@ -534,6 +537,11 @@ def render(args, jobs, allocs, s, na, vers, missing, fails, threads) -> str:
     L.append("")
     L += [f"- {m}" for m in machine()]
     L.append("- allocators: " + "; ".join(f"{a}: {vers.get(a, '?')}" for a in allocs))
+    if "goalloc" in allocs:
+        L.append(
+            f"- goalloc's heap: the scavenger goal Go 1.13 has with "
+            f"GOGC={args.goalloc_gogc} (the Go column runs GOGC=off)"
+        )
     for m in missing:
         L.append(f"- missing: {m}")
     L.append("")
@@ -787,6 +795,12 @@ def main(argv=None) -> int:
         help="thread counts of workload 6 (default 1,2,4.. up to the CPU count)",
     )
     ap.add_argument("--no-go", action="store_true", help="skip the Go column")
+    ap.add_argument(
+        "--goalloc-gogc",
+        default="100",
+        help="the GOGC whose scavenger goal goalloc's heap gets (default 100, "
+        "Go's; 'off' as the Go column runs: no allocation ever scavenges)",
+    )
     ap.add_argument("--build-dir", default=str(ROOT / "build" / "bench"))
     ap.add_argument(
         "--timeout",
@@ -822,6 +836,7 @@ def main(argv=None) -> int:
     if args.from_json:
         raw = json.loads(Path(args.from_json).read_text())
         args.rounds, args.smoke = raw["rounds"], raw["smoke"]
+        args.goalloc_gogc = raw.get("goalloc_gogc", "100")
         jobs, vers, fails = raw["jobs"], raw["versions"], raw["failures"]
 
         def split(k: str) -> tuple[str, str]:
@@ -874,6 +889,7 @@ def main(argv=None) -> int:
         raw = {
             "rounds": args.rounds,
             "smoke": args.smoke,
+            "goalloc_gogc": args.goalloc_gogc,
             "versions": vers,
             "missing": missing,
             "jobs": jobs,
