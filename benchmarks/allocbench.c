@@ -92,12 +92,13 @@
 static ga_heap *the_heap;
 
 static void
-alloc_init(int procs, int gogc)
+alloc_init(int procs, int gogc, bool zero)
 {
     ga_options o;
     ga_options_init(&o);
     o.procs = procs < 1 ? 1 : procs;
     o.scavenge_goal = ga_gogc_scavenge_goal(gogc);
+    o.skip_zeroing = !zero;
     ga_status st;
     char err[256];
     the_heap = ga_heap_new(&o, &st, err, sizeof(err));
@@ -156,7 +157,13 @@ alloc_version(char *buf, size_t n)
 
 #else /* the malloc-like allocators */
 
-static void alloc_init(int procs, int gogc) { (void)procs; (void)gogc; }
+static void
+alloc_init(int procs, int gogc, bool zero)
+{
+    (void)procs;
+    (void)gogc;
+    (void)zero;
+}
 static void alloc_fini(void) {}
 
 #if defined(ALLOC_MIMALLOC)
@@ -325,6 +332,8 @@ typedef struct params {
     uint64_t seed;
     int gogc;     /* goalloc: the GOGC whose scavenger goal the heap has
                    * (Go's default 100; -1 = off, as the Go column runs) */
+    bool zero;    /* goalloc: Go's zeroing of reused memory (default on;
+                   * zero=0 is the skip_zeroing deviation) */
 } params;
 
 typedef struct result {
@@ -742,7 +751,7 @@ usage(void)
             "usage: allocbench-" ALLOC_NAME " --info\n"
             "       allocbench-" ALLOC_NAME
             " pair16|batch|live|livelog|large|mt-pair16|mt-live|prodcons|spin"
-            " [n=OPS] [live=K] [threads=T] [procs=P] [seed=S] [gogc=N|off]\n");
+            " [n=OPS] [live=K] [threads=T] [procs=P] [seed=S] [gogc=N|off] [zero=0|1]\n");
     exit(1);
 }
 
@@ -767,7 +776,7 @@ main(int argc, char **argv)
         usage();
     }
     if (strcmp(argv[1], "--info") == 0) {
-        alloc_init(1, 100);
+        alloc_init(1, 100, true);
         alloc_version(version, sizeof(version));
         printf("{\"alloc\": \"%s\", \"version\": ", ALLOC_NAME);
         json_string(version);
@@ -775,7 +784,7 @@ main(int argc, char **argv)
         alloc_fini();
         return 0;
     }
-    params pp = {argv[1], -1, -1, 1, 0, 0x5EED5EED12345678ULL, 100};
+    params pp = {argv[1], -1, -1, 1, 0, 0x5EED5EED12345678ULL, 100, true};
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i];
         if (strncmp(a, "n=", 2) == 0) {
@@ -795,6 +804,9 @@ main(int argc, char **argv)
         }
         else if (strncmp(a, "gogc=", 5) == 0) {
             pp.gogc = strcmp(a + 5, "off") == 0 ? -1 : atoi(a + 5);
+        }
+        else if (strncmp(a, "zero=", 5) == 0) {
+            pp.zero = atoi(a + 5) != 0;
         }
         else {
             usage();
@@ -838,7 +850,7 @@ main(int argc, char **argv)
         fprintf(stderr, "procs must be >= threads\n");
         return 1;
     }
-    alloc_init(strcmp(w, "prodcons") == 0 ? 2 : procs, pp.gogc);
+    alloc_init(strcmp(w, "prodcons") == 0 ? 2 : procs, pp.gogc, pp.zero);
     alloc_version(version, sizeof(version));
 
     result res;

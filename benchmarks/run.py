@@ -423,6 +423,8 @@ def run_all(args, cmds, jobs):
                 cmd = exe + (go_args(job) if a == "go" else driver_args(job))
                 if a == "goalloc":
                     cmd.append(f"gogc={args.goalloc_gogc}")
+                    if args.goalloc_nozero:
+                        cmd.append("zero=0")
                 status, val = run_one(cmd, args.timeout)
                 done += 1
                 if status == "ok":
@@ -541,6 +543,8 @@ def render(args, jobs, allocs, s, na, vers, missing, fails, threads) -> str:
         L.append(
             f"- goalloc's heap: the scavenger goal Go 1.13 has with "
             f"GOGC={args.goalloc_gogc} (the Go column runs GOGC=off)"
+            + ("; without Go's zeroing of reused memory (skip_zeroing)"
+               if getattr(args, "goalloc_nozero", False) else "")
         )
     for m in missing:
         L.append(f"- missing: {m}")
@@ -796,6 +800,12 @@ def main(argv=None) -> int:
     )
     ap.add_argument("--no-go", action="store_true", help="skip the Go column")
     ap.add_argument(
+        "--goalloc-nozero",
+        action="store_true",
+        help="goalloc without Go's zeroing of reused memory (the "
+        "skip_zeroing deviation), to measure what zeroing costs",
+    )
+    ap.add_argument(
         "--goalloc-gogc",
         default="100",
         help="the GOGC whose scavenger goal goalloc's heap gets (default 100, "
@@ -837,6 +847,7 @@ def main(argv=None) -> int:
         raw = json.loads(Path(args.from_json).read_text())
         args.rounds, args.smoke = raw["rounds"], raw["smoke"]
         args.goalloc_gogc = raw.get("goalloc_gogc", "100")
+        args.goalloc_nozero = raw.get("goalloc_nozero", False)
         jobs, vers, fails = raw["jobs"], raw["versions"], raw["failures"]
 
         def split(k: str) -> tuple[str, str]:
@@ -890,6 +901,7 @@ def main(argv=None) -> int:
             "rounds": args.rounds,
             "smoke": args.smoke,
             "goalloc_gogc": args.goalloc_gogc,
+            "goalloc_nozero": args.goalloc_nozero,
             "versions": vers,
             "missing": missing,
             "jobs": jobs,

@@ -50,6 +50,9 @@ typedef struct ga_options {
     uint64_t sys_limit;      /* max heap_sys; 0 = unlimited */
     uint64_t binary_end;     /* 32-bit ports: end of the Go binary/brk */
     uint64_t seed;           /* treap priorities */
+    bool skip_zeroing;       /* deviation, off by default: hand out dirty
+                              * memory as malloc does, instead of Go's
+                              * zeroing (needzero), to measure its cost */
 } ga_options;
 
 /* ga_options_init sets Go's defaults: linux/amd64, os backing, one P,

@@ -132,6 +132,7 @@ ga_options_init(ga_options *o)
     o->sys_limit = 0;
     o->binary_end = 0x08200000;
     o->seed = 0x2545F4914F6CDD1DULL;
+    o->skip_zeroing = false;
 }
 
 /* ---- mallocinit -------------------------------------------------- */
@@ -278,6 +279,7 @@ ga_heap_new(const ga_options *o, ga_status *status, char *err,
     h->scavenge_goal = o->scavenge_goal;
     h->binary_end = o->binary_end;
     h->seed = o->seed;
+    h->zero_memory = o->backing == GA_BACKING_OS && !o->skip_zeroing;
     h->zerobase = o->backing == GA_BACKING_OS
                       ? (ga_addr)(uintptr_t)&ga_zerobase
                       : 0x00000000005a0000; /* a .bss-like address */
@@ -381,7 +383,7 @@ small_slot_done(mheap *h, mcache *c, mspan *s, ga_addr v, uint64_t size)
     else {
         s->req_sizes[mspan_obj_index(s, v)] = (uint16_t)size;
     }
-    if (s->needzero && h->mem.kind == GA_BACKING_OS) {
+    if (s->needzero && h->zero_memory) {
         memset((void *)(uintptr_t)v, 0, (size_t)s->elemsize);
     }
 }

@@ -350,7 +350,7 @@ set_span_class(mspan *s, span_class spc)
 static void
 zero_span(mheap *h, mspan *s)
 {
-    if (h->mem.kind == GA_BACKING_OS) {
+    if (h->zero_memory) {
         memset((void *)(uintptr_t)mspan_base(s), 0,
                (size_t)(s->npages * PAGE_SIZE));
     }

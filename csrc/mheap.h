@@ -98,6 +98,7 @@ typedef struct mheap {
     mspan emptymspan;
     ga_addr zerobase; /* os backing: &ga_zerobase; virtual: a fixed address */
 
+    bool zero_memory; /* os backing without skip_zeroing: Go's needzero */
     /* Go's throw: the message once poisoned (atomic: every facade call
      * on any thread reads it first; see heap_poisoned) */
     const char *poisoned;

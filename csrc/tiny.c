@@ -97,7 +97,7 @@ tiny_alloc(mheap *h, mcache *c, uint64_t size)
     }
     tiny_mark_new_block(s, v, size);
     c->local_requested += size;
-    if (h->mem.kind == GA_BACKING_OS) {
+    if (h->zero_memory) {
         memset((void *)(uintptr_t)v, 0, TINY_SIZE);
     }
     /* Keep whichever block has more room left. */

@@ -2174,6 +2174,47 @@ test_scavenge_no_huge(void)
 
 /* TestArenaCollision on the os backend: a real PROTECT_NONE page at the
  * next hint. */
+/* needzero: a slot or large span handed out again is zeroed, as Go
+ * does; the skip_zeroing deviation hands it out dirty, as malloc does. */
+static void
+zeroing_case(bool skip)
+{
+    uint64_t sizes[] = {48, 1000, 100000};
+    for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+        ga_options o;
+        opts(&o, "linux", "amd64", false, GA_BACKING_OS);
+        o.skip_zeroing = skip;
+        ga_heap *h = OPEN(&o);
+        if (h == NULL) {
+            return;
+        }
+        ga_addr a = MALLOC(h, sizes[k]);
+        memset((void *)(uintptr_t)a, 0xAB, (size_t)sizes[k]);
+        FREE(h, a);
+        CHECK(ga_flush(h) == GA_OK); /* the slot is swept: reusable */
+        ga_addr b = MALLOC(h, sizes[k]);
+        CHECK_MSG(b == a, "size %" PRIu64 ": 0x%" PRIx64 " then 0x%" PRIx64,
+                  sizes[k], a, b);
+        const uint8_t *p = (const uint8_t *)(uintptr_t)b;
+        size_t dirty = 0;
+        for (size_t i = 0; i < sizes[k]; i++) {
+            dirty += p[i] == 0xAB;
+        }
+        CHECK_MSG(dirty == (skip ? sizes[k] : 0),
+                  "size %" PRIu64 ", skip_zeroing %d: %zu dirty bytes",
+                  sizes[k], (int)skip, dirty);
+        FREE(h, b);
+        ga_heap_free(h);
+    }
+}
+
+static void
+test_zeroing(void)
+{
+    zeroing_case(false);
+    zeroing_case(true);
+}
+
 static void
 test_os_collision(void)
 {
@@ -2713,6 +2754,7 @@ main(void)
     test_allspans_accounting();
     test_scavenge_no_huge();
     test_os_collision();
+    test_zeroing();
     test_threaded_workload();
     test_concurrent_throw();
     test_concurrent_double_free();
