@@ -228,7 +228,8 @@ ga_central_info_get(ga_heap *h, int spc, ga_central_info *out)
     pthread_mutex_lock(&c->lock);
     out->nmalloc = c->nmalloc;
     pthread_mutex_unlock(&c->lock);
-    out->nsmallfree = mcentral_nsmallfree(h, (span_class)spc);
+    uint64_t bytes;
+    mcentral_freed(h, (span_class)spc, &out->nsmallfree, &bytes);
 }
 
 bool
@@ -501,8 +502,10 @@ ga_digest(ga_heap *h)
             mix(&d, mspan_base(s));
         }
         mix(&d, c->nmalloc);
-        mix(&d, mcentral_nsmallfree(h, (span_class)i));
-        mix(&d, mcentral_requested_freed(h, (span_class)i));
+        uint64_t objects, bytes;
+        mcentral_freed(h, (span_class)i, &objects, &bytes);
+        mix(&d, objects);
+        mix(&d, bytes);
     }
     for (int p = 0; p < h->nprocs; p++) {
         mcache *c = h->caches[p];

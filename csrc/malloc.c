@@ -700,8 +700,11 @@ mheap_read_mem_stats_locked(mheap *h, ga_mem_stats *out)
         if (c > 0) {
             cm = h->central[make_span_class(c, false)].nmalloc +
                  h->central[make_span_class(c, true)].nmalloc - unused[c];
-            cf = mcentral_nsmallfree(h, make_span_class(c, false)) +
-                 mcentral_nsmallfree(h, make_span_class(c, true));
+            for (int noscan = 0; noscan < 2; noscan++) {
+                uint64_t objects, bytes;
+                mcentral_freed(h, make_span_class(c, noscan), &objects, &bytes);
+                cf += objects;
+            }
         }
         out->by_size[c].size = class_to_size[c];
         out->by_size[c].mallocs = cm;
@@ -805,7 +808,9 @@ mheap_requested_live_locked(mheap *h)
         asked += h->caches[p]->local_requested;
     }
     for (int i = 0; i < NUM_SPAN_CLASSES; i++) {
-        freed += mcentral_requested_freed(h, (span_class)i);
+        uint64_t objects, bytes;
+        mcentral_freed(h, (span_class)i, &objects, &bytes);
+        freed += bytes;
     }
     return asked - freed;
 }

@@ -186,22 +186,16 @@ mcentral_free_slot_locked(mheap *h, mcentral *c, mspan *s, uint64_t i,
     return true;
 }
 
-uint64_t
-mcentral_nsmallfree(const mheap *h, span_class spc)
+void
+mcentral_freed(const mheap *h, span_class spc, uint64_t *objects,
+               uint64_t *requested)
 {
     uint64_t n = h->central[spc].nsmallfree;
+    uint64_t bytes = h->central[spc].requested_freed;
     for (int p = 0; p < h->nprocs; p++) {
         n += h->caches[p]->local_nsmallfree[spc];
+        bytes += h->caches[p]->local_requested_freed[spc];
     }
-    return n;
-}
-
-uint64_t
-mcentral_requested_freed(const mheap *h, span_class spc)
-{
-    uint64_t n = h->central[spc].requested_freed;
-    for (int p = 0; p < h->nprocs; p++) {
-        n += h->caches[p]->local_requested_freed[spc];
-    }
-    return n;
+    *objects = n;
+    *requested = bytes;
 }

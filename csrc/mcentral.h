@@ -62,9 +62,9 @@ bool mcentral_free_slot_locked(struct mheap *h, mcentral *c, mspan *s,
  * lock. */
 void mcentral_release_to_heap(struct mheap *h, mspan *s, bool heap_locked);
 
-/* Objects freed and their requested bytes for span class spc: the
- * mcentral's counts plus those of frees made by caching Ps. */
-uint64_t mcentral_nsmallfree(const struct mheap *h, span_class spc);
-uint64_t mcentral_requested_freed(const struct mheap *h, span_class spc);
+/* mcentral_freed: objects freed in span class spc and their requested
+ * bytes: the mcentral's counts plus those of frees made by caching Ps. */
+void mcentral_freed(const struct mheap *h, span_class spc, uint64_t *objects,
+                    uint64_t *requested);
 
 #endif
