@@ -36,7 +36,8 @@ from goalloc import (SLOT_FREE, SLOT_FREED, SLOT_LIVE, DoubleFreeError,
                      HeapCorruptionError, InvalidFreeError, OutOfMemoryError,
                      Trace, TraceError, workloads)
 from goalloc.trace import TEXT_HEADER
-from helpers import ARENA, GO_HEAP_START, PAGE, MiB, check_stat_identities
+from helpers import (ARENA, ASAN, GO_HEAP_START, PAGE, MiB,
+                     check_stat_identities)
 from test_py_small_util import full_snapshot
 
 MISUSE_MD = Path(__file__).resolve().parent.parent / "docs" / "misuse.md"
@@ -707,10 +708,10 @@ def busy_calls(w: World):
     return calls
 
 
-def calls_during_replay(w: World, trace: Trace, chunk: int):
+def calls_during_replay(w: World, trace: Trace, chunk: int, calls=None):
     """Replay trace on w's heap in another thread; meanwhile, once a
     read-only probe (digest) sees the heap busy, make every call of
-    busy_calls(w).  Returns (errors or None if no probe ever saw the
+    calls (busy_calls(w) by default).  Returns (errors or None if no probe ever saw the
     heap busy, result of the replay thread).
 
     Deterministic once the probe hit: with a huge switch interval this
@@ -718,7 +719,8 @@ def calls_during_replay(w: World, trace: Trace, chunk: int):
     the replaying thread cannot leave its C chunk (and clear busy) until
     every call was made.  Mutating calls are made only then."""
     h = w.h
-    calls = busy_calls(w)
+    if calls is None:
+        calls = busy_calls(w)
     go = threading.Event()
     result: dict = {}
 
@@ -1290,3 +1292,77 @@ def test_documented_bases():
     assert len({HeapClosedError, HeapBusyError, HeapCorruptionError}) == 3
     assert not issubclass(HeapBusyError, HeapClosedError)
     assert not issubclass(HeapCorruptionError, HeapClosedError)
+
+
+# ---- where behaviour and catalogue disagree (strict xfails) ------------------
+#
+# Each asserts what docs/misuse.md promises; strict, so that the fix
+# turns them into failures that ask for the marker to go.
+
+
+def _os_refuses_huge_commits() -> bool:
+    """Whether a 32 TiB read-write mapping is refused here: Linux
+    overcommit heuristic (0) or strict (2) accounting, no RLIMIT_AS."""
+    import resource
+    try:
+        with open("/proc/sys/vm/overcommit_memory") as f:
+            mode = f.read().strip()
+    except OSError:
+        return False
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    return mode in ("0", "2") and soft == resource.RLIM_INFINITY
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"),
+                    reason="backing='os' is linux/amd64 only")
+@pytest.mark.skipif(ASAN, reason="ASan's shadow memory takes the space")
+@pytest.mark.skipif(not _os_refuses_huge_commits(),
+                    reason="this kernel would commit 32 TiB")
+@pytest.mark.xfail(strict=True, raises=HeapCorruptionError,
+                   reason="mheap_sys_alloc throws 'runtime: out of memory' "
+                          "(Go's sysMap) when the OS reserves the range but "
+                          "refuses to commit it: the heap is poisoned "
+                          "instead of raising OutOfMemoryError")
+def test_row_out_of_memory_when_the_os_refuses_the_commit():
+    """"a size the OS ... cannot back | OutOfMemoryError | nothing
+    changed": here the OS reserves 32 TiB of address space (PROT_NONE)
+    at a hint but refuses to map it read-write."""
+    w = World("os")
+    try:
+        h = w.h
+        rejected(h, OutOfMemoryError, h.alloc, 1 << 45,
+                 bases=(MemoryError, GoallocError),
+                 match="cannot allocate 35184372088832-byte block")
+        still_works(h, w.live())
+    finally:
+        w.close()
+
+
+@pytest.mark.xfail(strict=True,
+                   reason="heap_enter checks only for a closed heap, not "
+                          "for a poisoned or a busy one")
+@pytest.mark.parametrize("case", ["poisoned", "busy"])
+def test_enter_is_checked_like_every_call(case):
+    """"every later call raises it" (a broken invariant) and "any call
+    while another thread replays a trace" (HeapBusyError) include
+    `with heap:`."""
+    w = World("virtual")
+    h = w.h
+    try:
+        if case == "poisoned":
+            with pytest.raises(HeapCorruptionError):
+                h._throw("boom")
+            with pytest.raises(HeapCorruptionError, match="^boom$"):
+                h.__enter__()
+            return
+        trace = workloads.go_mix(60_000, live=2000, seed=11, procs=PROCS)
+        for _attempt in range(10):
+            errors, _ = calls_during_replay(
+                w, trace, 10_000, calls=[("__enter__", h.__enter__)])
+            if errors is not None:
+                break
+        else:
+            pytest.skip("no call overlapped the replay")
+        assert isinstance(errors["__enter__"], HeapBusyError), errors
+    finally:
+        h.close()
