@@ -352,7 +352,7 @@ def test_row_out_of_memory(backing):
         h = w.h
         assert len(h.arenas()) == 1
         for size, noscan, p in ((64 * MiB, False, 0), (1 << 30, True, 2),
-                                (2**48, False, 1)):   # 2**48: the OS too
+                                (2**48, False, 1)):
             e = rejected(h, OutOfMemoryError, h.alloc, size, noscan=noscan,
                          p=p, **oom)
             assert f"cannot allocate {size}-byte" in str(e)
@@ -372,6 +372,16 @@ def test_row_out_of_memory(backing):
         h.free(w.large)
         assert h.alloc(40_000) == w.large
         h.verify()
+    finally:
+        w.close()
+    # no sys_limit: the whole user address space (2**47 bytes on
+    # linux/amd64) cannot be reserved, neither at a hint nor anywhere
+    w = World(backing)
+    try:
+        h = w.h
+        for size in (1 << 47, 2**48 - PAGE):
+            rejected(h, OutOfMemoryError, h.alloc, size, p=1, **oom)
+        still_works(h, w.live())
     finally:
         w.close()
     if backing == "virtual":
