@@ -283,6 +283,29 @@ free_hints(mheap *h, arena_hint *discarded)
     }
 }
 
+/* unwind_growth undoes a growth whose reservation [v, v+got) the OS will
+ * not back: the range goes back, the hint that gave it returns to where
+ * it was (or the two hints the fallback pushed go), and the discarded
+ * hints are put back. */
+static void
+unwind_growth(mheap *h, ga_addr v, uint64_t got, uint64_t n, bool fallback,
+              arena_hint *discarded)
+{
+    sys_free(&h->mem, v, got, NULL);
+    if (fallback) {
+        for (int i = 0; i < 2; i++) {
+            arena_hint *pushed = h->arena_hints;
+            h->arena_hints = pushed->next;
+            fixalloc_free(&h->arena_hint_alloc, pushed);
+        }
+    }
+    else {
+        arena_hint *used = h->arena_hints;
+        used->addr = used->down ? v + n : v;
+    }
+    restore_hints(h, discarded);
+}
+
 /* grow_all_arenas appends idx to allArenas, doubling the accounted
  * backing array as Go does (old arrays are leaked: gc_sys only grows). */
 static bool
@@ -375,6 +398,7 @@ mheap_sys_alloc(mheap *h, uint64_t n, uint64_t *size)
     arena_hint *discarded = NULL;
     uint64_t got = n;
     v = try_hints(h, n, &discarded);
+    bool fallback = v == 0;
     if (v == 0) {
         if (h->plat.race) {
             ga_throw(h, "too many address space collisions for -race mode");
@@ -407,7 +431,11 @@ mheap_sys_alloc(mheap *h, uint64_t n, uint64_t *size)
         ga_throw(h, "misrounded allocation in sysAlloc");
     }
     if (!sys_map(&h->mem, v, got, &h->stats.heap_sys)) {
-        ga_throw(h, "runtime: out of memory");
+        /* Go throws "runtime: out of memory" here (sysMap).  goalloc
+         * undoes the growth instead: the OS reserved the range but will
+         * not back it, which is the caller's OutOfMemoryError. */
+        unwind_growth(h, v, got, n, fallback, discarded);
+        return 0;
     }
     free_hints(h, discarded);
     create_arena_metadata(h, v, got);

@@ -13,7 +13,8 @@
  * Differs from Go: the GC bitmap of heapArena is accounted (gc_sys) but
  *          not allocated, as nothing reads it without a GC.  A failed
  *          growth puts back the hints it discarded (rejected calls leave
- *          the heap unchanged).
+ *          the heap unchanged), also when the OS reserves a range but
+ *          will not back it, where Go throws "runtime: out of memory".
  * Locking: the caller holds the heap lock.
  */
 #ifndef GA_ARENA_H
