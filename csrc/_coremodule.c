@@ -6,7 +6,9 @@
  * package (goalloc/) turns them into typed, immutable records.
  * Go 1.13: none (this is goalloc's surface).
  * Differs from Go: n/a.
- * Locking: the GIL serialises every call on a heap; no call releases it.
+ * Locking: the GIL serialises every call on a heap.  Replay releases it
+ *          around its C loop and marks the heap busy: other calls raise
+ *          HeapBusyError until the loop is done.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -76,7 +78,9 @@ typedef struct HeapObject {
     PyObject *module;  /* strong ref: keeps the exceptions alive */
     PyObject *mapping; /* MappingObject, made at the first view() */
     ga_backing backing;
-    bool busy; /* a replay runs without the GIL: other calls must wait */
+    /* What runs without the GIL ("replaying a trace"), or NULL: other calls raise HeapBusyError meanwhile.
+     * Read and written with the GIL held. */
+    const char *busy;
 } HeapObject;
 
 static core_state *
@@ -87,49 +91,57 @@ heap_state(HeapObject *self)
 
 /* ---- Errors ------------------------------------------------------- */
 
+/* status_error is the one map from ga_status to goalloc's exceptions:
+ * it returns the exception type for status s (borrowed) and writes its
+ * message into msg; addr and size give context. */
+static PyObject *
+status_error(HeapObject *self, ga_status s, uint64_t addr, uint64_t size,
+             char *msg, size_t len)
+{
+    core_state *st = heap_state(self);
+    unsigned long long a = addr, n = size;
+    switch (s) {
+    case GA_ENOMEM:
+        snprintf(msg, len,
+                 "runtime: out of memory: cannot allocate %llu-byte block",
+                 n);
+        return st->out_of_memory_error;
+    case GA_EINVAL:
+        snprintf(msg, len, "argument out of range");
+        return PyExc_ValueError;
+    case GA_EFOREIGN:
+        snprintf(msg, len,
+                 "free of 0x%llx: not an address in this heap's arenas", a);
+        return st->invalid_free_error;
+    case GA_ENOTOBJECT:
+        snprintf(msg, len, "free of 0x%llx: not the start of a live object",
+                 a);
+        return st->invalid_free_error;
+    case GA_EDOUBLEFREE:
+        snprintf(msg, len, "free of 0x%llx: object already freed", a);
+        return st->double_free_error;
+    case GA_EUNSUPPORTED:
+        snprintf(msg, len, "not supported by this heap");
+        return PyExc_NotImplementedError;
+    case GA_EPOISONED:
+        snprintf(msg, len, "%s",
+                 self->heap ? ga_poisoned(self->heap) : "heap poisoned");
+        return st->heap_corruption_error;
+    default:
+        snprintf(msg, len, "goalloc error %d", (int)s);
+        return st->goalloc_error;
+    }
+}
+
 /* set_error_from_status raises the exception for status s; addr and size
  * give context.  Always returns NULL. */
 static PyObject *
 set_error_from_status(HeapObject *self, ga_status s, uint64_t addr,
                       uint64_t size)
 {
-    core_state *st = heap_state(self);
-    switch (s) {
-    case GA_ENOMEM:
-        PyErr_Format(st->out_of_memory_error,
-                     "runtime: out of memory: cannot allocate %llu-byte "
-                     "block",
-                     (unsigned long long)size);
-        break;
-    case GA_EINVAL:
-        PyErr_SetString(PyExc_ValueError, "argument out of range");
-        break;
-    case GA_EFOREIGN:
-        set_errorf(st->invalid_free_error,
-                     "free of 0x%llx: not an address in this heap's arenas",
-                     (unsigned long long)addr);
-        break;
-    case GA_ENOTOBJECT:
-        set_errorf(st->invalid_free_error,
-                     "free of 0x%llx: not the start of a live object",
-                     (unsigned long long)addr);
-        break;
-    case GA_EDOUBLEFREE:
-        set_errorf(st->double_free_error,
-                     "free of 0x%llx: object already freed",
-                     (unsigned long long)addr);
-        break;
-    case GA_EUNSUPPORTED:
-        PyErr_SetString(PyExc_NotImplementedError,
-                        "not supported by this heap");
-        break;
-    case GA_EPOISONED:
-        PyErr_Format(st->heap_corruption_error, "%s",
-                     self->heap ? ga_poisoned(self->heap) : "heap poisoned");
-        break;
-    default:
-        PyErr_Format(st->goalloc_error, "goalloc error %d", (int)s);
-    }
+    char msg[512];
+    PyErr_SetString(status_error(self, s, addr, size, msg, sizeof(msg)),
+                    msg);
     return NULL;
 }
 
@@ -138,9 +150,9 @@ set_error_from_status(HeapObject *self, ga_status s, uint64_t addr,
 static ga_heap *
 live_heap(HeapObject *self)
 {
-    if (self->busy) {
-        PyErr_SetString(heap_state(self)->heap_busy_error,
-                        "the heap is replaying a trace in another thread");
+    if (self->busy != NULL) {
+        PyErr_Format(heap_state(self)->heap_busy_error,
+                     "the heap is %s in another thread", self->busy);
         return NULL;
     }
     if (self->heap == NULL) {
@@ -390,6 +402,71 @@ heap_traverse(HeapObject *self, visitproc visit, void *arg)
 
 /* ---- Heap: allocation --------------------------------------------- */
 
+/* parse_alloc_kw parses alloc's keywords, noscan (any truth value) and p
+ * (an int; out-of-range values become -1, refused later), for alloc and
+ * the bulk calls alike. */
+static bool
+parse_alloc_kw(const char *fname, PyObject *const *kwargs,
+               PyObject *kwnames, bool *noscan, long *p)
+{
+    Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+    for (Py_ssize_t i = 0; i < nkw; i++) {
+        PyObject *key = PyTuple_GET_ITEM(kwnames, i);
+        PyObject *val = kwargs[i];
+        if (PyUnicode_CompareWithASCIIString(key, "noscan") == 0) {
+            int t = PyObject_IsTrue(val);
+            if (t < 0) {
+                return false;
+            }
+            *noscan = t != 0;
+        }
+        else if (PyUnicode_CompareWithASCIIString(key, "p") == 0) {
+            if (!PyLong_Check(val)) {
+                PyErr_SetString(PyExc_TypeError, "p must be an int");
+                return false;
+            }
+            *p = PyLong_AsLong(val);
+            if (*p == -1 && PyErr_Occurred()) {
+                PyErr_Clear();
+                *p = -1;
+            }
+        }
+        else {
+            PyErr_Format(PyExc_TypeError,
+                         "%s() got an unexpected keyword argument %R", fname,
+                         key);
+            return false;
+        }
+    }
+    return true;
+}
+
+/* bad_p raises alloc's ValueError if p is not a P of h; false if p is
+ * fine. */
+static bool
+bad_p(ga_heap *h, long p)
+{
+    ga_heap_info info;
+    ga_heap_info_get(h, &info);
+    if (p >= 0 && p < info.procs) {
+        return false;
+    }
+    PyErr_Format(PyExc_ValueError, "p=%ld is not a P of this heap (procs=%d)",
+                 p, info.procs);
+    return true;
+}
+
+/* too_large_msg writes alloc's message for a size beyond maxAlloc. */
+static void
+too_large_msg(ga_heap *h, uint64_t size, char *msg, size_t len)
+{
+    ga_heap_info info;
+    ga_heap_info_get(h, &info);
+    snprintf(msg, len, "size %llu exceeds maxAlloc (%llu) of %s/%s",
+             (unsigned long long)size, (unsigned long long)info.max_alloc,
+             info.goos, info.goarch);
+}
+
 static PyObject *
 heap_alloc(HeapObject *self, PyObject *const *args, Py_ssize_t nargs,
            PyObject *kwnames)
@@ -406,42 +483,15 @@ heap_alloc(HeapObject *self, PyObject *const *args, Py_ssize_t nargs,
     }
     bool noscan = false;
     long p = 0;
-    Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
-    for (Py_ssize_t i = 0; i < nkw; i++) {
-        PyObject *key = PyTuple_GET_ITEM(kwnames, i);
-        PyObject *val = args[nargs + i];
-        if (PyUnicode_CompareWithASCIIString(key, "noscan") == 0) {
-            int t = PyObject_IsTrue(val);
-            if (t < 0) {
-                return NULL;
-            }
-            noscan = t != 0;
-        }
-        else if (PyUnicode_CompareWithASCIIString(key, "p") == 0) {
-            if (!PyLong_Check(val)) {
-                PyErr_SetString(PyExc_TypeError, "p must be an int");
-                return NULL;
-            }
-            p = PyLong_AsLong(val);
-            if (p == -1 && PyErr_Occurred()) {
-                PyErr_Clear();
-                p = -1;
-            }
-        }
-        else {
-            PyErr_Format(PyExc_TypeError,
-                         "alloc() got an unexpected keyword argument %R",
-                         key);
-            return NULL;
-        }
+    if (!parse_alloc_kw("alloc", args + nargs, kwnames, &noscan, &p)) {
+        return NULL;
     }
     uint64_t size;
     if (!as_u64(args[0], "size", &size, NULL)) {
         return NULL;
     }
-    ga_heap_info info;
     if (p < 0 || p > INT32_MAX) {
-        PyErr_Format(PyExc_ValueError, "p=%ld is not a P of this heap", p);
+        bad_p(h, p);
         return NULL;
     }
     ga_addr a;
@@ -450,18 +500,10 @@ heap_alloc(HeapObject *self, PyObject *const *args, Py_ssize_t nargs,
         return PyLong_FromUnsignedLongLong(a);
     }
     if (s == GA_EINVAL) {
-        ga_heap_info_get(h, &info);
-        if (p >= info.procs) {
-            PyErr_Format(PyExc_ValueError,
-                         "p=%ld is not a P of this heap (procs=%d)", p,
-                         info.procs);
-        }
-        else {
-            PyErr_Format(PyExc_ValueError,
-                         "size %llu exceeds maxAlloc (%llu) of %s/%s",
-                         (unsigned long long)size,
-                         (unsigned long long)info.max_alloc, info.goos,
-                         info.goarch);
+        if (!bad_p(h, p)) {
+            char msg[256];
+            too_large_msg(h, size, msg, sizeof(msg));
+            PyErr_SetString(PyExc_ValueError, msg);
         }
         return NULL;
     }
@@ -744,9 +786,9 @@ heap_verify(HeapObject *self, PyObject *Py_UNUSED(ignored))
 static PyObject *
 heap_close(HeapObject *self, PyObject *Py_UNUSED(ignored))
 {
-    if (self->busy) {
-        PyErr_SetString(heap_state(self)->heap_busy_error,
-                        "cannot close: the heap is replaying a trace");
+    if (self->busy != NULL) {
+        PyErr_Format(heap_state(self)->heap_busy_error,
+                     "cannot close: the heap is %s", self->busy);
         return NULL;
     }
     heap_release(self);
@@ -1114,12 +1156,12 @@ heap_replay(HeapObject *self, PyObject *args)
     };
     ga_replay_state st = {(uint64_t)nids, b[5].buf, b[6].buf};
     ga_replay_result res;
-    self->busy = true;
+    self->busy = "replaying a trace";
     Py_BEGIN_ALLOW_THREADS
     ga_replay(h, &t, (size_t)start, (size_t)stop, every, last != 0, &st,
               b[7].buf, b[8].buf, (size_t)ncap, &res);
     Py_END_ALLOW_THREADS
-    self->busy = false;
+    self->busy = NULL;
     result = Py_BuildValue("(nisn)", (Py_ssize_t)res.next, res.reason,
                            ga_status_name(res.status),
                            (Py_ssize_t)res.nsamples);
