@@ -6,9 +6,10 @@
  * package (goalloc/) turns them into typed, immutable records.
  * Go 1.13: none (this is goalloc's surface).
  * Differs from Go: n/a.
- * Locking: the GIL serialises every call on a heap.  Replay releases it
- *          around its C loop and marks the heap busy: other calls raise
- *          HeapBusyError until the loop is done.
+ * Locking: the GIL serialises every call on a heap.  Replay and the bulk
+ *          calls (alloc_many, free_many) release it around their C loop
+ *          and mark the heap busy: other calls raise HeapBusyError until
+ *          the loop is done.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -78,7 +79,8 @@ typedef struct HeapObject {
     PyObject *module;  /* strong ref: keeps the exceptions alive */
     PyObject *mapping; /* MappingObject, made at the first view() */
     ga_backing backing;
-    /* What runs without the GIL ("replaying a trace"), or NULL: other calls raise HeapBusyError meanwhile.
+    /* What runs without the GIL ("replaying a trace", "running
+     * alloc_many"), or NULL: other calls raise HeapBusyError meanwhile.
      * Read and written with the GIL held. */
     const char *busy;
 } HeapObject;
@@ -142,6 +144,29 @@ set_error_from_status(HeapObject *self, ga_status s, uint64_t addr,
     char msg[512];
     PyErr_SetString(status_error(self, s, addr, size, msg, sizeof(msg)),
                     msg);
+    return NULL;
+}
+
+/* raise_at raises type(msg) with the attribute index set (the position
+ * in a bulk call's array) and, when given, addresses.  msg and addresses
+ * are stolen; NULL msg means its making failed.  Always returns NULL. */
+static PyObject *
+raise_at(PyObject *type, PyObject *msg, Py_ssize_t index,
+         PyObject *addresses)
+{
+    PyObject *exc = msg ? PyObject_CallOneArg(type, msg) : NULL;
+    PyObject *i = exc ? PyLong_FromSsize_t(index) : NULL;
+    if (i == NULL || PyObject_SetAttrString(exc, "index", i) < 0 ||
+        (addresses != NULL &&
+         PyObject_SetAttrString(exc, "addresses", addresses) < 0)) {
+        goto done;
+    }
+    PyErr_SetObject(type, exc);
+done:
+    Py_XDECREF(i);
+    Py_XDECREF(exc);
+    Py_XDECREF(msg);
+    Py_XDECREF(addresses);
     return NULL;
 }
 
@@ -1172,6 +1197,207 @@ done:
     return result;
 }
 
+/* ---- Heap: bulk calls --------------------------------------------- */
+
+/* alloc_many and free_many (goalloc/heap.py) convert their input into a
+ * fresh C-contiguous uint64 array that no one else holds and call these.
+ * The loops run without the GIL, the heap marked busy, and stop at the
+ * first call the facade refuses; that call changed nothing. */
+
+static size_t
+alloc_loop(ga_heap *h, int p, bool noscan, const uint64_t *size,
+           ga_addr *out, size_t n, ga_status *status)
+{
+    ga_status s = GA_OK;
+    size_t i = 0;
+    for (; i < n; i++) {
+        s = ga_malloc(h, p, size[i], noscan, &out[i]);
+        if (GA_UNLIKELY(s != GA_OK)) {
+            break;
+        }
+    }
+    *status = s;
+    return i;
+}
+
+static size_t
+free_loop(ga_heap *h, const ga_addr *addr, size_t n, ga_status *status)
+{
+    ga_status s = GA_OK;
+    size_t i = 0;
+    for (; i < n; i++) {
+        s = ga_free(h, addr[i]);
+        if (GA_UNLIKELY(s != GA_OK)) {
+            break;
+        }
+    }
+    *status = s;
+    return i;
+}
+
+/* head_copy returns seq[:k].copy() (a NumPy array's first k items). */
+static PyObject *
+head_copy(PyObject *seq, size_t k)
+{
+    PyObject *stop = PyLong_FromSize_t(k);
+    PyObject *slice = stop ? PySlice_New(NULL, stop, NULL) : NULL;
+    PyObject *view = slice ? PyObject_GetItem(seq, slice) : NULL;
+    PyObject *copy = view ? PyObject_CallMethod(view, "copy", NULL) : NULL;
+    Py_XDECREF(stop);
+    Py_XDECREF(slice);
+    Py_XDECREF(view);
+    return copy;
+}
+
+/* _alloc_many(sizes, out, bad=None, /, *, noscan=False, p=0): out[i] =
+ * alloc(sizes[i], noscan=noscan, p=p) for i in order.  sizes and out are
+ * uint64 arrays of one length; bad, when given, is the int that follows
+ * the sizes in the caller's input and is no uint64.  A bad p, a size
+ * beyond maxAlloc or bad (ValueError with .index) is refused before
+ * anything is allocated.  A refusal inside the loop (out of memory)
+ * raises alloc's exception with .index and .addresses = out[:index],
+ * which stay allocated. */
+static PyObject *
+heap_alloc_many(HeapObject *self, PyObject *const *args, Py_ssize_t nargs,
+                PyObject *kwnames)
+{
+    ga_heap *h = live_heap(self);
+    if (h == NULL) {
+        return NULL;
+    }
+    if (nargs < 2 || nargs > 3) {
+        PyErr_SetString(PyExc_TypeError, "_alloc_many(sizes, out, bad=None, "
+                                         "/, *, noscan=False, p=0)");
+        return NULL;
+    }
+    PyObject *bad = nargs == 3 && args[2] != Py_None ? args[2] : NULL;
+    bool noscan = false;
+    long p = 0;
+    if (!parse_alloc_kw("alloc_many", args + nargs, kwnames, &noscan, &p) ||
+        bad_p(h, p)) {
+        return NULL;
+    }
+    Py_ssize_t n = PyObject_Length(args[0]);
+    if (n < 0) {
+        return NULL;
+    }
+    Py_buffer sb, ob;
+    if (!get_column(args[0], &sb, 8, n, false, "sizes")) {
+        return NULL;
+    }
+    if (!get_column(args[1], &ob, 8, n, true, "out")) {
+        PyBuffer_Release(&sb);
+        return NULL;
+    }
+    const uint64_t *size = sb.buf;
+    PyObject *result = NULL;
+    char msg[512];
+    ga_heap_info info;
+    ga_heap_info_get(h, &info);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (size[i] > info.max_alloc) {
+            too_large_msg(h, size[i], msg, sizeof(msg));
+            raise_at(PyExc_ValueError,
+                     PyUnicode_FromFormat(
+                         "sizes[%zd]: %s; nothing was allocated", i, msg),
+                     i, NULL);
+            goto done;
+        }
+    }
+    if (bad != NULL) { /* alloc(bad) refuses it (as_u64) */
+        raise_at(PyExc_ValueError,
+                 PyUnicode_FromFormat("sizes[%zd]: size out of range: %R; "
+                                      "nothing was allocated",
+                                      n, bad),
+                 n, NULL);
+        goto done;
+    }
+    ga_status s;
+    size_t k;
+    self->busy = "running alloc_many";
+    Py_BEGIN_ALLOW_THREADS
+    k = alloc_loop(h, (int)p, noscan, size, ob.buf, (size_t)n, &s);
+    Py_END_ALLOW_THREADS
+    self->busy = NULL;
+    if (k == (size_t)n) {
+        result = Py_NewRef(Py_None);
+        goto done;
+    }
+    PyObject *type = status_error(self, s, 0, size[k], msg, sizeof(msg));
+    PyObject *addresses = head_copy(args[1], k);
+    if (addresses != NULL) {
+        raise_at(type,
+                 PyUnicode_FromFormat("%s (sizes[%zu]; the %zu objects "
+                                      "allocated before it stay allocated: "
+                                      ".addresses)",
+                                      msg, k, k),
+                 (Py_ssize_t)k, addresses);
+    }
+done:
+    PyBuffer_Release(&ob);
+    PyBuffer_Release(&sb);
+    return result;
+}
+
+/* _free_many(addrs, bad=None, /): free(addrs[i]) for i in order, as that
+ * many free() calls.  addrs is a uint64 array.  bad, when given, is the
+ * int that follows the addresses in the caller's input and is no uint64
+ * (negative, or >= 2**64): free() refuses it after the others.  The first
+ * refused address raises free()'s exception with .index; the frees
+ * before it stay done. */
+static PyObject *
+heap_free_many(HeapObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    ga_heap *h = live_heap(self);
+    if (h == NULL) {
+        return NULL;
+    }
+    if (nargs < 1 || nargs > 2) {
+        PyErr_SetString(PyExc_TypeError, "_free_many(addrs, bad=None, /)");
+        return NULL;
+    }
+    PyObject *bad = nargs == 2 && args[1] != Py_None ? args[1] : NULL;
+    Py_ssize_t n = PyObject_Length(args[0]);
+    if (n < 0) {
+        return NULL;
+    }
+    Py_buffer ab;
+    if (!get_column(args[0], &ab, 8, n, false, "addrs")) {
+        return NULL;
+    }
+    const ga_addr *addr = ab.buf;
+    PyObject *result = NULL;
+    ga_status s;
+    size_t k;
+    self->busy = "running free_many";
+    Py_BEGIN_ALLOW_THREADS
+    k = free_loop(h, addr, (size_t)n, &s);
+    Py_END_ALLOW_THREADS
+    self->busy = NULL;
+    if (k < (size_t)n) {
+        char msg[512];
+        PyObject *type = status_error(self, s, addr[k], 0, msg, sizeof(msg));
+        raise_at(type,
+                 PyUnicode_FromFormat("%s (addrs[%zu]; the %zu frees before "
+                                      "it stay done)",
+                                      msg, k, k),
+                 (Py_ssize_t)k, NULL);
+    }
+    else if (bad != NULL) {
+        /* the exception free(bad) raises (as_u64) */
+        raise_at(heap_state(self)->invalid_free_error,
+                 PyUnicode_FromFormat("address out of range: %R (addrs[%zu]; "
+                                      "the %zu frees before it stay done)",
+                                      bad, k, k),
+                 (Py_ssize_t)k, NULL);
+    }
+    else {
+        result = Py_NewRef(Py_None);
+    }
+    PyBuffer_Release(&ab);
+    return result;
+}
+
 /* ---- Bulk views as bytes (NumPy views them in goalloc/arrays.py) --- */
 
 static PyObject *
@@ -1416,6 +1642,10 @@ static PyMethodDef heap_methods[] = {
     {"_object_table", (PyCFunction)heap_object_table, METH_NOARGS, NULL},
     {"_page_table", (PyCFunction)heap_page_table, METH_NOARGS, NULL},
     {"_replay", (PyCFunction)heap_replay, METH_VARARGS, NULL},
+    {"_alloc_many", (PyCFunction)(void (*)(void))heap_alloc_many,
+     METH_FASTCALL | METH_KEYWORDS, NULL},
+    {"_free_many", (PyCFunction)(void (*)(void))heap_free_many, METH_FASTCALL,
+     NULL},
     {"_caches", (PyCFunction)heap_caches, METH_NOARGS, NULL},
     {"_span_objects", (PyCFunction)heap_span_objects, METH_O, NULL},
     {"view", (PyCFunction)(void (*)(void))heap_view, METH_FASTCALL,
@@ -1560,8 +1790,8 @@ add_exceptions(PyObject *module, core_state *st)
     st->heap_busy_error =
         b && st->heap_closed_error
             ? new_exception(module, "goalloc.HeapBusyError",
-                            "The heap is replaying a trace in another "
-                            "thread.",
+                            "The heap is running a replay or a bulk call "
+                            "(alloc_many, free_many) in another thread.",
                             b)
             : NULL;
     st->heap_corruption_error =
