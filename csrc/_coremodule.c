@@ -1204,17 +1204,21 @@ done:
  * The loops run without the GIL, the heap marked busy, and stop at the
  * first call the facade refuses; that call changed nothing. */
 
+/* alloc_loop replaces each size in v[] by the address allocated for it;
+ * v[i..] keep their sizes from the first refusal i on. */
 static size_t
-alloc_loop(ga_heap *h, int p, bool noscan, const uint64_t *size,
-           ga_addr *out, size_t n, ga_status *status)
+alloc_loop(ga_heap *h, int p, bool noscan, uint64_t *v, size_t n,
+           ga_status *status)
 {
     ga_status s = GA_OK;
     size_t i = 0;
     for (; i < n; i++) {
-        s = ga_malloc(h, p, size[i], noscan, &out[i]);
+        ga_addr a;
+        s = ga_malloc(h, p, v[i], noscan, &a);
         if (GA_UNLIKELY(s != GA_OK)) {
             break;
         }
+        v[i] = a;
     }
     *status = s;
     return i;
@@ -1249,14 +1253,14 @@ head_copy(PyObject *seq, size_t k)
     return copy;
 }
 
-/* _alloc_many(sizes, out, bad=None, /, *, noscan=False, p=0): out[i] =
- * alloc(sizes[i], noscan=noscan, p=p) for i in order.  sizes and out are
- * uint64 arrays of one length; bad, when given, is the int that follows
- * the sizes in the caller's input and is no uint64.  A bad p, a size
- * beyond maxAlloc or bad (ValueError with .index) is refused before
- * anything is allocated.  A refusal inside the loop (out of memory)
- * raises alloc's exception with .index and .addresses = out[:index],
- * which stay allocated. */
+/* _alloc_many(v, bad=None, /, *, noscan=False, p=0): v[i] = alloc(v[i],
+ * noscan=noscan, p=p) for i in order: v, a uint64 array, holds the sizes
+ * and gets the addresses in their place.  bad, when given, is the int
+ * that follows the sizes in the caller's input and is no uint64.  A bad
+ * p, a size beyond maxAlloc or bad (ValueError with .index) is refused
+ * before anything is allocated.  A refusal inside the loop (out of
+ * memory) raises alloc's exception with .index and .addresses =
+ * v[:index].copy(), which stay allocated. */
 static PyObject *
 heap_alloc_many(HeapObject *self, PyObject *const *args, Py_ssize_t nargs,
                 PyObject *kwnames)
@@ -1265,12 +1269,12 @@ heap_alloc_many(HeapObject *self, PyObject *const *args, Py_ssize_t nargs,
     if (h == NULL) {
         return NULL;
     }
-    if (nargs < 2 || nargs > 3) {
-        PyErr_SetString(PyExc_TypeError, "_alloc_many(sizes, out, bad=None, "
-                                         "/, *, noscan=False, p=0)");
+    if (nargs < 1 || nargs > 2) {
+        PyErr_SetString(PyExc_TypeError,
+                        "_alloc_many(v, bad=None, /, *, noscan=False, p=0)");
         return NULL;
     }
-    PyObject *bad = nargs == 3 && args[2] != Py_None ? args[2] : NULL;
+    PyObject *bad = nargs == 2 && args[1] != Py_None ? args[1] : NULL;
     bool noscan = false;
     long p = 0;
     if (!parse_alloc_kw("alloc_many", args + nargs, kwnames, &noscan, &p) ||
@@ -1281,22 +1285,18 @@ heap_alloc_many(HeapObject *self, PyObject *const *args, Py_ssize_t nargs,
     if (n < 0) {
         return NULL;
     }
-    Py_buffer sb, ob;
-    if (!get_column(args[0], &sb, 8, n, false, "sizes")) {
+    Py_buffer vb;
+    if (!get_column(args[0], &vb, 8, n, true, "v")) {
         return NULL;
     }
-    if (!get_column(args[1], &ob, 8, n, true, "out")) {
-        PyBuffer_Release(&sb);
-        return NULL;
-    }
-    const uint64_t *size = sb.buf;
+    uint64_t *v = vb.buf;
     PyObject *result = NULL;
     char msg[512];
     ga_heap_info info;
     ga_heap_info_get(h, &info);
     for (Py_ssize_t i = 0; i < n; i++) {
-        if (size[i] > info.max_alloc) {
-            too_large_msg(h, size[i], msg, sizeof(msg));
+        if (v[i] > info.max_alloc) {
+            too_large_msg(h, v[i], msg, sizeof(msg));
             raise_at(PyExc_ValueError,
                      PyUnicode_FromFormat(
                          "sizes[%zd]: %s; nothing was allocated", i, msg),
@@ -1316,15 +1316,15 @@ heap_alloc_many(HeapObject *self, PyObject *const *args, Py_ssize_t nargs,
     size_t k;
     self->busy = "running alloc_many";
     Py_BEGIN_ALLOW_THREADS
-    k = alloc_loop(h, (int)p, noscan, size, ob.buf, (size_t)n, &s);
+    k = alloc_loop(h, (int)p, noscan, v, (size_t)n, &s);
     Py_END_ALLOW_THREADS
     self->busy = NULL;
     if (k == (size_t)n) {
         result = Py_NewRef(Py_None);
         goto done;
     }
-    PyObject *type = status_error(self, s, 0, size[k], msg, sizeof(msg));
-    PyObject *addresses = head_copy(args[1], k);
+    PyObject *type = status_error(self, s, 0, v[k], msg, sizeof(msg));
+    PyObject *addresses = head_copy(args[0], k);
     if (addresses != NULL) {
         raise_at(type,
                  PyUnicode_FromFormat("%s (sizes[%zu]; the %zu objects "
@@ -1334,8 +1334,7 @@ heap_alloc_many(HeapObject *self, PyObject *const *args, Py_ssize_t nargs,
                  (Py_ssize_t)k, addresses);
     }
 done:
-    PyBuffer_Release(&ob);
-    PyBuffer_Release(&sb);
+    PyBuffer_Release(&vb);
     return result;
 }
 

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
-import numpy as np
-
 from . import _core
 from ._bulk import uint64_column
 from ._records import (Arena, ArenaHint, Cache, Central, HeapInfo, Span,
@@ -19,6 +17,8 @@ from .fragmentation import Fragmentation
 from .stats import MemStats
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from .timeline import Timeline
     from .trace import Trace
 
@@ -83,7 +83,7 @@ class Heap(_core.Heap):
         return SpanObjects(base, span.elemsize, states, tiny)
 
     def alloc_many(self, sizes: Any, /, *, noscan: bool = True,
-                   p: int = 0) -> np.ndarray:
+                   p: int = 0) -> "np.ndarray":
         """Allocate sizes[0], sizes[1], ... in order, as that many
         ``alloc(size, noscan=noscan, p=p)`` calls would (the same
         addresses, the same heap afterwards), in one C loop without the
@@ -101,10 +101,9 @@ class Heap(_core.Heap):
         allocated: free them with free_many).  Other calls on the heap
         raise HeapBusyError while the loop runs.
         """
-        col, bad = uint64_column(sizes, "sizes")
-        out = np.empty(len(col), dtype=np.uint64)
-        self._alloc_many(col, out, bad, noscan=noscan, p=p)
-        return out
+        v, bad = uint64_column(sizes, "sizes")
+        self._alloc_many(v, bad, noscan=noscan, p=p)  # addresses in place
+        return v
 
     def free_many(self, addrs: Any, /) -> None:
         """Free addrs[0], addrs[1], ... in order, as that many ``free``
