@@ -14,7 +14,9 @@ Run: python benchmarks/bench_python.py [--n N] [--rounds R] [--no-c]
    (the same sizes and free order through ga_malloc / ga_free in C:
    benchmarks/bench_fastpath.c --bulk, built with make; --no-c skips it).
    Every round uses fresh heaps (os backing, Go's defaults), so arena
-   growth is part of the cost, as it is in bench_fastpath.
+   growth is part of the cost, as it is in bench_fastpath.  Rounds are
+   interleaved: each round runs every case bulk, per call and in C, and
+   the last column is the median of the per-round ratios bulk / C.
 
 Every figure is the median over the rounds with [min-max].  Nothing here
 is a test: no figure is asserted.
@@ -88,8 +90,9 @@ class Case:
         self.bulk_free: list[float] = []
         self.call_alloc: list[float] = []
         self.call_free: list[float] = []
-        self.c_alloc: Optional[tuple[float, float, float]] = None
-        self.c_free: Optional[tuple[float, float, float]] = None
+        self.c_alloc: list[float] = []
+        self.c_free: list[float] = []
+        self.c_input = ""  # the file bench_fastpath --bulk reads
 
 
 def make_cases(n: int) -> list[Case]:
@@ -135,18 +138,24 @@ def call_round(case: Case, sizes: list[int], order: list[int]) -> None:
     case.call_free.append((t3 - t2) / n * 1e9)
 
 
-def c_rounds(case: Case, rounds: int, tmp: str) -> None:
-    path = os.path.join(tmp, "bulk.bin")
+def write_c_input(case: Case, path: str) -> None:
     n = len(case.sizes)
     with open(path, "wb") as f:
-        f.write(np.array([n, 1], dtype="<u8").tobytes())
+        f.write(np.array([n, 1], dtype="<u8").tobytes())  # n, noscan
         f.write(case.sizes.astype("<u8").tobytes())
         f.write(case.order.astype("<u8").tobytes())
-    out = subprocess.run([str(C_BENCH), "--bulk", path, str(rounds)],
+    case.c_input = path
+
+
+def c_round(case: Case) -> None:
+    """One round of the pure C loops, in a process of its own (its
+    figures are timed inside it)."""
+    out = subprocess.run([str(C_BENCH), "--bulk", case.c_input, "1"],
                          check=True, capture_output=True, text=True).stdout
-    got = {w[0]: (float(w[1]), float(w[2]), float(w[3]))
-           for w in (line.split() for line in out.splitlines())}
-    case.c_alloc, case.c_free = got["alloc"], got["free"]
+    got = {w[0]: float(w[1]) for w in (line.split()
+                                       for line in out.splitlines())}
+    case.c_alloc.append(got["alloc"])
+    case.c_free.append(got["free"])
 
 
 def build_c_bench() -> bool:
@@ -164,31 +173,42 @@ def cell(xs: Optional[list[float]]) -> str:
     return f"{statistics.median(xs):6.1f} [{min(xs):.1f}–{max(xs):.1f}]"
 
 
-def c_cell(t: Optional[tuple[float, float, float]]) -> str:
-    return "n/a" if t is None else f"{t[0]:6.1f} [{t[1]:.1f}–{t[2]:.1f}]"
+def ratio(xs: list[float], cs: list[float]) -> str:
+    if not cs:
+        return "n/a"
+    rs = [x / c for x, c in zip(xs, cs)]
+    return f"{statistics.median(rs):.2f} [{min(rs):.2f}–{max(rs):.2f}]"
 
 
 def bulk(n: int, rounds: int, with_c: bool) -> None:
     cases = make_cases(n)
     lists = [(c.sizes.tolist(), c.order.tolist()) for c in cases]
-    for _ in range(rounds):  # interleaved: every case, both ways, per round
-        for case, (sizes, order) in zip(cases, lists):
-            bulk_round(case)
-            call_round(case, sizes, order)
-    if with_c and build_c_bench():
-        with tempfile.TemporaryDirectory() as tmp:
-            for case in cases:
-                c_rounds(case, rounds, tmp)
+    with_c = with_c and build_c_bench()
+    with tempfile.TemporaryDirectory() as tmp:
+        if with_c:
+            for i, case in enumerate(cases):
+                write_c_input(case, os.path.join(tmp, f"case{i}.bin"))
+        # interleaved rounds: every case, all three ways, per round, so
+        # the machine's load changes hit them alike
+        for _ in range(rounds):
+            for case, (sizes, order) in zip(cases, lists):
+                bulk_round(case)
+                call_round(case, sizes, order)
+                if with_c:
+                    c_round(case)
 
     print(f"\nBulk calls, {n} objects per call, {rounds} rounds: ns per "
           f"object, median [min–max]\n")
-    print("| workload | op | bulk call | one Python call each | pure C |")
-    print("|---|---|---|---|---|")
+    print("| workload | op | bulk call | one Python call each | pure C | "
+          "bulk / C, same round |")
+    print("|---|---|---|---|---|---|")
     for c in cases:
         print(f"| {c.name} | alloc_many | {cell(c.bulk_alloc)} | "
-              f"{cell(c.call_alloc)} | {c_cell(c.c_alloc)} |")
+              f"{cell(c.call_alloc)} | {cell(c.c_alloc)} | "
+              f"{ratio(c.bulk_alloc, c.c_alloc)} |")
         print(f"| | free_many | {cell(c.bulk_free)} | "
-              f"{cell(c.call_free)} | {c_cell(c.c_free)} |")
+              f"{cell(c.call_free)} | {cell(c.c_free)} | "
+              f"{ratio(c.bulk_free, c.c_free)} |")
     print(f"\nTarget (issue 5): <= {TARGET_NS:.0f} ns per op in bulk, "
           f"by the median:")
     for c in cases:
