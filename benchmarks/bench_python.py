@@ -5,9 +5,13 @@ Run: python benchmarks/bench_python.py [--n N] [--rounds R] [--no-c]
 1. h.free(h.alloc(16)) next to a trivial C call (operator.index), in ns
    per call, and their ratio from the same round.
 2. Bulk: Heap.alloc_many and Heap.free_many over N objects (1M): 16-byte
-   objects freed in allocation order and in random order, and go_mix
-   sizes (goalloc.workloads.go_mix's size mix, all noscan: alloc_many
-   takes one noscan flag) freed in random order.  Each row gives, in ns
+   objects with pointers (noscan=False, the fast paths bench_fastpath
+   times) freed in allocation order and in random order; 16-byte noscan
+   objects (alloc_many's default: Go puts them in the tiny allocator's
+   span class, so goalloc frees them through its tiny path) freed in
+   allocation order; and go_mix sizes (goalloc.workloads.go_mix's size
+   mix, all noscan: alloc_many takes one noscan flag) freed in random
+   order.  Each row gives, in ns
    per object, the bulk call (its whole cost: the input's conversion, the
    result array), the same work as one Python call per object (a list
    comprehension over Python ints made beforehand), and the pure C cost
@@ -82,10 +86,12 @@ class Case:
     """One workload: sizes (int64, as a caller would hold them) and the
     order the objects are freed in (indices into the allocation order)."""
 
-    def __init__(self, name: str, sizes: np.ndarray, order: np.ndarray):
+    def __init__(self, name: str, sizes: np.ndarray, order: np.ndarray,
+                 noscan: bool):
         self.name = name
         self.sizes = sizes
         self.order = order
+        self.noscan = noscan
         self.bulk_alloc: list[float] = []
         self.bulk_free: list[float] = []
         self.call_alloc: list[float] = []
@@ -103,15 +109,21 @@ def make_cases(n: int) -> list[Case]:
     trace = workloads.go_mix(2 * n + 2000, live=1000, seed=0)
     mix = trace.size[trace.kind == ALLOC][:n].astype(np.int64)
     assert len(mix) == n
-    return [Case("16 B, freed in allocation order", sixteen, np.arange(n)),
-            Case("16 B, freed in random order", sixteen, shuffled),
-            Case("go_mix sizes, freed in random order", mix, shuffled)]
+    in_order = np.arange(n)
+    return [
+        Case("16 B, freed in allocation order", sixteen, in_order, False),
+        Case("16 B, freed in random order", sixteen, shuffled, False),
+        Case("16 B noscan, freed in allocation order", sixteen, in_order,
+             True),
+        Case("go_mix sizes (noscan), freed in random order", mix, shuffled,
+             True),
+    ]
 
 
 def bulk_round(case: Case) -> None:
     with goalloc.Heap() as h:
         t0 = time.perf_counter()
-        addrs = h.alloc_many(case.sizes, noscan=True)
+        addrs = h.alloc_many(case.sizes, noscan=case.noscan)
         t1 = time.perf_counter()
         freeing = addrs[case.order]
         t2 = time.perf_counter()
@@ -123,10 +135,11 @@ def bulk_round(case: Case) -> None:
 
 
 def call_round(case: Case, sizes: list[int], order: list[int]) -> None:
+    noscan = case.noscan
     with goalloc.Heap() as h:
         alloc, free = h.alloc, h.free
         t0 = time.perf_counter()
-        addrs = [alloc(s, noscan=True) for s in sizes]
+        addrs = [alloc(s, noscan=noscan) for s in sizes]
         t1 = time.perf_counter()
         freeing = [addrs[i] for i in order]
         t2 = time.perf_counter()
@@ -141,7 +154,7 @@ def call_round(case: Case, sizes: list[int], order: list[int]) -> None:
 def write_c_input(case: Case, path: str) -> None:
     n = len(case.sizes)
     with open(path, "wb") as f:
-        f.write(np.array([n, 1], dtype="<u8").tobytes())  # n, noscan
+        f.write(np.array([n, case.noscan], dtype="<u8").tobytes())
         f.write(case.sizes.astype("<u8").tobytes())
         f.write(case.order.astype("<u8").tobytes())
     case.c_input = path

@@ -35,5 +35,5 @@ def test_python_bench_smoke():
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     out = proc.stdout
     assert "h.free(h.alloc(16))" in out
-    assert out.count("| alloc_many |") == 3 and out.count("| free_many |") == 3
+    assert out.count("| alloc_many |") == 4 and out.count("| free_many |") == 4
     assert "Target (issue 5)" in out
