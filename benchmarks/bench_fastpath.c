@@ -3,14 +3,17 @@
  * Each figure is the median of ROUNDS rounds, with min and max, so the
  * machine's noise shows.  Build: make bench-c  (see benchmarks/README).
  *
- * bench_fastpath --bulk FILE [ROUNDS] is the pure C cost of a bulk call
- * (benchmarks/bench_python.py writes FILE): on a fresh heap per round,
- * ga_malloc of every size into an address array, then ga_free of the
- * addresses in the file's order.  An untimed round comes first, so that
- * the process is as warm as the Python one it is compared with (the
- * heap's metadata lands on pages the C library already has).  FILE is little-endian uint64s: n,
- * noscan, n sizes, n indices (the free order).  Prints two lines,
- * "alloc MEDIAN MIN MAX" and "free MEDIAN MIN MAX", in ns per op. */
+ * bench_fastpath --bulk FILE [ROUNDS [cpu]] is the pure C cost of a
+ * bulk call (benchmarks/bench_python.py writes FILE): on a fresh heap per
+ * round, ga_malloc of every size into an address array, then ga_free of
+ * the addresses in the file's order.  An untimed round comes first, so
+ * that the process is as warm as the Python one it is compared with (the
+ * heap's metadata lands on pages the C library already has).  "cpu"
+ * times with the thread's CPU clock instead of the wall clock (on a
+ * loaded machine: time spent descheduled does not count).  FILE is
+ * little-endian uint64s: n, noscan, n sizes, n indices (the free order).
+ * Prints two lines, "alloc MEDIAN MIN MAX" and "free MEDIAN MIN MAX", in
+ * ns per op. */
 #define _POSIX_C_SOURCE 199309L
 #include <stdint.h>
 #include <stdio.h>
@@ -22,11 +25,13 @@
 
 #define ROUNDS 7
 
+static clockid_t bench_clock = CLOCK_MONOTONIC;
+
 static double
 now_ns(void)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(bench_clock, &ts);
     return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
 }
 
@@ -186,6 +191,9 @@ main(int argc, char **argv)
 {
     if (argc > 2 && strcmp(argv[1], "--bulk") == 0) {
         int rounds = argc > 3 ? atoi(argv[3]) : ROUNDS;
+        if (argc > 4 && strcmp(argv[4], "cpu") == 0) {
+            bench_clock = CLOCK_THREAD_CPUTIME_ID;
+        }
         return run_bulk(argv[2], rounds > 0 ? rounds : ROUNDS);
     }
     long n = argc > 1 ? atol(argv[1]) : 5000000;
