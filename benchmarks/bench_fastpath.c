@@ -1,21 +1,37 @@
 /* The small-object fast path through the facade: 16-byte alloc+free
  * pairs on one P, and 16-byte allocations alone, in ns per operation.
  * Each figure is the median of ROUNDS rounds, with min and max, so the
- * machine's noise shows.  Build: make bench-c  (see benchmarks/README). */
+ * machine's noise shows.  Build: make bench-c  (see benchmarks/README).
+ *
+ * bench_fastpath --bulk FILE [ROUNDS [cpu]] is the pure C cost of a
+ * bulk call (benchmarks/bench_python.py writes FILE): on a fresh heap per
+ * round, ga_malloc of every size into an address array, then ga_free of
+ * the addresses in the file's order.  An untimed round comes first, so
+ * that the process is as warm as the Python one it is compared with (the
+ * heap's metadata lands on pages the C library already has).  "cpu"
+ * times with the thread's CPU clock instead of the wall clock (on a
+ * loaded machine: time spent descheduled does not count).  FILE is
+ * little-endian uint64s: n, noscan, n sizes, n indices (the free order).
+ * Prints two lines, "alloc MEDIAN MIN MAX" and "free MEDIAN MIN MAX", in
+ * ns per op. */
 #define _POSIX_C_SOURCE 199309L
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "goalloc.h"
 
 #define ROUNDS 7
 
+static clockid_t bench_clock = CLOCK_MONOTONIC;
+
 static double
 now_ns(void)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(bench_clock, &ts);
     return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
 }
 
@@ -91,9 +107,97 @@ report(const char *name, double *r)
            r[ROUNDS - 1]);
 }
 
+static uint64_t *
+read_u64s(FILE *f, uint64_t n)
+{
+    uint64_t *v = malloc((n ? n : 1) * sizeof(*v));
+    if (v == NULL || fread(v, sizeof(*v), n, f) != n) {
+        fprintf(stderr, "--bulk: short file\n");
+        exit(1);
+    }
+    return v;
+}
+
+static void
+report_line(const char *name, double *r, int rounds)
+{
+    qsort(r, (size_t)rounds, sizeof(*r), cmp_double);
+    printf("%s %.3f %.3f %.3f\n", name, r[rounds / 2], r[0], r[rounds - 1]);
+}
+
+static int
+run_bulk(const char *path, int rounds)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        perror(path);
+        return 1;
+    }
+    uint64_t head[2];
+    if (fread(head, sizeof(head[0]), 2, f) != 2) {
+        fprintf(stderr, "--bulk: short file\n");
+        return 1;
+    }
+    uint64_t n = head[0];
+    bool noscan = head[1] != 0;
+    uint64_t *size = read_u64s(f, n), *order = read_u64s(f, n);
+    fclose(f);
+    ga_addr *addr = malloc((n ? n : 1) * sizeof(*addr));
+    ga_addr *freeing = malloc((n ? n : 1) * sizeof(*freeing));
+    double *ta = malloc((size_t)rounds * sizeof(*ta));
+    double *tf = malloc((size_t)rounds * sizeof(*tf));
+    if (addr == NULL || freeing == NULL || ta == NULL || tf == NULL) {
+        return 1;
+    }
+    memset(addr, 0, n * sizeof(*addr)); /* no page faults in the loops */
+    for (int r = -1; r < rounds; r++) { /* round -1: warm-up, untimed */
+        ga_heap *h = new_heap();
+        double t0 = now_ns();
+        for (uint64_t i = 0; i < n; i++) {
+            if (ga_malloc(h, 0, size[i], noscan, &addr[i]) != GA_OK) {
+                fprintf(stderr, "alloc %llu failed\n", (unsigned long long)i);
+                return 1;
+            }
+        }
+        double t1 = now_ns();
+        for (uint64_t i = 0; i < n; i++) {
+            freeing[i] = addr[order[i]];
+        }
+        double t2 = now_ns();
+        for (uint64_t i = 0; i < n; i++) {
+            if (ga_free(h, freeing[i]) != GA_OK) {
+                fprintf(stderr, "free %llu failed\n", (unsigned long long)i);
+                return 1;
+            }
+        }
+        double t3 = now_ns();
+        if (r >= 0) {
+            ta[r] = (t1 - t0) / (double)(n ? n : 1);
+            tf[r] = (t3 - t2) / (double)(n ? n : 1);
+        }
+        ga_heap_free(h);
+    }
+    report_line("alloc", ta, rounds);
+    report_line("free", tf, rounds);
+    free(size);
+    free(order);
+    free(addr);
+    free(freeing);
+    free(ta);
+    free(tf);
+    return 0;
+}
+
 int
 main(int argc, char **argv)
 {
+    if (argc > 2 && strcmp(argv[1], "--bulk") == 0) {
+        int rounds = argc > 3 ? atoi(argv[3]) : ROUNDS;
+        if (argc > 4 && strcmp(argv[4], "cpu") == 0) {
+            bench_clock = CLOCK_THREAD_CPUTIME_ID;
+        }
+        return run_bulk(argv[2], rounds > 0 ? rounds : ROUNDS);
+    }
     long n = argc > 1 ? atol(argv[1]) : 5000000;
     double pair[ROUNDS], pair_locked[ROUNDS], alloc[ROUNDS], frees[ROUNDS];
     for (int r = 0; r < ROUNDS; r++) {

@@ -6,7 +6,10 @@
  * package (goalloc/) turns them into typed, immutable records.
  * Go 1.13: none (this is goalloc's surface).
  * Differs from Go: n/a.
- * Locking: the GIL serialises every call on a heap; no call releases it.
+ * Locking: the GIL serialises every call on a heap.  Replay and the bulk
+ *          calls (alloc_many, free_many) release it around their C loop
+ *          and mark the heap busy: other calls raise HeapBusyError until
+ *          the loop is done.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -76,7 +79,10 @@ typedef struct HeapObject {
     PyObject *module;  /* strong ref: keeps the exceptions alive */
     PyObject *mapping; /* MappingObject, made at the first view() */
     ga_backing backing;
-    bool busy; /* a replay runs without the GIL: other calls must wait */
+    /* What runs without the GIL ("replaying a trace", "running
+     * alloc_many"), or NULL: other calls raise HeapBusyError meanwhile.
+     * Read and written with the GIL held. */
+    const char *busy;
 } HeapObject;
 
 static core_state *
@@ -87,49 +93,80 @@ heap_state(HeapObject *self)
 
 /* ---- Errors ------------------------------------------------------- */
 
+/* status_error is the one map from ga_status to goalloc's exceptions:
+ * it returns the exception type for status s (borrowed) and writes its
+ * message into msg; addr and size give context. */
+static PyObject *
+status_error(HeapObject *self, ga_status s, uint64_t addr, uint64_t size,
+             char *msg, size_t len)
+{
+    core_state *st = heap_state(self);
+    unsigned long long a = addr, n = size;
+    switch (s) {
+    case GA_ENOMEM:
+        snprintf(msg, len,
+                 "runtime: out of memory: cannot allocate %llu-byte block",
+                 n);
+        return st->out_of_memory_error;
+    case GA_EINVAL:
+        snprintf(msg, len, "argument out of range");
+        return PyExc_ValueError;
+    case GA_EFOREIGN:
+        snprintf(msg, len,
+                 "free of 0x%llx: not an address in this heap's arenas", a);
+        return st->invalid_free_error;
+    case GA_ENOTOBJECT:
+        snprintf(msg, len, "free of 0x%llx: not the start of a live object",
+                 a);
+        return st->invalid_free_error;
+    case GA_EDOUBLEFREE:
+        snprintf(msg, len, "free of 0x%llx: object already freed", a);
+        return st->double_free_error;
+    case GA_EUNSUPPORTED:
+        snprintf(msg, len, "not supported by this heap");
+        return PyExc_NotImplementedError;
+    case GA_EPOISONED:
+        snprintf(msg, len, "%s",
+                 self->heap ? ga_poisoned(self->heap) : "heap poisoned");
+        return st->heap_corruption_error;
+    default:
+        snprintf(msg, len, "goalloc error %d", (int)s);
+        return st->goalloc_error;
+    }
+}
+
 /* set_error_from_status raises the exception for status s; addr and size
  * give context.  Always returns NULL. */
 static PyObject *
 set_error_from_status(HeapObject *self, ga_status s, uint64_t addr,
                       uint64_t size)
 {
-    core_state *st = heap_state(self);
-    switch (s) {
-    case GA_ENOMEM:
-        PyErr_Format(st->out_of_memory_error,
-                     "runtime: out of memory: cannot allocate %llu-byte "
-                     "block",
-                     (unsigned long long)size);
-        break;
-    case GA_EINVAL:
-        PyErr_SetString(PyExc_ValueError, "argument out of range");
-        break;
-    case GA_EFOREIGN:
-        set_errorf(st->invalid_free_error,
-                     "free of 0x%llx: not an address in this heap's arenas",
-                     (unsigned long long)addr);
-        break;
-    case GA_ENOTOBJECT:
-        set_errorf(st->invalid_free_error,
-                     "free of 0x%llx: not the start of a live object",
-                     (unsigned long long)addr);
-        break;
-    case GA_EDOUBLEFREE:
-        set_errorf(st->double_free_error,
-                     "free of 0x%llx: object already freed",
-                     (unsigned long long)addr);
-        break;
-    case GA_EUNSUPPORTED:
-        PyErr_SetString(PyExc_NotImplementedError,
-                        "not supported by this heap");
-        break;
-    case GA_EPOISONED:
-        PyErr_Format(st->heap_corruption_error, "%s",
-                     self->heap ? ga_poisoned(self->heap) : "heap poisoned");
-        break;
-    default:
-        PyErr_Format(st->goalloc_error, "goalloc error %d", (int)s);
+    char msg[512];
+    PyErr_SetString(status_error(self, s, addr, size, msg, sizeof(msg)),
+                    msg);
+    return NULL;
+}
+
+/* raise_at raises type(msg) with the attribute index set (the position
+ * in a bulk call's array) and, when given, addresses.  msg and addresses
+ * are stolen; NULL msg means its making failed.  Always returns NULL. */
+static PyObject *
+raise_at(PyObject *type, PyObject *msg, Py_ssize_t index,
+         PyObject *addresses)
+{
+    PyObject *exc = msg ? PyObject_CallOneArg(type, msg) : NULL;
+    PyObject *i = exc ? PyLong_FromSsize_t(index) : NULL;
+    if (i == NULL || PyObject_SetAttrString(exc, "index", i) < 0 ||
+        (addresses != NULL &&
+         PyObject_SetAttrString(exc, "addresses", addresses) < 0)) {
+        goto done;
     }
+    PyErr_SetObject(type, exc);
+done:
+    Py_XDECREF(i);
+    Py_XDECREF(exc);
+    Py_XDECREF(msg);
+    Py_XDECREF(addresses);
     return NULL;
 }
 
@@ -138,9 +175,9 @@ set_error_from_status(HeapObject *self, ga_status s, uint64_t addr,
 static ga_heap *
 live_heap(HeapObject *self)
 {
-    if (self->busy) {
-        PyErr_SetString(heap_state(self)->heap_busy_error,
-                        "the heap is replaying a trace in another thread");
+    if (self->busy != NULL) {
+        PyErr_Format(heap_state(self)->heap_busy_error,
+                     "the heap is %s in another thread", self->busy);
         return NULL;
     }
     if (self->heap == NULL) {
@@ -429,6 +466,71 @@ heap_traverse(HeapObject *self, visitproc visit, void *arg)
 
 /* ---- Heap: allocation --------------------------------------------- */
 
+/* parse_alloc_kw parses alloc's keywords, noscan (any truth value) and p
+ * (an int; out-of-range values become -1, refused later), for alloc and
+ * the bulk calls alike. */
+static bool
+parse_alloc_kw(const char *fname, PyObject *const *kwargs,
+               PyObject *kwnames, bool *noscan, long *p)
+{
+    Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+    for (Py_ssize_t i = 0; i < nkw; i++) {
+        PyObject *key = PyTuple_GET_ITEM(kwnames, i);
+        PyObject *val = kwargs[i];
+        if (PyUnicode_CompareWithASCIIString(key, "noscan") == 0) {
+            int t = PyObject_IsTrue(val);
+            if (t < 0) {
+                return false;
+            }
+            *noscan = t != 0;
+        }
+        else if (PyUnicode_CompareWithASCIIString(key, "p") == 0) {
+            if (!PyLong_Check(val)) {
+                PyErr_SetString(PyExc_TypeError, "p must be an int");
+                return false;
+            }
+            *p = PyLong_AsLong(val);
+            if (*p == -1 && PyErr_Occurred()) {
+                PyErr_Clear();
+                *p = -1;
+            }
+        }
+        else {
+            PyErr_Format(PyExc_TypeError,
+                         "%s() got an unexpected keyword argument %R", fname,
+                         key);
+            return false;
+        }
+    }
+    return true;
+}
+
+/* bad_p raises alloc's ValueError if p is not a P of h; false if p is
+ * fine. */
+static bool
+bad_p(ga_heap *h, long p)
+{
+    ga_heap_info info;
+    ga_heap_info_get(h, &info);
+    if (p >= 0 && p < info.procs) {
+        return false;
+    }
+    PyErr_Format(PyExc_ValueError, "p=%ld is not a P of this heap (procs=%d)",
+                 p, info.procs);
+    return true;
+}
+
+/* too_large_msg writes alloc's message for a size beyond maxAlloc. */
+static void
+too_large_msg(ga_heap *h, uint64_t size, char *msg, size_t len)
+{
+    ga_heap_info info;
+    ga_heap_info_get(h, &info);
+    snprintf(msg, len, "size %llu exceeds maxAlloc (%llu) of %s/%s",
+             (unsigned long long)size, (unsigned long long)info.max_alloc,
+             info.goos, info.goarch);
+}
+
 static PyObject *
 heap_alloc(HeapObject *self, PyObject *const *args, Py_ssize_t nargs,
            PyObject *kwnames)
@@ -445,42 +547,15 @@ heap_alloc(HeapObject *self, PyObject *const *args, Py_ssize_t nargs,
     }
     bool noscan = false;
     long p = 0;
-    Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
-    for (Py_ssize_t i = 0; i < nkw; i++) {
-        PyObject *key = PyTuple_GET_ITEM(kwnames, i);
-        PyObject *val = args[nargs + i];
-        if (PyUnicode_CompareWithASCIIString(key, "noscan") == 0) {
-            int t = PyObject_IsTrue(val);
-            if (t < 0) {
-                return NULL;
-            }
-            noscan = t != 0;
-        }
-        else if (PyUnicode_CompareWithASCIIString(key, "p") == 0) {
-            if (!PyLong_Check(val)) {
-                PyErr_SetString(PyExc_TypeError, "p must be an int");
-                return NULL;
-            }
-            p = PyLong_AsLong(val);
-            if (p == -1 && PyErr_Occurred()) {
-                PyErr_Clear();
-                p = -1;
-            }
-        }
-        else {
-            PyErr_Format(PyExc_TypeError,
-                         "alloc() got an unexpected keyword argument %R",
-                         key);
-            return NULL;
-        }
+    if (!parse_alloc_kw("alloc", args + nargs, kwnames, &noscan, &p)) {
+        return NULL;
     }
     uint64_t size;
     if (!as_u64(args[0], "size", &size, NULL)) {
         return NULL;
     }
-    ga_heap_info info;
     if (p < 0 || p > INT32_MAX) {
-        PyErr_Format(PyExc_ValueError, "p=%ld is not a P of this heap", p);
+        bad_p(h, p);
         return NULL;
     }
     ga_addr a;
@@ -489,18 +564,10 @@ heap_alloc(HeapObject *self, PyObject *const *args, Py_ssize_t nargs,
         return PyLong_FromUnsignedLongLong(a);
     }
     if (s == GA_EINVAL) {
-        ga_heap_info_get(h, &info);
-        if (p >= info.procs) {
-            PyErr_Format(PyExc_ValueError,
-                         "p=%ld is not a P of this heap (procs=%d)", p,
-                         info.procs);
-        }
-        else {
-            PyErr_Format(PyExc_ValueError,
-                         "size %llu exceeds maxAlloc (%llu) of %s/%s",
-                         (unsigned long long)size,
-                         (unsigned long long)info.max_alloc, info.goos,
-                         info.goarch);
+        if (!bad_p(h, p)) {
+            char msg[256];
+            too_large_msg(h, size, msg, sizeof(msg));
+            PyErr_SetString(PyExc_ValueError, msg);
         }
         return NULL;
     }
@@ -785,9 +852,9 @@ heap_verify(HeapObject *self, PyObject *Py_UNUSED(ignored))
 static PyObject *
 heap_close(HeapObject *self, PyObject *Py_UNUSED(ignored))
 {
-    if (self->busy) {
-        PyErr_SetString(heap_state(self)->heap_busy_error,
-                        "cannot close: the heap is replaying a trace");
+    if (self->busy != NULL) {
+        PyErr_Format(heap_state(self)->heap_busy_error,
+                     "cannot close: the heap is %s", self->busy);
         return NULL;
     }
     heap_release(self);
@@ -1155,12 +1222,12 @@ heap_replay(HeapObject *self, PyObject *args)
     };
     ga_replay_state st = {(uint64_t)nids, b[5].buf, b[6].buf};
     ga_replay_result res;
-    self->busy = true;
+    self->busy = "replaying a trace";
     Py_BEGIN_ALLOW_THREADS
     ga_replay(h, &t, (size_t)start, (size_t)stop, every, last != 0, &st,
               b[7].buf, b[8].buf, (size_t)ncap, &res);
     Py_END_ALLOW_THREADS
-    self->busy = false;
+    self->busy = NULL;
     result = Py_BuildValue("(nisn)", (Py_ssize_t)res.next, res.reason,
                            ga_status_name(res.status),
                            (Py_ssize_t)res.nsamples);
@@ -1168,6 +1235,206 @@ done:
     for (int i = 0; i < got; i++) {
         PyBuffer_Release(&b[i]);
     }
+    return result;
+}
+
+/* ---- Heap: bulk calls --------------------------------------------- */
+
+/* alloc_many and free_many (goalloc/heap.py) convert their input into a
+ * fresh C-contiguous uint64 array that no one else holds and call these.
+ * The loops run without the GIL, the heap marked busy, and stop at the
+ * first call the facade refuses; that call changed nothing. */
+
+/* alloc_loop replaces each size in v[] by the address allocated for it;
+ * v[i..] keep their sizes from the first refusal i on. */
+static size_t
+alloc_loop(ga_heap *h, int p, bool noscan, uint64_t *v, size_t n,
+           ga_status *status)
+{
+    ga_status s = GA_OK;
+    size_t i = 0;
+    for (; i < n; i++) {
+        ga_addr a;
+        s = ga_malloc(h, p, v[i], noscan, &a);
+        if (GA_UNLIKELY(s != GA_OK)) {
+            break;
+        }
+        v[i] = a;
+    }
+    *status = s;
+    return i;
+}
+
+static size_t
+free_loop(ga_heap *h, const ga_addr *addr, size_t n, ga_status *status)
+{
+    ga_status s = GA_OK;
+    size_t i = 0;
+    for (; i < n; i++) {
+        s = ga_free_p(h, GA_ALL_PS, addr[i]); /* busy: every P is ours */
+        if (GA_UNLIKELY(s != GA_OK)) {
+            break;
+        }
+    }
+    *status = s;
+    return i;
+}
+
+/* head_copy returns seq[:k].copy() (a NumPy array's first k items). */
+static PyObject *
+head_copy(PyObject *seq, size_t k)
+{
+    PyObject *stop = PyLong_FromSize_t(k);
+    PyObject *slice = stop ? PySlice_New(NULL, stop, NULL) : NULL;
+    PyObject *view = slice ? PyObject_GetItem(seq, slice) : NULL;
+    PyObject *copy = view ? PyObject_CallMethod(view, "copy", NULL) : NULL;
+    Py_XDECREF(stop);
+    Py_XDECREF(slice);
+    Py_XDECREF(view);
+    return copy;
+}
+
+/* _alloc_many(v, bad=None, /, *, noscan=False, p=0): v[i] = alloc(v[i],
+ * noscan=noscan, p=p) for i in order: v, a uint64 array, holds the sizes
+ * and gets the addresses in their place.  bad, when given, is the int
+ * that follows the sizes in the caller's input and is no uint64.  A bad
+ * p, a size beyond maxAlloc or bad (ValueError with .index) is refused
+ * before anything is allocated.  A refusal inside the loop (out of
+ * memory) raises alloc's exception with .index and .addresses =
+ * v[:index].copy(), which stay allocated. */
+static PyObject *
+heap_alloc_many(HeapObject *self, PyObject *const *args, Py_ssize_t nargs,
+                PyObject *kwnames)
+{
+    ga_heap *h = live_heap(self);
+    if (h == NULL) {
+        return NULL;
+    }
+    if (nargs < 1 || nargs > 2) {
+        PyErr_SetString(PyExc_TypeError,
+                        "_alloc_many(v, bad=None, /, *, noscan=False, p=0)");
+        return NULL;
+    }
+    PyObject *bad = nargs == 2 && args[1] != Py_None ? args[1] : NULL;
+    bool noscan = false;
+    long p = 0;
+    if (!parse_alloc_kw("alloc_many", args + nargs, kwnames, &noscan, &p) ||
+        bad_p(h, p)) {
+        return NULL;
+    }
+    Py_ssize_t n = PyObject_Length(args[0]);
+    if (n < 0) {
+        return NULL;
+    }
+    Py_buffer vb;
+    if (!get_column(args[0], &vb, 8, n, true, "v")) {
+        return NULL;
+    }
+    uint64_t *v = vb.buf;
+    PyObject *result = NULL;
+    char msg[512];
+    ga_heap_info info;
+    ga_heap_info_get(h, &info);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (v[i] > info.max_alloc) {
+            too_large_msg(h, v[i], msg, sizeof(msg));
+            raise_at(PyExc_ValueError,
+                     PyUnicode_FromFormat(
+                         "sizes[%zd]: %s; nothing was allocated", i, msg),
+                     i, NULL);
+            goto done;
+        }
+    }
+    if (bad != NULL) { /* alloc(bad) refuses it (as_u64) */
+        raise_at(PyExc_ValueError,
+                 PyUnicode_FromFormat("sizes[%zd]: size out of range: %R; "
+                                      "nothing was allocated",
+                                      n, bad),
+                 n, NULL);
+        goto done;
+    }
+    ga_status s;
+    size_t k;
+    self->busy = "running alloc_many";
+    Py_BEGIN_ALLOW_THREADS
+    k = alloc_loop(h, (int)p, noscan, v, (size_t)n, &s);
+    Py_END_ALLOW_THREADS
+    self->busy = NULL;
+    if (k == (size_t)n) {
+        result = Py_NewRef(Py_None);
+        goto done;
+    }
+    PyObject *type = status_error(self, s, 0, v[k], msg, sizeof(msg));
+    PyObject *addresses = head_copy(args[0], k);
+    if (addresses != NULL) {
+        raise_at(type,
+                 PyUnicode_FromFormat("%s (sizes[%zu]; the %zu objects "
+                                      "allocated before it stay allocated: "
+                                      ".addresses)",
+                                      msg, k, k),
+                 (Py_ssize_t)k, addresses);
+    }
+done:
+    PyBuffer_Release(&vb);
+    return result;
+}
+
+/* _free_many(addrs, bad=None, /): free(addrs[i]) for i in order, as that
+ * many free() calls.  addrs is a uint64 array.  bad, when given, is the
+ * int that follows the addresses in the caller's input and is no uint64
+ * (negative, or >= 2**64): free() refuses it after the others.  The first
+ * refused address raises free()'s exception with .index; the frees
+ * before it stay done. */
+static PyObject *
+heap_free_many(HeapObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    ga_heap *h = live_heap(self);
+    if (h == NULL) {
+        return NULL;
+    }
+    if (nargs < 1 || nargs > 2) {
+        PyErr_SetString(PyExc_TypeError, "_free_many(addrs, bad=None, /)");
+        return NULL;
+    }
+    PyObject *bad = nargs == 2 && args[1] != Py_None ? args[1] : NULL;
+    Py_ssize_t n = PyObject_Length(args[0]);
+    if (n < 0) {
+        return NULL;
+    }
+    Py_buffer ab;
+    if (!get_column(args[0], &ab, 8, n, false, "addrs")) {
+        return NULL;
+    }
+    const ga_addr *addr = ab.buf;
+    PyObject *result = NULL;
+    ga_status s;
+    size_t k;
+    self->busy = "running free_many";
+    Py_BEGIN_ALLOW_THREADS
+    k = free_loop(h, addr, (size_t)n, &s);
+    Py_END_ALLOW_THREADS
+    self->busy = NULL;
+    if (k < (size_t)n) {
+        char msg[512];
+        PyObject *type = status_error(self, s, addr[k], 0, msg, sizeof(msg));
+        raise_at(type,
+                 PyUnicode_FromFormat("%s (addrs[%zu]; the %zu frees before "
+                                      "it stay done)",
+                                      msg, k, k),
+                 (Py_ssize_t)k, NULL);
+    }
+    else if (bad != NULL) {
+        /* the exception free(bad) raises (as_u64) */
+        raise_at(heap_state(self)->invalid_free_error,
+                 PyUnicode_FromFormat("address out of range: %R (addrs[%zu]; "
+                                      "the %zu frees before it stay done)",
+                                      bad, k, k),
+                 (Py_ssize_t)k, NULL);
+    }
+    else {
+        result = Py_NewRef(Py_None);
+    }
+    PyBuffer_Release(&ab);
     return result;
 }
 
@@ -1415,6 +1682,10 @@ static PyMethodDef heap_methods[] = {
     {"_object_table", (PyCFunction)heap_object_table, METH_NOARGS, NULL},
     {"_page_table", (PyCFunction)heap_page_table, METH_NOARGS, NULL},
     {"_replay", (PyCFunction)heap_replay, METH_VARARGS, NULL},
+    {"_alloc_many", (PyCFunction)(void (*)(void))heap_alloc_many,
+     METH_FASTCALL | METH_KEYWORDS, NULL},
+    {"_free_many", (PyCFunction)(void (*)(void))heap_free_many, METH_FASTCALL,
+     NULL},
     {"_caches", (PyCFunction)heap_caches, METH_NOARGS, NULL},
     {"_span_objects", (PyCFunction)heap_span_objects, METH_O, NULL},
     {"view", (PyCFunction)(void (*)(void))heap_view, METH_FASTCALL,
@@ -1559,8 +1830,8 @@ add_exceptions(PyObject *module, core_state *st)
     st->heap_busy_error =
         b && st->heap_closed_error
             ? new_exception(module, "goalloc.HeapBusyError",
-                            "The heap is replaying a trace in another "
-                            "thread.",
+                            "The heap is running a replay or a bulk call "
+                            "(alloc_many, free_many) in another thread.",
                             b)
             : NULL;
     st->heap_corruption_error =

@@ -1,14 +1,16 @@
 """Heap: one Go 1.13 heap, from mallocinit on.
 
 The allocation calls (alloc, free, scavenge) are the C type's own
-methods, so a call costs one C function; the introspection calls turn
-the core's tuples into typed records.
+methods, so a call costs one C function; the bulk calls (alloc_many,
+free_many) convert their input with NumPy and run one C loop; the
+introspection calls turn the core's tuples into typed records.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from . import _core
+from ._bulk import uint64_column
 from ._records import (Arena, ArenaHint, Cache, Central, HeapInfo, Span,
                        SpanObjects)
 from .fragmentation import Fragmentation
@@ -82,6 +84,44 @@ class Heap(_core.Heap):
         assert span is not None
         tiny = marks if span.spanclass == 5 else ()
         return SpanObjects(base, span.elemsize, states, tiny)
+
+    def alloc_many(self, sizes: Any, /, *, noscan: bool = False,
+                   p: int = 0) -> "np.ndarray":
+        """Allocate sizes[0], sizes[1], ... in order, as that many
+        ``alloc(size, noscan=noscan, p=p)`` calls would (the same
+        addresses, the same heap afterwards), in one C loop without the
+        GIL; return the addresses as a uint64 array.  As for alloc,
+        noscan=True marks pointer-free objects (sizes under 16 bytes then
+        go to the tiny allocator).
+
+        sizes: a 1-D array of any integer dtype, a buffer (array.array)
+        or a sequence of ints (list, range); it is copied first.  Before
+        anything is allocated: TypeError for non-integers, ValueError for
+        2-D input, a bad p, a negative size or one beyond maxAlloc (with
+        ``.index``, the position in sizes).  Out of memory part way
+        raises OutOfMemoryError with ``.index`` (the size that failed)
+        and ``.addresses`` (those allocated before it, which stay
+        allocated: free them with free_many).  Other calls on the heap
+        raise HeapBusyError while the loop runs.
+        """
+        v, bad = uint64_column(sizes, "sizes")
+        self._alloc_many(v, bad, noscan=noscan, p=p)  # addresses in place
+        return v
+
+    def free_many(self, addrs: Any, /) -> None:
+        """Free addrs[0], addrs[1], ... in order, as that many ``free``
+        calls would, in one C loop without the GIL.
+
+        addrs: as alloc_many's sizes (copied first; TypeError for
+        non-integers, ValueError for 2-D input).  The first address
+        free() would refuse stops the loop and raises free()'s exception
+        (InvalidFreeError, DoubleFreeError, ...; the message names the
+        address) with ``.index``, its position in addrs; the frees
+        before it stay done, the refused one changed nothing.  Other
+        calls on the heap raise HeapBusyError while the loop runs.
+        """
+        col, bad = uint64_column(addrs, "addrs")
+        self._free_many(col, bad)
 
     def replay(self, trace: "Trace", sample_every: int = 0,
                progress: Optional[Callable[[int, int], None]] = None,

@@ -28,3 +28,18 @@ def test_benchmark_suite_smoke(tmp_path):
     for row in rows:
         goalloc_cell = row.split("|")[2]
         assert "n/a" not in goalloc_cell and "[" in goalloc_cell, row
+
+
+def test_python_bench_smoke():
+    """benchmarks/bench_python.py, per call and bulk (with the pure C
+    figures of bench_fastpath --bulk when make can build it), on a few
+    thousand objects."""
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "bench_python.py"),
+         "--n", "3000", "--rounds", "5"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    out = proc.stdout
+    assert "h.free(h.alloc(16))" in out
+    assert out.count("| alloc_many |") == 4 and out.count("| free_many |") == 4
+    assert "Target (issue 5)" in out
