@@ -201,9 +201,19 @@ static bool
 as_u64(PyObject *o, const char *what, uint64_t *out, PyObject *err_type)
 {
     if (!PyLong_Check(o)) {
-        PyErr_Format(PyExc_TypeError, "%s must be an int, not %.100s", what,
-                     Py_TYPE(o)->tp_name);
-        return false;
+        /* integers of other types (NumPy's) convert through __index__ */
+        if (!PyIndex_Check(o)) {
+            PyErr_Format(PyExc_TypeError, "%s must be an int, not %.100s",
+                         what, Py_TYPE(o)->tp_name);
+            return false;
+        }
+        PyObject *i = PyNumber_Index(o);
+        if (i == NULL) {
+            return false;
+        }
+        bool ok = as_u64(i, what, out, err_type);
+        Py_DECREF(i);
+        return ok;
     }
     int overflow = 0;
     long long v = PyLong_AsLongLongAndOverflow(o, &overflow);
@@ -489,10 +499,12 @@ parse_alloc_kw(const char *fname, PyObject *const *kwargs,
                 PyErr_SetString(PyExc_TypeError, "p must be an int");
                 return false;
             }
-            *p = PyLong_AsLong(val);
-            if (*p == -1 && PyErr_Occurred()) {
-                PyErr_Clear();
-                *p = -1;
+            int overflow = 0;
+            *p = PyLong_AsLongAndOverflow(val, &overflow);
+            if (overflow != 0) {
+                PyErr_Format(PyExc_ValueError,
+                             "p=%R is not a P of this heap", val);
+                return false;
             }
         }
         else {
@@ -864,9 +876,8 @@ heap_close(HeapObject *self, PyObject *Py_UNUSED(ignored))
 static PyObject *
 heap_enter(HeapObject *self, PyObject *Py_UNUSED(ignored))
 {
-    if (self->heap == NULL) {
-        PyErr_SetString(heap_state(self)->heap_closed_error,
-                        "the heap is closed");
+    /* closed, busy or poisoned: `with heap:` raises like any call */
+    if (live_heap(self) == NULL) {
         return NULL;
     }
     return Py_NewRef(self);

@@ -174,6 +174,11 @@ class Heap(_core.Heap):
     def __repr__(self) -> str:
         if self.closed:
             return "<goalloc.Heap closed>"
-        i = self.info()
+        try:
+            i = self.info()
+        except _core.HeapBusyError as e:
+            return f"<goalloc.Heap ({e})>"
+        except _core.HeapCorruptionError as e:
+            return f"<goalloc.Heap poisoned: {e}>"
         return (f"<goalloc.Heap {i.goos}/{i.goarch}{' race' if i.race else ''}"
                 f" backing={i.backing} procs={i.procs}>")

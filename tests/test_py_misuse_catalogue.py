@@ -28,6 +28,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import goalloc
@@ -1204,6 +1205,93 @@ def test_known_limit_reused_address(world):
 # ---- every row has its test --------------------------------------------------
 
 # row text prefix -> (the test of that row, the documented exception)
+
+# ---- the bulk calls (alloc_many, free_many) ---------------------------------
+
+
+def test_row_bulk_not_integers(world):
+    """Bulk input that is not integers: TypeError before anything changes."""
+    h = world.h
+    for bad in (np.array([8.0, 16.0]), np.array([True, False]),
+                ["8", "16"], [8, None], 8):
+        rejected(h, TypeError, h.alloc_many, bad)
+        rejected(h, TypeError, h.free_many, bad)
+    still_works(h, world.live())
+
+
+def test_row_bulk_2d(world):
+    """2-D input: ValueError before anything changes."""
+    h = world.h
+    for bad in (np.ones((2, 3), dtype=np.int64), [[8, 16], [24, 32]]):
+        rejected(h, ValueError, h.alloc_many, bad)
+        rejected(h, ValueError, h.free_many, bad)
+    still_works(h, world.live())
+
+
+def test_row_bulk_bad_size(world):
+    """A negative size, one beyond 2**64 or beyond maxAlloc inside
+    alloc_many: ValueError with .index (the first), nothing allocated."""
+    h = world.h
+    for sizes, index in (([8, -1, 16, -2], 1), ([8, 16, 2**64], 2),
+                         ([2**48 + 1, 8], 0)):
+        e = rejected(h, ValueError, h.alloc_many, sizes)
+        assert e.index == index, (sizes, e.index)
+    still_works(h, world.live())
+
+
+def test_row_bulk_p_and_keywords(world):
+    """alloc_many's p and keywords are checked as alloc's."""
+    h = world.h
+    for kw, exc in (({"p": PROCS}, ValueError), ({"p": -1}, ValueError),
+                    ({"p": "0"}, TypeError), ({"bogus": 1}, TypeError)):
+        a = rejected(h, exc, h.alloc, 8, **kw)
+        b = rejected(h, exc, h.alloc_many, [8], **kw)
+        assert str(b).replace("alloc_many", "alloc") == str(a) or \
+            type(a) is type(b)
+    still_works(h, world.live())
+
+
+def test_row_bulk_out_of_memory(backing):
+    """Out of memory part way through alloc_many: OutOfMemoryError with
+    .index and .addresses, which stay allocated (free_many gives them
+    back)."""
+    w = World(backing, sys_limit=64 * MiB)
+    try:
+        h = w.h
+        sizes = [1 * MiB] * 200            # more than the one arena holds
+        with pytest.raises(OutOfMemoryError) as ei:
+            h.alloc_many(sizes)
+        e = ei.value
+        assert isinstance(e, MemoryError) and isinstance(e, GoallocError)
+        assert 0 < e.index < len(sizes) and len(e.addresses) == e.index
+        for a in e.addresses:
+            assert h.span_of(int(a)).state == "inuse"
+        d = h.digest()
+        h.free_many(e.addresses)
+        assert h.digest() != d
+        still_works(h, w.live())
+    finally:
+        w.close()
+
+
+def test_row_bulk_bad_address(world):
+    """A bad address inside free_many: what free() would raise, with
+    .index; the frees before it stay done, the rest is not tried."""
+    h = world.h
+    a = [int(x) for x in h.alloc_many([48, 48, 48])]
+    with pytest.raises(DoubleFreeError) as ei:
+        h.free_many([a[0], a[1], a[0], a[2]])
+    assert ei.value.index == 2 and hex(a[0])[2:] in str(ei.value).lower()
+    before = state(h)
+    h.free(a[2])                           # not tried by the batch
+    assert state(h) != before
+    for bad, exc in ((a[1] + 8, InvalidFreeError), (8, InvalidFreeError),
+                     (-1, InvalidFreeError)):
+        e = rejected(h, exc, h.free_many, [bad])
+        assert e.index == 0
+    still_works(h, world.live())
+
+
 ROW_TESTS = {
     "an argument of the wrong type": (test_row_wrong_type, "TypeError"),
     "a negative size, or a size beyond 2**64":
@@ -1239,6 +1327,15 @@ ROW_TESTS = {
         (test_row_trace_op_not_replayable, "TraceError"),
     "a broken internal invariant":
         (test_row_broken_invariant, "HeapCorruptionError"),
+    "`alloc_many` / `free_many` input that is not integers":
+        (test_row_bulk_not_integers, "TypeError"),
+    "2-D (or deeper) input": (test_row_bulk_2d, "ValueError"),
+    "in `alloc_many`: a negative size": (test_row_bulk_bad_size, "ValueError"),
+    "in `alloc_many`: `p` out of range": (test_row_bulk_p_and_keywords, None),
+    "out of memory part way through `alloc_many`":
+        (test_row_bulk_out_of_memory, "OutOfMemoryError"),
+    "a bad address inside `free_many`":
+        (test_row_bulk_bad_address, "DoubleFreeError"),
 }
 
 
@@ -1304,10 +1401,10 @@ def test_documented_bases():
     assert not issubclass(HeapCorruptionError, HeapClosedError)
 
 
-# ---- where behaviour and catalogue disagree (strict xfails) ------------------
+# ---- where behaviour and catalogue once disagreed ---------------------------
 #
-# Each asserts what docs/misuse.md promises; strict, so that the fix
-# turns them into failures that ask for the marker to go.
+# An OS that reserves a range but will not back it used to poison the heap
+# (Go's sysMap throw); `with heap:` did not check for busy or poisoned heaps.
 
 
 def _os_refuses_huge_commits() -> bool:
@@ -1328,11 +1425,6 @@ def _os_refuses_huge_commits() -> bool:
 @pytest.mark.skipif(ASAN, reason="ASan's shadow memory takes the space")
 @pytest.mark.skipif(not _os_refuses_huge_commits(),
                     reason="this kernel would commit 32 TiB")
-@pytest.mark.xfail(strict=True, raises=HeapCorruptionError,
-                   reason="mheap_sys_alloc throws 'runtime: out of memory' "
-                          "(Go's sysMap) when the OS reserves the range but "
-                          "refuses to commit it: the heap is poisoned "
-                          "instead of raising OutOfMemoryError")
 def test_row_out_of_memory_when_the_os_refuses_the_commit():
     """"a size the OS ... cannot back | OutOfMemoryError | nothing
     changed": here the OS reserves 32 TiB of address space (PROT_NONE)
@@ -1348,9 +1440,6 @@ def test_row_out_of_memory_when_the_os_refuses_the_commit():
         w.close()
 
 
-@pytest.mark.xfail(strict=True,
-                   reason="heap_enter checks only for a closed heap, not "
-                          "for a poisoned or a busy one")
 @pytest.mark.parametrize("case", ["poisoned", "busy"])
 def test_enter_is_checked_like_every_call(case):
     """"every later call raises it" (a broken invariant) and "any call
