@@ -29,8 +29,13 @@ test-c: $(CTESTS)
 test-c-asan: $(CTESTS_ASAN)
 	@set -e; for t in $(CTESTS_ASAN); do $$t; done
 
+# Under valgrind the randomized and threaded tests run VALGRIND_SCALE of
+# their rounds (GOALLOC_TEST_SCALE, tests/c/check.h): the threaded ones
+# spin-wait, which valgrind's one-thread-at-a-time scheduler makes slow.
+VALGRIND_SCALE ?= 0.1
 test-c-valgrind: $(CTESTS)
-	@set -e; for t in $(CTESTS); do valgrind -q --error-exitcode=1 --leak-check=full $$t; done
+	@set -e; for t in $(CTESTS); do GOALLOC_TEST_SCALE=$(VALGRIND_SCALE) \
+	  valgrind -q --error-exitcode=1 --leak-check=full $$t; done
 
 # The libFuzzer harness over the C facade (docs/fuzzing.md).  fuzz-run
 # fuzzes for FUZZ_SECONDS on build/fuzz/corpus, a fresh copy of the
