@@ -99,6 +99,7 @@ typedef struct fuzz {
     int procs;
     uint64_t sys_limit;
     uint64_t large_cap;
+    bool is32;         /* a 32-bit port: a 4 GiB address space */
     bool fail_armed;   /* fail_reserves was set: any growth may fail */
     bool blocked;      /* a range was blocked: growth may fail */
     int op;            /* index of the current operation */
@@ -288,20 +289,25 @@ expected_align(uint64_t size, bool noscan)
 }
 
 /* enomem_allowed: the heap may refuse size bytes only when growing it
- * would pass sys_limit, or after fault injection. */
+ * would pass sys_limit (on 32-bit ports: or 1 GiB, as the 4 GiB address
+ * space may be too fragmented for more), or after fault injection. */
 static bool
 enomem_allowed(fuzz *f, uint64_t size)
 {
     if (f->fail_armed || f->blocked) {
         return true;
     }
-    if (f->sys_limit == 0) {
+    uint64_t limit = f->sys_limit;
+    if (f->is32 && (limit == 0 || limit > 1024 * MIB)) {
+        limit = 1024 * MIB;
+    }
+    if (limit == 0) {
         return false;
     }
     uint64_t need = size > MAX_SMALL_SIZE ? size : 1;
     uint64_t arena = f->info.heap_arena_bytes;
     uint64_t ask = (need + arena - 1) / arena * arena;
-    return ask < need || counters(f).heap_sys + ask > f->sys_limit;
+    return ask < need || counters(f).heap_sys + ask > limit;
 }
 
 static void
@@ -628,7 +634,7 @@ huge_size_raw(fuzz *f, reader *r)
 {
     uint64_t max = f->info.max_alloc;
     uint8_t kind = rd8(r);
-    switch (kind % 6) {
+    switch (kind % 7) {
     case 0:
         return max + 1 + rdn(r, 2);
     case 1:
@@ -640,21 +646,25 @@ huge_size_raw(fuzz *f, reader *r)
         return f->sys_limit != 0 ? f->sys_limit + 1 + rdn(r, 2) * PAGE_SIZE
                                  : max + 1;
     case 4:
-        return (uint64_t)1 << (32 + kind / 8 % 32);
-    default:
+        return (uint64_t)1 << (32 + rd8(r) % 32);
+    case 5:
         return rdn(r, 8);
+    default:
+        return rdn(r, 2) * MIB;
     }
 }
 
-/* huge_size picks a size beyond maxAlloc, or one that only sys_limit
- * refuses: without a limit, a huge request within maxAlloc is beyond
- * it, as growing the heap that far costs real metadata memory. */
+/* huge_size picks a size beyond maxAlloc, or one that sys_limit bounds:
+ * on a 64-bit port without a limit, a huge request within maxAlloc
+ * becomes one beyond it, as growing the heap that far would cost real
+ * metadata memory (a 4 GiB 32-bit heap costs a few MiB). */
 static uint64_t
 huge_size(fuzz *f, reader *r)
 {
     uint64_t s = huge_size_raw(f, r);
     uint64_t max = f->info.max_alloc;
-    return s <= max && f->sys_limit == 0 ? max + 1 + (s & 0xffff) : s;
+    bool unbounded = f->sys_limit == 0 && !f->is32;
+    return s <= max && unbounded ? max + 1 + (s & 0xffff) : s;
 }
 
 static int
@@ -800,12 +810,6 @@ setup(fuzz *f, reader *r)
     if (f->os && f->sys_limit > 256 * MIB) {
         f->sys_limit = 256 * MIB;
     }
-    /* 32-bit ports: keep the heap well inside the 4 GiB address space. */
-    bool is32 = strcmp(o.goarch, "386") == 0 || strcmp(o.goarch, "arm") == 0 ||
-                strcmp(o.goarch, "mips") == 0;
-    if (is32 && (f->sys_limit == 0 || f->sys_limit > 1024 * MIB)) {
-        f->sys_limit = 1024 * MIB;
-    }
     o.sys_limit = f->sys_limit;
     switch ((b2 >> 2) & 3) {
     case 1:
@@ -832,6 +836,7 @@ setup(fuzz *f, reader *r)
         __builtin_trap();
     }
     ga_heap_info_get(f->h, &f->info);
+    f->is32 = f->info.ptr_size == 4;
     trace("heap %s/%s race=%d %s procs=%d sys_limit=%" PRIu64
           " max_alloc=0x%" PRIx64 " zerobase=0x%" PRIx64 "\n",
           f->info.goos, f->info.goarch, o.race, f->os ? "os" : "virtual",

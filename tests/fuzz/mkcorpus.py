@@ -165,7 +165,8 @@ def seeds():
     # sizes beyond maxAlloc and sys_limit, bad Ps, zero-byte objects
     t = header(procs=2, limit=LIMIT_64M)
     t += huge(0, u16(0)) + huge(1, b"\x00") + huge(2) + huge(3, u16(7))
-    t += huge(4 | (16 << 3)) + huge(5, struct.pack("<Q", 1 << 62))
+    t += huge(4, b"\x10") + huge(5, struct.pack("<Q", 1 << 62))
+    t += huge(6, u16(100)) + huge(6, u16(3))
     t += bad_p(0) + bad_p(1) + bad_p(2 * 5) + bad_p(0xFF, 40000)
     t += zero() + zero(1) + FREE_ZB + free_live(0) + small(100) + FREE_ZB
     s["virtual_huge_badp_zero"] = t + CHECK_
@@ -191,6 +192,12 @@ def seeds():
         small(10)
     # other platforms
     s["linux_386"] = header(platform=LINUX_386, procs=3) + mix(rng, 100, 3)
+    # a 32-bit heap without sys_limit filling most of its 4 GiB
+    t = header(platform=LINUX_386, limit=UNLIMITED, procs=2)
+    for mib in (1000, 1000, 1000, 500, 300):
+        t += huge(6, u16(mib))
+    s["linux_386_3gib"] = t + mix(rng, 60, 2, 8000000) + free_live(2) + \
+        huge(6, u16(900)) + CHECK_
     s["aix_ppc64"] = header(platform=AIX_PPC64, limit=LIMIT_2G) + \
         mix(rng, 60, 1, 3000000)
     s["darwin_arm64"] = (header(platform=DARWIN_ARM64, procs=2) +
