@@ -61,7 +61,7 @@ fuzz: build/fuzz/fuzz_heap
 fuzz-replay: build/fuzz/fuzz_heap
 	@build/fuzz/fuzz_heap tests/fuzz/corpus/* $(FUZZ_REGRESSIONS) \
 	  > build/fuzz/replay.log 2>&1 || { cat build/fuzz/replay.log; exit 1; }
-	@echo "fuzz-replay: $$(ls tests/fuzz/corpus $(FUZZ_REGRESSIONS) | wc -l) inputs ok"
+	@echo "fuzz-replay: $$(ls tests/fuzz/corpus/* $(FUZZ_REGRESSIONS) | wc -l) inputs ok"
 
 # libFuzzer's log goes to build/fuzz/fuzz-run.log; the summary (or, on a
 # failure, the end of the log with the crash report) is printed.
