@@ -29,6 +29,10 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define MAX_OPS 256
+/* ga_verify visits every page of the heap: an input stops taking new
+ * operations once its checks have visited this many pages (a 4 GiB 32-bit
+ * heap has 524288), which keeps each input near a second or less. */
+#define PAGE_BUDGET ((uint64_t)8 << 20)
 #define HEADER_BYTES 4
 #define MIB ((uint64_t)1 << 20)
 /* Bytes checked (zero on allocation) and filled at each end of an
@@ -103,6 +107,7 @@ typedef struct fuzz {
     bool fail_armed;   /* fail_reserves was set: any growth may fail */
     bool blocked;      /* a range was blocked: growth may fail */
     int op;            /* index of the current operation */
+    uint64_t pages_checked; /* pages ga_verify has visited so far */
     int kind;
     obj live[MAX_OPS];
     size_t nlive;
@@ -170,6 +175,10 @@ verify(fuzz *f)
     }
     if (!ga_verify(f->h, msg, sizeof(msg))) {
         die(f, "ga_verify: %s", msg);
+    }
+    ga_heap_counters c;
+    if (ga_heap_counters_get(f->h, &c) == GA_OK) {
+        f->pages_checked += c.heap_sys / PAGE_SIZE;
     }
 }
 
@@ -885,7 +894,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     reader r = {data, size, 0};
     setup(&f, &r);
     verify(&f);
-    for (f.op = 0; f.op < MAX_OPS && r.i < r.n; f.op++) {
+    for (f.op = 0;
+         f.op < MAX_OPS && r.i < r.n && f.pages_checked < PAGE_BUDGET;
+         f.op++) {
         run_op(&f, &r, rd8(&r) % NUM_OPS);
     }
     teardown(&f);
