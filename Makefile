@@ -13,7 +13,7 @@ CTESTS_ASAN = $(patsubst tests/c/%.c,build/ctest-asan/%,$(wildcard tests/c/test_
 CTESTS_TSAN = $(patsubst tests/c/%.c,build/ctest-tsan/%,$(wildcard tests/c/test_*.c))
 TSAN = -fsanitize=thread -fno-omit-frame-pointer
 
-.PHONY: all test test-c test-c-asan test-c-tsan test-c-valgrind test-py gen check-gen clean develop check-static bench bench-smoke bench-c bench-py
+.PHONY: all test test-c test-c-asan test-c-tsan test-c-valgrind test-py gen check-gen clean develop check-static bench bench-smoke bench-c bench-py fuzz fuzz-run fuzz-replay
 
 all: test-c
 
@@ -39,8 +39,57 @@ test-c-asan: $(CTESTS_ASAN)
 test-c-tsan: $(CTESTS_TSAN)
 	@set -e; for t in $(CTESTS_TSAN); do TSAN_OPTIONS="halt_on_error=1 exitcode=66" $$t; done
 
+# Under valgrind the randomized and threaded tests run VALGRIND_SCALE of
+# their rounds (GOALLOC_TEST_SCALE, tests/c/check.h): the threaded ones
+# spin-wait, which valgrind's one-thread-at-a-time scheduler makes slow.
+VALGRIND_SCALE ?= 0.1
 test-c-valgrind: $(CTESTS)
-	@set -e; for t in $(CTESTS); do valgrind -q --error-exitcode=1 --leak-check=full $$t; done
+	@set -e; for t in $(CTESTS); do GOALLOC_TEST_SCALE=$(VALGRIND_SCALE) \
+	  valgrind -q --error-exitcode=1 --leak-check=full $$t; done
+
+# The libFuzzer harness over the C facade (docs/fuzzing.md).  fuzz-run
+# fuzzes for FUZZ_SECONDS on build/fuzz/corpus, a fresh copy of the
+# committed seeds (libFuzzer adds what it finds there, never to
+# tests/fuzz/corpus), after replaying tests/fuzz/regressions; any crash,
+# leak, timeout or out-of-memory fails it and leaves the input in
+# build/fuzz/artifacts/.  fuzz-replay runs the seeds and regressions once.
+FUZZ_CC ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_MAX_LEN ?= 1024
+FUZZ_FLAGS ?=
+FUZZ_SAN = -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+           -fno-omit-frame-pointer \
+           -fsanitize-coverage-ignorelist=tests/fuzz/coverage_ignore.txt
+FUZZ_REGRESSIONS = $(wildcard tests/fuzz/regressions/*)
+
+build/fuzz/fuzz_heap: tests/fuzz/fuzz_heap.c tests/fuzz/coverage_ignore.txt $(CORE) $(HDRS)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(WARN) -Werror -g -O1 $(FUZZ_SAN) -Icsrc $< $(CORE) -o $@ -lpthread
+
+fuzz: build/fuzz/fuzz_heap
+
+fuzz-replay: build/fuzz/fuzz_heap
+	@build/fuzz/fuzz_heap tests/fuzz/corpus/* $(FUZZ_REGRESSIONS) \
+	  > build/fuzz/replay.log 2>&1 || { cat build/fuzz/replay.log; exit 1; }
+	@echo "fuzz-replay: $$(ls tests/fuzz/corpus/* $(FUZZ_REGRESSIONS) | wc -l) inputs ok"
+
+# libFuzzer's log goes to build/fuzz/fuzz-run.log; the summary (or, on a
+# failure, the end of the log with the crash report) is printed.
+fuzz-run: build/fuzz/fuzz_heap
+	@rm -rf build/fuzz/corpus && mkdir -p build/fuzz/artifacts
+	@cp -r tests/fuzz/corpus build/fuzz/corpus
+	@if build/fuzz/fuzz_heap -max_total_time=$(FUZZ_SECONDS) \
+	  -max_len=$(FUZZ_MAX_LEN) -timeout=10 -rss_limit_mb=2048 \
+	  -artifact_prefix=build/fuzz/artifacts/ -print_final_stats=1 \
+	  $(FUZZ_FLAGS) build/fuzz/corpus $(wildcard tests/fuzz/regressions) \
+	  > build/fuzz/fuzz-run.log 2>&1; then \
+	  grep -E '\sDONE\s|^stat::' build/fuzz/fuzz-run.log; \
+	else \
+	  tail -n 80 build/fuzz/fuzz-run.log; \
+	  grep -E '^fuzz_heap: ' build/fuzz/fuzz-run.log; \
+	  echo "fuzz-run: FAILED (full log: build/fuzz/fuzz-run.log; input in build/fuzz/artifacts/)"; \
+	  exit 1; \
+	fi
 
 # no mutable file-scope state in the core: no symbol in .data or .bss
 # (read-only tables of pointers live in .data.rel.ro, which is fine)

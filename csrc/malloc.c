@@ -291,6 +291,18 @@ ga_heap_new(const ga_options *o, ga_status *status, char *err,
         ga_heap_free(h);
         return NULL;
     }
+    /* Go's zerobase lies in the binary, which no heap mapping can cover.
+     * The virtual backing's simulated one must stay off the heap too: a
+     * 32-bit heap that fills its address space would otherwise place an
+     * object there, which ga_free takes for the zerobase. */
+    if (h->mem.kind == GA_BACKING_VIRTUAL &&
+        !mem_block(&h->mem,
+                   ga_round_down(h->zerobase, h->plat.phys_page_size),
+                   h->plat.phys_page_size)) {
+        fail(status, GA_ENOMEM, err, errlen, "out of memory");
+        ga_heap_free(h);
+        return NULL;
+    }
     return h;
 }
 

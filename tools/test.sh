@@ -1,14 +1,41 @@
 #!/usr/bin/env bash
 # Install goalloc with its test extras and run every check: the generated
 # table, no mutable statics in the core, the C tests (plain, under
-# ASan+UBSan and under ThreadSanitizer), the pytest suite, and the pytest
-# suite again against an ASan+UBSan build of the extension.  This is the README's test command;
-# .ci/run calls exactly this.
+# ASan+UBSan, ThreadSanitizer and valgrind), a 60 s libFuzzer run over the C facade,
+# the pytest suite, and the pytest suite again against an ASan+UBSan build
+# of the extension.  valgrind and clang with libFuzzer are installed with
+# apt-get when missing.  This is the README's test command; .ci/run calls
+# exactly this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 
 step() { printf '\n== %s\n' "$*"; }
+
+# apt_install PKG...: install Debian/Ubuntu packages, saying which.
+apt_install() {
+    local sudo=()
+    if [ "$(id -u)" -ne 0 ]; then sudo=(sudo); fi
+    echo "installing with apt-get: $*"
+    ${sudo[@]+"${sudo[@]}"} env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    ${sudo[@]+"${sudo[@]}"} env DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+    dpkg-query -W -f='  ${Package} ${Version}\n' "$@"
+}
+
+# fuzzer_links: clang builds and links a libFuzzer target with ASan+UBSan.
+fuzzer_links() {
+    command -v clang >/dev/null 2>&1 || return 1
+    local d rc
+    d=$(mktemp -d)
+    printf '%s\n' 'int LLVMFuzzerTestOneInput(const unsigned char *d, unsigned long n);' \
+        'int LLVMFuzzerTestOneInput(const unsigned char *d, unsigned long n)' \
+        '{ (void)d; (void)n; return 0; }' >"$d/t.c"
+    clang -fsanitize=fuzzer,address,undefined "$d/t.c" -o "$d/t" >/dev/null 2>&1
+    rc=$?
+    rm -rf "$d"
+    return $rc
+}
 
 step "install (dev build: -Wall -Wextra -Werror)"
 GOALLOC_WERROR=1 "$PY" -m pip install -q --disable-pip-version-check -e '.[test,plot,notebooks]'
@@ -27,6 +54,31 @@ make -s test-c-asan
 
 step "C tests under ThreadSanitizer (8 Ps on 8 threads, frees on every thread)"
 make -s test-c-tsan
+
+step "valgrind (installed when missing)"
+if ! command -v valgrind >/dev/null 2>&1; then
+    apt_install valgrind
+fi
+valgrind --version
+
+step "C tests under valgrind (GOALLOC_TEST_SCALE=0.1: a tenth of the randomized and threaded rounds)"
+make -s test-c-valgrind
+
+step "clang with libFuzzer (installed when missing)"
+if ! fuzzer_links; then
+    # Debian 12 packages libFuzzer's runtime in libclang-rt-14-dev, which
+    # clang only recommends; older releases ship it with clang itself.
+    apt_install clang
+    rt="libclang-rt-$(clang -dumpversion | cut -d. -f1)-dev"
+    if ! fuzzer_links && apt-cache show "$rt" >/dev/null 2>&1; then
+        apt_install "$rt"
+    fi
+    fuzzer_links || { echo "clang -fsanitize=fuzzer does not link"; exit 1; }
+fi
+clang --version | head -n 1
+
+step "fuzz 60 s"
+make -s fuzz-run FUZZ_SECONDS=60
 
 step "pytest"
 "$PY" -m pytest -q -p no:cacheprovider tests

@@ -15,6 +15,7 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 /* Failures printed in full; later ones are only counted, so a broken
  * randomized test does not bury the first, most useful message. */
@@ -67,6 +68,23 @@ check_fail(const char *file, int line, const char *expr, const char *fmt,
 #define CHECK_MSG(cond, ...) \
     ((cond) ? check_pass() \
             : check_fail(__FILE__, __LINE__, #cond, __VA_ARGS__))
+
+/* check_scaled(n) scales the round count n of a long randomized or
+ * threaded test by GOALLOC_TEST_SCALE, a fraction in (0, 1] (default 1,
+ * also for anything unparsable), rounding up, never below 1: make
+ * test-c-valgrind runs the tests with 0.1.  The scale is read on every
+ * call; it is set before the process starts. */
+static inline int
+check_scaled(int n)
+{
+    const char *e = getenv("GOALLOC_TEST_SCALE");
+    double f = e != NULL ? strtod(e, NULL) : 1.0;
+    if (!(f > 0.0 && f < 1.0)) {
+        return n;
+    }
+    int m = (int)(n * f + 0.999999);
+    return m < 1 ? 1 : m;
+}
 
 /* check_summary prints "<name>: N passed, N failed" and returns the
  * number of failures. */

@@ -2352,13 +2352,15 @@ concurrent_throw_child(void)
     if (ct.h == NULL) {
         return 10;
     }
-    /* 20000 unscavenged free spans between in-use ones: a long scavenge. */
-    for (int i = 0; i < CT_OBJECTS; i++) {
+    /* 20000 unscavenged free spans between in-use ones: a long scavenge
+     * (fewer at a GOALLOC_TEST_SCALE below 1). */
+    const int nobj = check_scaled(CT_OBJECTS);
+    for (int i = 0; i < nobj; i++) {
         if (ga_malloc(ct.h, 0, 40000, false, &objs[i]) != GA_OK) {
             return 11;
         }
     }
-    for (int i = 0; i < CT_OBJECTS; i += 2) {
+    for (int i = 0; i < nobj; i += 2) {
         if (ga_free(ct.h, objs[i]) != GA_OK) {
             return 12;
         }
@@ -2439,7 +2441,7 @@ concurrent_free_child(void)
     if (cf.h == NULL) {
         return 10;
     }
-    cf.rounds = 20000;
+    cf.rounds = check_scaled(20000);
     pthread_t t;
     if (pthread_create(&t, NULL, cf_worker, NULL) != 0) {
         return 13;
@@ -2759,7 +2761,7 @@ main(void)
     test_concurrent_throw();
     test_concurrent_double_free();
     for (uint64_t seed = 1; seed <= 4; seed++) {
-        test_random(seed * 0x9E3779B97F4A7C15ULL, 400);
+        test_random(seed * 0x9E3779B97F4A7C15ULL, check_scaled(400));
     }
     int failed = check_summary("heap");
     return failed > 255 ? 255 : failed;

@@ -97,7 +97,8 @@ run(ga_backing backing)
     obj *live = calloc(NLIVE, sizeof(*live));
     size_t n = 0;
     uint64_t allocs = 0, frees = 0;
-    for (int step = 0; step < 20000; step++) {
+    const int steps = check_scaled(20000);
+    for (int step = 0; step < steps; step++) {
         uint64_t r = next_rand() % 100;
         if (n < NLIVE && (r < 55 || n == 0)) {
             obj *x = &live[n];
@@ -140,7 +141,7 @@ run(ga_backing backing)
             uint64_t rel;
             CHECK(ga_scavenge(h, next_rand() % (8 << 20), &rel) == GA_OK);
         }
-        if (step % 50 == 0 || step > 19900) {
+        if (step % 50 == 0 || step >= steps - 100) {
             CHECK_MSG(ga_verify(h, msg, sizeof(msg)), "step %d: %s", step,
                       msg);
             check_model(h, live, n);

@@ -31,14 +31,6 @@
 #define NROUNDS 4
 #define MAILBOX 4096
 
-static int
-scale(void)
-{
-    const char *s = getenv("GOALLOC_TEST_SCALE");
-    int v = s != NULL ? atoi(s) : 100;
-    return v > 0 ? v : 1;
-}
-
 typedef struct obj {
     ga_addr a;
     uint64_t size;
@@ -271,7 +263,7 @@ run_stress(ga_backing backing)
         w[i].p = i;
         w[i].h = h;
         w[i].rng = 0x9E3779B97F4A7C15ULL * (uint64_t)(i + 1);
-        w[i].ops = 40 * scale();
+        w[i].ops = check_scaled(4000);
         w[i].inbox = &boxes[i];
         w[i].outbox = &boxes[(i + 1) % NTHREADS];
         w[i].barrier = &barrier;
@@ -362,7 +354,7 @@ run_double_free_race(uint64_t size, bool noscan)
     if (!CHECK_MSG(h != NULL, "%s", err)) {
         return;
     }
-    size_t n = 20 * (size_t)scale();
+    size_t n = (size_t)check_scaled(2000);
     ga_addr *objs = calloc(n, sizeof(*objs));
     for (size_t i = 0; i < n; i++) {
         CHECK(ga_malloc(h, 0, size, noscan, &objs[i]) == GA_OK);

@@ -1,0 +1,225 @@
+#!/usr/bin/env python3
+"""Write the seed corpus of tests/fuzz/fuzz_heap.c into tests/fuzz/corpus.
+
+Each seed is a heap header and a few dozen operations in the harness's
+encoding (docs/fuzzing.md); together they reach every operation on both
+backings.  The output is deterministic: rerunning rewrites the same files.
+
+    python3 tests/fuzz/mkcorpus.py [outdir]
+"""
+import os
+import random
+import struct
+import sys
+
+# opcodes: the harness takes the op byte modulo NUM_OPS (17)
+TINY, SMALL, CLASS, LARGE, ZERO, HUGE, BAD_P = range(7)
+FREE_LIVE, FREE_SEEN, FREE_INNER, FREE_OTHER, FREE_ZEROBASE = range(7, 12)
+SCAVENGE, FLUSH, FAIL_RESERVES, BLOCK_RANGE, CHECK = range(12, 17)
+
+# platform indices (b1 % 16; 12..15 mean linux/amd64)
+LINUX_AMD64, LINUX_AMD64_RACE, LINUX_386, LINUX_ARM64 = 0, 1, 2, 3
+DARWIN_ARM64, AIX_PPC64, WINDOWS_AMD64, LINUX_MIPS = 4, 5, 6, 7
+
+# sys_limit choice (b2 & 3): unlimited, 64 MiB, 512 MiB, 2 GiB
+UNLIMITED, LIMIT_64M, LIMIT_512M, LIMIT_2G = range(4)
+
+
+def header(os_backing=False, procs=1, platform=LINUX_AMD64, limit=LIMIT_512M,
+           goal=0, seed=0):
+    b0 = (3 if os_backing else 0) | ((procs - 1) << 2)
+    return bytes([b0, platform, limit | (goal << 2), seed])
+
+
+def u16(v):
+    return struct.pack("<H", v & 0xFFFF)
+
+
+def u24(v):
+    return struct.pack("<I", v & 0xFFFFFF)[:3]
+
+
+def tiny(size, p=0):
+    return bytes([TINY, (size - 1) % 15, p])
+
+
+def small(size, noscan=False, p=0):
+    return bytes([SMALL]) + u16(size - 1) + bytes([(p << 1) | noscan])
+
+
+def klass(c, delta=0, noscan=False, p=0):
+    return bytes([CLASS, c - 1, ((delta + 1) << 6) | (p << 1) | noscan])
+
+
+def large(extra, noscan=False, p=0, pages=False):
+    """32 KiB + 1 + extra bytes (rounded to whole pages if pages)."""
+    return bytes([LARGE]) + u24(extra) + bytes(
+        [(0x80 if pages else 0) | (p << 1) | noscan])
+
+
+def zero(p=0):
+    return bytes([ZERO, p << 1])
+
+
+def huge(kind, arg=b"", noscan=False):
+    return bytes([HUGE, kind]) + arg + bytes([noscan])
+
+
+def bad_p(b, size=100):
+    return bytes([BAD_P, b]) + u16(size)
+
+
+def free_live(i):
+    return bytes([FREE_LIVE]) + u16(i)
+
+
+def free_seen(i):
+    return bytes([FREE_SEEN]) + u16(i)
+
+
+def free_inner(i, off):
+    return bytes([FREE_INNER]) + u16(i) + u24(off)
+
+
+def free_other(kind, arg=b""):
+    return bytes([FREE_OTHER, kind]) + arg
+
+
+def scavenge(kind, arg=b""):
+    return bytes([SCAVENGE, kind]) + arg
+
+
+def block(which, arenas, lenb, arg=b""):
+    return bytes([BLOCK_RANGE, which, arenas & 0xFF, lenb]) + arg
+
+
+FREE_ZB = bytes([FREE_ZEROBASE])
+FLUSH_ = bytes([FLUSH])
+CHECK_ = bytes([CHECK])
+
+
+def mix(rng, n, procs, large_max=200000):
+    """A random mix of allocations and frees (the bulk of most seeds)."""
+    out = b""
+    for _ in range(n):
+        r = rng.random()
+        p = rng.randrange(procs)
+        if r < 0.2:
+            out += tiny(rng.randint(1, 15), p)
+        elif r < 0.4:
+            out += small(rng.randint(1, 32768), rng.random() < 0.5, p)
+        elif r < 0.5:
+            out += klass(rng.randint(1, 66), rng.randint(-1, 1),
+                         rng.random() < 0.5, p)
+        elif r < 0.55:
+            out += large(rng.randrange(large_max), rng.random() < 0.5, p,
+                         rng.random() < 0.3)
+        elif r < 0.85:
+            out += free_live(rng.randrange(65536))
+        elif r < 0.92:
+            out += free_seen(rng.randrange(65536))
+        else:
+            out += CHECK_
+    return out
+
+
+def seeds():
+    rng = random.Random(6)
+    s = {}
+    s["virtual_mix"] = header(procs=2) + mix(rng, 120, 2) + CHECK_
+    s["virtual_mix_4p"] = (header(procs=4, limit=UNLIMITED, seed=1) +
+                           mix(rng, 150, 4) + FLUSH_ + mix(rng, 50, 4))
+    s["os_mix"] = header(os_backing=True, procs=2) + mix(rng, 120, 2, 60000)
+    s["os_mix_4p_scavenge"] = (header(os_backing=True, procs=4,
+                                      limit=UNLIMITED, goal=1) +
+                               mix(rng, 80, 4, 60000) + scavenge(2) +
+                               mix(rng, 60, 4, 60000) + scavenge(1, u16(50)) +
+                               FLUSH_ + CHECK_)
+    # tiny objects: packing, frees, double frees, interior addresses
+    t = header(procs=1)
+    for i in range(40):
+        t += tiny(1 + i % 15)
+    for i in range(0, 40, 3):
+        t += free_live(i) + free_seen(i) + free_inner(i, i)
+    s["virtual_tiny"] = t + FLUSH_ + CHECK_
+    s["os_tiny"] = header(os_backing=True, procs=3) + t[4:]
+    # large objects: free, double free, reuse of the same address
+    t = header(procs=1, limit=LIMIT_64M)
+    for i in range(10):
+        t += large(i * 40000, pages=i % 2 == 1)
+    for i in range(10):
+        t += free_live(0) + free_seen(i)
+    for i in range(10):
+        t += large(i * 40000) + free_seen(i) + free_seen(i)
+    s["virtual_large_reuse"] = t + scavenge(2) + CHECK_
+    # small objects freed and handed out again: the known limit
+    t = header(procs=2, limit=LIMIT_64M)
+    for i in range(30):
+        t += klass(5 + i % 3)
+    for i in range(30):
+        t += free_live(0)
+    t += FLUSH_
+    for i in range(30):
+        t += klass(5 + i % 3) + free_seen(i)
+    s["virtual_small_reuse"] = t + CHECK_
+    # sizes beyond maxAlloc and sys_limit, bad Ps, zero-byte objects
+    t = header(procs=2, limit=LIMIT_64M)
+    t += huge(0, u16(0)) + huge(1, b"\x00") + huge(2) + huge(3, u16(7))
+    t += huge(4, b"\x10") + huge(5, struct.pack("<Q", 1 << 62))
+    t += huge(6, u16(100)) + huge(6, u16(3))
+    t += bad_p(0) + bad_p(1) + bad_p(2 * 5) + bad_p(0xFF, 40000)
+    t += zero() + zero(1) + FREE_ZB + free_live(0) + small(100) + FREE_ZB
+    s["virtual_huge_badp_zero"] = t + CHECK_
+    s["os_huge_badp_zero"] = header(os_backing=True, procs=2,
+                                    limit=LIMIT_64M) + t[4:]
+    # foreign, random, near-arena and near-hint addresses
+    t = header(procs=1) + small(64) + large(5000) + tiny(3)
+    t += free_other(0, struct.pack("<Q", 0xDEADBEEF000))
+    t += free_other(1 | (0 << 3), u16(8) + u16(0))
+    t += free_other(2, b"\x08") + free_other(3, u16(3))
+    t += free_other(4, u16(1) + u16(8)) + free_other(4, u16(0) + u16(0xFFF8))
+    t += free_other(5) + free_inner(1, 8192) + free_inner(0, 63)
+    s["virtual_foreign"] = t + CHECK_
+    s["os_foreign"] = header(os_backing=True) + t[4:]
+    # fault injection: refused reservations and blocked ranges
+    t = header(procs=2, limit=UNLIMITED)
+    t += bytes([FAIL_RESERVES, 2]) + large(100000) + small(10)
+    t += bytes([FAIL_RESERVES, 0xFF]) + block(0, 1, 2) + block(0, 0, 1)
+    t += block(0x80, -3, 0, u16(0)) + block(1, 4, 0)
+    t += large(3000000) + small(5000) + mix(rng, 30, 2)
+    s["virtual_faults"] = t + CHECK_
+    s["os_faults"] = header(os_backing=True) + bytes([FAIL_RESERVES, 1]) + \
+        small(10)
+    # other platforms
+    s["linux_386"] = header(platform=LINUX_386, procs=3) + mix(rng, 100, 3)
+    # a 32-bit heap without sys_limit filling most of its 4 GiB
+    t = header(platform=LINUX_386, limit=UNLIMITED, procs=2)
+    for mib in (1000, 1000, 1000, 500, 300):
+        t += huge(6, u16(mib))
+    s["linux_386_3gib"] = t + mix(rng, 60, 2, 8000000) + free_live(2) + \
+        huge(6, u16(900)) + CHECK_
+    s["aix_ppc64"] = header(platform=AIX_PPC64, limit=LIMIT_2G) + \
+        mix(rng, 60, 1, 3000000)
+    s["darwin_arm64"] = (header(platform=DARWIN_ARM64, procs=2) +
+                         mix(rng, 50, 2) + huge(2) + CHECK_)
+    s["linux_amd64_race"] = header(platform=LINUX_AMD64_RACE, procs=2,
+                                   goal=3) + mix(rng, 60, 2) + scavenge(2)
+    s["windows_amd64"] = header(platform=WINDOWS_AMD64) + mix(rng, 40, 1) + \
+        bytes([SCAVENGE, 3]) + struct.pack("<I", 1 << 20)
+    s["linux_mips"] = header(platform=LINUX_MIPS, procs=4) + mix(rng, 60, 4)
+    return s
+
+
+def main():
+    here = os.path.dirname(os.path.abspath(__file__))
+    out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(here, "corpus")
+    os.makedirs(out, exist_ok=True)
+    for name, data in sorted(seeds().items()):
+        assert len(data) <= 1024, name
+        with open(os.path.join(out, name), "wb") as f:
+            f.write(data)
+    print(f"{len(seeds())} seeds in {out}")
+
+
+if __name__ == "__main__":
+    main()
