@@ -27,6 +27,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -2331,6 +2332,7 @@ ct_thrower(void *arg)
 {
     (void)arg;
     while (atomic_load(&ct.started) == 0) {
+        sched_yield(); /* a loaded machine or a sanitizer: let A run */
     }
     busy_wait_ns(30000); /* A is inside ga_scavenge by now */
     ct.b = ga_test_throw(ct.h, "boom");
@@ -2422,6 +2424,7 @@ cf_worker(void *arg)
     (void)arg;
     for (int g = 1; g <= cf.rounds; g++) {
         while (atomic_load(&cf.gen) < g) {
+            sched_yield();
         }
         cf.res = ga_free(cf.h, cf.obj);
         atomic_store(&cf.done, g);
@@ -2453,6 +2456,7 @@ concurrent_free_child(void)
         atomic_store(&cf.gen, g);
         ga_status mine = ga_free(cf.h, cf.obj);
         while (atomic_load(&cf.done) < g) {
+            sched_yield();
         }
         ga_status theirs = cf.res;
         if (!((mine == GA_OK && theirs == GA_EDOUBLEFREE) ||
