@@ -15,9 +15,14 @@
 #include <string.h>
 
 /* A real chunk: a link for release, then the blocks. */
+/* Blocks are cache-line aligned and sized: the mspans that two Ps
+ * allocate from (and the mcaches) must not share a line, or every
+ * allocation on one P would invalidate the other's. */
+#define GA_CACHE_LINE 64
+
 typedef struct real_chunk {
     struct real_chunk *next;
-    max_align_t blocks[];
+    _Alignas(GA_CACHE_LINE) unsigned char blocks[];
 } real_chunk;
 
 void
@@ -60,7 +65,7 @@ fixalloc_init(fixalloc *f, uint64_t go_size, size_t real_size,
     f->real_size = ga_round_up(real_size < sizeof(fixalloc_block)
                                    ? sizeof(fixalloc_block)
                                    : real_size,
-                               sizeof(max_align_t));
+                               GA_CACHE_LINE);
     f->first = first;
     f->arg = arg;
     f->stat = stat;
@@ -74,10 +79,12 @@ static bool
 fixalloc_new_chunk(fixalloc *f)
 {
     size_t nblocks = (size_t)(FIX_ALLOC_CHUNK / f->go_size);
-    real_chunk *c = calloc(1, sizeof(real_chunk) + nblocks * f->real_size);
+    size_t bytes = sizeof(real_chunk) + nblocks * f->real_size;
+    real_chunk *c = aligned_alloc(GA_CACHE_LINE, bytes); /* a multiple */
     if (c == NULL) {
         return false;
     }
+    memset(c, 0, bytes);
     c->next = f->chunks;
     f->chunks = c;
     f->chunk = (char *)c->blocks;
