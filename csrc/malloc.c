@@ -116,7 +116,7 @@ ga_gogc_scavenge_goal(int gogc)
     uint64_t next_gc = gogc < 0 ? UINT64_MAX
                                 : heap_marked + heap_marked * (uint64_t)gogc / 100;
     uint64_t goal = next_gc + next_gc / 10;
-    return (goal + phys_page - 1) & ~(phys_page - 1);
+    return ga_round_up(goal, phys_page); /* wraps as Go's uint64 does */
 }
 
 void
