@@ -383,21 +383,32 @@ large_alloc(mheap *h, uint64_t size, bool noscan, ga_addr *out)
     return GA_OK;
 }
 
-/* small_slot_done finishes a small allocation: a 16-byte noscan slot is
- * a one-object tiny block, and dirty memory is zeroed (needzero). */
-static inline void
-small_slot_done(mheap *h, mcache *c, mspan *s, ga_addr v, uint64_t size)
+/* zero_slot is mallocgc's memclr of a reused slot (needzero): out of
+ * line, so that the fast path saves no registers for it. */
+static GA_NOINLINE void
+zero_slot(ga_addr v, uint64_t size)
 {
+    memset((void *)(uintptr_t)v, 0, (size_t)size);
+}
+
+/* small_slot_done finishes the allocation of slot i of s: a 16-byte
+ * noscan slot is a one-object tiny block, and dirty memory is zeroed
+ * (needzero). */
+static inline ga_addr
+small_slot_done(mheap *h, mcache *c, mspan *s, uint64_t i, uint64_t size)
+{
+    ga_addr v = mspan_slot_addr(s, i);
     c->local_requested += size;
     if (GA_UNLIKELY(s->tiny_marks != NULL)) {
         tiny_mark_new_block(s, v, size);
     }
     else {
-        s->req_sizes[mspan_obj_index(s, v)] = (uint16_t)size;
+        s->req_sizes[i] = (uint16_t)size;
     }
-    if (s->needzero && h->zero_memory) {
-        memset((void *)(uintptr_t)v, 0, (size_t)s->elemsize);
+    if (GA_UNLIKELY(s->needzero) && h->zero_memory) {
+        zero_slot(v, s->elemsize);
     }
+    return v;
 }
 
 /* malloc_slow runs every path that may refill, grow or throw, inside a
@@ -405,6 +416,9 @@ small_slot_done(mheap *h, mcache *c, mspan *s, ga_addr v, uint64_t size)
 static GA_NOINLINE ga_status
 malloc_slow(mheap *h, mcache *c, uint64_t size, bool noscan, ga_addr *out)
 {
+    if (size > h->plat.max_alloc) {
+        return GA_EINVAL;
+    }
     GA_PROTECT(h);
     ga_status st = GA_OK;
     ga_addr v = 0;
@@ -418,9 +432,8 @@ malloc_slow(mheap *h, mcache *c, uint64_t size, bool noscan, ga_addr *out)
     else if (size <= MAX_SMALL_SIZE) {
         span_class spc = make_span_class(size_to_class((size_t)size), noscan);
         mspan *s;
-        v = mcache_next_free(h, c, spc, &s);
-        if (v != 0) {
-            small_slot_done(h, c, s, v, size);
+        if (mcache_next_free(h, c, spc, &s) != 0) {
+            v = small_slot_done(h, c, s, mspan_last_slot(s), size);
         }
         st = v != 0 ? GA_OK : GA_ENOMEM;
     }
@@ -438,19 +451,19 @@ ga_malloc(ga_heap *h, int p, uint64_t size, bool noscan, ga_addr *out)
     if (GA_UNLIKELY(heap_poisoned(h) != NULL)) {
         return GA_EPOISONED;
     }
-    if (GA_UNLIKELY(p < 0 || p >= h->nprocs || size > h->plat.max_alloc)) {
+    if (GA_UNLIKELY(p < 0 || p >= h->nprocs)) {
         return GA_EINVAL;
     }
     mcache *c = h->caches[p];
     if (GA_LIKELY(size - 1 < MAX_SMALL_SIZE) &&
         (size >= TINY_SIZE || !noscan)) {
-        /* The fast path: no lock, no protected call, one ctz. */
+        /* The fast path: no lock, no protected call, one ctz.  (A small
+         * size is below every platform's maxAlloc.) */
         mspan *s = c->alloc[make_span_class(size_to_class((size_t)size),
                                             noscan)];
-        ga_addr v = next_free_fast(s);
-        if (GA_LIKELY(v != 0)) {
-            small_slot_done(h, c, s, v, size);
-            *out = v;
+        uint64_t i = next_free_fast(s);
+        if (GA_LIKELY(i != NO_SLOT)) {
+            *out = small_slot_done(h, c, s, i, size);
             return GA_OK;
         }
     }
@@ -613,6 +626,37 @@ owner_cache(mheap *h, int p, const mspan *s)
     return cached ? h->caches[0] : NULL;
 }
 
+/* cached_span_of: the small span (not the tiny class) holding addr
+ * between its base and limit, if the caller may free into it without a
+ * lock (owner_cache), with that mcache in *cp; else NULL.  A P's run of
+ * frees into one span is answered by its free hint, without spanOf.
+ * spanOf needs no lock: arena entries are published atomically. */
+static inline mspan *
+cached_span_of(mheap *h, int p, ga_addr addr, mcache **cp)
+{
+    if (p >= 0) {
+        mcache *c = h->caches[p];
+        if (addr - c->free_hint.base <
+            c->free_hint.limit - c->free_hint.base) {
+            *cp = c;
+            return c->free_hint.span;
+        }
+    }
+    mspan *s = span_of(h, addr);
+    mcache *c = s != NULL && p != GA_NO_P ? owner_cache(h, p, s) : NULL;
+    if (c == NULL || s->tiny_marks != NULL || addr < mspan_base(s) ||
+        addr >= s->limit) {
+        return NULL;
+    }
+    if (p >= 0) {
+        c->free_hint.span = s;
+        c->free_hint.base = mspan_base(s);
+        c->free_hint.limit = s->limit;
+    }
+    *cp = c;
+    return s;
+}
+
 ga_status
 ga_free_p(ga_heap *h, int p, ga_addr addr)
 {
@@ -626,17 +670,15 @@ ga_free_p(ga_heap *h, int p, ga_addr addr)
         return GA_OK;
     }
     /* The fast path: a live object at a slot start of a small span that
-     * the caller's P caches (not the tiny class).  spanOf needs no lock:
-     * arena entries are published atomically. */
-    mspan *s = span_of(h, addr);
-    mcache *c = s != NULL && p != GA_NO_P ? owner_cache(h, p, s) : NULL;
-    if (GA_LIKELY(c != NULL && s->tiny_marks == NULL &&
-                  mspan_base(s) <= addr && addr < s->limit)) {
+     * the caller's P caches (not the tiny class). */
+    mcache *c;
+    mspan *s = cached_span_of(h, p, addr, &c);
+    if (GA_LIKELY(s != NULL)) {
         uint64_t i = mspan_obj_index(s, addr);
-        if (mspan_base(s) + i * s->elemsize == addr &&
-            mspan_is_allocated(s, i) && !bit_get_atomic(s->freed_bits, i)) {
+        if (mspan_slot_addr(s, i) == addr && mspan_is_allocated(s, i)) {
             /* The slot waits in freed_bits for the span's next sweep; a
-             * free on another thread may set a bit of the same byte. */
+             * free on another thread may set a bit of the same word, and
+             * a bit already set is a double free. */
             if (bit_test_and_set(s->freed_bits, i)) {
                 return GA_EDOUBLEFREE;
             }

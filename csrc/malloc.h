@@ -14,7 +14,13 @@
 #include "mbitmap.h"
 #include "mspan.h"
 
-static inline ga_addr
+/* NO_SLOT: next_free_fast found nothing in the allocCache. */
+#define NO_SLOT UINT64_MAX
+
+/* next_free_fast returns the slot it hands out, or NO_SLOT.  Like Go's
+ * nextFreeIndex it leaves freeindex at that slot + 1, which is how the
+ * slow path's callers find the slot too (mspan_last_slot). */
+static inline uint64_t
 next_free_fast(mspan *s)
 {
     unsigned bit = ctz64(s->alloc_cache);
@@ -23,15 +29,29 @@ next_free_fast(mspan *s)
         if (result < s->nelems) {
             uint64_t freeidx = result + 1;
             if (freeidx % 64 == 0 && freeidx != s->nelems) {
-                return 0;
+                return NO_SLOT;
             }
             s->alloc_cache = shr64(s->alloc_cache, bit + 1);
             mspan_freeindex_store(s, freeidx);
             s->alloc_count++;
-            return result * s->elemsize + mspan_base(s);
+            return result;
         }
     }
-    return 0;
+    return NO_SLOT;
+}
+
+/* mspan_last_slot: the slot the last allocation from s handed out
+ * (nextFreeIndex leaves freeindex one past it). */
+static inline uint64_t
+mspan_last_slot(const mspan *s)
+{
+    return s->freeindex - 1;
+}
+
+static inline ga_addr
+mspan_slot_addr(const mspan *s, uint64_t i)
+{
+    return mspan_base(s) + i * s->elemsize;
 }
 
 #endif

@@ -63,7 +63,29 @@ bit_set(uint8_t *b, uint64_t i)
 /* freed_bits are set by frees on several threads at once (the caching P
  * without a lock, other threads under the mcentral lock): an atomic
  * test-and-set, so that of two racing frees of one object exactly one
- * wins and the other is a double free. */
+ * wins and the other is a double free.  Bitmaps are whole, 8-byte
+ * aligned 64-bit words (gc_bits_bytes, calloc), and on a little-endian
+ * machine bit i of byte i/8 is bit i%64 of word i/64: there the test
+ * and set is one word-wide `lock bts`, where a byte-wide one would be a
+ * compare-and-swap loop. */
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+typedef uint64_t __attribute__((may_alias)) bit_word;
+
+static inline bool
+bit_test_and_set(uint8_t *b, uint64_t i)
+{
+    uint64_t m = (uint64_t)1 << (i % 64);
+    bit_word *w = (bit_word *)(void *)b + i / 64;
+    return (__atomic_fetch_or(w, m, __ATOMIC_RELAXED) & m) != 0;
+}
+
+static inline bool
+bit_get_atomic(const uint8_t *b, uint64_t i)
+{
+    const bit_word *w = (const bit_word *)(const void *)b + i / 64;
+    return (__atomic_load_n(w, __ATOMIC_RELAXED) >> (i % 64)) & 1;
+}
+#else
 static inline bool
 bit_test_and_set(uint8_t *b, uint64_t i)
 {
@@ -76,6 +98,7 @@ bit_get_atomic(const uint8_t *b, uint64_t i)
 {
     return (__atomic_load_n(&b[i / 8], __ATOMIC_RELAXED) >> (i % 8)) & 1;
 }
+#endif
 
 static inline uint64_t
 load64_le(const uint8_t *p)

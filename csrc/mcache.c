@@ -44,6 +44,7 @@ mcache_refill(mheap *h, mcache *c, span_class spc)
         if (s->sweepgen != h->sweepgen + 3) {
             ga_throw(h, "bad sweepgen in refill");
         }
+        mcache_forget_hint(c, s);
         mcentral_uncache_span(h, &h->central[spc], s);
     }
     if (fresh->alloc_count == fresh->nelems) {
@@ -93,6 +94,7 @@ mcache_release_all(mheap *h, mcache *c)
         mspan *s = c->alloc[i];
         if (s != &h->emptymspan) {
             c->alloc[i] = &h->emptymspan;
+            mcache_forget_hint(c, s);
             mcentral_uncache_span(h, &h->central[i], s);
         }
     }

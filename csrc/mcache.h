@@ -9,7 +9,9 @@
  * Go 1.13: src/runtime/mcache.go (mcache, allocmcache, refill,
  *          releaseAll, emptymspan), malloc.go ((*mcache).nextFree).
  * Differs from Go: the sentinel belongs to the heap; a span handed back
- *          may have frees in it, so "full" means freeindex == nelems.
+ *          may have frees in it, so "full" means freeindex == nelems;
+ *          explicit frees keep per-P counters and a free hint (the span
+ *          of the P's last lock-free free) that Go has no use for.
  * Locking: an mcache is used by one P at a time; creating one takes the
  *          heap lock (cachealloc).
  */
@@ -30,6 +32,17 @@ typedef struct mcache {
     mspan *tiny_span;    /* the span holding the tiny block */
     mspan *alloc[NUM_SPAN_CLASSES];
 
+    /* goalloc: the span of this P's last lock-free free, and its slots'
+     * range, so that frees into one span skip spanOf.  While the range
+     * is not empty the span is one that this mcache caches (and not the
+     * tiny class's): mcache_forget_hint empties it before the span
+     * leaves.  Only the P's own thread reads or writes it. */
+    struct {
+        mspan *span;
+        ga_addr base;
+        ga_addr limit;
+    } free_hint;
+
     /* frees the owning P made in its own cached spans (ga_free_p), kept
      * here so that Ps freeing at once share no counter (Go's
      * local_nsmallfree); readers add them to the mcentral's */
@@ -43,6 +56,17 @@ typedef struct mcache {
 /* allocmcache takes an mcache from cachealloc (heap lock held inside)
  * and points every class at emptymspan.  NULL when out of memory. */
 mcache *allocmcache(struct mheap *h);
+
+/* mcache_forget_hint: s leaves c, so the free hint must not name it. */
+static inline void
+mcache_forget_hint(mcache *c, const mspan *s)
+{
+    if (c->free_hint.span == s) {
+        c->free_hint.span = NULL;
+        c->free_hint.base = 0;
+        c->free_hint.limit = 0;
+    }
+}
 
 /* mcache_refill replaces the class's used-up span by one with free
  * slots.  Returns false when the heap cannot grow. */

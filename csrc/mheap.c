@@ -109,6 +109,12 @@ mheap_init(mheap *h)
 {
     const ga_platform *p = &h->plat;
     mstats *st = &h->stats;
+    h->lookup.base_offset = p->arena_base_offset;
+    h->lookup.shift = (uint8_t)p->log_heap_arena_bytes;
+    h->lookup.bits = (uint8_t)arena_bits(p);
+    h->lookup.l2_bits = (uint8_t)p->arena_l2_bits;
+    h->lookup.l2_mask = ((uint64_t)1 << p->arena_l2_bits) - 1;
+    h->lookup.page_mask = p->pages_per_arena - 1; /* a power of two */
     persistent_alloc_init(&h->pa, &st->other_sys);
     fixalloc_init(&h->treapalloc, p->sizeof_treap_node, sizeof(treap_node),
                   NULL, NULL, &st->other_sys, &h->pa);

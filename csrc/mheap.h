@@ -42,7 +42,27 @@ typedef struct ga_protect_frame {
  * thread-local: it is execution context (like errno), not heap state. */
 extern _Thread_local ga_protect_frame *ga_current_protect;
 
+/* arena_lookup: spanOf's constants, copied from the platform at init so
+ * that a free reads them from one cache line (see heap_arena_of). */
+typedef struct arena_lookup {
+    uint64_t base_offset; /* arenaBaseOffset */
+    uint64_t l2_mask;     /* (1 << arenaL2Bits) - 1 */
+    uint64_t page_mask;   /* pagesPerArena - 1 */
+    uint8_t shift;        /* log2(heapArenaBytes) */
+    uint8_t bits;         /* arenaL1Bits + arenaL2Bits */
+    uint8_t l2_bits;      /* arenaL2Bits */
+} arena_lookup;
+
 typedef struct mheap {
+    /* read by every facade call, on any thread: one cache line */
+    const char *poisoned; /* Go's throw: the message once poisoned
+                           * (atomic; see heap_poisoned) */
+    int nprocs;
+    bool zero_memory;   /* os backing without skip_zeroing: needzero */
+    mcache **caches;    /* one per P; caches[0] is m0's */
+    ga_addr zerobase;   /* os backing: &ga_zerobase; virtual: fixed */
+    arena_lookup lookup;
+
     pthread_mutex_t lock;
     bool locked;          /* h->lock is held ... */
     pthread_t lock_owner; /* ... by this thread (a throw releases it) */
@@ -93,15 +113,8 @@ typedef struct mheap {
     uint64_t scavenge_goal;
     uint64_t seed;
 
-    int nprocs;
-    mcache **caches; /* one per P; caches[0] is m0's */
     mspan emptymspan;
-    ga_addr zerobase; /* os backing: &ga_zerobase; virtual: a fixed address */
 
-    bool zero_memory; /* os backing without skip_zeroing: Go's needzero */
-    /* Go's throw: the message once poisoned (atomic: every facade call
-     * on any thread reads it first; see heap_poisoned) */
-    const char *poisoned;
     char throw_buf[128]; /* a copy of ga_test_throw's message */
 } mheap;
 
@@ -125,25 +138,26 @@ l2_of(const mheap *h, uint64_t idx)
 static inline heap_arena *
 heap_arena_of(const mheap *h, ga_addr addr)
 {
-    uint64_t idx = arena_index(&h->plat, addr);
-    if (idx >> arena_bits(&h->plat) != 0) {
+    const arena_lookup *k = &h->lookup;
+    uint64_t idx = (addr + k->base_offset) >> k->shift; /* arenaIndex */
+    if (idx >> k->bits != 0) {
         return NULL;
     }
-    heap_arena **l2 = __atomic_load_n(&h->arenas[l1_of(h, idx)],
+    /* Without an L1 level idx < 2^l2_bits, so the L1 index is 0. */
+    heap_arena **l2 = __atomic_load_n(&h->arenas[idx >> k->l2_bits],
                                       __ATOMIC_ACQUIRE);
     /* Go skips this test when there is no L1 level; the L2 map does not
      * exist before the first arena, so goalloc always makes it. */
     if (l2 == NULL) {
         return NULL;
     }
-    return __atomic_load_n(&l2[l2_of(h, idx)], __ATOMIC_ACQUIRE);
+    return __atomic_load_n(&l2[idx & k->l2_mask], __ATOMIC_ACQUIRE);
 }
 
 static inline uint64_t
 page_index(const mheap *h, ga_addr addr)
 {
-    /* pages_per_arena is a power of two */
-    return (addr >> PAGE_SHIFT) & (h->plat.pages_per_arena - 1);
+    return (addr >> PAGE_SHIFT) & h->lookup.page_mask;
 }
 
 /* span_of is Go's spanOf: the span recorded for addr's page, or NULL.

@@ -56,33 +56,28 @@ span_class_noscan(span_class sc)
 struct mspan_list;
 
 typedef struct mspan {
-    /* list links: on an mcentral list (list != NULL) or on none */
-    struct mspan *next;
-    struct mspan *prev;
-    struct mspan_list *list;
-
+    /* The first word is fixalloc's free-list link while the struct is
+     * free, so it must not be a field that a stale spanOf entry leads a
+     * reader to (classify_locked reads start_addr and npages).  Hot
+     * fields come next: a free and a malloc each read the first two
+     * cache lines (fixalloc blocks are line-aligned). */
+    struct mspan *next; /* list link: on an mcentral list or on none */
     ga_addr start_addr; /* first byte of the span */
-    uint64_t npages;    /* length in 8 KiB pages */
-
-    /* small-object allocation state, read on every malloc */
-    uint64_t freeindex;   /* slot where the next free-slot scan starts */
-    uint64_t nelems;      /* number of slots (1 for large spans) */
-    uint64_t alloc_cache; /* ~allocBits from freeindex, bit 0 = freeindex */
+    ga_addr limit;      /* end of usable data */
+    uint64_t elemsize;  /* object size; npages*PAGE_SIZE for large */
+    uint64_t freeindex; /* slot where the next free-slot scan starts */
     uint8_t *alloc_bits;  /* 1 = allocated as of the last sweep */
     uint8_t *freed_bits;  /* goalloc: 1 = freed since the last sweep; the
                            * live set (gcmarkBits' role) is "allocated
                            * and not freed" */
-    uint8_t *used_bits;   /* goalloc: 1 = handed out before the last sweep
-                           * since initSpan, so a free of a dead slot is a
-                           * double free */
     uint16_t *req_sizes;  /* goalloc: requested size of each slot's object
                            * (not the tiny class), for internal waste */
-    uint8_t *tiny_sizes;  /* goalloc, tiny class: requested size of the
-                           * object at each byte offset of each block */
+
     uint32_t *tiny_marks; /* goalloc, tiny span class only: per 16-byte
                            * slot, low 16 bits = offsets that start a live
                            * tiny object, high 16 = offsets ever used */
-
+    uint64_t nelems;      /* number of slots (1 for large spans) */
+    uint64_t alloc_cache; /* ~allocBits from freeindex, bit 0 = freeindex */
     uint32_t sweepgen;
     uint32_t remote_frees; /* goalloc: frees of this span's slots while an
                             * mcache held it, made by a thread that does
@@ -97,9 +92,16 @@ typedef struct mspan {
     uint8_t div_shift;
     uint8_t div_shift2;
     bool scavenged; /* free span whose pages were released to the OS */
+    uint64_t npages; /* length in 8 KiB pages */
 
-    uint64_t elemsize; /* object size; npages*PAGE_SIZE for large */
-    ga_addr limit;     /* end of usable data */
+    struct mspan *prev; /* list links, with next */
+    struct mspan_list *list;
+
+    uint8_t *used_bits;   /* goalloc: 1 = handed out before the last sweep
+                           * since initSpan, so a free of a dead slot is a
+                           * double free */
+    uint8_t *tiny_sizes;  /* goalloc, tiny class: requested size of the
+                           * object at each byte offset of each block */
 
     struct mspan *allnext; /* goalloc: chain of every struct ever made */
 } mspan;

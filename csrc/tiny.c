@@ -88,8 +88,12 @@ tiny_alloc(mheap *h, mcache *c, uint64_t size)
     }
     /* A new 16-byte block. */
     mspan *s = c->alloc[TINY_SPAN_CLASS];
-    ga_addr v = next_free_fast(s);
-    if (v == 0) {
+    uint64_t slot = next_free_fast(s);
+    ga_addr v;
+    if (slot != NO_SLOT) {
+        v = mspan_slot_addr(s, slot);
+    }
+    else {
         v = mcache_next_free(h, c, TINY_SPAN_CLASS, &s);
         if (v == 0) {
             return 0;

@@ -2471,6 +2471,52 @@ concurrent_free_child(void)
     return rc;
 }
 
+/* The free hint: a P's frees into the span it last freed into skip
+ * spanOf.  The hint must go when its span leaves the mcache (refill,
+ * flush), or a free as that P would trust a span struct that now covers
+ * other pages or another size class. */
+static void
+test_free_hint(void)
+{
+    ga_heap *h = VIRT("linux", "amd64");
+    if (h == NULL) {
+        return;
+    }
+    enum { N = 512 }; /* slots of an 8 KiB span of 16-byte objects */
+    ga_addr o[N], x;
+    for (int i = 0; i < N; i++) {
+        CHECK(ga_malloc(h, 0, 16, false, &o[i]) == GA_OK);
+    }
+    CHECK(o[N - 1] == o[0] + (N - 1) * 16); /* one span */
+    /* Every free through P 0's fast path; the first sets the hint. */
+    for (int i = 0; i < N; i++) {
+        CHECK(ga_free_p(h, 0, o[i]) == GA_OK);
+    }
+    CHECK(ga_free_p(h, 0, o[7]) == GA_EDOUBLEFREE);
+    CHECK(ga_free_p(h, 0, o[7] + 8) == GA_ENOTOBJECT);
+    VERIFY(h);
+    /* The next 16-byte allocation refills: the swept, empty span goes
+     * home, and its pages come back as a fresh span of 32-byte slots. */
+    CHECK(ga_malloc(h, 0, 16, false, &x) == GA_OK);
+    ga_addr y;
+    CHECK(ga_malloc(h, 0, 32, false, &y) == GA_OK);
+    ga_span_info s;
+    CHECK(ga_span_of(h, o[0], &s) && s.state == 1 && s.sizeclass == 3);
+    CHECK(y == o[0]);
+    /* o[1] is now the middle of y's slot, o[2] a free 32-byte slot. */
+    CHECK(ga_free_p(h, 0, o[1]) == GA_ENOTOBJECT);
+    CHECK(ga_free_p(h, 0, o[2]) == GA_ENOTOBJECT);
+    CHECK(ga_free_p(h, 0, o[0]) == GA_OK);
+    CHECK(ga_free_p(h, 0, o[0]) == GA_EDOUBLEFREE);
+    VERIFY(h);
+    /* A flush empties every mcache: the hint (x's span) goes too. */
+    CHECK(ga_free_p(h, 0, x) == GA_OK);
+    CHECK(ga_flush(h) == GA_OK);
+    CHECK(ga_free_p(h, 0, x) != GA_OK);
+    VERIFY(h);
+    ga_heap_free(h);
+}
+
 static void
 test_concurrent_double_free(void)
 {
@@ -2764,6 +2810,7 @@ main(void)
     test_threaded_workload();
     test_concurrent_throw();
     test_concurrent_double_free();
+    test_free_hint();
     for (uint64_t seed = 1; seed <= 4; seed++) {
         test_random(seed * 0x9E3779B97F4A7C15ULL, check_scaled(400));
     }

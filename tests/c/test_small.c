@@ -122,7 +122,9 @@ run(ga_backing backing)
             CHECK(ga_free_p(h, fp, live[i].a) == GA_OK);
             /* A second free is a double free, unless the object's span
              * went back to the heap (its memory is then just free). */
-            ga_status again = ga_free(h, live[i].a);
+            ga_status again = (next_rand() & 1)
+                                  ? ga_free(h, live[i].a)
+                                  : ga_free_p(h, live[i].p, live[i].a);
             ga_span_info s;
             bool home = ga_span_of(h, live[i].a, &s) && s.state == 3;
             CHECK_MSG(again == GA_EDOUBLEFREE ||
