@@ -521,7 +521,7 @@ ga_digest(ga_heap *h)
     const mstats *st = &h->stats;
     uint64_t stats[] = {st->heap_sys,     st->heap_inuse,  st->heap_idle,
                         st->heap_released, st->heap_live,  st->mspan_sys,
-                        st->mcache_sys,   st->gc_sys,      st->other_sys,
+                        st->mcache_sys,   heap_gc_sys(h),  st->other_sys,
                         st->tinyallocs,   h->largealloc,   h->nlargealloc,
                         h->largefree,     h->nlargefree,   h->pages_in_use,
                         h->large_requested, h->large_requested_freed,

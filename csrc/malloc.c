@@ -272,6 +272,7 @@ ga_heap_new(const ga_options *o, ga_status *status, char *err,
         return NULL;
     }
     pthread_mutex_init(&h->lock, NULL);
+    pthread_mutex_init(&h->gcbits_lock, NULL);
     mem_init(&h->mem, o->backing, h->plat.phys_page_size,
              h->plat.addr_space_end);
     h->nprocs = o->procs;
@@ -338,6 +339,7 @@ ga_heap_free(ga_heap *h)
         mcentral_destroy(&h->central[i]);
     }
     pthread_mutex_destroy(&h->lock);
+    pthread_mutex_destroy(&h->gcbits_lock);
     free(h);
 }
 
@@ -366,19 +368,10 @@ large_alloc(mheap *h, uint64_t size, bool noscan, ga_addr *out)
     if (!room) {
         return GA_ENOMEM;
     }
-    mspan *s = mheap_alloc(h, npages, make_span_class(0, noscan), true, true);
+    mspan *s = mheap_alloc(h, npages, make_span_class(0, noscan), size, true);
     if (s == NULL) {
         return GA_ENOMEM;
     }
-    s->limit = mspan_base(s) + size;
-    mheap_lock(h);
-    h->large_requested += size;
-    mheap_unlock(h);
-    /* initSpan, then mallocgc's large-object epilogue */
-    s->nelems = 1;
-    s->alloc_cache = ~(uint64_t)0;
-    s->freeindex = 1;
-    s->alloc_count = 1;
     *out = mspan_base(s);
     return GA_OK;
 }
@@ -526,7 +519,7 @@ large_free_locked(mheap *h, mspan *s)
     h->nlargefree++;
     h->largefree += s->elemsize;
     h->large_requested_freed += s->limit - mspan_base(s);
-    h->stats.heap_live -= s->elemsize;
+    heap_live_add(h, -(int64_t)s->elemsize);
     h->stats.heap_objects--;
     s->alloc_count = 0;
     s->needzero = 1;
@@ -576,14 +569,18 @@ small_free_central_locked(mheap *h, mcentral *c, mspan *s, ga_addr addr,
 
 /* small_free: the caller holds the heap lock, so s stays an in-use small
  * span; the mcentral lock is taken inside it (lock order heap ->
- * central). */
+ * central).  small_free_pinned has handled spans their mcentral owns;
+ * here s may also be one that is being made (no bitmaps yet, nothing
+ * handed out) or that is on its way home (every slot dead). */
 static ga_status
 small_free(mheap *h, mspan *s, ga_addr addr)
 {
     mcentral *c = &h->central[s->spanclass];
     bool to_heap = false;
     pthread_mutex_lock(&c->lock);
-    ga_status st = small_free_central_locked(h, c, s, addr, &to_heap);
+    ga_status st = !mcentral_owns(c, s) && s->alloc_bits == NULL
+                       ? GA_ENOTOBJECT
+                       : small_free_central_locked(h, c, s, addr, &to_heap);
     pthread_mutex_unlock(&c->lock);
     if (to_heap) {
         mcentral_release_to_heap(h, s, true);
@@ -591,22 +588,58 @@ small_free(mheap *h, mspan *s, ga_addr addr)
     return st;
 }
 
-/* free_slow classifies addr under the heap lock and frees whatever it is,
- * inside a protected call (returning a span to the mheap may throw). */
+/* small_free_pinned frees addr when it lies in a small span that its
+ * mcentral owns: the span is pinned by that mcentral's lock alone (see
+ * mcentral.h), so frees of small objects on different threads contend
+ * only per size class.  Returns false, having changed nothing, when addr
+ * is not in such a span (large objects, free spans, foreign addresses,
+ * a span's tail): classify_locked decides those under the heap lock. */
+static bool
+small_free_pinned(mheap *h, ga_addr addr, ga_status *st)
+{
+    mspan *s = span_of(h, addr);
+    if (s == NULL) {
+        return false;
+    }
+    span_class spc = mspan_spanclass_load(s);
+    if (spc >= NUM_SPAN_CLASSES || span_class_sizeclass(spc) == 0) {
+        return false;
+    }
+    mcentral *c = &h->central[spc];
+    bool to_heap = false;
+    pthread_mutex_lock(&c->lock);
+    bool pinned = mcentral_owns(c, s) && mspan_base(s) <= addr &&
+                  addr < s->limit;
+    if (pinned) {
+        *st = small_free_central_locked(h, c, s, addr, &to_heap);
+    }
+    pthread_mutex_unlock(&c->lock);
+    if (to_heap) {
+        mcentral_release_to_heap(h, s, false);
+    }
+    return pinned;
+}
+
+/* free_slow frees what the fast path could not, inside a protected call
+ * (returning a span to the mheap may throw): a small object under its
+ * mcentral's lock, anything else classified under the heap lock. */
 static GA_NOINLINE ga_status
 free_slow(mheap *h, ga_addr addr)
 {
     GA_PROTECT(h);
-    mspan *large, *small;
-    mheap_lock(h);
-    ga_status st = classify_locked(h, addr, &large, &small);
-    if (large != NULL) {
-        large_free_locked(h, large);
+    ga_status st = GA_OK;
+    if (!small_free_pinned(h, addr, &st)) {
+        mspan *large, *small;
+        mheap_lock(h);
+        st = classify_locked(h, addr, &large, &small);
+        if (large != NULL) {
+            large_free_locked(h, large);
+        }
+        else if (small != NULL) {
+            st = small_free(h, small, addr);
+        }
+        mheap_unlock(h);
     }
-    else if (small != NULL) {
-        st = small_free(h, small, addr);
-    }
-    mheap_unlock(h);
     GA_UNPROTECT(h);
     return st;
 }
@@ -784,10 +817,10 @@ mheap_read_mem_stats_locked(mheap *h, ga_mem_stats *out)
     out->mcache_inuse = h->cachealloc.inuse;
     out->mcache_sys = st->mcache_sys;
     out->buck_hash_sys = st->buckhash_sys;
-    out->gc_sys = st->gc_sys;
+    out->gc_sys = heap_gc_sys(h);
     out->other_sys = st->other_sys;
     out->sys = st->heap_sys + st->stacks_sys + st->mspan_sys +
-               st->mcache_sys + st->buckhash_sys + st->gc_sys +
+               st->mcache_sys + st->buckhash_sys + heap_gc_sys(h) +
                st->other_sys + st->stacks_inuse;
 }
 

@@ -20,26 +20,53 @@ static void
 charge_gc_bits(mheap *h, uint64_t n)
 {
     if (h->gcbits_left < n) {
-        h->stats.gc_sys += GC_BITS_CHUNK_BYTES;
+        h->gcbits_sys += GC_BITS_CHUNK_BYTES;
         h->gcbits_left = GC_BITS_CHUNK_BYTES;
     }
     h->gcbits_left -= n;
 }
 
-bool
-mspan_init_bits(mheap *h, mspan *s)
+/* The bytes of one block for a span's bitmaps and per-slot arrays. */
+static size_t
+span_bits_size(const mspan *s, uint64_t nelems, uint64_t nbytes)
 {
-    uint64_t nelems = s->npages * PAGE_SIZE / s->elemsize;
-    uint64_t nbytes = gc_bits_bytes(nelems);
     bool tiny = s->spanclass == make_span_class(TINY_SIZE_CLASS, true);
     /* tiny: marks (4 bytes) and 16 requested sizes per block; otherwise
      * one 16-bit requested size per slot */
     size_t extra = tiny ? (size_t)nelems * (sizeof(uint32_t) + TINY_SIZE)
                         : (size_t)nelems * sizeof(uint16_t);
-    uint8_t *bits = calloc(1, (size_t)(3 * nbytes) + extra);
+    return (size_t)(3 * nbytes) + extra;
+}
+
+static uint64_t
+span_nelems(const mspan *s)
+{
+    return s->npages * PAGE_SIZE / s->elemsize;
+}
+
+uint8_t *
+mspan_make_bits(mheap *h, const mspan *s)
+{
+    uint64_t nelems = span_nelems(s);
+    uint64_t nbytes = gc_bits_bytes(nelems);
+    uint8_t *bits = calloc(1, span_bits_size(s, nelems, nbytes));
     if (bits == NULL) {
-        return false;
+        return NULL;
     }
+    /* Go takes a mark and an alloc bitmap from the gcBits arenas, under
+     * their own lock. */
+    pthread_mutex_lock(&h->gcbits_lock);
+    charge_gc_bits(h, 2 * nbytes);
+    pthread_mutex_unlock(&h->gcbits_lock);
+    return bits;
+}
+
+void
+mspan_init_bits(mspan *s, uint8_t *bits)
+{
+    uint64_t nelems = span_nelems(s);
+    uint64_t nbytes = gc_bits_bytes(nelems);
+    bool tiny = s->spanclass == make_span_class(TINY_SIZE_CLASS, true);
     s->nelems = nelems;
     s->freeindex = 0;
     s->alloc_cache = ~(uint64_t)0;
@@ -50,12 +77,6 @@ mspan_init_bits(mheap *h, mspan *s)
     s->tiny_marks = tiny ? (uint32_t *)(void *)rest : NULL;
     s->tiny_sizes = tiny ? rest + nelems * sizeof(uint32_t) : NULL;
     s->req_sizes = tiny ? NULL : (uint16_t *)(void *)rest;
-    /* Go takes a mark and an alloc bitmap from the gcBits arenas; the
-     * statistic is the heap's, so Ps growing at once take turns. */
-    mheap_lock(h);
-    charge_gc_bits(h, 2 * nbytes);
-    mheap_unlock(h);
-    return true;
 }
 
 void

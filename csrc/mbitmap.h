@@ -139,7 +139,10 @@ mspan_is_allocated(const mspan *s, uint64_t i)
 /* mspan_init_bits is initSpan for a small span of known elemsize: slot
  * count, fresh zeroed bitmaps, freeindex 0 and a full allocCache.
  * Returns false when the process is out of memory. */
-bool mspan_init_bits(struct mheap *h, mspan *s);
+void mspan_init_bits(mspan *s, uint8_t *bits);
+/* mspan_make_bits allocates the zeroed block mspan_init_bits takes, and
+ * charges gc_sys for it; NULL when the process is out of memory. */
+uint8_t *mspan_make_bits(struct mheap *h, const mspan *s);
 void mspan_free_bits(mspan *s);
 
 /* mspan_next_free_index is Go's nextFreeIndex: the next free slot at or

@@ -32,22 +32,20 @@ mcentral_destroy(mcentral *c)
     pthread_mutex_destroy(&c->lock);
 }
 
-/* mcentral_grow takes a fresh span from the mheap and sets up its slots
- * (grow + heapBits.initSpan).  NULL when the heap cannot grow. */
+/* mcentral_grow takes a fresh span from the mheap (its limit set there)
+ * and the block for its bitmaps; cache_span installs them (initSpan)
+ * under c->lock.  NULL when the heap cannot grow. */
 static mspan *
-mcentral_grow(mheap *h, mcentral *c)
+mcentral_grow(mheap *h, mcentral *c, uint8_t **bits)
 {
     int sc = span_class_sizeclass(c->spanclass);
     uint64_t npages = class_to_allocnpages[sc];
-    mspan *s = mheap_alloc(h, npages, c->spanclass, false, true);
+    mspan *s = mheap_alloc(h, npages, c->spanclass, 0, true);
     if (s == NULL) {
         return NULL;
     }
-    /* objects per span by div magic, as Go computes it for limit */
-    uint64_t n = ((npages * PAGE_SIZE) >> s->div_shift) * s->div_mul >>
-                 s->div_shift2;
-    s->limit = mspan_base(s) + s->elemsize * n;
-    if (!mspan_init_bits(h, s)) {
+    *bits = mspan_make_bits(h, s);
+    if (*bits == NULL) {
         ga_throw(h, "runtime: cannot allocate memory");
     }
     return s;
@@ -89,11 +87,15 @@ mcentral_cache_span(mheap *h, mcentral *c)
     uint64_t n = s != NULL ? take_span_locked(h, c, s) : 0;
     pthread_mutex_unlock(&c->lock);
     if (s == NULL) {
-        s = mcentral_grow(h, c);
+        uint8_t *bits;
+        s = mcentral_grow(h, c, &bits);
         if (s == NULL) {
             return NULL;
         }
+        /* Until now a free that finds s (under the heap lock) sees a span
+         * that c does not own and that has no bitmaps (small_free). */
         pthread_mutex_lock(&c->lock);
+        mspan_init_bits(s, bits);
         n = take_span_locked(h, c, s);
         pthread_mutex_unlock(&c->lock);
     }
@@ -101,9 +103,8 @@ mcentral_cache_span(mheap *h, mcentral *c)
     if (n == 0) {
         ga_throw(h, "span has no free objects");
     }
-    mheap_lock(h);
-    h->stats.heap_live += s->npages * PAGE_SIZE - s->alloc_count * s->elemsize;
-    mheap_unlock(h);
+    heap_live_add(h, (int64_t)(s->npages * PAGE_SIZE) -
+                         (int64_t)(s->alloc_count * s->elemsize));
     uint64_t freeindex = s->freeindex;
     mspan_refill_alloc_cache(s, (freeindex & ~(uint64_t)63) / 8);
     s->alloc_cache = shr64(s->alloc_cache, (unsigned)(freeindex % 64));
@@ -119,8 +120,9 @@ mcentral_unused_slots(const mspan *s)
 void
 mcentral_release_to_heap(mheap *h, mspan *s, bool heap_locked)
 {
-    /* Under the heap lock before the bitmaps go: a free on another thread
-     * may be classifying an address in s (it holds the heap lock). */
+    /* s is off its mcentral's lists, so frees holding only that lock
+     * leave it alone; frees that hold the heap lock may still be looking
+     * at s, so the bitmaps go under the heap lock. */
     if (!heap_locked) {
         mheap_lock(h);
     }
@@ -137,6 +139,9 @@ mcentral_uncache_span(mheap *h, mcentral *c, mspan *s)
 {
     pthread_mutex_lock(&c->lock);
     uint64_t unused = mcentral_unused_slots(s);
+    /* Read elemsize while c->lock pins s: once the lock is dropped, a
+     * free may empty s and send it home, and its struct may be reused. */
+    int64_t unused_bytes = (int64_t)(unused * s->elemsize);
     s->sweepgen = h->sweepgen;
     c->nmalloc -= unused;
     mspan_sweep(s);
@@ -149,9 +154,7 @@ mcentral_uncache_span(mheap *h, mcentral *c, mspan *s)
         mspan_list_insert(&c->nonempty, s);
     }
     pthread_mutex_unlock(&c->lock);
-    mheap_lock(h);
-    h->stats.heap_live -= unused * s->elemsize;
-    mheap_unlock(h);
+    heap_live_add(h, -unused_bytes);
     if (empty_now) {
         mcentral_release_to_heap(h, s, false);
     }

@@ -13,9 +13,15 @@
  *          lists and send empty, uncached spans back to the mheap; frees
  *          are counted here (Go: mheap.nsmallfree).
  * Locking: c->lock guards both lists, nmalloc, nsmallfree, every sweep
- *          and the cached/uncached mark (sweepgen) of the class's spans;
- *          frees take it after the heap lock (lock order heap -> central;
- *          nothing takes the heap lock while holding c->lock).
+ *          and the cached/uncached mark (sweepgen) of the class's spans.
+ *          A small span is on one of its mcentral's lists from the moment
+ *          it has slots (cacheSpan) until it leaves for the mheap, and
+ *          only under c->lock does it join or leave them: so a span that
+ *          c owns (mcentral_owns) under c->lock stays an in-use span of
+ *          c's class, with its bitmaps, until the lock is dropped.  A
+ *          free of a small object relies on that and takes c->lock alone;
+ *          other frees take the heap lock first (lock order heap ->
+ *          central; nothing takes the heap lock while holding c->lock).
  */
 #ifndef GA_MCENTRAL_H
 #define GA_MCENTRAL_H
@@ -36,6 +42,16 @@ typedef struct mcentral {
     uint64_t nsmallfree; /* objects freed */
     uint64_t requested_freed; /* goalloc: requested bytes of those */
 } mcentral;
+
+/* mcentral_owns: s is on one of c's lists (cached in an mcache, full,
+ * or with free slots).  Meaningful under c->lock, for any mspan struct,
+ * even one a stale spanOf entry led to. */
+static inline bool
+mcentral_owns(const mcentral *c, const mspan *s)
+{
+    const mspan_list *l = mspan_list_of(s);
+    return l == &c->nonempty || l == &c->empty;
+}
 
 void mcentral_init(mcentral *c, span_class spc);
 void mcentral_destroy(mcentral *c);

@@ -362,8 +362,34 @@ zero_span(mheap *h, mspan *s)
     }
 }
 
+/* init_small_limit: limit = base + size x objects per span, the count
+ * by div magic as Go's mcentral.grow computes it. */
+static void
+init_small_limit(mspan *s)
+{
+    uint64_t n = ((s->npages * PAGE_SIZE) >> s->div_shift) * s->div_mul >>
+                 s->div_shift2;
+    s->limit = mspan_base(s) + s->elemsize * n;
+}
+
+/* init_large_object: the span is one object of size bytes, handed out. */
+static void
+init_large_object(mheap *h, mspan *s, uint64_t size)
+{
+    s->limit = mspan_base(s) + size;
+    s->nelems = 1;
+    s->alloc_cache = ~(uint64_t)0;
+    s->freeindex = 1;
+    s->alloc_count = 1;
+    h->stats.heap_objects++;
+    h->largealloc += s->elemsize;
+    h->nlargealloc++;
+    h->large_requested += size;
+    heap_live_add(h, (int64_t)(s->npages * PAGE_SIZE));
+}
+
 mspan *
-mheap_alloc(mheap *h, uint64_t npages, span_class spc, bool large,
+mheap_alloc(mheap *h, uint64_t npages, span_class spc, uint64_t large_size,
             bool needzero)
 {
     mheap_lock(h);
@@ -375,11 +401,11 @@ mheap_alloc(mheap *h, uint64_t npages, span_class spc, bool large,
         set_span_class(s, spc);
         arena_set_page_in_use(h, mspan_base(s), true);
         h->pages_in_use += npages;
-        if (large) {
-            h->stats.heap_objects++;
-            h->largealloc += s->elemsize;
-            h->nlargealloc++;
-            h->stats.heap_live += npages * PAGE_SIZE;
+        if (large_size > 0) {
+            init_large_object(h, s, large_size);
+        }
+        else {
+            init_small_limit(s);
         }
     }
     mheap_unlock(h);

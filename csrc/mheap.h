@@ -105,8 +105,13 @@ typedef struct mheap {
     fixalloc specialprofilealloc;
     fixalloc arena_hint_alloc;
 
-    mstats stats;
+    mstats stats; /* under the heap lock, but heap_live (atomic, as Go's
+                   * Xadd64 in cacheSpan/uncacheSpan) */
+    /* gcBitsArenas: its own lock, as in Go, so that growing spans does
+     * not take the heap lock for it; gcbits_sys is its part of gc_sys */
+    pthread_mutex_t gcbits_lock;
     uint64_t gcbits_left; /* accounted bytes left in the gcBits arena */
+    uint64_t gcbits_sys;
     ga_platform plat;
     mem_backend mem;
     uint64_t sys_limit;
@@ -171,6 +176,20 @@ span_of(const mheap *h, ga_addr addr)
                                         __ATOMIC_RELAXED);
 }
 
+/* heap_live_add: Go's atomic.Xadd64(&memstats.heap_live, delta). */
+static inline void
+heap_live_add(mheap *h, int64_t delta)
+{
+    __atomic_fetch_add(&h->stats.heap_live, (uint64_t)delta, __ATOMIC_RELAXED);
+}
+
+/* heap_gc_sys: MemStats.GCSys, the heap lock's part and the gcBits'. */
+static inline uint64_t
+heap_gc_sys(const mheap *h)
+{
+    return h->stats.gc_sys + h->gcbits_sys;
+}
+
 /* heap_poisoned: Go's throw message, or NULL while the heap is sound. */
 static inline const char *
 heap_poisoned(const mheap *h)
@@ -189,9 +208,14 @@ GA_NORETURN void ga_throw(mheap *h, const char *msg);
 void mheap_init(mheap *h);
 
 /* mheap_alloc allocates a span of npages for span class spc (Go's
- * (*mheap).alloc / alloc_m).  NULL when the heap cannot grow. */
-mspan *mheap_alloc(mheap *h, uint64_t npages, span_class spc, bool large,
-                   bool needzero);
+ * (*mheap).alloc / alloc_m).  large_size > 0 makes it the span of one
+ * large object of that many bytes (initSpan and mallocgc's large-object
+ * epilogue); a small span gets its limit here and its bitmaps from
+ * mcentral_grow.  Both under the heap lock, so that a free classifying
+ * an address in the span never finds it half made.  NULL when the heap
+ * cannot grow. */
+mspan *mheap_alloc(mheap *h, uint64_t npages, span_class spc,
+                   uint64_t large_size, bool needzero);
 /* mheap_free_span returns an in-use span to the heap (freeSpan). */
 void mheap_free_span(mheap *h, mspan *s, bool large);
 

@@ -18,7 +18,7 @@ mspan_init(mspan *s, ga_addr base, uint64_t npages)
      * as in Go: later initialisation overwrites them. */
     s->next = NULL;
     s->prev = NULL;
-    s->list = NULL;
+    mspan_set_list(s, NULL);
     s->start_addr = base;
     s->npages = npages;
     s->alloc_count = 0;
@@ -79,7 +79,7 @@ mspan_list_remove(mspan_list *l, mspan *s)
     }
     s->next = NULL;
     s->prev = NULL;
-    s->list = NULL;
+    mspan_set_list(s, NULL);
 }
 
 void
@@ -94,7 +94,7 @@ mspan_list_insert(mspan_list *l, mspan *s)
         l->last = s;
     }
     l->first = s;
-    s->list = l;
+    mspan_set_list(s, l);
 }
 
 void
@@ -109,5 +109,5 @@ mspan_list_insert_back(mspan_list *l, mspan *s)
         l->first = s;
     }
     l->last = s;
-    s->list = l;
+    mspan_set_list(s, l);
 }

@@ -106,6 +106,22 @@ typedef struct mspan {
     struct mspan *allnext; /* goalloc: chain of every struct ever made */
 } mspan;
 
+/* The list a span is on is written under that list's mcentral lock (or
+ * the heap lock, for a span no list holds), and read by a free that has
+ * taken only an mcentral lock to see whether the span is that
+ * mcentral's (mcentral_owns): so it is stored and loaded atomically. */
+static inline void
+mspan_set_list(mspan *s, struct mspan_list *l)
+{
+    __atomic_store_n(&s->list, l, __ATOMIC_RELAXED);
+}
+
+static inline struct mspan_list *
+mspan_list_of(const mspan *s)
+{
+    return __atomic_load_n(&s->list, __ATOMIC_RELAXED);
+}
+
 static inline ga_addr
 mspan_base(const mspan *s)
 {

@@ -8,7 +8,9 @@
  * every thread waits at a barrier while one verifies the whole heap
  * (Go's stop-the-world).  A tag found changed means two live objects
  * overlapped.  Then two threads race to free the same objects: exactly
- * one free of each may succeed.  The suite also builds this file under
+ * one free of each may succeed.  Last, a prober frees odd addresses near
+ * the newest objects while three Ps allocate and free: spans being made
+ * or sent home must refuse them.  The suite also builds this file under
  * ThreadSanitizer (make test-c-tsan), which checks every access pair.
  * Go 1.13: the runtime's own concurrency (per-P mcaches, mcentral and
  *          heap locks); Go has no explicit free, so the free races are
@@ -21,6 +23,9 @@
 
 #include <inttypes.h>
 #include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -388,6 +393,123 @@ run_double_free_race(uint64_t size, bool noscan)
     ga_heap_free(h);
 }
 
+/* Bogus frees while spans are made: a prober frees odd addresses (never
+ * an object: no tiny objects here) on pages near the workers' newest
+ * objects while they allocate and free through their own Ps.  Some land
+ * in spans that are being made or sent home, where the free must not
+ * read bitmaps that are not there yet or any more.  Every probe must be
+ * refused, and the heap must stay sound. */
+#define PROBE_WORKERS 3
+
+static struct {
+    ga_heap *h;
+    _Atomic ga_addr newest;
+    atomic_int stop;
+    atomic_int bad; /* a worker's failed call, or a probe that succeeded */
+    atomic_int probes;
+} pb;
+
+static void *
+probe_worker(void *arg)
+{
+    int p = (int)(intptr_t)arg;
+    uint64_t rng = 0xD1B54A32D192ED03ULL * (uint64_t)(p + 1);
+    ga_addr live[64] = {0};
+    for (int i = 0; i < check_scaled(40000); i++) {
+        rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
+        size_t k = (rng >> 33) % 64;
+        if (live[k] != 0 && ga_free_p(pb.h, p, live[k]) != GA_OK) {
+            atomic_fetch_add(&pb.bad, 1);
+        }
+        /* 16 B .. 64 KiB, scan: small classes of every span size, and
+         * some large objects */
+        uint64_t size = (uint64_t)16 << ((rng >> 40) % 13);
+        size += (rng >> 20) % size;
+        if (ga_malloc(pb.h, p, size, false, &live[k]) != GA_OK) {
+            atomic_fetch_add(&pb.bad, 1);
+            live[k] = 0;
+        }
+        atomic_store(&pb.newest, live[k]);
+    }
+    for (size_t k = 0; k < 64; k++) {
+        if (live[k] != 0 && ga_free_p(pb.h, p, live[k]) != GA_OK) {
+            atomic_fetch_add(&pb.bad, 1);
+        }
+    }
+    return NULL;
+}
+
+static void *
+prober(void *arg)
+{
+    (void)arg;
+    uint64_t rng = 0x2545F4914F6CDD1DULL;
+    /* Yield often: on one CPU (or under valgrind, which runs one thread
+     * at a time) a spinning prober would starve the workers. */
+    for (int n = 0; !atomic_load(&pb.stop); n++) {
+        if (n % 16 == 0) {
+            sched_yield();
+        }
+        ga_addr near = atomic_load(&pb.newest);
+        if (near == 0) {
+            continue;
+        }
+        rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
+        int64_t page = (int64_t)((rng >> 33) % 33) - 16;
+        ga_addr a = (near & ~(ga_addr)8191) + (ga_addr)(page * 8192) +
+                    1 + 8 * ((rng >> 20) % 1024);
+        ga_status st = ga_free(pb.h, a);
+        if (st != GA_ENOTOBJECT && st != GA_EFOREIGN) {
+            atomic_fetch_add(&pb.bad, 1);
+        }
+        atomic_fetch_add(&pb.probes, 1);
+    }
+    return NULL;
+}
+
+static void
+run_bogus_frees(ga_backing backing)
+{
+    ga_options o;
+    ga_options_init(&o);
+    o.procs = PROBE_WORKERS;
+    o.backing = backing;
+    ga_status st;
+    char err[200];
+    pb.h = ga_heap_new(&o, &st, err, sizeof(err));
+    if (!CHECK_MSG(pb.h != NULL, "%s", err)) {
+        return;
+    }
+    atomic_store(&pb.newest, 0);
+    atomic_store(&pb.stop, 0);
+    atomic_store(&pb.bad, 0);
+    atomic_store(&pb.probes, 0);
+    pthread_t t[PROBE_WORKERS], pt;
+    CHECK(pthread_create(&pt, NULL, prober, NULL) == 0);
+    for (int i = 0; i < PROBE_WORKERS; i++) {
+        CHECK(pthread_create(&t[i], NULL, probe_worker, (void *)(intptr_t)i) ==
+              0);
+    }
+    for (int i = 0; i < PROBE_WORKERS; i++) {
+        pthread_join(t[i], NULL);
+    }
+    atomic_store(&pb.stop, 1);
+    pthread_join(pt, NULL);
+    CHECK_MSG(atomic_load(&pb.bad) == 0, "%d failed calls or accepted probes",
+              atomic_load(&pb.bad));
+    char msg[300];
+    CHECK_MSG(ga_verify(pb.h, msg, sizeof(msg)), "%s", msg);
+    CHECK(ga_flush(pb.h) == GA_OK);
+    ga_mem_stats ms;
+    ga_read_mem_stats(pb.h, &ms);
+    CHECK_MSG(ms.heap_inuse == 0 && ms.heap_objects == 0,
+              "heap_inuse %" PRIu64 " after all frees", ms.heap_inuse);
+    printf("threads(bogus frees, %s): %d probes refused\n",
+           backing == GA_BACKING_OS ? "os" : "virtual",
+           atomic_load(&pb.probes));
+    ga_heap_free(pb.h);
+}
+
 int
 main(void)
 {
@@ -396,5 +518,7 @@ main(void)
     run_double_free_race(8, true);     /* tiny */
     run_double_free_race(48, false);   /* small */
     run_double_free_race(40000, true); /* large */
+    run_bogus_frees(GA_BACKING_OS);
+    run_bogus_frees(GA_BACKING_VIRTUAL);
     return check_summary("threads") != 0;
 }
