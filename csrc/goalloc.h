@@ -85,7 +85,8 @@ ga_status ga_malloc(ga_heap *h, int p, uint64_t size, bool noscan,
  * NULL on any failure. */
 void *ga_alloc(ga_heap *h, int p, size_t size, bool noscan);
 /* ga_free frees the object that starts at addr (decisions §4), from any
- * thread, under the heap and mcentral locks. */
+ * thread: a small object under its size class's mcentral lock, anything
+ * else (large objects, errors) under the heap lock. */
 ga_status ga_free(ga_heap *h, ga_addr addr);
 /* ga_free_p is ga_free by a thread running as P p: a slot of a span p's
  * mcache holds is freed without a lock (Go's fast paths stay per P).

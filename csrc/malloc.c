@@ -39,9 +39,15 @@
  * (untouched) memory until allocated.
  *
  * Freeing (explicit in goalloc, decisions §4; Go frees by sweeping): a
- * large object's span goes back to the mheap at once, where it coalesces
- * with free neighbours of the same scavenged state.  The scavenger
- * returns free pages to the OS from the top of the address space down.
+ * slot of a span the freeing P caches is marked freed without a lock
+ * (the P's free hint skips spanOf for runs of frees into one span); any
+ * other small object is freed under its mcentral's lock alone, which
+ * pins the span while the mcentral owns it; the span leaves for the
+ * mheap when its last object goes and no P caches it.  A large object's
+ * span goes back to the mheap at once, under the heap lock, where it
+ * coalesces with free neighbours of the same scavenged state.  The
+ * scavenger returns free pages to the OS from the top of the address
+ * space down.
  *
  * What goalloc leaves out: GC marking and sweeping, write barriers,
  * stacks (manual spans), finalizers and profiling specials, the heap
@@ -376,32 +382,37 @@ large_alloc(mheap *h, uint64_t size, bool noscan, ga_addr *out)
     return GA_OK;
 }
 
-/* zero_slot is mallocgc's memclr of a reused slot (needzero): out of
- * line, so that the fast path saves no registers for it. */
-static GA_NOINLINE void
-zero_slot(ga_addr v, uint64_t size)
-{
-    memset((void *)(uintptr_t)v, 0, (size_t)size);
-}
-
-/* small_slot_done finishes the allocation of slot i of s: a 16-byte
+/* small_slot_rare finishes what small_slot_done leaves to it: a 16-byte
  * noscan slot is a one-object tiny block, and dirty memory is zeroed
- * (needzero). */
-static inline ga_addr
-small_slot_done(mheap *h, mcache *c, mspan *s, uint64_t i, uint64_t size)
+ * (needzero).  Out of line, so that the fast path saves no registers. */
+static GA_NOINLINE ga_addr
+small_slot_rare(mheap *h, mspan *s, uint64_t i, uint64_t size)
 {
     ga_addr v = mspan_slot_addr(s, i);
-    c->local_requested += size;
-    if (GA_UNLIKELY(s->tiny_marks != NULL)) {
+    if (s->tiny_marks != NULL) {
         tiny_mark_new_block(s, v, size);
     }
     else {
         s->req_sizes[i] = (uint16_t)size;
     }
-    if (GA_UNLIKELY(s->needzero) && h->zero_memory) {
-        zero_slot(v, s->elemsize);
+    if (s->needzero && h->zero_memory) {
+        memset((void *)(uintptr_t)v, 0, (size_t)s->elemsize);
     }
     return v;
+}
+
+/* small_slot_done finishes the allocation of slot i of s: the requested
+ * size is recorded (internal waste), and small_slot_rare does the rest
+ * when there is more to do. */
+static inline ga_addr
+small_slot_done(mheap *h, mcache *c, mspan *s, uint64_t i, uint64_t size)
+{
+    c->local_requested += size;
+    if (GA_LIKELY(s->tiny_marks == NULL && !s->needzero)) {
+        s->req_sizes[i] = (uint16_t)size;
+        return mspan_slot_addr(s, i);
+    }
+    return small_slot_rare(h, s, i, size);
 }
 
 /* malloc_slow runs every path that may refill, grow or throw, inside a
