@@ -92,10 +92,12 @@ typedef struct mspan {
     uint8_t div_shift;
     uint8_t div_shift2;
     bool scavenged; /* free span whose pages were released to the OS */
-    uint64_t npages; /* length in 8 KiB pages */
-
-    struct mspan *prev; /* list links, with next */
+    /* the list the span is on (read by every free of an uncached span,
+     * so in the second line; see mspan_list_of) */
     struct mspan_list *list;
+
+    uint64_t npages;    /* length in 8 KiB pages */
+    struct mspan *prev; /* list links, with next */
 
     uint8_t *used_bits;   /* goalloc: 1 = handed out before the last sweep
                            * since initSpan, so a free of a dead slot is a
