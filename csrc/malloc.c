@@ -55,7 +55,9 @@
  *
  * Go 1.13: src/runtime/malloc.go (mallocinit, mallocgc, largeAlloc).
  * Differs from Go: see the list above and each file's header.
- * Locking: facade calls take the heap lock where Go does.
+ * Locking: facade calls take the heap lock where Go does; frees of small
+ *          objects take only their mcentral's lock (mcentral.h), frees
+ *          into the P's own cached spans none.
  */
 #include "goalloc.h"
 

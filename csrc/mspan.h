@@ -9,7 +9,9 @@
  * Differs from Go: addresses are ga_addr (the simulated platform's);
  *          freed_bits and used_bits support explicit free.
  * Locking: a span's fields are guarded by whoever owns the span (the heap
- *          lock while free, its mcentral's lock or one mcache otherwise).
+ *          lock while free or being made, its mcentral's lock or one mcache
+ *          otherwise); spanclass and list are also read, atomically, by
+ *          frees that have not yet found out who owns the span.
  */
 #ifndef GA_MSPAN_H
 #define GA_MSPAN_H

@@ -242,17 +242,27 @@ stress_worker(void *arg)
     return NULL;
 }
 
-static void
-run_stress(ga_backing backing)
+/* open_heap: a heap with Go's default options but procs Ps on backing;
+ * NULL (a failed check) if it cannot be made. */
+static ga_heap *
+open_heap(ga_backing backing, int procs)
 {
     ga_options o;
     ga_options_init(&o);
-    o.procs = NTHREADS;
+    o.procs = procs;
     o.backing = backing;
     ga_status st;
     char err[200];
     ga_heap *h = ga_heap_new(&o, &st, err, sizeof(err));
-    if (!CHECK_MSG(h != NULL, "%s", err)) {
+    CHECK_MSG(h != NULL, "%s", err);
+    return h;
+}
+
+static void
+run_stress(ga_backing backing)
+{
+    ga_heap *h = open_heap(backing, NTHREADS);
+    if (h == NULL) {
         return;
     }
     pthread_barrier_t barrier;
@@ -350,13 +360,8 @@ race_worker(void *arg)
 static void
 run_double_free_race(uint64_t size, bool noscan)
 {
-    ga_options o;
-    ga_options_init(&o);
-    o.procs = 2;
-    ga_status st;
-    char err[200];
-    ga_heap *h = ga_heap_new(&o, &st, err, sizeof(err));
-    if (!CHECK_MSG(h != NULL, "%s", err)) {
+    ga_heap *h = open_heap(GA_BACKING_OS, 2);
+    if (h == NULL) {
         return;
     }
     size_t n = (size_t)check_scaled(2000);
@@ -470,14 +475,8 @@ prober(void *arg)
 static void
 run_bogus_frees(ga_backing backing)
 {
-    ga_options o;
-    ga_options_init(&o);
-    o.procs = PROBE_WORKERS;
-    o.backing = backing;
-    ga_status st;
-    char err[200];
-    pb.h = ga_heap_new(&o, &st, err, sizeof(err));
-    if (!CHECK_MSG(pb.h != NULL, "%s", err)) {
+    pb.h = open_heap(backing, PROBE_WORKERS);
+    if (pb.h == NULL) {
         return;
     }
     atomic_store(&pb.newest, 0);
