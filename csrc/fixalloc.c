@@ -18,7 +18,6 @@
 /* Blocks are cache-line aligned and sized: the mspans that two Ps
  * allocate from (and the mcaches) must not share a line, or every
  * allocation on one P would invalidate the other's. */
-#define GA_CACHE_LINE 64
 
 typedef struct real_chunk {
     struct real_chunk *next;

@@ -38,6 +38,10 @@ typedef uint64_t ga_addr;
 #define PERSISTENT_MAX_BLOCK 65536
 #define MIN_PHYS_PAGE_SIZE 4096
 
+/* The cache line: metadata that different threads write (span structs,
+ * mcaches, mcentrals, the heap lock) is kept on lines of its own. */
+#define GA_CACHE_LINE 64
+
 #if defined(__GNUC__)
 #define GA_LIKELY(x) __builtin_expect(!!(x), 1)
 #define GA_UNLIKELY(x) __builtin_expect(!!(x), 0)

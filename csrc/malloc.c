@@ -260,11 +260,13 @@ ga_heap_new(const ga_options *o, ga_status *status, char *err,
             size_t errlen)
 {
     *status = GA_OK;
-    mheap *h = calloc(1, sizeof(*h));
+    /* cache-line aligned, for the padding inside (sizeof is a multiple) */
+    mheap *h = aligned_alloc(GA_CACHE_LINE, sizeof(*h));
     if (h == NULL) {
         fail(status, GA_ENOMEM, err, errlen, "out of memory");
         return NULL;
     }
+    memset(h, 0, sizeof(*h));
     if (!ga_platform_init(&h->plat, o->goos, o->goarch, o->race, err,
                           errlen)) {
         *status = GA_EINVAL;

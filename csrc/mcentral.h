@@ -33,8 +33,11 @@
 
 struct mheap;
 
+/* Each mcentral starts a cache line, so each lock gets its own line (Go
+ * pads mheap.central's entries to CacheLinePadSize for the same
+ * reason). */
 typedef struct mcentral {
-    pthread_mutex_t lock;
+    _Alignas(GA_CACHE_LINE) pthread_mutex_t lock;
     span_class spanclass;
     mspan_list nonempty; /* spans with a free slot */
     mspan_list empty;    /* full spans, and spans cached in an mcache */

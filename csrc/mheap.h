@@ -63,7 +63,8 @@ typedef struct mheap {
     ga_addr zerobase;   /* os backing: &ga_zerobase; virtual: fixed */
     arena_lookup lookup;
 
-    pthread_mutex_t lock;
+    /* on a line of its own: taken by every refill, on any thread */
+    _Alignas(GA_CACHE_LINE) pthread_mutex_t lock;
     bool locked;          /* h->lock is held ... */
     pthread_t lock_owner; /* ... by this thread (a throw releases it) */
 
