@@ -309,7 +309,7 @@ ga_object_extent(ga_heap *h, ga_addr addr, uint64_t *size)
         }
         else if (addr < s->limit) {
             uint64_t i = mspan_obj_index(s, addr);
-            uint64_t off = addr - (mspan_base(s) + i * s->elemsize);
+            uint64_t off = addr - mspan_slot_addr(s, i);
             bool live = mspan_is_allocated(s, i) && !bit_get(s->freed_bits, i);
             if (live && s->tiny_marks != NULL) {
                 if (s->tiny_marks[i] & TINY_MARK_LIVE(off)) {
@@ -363,7 +363,7 @@ collect_live(void *arg, mspan *s)
         if (!mspan_is_allocated(s, i) || bit_get(s->freed_bits, i)) {
             continue;
         }
-        ga_addr slot = mspan_base(s) + i * s->elemsize;
+        ga_addr slot = mspan_slot_addr(s, i);
         if (s->tiny_marks == NULL) {
             push_live(l, slot, s->elemsize, s->req_sizes[i], s->spanclass);
             continue;

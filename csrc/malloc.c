@@ -566,7 +566,7 @@ small_free_central_locked(mheap *h, mcentral *c, mspan *s, ga_addr addr,
                           bool *to_heap)
 {
     uint64_t i = mspan_obj_index(s, addr);
-    uint64_t off = addr - (mspan_base(s) + i * s->elemsize);
+    uint64_t off = addr - mspan_slot_addr(s, i);
     bool live = mspan_is_allocated(s, i) && !bit_get_atomic(s->freed_bits, i);
     if (!live) {
         return dead_slot_status(s, i, off);
@@ -835,7 +835,7 @@ mheap_read_mem_stats_locked(mheap *h, ga_mem_stats *out)
     out->gc_sys = heap_gc_sys(h);
     out->other_sys = st->other_sys;
     out->sys = st->heap_sys + st->stacks_sys + st->mspan_sys +
-               st->mcache_sys + st->buckhash_sys + heap_gc_sys(h) +
+               st->mcache_sys + st->buckhash_sys + out->gc_sys +
                st->other_sys + st->stacks_inuse;
 }
 

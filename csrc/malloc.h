@@ -48,10 +48,4 @@ mspan_last_slot(const mspan *s)
     return s->freeindex - 1;
 }
 
-static inline ga_addr
-mspan_slot_addr(const mspan *s, uint64_t i)
-{
-    return mspan_base(s) + i * s->elemsize;
-}
-
 #endif

@@ -255,7 +255,7 @@ mspan_check_bits(const mspan *s, char *msg, size_t msglen)
     }
     /* objIndex by div magic at each slot's first and last word */
     for (uint64_t i = 0; i < s->nelems; i++) {
-        ga_addr first = base + i * s->elemsize;
+        ga_addr first = mspan_slot_addr(s, i);
         ga_addr last = first + s->elemsize - 8;
         if (mspan_obj_index(s, first) != i || mspan_obj_index(s, last) != i) {
             snprintf(msg, msglen, "small span 0x%llx: div magic wrong at slot %llu",

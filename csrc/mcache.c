@@ -79,7 +79,7 @@ mcache_next_free(mheap *h, mcache *c, span_class spc, mspan **sp)
         ga_throw(h, "s.allocCount > s.nelems");
     }
     *sp = s;
-    return mspan_base(s) + i * s->elemsize;
+    return mspan_slot_addr(s, i);
 }
 
 void

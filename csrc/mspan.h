@@ -132,6 +132,13 @@ mspan_base(const mspan *s)
     return s->start_addr;
 }
 
+/* mspan_slot_addr: the address of slot i. */
+static inline ga_addr
+mspan_slot_addr(const mspan *s, uint64_t i)
+{
+    return mspan_base(s) + i * s->elemsize;
+}
+
 static inline ga_addr
 mspan_end(const mspan *s)
 {
