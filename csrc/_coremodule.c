@@ -6,10 +6,17 @@
  * package (goalloc/) turns them into typed, immutable records.
  * Go 1.13: none (this is goalloc's surface).
  * Differs from Go: n/a.
- * Locking: the GIL serialises every call on a heap.  Replay and the bulk
- *          calls (alloc_many, free_many) release it around their C loop
- *          and mark the heap busy: other calls raise HeapBusyError until
- *          the loop is done.
+ * Locking: every method first converts all its arguments to C values
+ *          (conversion can run Python code: __index__, __bool__, __len__,
+ *          and that code may close the heap or call it from another
+ *          thread), then takes the heap (acquire_heap), which marks it
+ *          busy until the method returns (release_heap).  While it is
+ *          busy, any other call raises HeapBusyError: from another thread
+ *          (replay and the bulk calls release the GIL around their C
+ *          loop), and from Python code the call itself runs (a progress
+ *          callback, a finalizer run by the cyclic GC while a result is
+ *          built).  So the core never sees two callers at once, and a
+ *          heap is never freed under a call.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -79,10 +86,11 @@ typedef struct HeapObject {
     PyObject *module;  /* strong ref: keeps the exceptions alive */
     PyObject *mapping; /* MappingObject, made at the first view() */
     ga_backing backing;
-    /* What runs without the GIL ("replaying a trace", "running
-     * alloc_many"), or NULL: other calls raise HeapBusyError meanwhile.
-     * Read and written with the GIL held. */
+    /* The call that holds the heap ("replaying a trace", "running
+     * alloc"), or NULL; busy_thread is the thread that made it.  Read and
+     * written with the GIL held (acquire_heap, release_heap). */
     const char *busy;
+    unsigned long busy_thread;
 } HeapObject;
 
 static core_state *
@@ -170,14 +178,33 @@ done:
     return NULL;
 }
 
-/* live_heap returns the heap, or NULL with HeapClosedError or
- * HeapCorruptionError set. */
+/* ---- The call protocol -------------------------------------------- */
+
+/* raise_busy raises HeapBusyError for a call made while the heap is busy,
+ * naming who holds it. */
+static void
+raise_busy(HeapObject *self, const char *prefix)
+{
+    if (self->busy_thread == PyThread_get_thread_ident()) {
+        PyErr_Format(heap_state(self)->heap_busy_error,
+                     "%sthe heap is %s: this call came from Python code that "
+                     "call ran (a callback, __index__, a finalizer)",
+                     prefix, self->busy);
+    }
+    else {
+        PyErr_Format(heap_state(self)->heap_busy_error,
+                     "%sthe heap is %s in another thread", prefix,
+                     self->busy);
+    }
+}
+
+/* live_heap returns the heap if it is idle, open and healthy, or NULL
+ * with HeapBusyError, HeapClosedError or HeapCorruptionError set. */
 static ga_heap *
 live_heap(HeapObject *self)
 {
     if (self->busy != NULL) {
-        PyErr_Format(heap_state(self)->heap_busy_error,
-                     "the heap is %s in another thread", self->busy);
+        raise_busy(self, "");
         return NULL;
     }
     if (self->heap == NULL) {
@@ -191,6 +218,44 @@ live_heap(HeapObject *self)
         return NULL;
     }
     return self->heap;
+}
+
+/* acquire_heap takes the heap for a call whose arguments are all
+ * converted (a method with arguments checks live_heap first too, so that
+ * a closed, busy or poisoned heap is reported before a bad argument): it returns the heap marked busy doing `what` (a phrase after
+ * "the heap is"), or NULL with the exception live_heap sets.  No Python
+ * code may run between a method's last conversion and this call. */
+static ga_heap *
+acquire_heap(HeapObject *self, const char *what)
+{
+    ga_heap *h = live_heap(self);
+    if (h != NULL) {
+        self->busy = what;
+        self->busy_thread = PyThread_get_thread_ident();
+    }
+    return h;
+}
+
+/* release_heap ends the call acquire_heap began; returns result, so that
+ * a method can end with `return release_heap(self, result);`. */
+static PyObject *
+release_heap(HeapObject *self, PyObject *result)
+{
+    self->busy = NULL;
+    return result;
+}
+
+/* read_heap runs fn on the acquired heap: the body of every method
+ * without arguments. */
+static PyObject *
+read_heap(HeapObject *self, const char *what,
+          PyObject *(*fn)(HeapObject *self, ga_heap *h))
+{
+    ga_heap *h = acquire_heap(self, what);
+    if (h == NULL) {
+        return NULL;
+    }
+    return release_heap(self, fn(self, h));
 }
 
 /* ---- Argument helpers --------------------------------------------- */
@@ -237,6 +302,21 @@ as_u64(PyObject *o, const char *what, uint64_t *out, PyObject *err_type)
     return false;
 }
 
+/* str_arg returns the UTF-8 of str o; ValueError if it holds a NUL
+ * ("linux\x00evil" must not pass for "linux" in C). */
+static const char *
+str_arg(PyObject *o, const char *what)
+{
+    Py_ssize_t len;
+    const char *s = PyUnicode_AsUTF8AndSize(o, &len);
+    if (s != NULL && strlen(s) != (size_t)len) {
+        PyErr_Format(PyExc_ValueError, "%s must not contain NUL: %R", what,
+                     o);
+        return NULL;
+    }
+    return s;
+}
+
 static const char *
 optional_str(PyObject *o, const char *what, const char *dflt)
 {
@@ -247,7 +327,7 @@ optional_str(PyObject *o, const char *what, const char *dflt)
         PyErr_Format(PyExc_TypeError, "%s must be a str", what);
         return NULL;
     }
-    return PyUnicode_AsUTF8(o);
+    return str_arg(o, what);
 }
 
 /* ---- Heap: construction ------------------------------------------- */
@@ -292,7 +372,7 @@ parse_backing(PyObject *o, const char *goos, const char *goarch,
         PyErr_SetString(PyExc_TypeError, "backing must be a str");
         return -1;
     }
-    const char *b = PyUnicode_AsUTF8(o);
+    const char *b = str_arg(o, "backing");
     if (b == NULL) {
         return -1;
     }
@@ -547,8 +627,7 @@ static PyObject *
 heap_alloc(HeapObject *self, PyObject *const *args, Py_ssize_t nargs,
            PyObject *kwnames)
 {
-    ga_heap *h = live_heap(self);
-    if (h == NULL) {
+    if (live_heap(self) == NULL) { /* its state first; taken below */
         return NULL;
     }
     if (nargs != 1) {
@@ -566,14 +645,18 @@ heap_alloc(HeapObject *self, PyObject *const *args, Py_ssize_t nargs,
     if (!as_u64(args[0], "size", &size, NULL)) {
         return NULL;
     }
+    ga_heap *h = acquire_heap(self, "running alloc");
+    if (h == NULL) {
+        return NULL;
+    }
     if (p < 0 || p > INT32_MAX) {
         bad_p(h, p);
-        return NULL;
+        return release_heap(self, NULL);
     }
     ga_addr a;
     ga_status s = ga_malloc(h, (int)p, size, noscan, &a);
     if (s == GA_OK) {
-        return PyLong_FromUnsignedLongLong(a);
+        return release_heap(self, PyLong_FromUnsignedLongLong(a));
     }
     if (s == GA_EINVAL) {
         if (!bad_p(h, p)) {
@@ -581,36 +664,38 @@ heap_alloc(HeapObject *self, PyObject *const *args, Py_ssize_t nargs,
             too_large_msg(h, size, msg, sizeof(msg));
             PyErr_SetString(PyExc_ValueError, msg);
         }
-        return NULL;
+        return release_heap(self, NULL);
     }
-    return set_error_from_status(self, s, 0, size);
+    return release_heap(self, set_error_from_status(self, s, 0, size));
 }
 
 static PyObject *
 heap_free(HeapObject *self, PyObject *arg)
 {
-    ga_heap *h = live_heap(self);
-    if (h == NULL) {
+    if (live_heap(self) == NULL) { /* its state first; taken below */
         return NULL;
     }
     uint64_t addr;
     if (!as_u64(arg, "address", &addr, heap_state(self)->invalid_free_error)) {
         return NULL;
     }
-    /* Every call on a Heap is serialised (the GIL, and busy during a
-     * replay), so the binding runs as every P at once. */
+    ga_heap *h = acquire_heap(self, "running free");
+    if (h == NULL) {
+        return NULL;
+    }
+    /* Every call on a Heap is serialised (the call protocol), so the
+     * binding runs as every P at once. */
     ga_status s = ga_free_p(h, GA_ALL_PS, addr);
     if (s != GA_OK) {
-        return set_error_from_status(self, s, addr, 0);
+        return release_heap(self, set_error_from_status(self, s, addr, 0));
     }
-    Py_RETURN_NONE;
+    return release_heap(self, Py_NewRef(Py_None));
 }
 
 static PyObject *
 heap_scavenge(HeapObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    ga_heap *h = live_heap(self);
-    if (h == NULL) {
+    if (live_heap(self) == NULL) { /* its state first; taken below */
         return NULL;
     }
     if (nargs > 1) {
@@ -622,26 +707,29 @@ heap_scavenge(HeapObject *self, PyObject *const *args, Py_ssize_t nargs)
         !as_u64(args[0], "nbytes", &n, NULL)) {
         return NULL;
     }
+    ga_heap *h = acquire_heap(self, "running scavenge");
+    if (h == NULL) {
+        return NULL;
+    }
     uint64_t released = 0;
     ga_status s = ga_scavenge(h, n, &released);
     if (s != GA_OK) {
-        return set_error_from_status(self, s, 0, 0);
+        return release_heap(self, set_error_from_status(self, s, 0, 0));
     }
-    return PyLong_FromUnsignedLongLong(released);
+    return release_heap(self, PyLong_FromUnsignedLongLong(released));
 }
 
 /* ---- Heap: introspection ------------------------------------------ */
 
-/* FETCH_ALL declares buf (a PyMem array of type) and n, filled by the
- * ga_* listing call fn made twice: to count, then to fill.  The GIL keeps
- * the heap still in between. */
+/* FETCH_ALL declares buf (a PyMem array of type, NULL when out of memory)
+ * and n, filled by the ga_* listing call fn made twice: to count, then to
+ * fill.  The call protocol keeps the heap still in between. */
 #define FETCH_ALL(h, fn, type, buf, n)                                        \
     size_t n = fn((h), NULL, 0);                                              \
     type *buf = PyMem_Calloc(n ? n : 1, sizeof(type));                        \
-    if (buf == NULL) {                                                        \
-        return PyErr_NoMemory();                                              \
-    }                                                                         \
-    n = fn((h), buf, n)
+    if (buf != NULL) {                                                        \
+        n = fn((h), buf, n);                                                  \
+    }
 
 /* list_of builds a list of item(buf, i) for i < n; NULL on error. */
 static PyObject *
@@ -701,39 +789,36 @@ span_item(const void *buf, size_t i)
 }
 
 static PyObject *
-heap_hints(HeapObject *self, PyObject *Py_UNUSED(ignored))
+hints_of(HeapObject *Py_UNUSED(self), ga_heap *h)
 {
-    ga_heap *h = live_heap(self);
-    if (h == NULL) {
-        return NULL;
-    }
     FETCH_ALL(h, ga_hints, ga_hint_info, buf, n);
+    if (buf == NULL) {
+        return PyErr_NoMemory();
+    }
     PyObject *list = list_of(buf, n, hint_item);
     PyMem_Free(buf);
     return list;
 }
 
 static PyObject *
-heap_arenas(HeapObject *self, PyObject *Py_UNUSED(ignored))
+arenas_of(HeapObject *Py_UNUSED(self), ga_heap *h)
 {
-    ga_heap *h = live_heap(self);
-    if (h == NULL) {
-        return NULL;
-    }
     FETCH_ALL(h, ga_arenas, ga_arena_info, buf, n);
+    if (buf == NULL) {
+        return PyErr_NoMemory();
+    }
     PyObject *list = list_of(buf, n, arena_item);
     PyMem_Free(buf);
     return list;
 }
 
 static PyObject *
-heap_spans(HeapObject *self, PyObject *Py_UNUSED(ignored))
+spans_of(HeapObject *Py_UNUSED(self), ga_heap *h)
 {
-    ga_heap *h = live_heap(self);
-    if (h == NULL) {
-        return NULL;
-    }
     FETCH_ALL(h, ga_spans, ga_span_info, buf, n);
+    if (buf == NULL) {
+        return PyErr_NoMemory();
+    }
     PyObject *list = list_of(buf, n, span_item);
     PyMem_Free(buf);
     return list;
@@ -742,19 +827,22 @@ heap_spans(HeapObject *self, PyObject *Py_UNUSED(ignored))
 static PyObject *
 heap_span_of(HeapObject *self, PyObject *arg)
 {
-    ga_heap *h = live_heap(self);
-    if (h == NULL) {
+    if (live_heap(self) == NULL) { /* its state first; taken below */
         return NULL;
     }
     uint64_t addr;
     if (!as_u64(arg, "address", &addr, NULL)) {
         return NULL;
     }
+    ga_heap *h = acquire_heap(self, "running span_of");
+    if (h == NULL) {
+        return NULL;
+    }
     ga_span_info s;
     if (!ga_span_of(h, addr, &s)) {
-        Py_RETURN_NONE;
+        return release_heap(self, Py_NewRef(Py_None));
     }
-    return span_tuple(&s);
+    return release_heap(self, span_tuple(&s));
 }
 
 static int
@@ -770,12 +858,8 @@ dict_set_u64(PyObject *d, const char *key, uint64_t v)
 }
 
 static PyObject *
-heap_stats(HeapObject *self, PyObject *Py_UNUSED(ignored))
+stats_of(HeapObject *self, ga_heap *h)
 {
-    ga_heap *h = live_heap(self);
-    if (h == NULL) {
-        return NULL;
-    }
     ga_mem_stats ms;
     ga_status s = ga_read_mem_stats(h, &ms);
     if (s != GA_OK) {
@@ -818,12 +902,8 @@ error:
 }
 
 static PyObject *
-heap_info(HeapObject *self, PyObject *Py_UNUSED(ignored))
+info_of(HeapObject *Py_UNUSED(self), ga_heap *h)
 {
-    ga_heap *h = live_heap(self);
-    if (h == NULL) {
-        return NULL;
-    }
     ga_heap_info i;
     ga_heap_info_get(h, &i);
     return Py_BuildValue(
@@ -847,12 +927,8 @@ heap_info(HeapObject *self, PyObject *Py_UNUSED(ignored))
 }
 
 static PyObject *
-heap_verify(HeapObject *self, PyObject *Py_UNUSED(ignored))
+verify_of(HeapObject *self, ga_heap *h)
 {
-    ga_heap *h = live_heap(self);
-    if (h == NULL) {
-        return NULL;
-    }
     char msg[512];
     if (!ga_verify(h, msg, sizeof(msg))) {
         PyErr_SetString(heap_state(self)->heap_corruption_error, msg);
@@ -865,8 +941,7 @@ static PyObject *
 heap_close(HeapObject *self, PyObject *Py_UNUSED(ignored))
 {
     if (self->busy != NULL) {
-        PyErr_Format(heap_state(self)->heap_busy_error,
-                     "cannot close: the heap is %s", self->busy);
+        raise_busy(self, "cannot close: ");
         return NULL;
     }
     heap_release(self);
@@ -900,12 +975,8 @@ heap_get_closed(HeapObject *self, void *Py_UNUSED(closure))
 /* ---- Heap: small objects ------------------------------------------ */
 
 static PyObject *
-heap_flush(HeapObject *self, PyObject *Py_UNUSED(ignored))
+flush_of(HeapObject *self, ga_heap *h)
 {
-    ga_heap *h = live_heap(self);
-    if (h == NULL) {
-        return NULL;
-    }
     ga_status s = ga_flush(h);
     if (s != GA_OK) {
         return set_error_from_status(self, s, 0, 0);
@@ -943,12 +1014,8 @@ central_list(ga_heap *h, int spc, int which)
 }
 
 static PyObject *
-heap_centrals(HeapObject *self, PyObject *Py_UNUSED(ignored))
+centrals_of(HeapObject *Py_UNUSED(self), ga_heap *h)
 {
-    ga_heap *h = live_heap(self);
-    if (h == NULL) {
-        return NULL;
-    }
     PyObject *list = PyList_New(NUM_SPAN_CLASSES);
     for (int i = 0; list != NULL && i < NUM_SPAN_CLASSES; i++) {
         ga_central_info ci;
@@ -970,12 +1037,8 @@ heap_centrals(HeapObject *self, PyObject *Py_UNUSED(ignored))
 }
 
 static PyObject *
-heap_caches(HeapObject *self, PyObject *Py_UNUSED(ignored))
+caches_of(HeapObject *Py_UNUSED(self), ga_heap *h)
 {
-    ga_heap *h = live_heap(self);
-    if (h == NULL) {
-        return NULL;
-    }
     ga_heap_info info;
     ga_heap_info_get(h, &info);
     PyObject *list = PyList_New(info.procs);
@@ -1002,17 +1065,21 @@ heap_caches(HeapObject *self, PyObject *Py_UNUSED(ignored))
 static PyObject *
 heap_span_objects(HeapObject *self, PyObject *arg)
 {
-    ga_heap *h = live_heap(self);
-    if (h == NULL) {
+    if (live_heap(self) == NULL) { /* its state first; taken below */
         return NULL;
     }
     uint64_t base;
     if (!as_u64(arg, "base", &base, NULL)) {
         return NULL;
     }
+    ga_heap *h = acquire_heap(self, "running span_objects");
+    if (h == NULL) {
+        return NULL;
+    }
     uint8_t states[MAX_OBJS_PER_SPAN];
     uint16_t marks[MAX_OBJS_PER_SPAN];
     size_t n = ga_span_objects(h, base, states, marks, MAX_OBJS_PER_SPAN);
+    release_heap(self, NULL); /* the rest reads the copies */
     if (n == 0) {
         set_errorf(PyExc_ValueError,
                      "0x%llx is not the base of an in-use small span",
@@ -1034,48 +1101,37 @@ heap_span_objects(HeapObject *self, PyObject *arg)
     return Py_BuildValue("(y#N)", (const char *)states, (Py_ssize_t)n, m);
 }
 
+/* object_view returns a memoryview of the first n bytes (all of them
+ * when whole) of the live object at addr; the heap is acquired. */
 static PyObject *
-heap_view(HeapObject *self, PyObject *const *args, Py_ssize_t nargs)
+object_view(HeapObject *self, ga_heap *h, uint64_t addr, bool whole,
+            uint64_t n)
 {
-    ga_heap *h = live_heap(self);
-    if (h == NULL) {
-        return NULL;
-    }
-    if (nargs < 1 || nargs > 2) {
-        PyErr_SetString(PyExc_TypeError, "view(addr, n=None)");
-        return NULL;
-    }
     if (self->backing != GA_BACKING_OS) {
         PyErr_SetString(PyExc_ValueError,
                         "view() needs backing='os': a virtual heap has no "
                         "memory behind its addresses");
         return NULL;
     }
-    uint64_t addr, extent, n;
-    if (!as_u64(args[0], "addr", &addr, NULL)) {
-        return NULL;
-    }
+    uint64_t extent;
     ga_status s = ga_object_extent(h, addr, &extent);
     if (s != GA_OK) {
         if (s == GA_EPOISONED) {
             return set_error_from_status(self, s, addr, 0);
         }
         set_errorf(PyExc_ValueError,
-                     "0x%llx is not the start of a live object",
-                     (unsigned long long)addr);
+                   "0x%llx is not the start of a live object",
+                   (unsigned long long)addr);
         return NULL;
     }
-    n = extent;
-    if (nargs == 2 && args[1] != Py_None) {
-        if (!as_u64(args[1], "n", &n, NULL)) {
-            return NULL;
-        }
-        if (n > extent) {
-            PyErr_Format(PyExc_ValueError,
-                         "n=%llu exceeds the object's %llu usable bytes",
-                         (unsigned long long)n, (unsigned long long)extent);
-            return NULL;
-        }
+    if (whole) {
+        n = extent;
+    }
+    else if (n > extent) {
+        PyErr_Format(PyExc_ValueError,
+                     "n=%llu exceeds the object's %llu usable bytes",
+                     (unsigned long long)n, (unsigned long long)extent);
+        return NULL;
     }
     core_state *st = heap_state(self);
     if (self->mapping == NULL) {
@@ -1096,6 +1152,30 @@ heap_view(HeapObject *self, PyObject *const *args, Py_ssize_t nargs)
     return mv;
 }
 
+static PyObject *
+heap_view(HeapObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (live_heap(self) == NULL) { /* its state first; taken below */
+        return NULL;
+    }
+    if (nargs < 1 || nargs > 2) {
+        PyErr_SetString(PyExc_TypeError, "view(addr, n=None)");
+        return NULL;
+    }
+    uint64_t addr, n = 0;
+    bool whole = nargs < 2 || args[1] == Py_None;
+    if (!as_u64(args[0], "addr", &addr, NULL) ||
+        (!whole && !as_u64(args[1], "n", &n, NULL))) {
+        return NULL;
+    }
+    ga_heap *h = acquire_heap(self, "making a view");
+    if (h == NULL) {
+        return NULL;
+    }
+    PyObject *mv = object_view(self, h, addr, whole, n);
+    return release_heap(self, mv);
+}
+
 /* ---- Experiments --------------------------------------------------- */
 
 static PyObject *
@@ -1111,22 +1191,14 @@ counters_tuple(const ga_heap_counters *c)
 }
 
 static PyObject *
-heap_digest(HeapObject *self, PyObject *Py_UNUSED(ignored))
+digest_of(HeapObject *Py_UNUSED(self), ga_heap *h)
 {
-    ga_heap *h = live_heap(self);
-    if (h == NULL) {
-        return NULL;
-    }
     return PyLong_FromUnsignedLongLong(ga_digest(h));
 }
 
 static PyObject *
-heap_counters(HeapObject *self, PyObject *Py_UNUSED(ignored))
+counters_of(HeapObject *self, ga_heap *h)
 {
-    ga_heap *h = live_heap(self);
-    if (h == NULL) {
-        return NULL;
-    }
     ga_heap_counters c;
     ga_status s = ga_heap_counters_get(h, &c);
     if (s != GA_OK) {
@@ -1161,91 +1233,183 @@ get_column(PyObject *o, Py_buffer *b, Py_ssize_t itemsize, Py_ssize_t n,
     return true;
 }
 
-/* _replay(kind, id, size, noscan, p, start, stop, sample_every,
- *         sample_last, addr_of, live, samples, sample_ops)
- * runs ga_replay without the GIL; returns (next, reason, status,
- * nsamples).  The Python layer (goalloc/trace.py) prepares the columns. */
-static PyObject *
-heap_replay(HeapObject *self, PyObject *args)
+/* The arguments of _replay, converted.  The buffers are held (and
+ * released by replay_args_release) for the whole call. */
+enum { REPLAY_NBUF = 9 };
+typedef struct replay_args {
+    Py_buffer b[REPLAY_NBUF]; /* kind id size noscan p addr_of live samples
+                                 sample_ops */
+    int got;                  /* buffers held */
+    Py_ssize_t n, nids, ncap; /* ops, ids, sample slots */
+    uint64_t every, chunk;
+    PyObject *progress;       /* borrowed; NULL for none */
+} replay_args;
+
+static void
+replay_args_release(replay_args *ra)
 {
-    PyObject *cols[5], *addr_o, *live_o, *samples_o, *ops_o;
-    Py_ssize_t start, stop;
-    unsigned long long every;
-    int last;
-    if (!PyArg_ParseTuple(args, "OOOOOnnKpOOOO", &cols[0], &cols[1],
-                          &cols[2], &cols[3], &cols[4], &start, &stop,
-                          &every, &last, &addr_o, &live_o, &samples_o,
-                          &ops_o)) {
-        return NULL;
+    for (int i = 0; i < ra->got; i++) {
+        PyBuffer_Release(&ra->b[i]);
     }
-    ga_heap *h = live_heap(self);
-    if (h == NULL) {
-        return NULL;
-    }
+    ra->got = 0;
+}
+
+/* replay_args_get converts everything _replay is given before the heap is
+ * touched (a column's __len__ or buffer export may run Python code). */
+static bool
+replay_args_get(replay_args *ra, PyObject *cols, PyObject *addr_o,
+                PyObject *live_o, PyObject *samples_o, PyObject *ops_o,
+                PyObject *every_o, PyObject *chunk_o, PyObject *progress_o)
+{
     static const Py_ssize_t sizes[5] = {1, 8, 8, 1, 2};
     static const char *const names[5] = {"kind", "id", "size", "noscan", "p"};
-    Py_buffer b[9];
-    int got = 0;
-    PyObject *result = NULL;
-    Py_ssize_t n = PyObject_Length(cols[0]);
-    if (n < 0) {
-        return NULL;
+    ra->got = 0;
+    if (!PyTuple_Check(cols) || PyTuple_GET_SIZE(cols) != 5) {
+        PyErr_SetString(PyExc_TypeError,
+                        "_replay: columns must be a tuple of 5 arrays");
+        return false;
     }
-    for (; got < 5; got++) {
-        if (!get_column(cols[got], &b[got], sizes[got], n, false,
-                        names[got])) {
-            goto done;
+    if (!as_u64(every_o, "sample_every", &ra->every, NULL) ||
+        !as_u64(chunk_o, "chunk", &ra->chunk, NULL)) {
+        return false;
+    }
+    if (progress_o == Py_None) {
+        ra->progress = NULL;
+    }
+    else if (!PyCallable_Check(progress_o)) {
+        PyErr_Format(PyExc_TypeError,
+                     "progress must be callable (or None), not %.100s",
+                     Py_TYPE(progress_o)->tp_name);
+        return false;
+    }
+    else {
+        ra->progress = progress_o;
+    }
+    ra->n = PyObject_Length(PyTuple_GET_ITEM(cols, 0));
+    ra->nids = ra->n < 0 ? -1 : PyObject_Length(live_o);
+    ra->ncap = ra->nids < 0 ? -1 : PyObject_Length(ops_o);
+    if (ra->ncap < 0) {
+        return false;
+    }
+    for (; ra->got < 5; ra->got++) {
+        if (!get_column(PyTuple_GET_ITEM(cols, ra->got), &ra->b[ra->got],
+                        sizes[ra->got], ra->n, false, names[ra->got])) {
+            return false;
         }
     }
-    Py_ssize_t nids = PyObject_Length(live_o);
-    Py_ssize_t ncap = PyObject_Length(ops_o);
-    if (nids < 0 || ncap < 0) {
-        goto done;
+    struct {
+        PyObject *o;
+        Py_ssize_t itemsize, n;
+        const char *name;
+    } out[4] = {
+        {addr_o, 8, ra->nids, "addr_of"},
+        {live_o, 1, ra->nids, "live"},
+        {samples_o, (Py_ssize_t)sizeof(ga_heap_counters), ra->ncap, "samples"},
+        {ops_o, 8, ra->ncap, "sample_ops"},
+    };
+    for (int i = 0; i < 4; i++, ra->got++) {
+        if (!get_column(out[i].o, &ra->b[ra->got], out[i].itemsize, out[i].n,
+                        true, out[i].name)) {
+            return false;
+        }
     }
-    if (!get_column(addr_o, &b[got], 8, nids, true, "addr_of")) {
-        goto done;
+    /* every sample the replay can take must fit: one per sample_every ops
+     * and the last */
+    uint64_t need = (ra->every ? (uint64_t)ra->n / ra->every : 0) + 1;
+    if ((uint64_t)ra->ncap < need) {
+        PyErr_Format(PyExc_ValueError,
+                     "samples: room for %zd samples, the replay takes up to "
+                     "%llu", ra->ncap, (unsigned long long)need);
+        return false;
     }
-    got++;
-    if (!get_column(live_o, &b[got], 1, nids, true, "live")) {
-        goto done;
-    }
-    got++;
-    if (!get_column(samples_o, &b[got], (Py_ssize_t)sizeof(ga_heap_counters),
-                    ncap, true, "samples")) {
-        goto done;
-    }
-    got++;
-    if (!get_column(ops_o, &b[got], 8, ncap, true, "sample_ops")) {
-        goto done;
-    }
-    got++;
-    if (start < 0 || stop > n || start > stop) {
-        PyErr_SetString(PyExc_ValueError, "bad start/stop");
-        goto done;
-    }
+    return true;
+}
+
+/* replay_chunks applies the whole trace, chunk ops at a time without the
+ * GIL, calling progress(done, n) between chunks; the heap is acquired for
+ * all of it, so neither other threads nor progress can touch it.  Returns
+ * false with an exception set if progress raised. */
+static bool
+replay_chunks(ga_heap *h, const replay_args *ra, ga_replay_result *res)
+{
+    const Py_buffer *b = ra->b;
     ga_trace_view t = {
-        .n = (size_t)n,
+        .n = (size_t)ra->n,
         .kind = b[0].buf,
         .id = b[1].buf,
         .size = b[2].buf,
         .noscan = b[3].buf,
         .p = b[4].buf,
     };
-    ga_replay_state st = {(uint64_t)nids, b[5].buf, b[6].buf};
-    ga_replay_result res;
-    self->busy = "replaying a trace";
-    Py_BEGIN_ALLOW_THREADS
-    ga_replay(h, &t, (size_t)start, (size_t)stop, every, last != 0, &st,
-              b[7].buf, b[8].buf, (size_t)ncap, &res);
-    Py_END_ALLOW_THREADS
-    self->busy = NULL;
-    result = Py_BuildValue("(nisn)", (Py_ssize_t)res.next, res.reason,
-                           ga_status_name(res.status),
-                           (Py_ssize_t)res.nsamples);
-done:
-    for (int i = 0; i < got; i++) {
-        PyBuffer_Release(&b[i]);
+    ga_replay_state st = {(uint64_t)ra->nids, b[5].buf, b[6].buf};
+    ga_heap_counters *samples = b[7].buf;
+    uint64_t *sample_ops = b[8].buf;
+    size_t n = (size_t)ra->n, chunk = ra->chunk ? ra->chunk : n;
+    size_t nsamples = 0;
+    *res = (ga_replay_result){0};
+    for (size_t start = 0; start < n; start += chunk) {
+        size_t stop = n - start > chunk ? start + chunk : n;
+        Py_BEGIN_ALLOW_THREADS
+        ga_replay(h, &t, start, stop, ra->every, stop == n, &st,
+                  samples + nsamples, sample_ops + nsamples,
+                  (size_t)ra->ncap - nsamples, res);
+        Py_END_ALLOW_THREADS
+        nsamples += res->nsamples;
+        res->nsamples = nsamples;
+        if (res->reason != GA_REPLAY_OK) {
+            break;
+        }
+        if (ra->progress != NULL) {
+            PyObject *r = PyObject_CallFunction(ra->progress, "nn",
+                                                (Py_ssize_t)res->next,
+                                                ra->n);
+            if (r == NULL) {
+                return false;
+            }
+            Py_DECREF(r);
+        }
     }
+    return true;
+}
+
+/* _replay((kind, id, size, noscan, p), addr_of, live, samples, sample_ops,
+ *         sample_every, chunk, progress)
+ * applies the whole trace (see replay_chunks); returns (next, reason,
+ * status, nsamples).  The Python layer (goalloc/trace.py) prepares the
+ * columns and the output arrays; a TraceError it raises from reason. */
+static PyObject *
+heap_replay(HeapObject *self, PyObject *args)
+{
+    if (live_heap(self) == NULL) { /* its state first; taken below */
+        return NULL;
+    }
+    PyObject *cols, *addr_o, *live_o, *samples_o, *ops_o;
+    PyObject *every_o, *chunk_o, *progress_o;
+    if (!PyArg_ParseTuple(args, "OOOOOOOO:_replay", &cols, &addr_o, &live_o,
+                          &samples_o, &ops_o, &every_o, &chunk_o,
+                          &progress_o)) {
+        return NULL;
+    }
+    replay_args ra;
+    PyObject *result = NULL;
+    if (!replay_args_get(&ra, cols, addr_o, live_o, samples_o, ops_o,
+                         every_o, chunk_o, progress_o)) {
+        goto done;
+    }
+    ga_heap *h = acquire_heap(self, "replaying a trace");
+    if (h == NULL) {
+        goto done;
+    }
+    ga_replay_result res;
+    bool ok = replay_chunks(h, &ra, &res);
+    release_heap(self, NULL);
+    if (ok) {
+        result = Py_BuildValue("(nisn)", (Py_ssize_t)res.next, res.reason,
+                               ga_status_name(res.status),
+                               (Py_ssize_t)res.nsamples);
+    }
+done:
+    replay_args_release(&ra);
     return result;
 }
 
@@ -1317,8 +1481,7 @@ static PyObject *
 heap_alloc_many(HeapObject *self, PyObject *const *args, Py_ssize_t nargs,
                 PyObject *kwnames)
 {
-    ga_heap *h = live_heap(self);
-    if (h == NULL) {
+    if (live_heap(self) == NULL) { /* its state first; taken below */
         return NULL;
     }
     if (nargs < 1 || nargs > 2) {
@@ -1329,8 +1492,7 @@ heap_alloc_many(HeapObject *self, PyObject *const *args, Py_ssize_t nargs,
     PyObject *bad = nargs == 2 && args[1] != Py_None ? args[1] : NULL;
     bool noscan = false;
     long p = 0;
-    if (!parse_alloc_kw("alloc_many", args + nargs, kwnames, &noscan, &p) ||
-        bad_p(h, p)) {
+    if (!parse_alloc_kw("alloc_many", args + nargs, kwnames, &noscan, &p)) {
         return NULL;
     }
     Py_ssize_t n = PyObject_Length(args[0]);
@@ -1343,6 +1505,13 @@ heap_alloc_many(HeapObject *self, PyObject *const *args, Py_ssize_t nargs,
     }
     uint64_t *v = vb.buf;
     PyObject *result = NULL;
+    ga_heap *h = acquire_heap(self, "running alloc_many");
+    if (h == NULL) {
+        goto done;
+    }
+    if (bad_p(h, p)) {
+        goto done;
+    }
     char msg[512];
     ga_heap_info info;
     ga_heap_info_get(h, &info);
@@ -1366,11 +1535,9 @@ heap_alloc_many(HeapObject *self, PyObject *const *args, Py_ssize_t nargs,
     }
     ga_status s;
     size_t k;
-    self->busy = "running alloc_many";
     Py_BEGIN_ALLOW_THREADS
     k = alloc_loop(h, (int)p, noscan, v, (size_t)n, &s);
     Py_END_ALLOW_THREADS
-    self->busy = NULL;
     if (k == (size_t)n) {
         result = Py_NewRef(Py_None);
         goto done;
@@ -1386,6 +1553,9 @@ heap_alloc_many(HeapObject *self, PyObject *const *args, Py_ssize_t nargs,
                  (Py_ssize_t)k, addresses);
     }
 done:
+    if (h != NULL) {
+        release_heap(self, NULL);
+    }
     PyBuffer_Release(&vb);
     return result;
 }
@@ -1399,8 +1569,7 @@ done:
 static PyObject *
 heap_free_many(HeapObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    ga_heap *h = live_heap(self);
-    if (h == NULL) {
+    if (live_heap(self) == NULL) { /* its state first; taken below */
         return NULL;
     }
     if (nargs < 1 || nargs > 2) {
@@ -1420,11 +1589,14 @@ heap_free_many(HeapObject *self, PyObject *const *args, Py_ssize_t nargs)
     PyObject *result = NULL;
     ga_status s;
     size_t k;
-    self->busy = "running free_many";
+    ga_heap *h = acquire_heap(self, "running free_many");
+    if (h == NULL) {
+        PyBuffer_Release(&ab);
+        return NULL;
+    }
     Py_BEGIN_ALLOW_THREADS
     k = free_loop(h, addr, (size_t)n, &s);
     Py_END_ALLOW_THREADS
-    self->busy = NULL;
     if (k < (size_t)n) {
         char msg[512];
         PyObject *type = status_error(self, s, addr[k], 0, msg, sizeof(msg));
@@ -1445,6 +1617,7 @@ heap_free_many(HeapObject *self, PyObject *const *args, Py_ssize_t nargs)
     else {
         result = Py_NewRef(Py_None);
     }
+    release_heap(self, NULL);
     PyBuffer_Release(&ab);
     return result;
 }
@@ -1452,13 +1625,12 @@ heap_free_many(HeapObject *self, PyObject *const *args, Py_ssize_t nargs)
 /* ---- Bulk views as bytes (NumPy views them in goalloc/arrays.py) --- */
 
 static PyObject *
-heap_span_table(HeapObject *self, PyObject *Py_UNUSED(ignored))
+span_table_of(HeapObject *Py_UNUSED(self), ga_heap *h)
 {
-    ga_heap *h = live_heap(self);
-    if (h == NULL) {
-        return NULL;
-    }
     FETCH_ALL(h, ga_spans, ga_span_info, buf, n);
+    if (buf == NULL) {
+        return PyErr_NoMemory();
+    }
     enum { NF = 13 };
     PyObject *out = PyBytes_FromStringAndSize(NULL,
                                               (Py_ssize_t)(n * NF * 8));
@@ -1479,12 +1651,8 @@ heap_span_table(HeapObject *self, PyObject *Py_UNUSED(ignored))
 }
 
 static PyObject *
-heap_object_table(HeapObject *self, PyObject *Py_UNUSED(ignored))
+object_table_of(HeapObject *Py_UNUSED(self), ga_heap *h)
 {
-    ga_heap *h = live_heap(self);
-    if (h == NULL) {
-        return NULL;
-    }
     size_t n = ga_live_objects(h, NULL, 0);
     PyObject *out = PyBytes_FromStringAndSize(
         NULL, (Py_ssize_t)(n * sizeof(ga_live_object)));
@@ -1496,12 +1664,8 @@ heap_object_table(HeapObject *self, PyObject *Py_UNUSED(ignored))
 }
 
 static PyObject *
-heap_page_table(HeapObject *self, PyObject *Py_UNUSED(ignored))
+page_table_of(HeapObject *Py_UNUSED(self), ga_heap *h)
 {
-    ga_heap *h = live_heap(self);
-    if (h == NULL) {
-        return NULL;
-    }
     size_t n = ga_page_map(h, NULL, 0);
     PyObject *out = PyBytes_FromStringAndSize(NULL,
                                               (Py_ssize_t)(n * sizeof(int16_t)));
@@ -1583,8 +1747,7 @@ static PyType_Spec view_spec = {
 static PyObject *
 heap_block_range(HeapObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    ga_heap *h = live_heap(self);
-    if (h == NULL) {
+    if (live_heap(self) == NULL) { /* its state first; taken below */
         return NULL;
     }
     uint64_t addr, len;
@@ -1596,10 +1759,16 @@ heap_block_range(HeapObject *self, PyObject *const *args, Py_ssize_t nargs)
         !as_u64(args[1], "length", &len, NULL)) {
         return NULL;
     }
-    if (ga_block_range(h, addr, len) != GA_OK) {
+    ga_heap *h = acquire_heap(self, "running block_range");
+    if (h == NULL) {
+        return NULL;
+    }
+    ga_status s = ga_block_range(h, addr, len);
+    release_heap(self, NULL);
+    if (s != GA_OK) {
         set_errorf(PyExc_ValueError,
-                     "cannot block [0x%llx, +0x%llx): in use or empty",
-                     (unsigned long long)addr, (unsigned long long)len);
+                   "cannot block [0x%llx, +0x%llx): in use or empty",
+                   (unsigned long long)addr, (unsigned long long)len);
         return NULL;
     }
     Py_RETURN_NONE;
@@ -1608,8 +1777,7 @@ heap_block_range(HeapObject *self, PyObject *const *args, Py_ssize_t nargs)
 static PyObject *
 heap_fail_reserves(HeapObject *self, PyObject *arg)
 {
-    ga_heap *h = live_heap(self);
-    if (h == NULL) {
+    if (live_heap(self) == NULL) { /* its state first; taken below */
         return NULL;
     }
     uint64_t n;
@@ -1620,7 +1788,12 @@ heap_fail_reserves(HeapObject *self, PyObject *arg)
         PyErr_SetString(PyExc_ValueError, "n out of range");
         return NULL;
     }
+    ga_heap *h = acquire_heap(self, "running fail_reserves");
+    if (h == NULL) {
+        return NULL;
+    }
     ga_status s = ga_fail_reserves(h, (int)n);
+    release_heap(self, NULL);
     if (s == GA_EUNSUPPORTED) {
         PyErr_SetString(PyExc_ValueError,
                         "fail_reserves needs backing='virtual'");
@@ -1635,15 +1808,109 @@ heap_fail_reserves(HeapObject *self, PyObject *arg)
 static PyObject *
 heap_throw(HeapObject *self, PyObject *arg)
 {
-    ga_heap *h = live_heap(self);
-    if (h == NULL) {
+    if (live_heap(self) == NULL) { /* its state first; taken below */
         return NULL;
     }
-    const char *msg = PyUnicode_AsUTF8(arg);
+    if (!PyUnicode_Check(arg)) {
+        PyErr_SetString(PyExc_TypeError, "_throw(msg): msg must be a str");
+        return NULL;
+    }
+    const char *msg = str_arg(arg, "msg");
     if (msg == NULL) {
         return NULL;
     }
-    return set_error_from_status(self, ga_test_throw(h, msg), 0, 0);
+    ga_heap *h = acquire_heap(self, "running _throw");
+    if (h == NULL) {
+        return NULL;
+    }
+    ga_status s = ga_test_throw(h, msg);
+    return release_heap(self, set_error_from_status(self, s, 0, 0));
+}
+
+/* ---- Methods without arguments ----------------------------------- */
+
+static PyObject *
+heap_hints(HeapObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return read_heap(self, "listing hints", hints_of);
+}
+
+static PyObject *
+heap_arenas(HeapObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return read_heap(self, "listing arenas", arenas_of);
+}
+
+static PyObject *
+heap_spans(HeapObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return read_heap(self, "listing spans", spans_of);
+}
+
+static PyObject *
+heap_stats(HeapObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return read_heap(self, "reading MemStats", stats_of);
+}
+
+static PyObject *
+heap_info(HeapObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return read_heap(self, "reading info", info_of);
+}
+
+static PyObject *
+heap_verify(HeapObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return read_heap(self, "running verify", verify_of);
+}
+
+static PyObject *
+heap_flush(HeapObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return read_heap(self, "running flush", flush_of);
+}
+
+static PyObject *
+heap_centrals(HeapObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return read_heap(self, "listing mcentrals", centrals_of);
+}
+
+static PyObject *
+heap_caches(HeapObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return read_heap(self, "listing mcaches", caches_of);
+}
+
+static PyObject *
+heap_digest(HeapObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return read_heap(self, "computing a digest", digest_of);
+}
+
+static PyObject *
+heap_counters(HeapObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return read_heap(self, "reading counters", counters_of);
+}
+
+static PyObject *
+heap_span_table(HeapObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return read_heap(self, "listing spans", span_table_of);
+}
+
+static PyObject *
+heap_object_table(HeapObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return read_heap(self, "listing objects", object_table_of);
+}
+
+static PyObject *
+heap_page_table(HeapObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return read_heap(self, "listing pages", page_table_of);
 }
 
 static PyMethodDef heap_methods[] = {

@@ -7,6 +7,7 @@ introspection calls turn the core's tuples into typed records.
 """
 from __future__ import annotations
 
+import operator
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from . import _core
@@ -79,6 +80,7 @@ class Heap(_core.Heap):
 
     def span_objects(self, base: int) -> SpanObjects:
         """Slot states of the in-use small span that starts at base."""
+        base = operator.index(base)  # once: __index__ may not repeat itself
         states, marks = self._span_objects(base)
         span = self.span_of(base)
         assert span is not None
@@ -130,12 +132,18 @@ class Heap(_core.Heap):
         Timeline: the counters every sample_every ops (and after the last
         op), fragmentation metrics, and the address each id got.
 
-        progress(done, total) is called between chunks of ops (100 chunks
-        by default when progress is given).  A bad op (free of an id that
-        is not live, alloc of a live id) raises TraceError naming its
-        index; the ops before it stay applied and the heap stays
-        consistent.  Other calls on the heap raise HeapBusyError while the
-        replay runs.
+        sample_every and chunk: ints in [0, 2**64) (TypeError,
+        ValueError otherwise, before anything runs).
+        progress(done, total) is called between chunks of ops (chunk ops
+        each; 100 chunks by default when progress is given; a
+        non-callable progress is a TypeError before anything runs).  The
+        heap stays busy from the first op to the last, progress calls
+        included: any other call on it, from another thread or from
+        progress itself, raises HeapBusyError.  An exception progress
+        raises (KeyboardInterrupt too) stops the replay and propagates;
+        the ops before it stay applied.  A bad op (free of an id that is
+        not live, alloc of a live id) raises TraceError naming its index;
+        the ops before it stay applied and the heap stays consistent.
         """
         from .trace import replay
 

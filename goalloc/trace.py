@@ -282,8 +282,11 @@ def replay(heap: Any, trace: Trace, sample_every: int = 0,
     from .timeline import Timeline
 
     n = len(trace)
-    if sample_every < 0:
-        raise ValueError("sample_every must be >= 0")
+    sample_every = _count_arg(sample_every, "sample_every")
+    chunk = _count_arg(chunk, "chunk")
+    if progress is not None and not callable(progress):
+        raise TypeError(f"progress must be callable (or None), not "
+                        f"{type(progress).__name__}")
     nids = trace.nids
     addr_of = np.zeros(nids, dtype=np.uint64)
     live = np.zeros(nids, dtype=np.uint8)
@@ -291,26 +294,29 @@ def replay(heap: Any, trace: Trace, sample_every: int = 0,
     samples = np.zeros((cap, len(COUNTER_FIELDS)), dtype=np.uint64)
     sample_ops = np.zeros(cap, dtype=np.uint64)
     initial = np.array(heap._counters(), dtype=np.uint64)
-    if chunk <= 0:
-        chunk = n if progress is None else max(1, n // 100)
-    done = 0
-    nsamples = 0
-    start = 0
-    while start < n:
-        stop = min(n, start + chunk)
-        nxt, reason, status, got = heap._replay(
-            trace.kind, trace.id, trace.size, trace.noscan, trace.p, start,
-            stop, sample_every, stop == n, addr_of, live,
-            samples[nsamples:], sample_ops[nsamples:])
-        nsamples += got
-        done = nxt
-        if reason:
-            raise _replay_error(trace, nxt, reason, status)
-        if progress is not None:
-            progress(done, n)
-        start = stop
+    if chunk == 0 and progress is not None:
+        chunk = max(1, n // 100)
+    # one C call: the heap stays busy (HeapBusyError for other threads and
+    # for progress itself) from the first op to the last
+    nxt, reason, status, nsamples = heap._replay(
+        (trace.kind, trace.id, trace.size, trace.noscan, trace.p), addr_of,
+        live, samples, sample_ops, sample_every, chunk, progress)
+    if reason:
+        raise _replay_error(trace, nxt, reason, status)
     return Timeline.from_samples(sample_ops[:nsamples], samples[:nsamples],
                                  initial, addr_of, live.astype(bool), n)
+
+
+def _count_arg(value: Any, what: str) -> int:
+    """An int in [0, 2**64): replay's sample_every and chunk."""
+    try:
+        v = operator.index(value)
+    except TypeError:
+        raise TypeError(f"{what} must be an int, not "
+                        f"{type(value).__name__}") from None
+    if not 0 <= v < 1 << 64:
+        raise ValueError(f"{what} must be in [0, 2**64), not {v}")
+    return v
 
 
 def _replay_error(trace: Trace, index: int, reason: int,

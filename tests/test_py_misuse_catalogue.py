@@ -1292,6 +1292,63 @@ def test_row_bulk_bad_address(world):
     still_works(h, world.live())
 
 
+def test_row_reentrant_call(world):
+    """A call from a replay's progress callback: HeapBusyError saying
+    where it came from; the replay finishes on a live heap."""
+    h = world.h
+    errors = []
+
+    def progress(done, n):
+        with pytest.raises(HeapBusyError) as ei:
+            h.alloc(16)
+        errors.append(ei.value)
+
+    trace = goalloc.Trace.from_ops([("alloc", i, 24) for i in range(40)])
+    h.replay(trace, chunk=10, progress=progress)
+    assert len(errors) == 4
+    for e in errors:
+        assert_exc(e, HeapBusyError, RuntimeError, GoallocError,
+                   match="came from Python code that call ran")
+    still_works(h)
+
+
+def test_row_conversion_closes_the_heap(backing):
+    """`alloc(size)` whose size's __index__ closes the heap:
+    HeapClosedError, no use of the freed heap."""
+    h = goalloc.Heap(backing=backing)
+
+    class Closing:
+        def __index__(self):
+            h.close()
+            return 64
+
+    with pytest.raises(HeapClosedError) as ei:
+        h.alloc(Closing())
+    assert_exc(ei.value, HeapClosedError, RuntimeError, GoallocError)
+    assert h.closed
+
+
+def test_row_replay_bad_options(world):
+    """sample_every 2**64 + 1000 (it used to wrap to 1000 in C), a
+    negative chunk, a non-callable progress: refused, heap unchanged."""
+    h = world.h
+    trace = goalloc.Trace.from_ops([("alloc", i, 24) for i in range(40)])
+    rejected(h, ValueError, h.replay, trace, sample_every=2**64 + 1000)
+    rejected(h, ValueError, h.replay, trace, chunk=-1)
+    rejected(h, TypeError, h.replay, trace, progress=3)
+    rejected(h, TypeError, h.replay, trace, sample_every=1.5)
+    still_works(h, world.live())
+
+
+def test_row_nul_in_str():
+    """`Heap(goos="linux\x00evil")`: ValueError, not a linux heap."""
+    for kw in ({"goos": "linux\x00evil"}, {"goarch": "amd64\x00"},
+               {"backing": "os\x00"}):
+        with pytest.raises(ValueError, match="NUL") as ei:
+            goalloc.Heap(**kw)
+        assert not isinstance(ei.value, GoallocError)
+
+
 ROW_TESTS = {
     "an argument of the wrong type": (test_row_wrong_type, "TypeError"),
     "a negative size, or a size beyond 2**64":
@@ -1316,6 +1373,13 @@ ROW_TESTS = {
     "any call while another thread replays a trace":
         (test_row_heap_busy, "HeapBusyError"),
     "any call after `close()`": (test_row_heap_closed, "HeapClosedError"),
+    "any call from Python code that a call on the heap runs":
+        (test_row_reentrant_call, "HeapBusyError"),
+    "an argument whose conversion":
+        (test_row_conversion_closes_the_heap, "HeapClosedError"),
+    "`replay` with `sample_every` or `chunk`":
+        (test_row_replay_bad_options, "ValueError"),
+    "a `str` argument containing NUL": (test_row_nul_in_str, "ValueError"),
     "`view()` on the `virtual` backing":
         (test_row_view_on_virtual, "ValueError"),
     "`view()` of a freed object": (test_row_view_bad_object, "ValueError"),
