@@ -89,8 +89,9 @@
 #define GA_UNPROTECT(h) (ga_current_protect = ga_pf_.prev)
 
 /* Go's zerobase: the one address every 0-byte allocation gets.  Like
- * Go's, it is shared by the whole process; it is never written. */
-static const uint8_t ga_zerobase;
+ * Go's (a uintptr in malloc.go), it is word-aligned and shared by the
+ * whole process; it is never written. */
+static const uintptr_t ga_zerobase;
 
 const char *
 ga_status_name(ga_status s)

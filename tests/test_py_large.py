@@ -117,6 +117,9 @@ def test_alloc_zero_is_zerobase(heap):
     before = snapshot(heap)
     zb = heap.info().zerobase
     assert heap.alloc(0) == zb
+    # Go's zerobase is a uintptr variable: word-aligned, as every
+    # allocation's address is (it used to be a byte on the os backing)
+    assert zb % 8 == 0
     assert heap.alloc(0, noscan=True) == zb
     assert heap.alloc(0) == zb
     assert snapshot(heap) == before  # no span, no stats, no growth
