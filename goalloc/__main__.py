@@ -1,4 +1,8 @@
-"""python -m goalloc: watch a Go 1.13 heap being born, and replay traces.
+"""goalloc: watch a Go 1.13 heap being born, and replay traces.
+
+Run as the installed command `goalloc` or as `python -m goalloc` (the
+latter from any directory but the root of a source checkout, whose
+goalloc/ folder has no built extension).
 
 Commands:
   tour     the guided tour: mallocinit step by step (hints, the mheap, the
@@ -25,7 +29,12 @@ from typing import Any, Callable, NoReturn, Optional, TextIO
 
 import goalloc
 
-PROG = "python -m goalloc"
+def prog_name() -> str:
+    """How the user started us, for usage lines: the installed command
+    `goalloc` (pyproject's [project.scripts]) or `python -m goalloc`."""
+    if os.path.basename(sys.argv[0]) == "__main__.py":
+        return "python -m goalloc"
+    return "goalloc"
 
 
 # ---- formatting ----------------------------------------------------------
@@ -415,7 +424,7 @@ def demo(args: argparse.Namespace) -> int:
 
 # ---- capture -------------------------------------------------------------
 
-def _capture_main() -> Optional[Callable[[list[str]], int]]:
+def _capture_main() -> Optional[Callable[..., int]]:
     """goalloc.capture.main_capture, if this build has it."""
     try:
         from goalloc.capture import main_capture
@@ -424,7 +433,7 @@ def _capture_main() -> Optional[Callable[[list[str]], int]]:
     return main_capture
 
 
-def _run_capture(capture: Callable[[list[str]], int], words: list[str]) -> int:
+def _run_capture(capture: Callable[..., int], words: list[str]) -> int:
     """main_capture(words), its command-line errors on one line like ours.
 
     main_capture builds a plain argparse parser; while it runs, argparse's
@@ -432,7 +441,7 @@ def _run_capture(capture: Callable[[list[str]], int], words: list[str]) -> int:
     plain = argparse.ArgumentParser.error
     setattr(argparse.ArgumentParser, "error", _Parser.error)
     try:
-        return capture(words)
+        return capture(words, prog=f"{prog_name()} capture")
     finally:
         setattr(argparse.ArgumentParser, "error", plain)
 
@@ -476,7 +485,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog=PROG, description=__doc__.splitlines()[0],
+    parser = _Parser(prog=prog_name(), description=__doc__.splitlines()[0],
                      epilog="Run '%(prog)s COMMAND --help' for a command's "
                             "options.")
     sub = parser.add_subparsers(dest="command", required=True,

@@ -367,8 +367,9 @@ def read_capture(path: PathLike, procs: int = 1,
 
 # ---- command line -----------------------------------------------------------
 
-def main_capture(args: Optional[Sequence[str]] = None) -> int:
-    """``python -m goalloc capture [options] [--] CMD [ARGS...]``.
+def main_capture(args: Optional[Sequence[str]] = None,
+                 prog: str = "goalloc capture") -> int:
+    """``goalloc capture [options] [--] CMD [ARGS...]``.
 
     Runs CMD under the shim, converts each process's capture into a goalloc
     trace file and prints one summary line per process.  Returns CMD's exit
@@ -388,9 +389,11 @@ def main_capture(args: Optional[Sequence[str]] = None) -> int:
                         every object through malloc
     --timeout SECONDS   kill CMD after this long
     --text              write text traces instead of binary
+
+    prog: the command's name in usage lines and errors.
     """
     parser = argparse.ArgumentParser(
-        prog="python -m goalloc capture",
+        prog=prog,
         description="Run a command under goalloc's malloc-capture shim and "
                     "convert what it allocated into goalloc traces.")
     parser.add_argument("-o", "--output", default="capture", metavar="BASE",
