@@ -299,7 +299,7 @@ def tour(args: argparse.Namespace) -> int:
 def replay(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from .trace import ALLOC, Trace
+    from .trace import ALLOC, MAX_REPLAY_ID, Trace
 
     out = args.out
     if out is not None and not out.endswith((".csv", ".json")):
@@ -320,12 +320,10 @@ def replay(args: argparse.Namespace) -> int:
           f"frees), loaded in {load_s:.2f} s")
     nids = trace.nids
     file_ids = None
-    if nids > max(4 * n, 1 << 24):
+    if nids > min(max(4 * n, 1 << 24), MAX_REPLAY_ID + 1):
         # Sparse ids (addresses, hashes): the replay keeps tables indexed
         # by id (9 bytes per id), so number them densely first.
-        file_ids, inverse = np.unique(trace.id, return_inverse=True)
-        trace = Trace(trace.kind, inverse.astype(np.uint64), trace.size,
-                      trace.noscan, trace.p)
+        trace, file_ids = trace.renumbered()
         print(f"  ids are sparse (largest {nids - 1:,}): renumbered "
               f"0..{len(file_ids) - 1:,} for the replay")
     every = args.sample_every

@@ -33,7 +33,12 @@ def uint64_column(values: Any, what: str) -> tuple[np.ndarray, Optional[int]]:
             a = np.asarray(memoryview(values))
             typed = True
         except TypeError:  # not a buffer: a sequence
-            a = np.asarray(values)
+            try:
+                a = np.asarray(values)
+            except ValueError:
+                # ragged nesting ([1, [2]]): NumPy cannot make an array
+                # of it; the slow path names the first item that is no int
+                return _int_objects(list(values), what)
     if a.ndim == 0:
         raise TypeError(f"{what} must be a 1-D array of integers, not "
                         f"{type(values).__name__}")
