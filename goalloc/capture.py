@@ -269,9 +269,13 @@ def _group_by_pointer(ptr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def convert_capture(path: PathLike, procs: int = 1,
                     noscan: bool = False) -> tuple[Trace, CaptureInfo]:
-    """read_capture, also returning what the import counted (CaptureInfo)."""
-    if procs < 1:
-        raise ValueError("procs must be >= 1")
+    """read_capture, also returning what the import counted (CaptureInfo).
+    procs: an int in 1..65536 (TypeError, ValueError otherwise: a P is
+    stored in 16 bits, and a float would be truncated)."""
+    if isinstance(procs, bool) or not isinstance(procs, (int, np.integer)):
+        raise TypeError(f"procs must be an int, not {type(procs).__name__}")
+    if not 1 <= procs <= 1 << 16:
+        raise ValueError(f"procs must be in 1..65536, not {procs}")
     name = os.fspath(path)
     rec, pid, ppid = raw_records(path)
     n = len(rec)

@@ -428,6 +428,21 @@ def test_import_matches_reference(tmp_path, seed):
     check_trace(got)
 
 
+def test_import_procs_must_be_an_int_that_fits_a_p(tmp_path):
+    """procs spreads threads over Ps stored in 16 bits: a float would be
+    truncated, more than 65536 would wrap around."""
+    path = tmp_path / "c"
+    write_capture(path, [(ALLOC, 0x1000 + 16 * t, 8, 100 + t)
+                         for t in range(5)])
+    for procs, exc in ((1.5, TypeError), ("2", TypeError), (True, TypeError),
+                       (0, ValueError), ((1 << 16) + 1, ValueError)):
+        with pytest.raises(exc):
+            convert_capture(path, procs=procs)
+    assert read_capture(path, procs=np.int64(3)).p.tolist() == \
+        [0, 1, 2, 0, 1]
+    assert read_capture(path, procs=1 << 16).p.tolist() == [0, 1, 2, 3, 4]
+
+
 def test_empty_capture(tmp_path):
     path = tmp_path / "e"
     write_capture(path, [])
