@@ -366,8 +366,12 @@ def replay(heap: Any, trace: Trace, sample_every: int = 0,
     from .timeline import Timeline
 
     n = len(trace)
-    if sample_every < 0:
-        raise ValueError("sample_every must be >= 0")
+    sample_every = _int_arg("sample_every", sample_every)
+    chunk = _int_arg("chunk", chunk)
+    if not 0 <= sample_every < 1 << 64:
+        # the C replay takes a uint64 (and would wrap 2**64 + 1 to 1)
+        raise ValueError(f"sample_every must be in 0..2**64-1, not "
+                         f"{sample_every}")
     addr_of, live = _id_tables(trace)
     cap = (n // sample_every if sample_every else 0) + 2
     samples = np.zeros((cap, len(COUNTER_FIELDS)), dtype=np.uint64)
@@ -393,6 +397,17 @@ def replay(heap: Any, trace: Trace, sample_every: int = 0,
         start = stop
     return Timeline.from_samples(sample_ops[:nsamples], samples[:nsamples],
                                  initial, addr_of, live.view(np.bool_), n)
+
+
+def _int_arg(name: str, v: Any) -> int:
+    """An int argument (TypeError for a float, a str or a bool)."""
+    if isinstance(v, bool):
+        raise TypeError(f"{name} must be an int, not bool")
+    try:
+        return operator.index(v)
+    except TypeError:
+        raise TypeError(f"{name} must be an int, not "
+                        f"{type(v).__name__}") from None
 
 
 def _id_tables(trace: Trace) -> tuple[np.ndarray, np.ndarray]:

@@ -446,6 +446,28 @@ def test_out_of_memory_in_a_replay():
         assert h.stats().heap_alloc == 1 << 20
 
 
+def test_replay_sample_every_and_chunk_are_checked():
+    """sample_every is a uint64 for the C replay: 2**64 + 1 used to wrap
+    to 1 there (with room for 2 samples); floats, strings and bools are
+    TypeErrors, before any op."""
+    t = workloads.uniform(200, 8, 64, live=20)
+    with goalloc.Heap(backing="virtual") as h:
+        d = h.digest()
+        for kw, exc in ((dict(sample_every=2**64 + 1), ValueError),
+                        (dict(sample_every=2**64), ValueError),
+                        (dict(sample_every=-1), ValueError),
+                        (dict(sample_every=1.5), TypeError),
+                        (dict(sample_every="3"), TypeError),
+                        (dict(sample_every=True), TypeError),
+                        (dict(chunk=2.5), TypeError),
+                        (dict(chunk="x"), TypeError)):
+            with pytest.raises(exc, match="sample_every|chunk"):
+                h.replay(t, **kw)
+            assert h.digest() == d
+        assert len(h.replay(t, sample_every=2**64 - 1)) == 2
+        assert len(h.replay(t[:0], sample_every=np.int64(3))) == 1
+
+
 def test_replay_argument_errors():
     t = Trace.from_ops([("alloc", 0, 8)])
     with goalloc.Heap(backing="virtual") as h:
