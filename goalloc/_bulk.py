@@ -59,7 +59,9 @@ def uint64_column(values: Any, what: str) -> tuple[np.ndarray, Optional[int]]:
         # Python ints NumPy has no integer dtype for (beyond 2**64, or
         # negative mixed with >= 2**63: float64!), or no ints at all
         return _int_objects(a.tolist() if typed else list(values), what)
-    raise TypeError(f"{what} must hold integers, not {a.dtype}")
+    hint = (" (np.zeros and np.ones make float64 unless given a dtype)"
+            if kind == "f" else "")
+    raise TypeError(f"{what} must hold integers, not {a.dtype}{hint}")
 
 
 def _int_objects(items: list, what: str) -> tuple[np.ndarray, Optional[int]]:
