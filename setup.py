@@ -41,7 +41,7 @@ setup(
             sources=["csrc/tracehook/gatrace.c"],
             extra_compile_args=[f for f in CFLAGS if "sanitize" not in f]
             + ["-fno-builtin"],
-            libraries=["pthread"],
+            libraries=["pthread", "dl"],  # dl: dlsym before glibc 2.34
         ),
     ],
 )

@@ -6,20 +6,42 @@
     >>> h.span_of(p).npages
     13
 """
-from ._core import (
-    DoubleFreeError,
-    GoallocError,
-    HeapBusyError,
-    HeapClosedError,
-    HeapCorruptionError,
-    InvalidFreeError,
-    OutOfMemoryError,
-    MAX_SMALL_SIZE,
-    NUM_SIZE_CLASSES,
-    NUM_SPAN_CLASSES,
-    PAGE_SIZE,
-    TINY_SIZE,
-)
+import os as _os
+
+try:
+    from ._core import (
+        DoubleFreeError,
+        GoallocError,
+        HeapBusyError,
+        HeapClosedError,
+        HeapCorruptionError,
+        InvalidFreeError,
+        OutOfMemoryError,
+        MAX_SMALL_SIZE,
+        NUM_SIZE_CLASSES,
+        NUM_SPAN_CLASSES,
+        PAGE_SIZE,
+        TINY_SIZE,
+    )
+except ModuleNotFoundError as _e:
+    if _e.name != __name__ + "._core":
+        raise
+    # The usual cause: the root of a source checkout is the current
+    # directory (python -m goalloc, pytest, a notebook started there), so
+    # Python imports the source folder goalloc/, where pip never builds the
+    # extension, instead of the installed package.  Say so instead of
+    # "No module named 'goalloc._core'".  name= makes `python -m goalloc`
+    # print this as a one-line error instead of a traceback.
+    raise ImportError(
+        f"goalloc's C extension (goalloc._core) is not built in "
+        f"{_os.path.dirname(_os.path.abspath(__file__))}: Python imported "
+        f"goalloc's source folder (the current directory or PYTHONPATH "
+        f"comes first on sys.path), not the installed package.  Run the "
+        f"installed command 'goalloc' instead of 'python -m goalloc', or "
+        f"run from another directory, or build the extension in place "
+        f"with 'pip install -e .' or 'python setup.py build_ext --inplace'",
+        name=__name__) from None
+
 from ._records import (
     SLOT_FREE,
     SLOT_FREED,

@@ -1,4 +1,8 @@
-"""python -m goalloc: watch a Go 1.13 heap being born, and replay traces.
+"""goalloc: watch a Go 1.13 heap being born, and replay traces.
+
+Run as the installed command `goalloc` or as `python -m goalloc` (the
+latter from any directory but the root of a source checkout, whose
+goalloc/ folder has no built extension).
 
 Commands:
   tour     the guided tour: mallocinit step by step (hints, the mheap, the
@@ -25,7 +29,12 @@ from typing import Any, Callable, NoReturn, Optional, TextIO
 
 import goalloc
 
-PROG = "python -m goalloc"
+def prog_name() -> str:
+    """How the user started us, for usage lines: the installed command
+    `goalloc` (pyproject's [project.scripts]) or `python -m goalloc`."""
+    if os.path.basename(sys.argv[0]) == "__main__.py":
+        return "python -m goalloc"
+    return "goalloc"
 
 
 # ---- formatting ----------------------------------------------------------
@@ -53,11 +62,36 @@ def _pct(x: float) -> str:
     return "n/a" if x != x else f"{100 * x:.1f}%"
 
 
+def terminal_columns(stream: Any) -> int:
+    """Columns of the terminal stream writes to: $COLUMNS when set (as
+    shutil.get_terminal_size), else the terminal's own width (of this
+    stream: stdout may be redirected while stderr is a terminal), else
+    80."""
+    try:
+        cols = int(os.environ.get("COLUMNS", ""))
+    except ValueError:
+        cols = 0
+    if cols <= 0:
+        try:
+            cols = os.get_terminal_size(stream.fileno()).columns
+        except (AttributeError, ValueError, OSError):
+            cols = 0
+    return cols if cols > 0 else 80
+
+
 class ProgressBar:
     """A text progress bar on stderr, redrawn in place with \\r.
 
     Called as Heap.replay's progress(done, total) callback.  Draws only
-    when enabled (by default: when stderr is a terminal)."""
+    when enabled (by default: when stderr is a terminal).  Each line fits
+    the terminal, one column short of its width (a line that reaches the
+    last column wraps on many terminals, and every redraw would then leave
+    a line behind): the rate goes first, then the op counts, then the bar
+    (it shrinks from width down to MIN_BAR cells first).  The width is
+    read again at every redraw, so a resized terminal is followed."""
+
+    MIN_BAR = 10      # fewer cells than this: no bar
+    RATE_WIDTH = 14   # "123.45 M ops/s"
 
     def __init__(self, label: str, enabled: Optional[bool] = None,
                  stream: Optional[TextIO] = None, width: int = 30) -> None:
@@ -68,17 +102,37 @@ class ProgressBar:
                         else enabled)
         self.start = time.perf_counter()
         self.drawn = False
+        self.last = 0  # length of the line drawn last
+
+    def line(self, done: int, total: int, columns: int) -> str:
+        """The line for done of total ops, at most columns - 1 long.  The
+        counts and the rate are padded to their widest, so that the bar
+        keeps its length through a run."""
+        room = max(1, columns - 1)
+        frac = done / total if total else 1.0
+        pct = f"{100 * frac:5.1f}%"
+        widest = f"{total:,}/{total:,} ops"
+        counts = f"{done:,}/{total:,} ops".rjust(len(widest))
+        rate = _rate(done, time.perf_counter() - self.start).rjust(
+            self.RATE_WIDTH)
+        for tail in (f" {pct}  {counts}  {rate}", f" {pct}  {counts}",
+                     f" {pct}"):
+            cells = min(self.width, room - len(self.label) - 3 - len(tail))
+            if cells >= min(self.MIN_BAR, self.width):
+                n = int(frac * cells)
+                return f"{self.label} [{'#' * n}{'.' * (cells - n)}]{tail}"
+        return f"{self.label} {pct}"[:room]
 
     def __call__(self, done: int, total: int) -> None:
         if not self.enabled:
             return
-        frac = done / total if total else 1.0
-        n = int(frac * self.width)
-        elapsed = time.perf_counter() - self.start
-        self.stream.write(f"\r{self.label} [{'#' * n}{'.' * (self.width - n)}]"
-                          f" {100 * frac:5.1f}%  {done:,}/{total:,} ops  "
-                          f"{_rate(done, elapsed)}   ")
+        columns = terminal_columns(self.stream)
+        text = self.line(done, total, columns)
+        # blank out what a longer previous line left, within the terminal
+        pad = max(0, min(self.last, columns - 1) - len(text))
+        self.stream.write(f"\r{text}{' ' * pad}")
         self.stream.flush()
+        self.last = len(text)
         self.drawn = True
 
     def close(self) -> None:
@@ -290,7 +344,7 @@ def tour(args: argparse.Namespace) -> int:
 def replay(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from .trace import ALLOC, Trace
+    from .trace import ALLOC, MAX_REPLAY_ID, Trace
 
     out = args.out
     if out is not None and not out.endswith((".csv", ".json")):
@@ -311,12 +365,10 @@ def replay(args: argparse.Namespace) -> int:
           f"frees), loaded in {load_s:.2f} s")
     nids = trace.nids
     file_ids = None
-    if nids > max(4 * n, 1 << 24):
+    if nids > min(max(4 * n, 1 << 24), MAX_REPLAY_ID + 1):
         # Sparse ids (addresses, hashes): the replay keeps tables indexed
         # by id (9 bytes per id), so number them densely first.
-        file_ids, inverse = np.unique(trace.id, return_inverse=True)
-        trace = Trace(trace.kind, inverse.astype(np.uint64), trace.size,
-                      trace.noscan, trace.p)
+        trace, file_ids = trace.renumbered()
         print(f"  ids are sparse (largest {nids - 1:,}): renumbered "
               f"0..{len(file_ids) - 1:,} for the replay")
     every = args.sample_every
@@ -415,7 +467,7 @@ def demo(args: argparse.Namespace) -> int:
 
 # ---- capture -------------------------------------------------------------
 
-def _capture_main() -> Optional[Callable[[list[str]], int]]:
+def _capture_main() -> Optional[Callable[..., int]]:
     """goalloc.capture.main_capture, if this build has it."""
     try:
         from goalloc.capture import main_capture
@@ -424,7 +476,7 @@ def _capture_main() -> Optional[Callable[[list[str]], int]]:
     return main_capture
 
 
-def _run_capture(capture: Callable[[list[str]], int], words: list[str]) -> int:
+def _run_capture(capture: Callable[..., int], words: list[str]) -> int:
     """main_capture(words), its command-line errors on one line like ours.
 
     main_capture builds a plain argparse parser; while it runs, argparse's
@@ -432,7 +484,7 @@ def _run_capture(capture: Callable[[list[str]], int], words: list[str]) -> int:
     plain = argparse.ArgumentParser.error
     setattr(argparse.ArgumentParser, "error", _Parser.error)
     try:
-        return capture(words)
+        return capture(words, prog=f"{prog_name()} capture")
     finally:
         setattr(argparse.ArgumentParser, "error", plain)
 
@@ -476,7 +528,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog=PROG, description=__doc__.splitlines()[0],
+    parser = _Parser(prog=prog_name(), description=__doc__.splitlines()[0],
                      epilog="Run '%(prog)s COMMAND --help' for a command's "
                             "options.")
     sub = parser.add_subparsers(dest="command", required=True,

@@ -33,7 +33,12 @@ def uint64_column(values: Any, what: str) -> tuple[np.ndarray, Optional[int]]:
             a = np.asarray(memoryview(values))
             typed = True
         except TypeError:  # not a buffer: a sequence
-            a = np.asarray(values)
+            try:
+                a = np.asarray(values)
+            except ValueError:
+                # ragged nesting ([1, [2]]): NumPy cannot make an array
+                # of it; the slow path names the first item that is no int
+                return _int_objects(list(values), what)
     if a.ndim == 0:
         raise TypeError(f"{what} must be a 1-D array of integers, not "
                         f"{type(values).__name__}")
@@ -54,7 +59,9 @@ def uint64_column(values: Any, what: str) -> tuple[np.ndarray, Optional[int]]:
         # Python ints NumPy has no integer dtype for (beyond 2**64, or
         # negative mixed with >= 2**63: float64!), or no ints at all
         return _int_objects(a.tolist() if typed else list(values), what)
-    raise TypeError(f"{what} must hold integers, not {a.dtype}")
+    hint = (" (np.zeros and np.ones make float64 unless given a dtype)"
+            if kind == "f" else "")
+    raise TypeError(f"{what} must hold integers, not {a.dtype}{hint}")
 
 
 def _int_objects(items: list, what: str) -> tuple[np.ndarray, Optional[int]]:

@@ -269,9 +269,13 @@ def _group_by_pointer(ptr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def convert_capture(path: PathLike, procs: int = 1,
                     noscan: bool = False) -> tuple[Trace, CaptureInfo]:
-    """read_capture, also returning what the import counted (CaptureInfo)."""
-    if procs < 1:
-        raise ValueError("procs must be >= 1")
+    """read_capture, also returning what the import counted (CaptureInfo).
+    procs: an int in 1..65536 (TypeError, ValueError otherwise: a P is
+    stored in 16 bits, and a float would be truncated)."""
+    if isinstance(procs, bool) or not isinstance(procs, (int, np.integer)):
+        raise TypeError(f"procs must be an int, not {type(procs).__name__}")
+    if not 1 <= procs <= 1 << 16:
+        raise ValueError(f"procs must be in 1..65536, not {procs}")
     name = os.fspath(path)
     rec, pid, ppid = raw_records(path)
     n = len(rec)
@@ -367,8 +371,9 @@ def read_capture(path: PathLike, procs: int = 1,
 
 # ---- command line -----------------------------------------------------------
 
-def main_capture(args: Optional[Sequence[str]] = None) -> int:
-    """``python -m goalloc capture [options] [--] CMD [ARGS...]``.
+def main_capture(args: Optional[Sequence[str]] = None,
+                 prog: str = "goalloc capture") -> int:
+    """``goalloc capture [options] [--] CMD [ARGS...]``.
 
     Runs CMD under the shim, converts each process's capture into a goalloc
     trace file and prints one summary line per process.  Returns CMD's exit
@@ -388,9 +393,11 @@ def main_capture(args: Optional[Sequence[str]] = None) -> int:
                         every object through malloc
     --timeout SECONDS   kill CMD after this long
     --text              write text traces instead of binary
+
+    prog: the command's name in usage lines and errors.
     """
     parser = argparse.ArgumentParser(
-        prog="python -m goalloc capture",
+        prog=prog,
         description="Run a command under goalloc's malloc-capture shim and "
                     "convert what it allocated into goalloc traces.")
     parser.add_argument("-o", "--output", default="capture", metavar="BASE",

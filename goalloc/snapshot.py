@@ -181,9 +181,18 @@ def export_json(heap: "Heap", path: PathLike,
 
 
 def load_json(path: PathLike) -> dict[str, Any]:
-    """Read a snapshot file and validate it."""
+    """Read a snapshot file and validate it.  ValueError for a file that
+    is not a goalloc snapshot: not UTF-8 or not JSON (json's
+    JSONDecodeError is one), nested deeper than the parser's recursion
+    goes, or failing validate()."""
     with open(path, encoding="utf-8") as f:
-        doc = json.load(f)
+        try:
+            doc = json.load(f)
+        except RecursionError:
+            # json's parser recurses once per nested array or object; a
+            # snapshot nests four levels deep
+            raise ValueError(f"{os.fspath(path)}: not a goalloc snapshot: "
+                             f"JSON nested too deeply") from None
     validate(doc)
     return doc
 

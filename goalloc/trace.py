@@ -28,12 +28,19 @@ from typing import Any, Callable, Iterable, Iterator, Optional, Sequence, Union
 
 import numpy as np
 
+from ._bulk import uint64_column
 from ._core import GoallocError
 
 ALLOC = 0
 FREE = 1
 TEXT_HEADER = "# goalloc trace v1"
 BINARY_MAGIC = b"GATRACE1"
+
+# A replay keeps two tables indexed by id (the address of each id, 8
+# bytes, and whether it is live, 1 byte): ids must be below this, 18 GiB
+# of (lazily zeroed) tables at most.  Sparse ids (addresses, hashes) are
+# numbered densely first: Trace.renumbered().
+MAX_REPLAY_ID = (1 << 31) - 1
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -61,32 +68,43 @@ class Op:
 
 
 class Trace:
-    """An allocation trace: parallel NumPy columns, one entry per op."""
+    """An allocation trace: parallel NumPy columns, one entry per op.
+
+    ``Trace(kind, id, size=None, noscan=None, p=None)``: each column a 1-D
+    NumPy array of any integer dtype, a buffer or a sequence of ints
+    (noscan may also be bools); None is all zeros.  The columns are
+    converted to the file format's widths (kind, noscan: uint8; p:
+    uint16; id, size: uint64), checked first: TypeError for values that
+    are not integers (floats, float arrays, strings), ValueError for 2-D
+    input or columns of different lengths, and TraceError (a ValueError)
+    with ``.index``, the op, for a value outside its column's range: a
+    negative id, size or p, p >= 2**16, kind or noscan other than 0 or 1.
+    """
 
     __slots__ = ("kind", "id", "size", "noscan", "p")
 
     def __init__(self, kind: Any, id: Any, size: Any = None,
                  noscan: Any = None, p: Any = None) -> None:
-        self.kind = _column(kind, 0, np.uint8)
+        self.kind = _column(kind, 0, np.uint8, "kind")
         n = len(self.kind)
-        self.id = _column(id, n, np.uint64)
-        self.size = _column(size, n, np.uint64)
-        self.noscan = _column(noscan, n, np.uint8)
-        self.p = _column(p, n, np.uint16)
+        self.id = _column(id, n, np.uint64, "id")
+        self.size = _column(size, n, np.uint64, "size")
+        self.noscan = _column(noscan, n, np.uint8, "noscan")
+        self.p = _column(p, n, np.uint16, "p")
         for name in ("id", "size", "noscan", "p"):
             if len(getattr(self, name)) != n:
                 raise ValueError(f"column {name!r} has {len(getattr(self, name))}"
                                  f" entries, kind has {n}")
-        bad = np.flatnonzero(self.kind > FREE)
-        if bad.size:
-            raise TraceError(f"op {bad[0]}: kind must be 0 (alloc) or 1 "
-                             f"(free), not {self.kind[bad[0]]}", int(bad[0]))
 
     # ---- building -------------------------------------------------------
 
     @classmethod
     def from_ops(cls, ops: Iterable[Sequence[Any]]) -> "Trace":
-        """From tuples ("alloc", id, size[, noscan[, p]]) and ("free", id)."""
+        """From tuples ("alloc", id, size[, noscan[, p]]) and ("free", id).
+
+        As Trace(): TypeError for a field that is not an int (noscan: a
+        bool or 0/1), TraceError with ``.index`` for an unknown op or a
+        value out of its column's range."""
         kind, ids, size, noscan, p = [], [], [], [], []
         for i, op in enumerate(ops):
             name = op[0]
@@ -96,7 +114,7 @@ class Trace:
                 kind.append(ALLOC)
                 ids.append(_op_int(op[1], 64, i, "id"))
                 size.append(_op_int(op[2], 64, i, "size"))
-                noscan.append(bool(op[3]) if len(op) > 3 else False)
+                noscan.append(_op_bool(op[3], i) if len(op) > 3 else False)
                 p.append(_op_int(op[4], 16, i, "p") if len(op) > 4 else 0)
             elif name in ("free", "f", FREE):
                 kind.append(FREE)
@@ -138,6 +156,16 @@ class Trace:
     def nids(self) -> int:
         """One more than the largest id (the size of id-indexed tables)."""
         return int(self.id.max()) + 1 if len(self) else 0
+
+    def renumbered(self) -> "tuple[Trace, np.ndarray]":
+        """(trace, ids): the same ops with the ids numbered densely from 0
+        in increasing order of the old ids, and ids[new] = old id.  For
+        traces with sparse ids (addresses, hashes), which a replay cannot
+        index (ids must be at most MAX_REPLAY_ID)."""
+        ids, inverse = np.unique(self.id, return_inverse=True)
+        dense = Trace(self.kind, inverse.reshape(-1).astype(np.uint64),
+                      self.size, self.noscan, self.p)
+        return dense, ids
 
     # ---- files ----------------------------------------------------------
 
@@ -195,8 +223,11 @@ class Trace:
                                ("size", "<u8", 8)):
             cols[col] = np.frombuffer(data, dtype=dt, count=n, offset=off)
             off += n * width
-        return cls(cols["kind"], cols["id"], cols["size"], cols["noscan"],
-                   cols["p"])
+        try:
+            return cls(cols["kind"], cols["id"], cols["size"],
+                       cols["noscan"], cols["p"])
+        except TraceError as e:  # a kind or noscan byte beyond 1
+            raise TraceError(f"{name}: {e}", e.index) from None
 
     def save(self, path: PathLike) -> None:
         """Binary for ``.gatrace``, text otherwise."""
@@ -216,23 +247,73 @@ class Trace:
 
 
 def _op_int(v: Any, bits: int, i: int, what: str) -> int:
-    """An op's integer field: ints only (no floats), in range."""
+    """An op's integer field: ints only (TypeError for floats and the
+    like, as Trace() raises), in range (TraceError)."""
     try:
         n = operator.index(v)
     except TypeError:
-        raise TraceError(f"op {i}: {what} must be an int, not "
-                         f"{type(v).__name__}", i) from None
+        raise TypeError(f"op {i}: {what} must be an int, not "
+                        f"{type(v).__name__}") from None
     if not 0 <= n < 1 << bits:
         raise TraceError(f"op {i}: {what} {n} is out of range", i)
     return n
 
 
-def _column(values: Any, n: int, dtype: Any) -> np.ndarray:
-    """A C-contiguous, aligned array (the C replay reads it in place;
-    frombuffer on a binary file can give misaligned views)."""
+def _op_bool(v: Any, i: int) -> bool:
+    """An op's noscan: a bool, or an int 0 or 1 (as Trace() takes)."""
+    if isinstance(v, (bool, np.bool_)):
+        return bool(v)
+    n = _op_int(v, 1, i, "noscan")
+    return n == 1
+
+
+# the largest value of each column, and what to say about one beyond it
+_TOPS = {"kind": (FREE, "kind must be 0 (alloc) or 1 (free)"),
+         "noscan": (1, "noscan must be 0 or 1"),
+         "p": ((1 << 16) - 1, "p must be in 0..65535"),
+         "id": ((1 << 64) - 1, "id must be in 0..2**64-1"),
+         "size": ((1 << 64) - 1, "size must be in 0..2**64-1")}
+
+
+def _column(values: Any, n: int, dtype: Any, name: str) -> np.ndarray:
+    """values as a C-contiguous, aligned column of dtype (the C replay
+    reads it in place; frombuffer on a binary file can give misaligned
+    views), after the checks Trace's docstring lists: NumPy's own
+    conversion would truncate floats and wrap negative values around."""
     if values is None:
         return np.zeros(n, dtype=dtype)
-    return np.require(values, dtype=dtype, requirements=["C", "A"])
+    top, rule = _TOPS[name]
+    if name == "noscan":
+        values = _bools_as_uint8(values)
+    a = values
+    if not (isinstance(a, np.ndarray) and a.ndim == 1
+            and a.dtype.kind in "ui"):
+        a, bad = uint64_column(values, name)  # TypeError, ValueError (2-D)
+        if bad is not None:
+            raise TraceError(f"op {len(a)}: {rule}, not {bad}", len(a))
+    if a.size:
+        info = np.iinfo(a.dtype)
+        out = np.zeros(a.shape, dtype=bool)
+        if info.min < 0:
+            out |= a < 0
+        if info.max > top:
+            out |= a > top
+        if out.any():
+            i = int(np.argmax(out))
+            raise TraceError(f"op {i}: {rule}, not {int(a[i])}", i)
+    return np.require(a, dtype=dtype, requirements=["C", "A"])
+
+
+def _bools_as_uint8(values: Any) -> Any:
+    """A bool array or a list of bools as uint8 0/1; anything else as it
+    is."""
+    a = values
+    if not isinstance(a, np.ndarray):
+        if not isinstance(a, (list, tuple)) or not a or \
+                not all(isinstance(v, (bool, np.bool_)) for v in a):
+            return values
+        a = np.array(a, dtype=bool)
+    return a.astype(np.uint8) if a.dtype == np.bool_ else values
 
 
 def _parse_line(words: list[str], path: PathLike, lineno: int) -> tuple:
@@ -253,6 +334,9 @@ def _parse_line(words: list[str], path: PathLike, lineno: int) -> tuple:
 
 
 def _uint(word: str, bits: int) -> int:
+    # ASCII digits only: int() would also take "+5", "1_000" and "-0"
+    if not (word.isascii() and word.isdigit()):
+        raise ValueError(f"{word!r} is not a decimal number")
     v = int(word, 10)
     if not 0 <= v < 1 << bits:
         raise ValueError(f"{word} is out of range")
@@ -287,9 +371,7 @@ def replay(heap: Any, trace: Trace, sample_every: int = 0,
     if progress is not None and not callable(progress):
         raise TypeError(f"progress must be callable (or None), not "
                         f"{type(progress).__name__}")
-    nids = trace.nids
-    addr_of = np.zeros(nids, dtype=np.uint64)
-    live = np.zeros(nids, dtype=np.uint8)
+    addr_of, live = _id_tables(trace)
     cap = (n // sample_every if sample_every else 0) + 2
     samples = np.zeros((cap, len(COUNTER_FIELDS)), dtype=np.uint64)
     sample_ops = np.zeros(cap, dtype=np.uint64)
@@ -304,11 +386,38 @@ def replay(heap: Any, trace: Trace, sample_every: int = 0,
     if reason:
         raise _replay_error(trace, nxt, reason, status)
     return Timeline.from_samples(sample_ops[:nsamples], samples[:nsamples],
-                                 initial, addr_of, live.astype(bool), n)
+                                 initial, addr_of, live.view(np.bool_), n)
+
+
+def _id_tables(trace: Trace) -> tuple[np.ndarray, np.ndarray]:
+    """The replay's tables indexed by id: addresses (uint64) and live
+    flags (uint8), zeroed.  TraceError, before any op is applied, for an
+    id beyond MAX_REPLAY_ID or tables the machine cannot hold."""
+    nids = trace.nids
+    if nids > MAX_REPLAY_ID + 1:
+        i = int(np.argmax(trace.id > MAX_REPLAY_ID))
+        raise TraceError(
+            f"op {i}: id {int(trace.id[i])} is beyond what a replay can "
+            f"index (ids up to 2**31-1: a replay keeps tables indexed by "
+            f"id, 9 bytes per id); number sparse ids densely with "
+            f"Trace.renumbered()", i)
+    try:
+        return (np.zeros(nids, dtype=np.uint64),
+                np.zeros(nids, dtype=np.uint8))
+    except MemoryError:
+        i = int(np.argmax(trace.id))
+        raise TraceError(
+            f"op {i}: id {int(trace.id[i])} needs {9 * nids / 2**30:.1f} "
+            f"GiB of tables indexed by id, more than this machine gives; "
+            f"number sparse ids densely with Trace.renumbered()",
+            i) from None
 
 
 def _count_arg(value: Any, what: str) -> int:
-    """An int in [0, 2**64): replay's sample_every and chunk."""
+    """An int in [0, 2**64): replay's sample_every and chunk (TypeError
+    for a float, a str or a bool)."""
+    if isinstance(value, bool):
+        raise TypeError(f"{what} must be an int, not bool")
     try:
         v = operator.index(value)
     except TypeError:

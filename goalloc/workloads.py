@@ -51,6 +51,7 @@ case they draw log-uniformly in ``[lo, hi]``.
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Callable, Optional
 
 import numpy as np
@@ -89,6 +90,9 @@ def _count(name: str, v: int, minimum: int = 0) -> int:
 
 
 def _prob(name: str, v: float) -> float:
+    # a real number: float() would also take "0.5" and "nan" strings
+    if isinstance(v, bool) or not isinstance(v, numbers.Real):
+        raise TypeError(f"{name} must be a number, not {type(v).__name__}")
     v = float(v)
     if not 0.0 <= v <= 1.0:
         raise ValueError(f"{name} must be in [0, 1], not {v}")

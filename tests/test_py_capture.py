@@ -188,6 +188,57 @@ assert c.calloc(1 << 62, 1 << 62) is None   # overflow: fails, not logged
     replay_everywhere(trace)
 
 
+PROBE_SRC = os.path.join(os.path.dirname(__file__), "shim_probe.c")
+
+
+@pytest.fixture(scope="module")
+def shim_probe(tmp_path_factory):
+    """tests/shim_probe.c, built without builtins (so that the compiler
+    cannot fold malloc(SIZE_MAX) and the like away)."""
+    cc = os.environ.get("CC") or shutil.which("cc") or "gcc"
+    exe = tmp_path_factory.mktemp("probe") / "shim_probe"
+    subprocess.run([cc, "-std=c11", "-O0", "-fno-builtin", "-o", str(exe),
+                    PROBE_SRC], check=True, timeout=TIMEOUT)
+    return str(exe)
+
+
+def run_probe(exe, env_extra, cwd):
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("LD_PRELOAD", "GATRACE_OUT")}
+    env.update(env_extra)
+    r = subprocess.run([exe], env=env, cwd=cwd, capture_output=True,
+                       text=True, timeout=TIMEOUT, check=False)
+    assert r.returncode == 0, r.stderr
+    return r.stdout
+
+
+def test_shim_behaves_as_the_host_libc(tmp_path, shim_probe):
+    """A program under the shim sees what it sees without it, for every
+    function the shim wraps: glibc 2.36's aligned_alloc(24, 100) returns
+    memory (2.38 refuses it), posix_memalign leaves glibc's errno, and so
+    on through shim_probe.c's edge cases.  Logging on and off."""
+    plain = run_probe(shim_probe, {}, tmp_path)
+    assert plain.count("\n") > 500
+    assert "aligned_alloc(24, 100)" in plain
+    passthrough = run_probe(shim_probe, {"LD_PRELOAD": shim_path()},
+                            tmp_path)
+    logging = run_probe(shim_probe, {"LD_PRELOAD": shim_path(),
+                                     "GATRACE_OUT": str(tmp_path / "cap")},
+                        tmp_path)
+    for under_shim in (passthrough, logging):
+        diff = [(a, b) for a, b in zip(plain.splitlines(),
+                                       under_shim.splitlines()) if a != b]
+        assert diff == [], diff[:10]
+        assert len(plain.splitlines()) == len(under_shim.splitlines())
+    # and the shim did log: every successful aligned_alloc, as one
+    want = sum(1 for line in plain.splitlines()
+               if line.startswith("aligned_alloc(") and "-> ptr" in line)
+    made = [f for f in os.listdir(tmp_path) if f.startswith("cap.")]
+    rec, _, _ = raw_records(tmp_path / only(made))
+    got = int(np.count_nonzero((rec["kind"] == ALLOC) & (rec["func"] == 5)))
+    assert got == want > 0
+
+
 def test_fork_gets_its_own_file(tmp_path):
     prog = f"""
 import os
@@ -372,6 +423,21 @@ def test_import_matches_reference(tmp_path, seed):
     assert (info.unmatched_frees, info.implicit_frees) == (unmatched,
                                                            implicit)
     check_trace(got)
+
+
+def test_import_procs_must_be_an_int_that_fits_a_p(tmp_path):
+    """procs spreads threads over Ps stored in 16 bits: a float would be
+    truncated, more than 65536 would wrap around."""
+    path = tmp_path / "c"
+    write_capture(path, [(ALLOC, 0x1000 + 16 * t, 8, 100 + t)
+                         for t in range(5)])
+    for procs, exc in ((1.5, TypeError), ("2", TypeError), (True, TypeError),
+                       (0, ValueError), ((1 << 16) + 1, ValueError)):
+        with pytest.raises(exc):
+            convert_capture(path, procs=procs)
+    assert read_capture(path, procs=np.int64(3)).p.tolist() == \
+        [0, 1, 2, 0, 1]
+    assert read_capture(path, procs=1 << 16).p.tolist() == [0, 1, 2, 3, 4]
 
 
 def test_empty_capture(tmp_path):

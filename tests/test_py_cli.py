@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import csv
 import importlib.util
+import io
 import json
 import os
+import struct
 import subprocess
 import sys
 
@@ -27,8 +29,10 @@ HAVE_PLOTS = (importlib.util.find_spec("matplotlib") is not None
 HAVE_CAPTURE = importlib.util.find_spec("goalloc.capture") is not None
 
 
-def run(*args: str, cwd=None, timeout: float = 300) -> subprocess.CompletedProcess:
+def run(*args: str, cwd=None, timeout: float = 300,
+        env_extra=None) -> subprocess.CompletedProcess:
     env = dict(os.environ)
+    env.update(env_extra or {})
     env["PYTHONPATH"] = PKG_ROOT + os.pathsep + env.get("PYTHONPATH", "")
     env["MPLBACKEND"] = "Agg"
     env.pop("GOALLOC_DEBUG", None)
@@ -92,6 +96,103 @@ def test_tour_writes_its_pngs(tmp_path):
             == {str(out)}
     else:
         assert "plots not written" in text
+
+
+# ---- the progress bar ---------------------------------------------------------
+
+def bar_lines(stream_text: str) -> list[str]:
+    """What each redraw put on the line (split at the \\r of the
+    redraws and the final newline)."""
+    return [x for x in stream_text.replace("\n", "\r").split("\r") if x]
+
+
+def draw(bar, total=1_000_000, steps=(0, 1, 5000, 333_333, 999_999,
+                                      1_000_000)):
+    bar.start -= 10           # a plausible rate (the draws take no time)
+    for done in steps:
+        bar(done, total)
+    bar.close()
+
+
+@pytest.mark.parametrize("columns", [200, 100, 80, 60, 45, 30, 20, 12, 3])
+def test_progress_bar_fits_the_terminal(monkeypatch, columns):
+    """Each redraw fits in columns - 1 (the bar was about 90 wide: on an
+    80-column terminal every redraw wrapped and left a line behind)."""
+    from goalloc.__main__ import ProgressBar
+    monkeypatch.setenv("COLUMNS", str(columns))
+    out = io.StringIO()
+    draw(ProgressBar("   replay", True, out))
+    lines = bar_lines(out.getvalue())
+    assert len(lines) == 6
+    for line in lines:
+        assert len(line) <= columns - 1, (columns, line)
+    if columns >= 80:       # room for everything
+        assert "100.0%" in lines[-1] and "1,000,000/1,000,000 ops" in \
+            lines[-1] and "ops/s" in lines[-1]
+    if columns >= 100:      # and the bar at full width
+        assert "[" + "#" * 30 + "]" in lines[-1]
+    if columns >= 45:       # a bar, of one length throughout
+        assert len({line.index("]") for line in lines}) == 1
+        assert lines[0].count(".") >= 10 and "#" not in lines[0]
+    if columns >= 20:
+        assert "100.0%" in lines[-1]
+
+
+def test_progress_bar_width_unknown_is_79(monkeypatch):
+    from goalloc.__main__ import ProgressBar
+    monkeypatch.delenv("COLUMNS", raising=False)
+    out = io.StringIO()       # no terminal behind it
+    draw(ProgressBar("   replay", True, out))
+    lines = bar_lines(out.getvalue())
+    assert max(len(line) for line in lines) == 79
+    assert "ops/s" in lines[-1]
+
+
+def test_progress_bar_reads_the_width_of_its_own_terminal(monkeypatch):
+    """A terminal of 50 columns behind stderr (a pty), COLUMNS unset, and
+    stdout not a terminal: the bar takes the pty's width."""
+    import fcntl
+    import termios
+    from goalloc.__main__ import ProgressBar
+    monkeypatch.delenv("COLUMNS", raising=False)
+    master, slave = os.openpty()
+    try:
+        fcntl.ioctl(slave, termios.TIOCSWINSZ,
+                    struct.pack("HHHH", 24, 50, 0, 0))
+
+        class Tty(io.StringIO):
+            def fileno(self):
+                return slave
+
+            def isatty(self):
+                return True
+
+        out = Tty()
+        bar = ProgressBar("   replay", None, out)
+        assert bar.enabled
+        draw(bar)
+        lines = bar_lines(out.getvalue())
+        assert max(len(line) for line in lines) == 49
+        # resized while drawing: the next redraws follow
+        fcntl.ioctl(slave, termios.TIOCSWINSZ,
+                    struct.pack("HHHH", 24, 30, 0, 0))
+        out.seek(0)
+        out.truncate()
+        draw(bar)
+        assert max(len(line) for line in bar_lines(out.getvalue())) <= 29
+    finally:
+        os.close(master)
+        os.close(slave)
+
+
+def test_tour_progress_bar_in_80_columns(tmp_path):
+    r = run("tour", "--ops", "20000", "--live", "1000", "--outdir",
+            str(tmp_path), "--progress", "--backing", "virtual",
+            env_extra={"COLUMNS": "80"})
+    assert r.returncode == 0, r.stderr
+    lines = bar_lines(r.stderr)
+    assert len(lines) > 10 and "100.0%" in lines[-1]
+    assert max(len(line) for line in lines) <= 79
 
 
 def test_tour_on_the_virtual_backing_quietly(tmp_path):

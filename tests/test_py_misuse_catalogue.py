@@ -1115,6 +1115,119 @@ def test_row_trace_op_not_replayable(backing):
             w.close()
 
 
+def test_row_trace_values_not_integers():
+    """Trace(...) and Trace.from_ops values that are not integers:
+    TypeError; NumPy alone would truncate 1.7 to id 1 and 16.9 to 16."""
+    for kw in (dict(kind=[0, 0], id=[1.7, 2.2], size=[16.9, 24.5]),
+               dict(kind=[0, 0], id=[1, 2], size=np.array([16.0, 24.0])),
+               dict(kind=[0, 0], id=np.array([1.0, 2.0]), size=[16, 24]),
+               dict(kind=[0.0, 1.0], id=[1, 1]),
+               dict(kind=[0, 0], id=[1, [2]], size=[16, 24]),
+               dict(kind=[0, 0], id=[1, 2], size=["16", "24"]),
+               dict(kind=[0, 0], id=[1, 2], size=np.array([True, False])),
+               dict(kind=[0, 0], id=[1, 2], size=[16, 24], p=[0, 0.5]),
+               dict(kind=[0, 0], id=[1, 2], size=[16, 24],
+                    noscan=[0.0, 1.0])):
+        with pytest.raises(TypeError) as ei:
+            Trace(**kw)
+        assert_exc(ei.value, TypeError, match=r"int")
+    for op in (("alloc", 1.7, 16), ("alloc", 1, 16.9), ("free", 2.0),
+               ("alloc", 1, 16, "yes"), ("alloc", 1, 16, False, 1.0)):
+        with pytest.raises(TypeError) as ei:
+            Trace.from_ops([("alloc", 0, 8), op])
+        assert_exc(ei.value, TypeError, match=r"^op 1: .* must be an int")
+    # bools are fine for noscan, and only there
+    t = Trace([0, 0], [1, 2], [16, 24], noscan=[True, False])
+    assert t.noscan.tolist() == [1, 0]
+    assert Trace.from_ops([("alloc", 0, 8, True)]).noscan.tolist() == [1]
+
+
+def test_row_trace_values_out_of_range():
+    """Trace(...) and Trace.from_ops values outside their column:
+    TraceError with .index, the op; NumPy alone would wrap size -5 to
+    2**64-5."""
+    for kw, index, word in (
+            (dict(kind=[0, 0], id=[0, 1], size=np.array([16, -5])), 1,
+             "size"),
+            (dict(kind=[0, 0], id=[0, 1], size=[16, -5]), 1, "size"),
+            (dict(kind=[0, 1], id=np.array([-1, 3])), 0, "id"),
+            (dict(kind=[0, 0], id=[0, 2**64], size=[1, 1]), 1, "id"),
+            (dict(kind=[0, -1], id=[0, 0]), 1, "kind"),
+            (dict(kind=np.array([0, 1, 2], np.uint8), id=[0, 0, 1]), 2,
+             "kind"),
+            (dict(kind=[0, 0], id=[0, 1], p=[3, 1 << 16]), 1, "p"),
+            (dict(kind=[0, 0], id=[0, 1], p=np.array([-1, 0])), 0, "p"),
+            (dict(kind=[0, 0], id=[0, 1], noscan=[0, 2]), 1, "noscan")):
+        with pytest.raises(TraceError) as ei:
+            Trace(**kw)
+        assert_exc(ei.value, TraceError, ValueError, GoallocError,
+                   match=rf"^op {index}: {word} must be")
+        assert ei.value.index == index
+    for op in (("alloc", -1, 8), ("alloc", 1, -8), ("alloc", 1, 8, 2),
+               ("alloc", 1, 8, False, 1 << 16), ("free", -3)):
+        with pytest.raises(TraceError) as ei:
+            Trace.from_ops([("free", 0), op])
+        assert ei.value.index == 1
+    for kw in (dict(kind=[0, 0], id=[1]),
+               dict(kind=[0, 0], id=[[0, 1], [2, 3]])):
+        with pytest.raises(ValueError) as ei:
+            Trace(**kw)
+        assert_exc(ei.value, ValueError)
+
+
+def test_row_replay_id_beyond_limit(world):
+    """A replay of a trace with an id beyond 2**31-1: TraceError naming
+    the first such op, before any op is applied (it used to be NumPy's
+    MemoryError or ValueError, making a table of 2**40 or 2**64 ids)."""
+    h = world.h
+    for big in (2**31, 2**40, 2**63, 2**64 - 1):
+        trace = Trace.from_ops([("alloc", 0, 48), ("alloc", 5, 100_000),
+                                ("alloc", big, 16), ("free", big),
+                                ("alloc", big + 1 if big < 2**64 - 1 else 7,
+                                 8)])
+        e = rejected(h, TraceError, h.replay, trace, bases=(ValueError,
+                                                           GoallocError),
+                     match=rf"^op 2: id {big} is beyond")
+        assert e.index == 2
+        assert "Trace.renumbered()" in str(e)
+        # the way out: the same ops with dense ids
+        dense, ids = trace.renumbered()
+        assert ids.tolist() == sorted(set(trace.id.tolist()))
+        assert ids[dense.id].tolist() == trace.id.tolist()
+        with goalloc.Heap(backing="virtual") as a, \
+                goalloc.Heap(backing="virtual") as b:
+            a.replay(dense)
+            b.replay(Trace(trace.kind, np.unique(trace.id,
+                                                 return_inverse=True)[1],
+                           trace.size))
+            assert a.digest() == b.digest()
+    still_works(h, world.live())
+
+
+def test_row_snapshot_not_a_snapshot(tmp_path):
+    """snapshot.load_json of a file that is not a goalloc snapshot:
+    ValueError naming the problem (deep nesting used to escape as
+    RecursionError)."""
+    from goalloc.snapshot import load_json
+    depth = sys.getrecursionlimit() * 10
+    for name, content, word in (
+            ("deep-list", b"[" * depth + b"]" * depth, "nested too deeply"),
+            ("deep-object", b'{"a":' * depth + b"1" + b"}" * depth,
+             "nested too deeply"),
+            ("deep-open", b"[" * depth, "nested too deeply"),
+            ("not-json", b"snapshot", "Expecting value"),
+            ("not-utf8", b'\xff{"schema": 1}', "utf-8"),
+            ("schema", b'{"schema": "goalloc.timeline/1"}', "schema"),
+            ("list", b"[1, 2]", "JSON object")):
+        p = tmp_path / f"{name}.json"
+        p.write_bytes(content)
+        with pytest.raises(ValueError) as ei:
+            load_json(p)
+        assert type(ei.value) in (ValueError, UnicodeDecodeError,
+                                  __import__("json").JSONDecodeError)
+        assert word in str(ei.value), (name, str(ei.value)[:200])
+
+
 def real_throw() -> None:
     """The same row through a throw of the allocator itself (sysAlloc in
     race mode when every hint collides)."""
@@ -1213,7 +1326,8 @@ def test_row_bulk_not_integers(world):
     """Bulk input that is not integers: TypeError before anything changes."""
     h = world.h
     for bad in (np.array([8.0, 16.0]), np.array([True, False]),
-                ["8", "16"], [8, None], 8):
+                ["8", "16"], [8, None], 8, [1, [2]], [[8], [16, 24]],
+                [8, 16.5], (8, [16, 24])):
         rejected(h, TypeError, h.alloc_many, bad)
         rejected(h, TypeError, h.free_many, bad)
     still_works(h, world.live())
@@ -1389,6 +1503,14 @@ ROW_TESTS = {
     "a malformed trace file": (test_row_malformed_trace_file, "TraceError"),
     "a trace op that cannot be replayed":
         (test_row_trace_op_not_replayable, "TraceError"),
+    "`Trace(...)` or `Trace.from_ops` values that are not integers":
+        (test_row_trace_values_not_integers, "TypeError"),
+    "`Trace(...)` or `Trace.from_ops` values outside their column":
+        (test_row_trace_values_out_of_range, "TraceError"),
+    "replay of a trace with an id beyond 2**31-1":
+        (test_row_replay_id_beyond_limit, "TraceError"),
+    "`snapshot.load_json` of a file that is not a goalloc snapshot":
+        (test_row_snapshot_not_a_snapshot, "ValueError"),
     "a broken internal invariant":
         (test_row_broken_invariant, "HeapCorruptionError"),
     "`alloc_many` / `free_many` input that is not integers":

@@ -141,10 +141,11 @@ def timeline(heap):
     sizes = rng.integers(1, 70_000, n)
     freed = rng.permutation(n)[: n // 2]
     trace = goalloc.Trace(
-        np.concatenate([np.zeros(n), np.ones(len(freed))]),
+        np.concatenate([np.zeros(n, np.uint8), np.ones(len(freed), np.uint8)]),
         np.concatenate([np.arange(n), freed]),
-        np.concatenate([sizes, np.zeros(len(freed))]),
-        noscan=np.concatenate([rng.integers(0, 2, n), np.zeros(len(freed))]))
+        np.concatenate([sizes, np.zeros(len(freed), np.int64)]),
+        noscan=np.concatenate([rng.integers(0, 2, n),
+                               np.zeros(len(freed), np.int64)]))
     return heap.replay(trace, sample_every=100)
 
 

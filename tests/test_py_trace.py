@@ -228,6 +228,11 @@ def test_binary_columns_by_hand(tmp_path):
     ("a -1 8 0 0\n", 2),
     (f"a {1 << 64} 8 0 0\n", 2),
     ("a 0 8 0 0\nA 1 8 0 0\n", 3),
+    # decimal digits only: int() alone takes all of these
+    ("a 1_000 8 0 0\n", 2),
+    ("a +1 8 0 0\n", 2),
+    ("a 0 8 0 0\nf -0\n", 3),
+    (f"a 0 {'9' * 5000} 0 0\n", 2),
 ])
 def test_malformed_text_names_the_line(tmp_path, body, line):
     path = tmp_path / "bad.trace"
@@ -278,6 +283,31 @@ def test_malformed_binary(tmp_path):
     with pytest.raises(TraceError) as e:
         Trace.load(path)
     assert e.value.index == 1
+    assert str(path) in str(e.value)
+    # so does a noscan byte other than 0/1 (it was taken as is)
+    bad = bytearray(raw)
+    bad[16 + 2 + 1] = 2       # kind[2], then noscan[0], noscan[1]
+    path = tmp_path / "noscan.gatrace"
+    path.write_bytes(bytes(bad))
+    with pytest.raises(TraceError) as e:
+        Trace.load(path)
+    assert e.value.index == 1 and "noscan must be 0 or 1" in str(e.value)
+    assert str(path) in str(e.value)
+
+
+def test_renumbered_keeps_the_ops():
+    t = Trace.from_ops([("alloc", 1 << 40, 8), ("alloc", 7, 16, True, 2),
+                        ("free", 1 << 40), ("alloc", (1 << 64) - 1, 24),
+                        ("alloc", 1 << 40, 32)])
+    dense, ids = t.renumbered()
+    assert ids.tolist() == [7, 1 << 40, (1 << 64) - 1]
+    assert dense.id.tolist() == [1, 0, 1, 2, 1]
+    assert ids[dense.id].tolist() == t.id.tolist()
+    for col in ("kind", "size", "noscan", "p"):
+        assert np.array_equal(getattr(dense, col), getattr(t, col))
+    assert dense.id.dtype == np.uint64 and dense.nids == 3
+    empty, ids = Trace.from_ops([]).renumbered()
+    assert len(empty) == 0 and len(ids) == 0
 
 
 def test_missing_file_is_an_os_error(tmp_path):
@@ -414,6 +444,28 @@ def test_out_of_memory_in_a_replay():
         assert e.value.index == 1
         h.verify()
         assert h.stats().heap_alloc == 1 << 20
+
+
+def test_replay_sample_every_and_chunk_are_checked():
+    """sample_every is a uint64 for the C replay: 2**64 + 1 used to wrap
+    to 1 there (with room for 2 samples); floats, strings and bools are
+    TypeErrors, before any op."""
+    t = workloads.uniform(200, 8, 64, live=20)
+    with goalloc.Heap(backing="virtual") as h:
+        d = h.digest()
+        for kw, exc in ((dict(sample_every=2**64 + 1), ValueError),
+                        (dict(sample_every=2**64), ValueError),
+                        (dict(sample_every=-1), ValueError),
+                        (dict(sample_every=1.5), TypeError),
+                        (dict(sample_every="3"), TypeError),
+                        (dict(sample_every=True), TypeError),
+                        (dict(chunk=2.5), TypeError),
+                        (dict(chunk="x"), TypeError)):
+            with pytest.raises(exc, match="sample_every|chunk"):
+                h.replay(t, **kw)
+            assert h.digest() == d
+        assert len(h.replay(t, sample_every=2**64 - 1)) == 2
+        assert len(h.replay(t[:0], sample_every=np.int64(3))) == 1
 
 
 def test_replay_argument_errors():

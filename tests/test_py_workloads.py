@@ -292,6 +292,11 @@ def test_composite_sizes_from_lo_hi():
     (lambda: workloads.go_mix(10, live=2.5), TypeError),
     (lambda: workloads.go_mix(10, seed=-1), ValueError),
     (lambda: workloads.long_short(10, long_fraction=2), ValueError),
+    # probabilities are numbers: float() alone takes "0.5" and "nan"
+    (lambda: workloads.uniform(10, 8, 16, noscan="0.5"), TypeError),
+    (lambda: workloads.go_mix(10, noscan="nan"), TypeError),
+    (lambda: workloads.long_short(10, long_fraction=b"1"), TypeError),
+    (lambda: workloads.go_mix(10, noscan=float("nan")), ValueError),
 ])
 def test_bad_arguments(call, exc):
     with pytest.raises(exc):

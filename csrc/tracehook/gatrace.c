@@ -48,8 +48,21 @@
  * lock, so a pointer's free always precedes its reuse in the file.
  * realloc holds the lock across glibc's realloc for the same reason.
  *
- * Calls to glibc go through __libc_malloc and friends (exported by glibc),
- * not dlsym, which itself allocates.  Nothing in a hook allocates: records
+ * Transparency: a program under the shim sees what it sees without it.
+ * Each hook makes the call the program asked for, with its arguments, of
+ * the host glibc's own function, and returns that function's result and
+ * errno; the shim adds no argument checks of its own (glibc's differ
+ * between releases: aligned_alloc(24, 100) returns memory on glibc 2.36,
+ * where aligned_alloc is memalign, and fails with EINVAL from 2.38 on).
+ * glibc exports most of its functions under a second name (__libc_malloc,
+ * __libc_memalign, __libc_pvalloc, ...), which the hooks call directly;
+ * aligned_alloc and posix_memalign have none, so the constructor looks
+ * them up once with dlsym(RTLD_NEXT) (dlsym may allocate: that passes
+ * straight through).  A call that comes before the constructor ran uses
+ * __libc_memalign with glibc's own checks instead.  reallocarray is
+ * glibc's: the overflow check (ENOMEM) and realloc.
+ *
+ * Nothing in a hook allocates: records
  * go into a static buffer written out with write(2) when it fills and at
  * exit (destructor); after the destructor every record is written at once.
  * The constructor creates the file (a forked child creates its own at its
@@ -74,6 +87,7 @@
  */
 #ifdef __linux__
 #define _GNU_SOURCE
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <malloc.h>
@@ -96,6 +110,13 @@ extern void __libc_free(void *ptr);
 extern void *__libc_calloc(size_t nmemb, size_t size);
 extern void *__libc_realloc(void *ptr, size_t size);
 extern void *__libc_memalign(size_t alignment, size_t size);
+extern void *__libc_valloc(size_t size);
+extern void *__libc_pvalloc(size_t size);
+
+/* the host's aligned_alloc and posix_memalign (see "Transparency") */
+typedef void *(*aligned_alloc_fn)(size_t alignment, size_t size);
+typedef int (*posix_memalign_fn)(void **memptr, size_t alignment,
+                                 size_t size);
 
 enum { KIND_ALLOC = 0, KIND_FREE = 1 };
 enum {
@@ -123,6 +144,9 @@ static char g_prefix[PATH_CAP];
 static char g_path[PATH_CAP];  /* the file actually opened */
 static GA_TLS int t_in_hook;
 static GA_TLS uint32_t t_tid;
+/* set by the constructor, before the program's threads exist */
+static aligned_alloc_fn g_host_aligned_alloc;
+static posix_memalign_fn g_host_posix_memalign;
 
 static uint32_t
 thread_id(void)
@@ -382,9 +406,27 @@ atfork_child(void)
     pthread_mutex_unlock(&g_lock); /* taken by atfork_prepare */
 }
 
+/* Look up the host's aligned_alloc and posix_memalign (the next definitions
+ * after this library's own). */
+static void
+find_host_functions(void)
+{
+    t_in_hook = 1; /* what dlsym allocates goes straight to glibc */
+    void *a = dlsym(RTLD_NEXT, "aligned_alloc");
+    void *pm = dlsym(RTLD_NEXT, "posix_memalign");
+    t_in_hook = 0;
+    if (a != NULL && a != (void *)aligned_alloc) {
+        g_host_aligned_alloc = (aligned_alloc_fn)a;
+    }
+    if (pm != NULL && pm != (void *)posix_memalign) {
+        g_host_posix_memalign = (posix_memalign_fn)pm;
+    }
+}
+
 __attribute__((constructor)) static void
 gatrace_init(void)
 {
+    find_host_functions(); /* logging or not, the calls go to the host's */
     const char *out = getenv("GATRACE_OUT");
     if (out == NULL || out[0] == '\0') {
         return;
@@ -524,25 +566,40 @@ is_pow2(size_t a)
     return a != 0 && (a & (a - 1)) == 0;
 }
 
-GA_EXPORT int
-posix_memalign(void **memptr, size_t alignment, size_t size)
+/* glibc's posix_memalign, for a call before the constructor found the
+ * host's: its argument checks, memalign, and ENOMEM for NULL (memalign's
+ * errno stays set, as glibc leaves it). */
+static int
+early_posix_memalign(void **memptr, size_t alignment, size_t size)
 {
-    if (alignment % sizeof(void *) != 0 || !is_pow2(alignment)) {
+    if (alignment % sizeof(void *) != 0 ||
+        !is_pow2(alignment / sizeof(void *))) {
         return EINVAL;
     }
-    int logged = enter();
-    int saved = errno;
     void *p = __libc_memalign(alignment, size);
-    errno = saved; /* posix_memalign reports through its result */
-    if (logged) {
-        log_alloc(FN_POSIX_MEMALIGN, p, size);
-        leave();
-    }
     if (p == NULL) {
         return ENOMEM;
     }
     *memptr = p;
     return 0;
+}
+
+GA_EXPORT int
+posix_memalign(void **memptr, size_t alignment, size_t size)
+{
+    posix_memalign_fn host = g_host_posix_memalign;
+    if (host == NULL) {
+        host = early_posix_memalign;
+    }
+    if (!enter()) {
+        return host(memptr, alignment, size);
+    }
+    int rc = host(memptr, alignment, size);
+    if (rc == 0) {
+        log_alloc(FN_POSIX_MEMALIGN, *memptr, size);
+    }
+    leave();
+    return rc;
 }
 
 static void *
@@ -557,16 +614,23 @@ logged_memalign(int fn, size_t alignment, size_t size)
     return p;
 }
 
-/* C11: the alignment must be a power of two (EINVAL otherwise, as glibc
- * 2.38 does; older glibc rounds it up) */
+/* Whatever the host's aligned_alloc does with an alignment that is not a
+ * power of two (glibc up to 2.37 rounds it up, as memalign does; 2.38 on
+ * fails with EINVAL), the program sees. */
 GA_EXPORT void *
 aligned_alloc(size_t alignment, size_t size)
 {
-    if (!is_pow2(alignment)) {
-        errno = EINVAL;
-        return NULL;
+    aligned_alloc_fn host = g_host_aligned_alloc;
+    if (host == NULL) {
+        host = __libc_memalign; /* before the constructor: glibc < 2.38's */
     }
-    return logged_memalign(FN_ALIGNED_ALLOC, alignment, size);
+    if (!enter()) {
+        return host(alignment, size);
+    }
+    void *p = host(alignment, size);
+    log_alloc(FN_ALIGNED_ALLOC, p, size);
+    leave();
+    return p;
 }
 
 GA_EXPORT void *
@@ -578,23 +642,31 @@ memalign(size_t alignment, size_t size)
 GA_EXPORT void *
 valloc(size_t size)
 {
-    return logged_memalign(FN_VALLOC, (size_t)getpagesize(), size);
+    if (!enter()) {
+        return __libc_valloc(size);
+    }
+    void *p = __libc_valloc(size);
+    log_alloc(FN_VALLOC, p, size);
+    leave();
+    return p;
 }
 
+/* pvalloc logs the size rounded up to a whole page (one page for 0): what
+ * it hands out. */
 GA_EXPORT void *
 pvalloc(size_t size)
 {
-    size_t page = (size_t)getpagesize();
-    size_t rounded;
-    if (__builtin_add_overflow(size, page - 1, &rounded)) {
-        errno = ENOMEM;
-        return NULL;
+    if (!enter()) {
+        return __libc_pvalloc(size);
     }
-    rounded &= ~(page - 1);
-    if (rounded == 0) {
-        rounded = page; /* glibc: pvalloc(0) is one page */
+    void *p = __libc_pvalloc(size);
+    if (p != NULL) { /* then size + page - 1 did not overflow */
+        size_t page = (size_t)getpagesize();
+        size_t rounded = (size + page - 1) & ~(page - 1);
+        log_alloc(FN_PVALLOC, p, rounded == 0 ? page : rounded);
     }
-    return logged_memalign(FN_PVALLOC, page, rounded);
+    leave();
+    return p;
 }
 
 #else
