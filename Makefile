@@ -6,7 +6,7 @@ WARN = -std=c11 -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes \
 CFLAGS ?= -O1 -g
 SAN = -fsanitize=address,undefined -fno-omit-frame-pointer \
       -fno-sanitize-recover=all
-CORE = $(filter-out csrc/_coremodule.c,$(wildcard csrc/*.c))
+CORE = $(wildcard csrc/*.c)   # the binding lives in csrc/python/
 HDRS = $(wildcard csrc/*.h) tests/c/check.h
 CTESTS = $(patsubst tests/c/%.c,build/ctest/%,$(wildcard tests/c/test_*.c))
 CTESTS_ASAN = $(patsubst tests/c/%.c,build/ctest-asan/%,$(wildcard tests/c/test_*.c))

@@ -27,9 +27,12 @@ setup(
     ext_modules=[
         Extension(
             "goalloc._core",
-            sources=sorted(glob.glob("csrc/*.c")),
-            include_dirs=["csrc"],
-            depends=sorted(glob.glob("csrc/*.h")),
+            # the core (csrc/*.c, no Python) and the binding (csrc/python/)
+            sources=sorted(glob.glob("csrc/*.c"))
+            + sorted(glob.glob("csrc/python/*.c")),
+            include_dirs=["csrc", "csrc/python"],
+            depends=sorted(glob.glob("csrc/*.h"))
+            + sorted(glob.glob("csrc/python/*.h")),
             extra_compile_args=CFLAGS,
             extra_link_args=LDFLAGS,
             libraries=["pthread"],

@@ -284,9 +284,10 @@ def build_c(cc: str, name: str, out: Path) -> tuple[bool, str]:
     ]
     srcs = [str(DRIVER)]
     if name == "goalloc":
-        # as `make bench-c`: every csrc/*.c but the CPython module, -O2
+        # as `make bench-c`: every csrc/*.c (the core; the binding is in
+        # csrc/python/), -O2
         core = sorted(
-            p for p in (ROOT / "csrc").glob("*.c") if p.name != "_coremodule.c"
+            p for p in (ROOT / "csrc").glob("*.c")
         )
         cmd.append(f"-I{ROOT / 'csrc'}")
         srcs += [str(p) for p in core]

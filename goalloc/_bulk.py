@@ -3,7 +3,7 @@
 Each call turns its input into one fresh C-contiguous uint64 array that
 nothing else holds (the C loop reads it without the GIL, so no other
 thread may change it meanwhile), with NumPy, in one pass or two.  The
-C binding (csrc/_coremodule.c: _alloc_many, _free_many) checks the rest,
+C binding (csrc/python/bulk.c: _alloc_many, _free_many) checks the rest,
 runs the loop and raises every goalloc exception.
 """
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Stubs for goalloc._core, the C extension (csrc/_coremodule.c)."""
+"""Stubs for goalloc._core, the C extension (csrc/python/)."""
 from typing import Any, Literal, Optional, Union
 
 PAGE_SIZE: int

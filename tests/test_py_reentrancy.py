@@ -4,7 +4,7 @@ Converting an argument can run Python code (``__index__``, ``__bool__``,
 ``__len__``), and so can building a result (a finalizer run by the cyclic
 GC) or a replay's progress callback.  That code may close the heap, call
 it again, or let another thread in.  The binding's call protocol
-(csrc/_coremodule.c: convert every argument, then acquire_heap) must turn
+(csrc/python/heap.c: convert every argument, then acquire_heap) must turn
 each of these into an ordinary outcome: the call works on the heap as it
 finds it after the conversion, or raises goalloc's exception, and the
 heap stays consistent.  Before the protocol, every row here crashed the
