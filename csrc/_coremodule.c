@@ -319,11 +319,41 @@ opt_u64(PyObject *o, const char *what, uint64_t *out)
     return as_u64(o, what, out, NULL) ? 0 : -1;
 }
 
-/* parse_gogc: gogc=N (Go's GOGC, an int32; negative or "off" = off)
- * sets the scavenger goal Go has after gcinit; it and scavenge_goal are
- * two ways to say one thing, so not both. */
+/* parse_release: release="go1.13.8" (the default), "go1.13.0" or its
+ * alias "go1.13"; a str with an embedded NUL is no release name. */
 static int
-parse_gogc(PyObject *gogc_o, PyObject *goal_o, uint64_t *goal)
+parse_release(PyObject *o, ga_release *out)
+{
+    *out = GA_RELEASE_GO1_13_8;
+    if (o == NULL || o == Py_None) {
+        return 0;
+    }
+    if (!PyUnicode_Check(o)) {
+        PyErr_Format(PyExc_TypeError, "release must be a str, not %.100s",
+                     Py_TYPE(o)->tp_name);
+        return -1;
+    }
+    Py_ssize_t n;
+    const char *s = PyUnicode_AsUTF8AndSize(o, &n);
+    if (s == NULL) {
+        return -1;
+    }
+    if (strlen(s) != (size_t)n || !ga_release_parse(s, out)) {
+        PyErr_Format(PyExc_ValueError,
+                     "unknown release %R (expected 'go1.13.8', 'go1.13.0' "
+                     "or its alias 'go1.13')", o);
+        return -1;
+    }
+    return 0;
+}
+
+/* parse_gogc: gogc=N (Go's GOGC, an int32; negative or "off" = off)
+ * sets the scavenger goal Go has with it until the first GC, in the
+ * heap's release; it and scavenge_goal are two ways to say one thing, so
+ * not both. */
+static int
+parse_gogc(PyObject *gogc_o, PyObject *goal_o, ga_release release,
+           uint64_t *goal)
 {
     if (gogc_o == NULL || gogc_o == Py_None) {
         return 0;
@@ -352,7 +382,7 @@ parse_gogc(PyObject *gogc_o, PyObject *goal_o, uint64_t *goal)
         PyErr_SetString(PyExc_TypeError, "gogc must be an int or \"off\"");
         return -1;
     }
-    *goal = ga_gogc_scavenge_goal((int)gogc);
+    *goal = ga_release_scavenge_goal(release, (int)gogc);
     return 0;
 }
 
@@ -362,19 +392,25 @@ heap_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     static char *kwlist[] = {"goos",          "goarch",    "race",
                              "backing",       "procs",     "scavenge_goal",
                              "sys_limit",     "binary_end", "seed", "gogc",
-                             NULL};
+                             "release",       NULL};
     PyObject *goos_o = NULL, *goarch_o = NULL, *backing_o = NULL;
     PyObject *goal_o = NULL, *limit_o = NULL, *bend_o = NULL, *seed_o = NULL;
-    PyObject *procs_o = NULL, *gogc_o = NULL;
+    PyObject *procs_o = NULL, *gogc_o = NULL, *release_o = NULL;
     int race = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|$OOpOOOOOOO", kwlist,
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|$OOpOOOOOOOO", kwlist,
                                      &goos_o, &goarch_o, &race, &backing_o,
                                      &procs_o, &goal_o, &limit_o, &bend_o,
-                                     &seed_o, &gogc_o)) {
+                                     &seed_o, &gogc_o, &release_o)) {
         return NULL;
     }
     ga_options o;
     ga_options_init(&o);
+    ga_release release;
+    if (parse_release(release_o, &release) < 0) {
+        return NULL;
+    }
+    /* the release first: it sets the default scavenger goal */
+    ga_options_set_release(&o, release);
     o.goos = optional_str(goos_o, "goos", "linux");
     o.goarch = optional_str(goarch_o, "goarch", "amd64");
     if (o.goos == NULL || o.goarch == NULL) {
@@ -401,7 +437,7 @@ heap_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
         }
         o.procs = (int)procs;
     }
-    if (parse_gogc(gogc_o, goal_o, &o.scavenge_goal) < 0 ||
+    if (parse_gogc(gogc_o, goal_o, o.release, &o.scavenge_goal) < 0 ||
         opt_u64(goal_o, "scavenge_goal", &o.scavenge_goal) < 0 ||
         opt_u64(limit_o, "sys_limit", &o.sys_limit) < 0 ||
         opt_u64(bend_o, "binary_end", &o.binary_end) < 0 ||
@@ -828,7 +864,7 @@ heap_info(HeapObject *self, PyObject *Py_UNUSED(ignored))
     ga_heap_info_get(h, &i);
     return Py_BuildValue(
         "{s:s,s:s,s:O,s:s,s:i,s:I,s:K,s:K,s:K,s:K,s:K,s:I,s:I,s:K,s:K,s:K,"
-        "s:K,s:K,s:K}",
+        "s:K,s:K,s:K,s:s,s:K,s:K}",
         "goos", i.goos, "goarch", i.goarch, "race",
         i.race ? Py_True : Py_False, "backing",
         i.backing == GA_BACKING_OS ? "os" : "virtual", "procs", i.procs,
@@ -843,7 +879,9 @@ heap_info(HeapObject *self, PyObject *Py_UNUSED(ignored))
         (unsigned long long)i.pages_in_use, "scavenge_goal",
         (unsigned long long)i.scavenge_goal, "unscav_huge_pages",
         (unsigned long long)i.unscav_huge_pages, "nallspans",
-        (unsigned long long)i.nallspans);
+        (unsigned long long)i.nallspans, "release", ga_release_name(i.release),
+        "cur_arena_base", (unsigned long long)i.cur_arena_base,
+        "cur_arena_end", (unsigned long long)i.cur_arena_end);
 }
 
 static PyObject *

@@ -1,6 +1,7 @@
 /* Heap arenas, the arena index and arena hints.  See malloc.c.
  *
- * The heap grows in whole arenas (64 MiB on linux/amd64), each aligned to
+ * The heap's address space comes in whole arenas (64 MiB on linux/amd64;
+ * how the page heap uses them depends on its release), each aligned to
  * its size and described by a heap_arena that maps every page to its
  * span.  Arenas are found through a two-level index (L1 -> L2 -> arena).
  * Where to grow next is decided by the arena hints that mallocinit lays

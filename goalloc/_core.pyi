@@ -34,6 +34,7 @@ class Heap:
         binary_end: Optional[int] = ...,
         seed: Optional[int] = ...,
         gogc: Union[int, Literal["off"], None] = ...,
+        release: Optional[str] = ...,
     ) -> "Heap": ...
     @property
     def closed(self) -> bool: ...

@@ -167,3 +167,6 @@ class HeapInfo:
     scavenge_goal: int
     unscav_huge_pages: int
     nallspans: int
+    release: str
+    cur_arena_base: int
+    cur_arena_end: int
