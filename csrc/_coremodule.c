@@ -103,11 +103,14 @@ status_error(HeapObject *self, ga_status s, uint64_t addr, uint64_t size,
     core_state *st = heap_state(self);
     unsigned long long a = addr, n = size;
     switch (s) {
-    case GA_ENOMEM:
+    case GA_ENOMEM: {
+        /* why the heap refused to grow, when it says */
+        const char *why = self->heap ? ga_oom_reason(self->heap) : NULL;
         snprintf(msg, len,
-                 "runtime: out of memory: cannot allocate %llu-byte block",
-                 n);
+                 "runtime: out of memory: cannot allocate %llu-byte block%s%s",
+                 n, why ? ": " : "", why ? why : "");
         return st->out_of_memory_error;
+    }
     case GA_EINVAL:
         snprintf(msg, len, "argument out of range");
         return PyExc_ValueError;
@@ -392,15 +395,17 @@ heap_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     static char *kwlist[] = {"goos",          "goarch",    "race",
                              "backing",       "procs",     "scavenge_goal",
                              "sys_limit",     "binary_end", "seed", "gogc",
-                             "release",       NULL};
+                             "release",       "metadata_limit", NULL};
     PyObject *goos_o = NULL, *goarch_o = NULL, *backing_o = NULL;
     PyObject *goal_o = NULL, *limit_o = NULL, *bend_o = NULL, *seed_o = NULL;
     PyObject *procs_o = NULL, *gogc_o = NULL, *release_o = NULL;
+    PyObject *meta_o = NULL;
     int race = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|$OOpOOOOOOOO", kwlist,
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|$OOpOOOOOOOOO", kwlist,
                                      &goos_o, &goarch_o, &race, &backing_o,
                                      &procs_o, &goal_o, &limit_o, &bend_o,
-                                     &seed_o, &gogc_o, &release_o)) {
+                                     &seed_o, &gogc_o, &release_o,
+                                     &meta_o)) {
         return NULL;
     }
     ga_options o;
@@ -440,6 +445,7 @@ heap_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     if (parse_gogc(gogc_o, goal_o, o.release, &o.scavenge_goal) < 0 ||
         opt_u64(goal_o, "scavenge_goal", &o.scavenge_goal) < 0 ||
         opt_u64(limit_o, "sys_limit", &o.sys_limit) < 0 ||
+        opt_u64(meta_o, "metadata_limit", &o.metadata_limit) < 0 ||
         opt_u64(bend_o, "binary_end", &o.binary_end) < 0 ||
         opt_u64(seed_o, "seed", &o.seed) < 0) {
         return NULL;
@@ -864,7 +870,7 @@ heap_info(HeapObject *self, PyObject *Py_UNUSED(ignored))
     ga_heap_info_get(h, &i);
     return Py_BuildValue(
         "{s:s,s:s,s:O,s:s,s:i,s:I,s:K,s:K,s:K,s:K,s:K,s:I,s:I,s:K,s:K,s:K,"
-        "s:K,s:K,s:K,s:s,s:K,s:K}",
+        "s:K,s:K,s:K,s:s,s:K,s:K,s:K,s:K}",
         "goos", i.goos, "goarch", i.goarch, "race",
         i.race ? Py_True : Py_False, "backing",
         i.backing == GA_BACKING_OS ? "os" : "virtual", "procs", i.procs,
@@ -881,7 +887,9 @@ heap_info(HeapObject *self, PyObject *Py_UNUSED(ignored))
         (unsigned long long)i.unscav_huge_pages, "nallspans",
         (unsigned long long)i.nallspans, "release", ga_release_name(i.release),
         "cur_arena_base", (unsigned long long)i.cur_arena_base,
-        "cur_arena_end", (unsigned long long)i.cur_arena_end);
+        "cur_arena_end", (unsigned long long)i.cur_arena_end,
+        "metadata_bytes", (unsigned long long)i.metadata_bytes,
+        "metadata_limit", (unsigned long long)i.metadata_limit);
 }
 
 static PyObject *
@@ -1671,6 +1679,24 @@ heap_fail_reserves(HeapObject *self, PyObject *arg)
 }
 
 static PyObject *
+heap_fail_metadata(HeapObject *self, PyObject *arg)
+{
+    ga_heap *h = live_heap(self);
+    if (h == NULL) {
+        return NULL;
+    }
+    uint64_t n;
+    if (!as_u64(arg, "n", &n, NULL)) {
+        return NULL;
+    }
+    ga_status s = ga_fail_metadata(h, n);
+    if (s != GA_OK) {
+        return set_error_from_status(self, s, 0, 0);
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
 heap_throw(HeapObject *self, PyObject *arg)
 {
     ga_heap *h = live_heap(self);
@@ -1716,6 +1742,10 @@ static PyMethodDef heap_methods[] = {
     {"fail_reserves", (PyCFunction)heap_fail_reserves, METH_O,
      "fail_reserves($self, n, /)\n--\n\n"
      "Make the next n OS reservations fail (virtual backing)."},
+    {"fail_metadata", (PyCFunction)heap_fail_metadata, METH_O,
+     "fail_metadata($self, n, /)\n--\n\n"
+     "Make the n-th allocation of heap metadata from now on fail, as if "
+     "the process were out of memory (0 disarms it)."},
     {"_throw", (PyCFunction)heap_throw, METH_O, NULL},
     {"flush", (PyCFunction)heap_flush, METH_NOARGS,
      "flush($self, /)\n--\n\n"

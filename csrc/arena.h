@@ -16,6 +16,12 @@
  *          growth puts back the hints it discarded (rejected calls leave
  *          the heap unchanged), also when the OS reserves a range but
  *          will not back it, where Go throws "runtime: out of memory".
+ *          The arenas' metadata (one block of process memory per growth,
+ *          and the index's L2 maps) is sized against metadata_limit
+ *          before anything moves and made before it is installed:
+ *          running out of process memory for it, or passing the limit,
+ *          refuses the growth and undoes it (Go throws, and has no
+ *          limit).
  * Locking: the caller holds the heap lock.
  */
 #ifndef GA_ARENA_H

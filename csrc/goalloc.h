@@ -29,7 +29,9 @@
 
 typedef enum ga_status {
     GA_OK = 0,
-    GA_ENOMEM,        /* the OS (or the simulated limit) refused */
+    GA_ENOMEM,        /* the OS, sys_limit or metadata_limit refused,
+                       * or the process is out of memory for metadata
+                       * (ga_oom_reason says which); nothing changed */
     GA_EINVAL,        /* an argument is out of range */
     GA_EFOREIGN,      /* the address is not in this heap's arenas */
     GA_ENOTOBJECT,    /* in the heap, but not the start of an object */
@@ -55,12 +57,22 @@ typedef struct ga_options {
                               * zeroing (needzero), to measure its cost */
     ga_release release;      /* GA_RELEASE_GO1_13_8 (default) or _0; set
                               * it with ga_options_set_release */
+    uint64_t metadata_limit; /* the most real memory the arena metadata
+                              * (66 KiB per 64 MiB arena on linux/amd64,
+                              * plus the arena index) may take; growth
+                              * past it is GA_ENOMEM.  0 = no limit; the
+                              * default is half the machine's RAM */
 } ga_options;
 
 /* ga_options_init sets Go's defaults: linux/amd64, os backing, one P,
  * release go1.13.8 and the scavenger goal that release has before its
- * first GC, which goalloc (no GC) keeps: 0. */
+ * first GC, which goalloc (no GC) keeps: 0; metadata_limit is half the
+ * machine's physical memory (ga_default_metadata_limit). */
 void ga_options_init(ga_options *o);
+/* ga_default_metadata_limit: half the machine's physical memory (0 if
+ * the OS does not say), so that a heap refuses a growth whose metadata
+ * would make the machine swap. */
+uint64_t ga_default_metadata_limit(void);
 /* ga_options_set_release selects release r and the scavenger goal Go
  * has with it and GOGC=100 (ga_release_scavenge_goal); set scavenge_goal
  * after it to override the goal. */
@@ -235,6 +247,11 @@ typedef struct ga_heap_info {
      * such room; always so for go1.13.0) */
     ga_addr cur_arena_base;
     ga_addr cur_arena_end;
+    /* real memory taken by the arena metadata (heap_arena structs with
+     * their span maps and page bits, the arena index's L2 maps), on
+     * either backing, and its limit (0: none) */
+    uint64_t metadata_bytes;
+    uint64_t metadata_limit;
 } ga_heap_info;
 
 void ga_heap_info_get(ga_heap *h, ga_heap_info *out);
@@ -251,6 +268,10 @@ uint64_t ga_digest(ga_heap *h);
 
 /* ga_poisoned returns the throw message if the heap is poisoned. */
 const char *ga_poisoned(ga_heap *h);
+/* ga_oom_reason says why the heap last refused to grow (GA_ENOMEM): a
+ * static string, or NULL if it never did.  With several threads it may
+ * name another thread's refusal. */
+const char *ga_oom_reason(ga_heap *h);
 
 /* ---- Experiments ---------------------------------------------------- */
 
@@ -352,6 +373,12 @@ void ga_replay(ga_heap *h, const ga_trace_view *t, size_t start, size_t stop,
 ga_status ga_block_range(ga_heap *h, ga_addr addr, uint64_t len);
 /* ga_fail_reserves makes the next n OS reservations fail (virtual). */
 ga_status ga_fail_reserves(ga_heap *h, int n);
+/* ga_fail_metadata makes the n-th allocation of heap metadata from now
+ * on fail, as if the process were out of memory (heap_arenas, arena
+ * index maps, fixalloc chunks, span bitmaps, range sets; either
+ * backing); 0 disarms it.  The call that hits it returns GA_ENOMEM and
+ * leaves the heap as it was. */
+ga_status ga_fail_metadata(ga_heap *h, uint64_t n);
 
 /* ---- Hooks for tests ---------------------------------------------- */
 

@@ -211,6 +211,8 @@ ga_heap_info_get(ga_heap *h, ga_heap_info *out)
     out->release = h->release;
     out->cur_arena_base = h->cur_arena.base;
     out->cur_arena_end = h->cur_arena.end;
+    out->metadata_bytes = h->meta_bytes;
+    out->metadata_limit = h->meta_limit;
     mheap_unlock(h);
 }
 

@@ -175,6 +175,12 @@ ga_options_set_release(ga_options *o, ga_release r)
     o->scavenge_goal = ga_release_scavenge_goal(r, 100);
 }
 
+uint64_t
+ga_default_metadata_limit(void)
+{
+    return mem_host_phys_memory() / 2;
+}
+
 void
 ga_options_init(ga_options *o)
 {
@@ -189,6 +195,7 @@ ga_options_init(ga_options *o)
     o->binary_end = 0x08200000;
     o->seed = 0x2545F4914F6CDD1DULL;
     o->skip_zeroing = false;
+    o->metadata_limit = ga_default_metadata_limit();
 }
 
 /* ---- mallocinit -------------------------------------------------- */
@@ -340,6 +347,7 @@ ga_heap_new(const ga_options *o, ga_status *status, char *err,
     h->sys_limit = o->sys_limit;
     h->scavenge_goal = o->scavenge_goal;
     h->release = o->release;
+    h->meta_limit = o->metadata_limit;
     h->binary_end = o->binary_end;
     h->seed = o->seed;
     h->zero_memory = o->backing == GA_BACKING_OS && !o->skip_zeroing;
@@ -814,10 +822,15 @@ ga_scavenge(ga_heap *h, uint64_t nbytes, uint64_t *released)
 {
     GA_PROTECT(h);
     mheap_lock(h);
-    *released = mheap_scavenge_locked(h, nbytes);
+    /* scavengeLocked splits at most one span: room for it first */
+    bool room = fixalloc_reserve(&h->spanalloc, 1) &&
+                fixalloc_reserve(&h->treapalloc, 1);
+    if (room) {
+        *released = mheap_scavenge_locked(h, nbytes);
+    }
     mheap_unlock(h);
     GA_UNPROTECT(h);
-    return GA_OK;
+    return room ? GA_OK : GA_ENOMEM;
 }
 
 /* ---- Statistics -------------------------------------------------- */
@@ -950,6 +963,22 @@ const char *
 ga_poisoned(ga_heap *h)
 {
     return heap_poisoned(h);
+}
+
+const char *
+ga_oom_reason(ga_heap *h)
+{
+    return __atomic_load_n(&h->oom_reason, __ATOMIC_RELAXED);
+}
+
+ga_status
+ga_fail_metadata(ga_heap *h, uint64_t n)
+{
+    if (heap_poisoned(h) != NULL) {
+        return GA_EPOISONED;
+    }
+    __atomic_store_n(&h->meta.fail_at, n, __ATOMIC_RELAXED);
+    return GA_OK;
 }
 
 /* ---- Experiments ------------------------------------------------- */

@@ -85,8 +85,9 @@ recordspan(void *arg, void *p)
     h->nallspans++;
 }
 
-/* new_span takes a span struct from spanalloc; running out of process
- * memory for metadata is fatal, as in Go. */
+/* new_span takes a span struct from spanalloc, where the caller
+ * reserved room (fixalloc_reserve): running out here is a broken
+ * invariant, as running out of metadata memory is fatal in Go. */
 static mspan *
 new_span(mheap *h)
 {
@@ -133,6 +134,12 @@ mheap_init(mheap *h)
                   sizeof(arena_hint), NULL, NULL, &st->other_sys, &h->pa);
     /* Don't zero mspan allocations: a recycled span keeps its sweepgen. */
     h->spanalloc.zero = false;
+    fixalloc *all[] = {&h->treapalloc, &h->spanalloc,
+                       &h->cachealloc, &h->specialfinalizeralloc,
+                       &h->specialprofilealloc, &h->arena_hint_alloc};
+    for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
+        all[i]->meta = &h->meta;
+    }
     mtreap_init(&h->free, &h->treapalloc, p->phys_huge_page_size, h->seed);
     h->free.throw_fn = treap_throw_hook;
     h->free.throw_arg = h;
@@ -219,7 +226,7 @@ cur_arena_fits(const mheap *h, uint64_t npages)
 }
 
 bool
-mheap_can_grow(const mheap *h, uint64_t npages)
+mheap_can_grow(mheap *h, uint64_t npages)
 {
     if (h->sys_limit == 0 || cur_arena_fits(h, npages)) {
         return true;
@@ -227,7 +234,8 @@ mheap_can_grow(const mheap *h, uint64_t npages)
     /* sysAlloc maps the whole ask in whole arenas, also when part of it
      * could have come from curArena (the new space may not adjoin it). */
     uint64_t ask = ga_round_up(npages * PAGE_SIZE, h->plat.heap_arena_bytes);
-    return h->stats.heap_sys + ask <= h->sys_limit;
+    return h->stats.heap_sys + ask <= h->sys_limit ||
+           mheap_refuse(h, "the heap would grow past sys_limit");
 }
 
 /* add_free_span makes [v, v+size) of fresh memory, still in the Prepared
@@ -365,15 +373,30 @@ carve_low(mspan *s, void *arg)
  * of npage pages: the check that lets a caller refuse before anything
  * moves. */
 bool
-mheap_has_room(const mheap *h, uint64_t npage)
+mheap_has_room(mheap *h, uint64_t npage)
 {
     return treap_iter_valid(mtreap_find(&h->free, npage)) ||
            mheap_can_grow(h, npage);
 }
 
+/* The most span structs and treap nodes one mheap_alloc_span_locked can
+ * take.  go1.13.8: grow may add two spans (what was left of curArena and
+ * the new pages), each after a scavenge that splits at most one span, and
+ * the allocation carves one: 5 spans; the four additions insert a node
+ * each (the carve keeps the node in place).  go1.13.0: grow 1, carve 1,
+ * scavenge 1.  Merges only give structs and nodes back. */
+#define SPANS_PER_ALLOC 5
+#define NODES_PER_ALLOC 4
+
 mspan *
 mheap_alloc_span_locked(mheap *h, uint64_t npage, uint64_t *stat)
 {
+    /* Make the metadata real first: a growth must not fail half done. */
+    if (!fixalloc_reserve(&h->spanalloc, SPANS_PER_ALLOC) ||
+        !fixalloc_reserve(&h->treapalloc, NODES_PER_ALLOC)) {
+        mheap_refuse(h, "out of process memory for span metadata");
+        return NULL;
+    }
     treap_iter t = mtreap_find(&h->free, npage);
     if (!treap_iter_valid(t)) {
         if (!grow(h, npage)) {

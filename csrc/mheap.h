@@ -101,7 +101,10 @@ typedef struct mheap {
     heap_arena ***arenas;
     uint64_t *all_arenas; /* arena indices, in order of creation */
     uint64_t nall_arenas;
-    uint64_t all_arenas_cap;
+    uint64_t all_arenas_cap;  /* Go's slice capacity (accounting) */
+    uint64_t all_arenas_room; /* entries the real array holds */
+    struct arena_block *arena_blocks; /* the heap_arenas' memory, one
+                                       * block per growth (arena.c) */
     arena_hint *arena_hints;
     linear_alloc arena;            /* 32-bit pre-reserved heap */
     linear_alloc heap_arena_alloc; /* 32-bit metadata reservation */
@@ -129,6 +132,13 @@ typedef struct mheap {
     uint64_t sys_limit;
     uint64_t scavenge_goal;
     uint64_t seed;
+    /* real memory of the arena metadata (heap_arena structs with their
+     * span maps and page bits, the L2 maps of the arena index) and the
+     * most of it growth may take (0: no limit) */
+    uint64_t meta_bytes;
+    uint64_t meta_limit;
+    ga_meta meta;           /* metadata allocations, fault injection */
+    const char *oom_reason; /* atomic: why the last growth was refused */
 
     mspan emptymspan;
 
@@ -238,7 +248,7 @@ void mheap_free_span_locked(mheap *h, mspan *s, bool acctinuse,
  * neighbours of the same scavenged state. */
 void mheap_coalesce(mheap *h, mspan *s);
 /* mheap_has_room: a free span of npage pages exists or growth may work. */
-bool mheap_has_room(const mheap *h, uint64_t npage);
+bool mheap_has_room(mheap *h, uint64_t npage);
 
 /* Physical-page view of a span (physPageBounds, released). */
 void mspan_phys_page_bounds(const mheap *h, const mspan *s, ga_addr *start,
@@ -247,7 +257,16 @@ uint64_t mspan_released(const mheap *h, const mspan *s);
 
 /* mheap_can_grow tells whether growing by npages could succeed without
  * exceeding the configured limits (checked before anything moves). */
-bool mheap_can_grow(const mheap *h, uint64_t npages);
+bool mheap_can_grow(mheap *h, uint64_t npages);
+
+/* mheap_refuse records why a growth was refused (a string literal) for
+ * the OutOfMemoryError's message; returns false. */
+static inline bool
+mheap_refuse(mheap *h, const char *why)
+{
+    __atomic_store_n(&h->oom_reason, why, __ATOMIC_RELAXED);
+    return false;
+}
 
 
 /* ga_walk_spans calls fn on every span in address order (fn returns

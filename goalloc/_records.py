@@ -170,3 +170,5 @@ class HeapInfo:
     release: str
     cur_arena_base: int
     cur_arena_end: int
+    metadata_bytes: int
+    metadata_limit: int

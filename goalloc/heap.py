@@ -46,6 +46,10 @@ class Heap(_core.Heap):
     it; also go1.13.1 and go1.13.2) grows by whole arenas and scavenges
     when an allocation takes released memory.
     sys_limit: simulated RAM: growth beyond this heap_sys fails.
+    metadata_limit: the most real memory the heap's arena metadata may
+    take (about 66 KiB per 64 MiB arena on linux/amd64, on either
+    backing; h.info().metadata_bytes); growth past it raises
+    OutOfMemoryError.  Default: half the machine's RAM; 0: no limit.
     binary_end: 32-bit platforms: where the Go binary (brk) ends.
     seed: treap priorities.
     """

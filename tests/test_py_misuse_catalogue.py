@@ -350,7 +350,7 @@ def test_row_out_of_memory(backing):
     OutOfMemoryError (a MemoryError); discarded hints are put back."""
     oom = dict(bases=(MemoryError, GoallocError),
                match=r"^runtime: out of memory: cannot allocate \d+-byte "
-                     r"block$")
+                     r"block: the heap would grow past sys_limit$")
     # sys_limit: one arena and no more
     w = World(backing, sys_limit=64 * MiB)
     try:
@@ -381,6 +381,8 @@ def test_row_out_of_memory(backing):
         w.close()
     # no sys_limit: the whole user address space (2**47 bytes on
     # linux/amd64) cannot be reserved, neither at a hint nor anywhere
+    oom["match"] = (r"^runtime: out of memory: cannot allocate \d+-byte "
+                    r"block: no address space for the heap")
     w = World(backing)
     try:
         h = w.h
@@ -1453,12 +1455,14 @@ def test_row_out_of_memory_when_the_os_refuses_the_commit():
     """"a size the OS ... cannot back | OutOfMemoryError | nothing
     changed": here the OS reserves 32 TiB of address space (PROT_NONE)
     at a hint but refuses to map it read-write."""
-    w = World("os")
+    # no metadata_limit, which would refuse the 33 GB of metadata first
+    w = World("os", metadata_limit=0)
     try:
         h = w.h
         rejected(h, OutOfMemoryError, h.alloc, 1 << 45,
                  bases=(MemoryError, GoallocError),
-                 match="cannot allocate 35184372088832-byte block")
+                 match="cannot allocate 35184372088832-byte block: the OS "
+                       "would not back")
         still_works(h, w.live())
     finally:
         w.close()
