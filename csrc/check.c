@@ -2,8 +2,8 @@
  *
  * mheap_check walks the whole heap and checks the invariants of facts §5
  * that apply: hints and arenas, span coverage and the span map, the
- * treap against the free spans, page-in-use bits, the statistics
- * identities and the fixalloc accounting.  The first broken invariant is
+ * treap against the free spans, page-in-use bits, go1.13.8's curArena,
+ * the statistics identities and the fixalloc accounting.  The first broken invariant is
  * reported by name.
  * Go 1.13: checkTreapNode, validateInvariants (mgclarge.go) and the
  *          checks of export_test.go (ReadMemStatsSlow, CountPagesInUse).
@@ -31,6 +31,7 @@ typedef struct check_ctx {
     uint64_t inuse_bytes;
     uint64_t manual_bytes;
     uint64_t released;
+    uint64_t ungrown; /* bytes of go1.13.8's curArena */
     uint64_t pages_in_use;
     uint64_t nfree;
     uint64_t nspans;
@@ -271,6 +272,55 @@ check_one_span(void *arg, mspan *s)
     return true;
 }
 
+#define EQ(a, b, what)                                                        \
+    if ((a) != (b)) {                                                         \
+        return failf(c, "%s (%" PRIu64 " != %" PRIu64 ")", what,              \
+                     (uint64_t)(a), (uint64_t)(b));                          \
+    }
+
+/* check_ungrown: go1.13.8's curArena, met between the spans, has no
+ * span and no in-use page (Go never setSpans it before growing into it). */
+static bool
+check_ungrown(void *arg, ga_addr base, uint64_t size)
+{
+    check_ctx *c = arg;
+    mheap *h = c->h;
+    for (ga_addr a = base; a < base + size; a += PAGE_SIZE) {
+        if (heap_arena_of(h, a) == NULL) {
+            return failf(c, "curArena page 0x%" PRIx64 " is not in a mapped "
+                            "arena", a);
+        }
+        if (span_of(h, a) != NULL || arena_page_in_use(h, a)) {
+            return failf(c, "curArena page 0x%" PRIx64 " belongs to a span",
+                         a);
+        }
+    }
+    c->ungrown += size;
+    return true;
+}
+
+/* check_cur_arena: curArena is a physical-page aligned range that ends on
+ * an arena boundary (go1.13.8), and empty at 0 under go1.13.0; the walk
+ * must have met all of it. */
+static bool
+check_cur_arena(check_ctx *c)
+{
+    mheap *h = c->h;
+    ga_addr base = h->cur_arena.base;
+    ga_addr end = h->cur_arena.end;
+    if (h->release == GA_RELEASE_GO1_13_0 && (base != 0 || end != 0)) {
+        return failf(c, "go1.13.0 heap has a curArena");
+    }
+    if (base > end || (base & (h->plat.phys_page_size - 1)) != 0 ||
+        (base & PAGE_MASK) != 0 ||
+        (end & (h->plat.heap_arena_bytes - 1)) != 0) {
+        return failf(c, "curArena [0x%" PRIx64 ", 0x%" PRIx64
+                        ") is misaligned", base, end);
+    }
+    EQ(c->ungrown, end - base, "curArena bytes met by the walk != its size");
+    return true;
+}
+
 /* Every treap span is a real free span; with equal counts the two sets
  * are the same. */
 static bool
@@ -302,12 +352,6 @@ check_treap_spans(check_ctx *c)
     return true;
 }
 
-#define EQ(a, b, what)                                                        \
-    if ((a) != (b)) {                                                         \
-        return failf(c, "%s (%" PRIu64 " != %" PRIu64 ")", what,              \
-                     (uint64_t)(a), (uint64_t)(b));                          \
-    }
-
 static bool
 check_stats(check_ctx *c)
 {
@@ -316,12 +360,14 @@ check_stats(check_ctx *c)
     uint64_t mapped = h->nall_arenas * h->plat.heap_arena_bytes;
     EQ(st->heap_sys, st->heap_inuse + st->heap_idle,
        "heap_sys != heap_inuse + heap_idle");
-    EQ(st->heap_idle, c->free_bytes, "heap_idle != bytes of free spans");
+    EQ(st->heap_idle, c->free_bytes + c->ungrown,
+       "heap_idle != bytes of free spans + curArena");
     EQ(st->heap_inuse, c->inuse_bytes, "heap_inuse != bytes of in-use spans");
     EQ(st->heap_sys, mapped - c->manual_bytes,
        "heap_sys != mapped arena bytes - manual spans");
-    EQ(st->heap_released, c->released,
-       "heap_released != released bytes of free spans");
+    /* ReadMemStatsSlow (go1.13.8) counts curArena as released too. */
+    EQ(st->heap_released, c->released + c->ungrown,
+       "heap_released != released bytes of free spans + curArena");
     if (st->heap_released > st->heap_idle) {
         return failf(c, "heap_released > heap_idle");
     }
@@ -459,14 +505,14 @@ mheap_check(mheap *h, char *msg, size_t msglen)
     if (!check_hints_and_arenas(&c)) {
         return false;
     }
-    if (!ga_walk_spans(h, check_one_span, &c)) {
+    if (!ga_walk_heap(h, check_one_span, check_ungrown, &c)) {
         if (c.ok) {
             failf(&c, "the mapped arenas are not covered span by span");
         }
         return false;
     }
-    return check_treap_spans(&c) && check_stats(&c) && check_caches(&c) &&
-           check_slow_stats(&c);
+    return check_cur_arena(&c) && check_treap_spans(&c) && check_stats(&c) &&
+           check_caches(&c) && check_slow_stats(&c);
 }
 
 bool

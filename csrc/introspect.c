@@ -77,10 +77,15 @@ cmp_u64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* ga_walk_spans calls fn on every span in address order; it stops and
- * returns false if a page is not covered as it should be. */
 bool
 ga_walk_spans(mheap *h, bool (*fn)(void *, mspan *), void *arg)
+{
+    return ga_walk_heap(h, fn, NULL, arg);
+}
+
+bool
+ga_walk_heap(mheap *h, bool (*fn)(void *, mspan *),
+             bool (*ungrown)(void *, ga_addr, uint64_t), void *arg)
 {
     size_t n = (size_t)h->nall_arenas;
     uint64_t *idx = malloc((n ? n : 1) * sizeof(*idx));
@@ -100,6 +105,13 @@ ga_walk_spans(mheap *h, bool (*fn)(void *, mspan *), void *arg)
             cursor = base;
         }
         while (cursor < end && ok) {
+            if (cursor == h->cur_arena.base && cursor < h->cur_arena.end) {
+                /* go1.13.8's curArena: mapped pages with no span yet */
+                ok = ungrown == NULL ||
+                     ungrown(arg, cursor, h->cur_arena.end - cursor);
+                cursor = h->cur_arena.end;
+                continue;
+            }
             mspan *s = span_of(h, cursor);
             if (s == NULL || mspan_base(s) != cursor || s->npages == 0) {
                 ok = false;
@@ -196,6 +208,11 @@ ga_heap_info_get(ga_heap *h, ga_heap_info *out)
     out->scavenge_goal = h->scavenge_goal;
     out->unscav_huge_pages = h->free.unscav_huge_pages;
     out->nallspans = h->nallspans;
+    out->release = h->release;
+    out->cur_arena_base = h->cur_arena.base;
+    out->cur_arena_end = h->cur_arena.end;
+    out->metadata_bytes = h->meta_bytes;
+    out->metadata_limit = h->meta_limit;
     mheap_unlock(h);
 }
 
@@ -297,7 +314,8 @@ ga_object_extent(ga_heap *h, ga_addr addr, uint64_t *size)
     ga_status st = GA_ENOTOBJECT;
     mspan *s = span_of(h, addr);
     if (s == NULL) {
-        st = GA_EFOREIGN;
+        /* in a mapped arena but in no span: go1.13.8's curArena */
+        st = heap_arena_of(h, addr) != NULL ? GA_ENOTOBJECT : GA_EFOREIGN;
     }
     else if (mspan_base(s) <= addr && addr < mspan_end(s) &&
              s->state == MSPAN_IN_USE) {
@@ -419,12 +437,28 @@ collect_pages(void *arg, mspan *s)
     return true;
 }
 
+/* collect_ungrown: curArena's pages are Prepared, counted idle and
+ * released, as a released free span's are; the page map shows them so. */
+static bool
+collect_ungrown(void *arg, ga_addr base, uint64_t size)
+{
+    struct page_list *l = arg;
+    (void)base;
+    for (uint64_t i = 0; i < size / PAGE_SIZE; i++) {
+        if (l->n < l->cap) {
+            l->out[l->n] = GA_PAGE_RELEASED;
+        }
+        l->n++;
+    }
+    return true;
+}
+
 size_t
 ga_page_map(ga_heap *h, int16_t *out, size_t cap)
 {
     struct page_list l = {out, cap, 0};
     mheap_lock(h);
-    ga_walk_spans(h, collect_pages, &l);
+    ga_walk_heap(h, collect_pages, collect_ungrown, &l);
     mheap_unlock(h);
     return l.n;
 }
@@ -491,6 +525,9 @@ ga_digest(ga_heap *h)
     for (uint64_t i = 0; i < h->nall_arenas; i++) {
         mix(&d, h->all_arenas[i]);
     }
+    mix(&d, h->release);
+    mix(&d, h->cur_arena.base);
+    mix(&d, h->cur_arena.end);
     ga_walk_spans(h, digest_span, &d);
     for (int i = 0; i < NUM_SPAN_CLASSES; i++) {
         mcentral *c = &h->central[i];

@@ -32,11 +32,15 @@
  * Only the small fast path runs outside a protected call: it cannot
  * throw, and setjmp would cost as much as the allocation itself.
  * The mheap takes the lowest-addressed free span that is big enough
- * (first fit), carves its low end, and when nothing fits grows by whole
- * arenas at the hints: a hint whose reservation lands elsewhere is
- * discarded; when all fail, the OS picks an aligned region and two new
- * hints extend it down and up.  Fresh arenas count as released
- * (untouched) memory until allocated.
+ * (first fit), carves its low end, and when nothing fits grows.  Address
+ * space comes in whole arenas at the hints: a hint whose reservation
+ * lands elsewhere is discarded; when all fail, the OS picks an aligned
+ * region and two new hints extend it down and up.  Which Go 1.13 point
+ * release the heap follows (ga_release, decisions §1) decides how it
+ * grows: go1.13.8 (the default) cuts a span of the pages asked for off
+ * the current arena (curArena) and maps new arenas only when that is too
+ * small; go1.13.0 turns each new arena into one free span.  Fresh memory
+ * counts as released (untouched) until allocated.
  *
  * Freeing (explicit in goalloc, decisions §4; Go frees by sweeping): a
  * slot of a span the freeing P caches is marked freed without a lock
@@ -51,7 +55,8 @@
  *
  * What goalloc leaves out: GC marking and sweeping, write barriers,
  * stacks (manual spans), finalizers and profiling specials, the heap
- * bitmap (accounted in gc_sys, not allocated), the background scavenger.
+ * bitmap (accounted in gc_sys, not allocated), the background scavenger;
+ * the scavenger goal keeps the value it has before the first GC.
  *
  * Go 1.13: src/runtime/malloc.go (mallocinit, mallocgc, largeAlloc).
  * Differs from Go: see the list above and each file's header.
@@ -128,6 +133,55 @@ ga_gogc_scavenge_goal(int gogc)
     return ga_round_up(goal, phys_page); /* wraps as Go's uint64 does */
 }
 
+uint64_t
+ga_release_scavenge_goal(ga_release r, int gogc)
+{
+    /* go1.13.8's gcPaceScavenger returns before it sets a goal while
+     * last_next_gc is 0, i.e. until the first GC completes, and mheap_
+     * starts zeroed; GOGC only matters from the first GC on. */
+    return r == GA_RELEASE_GO1_13_0 ? ga_gogc_scavenge_goal(gogc) : 0;
+}
+
+const char *
+ga_release_name(ga_release r)
+{
+    switch (r) {
+    case GA_RELEASE_GO1_13_8:
+        return "go1.13.8";
+    case GA_RELEASE_GO1_13_0:
+        return "go1.13.0";
+    }
+    return NULL;
+}
+
+bool
+ga_release_parse(const char *s, ga_release *out)
+{
+    if (strcmp(s, "go1.13.8") == 0) {
+        *out = GA_RELEASE_GO1_13_8;
+    }
+    else if (strcmp(s, "go1.13.0") == 0 || strcmp(s, "go1.13") == 0) {
+        *out = GA_RELEASE_GO1_13_0;
+    }
+    else {
+        return false;
+    }
+    return true;
+}
+
+void
+ga_options_set_release(ga_options *o, ga_release r)
+{
+    o->release = r;
+    o->scavenge_goal = ga_release_scavenge_goal(r, 100);
+}
+
+uint64_t
+ga_default_metadata_limit(void)
+{
+    return mem_host_phys_memory() / 2;
+}
+
 void
 ga_options_init(ga_options *o)
 {
@@ -137,11 +191,12 @@ ga_options_init(ga_options *o)
     o->race = false;
     o->backing = GA_BACKING_OS;
     o->procs = 1;
-    o->scavenge_goal = ga_gogc_scavenge_goal(100);
+    ga_options_set_release(o, GA_RELEASE_GO1_13_8);
     o->sys_limit = 0;
     o->binary_end = 0x08200000;
     o->seed = 0x2545F4914F6CDD1DULL;
     o->skip_zeroing = false;
+    o->metadata_limit = ga_default_metadata_limit();
 }
 
 /* ---- mallocinit -------------------------------------------------- */
@@ -190,6 +245,9 @@ check_options(const ga_options *o, ga_status *status, char *err,
     }
     if (o->backing != GA_BACKING_OS && o->backing != GA_BACKING_VIRTUAL) {
         return fail(status, GA_EINVAL, err, errlen, "unknown backing");
+    }
+    if (ga_release_name(o->release) == NULL) {
+        return fail(status, GA_EINVAL, err, errlen, "unknown release");
     }
     if (o->backing == GA_BACKING_OS &&
         (strcmp(o->goos, "linux") != 0 || strcmp(o->goarch, "amd64") != 0)) {
@@ -289,6 +347,8 @@ ga_heap_new(const ga_options *o, ga_status *status, char *err,
     h->nprocs = o->procs;
     h->sys_limit = o->sys_limit;
     h->scavenge_goal = o->scavenge_goal;
+    h->release = o->release;
+    h->meta_limit = o->metadata_limit;
     h->binary_end = o->binary_end;
     h->seed = o->seed;
     h->zero_memory = o->backing == GA_BACKING_OS && !o->skip_zeroing;
@@ -503,7 +563,8 @@ classify_locked(mheap *h, ga_addr addr, mspan **large, mspan **small)
     *small = NULL;
     mspan *s = span_of(h, addr);
     if (s == NULL) {
-        return GA_EFOREIGN;
+        /* In a mapped arena but in no span: go1.13.8's curArena. */
+        return heap_arena_of(h, addr) != NULL ? GA_ENOTOBJECT : GA_EFOREIGN;
     }
     bool covers = mspan_base(s) <= addr && addr < mspan_end(s);
     if (!covers || s->state != MSPAN_IN_USE) {
@@ -762,10 +823,15 @@ ga_scavenge(ga_heap *h, uint64_t nbytes, uint64_t *released)
 {
     GA_PROTECT(h);
     mheap_lock(h);
-    *released = mheap_scavenge_locked(h, nbytes);
+    /* scavengeLocked splits at most one span: room for it first */
+    bool room = fixalloc_reserve(&h->spanalloc, 1) &&
+                fixalloc_reserve(&h->treapalloc, 1);
+    if (room) {
+        *released = mheap_scavenge_locked(h, nbytes);
+    }
     mheap_unlock(h);
     GA_UNPROTECT(h);
-    return GA_OK;
+    return room ? GA_OK : GA_ENOMEM;
 }
 
 /* ---- Statistics -------------------------------------------------- */
@@ -900,6 +966,22 @@ ga_poisoned(ga_heap *h)
     return heap_poisoned(h);
 }
 
+const char *
+ga_oom_reason(ga_heap *h)
+{
+    return __atomic_load_n(&h->oom_reason, __ATOMIC_RELAXED);
+}
+
+ga_status
+ga_fail_metadata(ga_heap *h, uint64_t n)
+{
+    if (heap_poisoned(h) != NULL) {
+        return GA_EPOISONED;
+    }
+    __atomic_store_n(&h->meta.fail_at, n, __ATOMIC_RELAXED);
+    return GA_OK;
+}
+
 /* ---- Experiments ------------------------------------------------- */
 
 uint64_t
@@ -936,6 +1018,12 @@ ga_heap_counters_get(ga_heap *h, ga_heap_counters *out)
     out->requested_live = mheap_requested_live_locked(h);
     out->largest_free = h->free.treap ? h->free.treap->max_pages * PAGE_SIZE
                                       : 0;
+    /* go1.13.8's curArena takes a request as large as what is left of it
+     * without new address space, as a free span of that size would. */
+    uint64_t rest = h->cur_arena.end - h->cur_arena.base;
+    if (rest > out->largest_free) {
+        out->largest_free = rest;
+    }
     mheap_unlock(h);
     return GA_OK;
 }

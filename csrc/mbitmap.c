@@ -28,9 +28,9 @@ charge_gc_bits(mheap *h, uint64_t n)
 
 /* The bytes of one block for a span's bitmaps and per-slot arrays. */
 static size_t
-span_bits_size(const mspan *s, uint64_t nelems, uint64_t nbytes)
+span_bits_size(span_class spc, uint64_t nelems, uint64_t nbytes)
 {
-    bool tiny = s->spanclass == make_span_class(TINY_SIZE_CLASS, true);
+    bool tiny = spc == make_span_class(TINY_SIZE_CLASS, true);
     /* tiny: marks (4 bytes) and 16 requested sizes per block; otherwise
      * one 16-bit requested size per slot */
     size_t extra = tiny ? (size_t)nelems * (sizeof(uint32_t) + TINY_SIZE)
@@ -45,20 +45,22 @@ span_nelems(const mspan *s)
 }
 
 uint8_t *
-mspan_make_bits(mheap *h, const mspan *s)
+mspan_new_bits(mheap *h, span_class spc, uint64_t npages)
 {
-    uint64_t nelems = span_nelems(s);
+    uint64_t nelems = npages * PAGE_SIZE /
+                      class_to_size[span_class_sizeclass(spc)];
     uint64_t nbytes = gc_bits_bytes(nelems);
-    uint8_t *bits = calloc(1, span_bits_size(s, nelems, nbytes));
-    if (bits == NULL) {
-        return NULL;
-    }
+    return ga_meta_calloc(&h->meta, span_bits_size(spc, nelems, nbytes));
+}
+
+void
+mspan_charge_bits(mheap *h, const mspan *s)
+{
     /* Go takes a mark and an alloc bitmap from the gcBits arenas, under
      * their own lock. */
     pthread_mutex_lock(&h->gcbits_lock);
-    charge_gc_bits(h, 2 * nbytes);
+    charge_gc_bits(h, 2 * gc_bits_bytes(span_nelems(s)));
     pthread_mutex_unlock(&h->gcbits_lock);
-    return bits;
 }
 
 void

@@ -137,12 +137,15 @@ mspan_is_allocated(const mspan *s, uint64_t i)
 }
 
 /* mspan_init_bits is initSpan for a small span of known elemsize: slot
- * count, fresh zeroed bitmaps, freeindex 0 and a full allocCache.
- * Returns false when the process is out of memory. */
+ * count, fresh zeroed bitmaps, freeindex 0 and a full allocCache. */
 void mspan_init_bits(mspan *s, uint8_t *bits);
-/* mspan_make_bits allocates the zeroed block mspan_init_bits takes, and
- * charges gc_sys for it; NULL when the process is out of memory. */
-uint8_t *mspan_make_bits(struct mheap *h, const mspan *s);
+/* mspan_new_bits allocates the zeroed block mspan_init_bits takes for an
+ * npages span of class spc, before the span exists (so that running out
+ * of memory refuses the allocation with nothing changed); NULL when the
+ * process is out of memory.  mspan_charge_bits charges gc_sys for it
+ * once the span is made. */
+uint8_t *mspan_new_bits(struct mheap *h, span_class spc, uint64_t npages);
+void mspan_charge_bits(struct mheap *h, const mspan *s);
 void mspan_free_bits(mspan *s);
 
 /* mspan_next_free_index is Go's nextFreeIndex: the next free slot at or

@@ -167,3 +167,8 @@ class HeapInfo:
     scavenge_goal: int
     unscav_huge_pages: int
     nallspans: int
+    release: str
+    cur_arena_base: int
+    cur_arena_end: int
+    metadata_bytes: int
+    metadata_limit: int
