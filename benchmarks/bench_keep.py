@@ -2,8 +2,10 @@
 """goalloc's malloc against Go's mallocgc on allocation-only loops (issue 11).
 
 Each run is a fresh process that allocates N objects of one case, keeps
-every one live and reports ns per allocation and the RSS it grew per object
-(the object's own bytes plus whatever metadata came with it):
+every one live and reports ns per allocation (CPU time of the process,
+user + system, which time spent descheduled on a loaded machine does not
+inflate; --clock wall for wall time) and the RSS it grew per object (the
+object's own bytes plus whatever metadata came with it):
 
   goalloc  build/bench/bench_fastpath --keep SIZE NOSCAN N   (GOGC=off goal)
   go       benchmarks/go/keep/main.go SIZE NOSCAN N          (GC off)
@@ -13,8 +15,9 @@ r+1, and the order of the sides alternates from round to round.  A figure
 is the median over rounds with [min-max]; "goalloc / go" is the median of
 the per-round ratios.  The Go side is built with the `go` command given by
 --go (default: `go` on PATH; GOPATH mode, standard library only) and is
-left out with --no-go or when there is no such command.  --driver runs
-another bench_fastpath binary (e.g. one built from an older commit).
+left out with --no-go or when there is no such command.  --driver
+NAME=PATH adds another bench_fastpath binary as a column of its own (e.g.
+one built from an older commit), interleaved with the others.
 
   python3 benchmarks/bench_keep.py [--rounds 7] [--go /path/to/go]
 """
@@ -63,15 +66,23 @@ def build_go(go: str, outdir: Path) -> tuple[Path, str]:
     return out, version
 
 
+CLOCK = "cpu"
+
+
+def keep_cmd(driver: Path):
+    return lambda size, noscan, n: [str(driver), "--keep", str(size),
+                                    str(noscan), str(n)]
+
+
 def run_one(cmd: list[str]) -> tuple[float, float]:
     env = dict(os.environ, GOGC="off")
     out = subprocess.run(cmd, capture_output=True, text=True, env=env,
                          timeout=600)
     if out.returncode != 0:
         raise SystemExit(f"{cmd} failed: {out.stderr}")
-    word, ns, rss = out.stdout.split()
+    word, wall, rss, cpu = out.stdout.split()
     assert word == "keep", out.stdout
-    return float(ns), float(rss)
+    return float(cpu if CLOCK == "cpu" else wall), float(rss)
 
 
 def fmt(xs: list[float]) -> str:
@@ -83,7 +94,10 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--go", default="go", help="the go command")
     ap.add_argument("--no-go", action="store_true")
-    ap.add_argument("--driver", type=Path, help="bench_fastpath to run")
+    ap.add_argument("--driver", action="append", default=[],
+                    metavar="NAME=PATH",
+                    help="another bench_fastpath binary, as column NAME")
+    ap.add_argument("--clock", choices=("cpu", "wall"), default="cpu")
     ap.add_argument("--scale", type=float, default=1.0,
                     help="multiply every case's object count")
     ap.add_argument("--cases", default="",
@@ -92,9 +106,13 @@ def main() -> int:
     cases = CASES
     if args.cases:
         cases = [CASES[int(i) - 1] for i in args.cases.split(",")]
-    driver = args.driver or build_driver()
-    sides = {"goalloc": lambda s, ns, n: [str(driver), "--keep", str(s),
-                                         str(ns), str(n)]}
+    global CLOCK
+    CLOCK = args.clock
+    driver = build_driver()
+    sides = {"goalloc": keep_cmd(driver)}
+    for d in args.driver:
+        name, _, path = d.partition("=")
+        sides[name] = keep_cmd(Path(path))
     tmp = tempfile.TemporaryDirectory()
     go_version = None
     if not args.no_go and shutil.which(args.go):
@@ -103,37 +121,38 @@ def main() -> int:
     res = {(c[0], side): [] for c in cases for side in sides}
     names = list(sides)
     for r in range(args.rounds):
-        order = names if r % 2 == 0 else names[::-1]
+        k = r % len(names)
+        order = names[k:] + names[:k]
         for label, size, noscan, n in cases:
             n = max(1, int(n * args.scale))
             for side in order:
                 res[label, side].append(run_one(sides[side](size, noscan, n)))
         print(f"round {r + 1}/{args.rounds} done", file=sys.stderr)
-    print(f"goalloc: {driver}" + (f"; go: {go_version}" if go_version else
-                                  "; go: not run"))
+    print(f"goalloc: {driver}" + "".join(f"; {d}" for d in args.driver) +
+          (f"; go: {go_version}" if go_version else "; go: not run"))
     print(f"{args.rounds} interleaved rounds, one process per run; "
-          "median [min–max]\n")
-    head = "| case | goalloc ns/alloc |"
-    rule = "|---|---|"
-    if "go" in sides:
-        head += " go ns/alloc | goalloc / go |"
-        rule += "---|---|"
-    head += " RSS B/object goalloc |" + (" go |" if "go" in sides else "")
-    rule += "---|" + ("---|" if "go" in sides else "")
+          f"{args.clock} ns per allocation, median [min–max]; ratios: "
+          "median of the per-round ratios to go\n")
+    head, rule = "| case |", "|---|"
+    for side in names:
+        head += f" {side} ns |" + (f" {side} / go |" if side != "go" and
+                                   "go" in sides else "")
+        rule += "---|" + ("---|" if side != "go" and "go" in sides else "")
+    head += "".join(f" RSS B/obj {side} |" for side in names)
+    rule += "---|" * len(names)
     print(head)
     print(rule)
     for label, _, _, _ in cases:
-        ga = res[label, "goalloc"]
-        row = f"| {label} | {fmt([t for t, _ in ga])} |"
-        if "go" in sides:
-            go = res[label, "go"]
-            ratios = [a[0] / b[0] for a, b in zip(ga, go)]
-            row += (f" {fmt([t for t, _ in go])} |"
-                    f" {statistics.median(ratios):.2f}×"
-                    f" [{min(ratios):.2f}–{max(ratios):.2f}] |")
-        row += f" {statistics.median(m for _, m in ga):.1f} |"
-        if "go" in sides:
-            row += f" {statistics.median(m for _, m in res[label, 'go']):.1f} |"
+        row = f"| {label} |"
+        for side in names:
+            runs = res[label, side]
+            row += f" {fmt([t for t, _ in runs])} |"
+            if side != "go" and "go" in sides:
+                ratios = [a[0] / b[0] for a, b in zip(runs, res[label, "go"])]
+                row += (f" {statistics.median(ratios):.2f}×"
+                        f" [{min(ratios):.2f}–{max(ratios):.2f}] |")
+        for side in names:
+            row += f" {statistics.median(m for _, m in res[label, side]):.1f} |"
         print(row)
     return 0
 

@@ -828,7 +828,7 @@ heap_info(HeapObject *self, PyObject *Py_UNUSED(ignored))
     ga_heap_info_get(h, &i);
     return Py_BuildValue(
         "{s:s,s:s,s:O,s:s,s:i,s:I,s:K,s:K,s:K,s:K,s:K,s:I,s:I,s:K,s:K,s:K,"
-        "s:K,s:K,s:K}",
+        "s:K,s:K,s:K,s:K,s:K}",
         "goos", i.goos, "goarch", i.goarch, "race",
         i.race ? Py_True : Py_False, "backing",
         i.backing == GA_BACKING_OS ? "os" : "virtual", "procs", i.procs,
@@ -843,7 +843,9 @@ heap_info(HeapObject *self, PyObject *Py_UNUSED(ignored))
         (unsigned long long)i.pages_in_use, "scavenge_goal",
         (unsigned long long)i.scavenge_goal, "unscav_huge_pages",
         (unsigned long long)i.unscav_huge_pages, "nallspans",
-        (unsigned long long)i.nallspans);
+        (unsigned long long)i.nallspans, "span_meta_bytes",
+        (unsigned long long)i.span_meta_bytes, "tiny_meta_bytes",
+        (unsigned long long)i.tiny_meta_bytes);
 }
 
 static PyObject *

@@ -29,8 +29,9 @@
  *                asks the mcentral for a span with free slots, and the
  *                mcentral asks the mheap for a fresh one.
  *   large        > 32 KiB: a span of its own straight from the mheap.
- * Only the small fast path runs outside a protected call: it cannot
- * throw, and setjmp would cost as much as the allocation itself.
+ * Only the fast paths (a small slot from the allocCache, a tiny object
+ * packed into the current block) run outside a protected call: they
+ * cannot throw, and setjmp would cost as much as the allocation itself.
  * The mheap takes the lowest-addressed free span that is big enough
  * (first fit), carves its low end, and when nothing fits grows by whole
  * arenas at the hints: a hint whose reservation lands elsewhere is
@@ -320,9 +321,8 @@ ga_heap_new(const ga_options *o, ga_status *status, char *err,
 static bool
 free_span_bits(void *arg, mspan *s)
 {
-    (void)arg;
     if (s->state == MSPAN_IN_USE && s->alloc_bits != NULL) {
-        mspan_free_bits(s);
+        mspan_free_bits(arg, s);
     }
     return true;
 }
@@ -334,7 +334,7 @@ ga_heap_free(ga_heap *h)
         return;
     }
     if (h->arenas != NULL) {
-        ga_walk_spans(h, free_span_bits, NULL);
+        ga_walk_spans(h, free_span_bits, h);
     }
     mem_destroy(&h->mem);
     arena_release(h);
@@ -386,20 +386,15 @@ large_alloc(mheap *h, uint64_t size, bool noscan, ga_addr *out)
     return GA_OK;
 }
 
-/* small_slot_rare finishes what small_slot_done leaves to it: a 16-byte
- * noscan slot is a one-object tiny block, and dirty memory is zeroed
- * (needzero).  Out of line, so that the fast path saves no registers. */
+/* small_slot_rare finishes what small_slot_done leaves to it: dirty
+ * memory is zeroed (needzero).  Out of line, so that the fast path saves
+ * no registers. */
 static GA_NOINLINE ga_addr
 small_slot_rare(mheap *h, mspan *s, uint64_t i, uint64_t size)
 {
     ga_addr v = mspan_slot_addr(s, i);
-    if (s->tiny_marks != NULL) {
-        tiny_mark_new_block(s, v, size);
-    }
-    else {
-        s->req_sizes[i] = (uint16_t)size;
-    }
-    if (s->needzero && h->zero_memory) {
+    mspan_req_store(s, i, size);
+    if (h->zero_memory) {
         memset((void *)(uintptr_t)v, 0, (size_t)s->elemsize);
     }
     return v;
@@ -412,16 +407,23 @@ static inline ga_addr
 small_slot_done(mheap *h, mcache *c, mspan *s, uint64_t i, uint64_t size)
 {
     c->local_requested += size;
-    if (GA_LIKELY(s->tiny_marks == NULL && !s->needzero)) {
-        s->req_sizes[i] = (uint16_t)size;
+    if (GA_LIKELY(!s->needzero)) {
+        mspan_req_store(s, i, size);
         return mspan_slot_addr(s, i);
     }
     return small_slot_rare(h, s, i, size);
 }
 
-/* malloc_slow runs every path that may refill, grow or throw, inside a
- * protected call. */
-static GA_NOINLINE ga_status
+GA_NOINLINE ga_status
+free_dropped_protected(mheap *h, const tiny_dropped *d)
+{
+    GA_PROTECT(h);
+    tiny_free_dropped(h, d);
+    GA_UNPROTECT(h);
+    return GA_OK;
+}
+
+GA_NOINLINE ga_status
 malloc_slow(mheap *h, mcache *c, uint64_t size, bool noscan, ga_addr *out)
 {
     if (size > h->plat.max_alloc) {
@@ -463,16 +465,27 @@ ga_malloc(ga_heap *h, int p, uint64_t size, bool noscan, ga_addr *out)
         return GA_EINVAL;
     }
     mcache *c = h->caches[p];
-    if (GA_LIKELY(size - 1 < MAX_SMALL_SIZE) &&
-        (size >= TINY_SIZE || !noscan)) {
-        /* The fast path: no lock, no protected call, one ctz.  (A small
-         * size is below every platform's maxAlloc.) */
-        mspan *s = c->alloc[make_span_class(size_to_class((size_t)size),
-                                            noscan)];
-        uint64_t i = next_free_fast(s);
-        if (GA_LIKELY(i != NO_SLOT)) {
-            *out = small_slot_done(h, c, s, i, size);
-            return GA_OK;
+    /* The fast paths: no lock, no protected call.  (A small size is
+     * below every platform's maxAlloc.) */
+    if (GA_LIKELY(size - 1 < MAX_SMALL_SIZE)) {
+        if (GA_LIKELY(size >= TINY_SIZE || !noscan)) {
+            /* one ctz on the class's allocCache */
+            mspan *s = c->alloc[make_span_class(size_to_class((size_t)size),
+                                                noscan)];
+            uint64_t i = next_free_fast(s);
+            if (GA_LIKELY(i != NO_SLOT)) {
+                *out = small_slot_done(h, c, s, i, size);
+                return GA_OK;
+            }
+        }
+        else {
+            /* packed into the P's current tiny block, if it has room */
+            ga_addr v = tiny_alloc_fast(c, size);
+            if (GA_LIKELY(v != 0)) {
+                *out = v;
+                return GA_OK;
+            }
+            return tiny_new_block(h, c, size, out);
         }
     }
     return malloc_slow(h, c, size, noscan, out);
@@ -543,16 +556,16 @@ large_free_locked(mheap *h, mspan *s)
     arena_set_page_freed(h, base);
 }
 
-/* dead_slot_status: freeing slot i at offset off, which is not live. */
+/* dead_slot_status: freeing slot i at offset off, which is not live.
+ * Inside a block that was a tiny block, an offset where a tiny object
+ * started is a double free. */
 static ga_status
 dead_slot_status(const mspan *s, uint64_t i, uint64_t off)
 {
-    if (s->tiny_marks != NULL && off != 0) {
-        uint32_t m = __atomic_load_n(&s->tiny_marks[i], __ATOMIC_RELAXED);
-        return (m & TINY_MARK_USED(off)) ? GA_EDOUBLEFREE : GA_ENOTOBJECT;
-    }
     if (off != 0) {
-        return GA_ENOTOBJECT;
+        tiny_block *b = tiny_block_of(s, i);
+        bool started = b != NULL && tiny_started(b, off);
+        return started ? GA_EDOUBLEFREE : GA_ENOTOBJECT;
     }
     bool was_used = bit_get_atomic(s->freed_bits, i) || bit_get(s->used_bits, i);
     return was_used ? GA_EDOUBLEFREE : GA_ENOTOBJECT;
@@ -571,13 +584,14 @@ small_free_central_locked(mheap *h, mcentral *c, mspan *s, ga_addr addr,
     if (!live) {
         return dead_slot_status(s, i, off);
     }
-    if (s->tiny_marks != NULL) {
-        return tiny_free_locked(h, s, i, off, to_heap);
+    tiny_block *b = tiny_block_of(s, i);
+    if (b != NULL) {
+        return tiny_free_locked(h, s, i, off, b, to_heap);
     }
     if (off != 0) {
         return GA_ENOTOBJECT;
     }
-    return mcentral_free_slot_locked(h, c, s, i, s->req_sizes[i], to_heap)
+    return mcentral_free_slot_locked(h, c, s, i, mspan_req_load(s, i), to_heap)
                ? GA_OK
                : GA_EDOUBLEFREE;
 }
@@ -674,8 +688,7 @@ owner_cache(mheap *h, int p, const mspan *s)
     return cached ? h->caches[0] : NULL;
 }
 
-/* cached_span_of: the small span (not the tiny class) holding addr
- * between its base and limit, if the caller may free into it without a
+/* cached_span_of: the small span holding addr between its base and limit, if the caller may free into it without a
  * lock (owner_cache), with that mcache in *cp; else NULL.  A P's run of
  * frees into one span is answered by its free hint, without spanOf.
  * spanOf needs no lock: arena entries are published atomically. */
@@ -692,8 +705,7 @@ cached_span_of(mheap *h, int p, ga_addr addr, mcache **cp)
     }
     mspan *s = span_of(h, addr);
     mcache *c = s != NULL && p != GA_NO_P ? owner_cache(h, p, s) : NULL;
-    if (c == NULL || s->tiny_marks != NULL || addr < mspan_base(s) ||
-        addr >= s->limit) {
+    if (c == NULL || addr < mspan_base(s) || addr >= s->limit) {
         return NULL;
     }
     if (p >= 0) {
@@ -718,12 +730,14 @@ ga_free_p(ga_heap *h, int p, ga_addr addr)
         return GA_OK;
     }
     /* The fast path: a live object at a slot start of a small span that
-     * the caller's P caches (not the tiny class). */
+     * the caller's P caches (not a tiny block: requested size 0). */
     mcache *c;
     mspan *s = cached_span_of(h, p, addr, &c);
     if (GA_LIKELY(s != NULL)) {
         uint64_t i = mspan_obj_index(s, addr);
-        if (mspan_slot_addr(s, i) == addr && mspan_is_allocated(s, i)) {
+        uint64_t req = s->req_sizes[i];
+        if (mspan_slot_addr(s, i) == addr && req != 0 &&
+            mspan_is_allocated(s, i)) {
             /* The slot waits in freed_bits for the span's next sweep; a
              * free on another thread may set a bit of the same word, and
              * a bit already set is a double free. */
@@ -732,7 +746,7 @@ ga_free_p(ga_heap *h, int p, ga_addr addr)
             }
             s->alloc_count--;
             c->local_nsmallfree[s->spanclass]++;
-            c->local_requested_freed[s->spanclass] += s->req_sizes[i];
+            c->local_requested_freed[s->spanclass] += req;
             return GA_OK;
         }
     }

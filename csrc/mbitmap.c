@@ -13,6 +13,7 @@
 
 #include "mheap.h"
 #include "sizeclasses.h"
+#include "tiny.h"
 
 /* charge_gc_bits accounts n bytes of gcBits the way Go's 64 KiB
  * gcBitsArenas would (never recycled without a GC cycle). */
@@ -26,18 +27,6 @@ charge_gc_bits(mheap *h, uint64_t n)
     h->gcbits_left -= n;
 }
 
-/* The bytes of one block for a span's bitmaps and per-slot arrays. */
-static size_t
-span_bits_size(const mspan *s, uint64_t nelems, uint64_t nbytes)
-{
-    bool tiny = s->spanclass == make_span_class(TINY_SIZE_CLASS, true);
-    /* tiny: marks (4 bytes) and 16 requested sizes per block; otherwise
-     * one 16-bit requested size per slot */
-    size_t extra = tiny ? (size_t)nelems * (sizeof(uint32_t) + TINY_SIZE)
-                        : (size_t)nelems * sizeof(uint16_t);
-    return (size_t)(3 * nbytes) + extra;
-}
-
 static uint64_t
 span_nelems(const mspan *s)
 {
@@ -48,15 +37,16 @@ uint8_t *
 mspan_make_bits(mheap *h, const mspan *s)
 {
     uint64_t nelems = span_nelems(s);
-    uint64_t nbytes = gc_bits_bytes(nelems);
-    uint8_t *bits = calloc(1, span_bits_size(s, nelems, nbytes));
+    size_t size = mspan_bits_bytes(nelems);
+    uint8_t *bits = calloc(1, size);
     if (bits == NULL) {
         return NULL;
     }
+    __atomic_fetch_add(&h->span_meta_bytes, size, __ATOMIC_RELAXED);
     /* Go takes a mark and an alloc bitmap from the gcBits arenas, under
      * their own lock. */
     pthread_mutex_lock(&h->gcbits_lock);
-    charge_gc_bits(h, 2 * nbytes);
+    charge_gc_bits(h, 2 * gc_bits_bytes(nelems));
     pthread_mutex_unlock(&h->gcbits_lock);
     return bits;
 }
@@ -66,28 +56,25 @@ mspan_init_bits(mspan *s, uint8_t *bits)
 {
     uint64_t nelems = span_nelems(s);
     uint64_t nbytes = gc_bits_bytes(nelems);
-    bool tiny = s->spanclass == make_span_class(TINY_SIZE_CLASS, true);
     s->nelems = nelems;
     s->freeindex = 0;
     s->alloc_cache = ~(uint64_t)0;
     s->alloc_bits = bits;
     s->freed_bits = bits + nbytes;
     s->used_bits = bits + 2 * nbytes;
-    uint8_t *rest = bits + 3 * nbytes; /* 8-byte aligned */
-    s->tiny_marks = tiny ? (uint32_t *)(void *)rest : NULL;
-    s->tiny_sizes = tiny ? rest + nelems * sizeof(uint32_t) : NULL;
-    s->req_sizes = tiny ? NULL : (uint16_t *)(void *)rest;
+    s->req_sizes = (uint16_t *)(void *)(bits + 3 * nbytes); /* 8-aligned */
 }
 
 void
-mspan_free_bits(mspan *s)
+mspan_free_bits(mheap *h, mspan *s)
 {
+    tiny_blocks_free(h, s);
+    __atomic_fetch_sub(&h->span_meta_bytes, mspan_bits_bytes(s->nelems),
+                       __ATOMIC_RELAXED);
     free(s->alloc_bits);
     s->alloc_bits = NULL;
     s->freed_bits = NULL;
     s->used_bits = NULL;
-    s->tiny_marks = NULL;
-    s->tiny_sizes = NULL;
     s->req_sizes = NULL;
 }
 

@@ -35,6 +35,17 @@ gc_bits_bytes(uint64_t nelems)
     return (nelems + 63) / 64 * 8;
 }
 
+/* mspan_bits_bytes: the block of one span of n slots: its bitmaps
+ * (alloc, freed, used) and its requested sizes (16 bits per slot; the
+ * tiny class's block marks are apart, made when a span serves its first
+ * tiny block: tiny.c). */
+static inline size_t
+mspan_bits_bytes(uint64_t nelems)
+{
+    return (size_t)(3 * gc_bits_bytes(nelems)) +
+           (size_t)nelems * sizeof(uint16_t);
+}
+
 static inline unsigned
 ctz64(uint64_t x)
 {
@@ -141,9 +152,11 @@ mspan_is_allocated(const mspan *s, uint64_t i)
  * Returns false when the process is out of memory. */
 void mspan_init_bits(mspan *s, uint8_t *bits);
 /* mspan_make_bits allocates the zeroed block mspan_init_bits takes, and
- * charges gc_sys for it; NULL when the process is out of memory. */
+ * charges gc_sys for Go's part of it (alloc and mark bits) and
+ * span_meta_bytes for all of it; NULL when the process is out of memory. */
 uint8_t *mspan_make_bits(struct mheap *h, const mspan *s);
-void mspan_free_bits(mspan *s);
+/* mspan_free_bits releases the block, and the span's tiny marks. */
+void mspan_free_bits(struct mheap *h, mspan *s);
 
 /* mspan_next_free_index is Go's nextFreeIndex: the next free slot at or
  * after freeindex (advancing it), or nelems when there is none. */

@@ -7,7 +7,8 @@
  * Go 1.13: src/runtime/mheap.go (mspan, mSpanState, spanClass,
  *          mSpanList), mbitmap.go (nextFreeIndex, refillAllocCache).
  * Differs from Go: addresses are ga_addr (the simulated platform's);
- *          freed_bits and used_bits support explicit free.
+ *          freed_bits and used_bits support explicit free; req_sizes
+ *          and tiny_blocks are goalloc's (requested sizes, tiny marks).
  * Locking: a span's fields are guarded by whoever owns the span (the heap
  *          lock while free or being made, its mcentral's lock or one mcache
  *          otherwise); spanclass and list are also read, atomically, by
@@ -56,6 +57,7 @@ span_class_noscan(span_class sc)
 }
 
 struct mspan_list;
+struct tiny_block;
 
 typedef struct mspan {
     /* The first word is fixalloc's free-list link while the struct is
@@ -72,12 +74,12 @@ typedef struct mspan {
     uint8_t *freed_bits;  /* goalloc: 1 = freed since the last sweep; the
                            * live set (gcmarkBits' role) is "allocated
                            * and not freed" */
-    uint16_t *req_sizes;  /* goalloc: requested size of each slot's object
-                           * (not the tiny class), for internal waste */
-
-    uint32_t *tiny_marks; /* goalloc, tiny span class only: per 16-byte
-                           * slot, low 16 bits = offsets that start a live
-                           * tiny object, high 16 = offsets ever used */
+    uint16_t *req_sizes;  /* goalloc: requested size of each slot's object,
+                           * for internal waste; 0 for a tiny block */
+    struct tiny_block *tiny_blocks; /* goalloc, tiny span class: the marks
+                           * of each 16-byte block (tiny.h), made when the
+                           * span serves its first tiny block, else NULL
+                           * (atomic: published by the caching P) */
     uint64_t nelems;      /* number of slots (1 for large spans) */
     uint64_t alloc_cache; /* ~allocBits from freeindex, bit 0 = freeindex */
     uint32_t sweepgen;
@@ -104,8 +106,6 @@ typedef struct mspan {
     uint8_t *used_bits;   /* goalloc: 1 = handed out before the last sweep
                            * since initSpan, so a free of a dead slot is a
                            * double free */
-    uint8_t *tiny_sizes;  /* goalloc, tiny class: requested size of the
-                           * object at each byte offset of each block */
 
     struct mspan *allnext; /* goalloc: chain of every struct ever made */
 } mspan;
@@ -130,6 +130,21 @@ static inline ga_addr
 mspan_base(const mspan *s)
 {
     return s->start_addr;
+}
+
+/* Requested sizes are written by the P that hands a slot out and read
+ * by frees on other threads, which tell a tiny block (0) from a 16-byte
+ * object by them: relaxed atomics (plain moves). */
+static inline void
+mspan_req_store(mspan *s, uint64_t i, uint64_t size)
+{
+    __atomic_store_n(&s->req_sizes[i], (uint16_t)size, __ATOMIC_RELAXED);
+}
+
+static inline uint64_t
+mspan_req_load(const mspan *s, uint64_t i)
+{
+    return __atomic_load_n(&s->req_sizes[i], __ATOMIC_RELAXED);
 }
 
 /* mspan_slot_addr: the address of slot i. */

@@ -122,20 +122,30 @@ def test_replacement_keeps_the_block_with_more_room(heap):
     assert tiny_state(h) == (e, 15)
 
 
-def test_sixteen_byte_noscan_is_a_one_object_block(heap):
+def test_sixteen_byte_noscan_is_a_plain_object(heap):
+    """16-byte noscan objects share span class 5 with the tiny blocks but
+    are plain small objects: no tiny marks, requested size 16, and their
+    interior is not an object."""
     h = heap
     t = h.alloc(3, noscan=True)
     a = h.alloc(16, noscan=True)
     assert h.span_of(a).spanclass == TINY_SPAN_CLASS
     assert a % TINY == 0 and block_of(a) != block_of(t)
     assert tiny_state(h) == (t, 3)            # the tiny block is unchanged
-    assert marks(h, a) == 1
+    assert marks(h, a) == 0 and marks(h, t) == 1
     if h.info().backing == "os":
         assert h.view(a).nbytes == 16
+    before = full_snapshot(h)
+    for off in (1, 8, 15):
+        with pytest.raises(goalloc.InvalidFreeError) as ei:
+            h.free(a + off)
+        assert type(ei.value) is goalloc.InvalidFreeError
+        assert full_snapshot(h) == before
     h.free(a)
     assert slot_state(h, a) == SLOT_FREED
     with pytest.raises(goalloc.DoubleFreeError):
         h.free(a)
+    h.verify()
 
 
 # ---- marks and free ---------------------------------------------------------
@@ -335,7 +345,8 @@ def test_tinyallocs_accounting(heap):
 
 def test_tiny_model(backing):
     """A model of every P's (tiny, tinyoffset) and of each block's live
-    offsets predicts every address, mark, slot state and count."""
+    offsets predicts every address, mark, slot state and count.  16-byte
+    noscan objects come from the same span class as plain objects."""
     rng = random.Random(1913)
     nprocs = 2
     h = goalloc.Heap(backing=backing, procs=nprocs)
@@ -343,7 +354,9 @@ def test_tiny_model(backing):
         cur = [(0, 0)] * nprocs               # per P: block, offset
         blocks: dict[int, set[int]] = {}      # live block -> live offsets
         live: dict[int, int] = {}             # tiny addr -> size
+        plain: set[int] = set()               # live 16-byte objects
         packed = new_blocks = freed_blocks = 0
+        new_plain = freed_plain = 0
 
         def drop(p):
             nonlocal freed_blocks
@@ -353,37 +366,55 @@ def test_tiny_model(backing):
                 del blocks[blk]
                 freed_blocks += 1
 
+        def alloc_one():
+            nonlocal packed, new_blocks, new_plain
+            p = rng.randrange(nprocs)
+            size = rng.choice([1, 1, 2, 3, 4, 5, 6, 7, 8, 8, 12, 15, 16])
+            a = h.alloc(size, noscan=True, p=p)
+            live[a] = size
+            if size == TINY:                  # a plain object, no block
+                assert a % TINY == 0 and a not in blocks
+                assert h.span_of(a).spanclass == TINY_SPAN_CLASS
+                plain.add(a)
+                new_plain += 1
+                return
+            blk, off = cur[p]
+            o = tiny_align(off, size)
+            if blk and o + size <= TINY:
+                assert a == blk + o, (size, cur[p])
+                cur[p] = (blk, o + size)
+                packed += 1
+            else:
+                assert a % TINY == 0 and a not in blocks
+                assert h.span_of(a).spanclass == TINY_SPAN_CLASS
+                new_blocks += 1
+                blocks[a] = set()
+                if size < off or blk == 0:
+                    drop(p)
+                    cur[p] = (a, size)
+            blocks[block_of(a)].add(a % TINY)
+
+        def free_one():
+            nonlocal freed_blocks, freed_plain
+            a = rng.choice(list(live))
+            h.free(a)
+            del live[a]
+            if a in plain:
+                plain.remove(a)
+                freed_plain += 1
+                return
+            blk = block_of(a)
+            blocks[blk].discard(a % TINY)
+            if not blocks[blk] and blk not in (b for b, _ in cur):
+                del blocks[blk]
+                freed_blocks += 1
+
         for step in range(4000):
             r = rng.random()
             if r < 0.55 or not live:
-                p = rng.randrange(nprocs)
-                size = rng.choice([1, 1, 2, 3, 4, 5, 6, 7, 8, 8, 12, 15, 16])
-                a = h.alloc(size, noscan=True, p=p)
-                blk, off = cur[p]
-                o = tiny_align(off, size)
-                if size < TINY and blk and o + size <= TINY:
-                    assert a == blk + o, (step, size, cur[p])
-                    cur[p] = (blk, o + size)
-                    packed += 1
-                else:
-                    assert a % TINY == 0 and a not in blocks
-                    assert h.span_of(a).spanclass == TINY_SPAN_CLASS
-                    new_blocks += 1
-                    blocks[a] = set()
-                    if size < TINY and (size < off or blk == 0):
-                        drop(p)
-                        cur[p] = (a, size)
-                blocks[block_of(a)].add(a % TINY)
-                live[a] = size
+                alloc_one()
             elif r < 0.97:
-                a = rng.choice(list(live))
-                h.free(a)
-                del live[a]
-                blk = block_of(a)
-                blocks[blk].discard(a % TINY)
-                if not blocks[blk] and blk not in (b for b, _ in cur):
-                    del blocks[blk]
-                    freed_blocks += 1
+                free_one()
             else:
                 h.flush()
                 for p in range(nprocs):
@@ -393,14 +424,18 @@ def test_tiny_model(backing):
                 for blk, offs in blocks.items():
                     assert marks(h, blk) == sum(1 << o for o in offs)
                     assert slot_state(h, blk) == SLOT_LIVE
+                for a in plain:
+                    assert marks(h, a) == 0
+                    assert slot_state(h, a) == SLOT_LIVE
                 st = h.stats()
                 check_stat_identities(st)
-                assert st.heap_objects == len(blocks)
-                assert st.mallocs == new_blocks + packed
-                assert st.frees == freed_blocks + packed
+                nobj = len(blocks) + len(plain)
+                assert st.heap_objects == nobj
+                assert st.mallocs == new_blocks + new_plain + packed
+                assert st.frees == freed_blocks + freed_plain + packed
                 assert (st.by_size[2].mallocs - st.by_size[2].frees
-                        == len(blocks))
-                assert st.heap_alloc == TINY * len(blocks)
+                        == nobj)
+                assert st.heap_alloc == TINY * nobj
                 h.verify()
         # every freed tiny address is a double free
         for a in list(live)[:20]:

@@ -2,7 +2,8 @@
 // one type, every object kept live, with the garbage collector off, timed
 // as ns per allocation, and the process's RSS growth per object once every
 // object's first byte was written.  It prints the same line as
-// `bench_fastpath --keep SIZE NOSCAN N`: "keep NS_PER_ALLOC RSS_PER_OBJECT".
+// `bench_fastpath --keep SIZE NOSCAN N`: "keep NS_PER_ALLOC RSS_PER_OBJECT
+// CPU_NS_PER_ALLOC", the last from the process's CPU time (getrusage).
 //
 // Each case is a fixed type allocated with new, so every allocation is one
 // runtime.newobject -> mallocgc call of that size, with or without pointers
@@ -19,6 +20,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 	"unsafe"
 )
@@ -81,6 +83,13 @@ func rssBytes() int64 {
 	return -1
 }
 
+// cpuNs is the CPU time the process has used (user + system).
+func cpuNs() float64 {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return float64(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
 func main() {
 	if len(os.Args) != 4 {
 		fmt.Fprintln(os.Stderr, "usage: keep SIZE NOSCAN N")
@@ -100,12 +109,14 @@ func main() {
 		keep[i] = unsafe.Pointer(&keep)
 	}
 	rss0 := rssBytes()
+	c0 := cpuNs()
 	t0 := time.Now()
 	loop(keep, alloc)
 	t := float64(time.Since(t0).Nanoseconds()) / float64(n)
+	cpu := (cpuNs() - c0) / float64(n)
 	for _, p := range keep {
 		*(*byte)(p) = 1
 	}
 	grown := rssBytes() - rss0
-	fmt.Printf("keep %.3f %.3f\n", t, float64(grown)/float64(n))
+	fmt.Printf("keep %.3f %.3f %.3f\n", t, float64(grown)/float64(n), cpu)
 }
