@@ -460,3 +460,108 @@ def test_freed_block_slot_states(heap):
     assert slot_state(h, a) == SLOT_LIVE
     # reused first: the lowest free slot
     assert h.alloc(9, noscan=True) == b
+
+
+# ---- the marks' memory ------------------------------------------------------
+
+SLOTS = 8192 // TINY                          # 16-byte slots per span
+SPAN_BLOCK = 3 * SLOTS // 8 + 2 * SLOTS       # 3 bitmaps + requested sizes
+TINY_MARKS = 8 * SLOTS                        # 8 bytes per slot
+
+
+def test_sixteen_byte_noscan_spans_have_no_tiny_marks(heap):
+    """goalloc's own metadata per 16-byte noscan slot is what any small
+    class costs (3 bits and a 16-bit requested size: 2.375 bytes) until
+    the span serves a tiny block; then 8 bytes more per slot, for that
+    span only.  The marks go with the span."""
+    h = heap
+    assert (h.info().span_meta_bytes, h.info().tiny_meta_bytes) == (0, 0)
+    plain = [h.alloc(16, noscan=True) for _ in range(SLOTS + 1)]
+    spans = {h.span_of(a).base for a in plain}
+    assert len(spans) == 2
+    i = h.info()
+    assert i.span_meta_bytes == 2 * SPAN_BLOCK
+    assert i.span_meta_bytes / (2 * SLOTS) == 2.375
+    assert i.tiny_meta_bytes == 0
+    t = h.alloc(5, noscan=True)               # the cached span serves it
+    assert h.span_of(t).base == h.span_of(plain[-1]).base
+    i = h.info()
+    assert i.tiny_meta_bytes == TINY_MARKS    # one table, one span
+    assert (SPAN_BLOCK + TINY_MARKS) / SLOTS == 10.375   # that span's
+    h.verify()
+    for a in plain + [t]:
+        h.free(a)
+    h.flush()
+    i = h.info()
+    assert (i.span_meta_bytes, i.tiny_meta_bytes) == (0, 0)
+    h.verify()
+
+
+def test_marks_are_not_in_memstats(heap):
+    """MemStats stay Go's numbers: the tiny marks (goalloc's own) change
+    no MemStats field, only HeapInfo.tiny_meta_bytes."""
+    h = heap
+    h.alloc(16, noscan=True)                  # the span, without marks
+    st0 = h.stats()
+    i0 = h.info()
+    h.alloc(16, noscan=True)                  # a second 16-byte object
+    h.alloc(3, noscan=True)                   # same span: marks made now
+    st1 = h.stats()
+    assert h.info().tiny_meta_bytes == i0.tiny_meta_bytes + TINY_MARKS
+    for f in ("sys", "gc_sys", "other_sys", "mspan_sys", "mspan_inuse",
+              "heap_sys", "heap_inuse"):
+        assert getattr(st1, f) == getattr(st0, f), f
+
+
+def test_slot_of_a_freed_block_reused_by_a_sixteen_byte_object(heap):
+    """A block's marks outlive it (a second free of one of its objects is
+    a double free), but not its slot's reuse: once a 16-byte object has
+    the slot, its interior is no object and no double free."""
+    h = heap
+    keep = h.alloc(16, noscan=True)           # keeps the span in use
+    a = h.alloc(4, noscan=True)
+    b = h.alloc(4, noscan=True)
+    assert b == a + 4
+    h.free(a)
+    h.free(b)
+    h.flush()                                 # drop: freed, then swept
+    with pytest.raises(goalloc.DoubleFreeError):
+        h.free(b)
+    p = h.alloc(16, noscan=True)
+    assert p == a and marks(h, p) == 0
+    before = full_snapshot(h)
+    with pytest.raises(goalloc.InvalidFreeError) as ei:
+        h.free(b)
+    assert type(ei.value) is goalloc.InvalidFreeError
+    assert full_snapshot(h) == before
+    h.free(p)
+    with pytest.raises(goalloc.DoubleFreeError):
+        h.free(p)
+    h.free(keep)
+    h.verify()
+
+
+def test_tiny_double_free_after_the_drop(heap):
+    """A block dropped with live objects is freed by the free of its last
+    one; every second free is a double free, before and after."""
+    h = heap
+    a = h.alloc(12, noscan=True)
+    b = h.alloc(6, noscan=True)               # new block, replaces a's
+    assert tiny_state(h) == (b, 6)
+    c = h.alloc(3, noscan=True)
+    assert c == b + 6
+    h.free(c)
+    with pytest.raises(goalloc.DoubleFreeError):
+        h.free(c)
+    assert slot_state(h, a) == SLOT_LIVE
+    before = full_snapshot(h)
+    with pytest.raises(goalloc.InvalidFreeError):
+        h.free(a + 4)                         # inside a, never a start
+    assert full_snapshot(h) == before
+    h.free(a)                                 # dropped, nothing left
+    assert slot_state(h, a) == SLOT_FREED
+    before = full_snapshot(h)
+    with pytest.raises(goalloc.DoubleFreeError):
+        h.free(a)
+    assert full_snapshot(h) == before
+    h.verify()
