@@ -130,37 +130,53 @@ tiny_current_of(const mheap *h, ga_addr block)
 }
 
 /* check_tiny_objects: the objects a block's marks record start at
- * offset 0, do not overlap, each has one end, and only started offsets
- * are freed. */
+ * offset 0, do not overlap, and the recorded ends are theirs. */
 static bool
-check_tiny_objects(check_ctx *c, ga_addr block, uint32_t m, uint32_t f)
+check_tiny_objects(check_ctx *c, ga_addr block, uint32_t m)
 {
     uint32_t starts = m & TINY_OFFSETS;
     if ((starts & TINY_START(0)) == 0) {
         return failf(c, "tiny block 0x%" PRIx64 " has no object at offset 0",
                      block);
     }
-    if ((f & TINY_OFFSETS & ~starts) != 0) {
-        return failf(c, "tiny block 0x%" PRIx64
-                        " has freed marks where no object started", block);
-    }
-    uint64_t next = 0; /* first byte after the previous object */
+    uint64_t next = 0;  /* first byte after the previous object */
+    uint32_t ends = 0;  /* the end marks these objects make */
     for (uint64_t off = 0; off < TINY_SIZE; off++) {
         if ((starts & TINY_START(off)) == 0) {
             continue;
         }
         uint64_t size = tiny_size_at(m, off);
-        if (off < next || size == 0) {
+        if (off < next) {
             return failf(c, "tiny block 0x%" PRIx64 ": the object at offset %"
                             PRIu64 " overlaps another or has no end",
                          block, off);
         }
         next = off + size;
+        ends |= TINY_END(off + size - 1);
     }
-    if (__builtin_popcount(starts) != __builtin_popcount(m >> 16)) {
-        return failf(c, "tiny block 0x%" PRIx64 " has %d ends for %d objects",
-                     block, __builtin_popcount(m >> 16),
-                     __builtin_popcount(starts));
+    if (ends != (m & TINY_ENDS)) {
+        return failf(c, "tiny block 0x%" PRIx64 " has end marks 0x%x for "
+                        "objects ending at 0x%x", block, m & TINY_ENDS, ends);
+    }
+    return true;
+}
+
+/* check_tiny_drop: freed holds started offsets only, and the drop is
+ * marked exactly as the drop marks it (every spare offset, or
+ * TINY_FULL_DROPPED when there is none). */
+static bool
+check_tiny_drop(check_ctx *c, ga_addr block, uint32_t m, uint32_t f)
+{
+    uint32_t starts = m & TINY_OFFSETS;
+    uint32_t spare = f & ~starts & TINY_OFFSETS;
+    bool full = starts == TINY_OFFSETS;
+    if (spare != 0 && spare != (~starts & TINY_OFFSETS)) {
+        return failf(c, "tiny block 0x%" PRIx64
+                        " has freed marks where no object started", block);
+    }
+    if ((m & TINY_FULL_DROPPED) != 0 && !full) {
+        return failf(c, "tiny block 0x%" PRIx64 " is marked full and "
+                        "dropped but has room", block);
     }
     return true;
 }
@@ -170,12 +186,12 @@ check_tiny_objects(check_ctx *c, ga_addr block, uint32_t m, uint32_t f)
  * dropped) or it is dropped and has a live object; a dead one has
  * none.  Live objects add their requested sizes. */
 static bool
-check_tiny_block(check_ctx *c, const mspan *s, uint64_t i,
-                 const tiny_block *b, bool live)
+check_tiny_block(check_ctx *c, const mspan *s, uint64_t i, tiny_block b,
+                 bool live)
 {
     ga_addr block = mspan_slot_addr(s, i);
-    uint32_t m = b->marks;
-    uint32_t f = b->freed;
+    uint32_t m = tiny_marks_load(b);
+    uint32_t f = tiny_freed_load(b);
     uint32_t objs = m & ~f & TINY_OFFSETS;
     if (!live) {
         if (objs != 0) {
@@ -185,11 +201,11 @@ check_tiny_block(check_ctx *c, const mspan *s, uint64_t i,
         }
         return true;
     }
-    if (!check_tiny_objects(c, block, m, f)) {
+    if (!check_tiny_objects(c, block, m) || !check_tiny_drop(c, block, m, f)) {
         return false;
     }
     int p = tiny_current_of(c->h, block);
-    bool dropped = (f & TINY_DROPPED) != 0;
+    bool dropped = tiny_is_dropped(m, f);
     if ((p >= 0) == dropped) {
         return failf(c, "tiny block 0x%" PRIx64 " is %s but %s", block,
                      p >= 0 ? "a P's current block" : "no P's",
@@ -242,18 +258,18 @@ check_small_span(check_ctx *c, mspan *s)
                         " has no live object but was not freed",
                      mspan_base(s));
     }
-    if (s->tiny_blocks != NULL && s->spanclass != TINY_SPAN_CLASS) {
+    if (s->tiny_marks != NULL && s->spanclass != TINY_SPAN_CLASS) {
         return failf(c, "span 0x%" PRIx64 " of class %d has tiny marks",
                      mspan_base(s), s->spanclass);
     }
     c->span_meta += mspan_bits_bytes(s->nelems);
-    if (s->tiny_blocks != NULL) {
-        c->tiny_meta += s->nelems * sizeof(tiny_block);
+    if (s->tiny_marks != NULL) {
+        c->tiny_meta += s->nelems * TINY_TABLE_BYTES_PER_SLOT;
     }
     for (uint64_t i = 0; i < s->nelems; i++) {
         bool live = mspan_is_allocated(s, i) && !bit_get(s->freed_bits, i);
-        const tiny_block *b = tiny_block_of(s, i);
-        if (b != NULL) {
+        tiny_block b = tiny_block_of(s, i);
+        if (b.marks != NULL) {
             if (!check_tiny_block(c, s, i, b, live)) {
                 return false;
             }
@@ -466,14 +482,15 @@ check_caches(check_ctx *c)
                 return failf(c, "mcache %d: tiny block 0x%" PRIx64
                                 " is not live", p, mc->tiny);
             }
-            const tiny_block *b = tiny_block_of(s, i);
-            if (b == NULL || b != mc->tiny_marks) {
+            tiny_block b = tiny_block_of(s, i);
+            if (b.marks == NULL || b.marks != mc->tiny_marks) {
                 return failf(c, "mcache %d: tiny block 0x%" PRIx64
                                 " has no marks, or not the P's", p, mc->tiny);
             }
-            uint32_t ends = b->marks >> 16;
-            if (mc->tinyoffset == 0 ||
-                ends >> mc->tinyoffset != 0) {
+            /* the last object of the block ends at tinyoffset or before */
+            uint32_t m = tiny_marks_load(b) | TINY_START(0);
+            uint32_t last = 31 - (uint32_t)__builtin_clz(m & TINY_OFFSETS);
+            if (mc->tinyoffset < last + tiny_size_at(m, last)) {
                 return failf(c, "mcache %d: tinyoffset %" PRIu64
                                 " is not past every object of its block",
                              p, mc->tinyoffset);

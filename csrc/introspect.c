@@ -278,8 +278,8 @@ ga_span_objects(ga_heap *h, ga_addr base, uint8_t *out, uint16_t *out_marks,
                      : mspan_is_allocated(s, i)     ? GA_SLOT_LIVE
                                                     : GA_SLOT_FREE;
             if (out_marks != NULL) {
-                const tiny_block *b = tiny_block_of(s, i);
-                out_marks[i] = b != NULL ? (uint16_t)tiny_live(b) : 0;
+                tiny_block b = tiny_block_of(s, i);
+                out_marks[i] = b.marks != NULL ? (uint16_t)tiny_live(b) : 0;
             }
         }
     }
@@ -311,12 +311,12 @@ ga_object_extent(ga_heap *h, ga_addr addr, uint64_t *size)
             uint64_t i = mspan_obj_index(s, addr);
             uint64_t off = addr - mspan_slot_addr(s, i);
             bool live = mspan_is_allocated(s, i) && !bit_get(s->freed_bits, i);
-            const tiny_block *b = tiny_block_of(s, i);
-            if (live && b != NULL) {
+            tiny_block b = tiny_block_of(s, i);
+            if (live && b.marks != NULL) {
                 if (tiny_live(b) & TINY_START(off)) {
                     /* exactly what was asked: the bytes after it may be
                      * handed out to the next tiny object */
-                    *size = tiny_size_at(b->marks, off);
+                    *size = tiny_size_at(tiny_marks_load(b), off);
                     st = GA_OK;
                 }
             }
@@ -365,15 +365,15 @@ collect_live(void *arg, mspan *s)
             continue;
         }
         ga_addr slot = mspan_slot_addr(s, i);
-        const tiny_block *b = tiny_block_of(s, i);
-        if (b == NULL) {
+        tiny_block b = tiny_block_of(s, i);
+        if (b.marks == NULL) {
             push_live(l, slot, s->elemsize, s->req_sizes[i], s->spanclass);
             continue;
         }
         uint32_t live = tiny_live(b);
         for (unsigned off = 0; off < TINY_SIZE; off++) {
             if (live & TINY_START(off)) {
-                uint64_t req = tiny_size_at(b->marks, off);
+                uint64_t req = tiny_size_at(tiny_marks_load(b), off);
                 push_live(l, slot + off, req, req, s->spanclass);
             }
         }
@@ -471,10 +471,10 @@ digest_span(void *arg, mspan *s)
         mix_bytes(d, s->freed_bits, nbytes);
         mix_bytes(d, s->used_bits, nbytes);
         mix_bytes(d, s->req_sizes, (size_t)s->nelems * 2);
-        mix(d, s->tiny_blocks != NULL);
-        if (s->tiny_blocks != NULL) {
-            mix_bytes(d, s->tiny_blocks,
-                      (size_t)s->nelems * sizeof(tiny_block));
+        mix(d, s->tiny_marks != NULL);
+        if (s->tiny_marks != NULL) {
+            mix_bytes(d, s->tiny_marks,
+                      (size_t)s->nelems * TINY_TABLE_BYTES_PER_SLOT);
         }
     }
     return true;

@@ -563,8 +563,8 @@ static ga_status
 dead_slot_status(const mspan *s, uint64_t i, uint64_t off)
 {
     if (off != 0) {
-        tiny_block *b = tiny_block_of(s, i);
-        bool started = b != NULL && tiny_started(b, off);
+        tiny_block b = tiny_block_of(s, i);
+        bool started = b.marks != NULL && tiny_started(b, off);
         return started ? GA_EDOUBLEFREE : GA_ENOTOBJECT;
     }
     bool was_used = bit_get_atomic(s->freed_bits, i) || bit_get(s->used_bits, i);
@@ -584,8 +584,8 @@ small_free_central_locked(mheap *h, mcentral *c, mspan *s, ga_addr addr,
     if (!live) {
         return dead_slot_status(s, i, off);
     }
-    tiny_block *b = tiny_block_of(s, i);
-    if (b != NULL) {
+    tiny_block b = tiny_block_of(s, i);
+    if (b.marks != NULL) {
         return tiny_free_locked(h, s, i, off, b, to_heap);
     }
     if (off != 0) {

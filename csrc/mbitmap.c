@@ -68,7 +68,7 @@ mspan_init_bits(mspan *s, uint8_t *bits)
 void
 mspan_free_bits(mheap *h, mspan *s)
 {
-    tiny_blocks_free(h, s);
+    tiny_table_free(h, s);
     __atomic_fetch_sub(&h->span_meta_bytes, mspan_bits_bytes(s->nelems),
                        __ATOMIC_RELAXED);
     free(s->alloc_bits);

@@ -29,7 +29,7 @@ typedef struct mcache {
     uint64_t tinyoffset; /* bytes used in it */
     uint64_t local_tinyallocs; /* tiny objects packed into a block */
     uint64_t local_requested;  /* goalloc: bytes requested by callers */
-    struct tiny_block *tiny_marks; /* goalloc: the tiny block's marks */
+    uint32_t *tiny_marks; /* goalloc: the tiny block's marks (tiny.h) */
     mspan *tiny_span;    /* the span holding the tiny block */
     mspan *alloc[NUM_SPAN_CLASSES];
 

@@ -8,7 +8,7 @@
  *          mSpanList), mbitmap.go (nextFreeIndex, refillAllocCache).
  * Differs from Go: addresses are ga_addr (the simulated platform's);
  *          freed_bits and used_bits support explicit free; req_sizes
- *          and tiny_blocks are goalloc's (requested sizes, tiny marks).
+ *          and tiny_marks are goalloc's (requested sizes, tiny marks).
  * Locking: a span's fields are guarded by whoever owns the span (the heap
  *          lock while free or being made, its mcentral's lock or one mcache
  *          otherwise); spanclass and list are also read, atomically, by
@@ -57,7 +57,6 @@ span_class_noscan(span_class sc)
 }
 
 struct mspan_list;
-struct tiny_block;
 
 typedef struct mspan {
     /* The first word is fixalloc's free-list link while the struct is
@@ -76,9 +75,9 @@ typedef struct mspan {
                            * and not freed" */
     uint16_t *req_sizes;  /* goalloc: requested size of each slot's object,
                            * for internal waste; 0 for a tiny block */
-    struct tiny_block *tiny_blocks; /* goalloc, tiny span class: the marks
-                           * of each 16-byte block (tiny.h), made when the
-                           * span serves its first tiny block, else NULL
+    uint32_t *tiny_marks; /* goalloc, tiny span class: the marks of each
+                           * 16-byte block (tiny.h), made when the span
+                           * serves its first tiny block, else NULL
                            * (atomic: published by the caching P) */
     uint64_t nelems;      /* number of slots (1 for large spans) */
     uint64_t alloc_cache; /* ~allocBits from freeindex, bit 0 = freeindex */

@@ -4,14 +4,18 @@
  * Differs from Go: per-block marks for explicit free, in a table per
  *          span made when the span serves its first tiny block.
  * Locking: the P's mcache; see tiny.h.  Who frees a block: the P's drop
- *          sets TINY_DROPPED and each free sets its offset's bit, all by
- *          atomic or on the block's `freed` word, so they happen in one
+ *          sets the bits of the block's freed word at the offsets that
+ *          started no object, and each free sets its offset's bit, all by
+ *          atomic read-modify-write of that word, so they happen in one
  *          order.  A free that comes before the drop never frees the
  *          block (the P may still pack into it); the drop frees it if
  *          every object it ever held was freed before; otherwise the free
- *          that frees the last live object after the drop does.  The P
- *          reads its block's marks before it drops it: afterwards a free
- *          may free the block and send its span home.
+ *          that frees the last live object after the drop does.  A block
+ *          of sixteen 1-byte objects has no spare bit: its drop takes the
+ *          mcentral lock that every free holds and sets TINY_FULL_DROPPED
+ *          in the marks instead.  The P reads its block's marks before it
+ *          drops it: afterwards a free may free the block and send its
+ *          span home.
  */
 #include "tiny.h"
 
@@ -27,50 +31,69 @@ slot_of(const mspan *s, ga_addr block)
     return (block - mspan_base(s)) / TINY_SIZE;
 }
 
-/* tiny_blocks_make: s's table of block marks, made the first time s
+static size_t
+table_bytes(const mspan *s)
+{
+    return (size_t)s->nelems * TINY_TABLE_BYTES_PER_SLOT;
+}
+
+/* tiny_table_make: s's table of block marks, made the first time s
  * serves a tiny block.  Only the P caching s takes blocks from it, so
  * only that P makes the table; frees on other threads read the pointer
  * (acquire) once a block of s was handed out. */
-static tiny_block *
-tiny_blocks_make(mheap *h, mspan *s)
+static uint32_t *
+tiny_table_make(mheap *h, mspan *s)
 {
-    tiny_block *t = s->tiny_blocks;
+    uint32_t *t = s->tiny_marks;
     if (GA_LIKELY(t != NULL)) {
         return t;
     }
-    size_t size = (size_t)s->nelems * sizeof(tiny_block);
-    t = calloc(1, size);
+    t = calloc(1, table_bytes(s));
     if (t == NULL) {
         ga_throw(h, "runtime: cannot allocate memory");
     }
-    __atomic_fetch_add(&h->tiny_meta_bytes, size, __ATOMIC_RELAXED);
-    __atomic_store_n(&s->tiny_blocks, t, __ATOMIC_RELEASE);
+    __atomic_fetch_add(&h->tiny_meta_bytes, table_bytes(s), __ATOMIC_RELAXED);
+    __atomic_store_n(&s->tiny_marks, t, __ATOMIC_RELEASE);
     return t;
 }
 
 void
-tiny_blocks_free(mheap *h, mspan *s)
+tiny_table_free(mheap *h, mspan *s)
 {
-    tiny_block *t = s->tiny_blocks;
+    uint32_t *t = s->tiny_marks;
     if (t == NULL) {
         return;
     }
-    __atomic_store_n(&s->tiny_blocks, NULL, __ATOMIC_RELAXED);
-    __atomic_fetch_sub(&h->tiny_meta_bytes,
-                       (size_t)s->nelems * sizeof(tiny_block),
-                       __ATOMIC_RELAXED);
+    __atomic_store_n(&s->tiny_marks, NULL, __ATOMIC_RELAXED);
+    __atomic_fetch_sub(&h->tiny_meta_bytes, table_bytes(s), __ATOMIC_RELAXED);
     free(t);
 }
 
 /* start_block: a fresh block whose first object (offset 0) has size
- * bytes; dropped when no P will pack into it. */
+ * bytes; dropped at once when no P will pack into it. */
 static void
-start_block(tiny_block *b, uint64_t size, bool dropped)
+start_block(tiny_block b, uint64_t size, bool dropped)
 {
-    __atomic_store_n(&b->marks, TINY_START(0) | TINY_END(size - 1),
+    __atomic_store_n(b.marks, TINY_START(0) | TINY_END(size - 1),
                      __ATOMIC_RELAXED);
-    __atomic_store_n(&b->freed, dropped ? TINY_DROPPED : 0,
+    __atomic_store_n(b.freed,
+                     (uint16_t)(dropped ? TINY_OFFSETS & ~TINY_START(0) : 0),
                      __ATOMIC_RELAXED);
+}
+
+/* drop_full_locked drops a block whose sixteen offsets all started an
+ * object: under the lock its frees take, TINY_FULL_DROPPED goes into
+ * the marks (this P's word; frees read it under the lock).  Returns
+ * whether every object was freed already. */
+static bool
+drop_full_locked(mheap *h, tiny_block b, uint32_t m)
+{
+    mcentral *tc = &h->central[TINY_SPAN_CLASS];
+    pthread_mutex_lock(&tc->lock);
+    __atomic_store_n(b.marks, m | TINY_FULL_DROPPED, __ATOMIC_RELAXED);
+    bool empty = tiny_freed_load(b) == TINY_OFFSETS;
+    pthread_mutex_unlock(&tc->lock);
+    return empty;
 }
 
 /* drop_current stops packing into c's current block.  Returns true when
@@ -78,22 +101,28 @@ start_block(tiny_block *b, uint64_t size, bool dropped)
  * frees it (*d), its slot still allocated, so d->span is still its span.
  * Otherwise the free of its last live object frees it, maybe at once on
  * another thread: the marks are read before the drop. */
-static bool
-drop_current(mcache *c, tiny_dropped *d)
+static GA_ALWAYS_INLINE bool
+drop_current(mheap *h, mcache *c, tiny_dropped *d)
 {
-    tiny_block *b = c->tiny_marks;
-    d->span = c->tiny_span;
-    d->slot = slot_of(d->span, c->tiny);
+    mspan *s = c->tiny_span;
+    d->span = s;
+    d->slot = slot_of(s, c->tiny);
+    tiny_block b = tiny_block_at(s, s->tiny_marks, d->slot);
     c->tiny = 0;
     c->tiny_marks = NULL;
     c->tiny_span = NULL;
     c->tinyoffset = 0;
-    uint32_t m = __atomic_load_n(&b->marks, __ATOMIC_RELAXED);
-    /* An add, as TINY_DROPPED is not set yet (only this drop sets it, and
-     * a dropped block never becomes current again): one `lock xadd`
-     * where an or that returns the old word is a compare-and-swap loop. */
-    uint32_t f = __atomic_fetch_add(&b->freed, TINY_DROPPED, __ATOMIC_ACQ_REL);
-    return (m & ~f & TINY_OFFSETS) == 0;
+    uint32_t m = tiny_marks_load(b);
+    uint32_t starts = m & TINY_OFFSETS;
+    if (GA_UNLIKELY(starts == TINY_OFFSETS)) {
+        return drop_full_locked(h, b, m);
+    }
+    /* An add, as the spare offsets' bits are clear until the drop (frees
+     * set started offsets' bits only): one `lock xadd`, where an or that
+     * returns the old word is a compare-and-swap loop. */
+    uint16_t f = __atomic_fetch_add(b.freed, (uint16_t)(TINY_OFFSETS & ~starts),
+                                    __ATOMIC_ACQ_REL);
+    return (starts & ~(uint32_t)f) == 0;
 }
 
 void
@@ -113,7 +142,7 @@ void
 tiny_drop_block(mheap *h, mcache *c)
 {
     tiny_dropped d;
-    if (c->tiny != 0 && drop_current(c, &d)) {
+    if (c->tiny != 0 && drop_current(h, c, &d)) {
         tiny_free_dropped(h, &d);
     }
 }
@@ -125,7 +154,7 @@ tiny_drop_block(mheap *h, mcache *c)
  * freed (d->span stays NULL otherwise).  Nothing here throws.  Inline
  * in tiny_new_block, the path of every other 8-byte allocation. */
 static GA_ALWAYS_INLINE ga_addr
-take_block(mheap *h, mcache *c, mspan *s, tiny_block *t, uint64_t slot,
+take_block(mheap *h, mcache *c, mspan *s, uint32_t *t, uint64_t slot,
            uint64_t size, tiny_dropped *d)
 {
     ga_addr v = mspan_slot_addr(s, slot);
@@ -139,16 +168,17 @@ take_block(mheap *h, mcache *c, mspan *s, tiny_block *t, uint64_t slot,
      * atomic waits for every store before it, and the zeroing store may
      * miss the cache. */
     bool replace = size < c->tinyoffset || c->tiny == 0;
-    if (replace && c->tiny != 0 && !drop_current(c, d)) {
+    if (replace && c->tiny != 0 && !drop_current(h, c, d)) {
         d->span = NULL;
     }
-    start_block(&t[slot], size, !replace);
+    tiny_block b = tiny_block_at(s, t, slot);
+    start_block(b, size, !replace);
     if (h->zero_memory) {
         memset((void *)(uintptr_t)v, 0, TINY_SIZE);
     }
     if (replace) {
         c->tiny = v;
-        c->tiny_marks = &t[slot];
+        c->tiny_marks = b.marks;
         c->tiny_span = s;
         c->tinyoffset = size;
     }
@@ -159,7 +189,7 @@ GA_NOINLINE ga_status
 tiny_new_block(mheap *h, mcache *c, uint64_t size, ga_addr *out)
 {
     mspan *s = c->alloc[TINY_SPAN_CLASS];
-    tiny_block *t = s->tiny_blocks; /* this P's own span: its own write */
+    uint32_t *t = s->tiny_marks; /* this P's own span: its own write */
     uint64_t slot = GA_LIKELY(t != NULL) ? next_free_fast(s) : NO_SLOT;
     if (GA_UNLIKELY(slot == NO_SLOT)) {
         return malloc_slow(h, c, size, true, out);
@@ -177,7 +207,7 @@ tiny_alloc(mheap *h, mcache *c, uint64_t size)
     if (v == 0) {
         return 0;
     }
-    tiny_block *t = tiny_blocks_make(h, s);
+    uint32_t *t = tiny_table_make(h, s);
     tiny_dropped d = {NULL, 0};
     v = take_block(h, c, s, t, slot_of(s, v), size, &d);
     if (d.span != NULL) {
@@ -188,23 +218,23 @@ tiny_alloc(mheap *h, mcache *c, uint64_t size)
 
 ga_status
 tiny_free_locked(mheap *h, mspan *s, uint64_t i, uint64_t off,
-                 tiny_block *b, bool *to_heap)
+                 tiny_block b, bool *to_heap)
 {
     if (!tiny_started(b, off)) {
         return GA_ENOTOBJECT;
     }
-    uint32_t f = __atomic_fetch_or(&b->freed, TINY_START(off),
+    uint16_t f = __atomic_fetch_or(b.freed, (uint16_t)TINY_START(off),
                                    __ATOMIC_ACQ_REL);
     if ((f & TINY_START(off)) != 0) {
         return GA_EDOUBLEFREE;
     }
     /* After the drop the marks no longer change; before it this free
      * does not free the block, whatever they say. */
-    uint32_t m = __atomic_load_n(&b->marks, __ATOMIC_RELAXED);
+    uint32_t m = tiny_marks_load(b);
+    uint32_t freed = f | TINY_START(off);
     uint64_t requested = tiny_size_at(m, off);
-    f |= TINY_START(off);
     mcentral *tc = &h->central[TINY_SPAN_CLASS];
-    if ((f & TINY_DROPPED) != 0 && (m & ~f & TINY_OFFSETS) == 0) {
+    if (tiny_is_dropped(m, freed) && (m & ~freed & TINY_OFFSETS) == 0) {
         /* the block's free counts requested */
         mcentral_free_slot_locked(h, tc, s, i, requested, to_heap);
         return GA_OK;

@@ -11,17 +11,17 @@
  * Go 1.13: src/runtime/malloc.go (mallocgc's tiny path, maxTinySize,
  *          tinySpanClass).
  * Differs from Go: explicit free of tiny objects (decisions §4).  The
- *          marks cost 8 bytes per slot of a span that has served a tiny
+ *          marks cost 6 bytes per slot of a span that has served a tiny
  *          block (a table made when it serves its first one; none for
  *          spans of 16-byte objects only), and a block's slot records
  *          requested size 0, which tells it from a 16-byte object.
  * Locking: the owning P packs into its block with no lock and no atomic
- *          read-modify-write (it alone writes the block's `marks` while
- *          it packs); frees take the tiny class's mcentral lock and set
- *          `freed` bits with an atomic or, and the P's drop of the block
- *          sets TINY_DROPPED in the same word, so that the drop and the
- *          frees are totally ordered and exactly one of them frees the
- *          block (see tiny.c).
+ *          read-modify-write (it alone writes a block's marks); frees
+ *          take the tiny class's mcentral lock and set their bit of the
+ *          block's freed word with an atomic or, and the P's drop of the
+ *          block sets that word's spare bits with an atomic add, so that
+ *          the drop and the frees are totally ordered and exactly one of
+ *          them frees the block (see tiny.c).
  */
 #ifndef GA_TINY_H
 #define GA_TINY_H
@@ -30,25 +30,37 @@
 #include "mheap.h"
 
 #define TINY_SPAN_CLASS ((span_class)(TINY_SIZE_CLASS << 1 | 1))
-#define TINY_START(off) ((uint32_t)1 << (off))
-#define TINY_END(last) ((uint32_t)1 << ((last) + 16))
 #define TINY_OFFSETS 0xFFFFu
-#define TINY_DROPPED ((uint32_t)1 << 16)
+#define TINY_START(off) ((uint32_t)1 << (off))
+/* The end of an object on the block's last byte is not recorded (an
+ * object with no end mark after its start ends there), which frees bit
+ * 31 for TINY_FULL_DROPPED. */
+#define TINY_END(last) (((uint32_t)1 << ((last) + 16)) & TINY_ENDS)
+#define TINY_ENDS 0x7FFF0000u
+#define TINY_FULL_DROPPED ((uint32_t)1 << 31)
+#define TINY_TABLE_BYTES_PER_SLOT (sizeof(uint32_t) + sizeof(uint16_t))
 
-/* The marks of one 16-byte block (a slot of a span of the tiny class).
+/* The marks of one 16-byte block (a slot of a span of the tiny class),
+ * in two words of the span's table:
  *   marks  bits 0-15: the offsets that started a tiny object since the
- *          block was taken (offset 0 always); bits 16-31: the last byte
- *          of each of those objects.  Written by the P packing into the
- *          block only, with plain (relaxed atomic) loads and stores.
- *   freed  bits 0-15: the offsets whose object was freed; TINY_DROPPED:
- *          no P packs into the block any more.  Changed only by atomic
- *          or.
- * Live objects are marks & ~freed; the offsets a block ever used stay in
- * marks until the slot is handed out again, so a second free of a tiny
- * object is told from a free of a byte that never started one. */
+ *          block was taken (offset 0 always); bits 16-30: the last byte
+ *          of each of those objects but the one ending on byte 15; bit
+ *          31: TINY_FULL_DROPPED.  Written by the P packing into the
+ *          block only (plain, relaxed atomic, loads and stores), but for
+ *          TINY_FULL_DROPPED, written under the tiny class's mcentral
+ *          lock.
+ *   freed  the offsets whose object was freed, and the drop: when no P
+ *          packs into the block any more its bits at offsets that started
+ *          no object are set (TINY_FULL_DROPPED instead when every offset
+ *          started one: sixteen 1-byte objects).  Changed by atomic
+ *          read-modify-write only.
+ * Live objects are marks & ~freed at the started offsets; the offsets a
+ * block ever used stay marked until the slot is handed out again, so a
+ * second free of a tiny object is told from a free of a byte that never
+ * started one. */
 typedef struct tiny_block {
-    uint32_t marks;
-    uint32_t freed;
+    uint32_t *marks;
+    uint16_t *freed;
 } tiny_block;
 
 /* tiny_align: the offset of a size-byte object at or after off (Go's
@@ -70,7 +82,7 @@ tiny_align(uint64_t off, uint64_t size)
 
 /* tiny_alloc_fast packs a size-byte (1..15) object into P c's current
  * block when it fits there, as mallocgc's tiny path does; 0 when it
- * does not (tiny_alloc then takes a new block).  No lock, no atomic
+ * does not (tiny_new_block then takes a new block).  No lock, no atomic
  * read-modify-write: only this P writes the block's marks. */
 static inline ga_addr
 tiny_alloc_fast(mcache *c, uint64_t size)
@@ -79,10 +91,9 @@ tiny_alloc_fast(mcache *c, uint64_t size)
     if (off + size > TINY_SIZE || c->tiny == 0) {
         return 0;
     }
-    tiny_block *b = c->tiny_marks;
-    uint32_t m = __atomic_load_n(&b->marks, __ATOMIC_RELAXED);
-    __atomic_store_n(&b->marks,
-                     m | TINY_START(off) | TINY_END(off + size - 1),
+    uint32_t *marks = c->tiny_marks;
+    uint32_t m = __atomic_load_n(marks, __ATOMIC_RELAXED);
+    __atomic_store_n(marks, m | TINY_START(off) | TINY_END(off + size - 1),
                      __ATOMIC_RELAXED);
     c->tinyoffset = off + size;
     c->local_tinyallocs++;
@@ -90,51 +101,75 @@ tiny_alloc_fast(mcache *c, uint64_t size)
     return c->tiny + off;
 }
 
-/* tiny_blocks_of: span s's table of block marks, or NULL while s has
- * served no tiny block.  The caching P publishes it (release); frees on
- * other threads read it. */
-static inline tiny_block *
-tiny_blocks_of(const mspan *s)
+/* tiny_table_of: span s's table of block marks (marks[nelems], then
+ * freed[nelems]), or NULL while s has served no tiny block.  The caching
+ * P publishes it (release); frees on other threads read it. */
+static inline uint32_t *
+tiny_table_of(const mspan *s)
 {
-    return __atomic_load_n(&s->tiny_blocks, __ATOMIC_ACQUIRE);
+    return __atomic_load_n(&s->tiny_marks, __ATOMIC_ACQUIRE);
+}
+
+/* tiny_block_at: the marks of slot i in table t of s. */
+static inline tiny_block
+tiny_block_at(const mspan *s, uint32_t *t, uint64_t i)
+{
+    return (tiny_block){&t[i], (uint16_t *)(void *)(t + s->nelems) + i};
 }
 
 /* tiny_block_of: the marks of slot i of s if its last use was a tiny
- * block (requested size 0 in a span with a table), else NULL. */
-static inline tiny_block *
+ * block (requested size 0 in a span with a table); .marks NULL if not. */
+static inline tiny_block
 tiny_block_of(const mspan *s, uint64_t i)
 {
-    tiny_block *t = tiny_blocks_of(s);
+    uint32_t *t = tiny_table_of(s);
     if (t == NULL || mspan_req_load(s, i) != 0) {
-        return NULL;
+        return (tiny_block){NULL, NULL};
     }
-    return &t[i];
+    return tiny_block_at(s, t, i);
+}
+
+static inline uint32_t
+tiny_marks_load(tiny_block b)
+{
+    return __atomic_load_n(b.marks, __ATOMIC_RELAXED);
+}
+
+static inline uint32_t
+tiny_freed_load(tiny_block b)
+{
+    return __atomic_load_n(b.freed, __ATOMIC_RELAXED);
+}
+
+/* tiny_is_dropped: no P packs into the block whose words are m and f. */
+static inline bool
+tiny_is_dropped(uint32_t m, uint32_t f)
+{
+    return (f & ~m & TINY_OFFSETS) != 0 || (m & TINY_FULL_DROPPED) != 0;
 }
 
 /* tiny_live: the offsets of a block's live objects. */
 static inline uint32_t
-tiny_live(const tiny_block *b)
+tiny_live(tiny_block b)
 {
-    uint32_t m = __atomic_load_n(&b->marks, __ATOMIC_RELAXED);
-    uint32_t f = __atomic_load_n(&b->freed, __ATOMIC_RELAXED);
-    return m & ~f & TINY_OFFSETS;
+    return tiny_marks_load(b) & ~tiny_freed_load(b) & TINY_OFFSETS;
 }
 
 /* tiny_started: a tiny object started at offset off of block b since
  * the block was taken (it may have been freed since). */
 static inline bool
-tiny_started(const tiny_block *b, uint64_t off)
+tiny_started(tiny_block b, uint64_t off)
 {
-    return (__atomic_load_n(&b->marks, __ATOMIC_RELAXED) & TINY_START(off)) != 0;
+    return (tiny_marks_load(b) & TINY_START(off)) != 0;
 }
 
 /* tiny_size_at: the requested size of the object that started at off,
- * from a block's marks (its first end at or after off). */
+ * from a block's marks: up to its first end mark, else to byte 15. */
 static inline uint64_t
 tiny_size_at(uint32_t marks, uint64_t off)
 {
-    uint32_t ends = (marks >> 16) >> off;
-    return ends == 0 ? 0 : (uint64_t)__builtin_ctz(ends) + 1;
+    uint32_t ends = ((marks & TINY_ENDS) >> 16) >> off;
+    return ends == 0 ? TINY_SIZE - off : (uint64_t)__builtin_ctz(ends) + 1;
 }
 
 /* A block a P dropped with nothing live in it, for the P to free. */
@@ -168,9 +203,9 @@ void tiny_drop_block(mheap *h, mcache *c);
  * i of s, whose slot is live; the caller holds the tiny class's mcentral
  * lock.  *to_heap as for mcentral_free_slot_locked. */
 ga_status tiny_free_locked(mheap *h, mspan *s, uint64_t i, uint64_t off,
-                           tiny_block *b, bool *to_heap);
+                           tiny_block b, bool *to_heap);
 
-/* tiny_blocks_free releases span s's table (with its bitmaps). */
-void tiny_blocks_free(mheap *h, mspan *s);
+/* tiny_table_free releases span s's table (with its bitmaps). */
+void tiny_table_free(mheap *h, mspan *s);
 
 #endif

@@ -466,13 +466,13 @@ def test_freed_block_slot_states(heap):
 
 SLOTS = 8192 // TINY                          # 16-byte slots per span
 SPAN_BLOCK = 3 * SLOTS // 8 + 2 * SLOTS       # 3 bitmaps + requested sizes
-TINY_MARKS = 8 * SLOTS                        # 8 bytes per slot
+TINY_MARKS = 6 * SLOTS                        # 6 bytes per slot
 
 
 def test_sixteen_byte_noscan_spans_have_no_tiny_marks(heap):
     """goalloc's own metadata per 16-byte noscan slot is what any small
     class costs (3 bits and a 16-bit requested size: 2.375 bytes) until
-    the span serves a tiny block; then 8 bytes more per slot, for that
+    the span serves a tiny block; then 6 bytes more per slot, for that
     span only.  The marks go with the span."""
     h = heap
     assert (h.info().span_meta_bytes, h.info().tiny_meta_bytes) == (0, 0)
@@ -487,7 +487,7 @@ def test_sixteen_byte_noscan_spans_have_no_tiny_marks(heap):
     assert h.span_of(t).base == h.span_of(plain[-1]).base
     i = h.info()
     assert i.tiny_meta_bytes == TINY_MARKS    # one table, one span
-    assert (SPAN_BLOCK + TINY_MARKS) / SLOTS == 10.375   # that span's
+    assert (SPAN_BLOCK + TINY_MARKS) / SLOTS == 8.375    # that span's
     h.verify()
     for a in plain + [t]:
         h.free(a)

@@ -2,10 +2,11 @@
  * who frees a block, and that verify checks them.
  *
  * A span of class 5 (16-byte noscan) has no tiny marks until it serves a
- * tiny block; then 8 bytes per slot.  A block's marks record where each
+ * tiny block; then 6 bytes per slot.  A block's marks record where each
  * tiny object starts and ends and which were freed; the P's drop and the
- * frees set bits of one word by atomic or, and exactly one of them frees
- * the block.  16-byte noscan objects in the same spans are plain objects.
+ * frees set bits of one word atomically, and exactly one of them frees
+ * the block (a block of sixteen 1-byte objects is dropped under the
+ * lock its frees hold).  16-byte noscan objects in the same spans are plain objects.
  * Go 1.13: src/runtime/malloc.go (the tiny branch of mallocgc).
  * Differs from Go: explicit free of tiny objects (decisions §4).
  * Locking: single-threaded (test_threads.c races the drop and the frees).
@@ -62,11 +63,18 @@ verify_fails(ga_heap *h, const char *want)
               ok ? "ok" : msg);
 }
 
-static const tiny_block *
+static tiny_block
 block_marks(ga_heap *h, ga_addr a)
 {
     mspan *s = span_of(h, a);
     return tiny_block_of(s, (a - mspan_base(s)) / TINY_SIZE);
+}
+
+/* The freed word of a block dropped with starts: every spare offset. */
+static uint16_t
+dropped_word(uint32_t starts)
+{
+    return (uint16_t)(~starts & TINY_OFFSETS);
 }
 
 static uint8_t
@@ -79,7 +87,7 @@ slot_state(ga_heap *h, ga_addr a)
 }
 
 /* A class-5 span of 16-byte objects only has no tiny marks; its first
- * tiny block makes them, 8 bytes per slot; they go with the span. */
+ * tiny block makes them, 6 bytes per slot; they go with the span. */
 static void
 test_marks_on_demand(ga_backing backing)
 {
@@ -94,15 +102,13 @@ test_marks_on_demand(ga_backing backing)
     CHECK_MSG(span_block == 3 * 64 + 2 * SLOTS, "%zu", (size_t)span_block);
     CHECK(in.span_meta_bytes == 2 * span_block);
     CHECK_MSG(in.tiny_meta_bytes == 0, "%" PRIu64, in.tiny_meta_bytes);
-    CHECK(span_of(h, plain[0])->tiny_blocks == NULL);
+    CHECK(span_of(h, plain[0])->tiny_marks == NULL);
     ga_addr t = alloc(h, 3, true);
     mspan *ts = span_of(h, t);
-    CHECK(ts == span_of(h, plain[SLOTS]) && ts->tiny_blocks != NULL);
-    CHECK(span_of(h, plain[0])->tiny_blocks == NULL);
+    CHECK(ts == span_of(h, plain[SLOTS]) && ts->tiny_marks != NULL);
+    CHECK(span_of(h, plain[0])->tiny_marks == NULL);
     ga_heap_info_get(h, &in);
-    CHECK_MSG(in.tiny_meta_bytes == SLOTS * sizeof(tiny_block) &&
-                  sizeof(tiny_block) == 8,
-              "%" PRIu64, in.tiny_meta_bytes);
+    CHECK_MSG(in.tiny_meta_bytes == SLOTS * 6, "%" PRIu64, in.tiny_meta_bytes);
     verify_ok(h);
     /* everything freed: both spans go home with their metadata */
     CHECK(ga_free(h, t) == GA_OK);
@@ -126,31 +132,42 @@ test_starts_and_ends(void)
     ga_addr c = alloc(h, 4, true);
     ga_addr d = alloc(h, 8, true);
     CHECK(b == a + 2 && c == a + 4 && d == a + 8);
-    const tiny_block *m = block_marks(h, a);
-    if (!CHECK(m != NULL)) {
+    tiny_block m = block_marks(h, a);
+    if (!CHECK(m.marks != NULL)) {
         return;
     }
     uint32_t starts = TINY_START(0) | TINY_START(2) | TINY_START(4) |
                       TINY_START(8);
-    uint32_t ends = TINY_END(0) | TINY_END(3) | TINY_END(7) | TINY_END(15);
-    CHECK_MSG(m->marks == (starts | ends), "marks 0x%x", m->marks);
-    CHECK(m->freed == 0); /* current: not dropped */
-    CHECK(tiny_size_at(m->marks, 0) == 1 && tiny_size_at(m->marks, 2) == 2 &&
-          tiny_size_at(m->marks, 4) == 4 && tiny_size_at(m->marks, 8) == 8);
+    /* the object on the last byte has no end mark */
+    uint32_t ends = TINY_END(0) | TINY_END(3) | TINY_END(7);
+    volatile uint64_t last = 15;
+    CHECK(TINY_END(last) == 0);
+    CHECK_MSG(*m.marks == (starts | ends), "marks 0x%x", *m.marks);
+    CHECK(*m.freed == 0); /* current: not dropped */
+    CHECK(tiny_size_at(*m.marks, 0) == 1 && tiny_size_at(*m.marks, 2) == 2 &&
+          tiny_size_at(*m.marks, 4) == 4 && tiny_size_at(*m.marks, 8) == 8);
     uint64_t size = 0;
     CHECK(ga_object_extent(h, c, &size) == GA_OK && size == 4);
+    CHECK(ga_object_extent(h, d, &size) == GA_OK && size == 8);
     CHECK(ga_free(h, c) == GA_OK);
-    CHECK(m->freed == TINY_START(4));
+    CHECK(*m.freed == TINY_START(4));
     CHECK(ga_object_extent(h, c, &size) == GA_ENOTOBJECT);
     CHECK(ga_free(h, c) == GA_EDOUBLEFREE);
     CHECK(ga_free(h, a + 1) == GA_ENOTOBJECT);
-    CHECK(m->freed == TINY_START(4)); /* refused frees change nothing */
+    CHECK(*m.freed == TINY_START(4)); /* refused frees change nothing */
+    ga_addr e = alloc(h, 1, true); /* no room: a new block; a's dropped */
+    CHECK(e == a + TINY_SIZE);
+    CHECK(*m.freed == (TINY_START(4) | dropped_word(starts)));
+    CHECK(tiny_is_dropped(*m.marks, *m.freed));
+    verify_ok(h);
     verify_ok(h);
     ga_heap_free(h);
 }
 
-/* Sixteen 1-byte objects fill a block; all freed while it is current,
- * the block lives until the P drops it, and the drop frees it. */
+/* Sixteen 1-byte objects fill a block, which leaves no spare offset to
+ * mark the drop with: it is dropped under the lock and marked full.  All
+ * freed while it is current, the block lives until the P drops it, and
+ * the drop frees it; with one object left, that object's free does. */
 static void
 test_drop_frees_an_empty_block(void)
 {
@@ -160,8 +177,9 @@ test_drop_frees_an_empty_block(void)
         a[i] = alloc(h, 1, true);
         CHECK(a[i] == a[0] + (ga_addr)i);
     }
-    const tiny_block *m = block_marks(h, a[0]);
-    CHECK(m != NULL && (m->marks & TINY_OFFSETS) == TINY_OFFSETS);
+    tiny_block m = block_marks(h, a[0]);
+    CHECK(m.marks != NULL && (*m.marks & TINY_OFFSETS) == TINY_OFFSETS);
+    CHECK((*m.marks & TINY_ENDS) == (TINY_ENDS & ~TINY_END(15)));
     for (int i = 0; i < TINY_SIZE; i++) {
         CHECK(ga_free(h, a[i]) == GA_OK);
     }
@@ -170,13 +188,30 @@ test_drop_frees_an_empty_block(void)
     ga_addr b = alloc(h, 1, true); /* no room: a new block, drop a's */
     CHECK(b == a[0] + TINY_SIZE);
     CHECK(slot_state(h, a[0]) == GA_SLOT_FREED);
-    CHECK(m->freed == (TINY_OFFSETS | TINY_DROPPED));
+    CHECK(*m.freed == TINY_OFFSETS && (*m.marks & TINY_FULL_DROPPED));
     for (int i = 0; i < TINY_SIZE; i++) {
         CHECK(ga_free(h, a[i]) == GA_EDOUBLEFREE);
     }
     ga_mem_stats ms;
     ga_read_mem_stats(h, &ms);
     CHECK(ms.heap_objects == 1 && ms.mallocs == 17 && ms.frees == 16);
+    verify_ok(h);
+    /* b's block, full again, dropped with b itself live */
+    ga_addr bb[TINY_SIZE] = {b};
+    for (int i = 1; i < TINY_SIZE; i++) {
+        bb[i] = alloc(h, 1, true);
+    }
+    for (int i = 1; i < TINY_SIZE; i++) {
+        CHECK(ga_free(h, bb[i]) == GA_OK);
+    }
+    alloc(h, 1, true); /* drops bb's block: dropped full, b live */
+    tiny_block mb = block_marks(h, b);
+    CHECK((*mb.marks & TINY_FULL_DROPPED) && *mb.freed == 0xFFFE);
+    CHECK(slot_state(h, b) == GA_SLOT_LIVE);
+    verify_ok(h);
+    CHECK(ga_free(h, b) == GA_OK); /* its last object: frees the block */
+    CHECK(slot_state(h, b) == GA_SLOT_FREED);
+    CHECK(ga_free(h, b) == GA_EDOUBLEFREE);
     verify_ok(h);
     ga_heap_free(h);
 }
@@ -189,11 +224,11 @@ test_free_after_drop_frees_the_block(void)
     ga_heap *h = new_heap(GA_BACKING_VIRTUAL, 1);
     ga_addr a = alloc(h, 12, true);
     ga_addr b = alloc(h, 6, true); /* 6 < 12: b's block replaces a's */
-    const tiny_block *m = block_marks(h, a);
-    CHECK(m != NULL && m->freed == TINY_DROPPED);
-    CHECK(block_marks(h, b)->freed == 0);
+    tiny_block m = block_marks(h, a);
+    CHECK(m.marks != NULL && *m.freed == dropped_word(TINY_START(0)));
+    CHECK(*block_marks(h, b).freed == 0);
     ga_addr c = alloc(h, 12, true); /* 6 + 12 > 16, 12 >= 6: b stays */
-    CHECK(block_marks(h, c)->freed == TINY_DROPPED); /* never current */
+    CHECK(*block_marks(h, c).freed == dropped_word(TINY_START(0)));
     CHECK(ga_free(h, a) == GA_OK);
     CHECK(slot_state(h, a) == GA_SLOT_FREED);
     CHECK(ga_free(h, c) == GA_OK);
@@ -219,7 +254,7 @@ test_slot_reused_by_a_plain_object(void)
     CHECK(ga_free(h, a2) == GA_EDOUBLEFREE);
     ga_addr p = alloc(h, 16, true); /* the lowest free slot: a's */
     CHECK(p == a);
-    CHECK(block_marks(h, p) == NULL);
+    CHECK(block_marks(h, p).marks == NULL);
     CHECK(ga_free(h, a2) == GA_ENOTOBJECT);
     uint64_t size = 0;
     CHECK(ga_object_extent(h, p, &size) == GA_OK && size == 16);
@@ -242,23 +277,28 @@ test_verify_checks_the_marks(void)
     ga_addr o = alloc(h, 16, true);
     (void)b;
     mspan *s = span_of(h, a);
-    tiny_block *m = (tiny_block *)block_marks(h, a);
+    tiny_block m = block_marks(h, a);
     uint64_t oi = (o - mspan_base(s)) / TINY_SIZE;
     verify_ok(h);
 
-    uint32_t saved = m->freed;
-    m->freed |= TINY_START(9); /* no object started at 9 */
+    uint16_t saved = *m.freed;
+    *m.freed |= TINY_START(9); /* no object started at 9 */
     verify_fails(h, "freed marks where no object started");
-    m->freed = saved | TINY_DROPPED; /* current, yet marked dropped */
+    /* current, yet marked dropped */
+    *m.freed = saved | dropped_word(TINY_START(0) | TINY_START(4));
     verify_fails(h, "marked dropped");
-    m->freed = saved;
+    *m.freed = saved;
 
-    saved = m->marks;
-    m->marks |= TINY_START(2); /* overlaps the object at 0 */
+    uint32_t marks = *m.marks;
+    *m.marks |= TINY_START(2); /* overlaps the object at 0 */
     verify_fails(h, "overlaps");
-    m->marks = saved & ~TINY_END(7); /* the object at 4 has no end */
+    *m.marks = marks & ~TINY_END(3); /* the object at 0 runs into 4's */
     verify_fails(h, "overlaps another or has no end");
-    m->marks = saved;
+    *m.marks = marks | TINY_END(12); /* an end no object has */
+    verify_fails(h, "end marks");
+    *m.marks = marks | TINY_FULL_DROPPED; /* full, yet it has room */
+    verify_fails(h, "has room");
+    *m.marks = marks;
     verify_ok(h);
 
     s->req_sizes[oi] = 0; /* a live slot with size 0 is a block... */
