@@ -219,7 +219,7 @@ typedef struct ga_heap_info {
      * requested sizes, with the alloc bitmap (Go's part of it, charged
      * to gc_sys as Go's gcBits) in the same block ... */
     uint64_t span_meta_bytes;
-    /* ... and the tiny class's block marks, 8 bytes per slot of each
+    /* ... and the tiny class's block marks, 6 bytes per slot of each
      * span that has served a tiny block */
     uint64_t tiny_meta_bytes;
 } ga_heap_info;
