@@ -262,7 +262,7 @@ check_small_span(check_ctx *c, mspan *s)
         return failf(c, "span 0x%" PRIx64 " of class %d has tiny marks",
                      mspan_base(s), s->spanclass);
     }
-    c->span_meta += mspan_bits_bytes(s->nelems);
+    c->span_meta += mspan_bits_bytes(s->spanclass, s->nelems);
     if (s->tiny_marks != NULL) {
         c->tiny_meta += s->nelems * TINY_TABLE_BYTES_PER_SLOT;
     }
@@ -275,7 +275,7 @@ check_small_span(check_ctx *c, mspan *s)
             }
             continue;
         }
-        uint64_t req = s->req_sizes[i];
+        uint64_t req = mspan_req_load(s, i);
         if (live && (req == 0 || req > s->elemsize)) {
             return failf(c, "span 0x%" PRIx64 " slot %" PRIu64
                             ": requested size %" PRIu64 " of a %" PRIu64

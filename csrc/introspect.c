@@ -367,7 +367,8 @@ collect_live(void *arg, mspan *s)
         ga_addr slot = mspan_slot_addr(s, i);
         tiny_block b = tiny_block_of(s, i);
         if (b.marks == NULL) {
-            push_live(l, slot, s->elemsize, s->req_sizes[i], s->spanclass);
+            push_live(l, slot, s->elemsize, mspan_req_load(s, i),
+                      s->spanclass);
             continue;
         }
         uint32_t live = tiny_live(b);
@@ -470,7 +471,8 @@ digest_span(void *arg, mspan *s)
         mix_bytes(d, s->alloc_bits, nbytes);
         mix_bytes(d, s->freed_bits, nbytes);
         mix_bytes(d, s->used_bits, nbytes);
-        mix_bytes(d, s->req_sizes, (size_t)s->nelems * 2);
+        mix_bytes(d, s->req_sizes,
+                  (size_t)mspan_req_len(s->spanclass, s->nelems) * 2);
         mix(d, s->tiny_marks != NULL);
         if (s->tiny_marks != NULL) {
             mix_bytes(d, s->tiny_marks,

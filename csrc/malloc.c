@@ -386,15 +386,19 @@ large_alloc(mheap *h, uint64_t size, bool noscan, ga_addr *out)
     return GA_OK;
 }
 
-/* small_slot_rare finishes what small_slot_done leaves to it: dirty
- * memory is zeroed (needzero).  Out of line, so that the fast path saves
- * no registers. */
+/* small_slot_rare finishes what small_slot_done leaves to it: a slot of
+ * a span with tiny marks forgets the tiny block it may have been, and
+ * dirty memory is zeroed (needzero).  Out of line, so that the fast path
+ * saves no registers. */
 static GA_NOINLINE ga_addr
 small_slot_rare(mheap *h, mspan *s, uint64_t i, uint64_t size)
 {
     ga_addr v = mspan_slot_addr(s, i);
     mspan_req_store(s, i, size);
-    if (h->zero_memory) {
+    if (s->tiny_marks != NULL) {
+        tiny_slot_clear(s, i);
+    }
+    if (s->needzero && h->zero_memory) {
         memset((void *)(uintptr_t)v, 0, (size_t)s->elemsize);
     }
     return v;
@@ -407,7 +411,7 @@ static inline ga_addr
 small_slot_done(mheap *h, mcache *c, mspan *s, uint64_t i, uint64_t size)
 {
     c->local_requested += size;
-    if (GA_LIKELY(!s->needzero)) {
+    if (GA_LIKELY(!s->needzero && s->tiny_marks == NULL)) {
         mspan_req_store(s, i, size);
         return mspan_slot_addr(s, i);
     }
@@ -730,14 +734,16 @@ ga_free_p(ga_heap *h, int p, ga_addr addr)
         return GA_OK;
     }
     /* The fast path: a live object at a slot start of a small span that
-     * the caller's P caches (not a tiny block: requested size 0). */
+     * the caller's P caches (not a tiny block: no marks). */
     mcache *c;
     mspan *s = cached_span_of(h, p, addr, &c);
     if (GA_LIKELY(s != NULL)) {
         uint64_t i = mspan_obj_index(s, addr);
-        uint64_t req = s->req_sizes[i];
-        if (mspan_slot_addr(s, i) == addr && req != 0 &&
+        const uint32_t *t = s->tiny_marks;
+        if (mspan_slot_addr(s, i) == addr &&
+            (t == NULL || __atomic_load_n(&t[i], __ATOMIC_RELAXED) == 0) &&
             mspan_is_allocated(s, i)) {
+            uint64_t req = mspan_req_load(s, i);
             /* The slot waits in freed_bits for the span's next sweep; a
              * free on another thread may set a bit of the same word, and
              * a bit already set is a double free. */

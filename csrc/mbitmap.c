@@ -37,7 +37,7 @@ uint8_t *
 mspan_make_bits(mheap *h, const mspan *s)
 {
     uint64_t nelems = span_nelems(s);
-    size_t size = mspan_bits_bytes(nelems);
+    size_t size = mspan_bits_bytes(s->spanclass, nelems);
     uint8_t *bits = calloc(1, size);
     if (bits == NULL) {
         return NULL;
@@ -63,13 +63,19 @@ mspan_init_bits(mspan *s, uint8_t *bits)
     s->freed_bits = bits + nbytes;
     s->used_bits = bits + 2 * nbytes;
     s->req_sizes = (uint16_t *)(void *)(bits + 3 * nbytes); /* 8-aligned */
+    bool one_size = mspan_req_len(s->spanclass, nelems) != nelems;
+    s->req_mask = one_size ? 0 : 0xFFFF;
+    if (one_size) {
+        s->req_sizes[0] = TINY_SIZE; /* noscan 16 bytes: asked for 16 */
+    }
 }
 
 void
 mspan_free_bits(mheap *h, mspan *s)
 {
     tiny_table_free(h, s);
-    __atomic_fetch_sub(&h->span_meta_bytes, mspan_bits_bytes(s->nelems),
+    __atomic_fetch_sub(&h->span_meta_bytes,
+                       mspan_bits_bytes(s->spanclass, s->nelems),
                        __ATOMIC_RELAXED);
     free(s->alloc_bits);
     s->alloc_bits = NULL;

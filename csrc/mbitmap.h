@@ -35,15 +35,23 @@ gc_bits_bytes(uint64_t nelems)
     return (nelems + 63) / 64 * 8;
 }
 
-/* mspan_bits_bytes: the block of one span of n slots: its bitmaps
- * (alloc, freed, used) and its requested sizes (16 bits per slot; the
- * tiny class's block marks are apart, made when a span serves its first
- * tiny block: tiny.c). */
+/* mspan_req_len: the requested sizes a span of class spc keeps: one per
+ * slot, but one for the tiny class, whose 16-byte objects all asked for
+ * 16 bytes (its tiny blocks keep theirs in the tiny marks, tiny.c); four
+ * there, to keep the block's size a multiple of 8. */
+static inline uint64_t
+mspan_req_len(span_class spc, uint64_t nelems)
+{
+    return spc == make_span_class(TINY_SIZE_CLASS, true) ? 4 : nelems;
+}
+
+/* mspan_bits_bytes: the block of one span of class spc and n slots: its
+ * bitmaps (alloc, freed, used) and its requested sizes (16 bits each). */
 static inline size_t
-mspan_bits_bytes(uint64_t nelems)
+mspan_bits_bytes(span_class spc, uint64_t nelems)
 {
     return (size_t)(3 * gc_bits_bytes(nelems)) +
-           (size_t)nelems * sizeof(uint16_t);
+           (size_t)mspan_req_len(spc, nelems) * sizeof(uint16_t);
 }
 
 static inline unsigned

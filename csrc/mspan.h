@@ -74,7 +74,7 @@ typedef struct mspan {
                            * live set (gcmarkBits' role) is "allocated
                            * and not freed" */
     uint16_t *req_sizes;  /* goalloc: requested size of each slot's object,
-                           * for internal waste; 0 for a tiny block */
+                           * for internal waste (index & req_mask) */
     uint32_t *tiny_marks; /* goalloc, tiny span class: the marks of each
                            * 16-byte block (tiny.h), made when the span
                            * serves its first tiny block, else NULL
@@ -95,6 +95,11 @@ typedef struct mspan {
     uint8_t div_shift;
     uint8_t div_shift2;
     bool scavenged; /* free span whose pages were released to the OS */
+    uint16_t req_mask; /* goalloc: slot i's requested size is at
+                        * req_sizes[i & req_mask]: all ones, but 0 for the
+                        * tiny class, whose 16-byte objects were all asked
+                        * for 16 bytes (one entry; tiny blocks keep theirs
+                        * in the tiny marks) */
     /* the list the span is on (read by every free of an uncached span,
      * so in the second line; see mspan_list_of) */
     struct mspan_list *list;
@@ -132,18 +137,18 @@ mspan_base(const mspan *s)
 }
 
 /* Requested sizes are written by the P that hands a slot out and read
- * by frees on other threads, which tell a tiny block (0) from a 16-byte
- * object by them: relaxed atomics (plain moves). */
+ * by frees on other threads: relaxed atomics (plain moves). */
 static inline void
 mspan_req_store(mspan *s, uint64_t i, uint64_t size)
 {
-    __atomic_store_n(&s->req_sizes[i], (uint16_t)size, __ATOMIC_RELAXED);
+    __atomic_store_n(&s->req_sizes[i & s->req_mask], (uint16_t)size,
+                     __ATOMIC_RELAXED);
 }
 
 static inline uint64_t
 mspan_req_load(const mspan *s, uint64_t i)
 {
-    return __atomic_load_n(&s->req_sizes[i], __ATOMIC_RELAXED);
+    return __atomic_load_n(&s->req_sizes[i & s->req_mask], __ATOMIC_RELAXED);
 }
 
 /* mspan_slot_addr: the address of slot i. */

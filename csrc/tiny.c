@@ -158,11 +158,6 @@ take_block(mheap *h, mcache *c, mspan *s, uint32_t *t, uint64_t slot,
            uint64_t size, tiny_dropped *d)
 {
     ga_addr v = mspan_slot_addr(s, slot);
-    if (mspan_req_load(s, slot) != 0) {
-        /* a tiny block, not a 16-byte object (calloc'd sizes are 0
-         * already: their page need not be written) */
-        mspan_req_store(s, slot, 0);
-    }
     c->local_requested += size;
     /* The old block is dropped before the new one is zeroed: the drop's
      * atomic waits for every store before it, and the zeroing store may

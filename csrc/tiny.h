@@ -13,8 +13,8 @@
  * Differs from Go: explicit free of tiny objects (decisions §4).  The
  *          marks cost 6 bytes per slot of a span that has served a tiny
  *          block (a table made when it serves its first one; none for
- *          spans of 16-byte objects only), and a block's slot records
- *          requested size 0, which tells it from a 16-byte object.
+ *          spans of 16-byte objects only); a slot whose marks are not 0
+ *          is a tiny block (a 16-byte object clears them).
  * Locking: the owning P packs into its block with no lock and no atomic
  *          read-modify-write (it alone writes a block's marks); frees
  *          take the tiny class's mcentral lock and set their bit of the
@@ -118,15 +118,26 @@ tiny_block_at(const mspan *s, uint32_t *t, uint64_t i)
 }
 
 /* tiny_block_of: the marks of slot i of s if its last use was a tiny
- * block (requested size 0 in a span with a table); .marks NULL if not. */
+ * block (its marks are not 0: offset 0 always starts an object, and a
+ * 16-byte object clears them); .marks NULL if not. */
 static inline tiny_block
 tiny_block_of(const mspan *s, uint64_t i)
 {
     uint32_t *t = tiny_table_of(s);
-    if (t == NULL || mspan_req_load(s, i) != 0) {
+    if (t == NULL || __atomic_load_n(&t[i], __ATOMIC_RELAXED) == 0) {
         return (tiny_block){NULL, NULL};
     }
     return tiny_block_at(s, t, i);
+}
+
+/* tiny_slot_clear: slot i of s becomes a 16-byte object: it forgets the
+ * marks of the tiny block it may have been.  The caching P's own span. */
+static inline void
+tiny_slot_clear(mspan *s, uint64_t i)
+{
+    tiny_block b = tiny_block_at(s, s->tiny_marks, i);
+    __atomic_store_n(b.marks, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(b.freed, 0, __ATOMIC_RELAXED);
 }
 
 static inline uint32_t

@@ -465,15 +465,18 @@ def test_freed_block_slot_states(heap):
 # ---- the marks' memory ------------------------------------------------------
 
 SLOTS = 8192 // TINY                          # 16-byte slots per span
-SPAN_BLOCK = 3 * SLOTS // 8 + 2 * SLOTS       # 3 bitmaps + requested sizes
+SPAN_BLOCK = 3 * SLOTS // 8 + 8               # 3 bitmaps + one requested
+                                              # size (all are 16), padded
 TINY_MARKS = 6 * SLOTS                        # 6 bytes per slot
 
 
 def test_sixteen_byte_noscan_spans_have_no_tiny_marks(heap):
-    """goalloc's own metadata per 16-byte noscan slot is what any small
-    class costs (3 bits and a 16-bit requested size: 2.375 bytes) until
-    the span serves a tiny block; then 6 bytes more per slot, for that
-    span only.  The marks go with the span."""
+    """goalloc's own metadata per 16-byte noscan slot: 3 bits (alloc,
+    freed, used) and one requested size for the whole span (each of its
+    objects asked for 16 bytes): 0.39 bytes, until the span serves a tiny
+    block; then 6 bytes more per slot, for that span only.  A class with
+    pointers keeps a 16-bit size per slot: 2.375 bytes.  The marks go
+    with the span."""
     h = heap
     assert (h.info().span_meta_bytes, h.info().tiny_meta_bytes) == (0, 0)
     plain = [h.alloc(16, noscan=True) for _ in range(SLOTS + 1)]
@@ -481,13 +484,17 @@ def test_sixteen_byte_noscan_spans_have_no_tiny_marks(heap):
     assert len(spans) == 2
     i = h.info()
     assert i.span_meta_bytes == 2 * SPAN_BLOCK
-    assert i.span_meta_bytes / (2 * SLOTS) == 2.375
+    assert i.span_meta_bytes / (2 * SLOTS) == 0.390625
     assert i.tiny_meta_bytes == 0
+    scan = h.alloc(16)                        # class 4: sizes 9..16 asked
+    assert h.info().span_meta_bytes - i.span_meta_bytes == (
+        3 * SLOTS // 8 + 2 * SLOTS)           # 2.375 bytes per slot
+    h.free(scan)
     t = h.alloc(5, noscan=True)               # the cached span serves it
     assert h.span_of(t).base == h.span_of(plain[-1]).base
     i = h.info()
     assert i.tiny_meta_bytes == TINY_MARKS    # one table, one span
-    assert (SPAN_BLOCK + TINY_MARKS) / SLOTS == 8.375    # that span's
+    assert (SPAN_BLOCK + TINY_MARKS) / SLOTS == 6.390625  # that span's
     h.verify()
     for a in plain + [t]:
         h.free(a)

@@ -98,8 +98,11 @@ test_marks_on_demand(ga_backing backing)
     }
     ga_heap_info in;
     ga_heap_info_get(h, &in);
-    uint64_t span_block = mspan_bits_bytes(SLOTS); /* 3 bitmaps + sizes */
-    CHECK_MSG(span_block == 3 * 64 + 2 * SLOTS, "%zu", (size_t)span_block);
+    /* 3 bitmaps and one requested size (all asked for 16), padded to 8 */
+    uint64_t span_block = mspan_bits_bytes(TINY_SPAN_CLASS, SLOTS);
+    CHECK_MSG(span_block == 3 * 64 + 8, "%zu", (size_t)span_block);
+    CHECK(mspan_bits_bytes(make_span_class(2, false), SLOTS) ==
+          3 * 64 + 2 * SLOTS); /* 16-byte objects with pointers */
     CHECK(in.span_meta_bytes == 2 * span_block);
     CHECK_MSG(in.tiny_meta_bytes == 0, "%" PRIu64, in.tiny_meta_bytes);
     CHECK(span_of(h, plain[0])->tiny_marks == NULL);
@@ -301,11 +304,13 @@ test_verify_checks_the_marks(void)
     *m.marks = marks;
     verify_ok(h);
 
-    s->req_sizes[oi] = 0; /* a live slot with size 0 is a block... */
+    tiny_block ob = tiny_block_at(s, s->tiny_marks, oi);
+    *ob.marks = TINY_START(4); /* a live slot with marks is a block... */
     verify_fails(h, "has no object at offset 0");
-    s->req_sizes[oi] = 17; /* ... and a 16-byte slot cannot hold 17 */
+    *ob.marks = 0;
+    s->req_sizes[0] = 17; /* ... and a 16-byte slot cannot hold 17 */
     verify_fails(h, "requested size 17");
-    s->req_sizes[oi] = 16;
+    s->req_sizes[0] = 16;
 
     h->tiny_meta_bytes += 8;
     verify_fails(h, "tiny_meta_bytes");
