@@ -692,7 +692,9 @@ owner_cache(mheap *h, int p, const mspan *s)
     return cached ? h->caches[0] : NULL;
 }
 
-/* cached_span_of: the small span holding addr between its base and limit, if the caller may free into it without a
+/* cached_span_of: the small span holding addr between its base and limit
+ * (not one with tiny blocks: those are freed under the tiny class's
+ * mcentral lock, tiny.h), if the caller may free into it without a
  * lock (owner_cache), with that mcache in *cp; else NULL.  A P's run of
  * frees into one span is answered by its free hint, without spanOf.
  * spanOf needs no lock: arena entries are published atomically. */
@@ -709,7 +711,8 @@ cached_span_of(mheap *h, int p, ga_addr addr, mcache **cp)
     }
     mspan *s = span_of(h, addr);
     mcache *c = s != NULL && p != GA_NO_P ? owner_cache(h, p, s) : NULL;
-    if (c == NULL || addr < mspan_base(s) || addr >= s->limit) {
+    if (c == NULL || s->tiny_marks != NULL || addr < mspan_base(s) ||
+        addr >= s->limit) {
         return NULL;
     }
     if (p >= 0) {
@@ -734,16 +737,12 @@ ga_free_p(ga_heap *h, int p, ga_addr addr)
         return GA_OK;
     }
     /* The fast path: a live object at a slot start of a small span that
-     * the caller's P caches (not a tiny block: no marks). */
+     * the caller's P caches (and that has no tiny blocks). */
     mcache *c;
     mspan *s = cached_span_of(h, p, addr, &c);
     if (GA_LIKELY(s != NULL)) {
         uint64_t i = mspan_obj_index(s, addr);
-        const uint32_t *t = s->tiny_marks;
-        if (mspan_slot_addr(s, i) == addr &&
-            (t == NULL || __atomic_load_n(&t[i], __ATOMIC_RELAXED) == 0) &&
-            mspan_is_allocated(s, i)) {
-            uint64_t req = mspan_req_load(s, i);
+        if (mspan_slot_addr(s, i) == addr && mspan_is_allocated(s, i)) {
             /* The slot waits in freed_bits for the span's next sweep; a
              * free on another thread may set a bit of the same word, and
              * a bit already set is a double free. */
@@ -752,7 +751,9 @@ ga_free_p(ga_heap *h, int p, ga_addr addr)
             }
             s->alloc_count--;
             c->local_nsmallfree[s->spanclass]++;
-            c->local_requested_freed[s->spanclass] += req;
+            /* this P wrote it: a plain load, after the locked instruction */
+            c->local_requested_freed[s->spanclass] +=
+                s->req_sizes[i & s->req_mask];
             return GA_OK;
         }
     }

@@ -35,10 +35,10 @@ typedef struct mcache {
 
     /* goalloc: the span of this P's last lock-free free, and its slots'
      * range, so that frees into one span skip spanOf.  While the range
-     * is not empty the span is one that this mcache caches (of the tiny
-     * class too: its tiny blocks, requested size 0, take the slow path):
-     * mcache_forget_hint empties it before the span leaves.  Only the
-     * P's own thread reads or writes it. */
+     * is not empty the span is one that this mcache caches and that has
+     * no tiny blocks: mcache_forget_hint empties it before the span
+     * leaves or gets tiny marks.  Only the P's own thread reads or writes
+     * it. */
     struct {
         mspan *span;
         ga_addr base;

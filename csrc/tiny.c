@@ -38,16 +38,18 @@ table_bytes(const mspan *s)
 }
 
 /* tiny_table_make: s's table of block marks, made the first time s
- * serves a tiny block.  Only the P caching s takes blocks from it, so
+ * serves a tiny block.  Only the P caching s (c) takes blocks from it, so
  * only that P makes the table; frees on other threads read the pointer
- * (acquire) once a block of s was handed out. */
+ * (acquire) once a block of s was handed out.  The P's free hint may name
+ * s, which from now on is no span for the lock-free free: it forgets. */
 static uint32_t *
-tiny_table_make(mheap *h, mspan *s)
+tiny_table_make(mheap *h, mcache *c, mspan *s)
 {
     uint32_t *t = s->tiny_marks;
     if (GA_LIKELY(t != NULL)) {
         return t;
     }
+    mcache_forget_hint(c, s);
     t = calloc(1, table_bytes(s));
     if (t == NULL) {
         ga_throw(h, "runtime: cannot allocate memory");
@@ -202,7 +204,7 @@ tiny_alloc(mheap *h, mcache *c, uint64_t size)
     if (v == 0) {
         return 0;
     }
-    uint32_t *t = tiny_table_make(h, s);
+    uint32_t *t = tiny_table_make(h, c, s);
     tiny_dropped d = {NULL, 0};
     v = take_block(h, c, s, t, slot_of(s, v), size, &d);
     if (d.span != NULL) {

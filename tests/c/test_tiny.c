@@ -269,6 +269,31 @@ test_slot_reused_by_a_plain_object(void)
     ga_heap_free(h);
 }
 
+/* P 0's lock-free free into its own spans remembers the span of its
+ * last free (the free hint).  A span of 16-byte objects that then serves
+ * a tiny block must leave the hint: a free at a block's first byte is a
+ * tiny object's, not the slot's. */
+static void
+test_free_hint_forgets_a_span_with_tiny_blocks(void)
+{
+    ga_heap *h = new_heap(GA_BACKING_VIRTUAL, 1);
+    ga_addr keep = alloc(h, 16, true);
+    ga_addr p = alloc(h, 16, true);
+    CHECK(ga_free_p(h, 0, p) == GA_OK); /* lock-free: the hint is set */
+    ga_addr a = alloc(h, 4, true);      /* the same span's first block */
+    ga_addr b = alloc(h, 4, true);
+    CHECK(span_of(h, a) == span_of(h, keep) && b == a + 4);
+    CHECK(ga_free_p(h, 0, a) == GA_OK); /* a's, not the block's */
+    CHECK(slot_state(h, a) == GA_SLOT_LIVE);
+    tiny_block m = block_marks(h, a);
+    CHECK(m.marks != NULL && tiny_live(m) == TINY_START(4));
+    CHECK(ga_free_p(h, 0, a) == GA_EDOUBLEFREE);
+    CHECK(ga_free_p(h, 0, b) == GA_OK);
+    CHECK(ga_free_p(h, 0, keep) == GA_OK);
+    verify_ok(h);
+    ga_heap_free(h);
+}
+
 /* verify checks the marks, the drop flag, the requested sizes that tell
  * blocks from objects and the metadata counters. */
 static void
@@ -331,6 +356,7 @@ main(void)
     test_drop_frees_an_empty_block();
     test_free_after_drop_frees_the_block();
     test_slot_reused_by_a_plain_object();
+    test_free_hint_forgets_a_span_with_tiny_blocks();
     test_verify_checks_the_marks();
     return check_summary("tiny") != 0;
 }
