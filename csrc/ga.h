@@ -60,12 +60,14 @@ typedef enum ga_release {
 #define GA_LIKELY(x) __builtin_expect(!!(x), 1)
 #define GA_UNLIKELY(x) __builtin_expect(!!(x), 0)
 #define GA_NOINLINE __attribute__((noinline))
+#define GA_ALWAYS_INLINE inline __attribute__((always_inline))
 #define GA_NORETURN __attribute__((noreturn))
 #define GA_UNUSED __attribute__((unused))
 #else
 #define GA_LIKELY(x) (x)
 #define GA_UNLIKELY(x) (x)
 #define GA_NOINLINE
+#define GA_ALWAYS_INLINE inline
 #define GA_NORETURN
 #define GA_UNUSED
 #endif

@@ -252,6 +252,14 @@ typedef struct ga_heap_info {
      * either backing, and its limit (0: none) */
     uint64_t metadata_bytes;
     uint64_t metadata_limit;
+    /* goalloc's own metadata, which no MemStats field counts (Go has
+     * none of it): per small span, the freed and used bitmaps and the
+     * requested sizes, with the alloc bitmap (Go's part of it, charged
+     * to gc_sys as Go's gcBits) in the same block ... */
+    uint64_t span_meta_bytes;
+    /* ... and the tiny class's block marks, 6 bytes per slot of each
+     * span that has served a tiny block */
+    uint64_t tiny_meta_bytes;
 } ga_heap_info;
 
 void ga_heap_info_get(ga_heap *h, ga_heap_info *out);

@@ -213,6 +213,8 @@ ga_heap_info_get(ga_heap *h, ga_heap_info *out)
     out->cur_arena_end = h->cur_arena.end;
     out->metadata_bytes = h->meta_bytes;
     out->metadata_limit = h->meta_limit;
+    out->span_meta_bytes = h->span_meta_bytes;
+    out->tiny_meta_bytes = h->tiny_meta_bytes;
     mheap_unlock(h);
 }
 
@@ -293,10 +295,8 @@ ga_span_objects(ga_heap *h, ga_addr base, uint8_t *out, uint16_t *out_marks,
                      : mspan_is_allocated(s, i)     ? GA_SLOT_LIVE
                                                     : GA_SLOT_FREE;
             if (out_marks != NULL) {
-                out_marks[i] = s->tiny_marks != NULL
-                                   ? (uint16_t)(s->tiny_marks[i] &
-                                                TINY_LIVE_MASK)
-                                   : 0;
+                tiny_block b = tiny_block_of(s, i);
+                out_marks[i] = b.marks != NULL ? (uint16_t)tiny_live(b) : 0;
             }
         }
     }
@@ -329,11 +329,12 @@ ga_object_extent(ga_heap *h, ga_addr addr, uint64_t *size)
             uint64_t i = mspan_obj_index(s, addr);
             uint64_t off = addr - mspan_slot_addr(s, i);
             bool live = mspan_is_allocated(s, i) && !bit_get(s->freed_bits, i);
-            if (live && s->tiny_marks != NULL) {
-                if (s->tiny_marks[i] & TINY_MARK_LIVE(off)) {
+            tiny_block b = tiny_block_of(s, i);
+            if (live && b.marks != NULL) {
+                if (tiny_live(b) & TINY_START(off)) {
                     /* exactly what was asked: the bytes after it may be
                      * handed out to the next tiny object */
-                    *size = s->tiny_sizes[i * TINY_SIZE + off];
+                    *size = tiny_size_at(tiny_marks_load(b), off);
                     st = GA_OK;
                 }
             }
@@ -382,14 +383,16 @@ collect_live(void *arg, mspan *s)
             continue;
         }
         ga_addr slot = mspan_slot_addr(s, i);
-        if (s->tiny_marks == NULL) {
-            push_live(l, slot, s->elemsize, s->req_sizes[i], s->spanclass);
+        tiny_block b = tiny_block_of(s, i);
+        if (b.marks == NULL) {
+            push_live(l, slot, s->elemsize, mspan_req_load(s, i),
+                      s->spanclass);
             continue;
         }
-        uint32_t m = s->tiny_marks[i];
+        uint32_t live = tiny_live(b);
         for (unsigned off = 0; off < TINY_SIZE; off++) {
-            if (m & TINY_MARK_LIVE(off)) {
-                uint64_t req = s->tiny_sizes[i * TINY_SIZE + off];
+            if (live & TINY_START(off)) {
+                uint64_t req = tiny_size_at(tiny_marks_load(b), off);
                 push_live(l, slot + off, req, req, s->spanclass);
             }
         }
@@ -502,12 +505,12 @@ digest_span(void *arg, mspan *s)
         mix_bytes(d, s->alloc_bits, nbytes);
         mix_bytes(d, s->freed_bits, nbytes);
         mix_bytes(d, s->used_bits, nbytes);
+        mix_bytes(d, s->req_sizes,
+                  (size_t)mspan_req_len(s->spanclass, s->nelems) * 2);
+        mix(d, s->tiny_marks != NULL);
         if (s->tiny_marks != NULL) {
-            mix_bytes(d, s->tiny_marks, (size_t)s->nelems * 4);
-            mix_bytes(d, s->tiny_sizes, (size_t)s->nelems * TINY_SIZE);
-        }
-        else {
-            mix_bytes(d, s->req_sizes, (size_t)s->nelems * 2);
+            mix_bytes(d, s->tiny_marks,
+                      (size_t)s->nelems * TINY_TABLE_BYTES_PER_SLOT);
         }
     }
     return true;

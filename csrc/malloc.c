@@ -29,8 +29,9 @@
  *                asks the mcentral for a span with free slots, and the
  *                mcentral asks the mheap for a fresh one.
  *   large        > 32 KiB: a span of its own straight from the mheap.
- * Only the small fast path runs outside a protected call: it cannot
- * throw, and setjmp would cost as much as the allocation itself.
+ * Only the fast paths (a small slot from the allocCache, a tiny object
+ * packed into the current block) run outside a protected call: they
+ * cannot throw, and setjmp would cost as much as the allocation itself.
  * The mheap takes the lowest-addressed free span that is big enough
  * (first fit), carves its low end, and when nothing fits grows.  Address
  * space comes in whole arenas at the hints: a hint whose reservation
@@ -381,9 +382,8 @@ ga_heap_new(const ga_options *o, ga_status *status, char *err,
 static bool
 free_span_bits(void *arg, mspan *s)
 {
-    (void)arg;
     if (s->state == MSPAN_IN_USE && s->alloc_bits != NULL) {
-        mspan_free_bits(s);
+        mspan_free_bits(arg, s);
     }
     return true;
 }
@@ -395,7 +395,7 @@ ga_heap_free(ga_heap *h)
         return;
     }
     if (h->arenas != NULL) {
-        ga_walk_spans(h, free_span_bits, NULL);
+        ga_walk_spans(h, free_span_bits, h);
     }
     mem_destroy(&h->mem);
     arena_release(h);
@@ -447,18 +447,17 @@ large_alloc(mheap *h, uint64_t size, bool noscan, ga_addr *out)
     return GA_OK;
 }
 
-/* small_slot_rare finishes what small_slot_done leaves to it: a 16-byte
- * noscan slot is a one-object tiny block, and dirty memory is zeroed
- * (needzero).  Out of line, so that the fast path saves no registers. */
+/* small_slot_rare finishes what small_slot_done leaves to it: a slot of
+ * a span with tiny marks forgets the tiny block it may have been, and
+ * dirty memory is zeroed (needzero).  Out of line, so that the fast path
+ * saves no registers. */
 static GA_NOINLINE ga_addr
 small_slot_rare(mheap *h, mspan *s, uint64_t i, uint64_t size)
 {
     ga_addr v = mspan_slot_addr(s, i);
+    mspan_req_store(s, i, size);
     if (s->tiny_marks != NULL) {
-        tiny_mark_new_block(s, v, size);
-    }
-    else {
-        s->req_sizes[i] = (uint16_t)size;
+        tiny_slot_clear(s, i);
     }
     if (s->needzero && h->zero_memory) {
         memset((void *)(uintptr_t)v, 0, (size_t)s->elemsize);
@@ -473,16 +472,23 @@ static inline ga_addr
 small_slot_done(mheap *h, mcache *c, mspan *s, uint64_t i, uint64_t size)
 {
     c->local_requested += size;
-    if (GA_LIKELY(s->tiny_marks == NULL && !s->needzero)) {
-        s->req_sizes[i] = (uint16_t)size;
+    if (GA_LIKELY(!s->needzero && s->tiny_marks == NULL)) {
+        mspan_req_store(s, i, size);
         return mspan_slot_addr(s, i);
     }
     return small_slot_rare(h, s, i, size);
 }
 
-/* malloc_slow runs every path that may refill, grow or throw, inside a
- * protected call. */
-static GA_NOINLINE ga_status
+GA_NOINLINE ga_status
+free_dropped_protected(mheap *h, const tiny_dropped *d)
+{
+    GA_PROTECT(h);
+    tiny_free_dropped(h, d);
+    GA_UNPROTECT(h);
+    return GA_OK;
+}
+
+GA_NOINLINE ga_status
 malloc_slow(mheap *h, mcache *c, uint64_t size, bool noscan, ga_addr *out)
 {
     if (size > h->plat.max_alloc) {
@@ -524,16 +530,27 @@ ga_malloc(ga_heap *h, int p, uint64_t size, bool noscan, ga_addr *out)
         return GA_EINVAL;
     }
     mcache *c = h->caches[p];
-    if (GA_LIKELY(size - 1 < MAX_SMALL_SIZE) &&
-        (size >= TINY_SIZE || !noscan)) {
-        /* The fast path: no lock, no protected call, one ctz.  (A small
-         * size is below every platform's maxAlloc.) */
-        mspan *s = c->alloc[make_span_class(size_to_class((size_t)size),
-                                            noscan)];
-        uint64_t i = next_free_fast(s);
-        if (GA_LIKELY(i != NO_SLOT)) {
-            *out = small_slot_done(h, c, s, i, size);
-            return GA_OK;
+    /* The fast paths: no lock, no protected call.  (A small size is
+     * below every platform's maxAlloc.) */
+    if (GA_LIKELY(size - 1 < MAX_SMALL_SIZE)) {
+        if (GA_LIKELY(size >= TINY_SIZE || !noscan)) {
+            /* one ctz on the class's allocCache */
+            mspan *s = c->alloc[make_span_class(size_to_class((size_t)size),
+                                                noscan)];
+            uint64_t i = next_free_fast(s);
+            if (GA_LIKELY(i != NO_SLOT)) {
+                *out = small_slot_done(h, c, s, i, size);
+                return GA_OK;
+            }
+        }
+        else {
+            /* packed into the P's current tiny block, if it has room */
+            ga_addr v = tiny_alloc_fast(c, size);
+            if (GA_LIKELY(v != 0)) {
+                *out = v;
+                return GA_OK;
+            }
+            return tiny_new_block(h, c, size, out);
         }
     }
     return malloc_slow(h, c, size, noscan, out);
@@ -605,16 +622,16 @@ large_free_locked(mheap *h, mspan *s)
     arena_set_page_freed(h, base);
 }
 
-/* dead_slot_status: freeing slot i at offset off, which is not live. */
+/* dead_slot_status: freeing slot i at offset off, which is not live.
+ * Inside a block that was a tiny block, an offset where a tiny object
+ * started is a double free. */
 static ga_status
 dead_slot_status(const mspan *s, uint64_t i, uint64_t off)
 {
-    if (s->tiny_marks != NULL && off != 0) {
-        uint32_t m = __atomic_load_n(&s->tiny_marks[i], __ATOMIC_RELAXED);
-        return (m & TINY_MARK_USED(off)) ? GA_EDOUBLEFREE : GA_ENOTOBJECT;
-    }
     if (off != 0) {
-        return GA_ENOTOBJECT;
+        tiny_block b = tiny_block_of(s, i);
+        bool started = b.marks != NULL && tiny_started(b, off);
+        return started ? GA_EDOUBLEFREE : GA_ENOTOBJECT;
     }
     bool was_used = bit_get_atomic(s->freed_bits, i) || bit_get(s->used_bits, i);
     return was_used ? GA_EDOUBLEFREE : GA_ENOTOBJECT;
@@ -633,13 +650,14 @@ small_free_central_locked(mheap *h, mcentral *c, mspan *s, ga_addr addr,
     if (!live) {
         return dead_slot_status(s, i, off);
     }
-    if (s->tiny_marks != NULL) {
-        return tiny_free_locked(h, s, i, off, to_heap);
+    tiny_block b = tiny_block_of(s, i);
+    if (b.marks != NULL) {
+        return tiny_free_locked(h, s, i, off, b, to_heap);
     }
     if (off != 0) {
         return GA_ENOTOBJECT;
     }
-    return mcentral_free_slot_locked(h, c, s, i, s->req_sizes[i], to_heap)
+    return mcentral_free_slot_locked(h, c, s, i, mspan_req_load(s, i), to_heap)
                ? GA_OK
                : GA_EDOUBLEFREE;
 }
@@ -736,8 +754,9 @@ owner_cache(mheap *h, int p, const mspan *s)
     return cached ? h->caches[0] : NULL;
 }
 
-/* cached_span_of: the small span (not the tiny class) holding addr
- * between its base and limit, if the caller may free into it without a
+/* cached_span_of: the small span holding addr between its base and limit
+ * (not one with tiny blocks: those are freed under the tiny class's
+ * mcentral lock, tiny.h), if the caller may free into it without a
  * lock (owner_cache), with that mcache in *cp; else NULL.  A P's run of
  * frees into one span is answered by its free hint, without spanOf.
  * spanOf needs no lock: arena entries are published atomically. */
@@ -780,7 +799,7 @@ ga_free_p(ga_heap *h, int p, ga_addr addr)
         return GA_OK;
     }
     /* The fast path: a live object at a slot start of a small span that
-     * the caller's P caches (not the tiny class). */
+     * the caller's P caches (and that has no tiny blocks). */
     mcache *c;
     mspan *s = cached_span_of(h, p, addr, &c);
     if (GA_LIKELY(s != NULL)) {
@@ -794,7 +813,9 @@ ga_free_p(ga_heap *h, int p, ga_addr addr)
             }
             s->alloc_count--;
             c->local_nsmallfree[s->spanclass]++;
-            c->local_requested_freed[s->spanclass] += s->req_sizes[i];
+            /* this P wrote it: a plain load, after the locked instruction */
+            c->local_requested_freed[s->spanclass] +=
+                s->req_sizes[i & s->req_mask];
             return GA_OK;
         }
     }

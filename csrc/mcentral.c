@@ -132,7 +132,7 @@ mcentral_release_to_heap(mheap *h, mspan *s, bool heap_locked)
     if (!heap_locked) {
         mheap_lock(h);
     }
-    mspan_free_bits(s);
+    mspan_free_bits(h, s);
     s->needzero = 1;
     mheap_free_span_locked(h, s, true, true);
     if (!heap_locked) {

@@ -127,6 +127,12 @@ typedef struct mheap {
     pthread_mutex_t gcbits_lock;
     uint64_t gcbits_left; /* accounted bytes left in the gcBits arena */
     uint64_t gcbits_sys;
+    /* goalloc's own per-span metadata, which Go's MemStats cannot show
+     * (Go has none of it): the bitmap blocks (alloc, freed and used bits,
+     * requested sizes) and the tiny class's block marks.  Atomic: spans
+     * get them outside the heap lock. */
+    uint64_t span_meta_bytes;
+    uint64_t tiny_meta_bytes;
     ga_platform plat;
     mem_backend mem;
     uint64_t sys_limit;

@@ -172,3 +172,9 @@ class HeapInfo:
     cur_arena_end: int
     metadata_bytes: int
     metadata_limit: int
+    # goalloc's own metadata, counted in no MemStats field (Go has none of
+    # it): the per-span bitmap blocks (alloc, freed, used bits and
+    # requested sizes), and the tiny class's block marks (6 bytes per slot
+    # of each span that has served a tiny block)
+    span_meta_bytes: int
+    tiny_meta_bytes: int

@@ -279,7 +279,7 @@ expected_ext(uint64_t size, bool noscan)
         return size;
     }
     if (noscan && size <= TINY_SIZE) {
-        return size; /* tiny, or a one-object tiny block */
+        return size; /* tiny: the request; 16-byte noscan: 16, the class */
     }
     return class_to_size[size_to_class((size_t)size)];
 }
