@@ -92,12 +92,18 @@
 static ga_heap *the_heap;
 
 static void
-alloc_init(int procs, int gogc, bool zero)
+alloc_init(int procs, int gogc, bool zero, const char *release)
 {
     ga_options o;
     ga_options_init(&o);
+    ga_release r;
+    if (!ga_release_parse(release, &r)) {
+        fprintf(stderr, "unknown release %s\n", release);
+        exit(1);
+    }
+    ga_options_set_release(&o, r);
     o.procs = procs < 1 ? 1 : procs;
-    o.scavenge_goal = ga_gogc_scavenge_goal(gogc);
+    o.scavenge_goal = ga_release_scavenge_goal(r, gogc);
     o.skip_zeroing = !zero;
     ga_status st;
     char err[256];
@@ -158,11 +164,12 @@ alloc_version(char *buf, size_t n)
 #else /* the malloc-like allocators */
 
 static void
-alloc_init(int procs, int gogc, bool zero)
+alloc_init(int procs, int gogc, bool zero, const char *release)
 {
     (void)procs;
     (void)gogc;
     (void)zero;
+    (void)release;
 }
 static void alloc_fini(void) {}
 
@@ -334,6 +341,7 @@ typedef struct params {
                    * (Go's default 100; -1 = off, as the Go column runs) */
     bool zero;    /* goalloc: Go's zeroing of reused memory (default on;
                    * zero=0 is the skip_zeroing deviation) */
+    const char *release; /* goalloc: go1.13.8 (default) or go1.13.0 */
 } params;
 
 typedef struct result {
@@ -751,7 +759,8 @@ usage(void)
             "usage: allocbench-" ALLOC_NAME " --info\n"
             "       allocbench-" ALLOC_NAME
             " pair16|batch|live|livelog|large|mt-pair16|mt-live|prodcons|spin"
-            " [n=OPS] [live=K] [threads=T] [procs=P] [seed=S] [gogc=N|off] [zero=0|1]\n");
+            " [n=OPS] [live=K] [threads=T] [procs=P] [seed=S] [gogc=N|off] [zero=0|1]"
+            " [release=go1.13.8|go1.13.0]\n");
     exit(1);
 }
 
@@ -776,7 +785,7 @@ main(int argc, char **argv)
         usage();
     }
     if (strcmp(argv[1], "--info") == 0) {
-        alloc_init(1, 100, true);
+        alloc_init(1, 100, true, "go1.13.8");
         alloc_version(version, sizeof(version));
         printf("{\"alloc\": \"%s\", \"version\": ", ALLOC_NAME);
         json_string(version);
@@ -784,7 +793,8 @@ main(int argc, char **argv)
         alloc_fini();
         return 0;
     }
-    params pp = {argv[1], -1, -1, 1, 0, 0x5EED5EED12345678ULL, 100, true};
+    params pp = {argv[1], -1, -1, 1, 0, 0x5EED5EED12345678ULL, 100, true,
+                 "go1.13.8"};
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i];
         if (strncmp(a, "n=", 2) == 0) {
@@ -807,6 +817,9 @@ main(int argc, char **argv)
         }
         else if (strncmp(a, "zero=", 5) == 0) {
             pp.zero = atoi(a + 5) != 0;
+        }
+        else if (strncmp(a, "release=", 8) == 0) {
+            pp.release = a + 8;
         }
         else {
             usage();
@@ -850,7 +863,8 @@ main(int argc, char **argv)
         fprintf(stderr, "procs must be >= threads\n");
         return 1;
     }
-    alloc_init(strcmp(w, "prodcons") == 0 ? 2 : procs, pp.gogc, pp.zero);
+    alloc_init(strcmp(w, "prodcons") == 0 ? 2 : procs, pp.gogc, pp.zero,
+               pp.release);
     alloc_version(version, sizeof(version));
 
     result res;

@@ -13,12 +13,24 @@
  * loaded machine: time spent descheduled does not count).  FILE is
  * little-endian uint64s: n, noscan, n sizes, n indices (the free order).
  * Prints two lines, "alloc MEDIAN MIN MAX" and "free MEDIAN MIN MAX", in
- * ns per op. */
+ * ns per op.
+ *
+ * bench_fastpath --keep SIZE NOSCAN N is one allocation-only run on a
+ * fresh heap with Go's GOGC=off scavenger goal: N objects of SIZE bytes
+ * through P 0, all kept live, the way benchmarks/go/keep measures Go's
+ * mallocgc (benchmarks/bench_keep.py runs both, one process per run).
+ * After the timed loop the first byte of every object is written, so
+ * that every heap page is resident, and the run reports how much the
+ * process's RSS grew per object.  Prints one line: "keep NS_PER_ALLOC
+ * RSS_BYTES_PER_OBJECT CPU_NS_PER_ALLOC", the last from the process's
+ * CPU time (user + system, getrusage), which time spent descheduled on
+ * a loaded machine does not inflate. */
 #define _POSIX_C_SOURCE 199309L
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include "goalloc.h"
@@ -43,10 +55,11 @@ cmp_double(const void *a, const void *b)
 }
 
 static ga_heap *
-new_heap(void)
+new_heap_gogc(int gogc)
 {
     ga_options o;
     ga_options_init(&o);
+    o.scavenge_goal = ga_gogc_scavenge_goal(gogc);
     ga_status st;
     char err[256];
     ga_heap *h = ga_heap_new(&o, &st, err, sizeof(err));
@@ -55,6 +68,12 @@ new_heap(void)
         exit(1);
     }
     return h;
+}
+
+static ga_heap *
+new_heap(void)
+{
+    return new_heap_gogc(100);
 }
 
 /* pair: alloc 16 bytes and free it at once, n times.  The free runs as
@@ -188,9 +207,72 @@ run_bulk(const char *path, int rounds)
     return 0;
 }
 
+/* rss_bytes: the process's resident set now (VmRSS). */
+static long
+rss_bytes(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long kib = -1;
+    while (f != NULL && fgets(line, sizeof(line), f) != NULL) {
+        if (strncmp(line, "VmRSS:", 6) == 0) {
+            kib = atol(line + 6);
+        }
+    }
+    if (f != NULL) {
+        fclose(f);
+    }
+    return kib * 1024;
+}
+
+/* cpu_ns: the CPU time the process has used (user + system). */
+static double
+cpu_ns(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ((double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e6 +
+            (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec)) * 1e3;
+}
+
+static int
+run_keep(uint64_t size, bool noscan, long n)
+{
+    ga_addr *keep = malloc((size_t)n * sizeof(*keep));
+    if (keep == NULL || size == 0 || n <= 0) {
+        fprintf(stderr, "--keep: bad arguments\n");
+        return 1;
+    }
+    memset(keep, 1, (size_t)n * sizeof(*keep)); /* resident before timing */
+    ga_heap *h = new_heap_gogc(-1);
+    long rss0 = rss_bytes();
+    double c0 = cpu_ns();
+    double t0 = now_ns();
+    for (long i = 0; i < n; i++) {
+        if (ga_malloc(h, 0, size, noscan, &keep[i]) != GA_OK) {
+            fprintf(stderr, "alloc %ld failed\n", i);
+            return 1;
+        }
+    }
+    double t = (now_ns() - t0) / (double)n;
+    double cpu = (cpu_ns() - c0) / (double)n;
+    for (long i = 0; i < n; i++) {
+        *(volatile uint8_t *)(uintptr_t)keep[i] = 1;
+    }
+    long grown = rss_bytes() - rss0;
+    printf("keep %.3f %.3f %.3f\n", t, (double)grown / (double)n, cpu);
+    ga_heap_free(h);
+    free(keep);
+    return 0;
+}
+
 int
 main(int argc, char **argv)
 {
+    if (argc == 5 && strcmp(argv[1], "--keep") == 0) {
+        return run_keep(strtoull(argv[2], NULL, 0), atoi(argv[3]) != 0,
+                        atol(argv[4]));
+    }
     if (argc > 2 && strcmp(argv[1], "--bulk") == 0) {
         int rounds = argc > 3 ? atoi(argv[3]) : ROUNDS;
         if (argc > 4 && strcmp(argv[4], "cpu") == 0) {

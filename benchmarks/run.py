@@ -424,6 +424,7 @@ def run_all(args, cmds, jobs):
                 cmd = exe + (go_args(job) if a == "go" else driver_args(job))
                 if a == "goalloc":
                     cmd.append(f"gogc={args.goalloc_gogc}")
+                    cmd.append(f"release={args.goalloc_release}")
                     if args.goalloc_nozero:
                         cmd.append("zero=0")
                 status, val = run_one(cmd, args.timeout)
@@ -542,8 +543,9 @@ def render(args, jobs, allocs, s, na, vers, missing, fails, threads) -> str:
     L.append("- allocators: " + "; ".join(f"{a}: {vers.get(a, '?')}" for a in allocs))
     if "goalloc" in allocs:
         L.append(
-            f"- goalloc's heap: the scavenger goal Go 1.13 has with "
-            f"GOGC={args.goalloc_gogc} (the Go column runs GOGC=off)"
+            f"- goalloc's heap: release {args.goalloc_release}, with the "
+            f"scavenger goal it has with GOGC={args.goalloc_gogc} before a "
+            f"GC (the Go column runs GOGC=off)"
             + ("; without Go's zeroing of reused memory (skip_zeroing)"
                if getattr(args, "goalloc_nozero", False) else "")
         )
@@ -807,10 +809,18 @@ def main(argv=None) -> int:
         "skip_zeroing deviation), to measure what zeroing costs",
     )
     ap.add_argument(
+        "--goalloc-release",
+        default="go1.13.8",
+        help="whose page heap goalloc runs: go1.13.8 (the default) or "
+        "go1.13.0 (what the results in BENCHMARKS.md before the release "
+        "option measured)",
+    )
+    ap.add_argument(
         "--goalloc-gogc",
         default="100",
         help="the GOGC whose scavenger goal goalloc's heap gets (default 100, "
-        "Go's; 'off' as the Go column runs: no allocation ever scavenges)",
+        "Go's; with go1.13.0, 'off' as the Go column runs: no allocation "
+        "ever scavenges; go1.13.8's goal is 0 before a GC whatever GOGC is)",
     )
     ap.add_argument("--build-dir", default=str(ROOT / "build" / "bench"))
     ap.add_argument(
@@ -848,6 +858,7 @@ def main(argv=None) -> int:
         raw = json.loads(Path(args.from_json).read_text())
         args.rounds, args.smoke = raw["rounds"], raw["smoke"]
         args.goalloc_gogc = raw.get("goalloc_gogc", "100")
+        args.goalloc_release = raw.get("goalloc_release", "go1.13.0")
         args.goalloc_nozero = raw.get("goalloc_nozero", False)
         jobs, vers, fails = raw["jobs"], raw["versions"], raw["failures"]
 
@@ -902,6 +913,7 @@ def main(argv=None) -> int:
             "rounds": args.rounds,
             "smoke": args.smoke,
             "goalloc_gogc": args.goalloc_gogc,
+            "goalloc_release": args.goalloc_release,
             "goalloc_nozero": args.goalloc_nozero,
             "versions": vers,
             "missing": missing,

@@ -151,6 +151,15 @@ linear_alloc_init(linear_alloc *l, ga_addr base, uint64_t size)
     l->end = base + size;
 }
 
+/* linear_alloc_peek is where linear_alloc_alloc would put size bytes
+ * aligned to align, or 0 when the region is exhausted. */
+static ga_addr
+linear_alloc_peek(const linear_alloc *l, uint64_t size, uint64_t align)
+{
+    ga_addr p = ga_round_up(l->next, align);
+    return p + size > l->end ? 0 : p;
+}
+
 /* linear_alloc_alloc bumps size bytes aligned to align and maps what
  * it newly covers, charging stat.  0 when the region is exhausted. */
 static ga_addr
@@ -207,7 +216,7 @@ bool
 arena_init_hints(mheap *h, char *err, size_t errlen)
 {
     uint64_t l1_len = (uint64_t)1 << h->plat.arena_l1_bits;
-    h->arenas = calloc(l1_len, sizeof(*h->arenas));
+    h->arenas = ga_meta_calloc(&h->meta, (size_t)l1_len * sizeof(*h->arenas));
     bool ok = h->arenas != NULL;
     if (ok) {
         ok = h->plat.ptr_size == 8 ? init_hints_64(h)
@@ -306,9 +315,173 @@ unwind_growth(mheap *h, ga_addr v, uint64_t got, uint64_t n, bool fallback,
     restore_hints(h, discarded);
 }
 
-/* grow_all_arenas appends idx to allArenas, doubling the accounted
- * backing array as Go does (old arrays are leaked: gc_sys only grows). */
+/* ---- Arena metadata: made before the growth, installed after ------ */
+
+/* The metadata of the arenas one growth maps is one block of process
+ * memory: a header that chains the heap's blocks (for arena_release),
+ * the heap_arenas with their page -> span maps, then their page bitmaps.
+ * One calloc per growth: a large one is zero pages the OS backs only
+ * where set_spans writes, and a huge one fails at once. */
+typedef struct arena_block {
+    struct arena_block *next;
+} arena_block;
+
+/* stride of one heap_arena with its span map, and of its page bits */
+static uint64_t
+heap_arena_stride(const mheap *h)
+{
+    return sizeof(heap_arena) + h->plat.pages_per_arena * sizeof(mspan *);
+}
+
+static uint64_t
+page_bits_bytes(const mheap *h)
+{
+    return h->plat.pages_per_arena / 8 * 2;
+}
+
+/* The real bytes of one L2 map of the arena index: with the arenas'
+ * blocks, what a heap costs in process memory besides its heap memory,
+ * also on the virtual backing. */
+static uint64_t
+l2_map_bytes(const mheap *h)
+{
+    return ((uint64_t)1 << h->plat.arena_l2_bits) * sizeof(heap_arena *);
+}
+
+/* arena_prep: the metadata of the arenas a growth maps, made before the
+ * heap changes, so that running out of process memory for it (or past
+ * metadata_limit) refuses the growth instead of breaking the heap. */
+typedef struct arena_prep {
+    uint64_t first;       /* arenaIdx of the first arena */
+    uint64_t n;           /* arenas */
+    arena_block *block;   /* their heap_arenas and page bits */
+    uint64_t l1_first;    /* L1 entries the arenas fall in ... */
+    uint64_t nl1;
+    heap_arena ***l2;     /* ... and a new L2 map for each that has none */
+    uint64_t bytes;       /* real bytes of the block and the L2 maps */
+} arena_prep;
+
+static void
+arena_prep_free(arena_prep *p)
+{
+    for (uint64_t j = 0; p->l2 != NULL && j < p->nl1; j++) {
+        free(p->l2[j]);
+    }
+    free(p->l2);
+    free(p->block);
+    memset(p, 0, sizeof(*p));
+}
+
+/* arena_prep_arena: the i-th heap_arena of p's block. */
+static heap_arena *
+arena_prep_arena(const mheap *h, const arena_prep *p, uint64_t i)
+{
+    char *base = (char *)(p->block + 1);
+    return (heap_arena *)(void *)(base + i * heap_arena_stride(h));
+}
+
+/* all_arenas_room makes allArenas' real array hold n entries. */
 static bool
+all_arenas_room(mheap *h, uint64_t n)
+{
+    if (n <= h->all_arenas_room) {
+        return true;
+    }
+    uint64_t room = 2 * h->all_arenas_room > n ? 2 * h->all_arenas_room : n;
+    uint64_t *a = ga_meta_realloc(&h->meta, h->all_arenas,
+                                  (size_t)room * sizeof(*a));
+    if (a == NULL) {
+        return false;
+    }
+    h->all_arenas = a;
+    h->all_arenas_room = room;
+    return true;
+}
+
+/* arena_prep_budget: the real bytes the arenas of p need, checked
+ * against metadata_limit before any of it is made. */
+static bool
+arena_prep_budget(mheap *h, arena_prep *p)
+{
+    uint64_t need = sizeof(arena_block) +
+                    p->n * (heap_arena_stride(h) + page_bits_bytes(h));
+    for (uint64_t j = 0; j < p->nl1; j++) {
+        if (h->arenas[p->l1_first + j] == NULL) {
+            need += l2_map_bytes(h);
+        }
+    }
+    p->bytes = need;
+    uint64_t left = h->meta_limit > h->meta_bytes
+                        ? h->meta_limit - h->meta_bytes
+                        : 0;
+    return h->meta_limit == 0 || need <= left ||
+           mheap_refuse(h, "its arena metadata would take the heap past "
+                           "metadata_limit (real memory)");
+}
+
+/* arena_prep_plan sizes the metadata of the arenas that cover [v,
+ * v+size) and checks it against metadata_limit, allocating nothing:
+ * false (the reason recorded) when it would pass the limit. */
+static bool
+arena_prep_plan(mheap *h, ga_addr v, uint64_t size, arena_prep *p)
+{
+    memset(p, 0, sizeof(*p));
+    p->first = arena_index(&h->plat, v);
+    p->n = arena_index(&h->plat, v + size - 1) - p->first + 1;
+    p->l1_first = l1_of(h, p->first);
+    p->nl1 = l1_of(h, p->first + p->n - 1) - p->l1_first + 1;
+    for (uint64_t i = 0; i < p->n; i++) {
+        heap_arena **l2 = h->arenas[l1_of(h, p->first + i)];
+        if (l2 != NULL && l2[l2_of(h, p->first + i)] != NULL) {
+            ga_throw(h, "arena already initialized");
+        }
+    }
+    return arena_prep_budget(h, p);
+}
+
+/* arena_prep_make makes the metadata arena_prep_plan sized, touching
+ * nothing of the heap.  False, with nothing kept and the reason
+ * recorded, when the process is out of memory. */
+static bool
+arena_prep_make(mheap *h, arena_prep *p)
+{
+    uint64_t stride = heap_arena_stride(h);
+    uint64_t bits = page_bits_bytes(h);
+    uint64_t pages = h->plat.pages_per_arena;
+    p->l2 = ga_meta_calloc(&h->meta, (size_t)p->nl1 * sizeof(heap_arena **));
+    bool ok = p->l2 != NULL;
+    for (uint64_t j = 0; ok && j < p->nl1; j++) {
+        if (h->arenas[p->l1_first + j] == NULL) {
+            p->l2[j] = ga_meta_calloc(&h->meta, (size_t)l2_map_bytes(h));
+            ok = p->l2[j] != NULL;
+        }
+    }
+    if (ok) {
+        p->block = ga_meta_calloc(&h->meta,
+                                  sizeof(arena_block) + p->n * (stride + bits));
+        ok = p->block != NULL;
+    }
+    uint8_t *bitmaps = ok ? (uint8_t *)(p->block + 1) + p->n * stride : NULL;
+    for (uint64_t i = 0; ok && i < p->n; i++) {
+        heap_arena *ha = arena_prep_arena(h, p, i);
+        ha->page_in_use = bitmaps + i * bits;
+        ha->page_freed = ha->page_in_use + pages / 8;
+    }
+    /* last: a bigger array is harmless if the growth fails later */
+    if (ok && !all_arenas_room(h, h->nall_arenas + p->n)) {
+        ok = false;
+    }
+    if (!ok) {
+        arena_prep_free(p);
+        return mheap_refuse(h, "out of process memory for arena metadata");
+    }
+    return true;
+}
+
+/* record_arena appends idx to allArenas, doubling the accounted backing
+ * array as Go does (old arrays are leaked: gc_sys only grows); the real
+ * array has room (all_arenas_room). */
+static void
 record_arena(mheap *h, uint64_t idx)
 {
     if (h->nall_arenas == h->all_arenas_cap) {
@@ -316,88 +489,93 @@ record_arena(mheap *h, uint64_t idx)
         if (bytes == 0) {
             bytes = h->plat.phys_page_size;
         }
-        uint64_t cap = bytes / h->plat.ptr_size;
-        uint64_t *a = realloc(h->all_arenas, cap * sizeof(*a));
-        if (a == NULL) {
-            return false;
-        }
-        h->all_arenas = a;
-        h->all_arenas_cap = cap;
+        h->all_arenas_cap = bytes / h->plat.ptr_size;
         persistent_alloc_charge(&h->pa, bytes, &h->stats.gc_sys);
     }
     h->all_arenas[h->nall_arenas++] = idx;
-    return true;
 }
 
-/* new_heap_arena creates the metadata of arena idx. */
-static bool
-new_heap_arena(mheap *h, uint64_t idx)
-{
-    heap_arena ***l2p = &h->arenas[l1_of(h, idx)];
-    if (*l2p == NULL) {
-        /* The L2 map: persistentalloc'd and charged to no stat. */
-        heap_arena **l2 = calloc((size_t)1 << h->plat.arena_l2_bits,
-                                 sizeof(*l2));
-        if (l2 == NULL) {
-            ga_throw(h, "out of memory allocating heap arena map");
-        }
-        __atomic_store_n(l2p, l2, __ATOMIC_RELEASE);
-    }
-    if ((*l2p)[l2_of(h, idx)] != NULL) {
-        ga_throw(h, "arena already initialized");
-    }
-    uint64_t pages = h->plat.pages_per_arena;
-    heap_arena *ha = calloc(1, sizeof(*ha) + pages * sizeof(mspan *));
-    uint8_t *bits = calloc(pages / 8, 2);
-    if (ha == NULL || bits == NULL || !record_arena(h, idx)) {
-        free(ha);
-        free(bits);
-        ga_throw(h, "out of memory allocating heap arena metadata");
-    }
-    ha->page_in_use = bits;
-    ha->page_freed = bits + pages / 8;
-    /* Go's heapArena comes from heapArenaAlloc (32-bit) or
-     * persistentalloc, both charged to gc_sys. */
-    uint64_t size = h->plat.sizeof_heap_arena;
-    if (h->plat.ptr_size == 4 &&
-        linear_alloc_alloc(h, &h->heap_arena_alloc, size, h->plat.ptr_size,
-                           &h->stats.gc_sys) != 0) {
-        /* charged by linear_alloc_alloc as it maps */
-    }
-    else {
-        persistent_alloc_charge(&h->pa, size, &h->stats.gc_sys);
-    }
-    __atomic_store_n(&(*l2p)[l2_of(h, idx)], ha, __ATOMIC_RELEASE);
-    return true;
-}
-
+/* arena_prep_install publishes the metadata of p, which the growth now
+ * maps, and charges it as Go does; nothing here can fail. */
 static void
-create_arena_metadata(mheap *h, ga_addr v, uint64_t size)
+arena_prep_install(mheap *h, arena_prep *p)
 {
-    uint64_t first = arena_index(&h->plat, v);
-    uint64_t last = arena_index(&h->plat, v + size - 1);
-    for (uint64_t ri = first; ri <= last; ri++) {
-        new_heap_arena(h, ri);
+    for (uint64_t j = 0; j < p->nl1; j++) {
+        if (p->l2[j] != NULL) {
+            /* The L2 map: persistentalloc'd and charged to no stat. */
+            __atomic_store_n(&h->arenas[p->l1_first + j], p->l2[j],
+                             __ATOMIC_RELEASE);
+        }
     }
+    uint64_t size = h->plat.sizeof_heap_arena;
+    for (uint64_t i = 0; i < p->n; i++) {
+        uint64_t idx = p->first + i;
+        record_arena(h, idx);
+        /* Go's heapArena comes from heapArenaAlloc (32-bit) or
+         * persistentalloc, both charged to gc_sys. */
+        if (h->plat.ptr_size != 4 ||
+            linear_alloc_alloc(h, &h->heap_arena_alloc, size,
+                               h->plat.ptr_size, &h->stats.gc_sys) == 0) {
+            persistent_alloc_charge(&h->pa, size, &h->stats.gc_sys);
+        }
+        __atomic_store_n(&h->arenas[l1_of(h, idx)][l2_of(h, idx)],
+                         arena_prep_arena(h, p, i), __ATOMIC_RELEASE);
+    }
+    p->block->next = h->arena_blocks;
+    h->arena_blocks = p->block;
+    h->meta_bytes += p->bytes;
+    free(p->l2);
+    memset(p, 0, sizeof(*p));
+}
+
+/* sys_alloc_linear (32-bit): the arenas come from the region mallocinit
+ * reserved, as long as it lasts.  0 when it is exhausted (the hints are
+ * next) or, with no_meta set, when the metadata could not be made. */
+static ga_addr
+sys_alloc_linear(mheap *h, uint64_t n, bool *no_meta)
+{
+    uint64_t align = h->plat.heap_arena_bytes;
+    ga_addr v = linear_alloc_peek(&h->arena, n, align);
+    if (v == 0) {
+        return 0;
+    }
+    /* The metadata first: a 32-bit heap's is small, and the linear
+     * region is not easily given back. */
+    arena_prep prep;
+    if (!arena_prep_plan(h, v, n, &prep) || !arena_prep_make(h, &prep)) {
+        *no_meta = true;
+        return 0;
+    }
+    if (linear_alloc_alloc(h, &h->arena, n, align, &h->stats.heap_sys) != v) {
+        arena_prep_free(&prep);
+        return 0;
+    }
+    arena_prep_install(h, &prep);
+    return v;
 }
 
 ga_addr
 mheap_sys_alloc(mheap *h, uint64_t n, uint64_t *size)
 {
     n = ga_round_up(n, h->plat.heap_arena_bytes);
-    ga_addr v = 0;
     if (h->plat.ptr_size == 4) {
-        v = linear_alloc_alloc(h, &h->arena, n, h->plat.heap_arena_bytes,
-                               &h->stats.heap_sys);
-        if (v != 0) {
+        bool no_meta = false;
+        ga_addr v = sys_alloc_linear(h, n, &no_meta);
+        if (v != 0 || no_meta) {
             *size = n;
-            create_arena_metadata(h, v, n);
             return v;
         }
     }
+    /* A growth adds at most one range to the reserved set (more only
+     * for a moment): room for it first, so that no reservation is taken
+     * for a collision because the set could not grow. */
+    if (!mem_ranges_room(&h->mem.reserved, 2, &h->meta)) {
+        mheap_refuse(h, "out of process memory for the heap's ranges");
+        return 0;
+    }
     arena_hint *discarded = NULL;
     uint64_t got = n;
-    v = try_hints(h, n, &discarded);
+    ga_addr v = try_hints(h, n, &discarded);
     bool fallback = v == 0;
     if (v == 0) {
         if (h->plat.race) {
@@ -421,6 +599,8 @@ mheap_sys_alloc(mheap *h, uint64_t n, uint64_t *size)
                 sys_free(&h->mem, v, got, NULL);
             }
             restore_hints(h, discarded);
+            mheap_refuse(h, "no address space for the heap (every "
+                            "reservation was refused)");
             return 0;
         }
     }
@@ -430,15 +610,33 @@ mheap_sys_alloc(mheap *h, uint64_t n, uint64_t *size)
     if ((v & (h->plat.heap_arena_bytes - 1)) != 0) {
         ga_throw(h, "misrounded allocation in sysAlloc");
     }
+    /* The metadata's size against metadata_limit (Go has no such
+     * limit), before anything is mapped or made. */
+    arena_prep prep;
+    if (!arena_prep_plan(h, v, got, &prep)) {
+        unwind_growth(h, v, got, n, fallback, discarded);
+        return 0;
+    }
     if (!sys_map(&h->mem, v, got, &h->stats.heap_sys)) {
         /* Go throws "runtime: out of memory" here (sysMap).  goalloc
          * undoes the growth instead: the OS reserved the range but will
          * not back it, which is the caller's OutOfMemoryError. */
         unwind_growth(h, v, got, n, fallback, discarded);
+        mheap_refuse(h, "the OS would not back the heap's new arena");
+        return 0;
+    }
+    /* Mapped first, so that an OS that will not back the arena refuses
+     * before its metadata is made.  Out of process memory for the
+     * metadata, Go would throw (persistentalloc); goalloc refuses the
+     * growth and gives the mapping back. */
+    if (!arena_prep_make(h, &prep)) {
+        h->stats.heap_sys -= got; /* sys_map's charge */
+        h->mem.mapped_bytes -= got;
+        unwind_growth(h, v, got, n, fallback, discarded);
         return 0;
     }
     free_hints(h, discarded);
-    create_arena_metadata(h, v, got);
+    arena_prep_install(h, &prep);
     *size = got;
     return v;
 }
@@ -449,12 +647,10 @@ arena_release(mheap *h)
     if (h->arenas == NULL) {
         return;
     }
-    for (uint64_t i = 0; i < h->nall_arenas; i++) {
-        uint64_t idx = h->all_arenas[i];
-        heap_arena **l2 = h->arenas[l1_of(h, idx)];
-        heap_arena *ha = l2[l2_of(h, idx)];
-        free(ha->page_in_use);
-        free(ha);
+    while (h->arena_blocks != NULL) {
+        arena_block *next = h->arena_blocks->next;
+        free(h->arena_blocks);
+        h->arena_blocks = next;
     }
     uint64_t l1_len = (uint64_t)1 << h->plat.arena_l1_bits;
     for (uint64_t i = 0; i < l1_len; i++) {

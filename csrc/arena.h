@@ -1,6 +1,7 @@
 /* Heap arenas, the arena index and arena hints.  See malloc.c.
  *
- * The heap grows in whole arenas (64 MiB on linux/amd64), each aligned to
+ * The heap's address space comes in whole arenas (64 MiB on linux/amd64;
+ * how the page heap uses them depends on its release), each aligned to
  * its size and described by a heap_arena that maps every page to its
  * span.  Arenas are found through a two-level index (L1 -> L2 -> arena).
  * Where to grow next is decided by the arena hints that mallocinit lays
@@ -15,6 +16,12 @@
  *          growth puts back the hints it discarded (rejected calls leave
  *          the heap unchanged), also when the OS reserves a range but
  *          will not back it, where Go throws "runtime: out of memory".
+ *          The arenas' metadata (one block of process memory per growth,
+ *          and the index's L2 maps) is sized against metadata_limit
+ *          before anything moves and made before it is installed:
+ *          running out of process memory for it, or passing the limit,
+ *          refuses the growth and undoes it (Go throws, and has no
+ *          limit).
  * Locking: the caller holds the heap lock.
  */
 #ifndef GA_ARENA_H

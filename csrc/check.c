@@ -2,8 +2,8 @@
  *
  * mheap_check walks the whole heap and checks the invariants of facts §5
  * that apply: hints and arenas, span coverage and the span map, the
- * treap against the free spans, page-in-use bits, the statistics
- * identities and the fixalloc accounting.  The first broken invariant is
+ * treap against the free spans, page-in-use bits, go1.13.8's curArena,
+ * the statistics identities and the fixalloc accounting.  The first broken invariant is
  * reported by name.
  * Go 1.13: checkTreapNode, validateInvariants (mgclarge.go) and the
  *          checks of export_test.go (ReadMemStatsSlow, CountPagesInUse).
@@ -31,6 +31,7 @@ typedef struct check_ctx {
     uint64_t inuse_bytes;
     uint64_t manual_bytes;
     uint64_t released;
+    uint64_t ungrown; /* bytes of go1.13.8's curArena */
     uint64_t pages_in_use;
     uint64_t nfree;
     uint64_t nspans;
@@ -39,6 +40,8 @@ typedef struct check_ctx {
     uint64_t nsmall_spans;
     uint64_t live[NUM_SIZE_CLASSES]; /* live small objects per class */
     uint64_t requested;              /* requested bytes of live objects */
+    uint64_t span_meta;              /* goalloc's bitmap blocks */
+    uint64_t tiny_meta;              /* tiny block marks */
     const mspan *prev;
 } check_ctx;
 
@@ -115,6 +118,112 @@ check_span_pages(check_ctx *c, mspan *s)
     return true;
 }
 
+/* tiny_current_of: the P packing into the block at block, or -1. */
+static int
+tiny_current_of(const mheap *h, ga_addr block)
+{
+    for (int p = 0; p < h->nprocs; p++) {
+        if (h->caches[p]->tiny == block) {
+            return p;
+        }
+    }
+    return -1;
+}
+
+/* check_tiny_objects: the objects a block's marks record start at
+ * offset 0, do not overlap, and the recorded ends are theirs. */
+static bool
+check_tiny_objects(check_ctx *c, ga_addr block, uint32_t m)
+{
+    uint32_t starts = m & TINY_OFFSETS;
+    if ((starts & TINY_START(0)) == 0) {
+        return failf(c, "tiny block 0x%" PRIx64 " has no object at offset 0",
+                     block);
+    }
+    uint64_t next = 0;  /* first byte after the previous object */
+    uint32_t ends = 0;  /* the end marks these objects make */
+    for (uint64_t off = 0; off < TINY_SIZE; off++) {
+        if ((starts & TINY_START(off)) == 0) {
+            continue;
+        }
+        uint64_t size = tiny_size_at(m, off);
+        if (off < next) {
+            return failf(c, "tiny block 0x%" PRIx64 ": the object at offset %"
+                            PRIu64 " overlaps another or has no end",
+                         block, off);
+        }
+        next = off + size;
+        ends |= TINY_END(off + size - 1);
+    }
+    if (ends != (m & TINY_ENDS)) {
+        return failf(c, "tiny block 0x%" PRIx64 " has end marks 0x%x for "
+                        "objects ending at 0x%x", block, m & TINY_ENDS, ends);
+    }
+    return true;
+}
+
+/* check_tiny_drop: freed holds started offsets only, and the drop is
+ * marked exactly as the drop marks it (every spare offset, or
+ * TINY_FULL_DROPPED when there is none). */
+static bool
+check_tiny_drop(check_ctx *c, ga_addr block, uint32_t m, uint32_t f)
+{
+    uint32_t starts = m & TINY_OFFSETS;
+    uint32_t spare = f & ~starts & TINY_OFFSETS;
+    bool full = starts == TINY_OFFSETS;
+    if (spare != 0 && spare != (~starts & TINY_OFFSETS)) {
+        return failf(c, "tiny block 0x%" PRIx64
+                        " has freed marks where no object started", block);
+    }
+    if ((m & TINY_FULL_DROPPED) != 0 && !full) {
+        return failf(c, "tiny block 0x%" PRIx64 " is marked full and "
+                        "dropped but has room", block);
+    }
+    return true;
+}
+
+/* check_tiny_block: slot i of s was last used as a tiny block.  A live
+ * block holds consistent marks; it is some P's current block (not
+ * dropped) or it is dropped and has a live object; a dead one has
+ * none.  Live objects add their requested sizes. */
+static bool
+check_tiny_block(check_ctx *c, const mspan *s, uint64_t i, tiny_block b,
+                 bool live)
+{
+    ga_addr block = mspan_slot_addr(s, i);
+    uint32_t m = tiny_marks_load(b);
+    uint32_t f = tiny_freed_load(b);
+    uint32_t objs = m & ~f & TINY_OFFSETS;
+    if (!live) {
+        if (objs != 0) {
+            return failf(c, "dead tiny block slot %" PRIu64
+                            " of span 0x%" PRIx64 " has live marks",
+                         i, mspan_base(s));
+        }
+        return true;
+    }
+    if (!check_tiny_objects(c, block, m) || !check_tiny_drop(c, block, m, f)) {
+        return false;
+    }
+    int p = tiny_current_of(c->h, block);
+    bool dropped = tiny_is_dropped(m, f);
+    if ((p >= 0) == dropped) {
+        return failf(c, "tiny block 0x%" PRIx64 " is %s but %s", block,
+                     p >= 0 ? "a P's current block" : "no P's",
+                     dropped ? "marked dropped" : "not marked dropped");
+    }
+    if (p < 0 && objs == 0) {
+        return failf(c, "tiny block 0x%" PRIx64
+                        " has no live object but was not freed", block);
+    }
+    for (uint64_t off = 0; off < TINY_SIZE; off++) {
+        if (objs & TINY_START(off)) {
+            c->requested += tiny_size_at(m, off);
+        }
+    }
+    return true;
+}
+
 /* check_small_span: bitmaps, and the list the span must be on: cached
  * spans on their mcentral's empty list with sweepgen h+3; uncached full
  * spans on empty, uncached spans with free slots on nonempty. */
@@ -150,45 +259,32 @@ check_small_span(check_ctx *c, mspan *s)
                         " has no live object but was not freed",
                      mspan_base(s));
     }
+    if (s->tiny_marks != NULL && s->spanclass != TINY_SPAN_CLASS) {
+        return failf(c, "span 0x%" PRIx64 " of class %d has tiny marks",
+                     mspan_base(s), s->spanclass);
+    }
+    c->span_meta += mspan_bits_bytes(s->spanclass, s->nelems);
     if (s->tiny_marks != NULL) {
-        for (uint64_t i = 0; i < s->nelems; i++) {
-            bool live = mspan_is_allocated(s, i) &&
-                        !bit_get(s->freed_bits, i);
-            uint32_t m = s->tiny_marks[i];
-            if (live && (m & TINY_LIVE_MASK) == 0) {
-                ga_addr block = mspan_base(s) + i * TINY_SIZE;
-                bool current = false;
-                for (int p = 0; p < h->nprocs; p++) {
-                    current |= h->caches[p]->tiny == block;
-                }
-                if (!current) {
-                    return failf(c, "tiny block 0x%" PRIx64
-                                    " has no live object but was not freed",
-                                 block);
-                }
-            }
-            if ((m & TINY_LIVE_MASK) & ~(m >> 16)) {
-                return failf(c, "tiny block slot %" PRIu64
-                                " has live marks that were never used", i);
-            }
-            if (!live && (m & TINY_LIVE_MASK) != 0) {
-                return failf(c, "dead tiny block slot %" PRIu64
-                                " has live marks", i);
-            }
-        }
+        c->tiny_meta += s->nelems * TINY_TABLE_BYTES_PER_SLOT;
     }
     for (uint64_t i = 0; i < s->nelems; i++) {
-        if (!mspan_is_allocated(s, i) || bit_get(s->freed_bits, i)) {
-            continue;
-        }
-        if (s->tiny_marks == NULL) {
-            c->requested += s->req_sizes[i];
-            continue;
-        }
-        for (unsigned off = 0; off < TINY_SIZE; off++) {
-            if (s->tiny_marks[i] & TINY_MARK_LIVE(off)) {
-                c->requested += s->tiny_sizes[i * TINY_SIZE + off];
+        bool live = mspan_is_allocated(s, i) && !bit_get(s->freed_bits, i);
+        tiny_block b = tiny_block_of(s, i);
+        if (b.marks != NULL) {
+            if (!check_tiny_block(c, s, i, b, live)) {
+                return false;
             }
+            continue;
+        }
+        uint64_t req = mspan_req_load(s, i);
+        if (live && (req == 0 || req > s->elemsize)) {
+            return failf(c, "span 0x%" PRIx64 " slot %" PRIu64
+                            ": requested size %" PRIu64 " of a %" PRIu64
+                            "-byte slot%s", mspan_base(s), i, req,
+                         s->elemsize, req == 0 ? " with no tiny marks" : "");
+        }
+        if (live) {
+            c->requested += req;
         }
     }
     c->nsmall_spans++;
@@ -271,6 +367,55 @@ check_one_span(void *arg, mspan *s)
     return true;
 }
 
+#define EQ(a, b, what)                                                        \
+    if ((a) != (b)) {                                                         \
+        return failf(c, "%s (%" PRIu64 " != %" PRIu64 ")", what,              \
+                     (uint64_t)(a), (uint64_t)(b));                          \
+    }
+
+/* check_ungrown: go1.13.8's curArena, met between the spans, has no
+ * span and no in-use page (Go never setSpans it before growing into it). */
+static bool
+check_ungrown(void *arg, ga_addr base, uint64_t size)
+{
+    check_ctx *c = arg;
+    mheap *h = c->h;
+    for (ga_addr a = base; a < base + size; a += PAGE_SIZE) {
+        if (heap_arena_of(h, a) == NULL) {
+            return failf(c, "curArena page 0x%" PRIx64 " is not in a mapped "
+                            "arena", a);
+        }
+        if (span_of(h, a) != NULL || arena_page_in_use(h, a)) {
+            return failf(c, "curArena page 0x%" PRIx64 " belongs to a span",
+                         a);
+        }
+    }
+    c->ungrown += size;
+    return true;
+}
+
+/* check_cur_arena: curArena is a physical-page aligned range that ends on
+ * an arena boundary (go1.13.8), and empty at 0 under go1.13.0; the walk
+ * must have met all of it. */
+static bool
+check_cur_arena(check_ctx *c)
+{
+    mheap *h = c->h;
+    ga_addr base = h->cur_arena.base;
+    ga_addr end = h->cur_arena.end;
+    if (h->release == GA_RELEASE_GO1_13_0 && (base != 0 || end != 0)) {
+        return failf(c, "go1.13.0 heap has a curArena");
+    }
+    if (base > end || (base & (h->plat.phys_page_size - 1)) != 0 ||
+        (base & PAGE_MASK) != 0 ||
+        (end & (h->plat.heap_arena_bytes - 1)) != 0) {
+        return failf(c, "curArena [0x%" PRIx64 ", 0x%" PRIx64
+                        ") is misaligned", base, end);
+    }
+    EQ(c->ungrown, end - base, "curArena bytes met by the walk != its size");
+    return true;
+}
+
 /* Every treap span is a real free span; with equal counts the two sets
  * are the same. */
 static bool
@@ -302,12 +447,6 @@ check_treap_spans(check_ctx *c)
     return true;
 }
 
-#define EQ(a, b, what)                                                        \
-    if ((a) != (b)) {                                                         \
-        return failf(c, "%s (%" PRIu64 " != %" PRIu64 ")", what,              \
-                     (uint64_t)(a), (uint64_t)(b));                          \
-    }
-
 static bool
 check_stats(check_ctx *c)
 {
@@ -316,12 +455,14 @@ check_stats(check_ctx *c)
     uint64_t mapped = h->nall_arenas * h->plat.heap_arena_bytes;
     EQ(st->heap_sys, st->heap_inuse + st->heap_idle,
        "heap_sys != heap_inuse + heap_idle");
-    EQ(st->heap_idle, c->free_bytes, "heap_idle != bytes of free spans");
+    EQ(st->heap_idle, c->free_bytes + c->ungrown,
+       "heap_idle != bytes of free spans + curArena");
     EQ(st->heap_inuse, c->inuse_bytes, "heap_inuse != bytes of in-use spans");
     EQ(st->heap_sys, mapped - c->manual_bytes,
        "heap_sys != mapped arena bytes - manual spans");
-    EQ(st->heap_released, c->released,
-       "heap_released != released bytes of free spans");
+    /* ReadMemStatsSlow (go1.13.8) counts curArena as released too. */
+    EQ(st->heap_released, c->released + c->ungrown,
+       "heap_released != released bytes of free spans + curArena");
     if (st->heap_released > st->heap_idle) {
         return failf(c, "heap_released > heap_idle");
     }
@@ -387,6 +528,19 @@ check_caches(check_ctx *c)
                 return failf(c, "mcache %d: tiny block 0x%" PRIx64
                                 " is not live", p, mc->tiny);
             }
+            tiny_block b = tiny_block_of(s, i);
+            if (b.marks == NULL || b.marks != mc->tiny_marks) {
+                return failf(c, "mcache %d: tiny block 0x%" PRIx64
+                                " has no marks, or not the P's", p, mc->tiny);
+            }
+            /* the last object of the block ends at tinyoffset or before */
+            uint32_t m = tiny_marks_load(b) | TINY_START(0);
+            uint32_t last = 31 - (uint32_t)__builtin_clz(m & TINY_OFFSETS);
+            if (mc->tinyoffset < last + tiny_size_at(m, last)) {
+                return failf(c, "mcache %d: tinyoffset %" PRIu64
+                                " is not past every object of its block",
+                             p, mc->tinyoffset);
+            }
         }
     }
     /* Every cached span is held by exactly one P. */
@@ -435,6 +589,10 @@ check_slow_stats(check_ctx *c)
     EQ(ms.heap_alloc, alloc, "heap_alloc != bytes of live objects");
     EQ(mheap_requested_live_locked(h), c->requested,
        "requested bytes counters != requested sizes of live objects");
+    EQ(h->span_meta_bytes, c->span_meta,
+       "span_meta_bytes != the bitmap blocks of the small spans");
+    EQ(h->tiny_meta_bytes, c->tiny_meta,
+       "tiny_meta_bytes != the tiny marks of the spans that have them");
     EQ(ms.alloc, ms.heap_alloc, "alloc != heap_alloc");
     EQ(ms.heap_objects, objects, "heap_objects != live objects");
     EQ(ms.mallocs - ms.frees, ms.heap_objects,
@@ -459,14 +617,14 @@ mheap_check(mheap *h, char *msg, size_t msglen)
     if (!check_hints_and_arenas(&c)) {
         return false;
     }
-    if (!ga_walk_spans(h, check_one_span, &c)) {
+    if (!ga_walk_heap(h, check_one_span, check_ungrown, &c)) {
         if (c.ok) {
             failf(&c, "the mapped arenas are not covered span by span");
         }
         return false;
     }
-    return check_treap_spans(&c) && check_stats(&c) && check_caches(&c) &&
-           check_slow_stats(&c);
+    return check_cur_arena(&c) && check_treap_spans(&c) && check_stats(&c) &&
+           check_caches(&c) && check_slow_stats(&c);
 }
 
 bool

@@ -24,6 +24,54 @@ typedef struct real_chunk {
     _Alignas(GA_CACHE_LINE) unsigned char blocks[];
 } real_chunk;
 
+bool
+ga_meta_fails(ga_meta *m)
+{
+    if (m == NULL) {
+        return false;
+    }
+    uint64_t v = __atomic_load_n(&m->fail_at, __ATOMIC_RELAXED);
+    while (v != 0) {
+        if (__atomic_compare_exchange_n(&m->fail_at, &v, v - 1, false,
+                                        __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+            return v == 1;
+        }
+    }
+    return false;
+}
+
+void *
+ga_meta_calloc(ga_meta *m, size_t size)
+{
+    return ga_meta_fails(m) ? NULL : calloc(1, size == 0 ? 1 : size);
+}
+
+void *
+ga_meta_aligned(ga_meta *m, size_t size)
+{
+    if (ga_meta_fails(m)) {
+        return NULL;
+    }
+    size_t bytes = ga_round_up(size == 0 ? 1 : size, GA_CACHE_LINE);
+    if (bytes < size) {
+        return NULL;
+    }
+    void *p = aligned_alloc(GA_CACHE_LINE, bytes);
+    if (p != NULL) {
+        memset(p, 0, bytes);
+    }
+    return p;
+}
+
+void *
+ga_meta_realloc(ga_meta *m, void *p, size_t size)
+{
+    if (ga_meta_fails(m)) {
+        return NULL;
+    }
+    return realloc(p, size);
+}
+
 void
 persistent_alloc_init(persistent_alloc *pa, uint64_t *other_sys)
 {
@@ -72,18 +120,37 @@ fixalloc_init(fixalloc *f, uint64_t go_size, size_t real_size,
     f->zero = true;
 }
 
-/* fixalloc_new_chunk gets the real memory for one accounted 16 KiB chunk
- * and charges it.  Returns false (charging nothing) when malloc fails. */
+/* real_chunk_new makes the real memory of one chunk (not charged). */
+static real_chunk *
+real_chunk_new(fixalloc *f)
+{
+    size_t nblocks = (size_t)(FIX_ALLOC_CHUNK / f->go_size);
+    /* cache-line aligned and sized: see real_chunk */
+    return ga_meta_aligned(f->meta, sizeof(real_chunk) +
+                                        nblocks * f->real_size);
+}
+
+bool
+fixalloc_reserve(fixalloc *f, uint64_t n)
+{
+    if (f->spare != NULL || f->nfree + f->nchunk / f->go_size >= n) {
+        return true;
+    }
+    f->spare = real_chunk_new(f);
+    return f->spare != NULL;
+}
+
+/* fixalloc_new_chunk takes the real memory for one accounted 16 KiB chunk
+ * (the spare, if one was made ahead) and charges it.  Returns false
+ * (charging nothing) when malloc fails. */
 static bool
 fixalloc_new_chunk(fixalloc *f)
 {
-    size_t nblocks = (size_t)(FIX_ALLOC_CHUNK / f->go_size);
-    size_t bytes = sizeof(real_chunk) + nblocks * f->real_size;
-    real_chunk *c = aligned_alloc(GA_CACHE_LINE, bytes); /* a multiple */
+    real_chunk *c = f->spare != NULL ? f->spare : real_chunk_new(f);
     if (c == NULL) {
         return false;
     }
-    memset(c, 0, bytes);
+    f->spare = NULL;
     c->next = f->chunks;
     f->chunks = c;
     f->chunk = (char *)c->blocks;
@@ -98,6 +165,7 @@ fixalloc_alloc(fixalloc *f)
     if (f->list != NULL) {
         fixalloc_block *b = f->list;
         f->list = b->next;
+        f->nfree--;
         f->inuse += f->go_size;
         if (f->zero) {
             memset(b, 0, f->real_size);
@@ -124,6 +192,7 @@ fixalloc_free(fixalloc *f, void *p)
     f->inuse -= f->go_size;
     b->next = f->list;
     f->list = b;
+    f->nfree++;
 }
 
 void
@@ -135,8 +204,11 @@ fixalloc_release(fixalloc *f)
         free(c);
         c = next;
     }
+    free(f->spare);
+    f->spare = NULL;
     f->chunks = NULL;
     f->list = NULL;
+    f->nfree = 0;
     f->chunk = NULL;
     f->nchunk = 0;
 }

@@ -8,13 +8,35 @@
  * Go 1.13: src/runtime/mfixalloc.go (fixalloc, init, alloc, free),
  *          malloc.go (persistentalloc).
  * Differs from Go: real and accounted sizes are separate; chunks come
- *          from the process allocator and are returned at heap close.
+ *          from the process allocator and are returned at heap close; a
+ *          chunk's real memory can be made ahead (fixalloc_reserve), so
+ *          that a growth never fails half done.
  * Locking: the caller holds the heap lock.
  */
 #ifndef GA_FIXALLOC_H
 #define GA_FIXALLOC_H
 
 #include "ga.h"
+
+/* ga_meta: where a heap's metadata gets its real memory from (the
+ * process allocator), with fault injection: when fail_at is n > 0, the
+ * n-th metadata allocation from then on fails (and disarms it), so that
+ * tests can make every allocation of a growth fail in turn.  Every
+ * allocation of heap metadata goes through ga_meta_calloc /
+ * ga_meta_realloc (m may be NULL: no injection). */
+typedef struct ga_meta {
+    uint64_t fail_at; /* atomic; 0 = armed for nothing */
+} ga_meta;
+
+/* ga_meta_fails counts one metadata allocation and says whether it is
+ * the one to fail. */
+bool ga_meta_fails(ga_meta *m);
+/* ga_meta_calloc: zeroed (by calloc: large blocks stay untouched until
+ * written).  ga_meta_aligned: zeroed and cache-line aligned, size
+ * rounded up to whole lines. */
+void *ga_meta_calloc(ga_meta *m, size_t size);
+void *ga_meta_aligned(ga_meta *m, size_t size);
+void *ga_meta_realloc(ga_meta *m, void *p, size_t size);
 
 /* persistentalloc's accounting state: the 256 KiB chunk Go carves
  * fixalloc chunks from, charged to other_sys and re-charged to the
@@ -50,6 +72,10 @@ typedef struct fixalloc {
     uint64_t *stat;          /* MemStats field charged per chunk */
     persistent_alloc *pa;
     void *chunks;            /* every real chunk, for release */
+    void *spare;             /* a real chunk made ahead, not yet charged
+                              * (fixalloc_reserve) */
+    uint64_t nfree;          /* blocks on list */
+    ga_meta *meta;           /* where chunks come from (NULL: plain) */
     bool zero;               /* zero blocks taken from the free list */
 } fixalloc;
 
@@ -59,6 +85,13 @@ void fixalloc_init(fixalloc *f, uint64_t go_size, size_t real_size,
 /* fixalloc_alloc returns a block, or NULL when the process is out of
  * memory (nothing is charged then). */
 void *fixalloc_alloc(fixalloc *f);
+/* fixalloc_reserve makes sure the next n fixalloc_alloc calls (n at most
+ * a chunk's worth) cannot fail: if the free list and the current chunk
+ * hold fewer blocks, it makes the real memory of the next chunk now,
+ * charging nothing until a block is carved from it (so the accounting
+ * stays Go's).  False, with nothing changed, when the process is out of
+ * memory. */
+bool fixalloc_reserve(fixalloc *f, uint64_t n);
 void fixalloc_free(fixalloc *f, void *p);
 /* fixalloc_release returns every chunk to the process (heap close). */
 void fixalloc_release(fixalloc *f);

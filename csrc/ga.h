@@ -19,6 +19,20 @@
  * heap can model aix/ppc64 or a 32-bit target on this host alike. */
 typedef uint64_t ga_addr;
 
+/* Which Go 1.13 point release's page heap a heap runs (decisions §1,
+ * "Which 1.13"; go113-gc-facts.md §0.1).  go1.13.3 backported three Go
+ * 1.14 changes, and every later 1.13 release (checked up to go1.13.12)
+ * has the same allocator as go1.13.8; go1.13.1 and go1.13.2 have
+ * go1.13.0's.  The zero value is the default. */
+typedef enum ga_release {
+    GA_RELEASE_GO1_13_8 = 0, /* grow by the pages asked for inside
+                              * curArena; scavenge only on growth; the
+                              * scavenger goal is 0 before the first GC */
+    GA_RELEASE_GO1_13_0 = 1, /* grow by whole arenas; scavenge when an
+                              * allocation takes released memory; the
+                              * goal is next_gc + 10% from gcinit on */
+} ga_release;
+
 #define PAGE_SHIFT 13
 #define PAGE_SIZE ((ga_addr)1 << PAGE_SHIFT)
 #define PAGE_MASK (PAGE_SIZE - 1)
@@ -46,12 +60,14 @@ typedef uint64_t ga_addr;
 #define GA_LIKELY(x) __builtin_expect(!!(x), 1)
 #define GA_UNLIKELY(x) __builtin_expect(!!(x), 0)
 #define GA_NOINLINE __attribute__((noinline))
+#define GA_ALWAYS_INLINE inline __attribute__((always_inline))
 #define GA_NORETURN __attribute__((noreturn))
 #define GA_UNUSED __attribute__((unused))
 #else
 #define GA_LIKELY(x) (x)
 #define GA_UNLIKELY(x) (x)
 #define GA_NOINLINE
+#define GA_ALWAYS_INLINE inline
 #define GA_NORETURN
 #define GA_UNUSED
 #endif

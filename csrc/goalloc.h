@@ -29,7 +29,9 @@
 
 typedef enum ga_status {
     GA_OK = 0,
-    GA_ENOMEM,        /* the OS (or the simulated limit) refused */
+    GA_ENOMEM,        /* the OS, sys_limit or metadata_limit refused,
+                       * or the process is out of memory for metadata
+                       * (ga_oom_reason says which); nothing changed */
     GA_EINVAL,        /* an argument is out of range */
     GA_EFOREIGN,      /* the address is not in this heap's arenas */
     GA_ENOTOBJECT,    /* in the heap, but not the start of an object */
@@ -53,16 +55,41 @@ typedef struct ga_options {
     bool skip_zeroing;       /* deviation, off by default: hand out dirty
                               * memory as malloc does, instead of Go's
                               * zeroing (needzero), to measure its cost */
+    ga_release release;      /* GA_RELEASE_GO1_13_8 (default) or _0; set
+                              * it with ga_options_set_release */
+    uint64_t metadata_limit; /* the most real memory the arena metadata
+                              * (66 KiB per 64 MiB arena on linux/amd64,
+                              * plus the arena index) may take; growth
+                              * past it is GA_ENOMEM.  0 = no limit; the
+                              * default is half the machine's RAM */
 } ga_options;
 
 /* ga_options_init sets Go's defaults: linux/amd64, os backing, one P,
- * and the scavenger goal Go has right after gcinit with GOGC=100
- * (next_gc * 1.1 rounded up to the OS page: 4,923,392 bytes). */
+ * release go1.13.8 and the scavenger goal that release has before its
+ * first GC, which goalloc (no GC) keeps: 0; metadata_limit is half the
+ * machine's physical memory (ga_default_metadata_limit). */
 void ga_options_init(ga_options *o);
-/* ga_gogc_scavenge_goal is the scavenger goal Go 1.13 has right after
+/* ga_default_metadata_limit: half the machine's physical memory (0 if
+ * the OS does not say), so that a heap refuses a growth whose metadata
+ * would make the machine swap. */
+uint64_t ga_default_metadata_limit(void);
+/* ga_options_set_release selects release r and the scavenger goal Go
+ * has with it and GOGC=100 (ga_release_scavenge_goal); set scavenge_goal
+ * after it to override the goal. */
+void ga_options_set_release(ga_options *o, ga_release r);
+/* ga_gogc_scavenge_goal is the scavenger goal go1.13.0 has right after
  * gcinit with GOGC=gogc (gogc < 0: GOGC=off, where the goal wraps to
  * about 1.6 EiB and allocations never scavenge). */
 uint64_t ga_gogc_scavenge_goal(int gogc);
+/* ga_release_scavenge_goal is the goal release r has with GOGC=gogc
+ * until a GC completes: go1.13.0's ga_gogc_scavenge_goal(gogc); 0 for
+ * go1.13.8, whose gcPaceScavenger sets no goal before the first GC. */
+uint64_t ga_release_scavenge_goal(ga_release r, int gogc);
+/* ga_release_name is "go1.13.8" or "go1.13.0" (NULL if r is unknown). */
+const char *ga_release_name(ga_release r);
+/* ga_release_parse reads "go1.13.8", "go1.13.0" or "go1.13" (Go's tag
+ * and runtime.Version() for 1.13.0); false for anything else. */
+bool ga_release_parse(const char *s, ga_release *out);
 
 typedef struct mheap ga_heap;
 
@@ -214,6 +241,25 @@ typedef struct ga_heap_info {
     uint64_t scavenge_goal;
     uint64_t unscav_huge_pages;
     uint64_t nallspans; /* mspan structs ever created (allspans) */
+    ga_release release;
+    /* go1.13.8's curArena: [base, end) is mapped, counted in heap_sys,
+     * heap_idle and heap_released, and not yet a span (base == end: no
+     * such room; always so for go1.13.0) */
+    ga_addr cur_arena_base;
+    ga_addr cur_arena_end;
+    /* real memory taken by the arena metadata (heap_arena structs with
+     * their span maps and page bits, the arena index's L2 maps), on
+     * either backing, and its limit (0: none) */
+    uint64_t metadata_bytes;
+    uint64_t metadata_limit;
+    /* goalloc's own metadata, which no MemStats field counts (Go has
+     * none of it): per small span, the freed and used bitmaps and the
+     * requested sizes, with the alloc bitmap (Go's part of it, charged
+     * to gc_sys as Go's gcBits) in the same block ... */
+    uint64_t span_meta_bytes;
+    /* ... and the tiny class's block marks, 6 bytes per slot of each
+     * span that has served a tiny block */
+    uint64_t tiny_meta_bytes;
 } ga_heap_info;
 
 void ga_heap_info_get(ga_heap *h, ga_heap_info *out);
@@ -230,6 +276,10 @@ uint64_t ga_digest(ga_heap *h);
 
 /* ga_poisoned returns the throw message if the heap is poisoned. */
 const char *ga_poisoned(ga_heap *h);
+/* ga_oom_reason says why the heap last refused to grow (GA_ENOMEM): a
+ * static string, or NULL if it never did.  With several threads it may
+ * name another thread's refusal. */
+const char *ga_oom_reason(ga_heap *h);
 
 /* ---- Experiments ---------------------------------------------------- */
 
@@ -244,7 +294,10 @@ typedef struct ga_heap_counters {
     uint64_t heap_sys;
     uint64_t live_objects;   /* heap_objects */
     uint64_t requested_live; /* bytes requested by live objects */
-    uint64_t largest_free;   /* bytes of the largest free span */
+    uint64_t largest_free;   /* bytes of the largest free span, or of
+                              * the rest of go1.13.8's curArena if that
+                              * is larger (it takes such a request
+                              * without new address space alike) */
 } ga_heap_counters;
 
 ga_status ga_heap_counters_get(ga_heap *h, ga_heap_counters *out);
@@ -264,7 +317,9 @@ size_t ga_live_objects(ga_heap *h, ga_live_object *out, size_t cap);
 /* Page codes of ga_page_map. */
 enum {
     GA_PAGE_FREE = -1,     /* free, backed by memory */
-    GA_PAGE_RELEASED = -2, /* free and released to the OS */
+    GA_PAGE_RELEASED = -2, /* free and released to the OS, or the
+                            * rest of go1.13.8's curArena (mapped,
+                            * counted idle and released, no span yet) */
     GA_PAGE_MANUAL = -3,
     GA_PAGE_LARGE = 0,     /* in a large object's span */
     /* 1..66: in a span of that size class */
@@ -326,6 +381,12 @@ void ga_replay(ga_heap *h, const ga_trace_view *t, size_t start, size_t stop,
 ga_status ga_block_range(ga_heap *h, ga_addr addr, uint64_t len);
 /* ga_fail_reserves makes the next n OS reservations fail (virtual). */
 ga_status ga_fail_reserves(ga_heap *h, int n);
+/* ga_fail_metadata makes the n-th allocation of heap metadata from now
+ * on fail, as if the process were out of memory (heap_arenas, arena
+ * index maps, fixalloc chunks, span bitmaps, range sets; either
+ * backing); 0 disarms it.  The call that hits it returns GA_ENOMEM and
+ * leaves the heap as it was. */
+ga_status ga_fail_metadata(ga_heap *h, uint64_t n);
 
 /* ---- Hooks for tests ---------------------------------------------- */
 

@@ -77,10 +77,15 @@ cmp_u64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* ga_walk_spans calls fn on every span in address order; it stops and
- * returns false if a page is not covered as it should be. */
 bool
 ga_walk_spans(mheap *h, bool (*fn)(void *, mspan *), void *arg)
+{
+    return ga_walk_heap(h, fn, NULL, arg);
+}
+
+bool
+ga_walk_heap(mheap *h, bool (*fn)(void *, mspan *),
+             bool (*ungrown)(void *, ga_addr, uint64_t), void *arg)
 {
     size_t n = (size_t)h->nall_arenas;
     uint64_t *idx = malloc((n ? n : 1) * sizeof(*idx));
@@ -100,6 +105,13 @@ ga_walk_spans(mheap *h, bool (*fn)(void *, mspan *), void *arg)
             cursor = base;
         }
         while (cursor < end && ok) {
+            if (cursor == h->cur_arena.base && cursor < h->cur_arena.end) {
+                /* go1.13.8's curArena: mapped pages with no span yet */
+                ok = ungrown == NULL ||
+                     ungrown(arg, cursor, h->cur_arena.end - cursor);
+                cursor = h->cur_arena.end;
+                continue;
+            }
             mspan *s = span_of(h, cursor);
             if (s == NULL || mspan_base(s) != cursor || s->npages == 0) {
                 ok = false;
@@ -196,6 +208,13 @@ ga_heap_info_get(ga_heap *h, ga_heap_info *out)
     out->scavenge_goal = h->scavenge_goal;
     out->unscav_huge_pages = h->free.unscav_huge_pages;
     out->nallspans = h->nallspans;
+    out->release = h->release;
+    out->cur_arena_base = h->cur_arena.base;
+    out->cur_arena_end = h->cur_arena.end;
+    out->metadata_bytes = h->meta_bytes;
+    out->metadata_limit = h->meta_limit;
+    out->span_meta_bytes = h->span_meta_bytes;
+    out->tiny_meta_bytes = h->tiny_meta_bytes;
     mheap_unlock(h);
 }
 
@@ -276,10 +295,8 @@ ga_span_objects(ga_heap *h, ga_addr base, uint8_t *out, uint16_t *out_marks,
                      : mspan_is_allocated(s, i)     ? GA_SLOT_LIVE
                                                     : GA_SLOT_FREE;
             if (out_marks != NULL) {
-                out_marks[i] = s->tiny_marks != NULL
-                                   ? (uint16_t)(s->tiny_marks[i] &
-                                                TINY_LIVE_MASK)
-                                   : 0;
+                tiny_block b = tiny_block_of(s, i);
+                out_marks[i] = b.marks != NULL ? (uint16_t)tiny_live(b) : 0;
             }
         }
     }
@@ -297,7 +314,8 @@ ga_object_extent(ga_heap *h, ga_addr addr, uint64_t *size)
     ga_status st = GA_ENOTOBJECT;
     mspan *s = span_of(h, addr);
     if (s == NULL) {
-        st = GA_EFOREIGN;
+        /* in a mapped arena but in no span: go1.13.8's curArena */
+        st = heap_arena_of(h, addr) != NULL ? GA_ENOTOBJECT : GA_EFOREIGN;
     }
     else if (mspan_base(s) <= addr && addr < mspan_end(s) &&
              s->state == MSPAN_IN_USE) {
@@ -311,11 +329,12 @@ ga_object_extent(ga_heap *h, ga_addr addr, uint64_t *size)
             uint64_t i = mspan_obj_index(s, addr);
             uint64_t off = addr - mspan_slot_addr(s, i);
             bool live = mspan_is_allocated(s, i) && !bit_get(s->freed_bits, i);
-            if (live && s->tiny_marks != NULL) {
-                if (s->tiny_marks[i] & TINY_MARK_LIVE(off)) {
+            tiny_block b = tiny_block_of(s, i);
+            if (live && b.marks != NULL) {
+                if (tiny_live(b) & TINY_START(off)) {
                     /* exactly what was asked: the bytes after it may be
                      * handed out to the next tiny object */
-                    *size = s->tiny_sizes[i * TINY_SIZE + off];
+                    *size = tiny_size_at(tiny_marks_load(b), off);
                     st = GA_OK;
                 }
             }
@@ -364,14 +383,16 @@ collect_live(void *arg, mspan *s)
             continue;
         }
         ga_addr slot = mspan_slot_addr(s, i);
-        if (s->tiny_marks == NULL) {
-            push_live(l, slot, s->elemsize, s->req_sizes[i], s->spanclass);
+        tiny_block b = tiny_block_of(s, i);
+        if (b.marks == NULL) {
+            push_live(l, slot, s->elemsize, mspan_req_load(s, i),
+                      s->spanclass);
             continue;
         }
-        uint32_t m = s->tiny_marks[i];
+        uint32_t live = tiny_live(b);
         for (unsigned off = 0; off < TINY_SIZE; off++) {
-            if (m & TINY_MARK_LIVE(off)) {
-                uint64_t req = s->tiny_sizes[i * TINY_SIZE + off];
+            if (live & TINY_START(off)) {
+                uint64_t req = tiny_size_at(tiny_marks_load(b), off);
                 push_live(l, slot + off, req, req, s->spanclass);
             }
         }
@@ -419,12 +440,28 @@ collect_pages(void *arg, mspan *s)
     return true;
 }
 
+/* collect_ungrown: curArena's pages are Prepared, counted idle and
+ * released, as a released free span's are; the page map shows them so. */
+static bool
+collect_ungrown(void *arg, ga_addr base, uint64_t size)
+{
+    struct page_list *l = arg;
+    (void)base;
+    for (uint64_t i = 0; i < size / PAGE_SIZE; i++) {
+        if (l->n < l->cap) {
+            l->out[l->n] = GA_PAGE_RELEASED;
+        }
+        l->n++;
+    }
+    return true;
+}
+
 size_t
 ga_page_map(ga_heap *h, int16_t *out, size_t cap)
 {
     struct page_list l = {out, cap, 0};
     mheap_lock(h);
-    ga_walk_spans(h, collect_pages, &l);
+    ga_walk_heap(h, collect_pages, collect_ungrown, &l);
     mheap_unlock(h);
     return l.n;
 }
@@ -468,12 +505,12 @@ digest_span(void *arg, mspan *s)
         mix_bytes(d, s->alloc_bits, nbytes);
         mix_bytes(d, s->freed_bits, nbytes);
         mix_bytes(d, s->used_bits, nbytes);
+        mix_bytes(d, s->req_sizes,
+                  (size_t)mspan_req_len(s->spanclass, s->nelems) * 2);
+        mix(d, s->tiny_marks != NULL);
         if (s->tiny_marks != NULL) {
-            mix_bytes(d, s->tiny_marks, (size_t)s->nelems * 4);
-            mix_bytes(d, s->tiny_sizes, (size_t)s->nelems * TINY_SIZE);
-        }
-        else {
-            mix_bytes(d, s->req_sizes, (size_t)s->nelems * 2);
+            mix_bytes(d, s->tiny_marks,
+                      (size_t)s->nelems * TINY_TABLE_BYTES_PER_SLOT);
         }
     }
     return true;
@@ -491,6 +528,9 @@ ga_digest(ga_heap *h)
     for (uint64_t i = 0; i < h->nall_arenas; i++) {
         mix(&d, h->all_arenas[i]);
     }
+    mix(&d, h->release);
+    mix(&d, h->cur_arena.base);
+    mix(&d, h->cur_arena.end);
     ga_walk_spans(h, digest_span, &d);
     for (int i = 0; i < NUM_SPAN_CLASSES; i++) {
         mcentral *c = &h->central[i];

@@ -29,14 +29,19 @@
  *                asks the mcentral for a span with free slots, and the
  *                mcentral asks the mheap for a fresh one.
  *   large        > 32 KiB: a span of its own straight from the mheap.
- * Only the small fast path runs outside a protected call: it cannot
- * throw, and setjmp would cost as much as the allocation itself.
+ * Only the fast paths (a small slot from the allocCache, a tiny object
+ * packed into the current block) run outside a protected call: they
+ * cannot throw, and setjmp would cost as much as the allocation itself.
  * The mheap takes the lowest-addressed free span that is big enough
- * (first fit), carves its low end, and when nothing fits grows by whole
- * arenas at the hints: a hint whose reservation lands elsewhere is
- * discarded; when all fail, the OS picks an aligned region and two new
- * hints extend it down and up.  Fresh arenas count as released
- * (untouched) memory until allocated.
+ * (first fit), carves its low end, and when nothing fits grows.  Address
+ * space comes in whole arenas at the hints: a hint whose reservation
+ * lands elsewhere is discarded; when all fail, the OS picks an aligned
+ * region and two new hints extend it down and up.  Which Go 1.13 point
+ * release the heap follows (ga_release, decisions §1) decides how it
+ * grows: go1.13.8 (the default) cuts a span of the pages asked for off
+ * the current arena (curArena) and maps new arenas only when that is too
+ * small; go1.13.0 turns each new arena into one free span.  Fresh memory
+ * counts as released (untouched) until allocated.
  *
  * Freeing (explicit in goalloc, decisions §4; Go frees by sweeping): a
  * slot of a span the freeing P caches is marked freed without a lock
@@ -51,7 +56,8 @@
  *
  * What goalloc leaves out: GC marking and sweeping, write barriers,
  * stacks (manual spans), finalizers and profiling specials, the heap
- * bitmap (accounted in gc_sys, not allocated), the background scavenger.
+ * bitmap (accounted in gc_sys, not allocated), the background scavenger;
+ * the scavenger goal keeps the value it has before the first GC.
  *
  * Go 1.13: src/runtime/malloc.go (mallocinit, mallocgc, largeAlloc).
  * Differs from Go: see the list above and each file's header.
@@ -128,6 +134,55 @@ ga_gogc_scavenge_goal(int gogc)
     return ga_round_up(goal, phys_page); /* wraps as Go's uint64 does */
 }
 
+uint64_t
+ga_release_scavenge_goal(ga_release r, int gogc)
+{
+    /* go1.13.8's gcPaceScavenger returns before it sets a goal while
+     * last_next_gc is 0, i.e. until the first GC completes, and mheap_
+     * starts zeroed; GOGC only matters from the first GC on. */
+    return r == GA_RELEASE_GO1_13_0 ? ga_gogc_scavenge_goal(gogc) : 0;
+}
+
+const char *
+ga_release_name(ga_release r)
+{
+    switch (r) {
+    case GA_RELEASE_GO1_13_8:
+        return "go1.13.8";
+    case GA_RELEASE_GO1_13_0:
+        return "go1.13.0";
+    }
+    return NULL;
+}
+
+bool
+ga_release_parse(const char *s, ga_release *out)
+{
+    if (strcmp(s, "go1.13.8") == 0) {
+        *out = GA_RELEASE_GO1_13_8;
+    }
+    else if (strcmp(s, "go1.13.0") == 0 || strcmp(s, "go1.13") == 0) {
+        *out = GA_RELEASE_GO1_13_0;
+    }
+    else {
+        return false;
+    }
+    return true;
+}
+
+void
+ga_options_set_release(ga_options *o, ga_release r)
+{
+    o->release = r;
+    o->scavenge_goal = ga_release_scavenge_goal(r, 100);
+}
+
+uint64_t
+ga_default_metadata_limit(void)
+{
+    return mem_host_phys_memory() / 2;
+}
+
 void
 ga_options_init(ga_options *o)
 {
@@ -137,11 +192,12 @@ ga_options_init(ga_options *o)
     o->race = false;
     o->backing = GA_BACKING_OS;
     o->procs = 1;
-    o->scavenge_goal = ga_gogc_scavenge_goal(100);
+    ga_options_set_release(o, GA_RELEASE_GO1_13_8);
     o->sys_limit = 0;
     o->binary_end = 0x08200000;
     o->seed = 0x2545F4914F6CDD1DULL;
     o->skip_zeroing = false;
+    o->metadata_limit = ga_default_metadata_limit();
 }
 
 /* ---- mallocinit -------------------------------------------------- */
@@ -190,6 +246,9 @@ check_options(const ga_options *o, ga_status *status, char *err,
     }
     if (o->backing != GA_BACKING_OS && o->backing != GA_BACKING_VIRTUAL) {
         return fail(status, GA_EINVAL, err, errlen, "unknown backing");
+    }
+    if (ga_release_name(o->release) == NULL) {
+        return fail(status, GA_EINVAL, err, errlen, "unknown release");
     }
     if (o->backing == GA_BACKING_OS &&
         (strcmp(o->goos, "linux") != 0 || strcmp(o->goarch, "amd64") != 0)) {
@@ -289,6 +348,8 @@ ga_heap_new(const ga_options *o, ga_status *status, char *err,
     h->nprocs = o->procs;
     h->sys_limit = o->sys_limit;
     h->scavenge_goal = o->scavenge_goal;
+    h->release = o->release;
+    h->meta_limit = o->metadata_limit;
     h->binary_end = o->binary_end;
     h->seed = o->seed;
     h->zero_memory = o->backing == GA_BACKING_OS && !o->skip_zeroing;
@@ -321,9 +382,8 @@ ga_heap_new(const ga_options *o, ga_status *status, char *err,
 static bool
 free_span_bits(void *arg, mspan *s)
 {
-    (void)arg;
     if (s->state == MSPAN_IN_USE && s->alloc_bits != NULL) {
-        mspan_free_bits(s);
+        mspan_free_bits(arg, s);
     }
     return true;
 }
@@ -335,7 +395,7 @@ ga_heap_free(ga_heap *h)
         return;
     }
     if (h->arenas != NULL) {
-        ga_walk_spans(h, free_span_bits, NULL);
+        ga_walk_spans(h, free_span_bits, h);
     }
     mem_destroy(&h->mem);
     arena_release(h);
@@ -387,18 +447,17 @@ large_alloc(mheap *h, uint64_t size, bool noscan, ga_addr *out)
     return GA_OK;
 }
 
-/* small_slot_rare finishes what small_slot_done leaves to it: a 16-byte
- * noscan slot is a one-object tiny block, and dirty memory is zeroed
- * (needzero).  Out of line, so that the fast path saves no registers. */
+/* small_slot_rare finishes what small_slot_done leaves to it: a slot of
+ * a span with tiny marks forgets the tiny block it may have been, and
+ * dirty memory is zeroed (needzero).  Out of line, so that the fast path
+ * saves no registers. */
 static GA_NOINLINE ga_addr
 small_slot_rare(mheap *h, mspan *s, uint64_t i, uint64_t size)
 {
     ga_addr v = mspan_slot_addr(s, i);
+    mspan_req_store(s, i, size);
     if (s->tiny_marks != NULL) {
-        tiny_mark_new_block(s, v, size);
-    }
-    else {
-        s->req_sizes[i] = (uint16_t)size;
+        tiny_slot_clear(s, i);
     }
     if (s->needzero && h->zero_memory) {
         memset((void *)(uintptr_t)v, 0, (size_t)s->elemsize);
@@ -413,16 +472,23 @@ static inline ga_addr
 small_slot_done(mheap *h, mcache *c, mspan *s, uint64_t i, uint64_t size)
 {
     c->local_requested += size;
-    if (GA_LIKELY(s->tiny_marks == NULL && !s->needzero)) {
-        s->req_sizes[i] = (uint16_t)size;
+    if (GA_LIKELY(!s->needzero && s->tiny_marks == NULL)) {
+        mspan_req_store(s, i, size);
         return mspan_slot_addr(s, i);
     }
     return small_slot_rare(h, s, i, size);
 }
 
-/* malloc_slow runs every path that may refill, grow or throw, inside a
- * protected call. */
-static GA_NOINLINE ga_status
+GA_NOINLINE ga_status
+free_dropped_protected(mheap *h, const tiny_dropped *d)
+{
+    GA_PROTECT(h);
+    tiny_free_dropped(h, d);
+    GA_UNPROTECT(h);
+    return GA_OK;
+}
+
+GA_NOINLINE ga_status
 malloc_slow(mheap *h, mcache *c, uint64_t size, bool noscan, ga_addr *out)
 {
     if (size > h->plat.max_alloc) {
@@ -464,16 +530,27 @@ ga_malloc(ga_heap *h, int p, uint64_t size, bool noscan, ga_addr *out)
         return GA_EINVAL;
     }
     mcache *c = h->caches[p];
-    if (GA_LIKELY(size - 1 < MAX_SMALL_SIZE) &&
-        (size >= TINY_SIZE || !noscan)) {
-        /* The fast path: no lock, no protected call, one ctz.  (A small
-         * size is below every platform's maxAlloc.) */
-        mspan *s = c->alloc[make_span_class(size_to_class((size_t)size),
-                                            noscan)];
-        uint64_t i = next_free_fast(s);
-        if (GA_LIKELY(i != NO_SLOT)) {
-            *out = small_slot_done(h, c, s, i, size);
-            return GA_OK;
+    /* The fast paths: no lock, no protected call.  (A small size is
+     * below every platform's maxAlloc.) */
+    if (GA_LIKELY(size - 1 < MAX_SMALL_SIZE)) {
+        if (GA_LIKELY(size >= TINY_SIZE || !noscan)) {
+            /* one ctz on the class's allocCache */
+            mspan *s = c->alloc[make_span_class(size_to_class((size_t)size),
+                                                noscan)];
+            uint64_t i = next_free_fast(s);
+            if (GA_LIKELY(i != NO_SLOT)) {
+                *out = small_slot_done(h, c, s, i, size);
+                return GA_OK;
+            }
+        }
+        else {
+            /* packed into the P's current tiny block, if it has room */
+            ga_addr v = tiny_alloc_fast(c, size);
+            if (GA_LIKELY(v != 0)) {
+                *out = v;
+                return GA_OK;
+            }
+            return tiny_new_block(h, c, size, out);
         }
     }
     return malloc_slow(h, c, size, noscan, out);
@@ -503,7 +580,8 @@ classify_locked(mheap *h, ga_addr addr, mspan **large, mspan **small)
     *small = NULL;
     mspan *s = span_of(h, addr);
     if (s == NULL) {
-        return GA_EFOREIGN;
+        /* In a mapped arena but in no span: go1.13.8's curArena. */
+        return heap_arena_of(h, addr) != NULL ? GA_ENOTOBJECT : GA_EFOREIGN;
     }
     bool covers = mspan_base(s) <= addr && addr < mspan_end(s);
     if (!covers || s->state != MSPAN_IN_USE) {
@@ -544,16 +622,16 @@ large_free_locked(mheap *h, mspan *s)
     arena_set_page_freed(h, base);
 }
 
-/* dead_slot_status: freeing slot i at offset off, which is not live. */
+/* dead_slot_status: freeing slot i at offset off, which is not live.
+ * Inside a block that was a tiny block, an offset where a tiny object
+ * started is a double free. */
 static ga_status
 dead_slot_status(const mspan *s, uint64_t i, uint64_t off)
 {
-    if (s->tiny_marks != NULL && off != 0) {
-        uint32_t m = __atomic_load_n(&s->tiny_marks[i], __ATOMIC_RELAXED);
-        return (m & TINY_MARK_USED(off)) ? GA_EDOUBLEFREE : GA_ENOTOBJECT;
-    }
     if (off != 0) {
-        return GA_ENOTOBJECT;
+        tiny_block b = tiny_block_of(s, i);
+        bool started = b.marks != NULL && tiny_started(b, off);
+        return started ? GA_EDOUBLEFREE : GA_ENOTOBJECT;
     }
     bool was_used = bit_get_atomic(s->freed_bits, i) || bit_get(s->used_bits, i);
     return was_used ? GA_EDOUBLEFREE : GA_ENOTOBJECT;
@@ -572,13 +650,14 @@ small_free_central_locked(mheap *h, mcentral *c, mspan *s, ga_addr addr,
     if (!live) {
         return dead_slot_status(s, i, off);
     }
-    if (s->tiny_marks != NULL) {
-        return tiny_free_locked(h, s, i, off, to_heap);
+    tiny_block b = tiny_block_of(s, i);
+    if (b.marks != NULL) {
+        return tiny_free_locked(h, s, i, off, b, to_heap);
     }
     if (off != 0) {
         return GA_ENOTOBJECT;
     }
-    return mcentral_free_slot_locked(h, c, s, i, s->req_sizes[i], to_heap)
+    return mcentral_free_slot_locked(h, c, s, i, mspan_req_load(s, i), to_heap)
                ? GA_OK
                : GA_EDOUBLEFREE;
 }
@@ -675,8 +754,9 @@ owner_cache(mheap *h, int p, const mspan *s)
     return cached ? h->caches[0] : NULL;
 }
 
-/* cached_span_of: the small span (not the tiny class) holding addr
- * between its base and limit, if the caller may free into it without a
+/* cached_span_of: the small span holding addr between its base and limit
+ * (not one with tiny blocks: those are freed under the tiny class's
+ * mcentral lock, tiny.h), if the caller may free into it without a
  * lock (owner_cache), with that mcache in *cp; else NULL.  A P's run of
  * frees into one span is answered by its free hint, without spanOf.
  * spanOf needs no lock: arena entries are published atomically. */
@@ -719,7 +799,7 @@ ga_free_p(ga_heap *h, int p, ga_addr addr)
         return GA_OK;
     }
     /* The fast path: a live object at a slot start of a small span that
-     * the caller's P caches (not the tiny class). */
+     * the caller's P caches (and that has no tiny blocks). */
     mcache *c;
     mspan *s = cached_span_of(h, p, addr, &c);
     if (GA_LIKELY(s != NULL)) {
@@ -733,7 +813,9 @@ ga_free_p(ga_heap *h, int p, ga_addr addr)
             }
             s->alloc_count--;
             c->local_nsmallfree[s->spanclass]++;
-            c->local_requested_freed[s->spanclass] += s->req_sizes[i];
+            /* this P wrote it: a plain load, after the locked instruction */
+            c->local_requested_freed[s->spanclass] +=
+                s->req_sizes[i & s->req_mask];
             return GA_OK;
         }
     }
@@ -762,10 +844,15 @@ ga_scavenge(ga_heap *h, uint64_t nbytes, uint64_t *released)
 {
     GA_PROTECT(h);
     mheap_lock(h);
-    *released = mheap_scavenge_locked(h, nbytes);
+    /* scavengeLocked splits at most one span: room for it first */
+    bool room = fixalloc_reserve(&h->spanalloc, 1) &&
+                fixalloc_reserve(&h->treapalloc, 1);
+    if (room) {
+        *released = mheap_scavenge_locked(h, nbytes);
+    }
     mheap_unlock(h);
     GA_UNPROTECT(h);
-    return GA_OK;
+    return room ? GA_OK : GA_ENOMEM;
 }
 
 /* ---- Statistics -------------------------------------------------- */
@@ -900,6 +987,22 @@ ga_poisoned(ga_heap *h)
     return heap_poisoned(h);
 }
 
+const char *
+ga_oom_reason(ga_heap *h)
+{
+    return __atomic_load_n(&h->oom_reason, __ATOMIC_RELAXED);
+}
+
+ga_status
+ga_fail_metadata(ga_heap *h, uint64_t n)
+{
+    if (heap_poisoned(h) != NULL) {
+        return GA_EPOISONED;
+    }
+    __atomic_store_n(&h->meta.fail_at, n, __ATOMIC_RELAXED);
+    return GA_OK;
+}
+
 /* ---- Experiments ------------------------------------------------- */
 
 uint64_t
@@ -936,6 +1039,12 @@ ga_heap_counters_get(ga_heap *h, ga_heap_counters *out)
     out->requested_live = mheap_requested_live_locked(h);
     out->largest_free = h->free.treap ? h->free.treap->max_pages * PAGE_SIZE
                                       : 0;
+    /* go1.13.8's curArena takes a request as large as what is left of it
+     * without new address space, as a free span of that size would. */
+    uint64_t rest = h->cur_arena.end - h->cur_arena.base;
+    if (rest > out->largest_free) {
+        out->largest_free = rest;
+    }
     mheap_unlock(h);
     return GA_OK;
 }

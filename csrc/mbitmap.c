@@ -13,6 +13,7 @@
 
 #include "mheap.h"
 #include "sizeclasses.h"
+#include "tiny.h"
 
 /* charge_gc_bits accounts n bytes of gcBits the way Go's 64 KiB
  * gcBitsArenas would (never recycled without a GC cycle). */
@@ -26,18 +27,6 @@ charge_gc_bits(mheap *h, uint64_t n)
     h->gcbits_left -= n;
 }
 
-/* The bytes of one block for a span's bitmaps and per-slot arrays. */
-static size_t
-span_bits_size(const mspan *s, uint64_t nelems, uint64_t nbytes)
-{
-    bool tiny = s->spanclass == make_span_class(TINY_SIZE_CLASS, true);
-    /* tiny: marks (4 bytes) and 16 requested sizes per block; otherwise
-     * one 16-bit requested size per slot */
-    size_t extra = tiny ? (size_t)nelems * (sizeof(uint32_t) + TINY_SIZE)
-                        : (size_t)nelems * sizeof(uint16_t);
-    return (size_t)(3 * nbytes) + extra;
-}
-
 static uint64_t
 span_nelems(const mspan *s)
 {
@@ -45,20 +34,25 @@ span_nelems(const mspan *s)
 }
 
 uint8_t *
-mspan_make_bits(mheap *h, const mspan *s)
+mspan_new_bits(mheap *h, span_class spc, uint64_t npages)
+{
+    uint64_t nelems = npages * PAGE_SIZE /
+                      class_to_size[span_class_sizeclass(spc)];
+    return ga_meta_calloc(&h->meta, mspan_bits_bytes(spc, nelems));
+}
+
+void
+mspan_charge_bits(mheap *h, const mspan *s)
 {
     uint64_t nelems = span_nelems(s);
-    uint64_t nbytes = gc_bits_bytes(nelems);
-    uint8_t *bits = calloc(1, span_bits_size(s, nelems, nbytes));
-    if (bits == NULL) {
-        return NULL;
-    }
+    __atomic_fetch_add(&h->span_meta_bytes,
+                       mspan_bits_bytes(s->spanclass, nelems),
+                       __ATOMIC_RELAXED);
     /* Go takes a mark and an alloc bitmap from the gcBits arenas, under
      * their own lock. */
     pthread_mutex_lock(&h->gcbits_lock);
-    charge_gc_bits(h, 2 * nbytes);
+    charge_gc_bits(h, 2 * gc_bits_bytes(nelems));
     pthread_mutex_unlock(&h->gcbits_lock);
-    return bits;
 }
 
 void
@@ -66,28 +60,31 @@ mspan_init_bits(mspan *s, uint8_t *bits)
 {
     uint64_t nelems = span_nelems(s);
     uint64_t nbytes = gc_bits_bytes(nelems);
-    bool tiny = s->spanclass == make_span_class(TINY_SIZE_CLASS, true);
     s->nelems = nelems;
     s->freeindex = 0;
     s->alloc_cache = ~(uint64_t)0;
     s->alloc_bits = bits;
     s->freed_bits = bits + nbytes;
     s->used_bits = bits + 2 * nbytes;
-    uint8_t *rest = bits + 3 * nbytes; /* 8-byte aligned */
-    s->tiny_marks = tiny ? (uint32_t *)(void *)rest : NULL;
-    s->tiny_sizes = tiny ? rest + nelems * sizeof(uint32_t) : NULL;
-    s->req_sizes = tiny ? NULL : (uint16_t *)(void *)rest;
+    s->req_sizes = (uint16_t *)(void *)(bits + 3 * nbytes); /* 8-aligned */
+    bool one_size = mspan_req_len(s->spanclass, nelems) != nelems;
+    s->req_mask = one_size ? 0 : 0xFFFF;
+    if (one_size) {
+        s->req_sizes[0] = TINY_SIZE; /* noscan 16 bytes: asked for 16 */
+    }
 }
 
 void
-mspan_free_bits(mspan *s)
+mspan_free_bits(mheap *h, mspan *s)
 {
+    tiny_table_free(h, s);
+    __atomic_fetch_sub(&h->span_meta_bytes,
+                       mspan_bits_bytes(s->spanclass, s->nelems),
+                       __ATOMIC_RELAXED);
     free(s->alloc_bits);
     s->alloc_bits = NULL;
     s->freed_bits = NULL;
     s->used_bits = NULL;
-    s->tiny_marks = NULL;
-    s->tiny_sizes = NULL;
     s->req_sizes = NULL;
 }
 

@@ -35,6 +35,25 @@ gc_bits_bytes(uint64_t nelems)
     return (nelems + 63) / 64 * 8;
 }
 
+/* mspan_req_len: the requested sizes a span of class spc keeps: one per
+ * slot, but one for the tiny class, whose 16-byte objects all asked for
+ * 16 bytes (its tiny blocks keep theirs in the tiny marks, tiny.c); four
+ * there, to keep the block's size a multiple of 8. */
+static inline uint64_t
+mspan_req_len(span_class spc, uint64_t nelems)
+{
+    return spc == make_span_class(TINY_SIZE_CLASS, true) ? 4 : nelems;
+}
+
+/* mspan_bits_bytes: the block of one span of class spc and n slots: its
+ * bitmaps (alloc, freed, used) and its requested sizes (16 bits each). */
+static inline size_t
+mspan_bits_bytes(span_class spc, uint64_t nelems)
+{
+    return (size_t)(3 * gc_bits_bytes(nelems)) +
+           (size_t)mspan_req_len(spc, nelems) * sizeof(uint16_t);
+}
+
 static inline unsigned
 ctz64(uint64_t x)
 {
@@ -137,13 +156,18 @@ mspan_is_allocated(const mspan *s, uint64_t i)
 }
 
 /* mspan_init_bits is initSpan for a small span of known elemsize: slot
- * count, fresh zeroed bitmaps, freeindex 0 and a full allocCache.
- * Returns false when the process is out of memory. */
+ * count, fresh zeroed bitmaps, freeindex 0 and a full allocCache. */
 void mspan_init_bits(mspan *s, uint8_t *bits);
-/* mspan_make_bits allocates the zeroed block mspan_init_bits takes, and
- * charges gc_sys for it; NULL when the process is out of memory. */
-uint8_t *mspan_make_bits(struct mheap *h, const mspan *s);
-void mspan_free_bits(mspan *s);
+/* mspan_new_bits allocates the zeroed block mspan_init_bits takes for an
+ * npages span of class spc, before the span exists (so that running out
+ * of memory refuses the allocation with nothing changed); NULL when the
+ * process is out of memory.  mspan_charge_bits charges it once the span
+ * is made: gc_sys for Go's part of it (alloc and mark bits) and
+ * span_meta_bytes for all of it. */
+uint8_t *mspan_new_bits(struct mheap *h, span_class spc, uint64_t npages);
+void mspan_charge_bits(struct mheap *h, const mspan *s);
+/* mspan_free_bits releases the block, and the span's tiny marks. */
+void mspan_free_bits(struct mheap *h, mspan *s);
 
 /* mspan_next_free_index is Go's nextFreeIndex: the next free slot at or
  * after freeindex (advancing it), or nelems when there is none. */

@@ -29,14 +29,16 @@ typedef struct mcache {
     uint64_t tinyoffset; /* bytes used in it */
     uint64_t local_tinyallocs; /* tiny objects packed into a block */
     uint64_t local_requested;  /* goalloc: bytes requested by callers */
+    uint32_t *tiny_marks; /* goalloc: the tiny block's marks (tiny.h) */
     mspan *tiny_span;    /* the span holding the tiny block */
     mspan *alloc[NUM_SPAN_CLASSES];
 
     /* goalloc: the span of this P's last lock-free free, and its slots'
      * range, so that frees into one span skip spanOf.  While the range
-     * is not empty the span is one that this mcache caches (and not the
-     * tiny class's): mcache_forget_hint empties it before the span
-     * leaves.  Only the P's own thread reads or writes it. */
+     * is not empty the span is one that this mcache caches and that has
+     * no tiny blocks: mcache_forget_hint empties it before the span
+     * leaves or gets tiny marks.  Only the P's own thread reads or writes
+     * it. */
     struct {
         mspan *span;
         ga_addr base;

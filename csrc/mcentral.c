@@ -9,6 +9,8 @@
  */
 #include "mcentral.h"
 
+#include <stdlib.h>
+
 #include "mbitmap.h"
 #include "mcache.h"
 #include "mheap.h"
@@ -40,14 +42,18 @@ mcentral_grow(mheap *h, mcentral *c, uint8_t **bits)
 {
     int sc = span_class_sizeclass(c->spanclass);
     uint64_t npages = class_to_allocnpages[sc];
-    mspan *s = mheap_alloc(h, npages, c->spanclass, 0, true);
-    if (s == NULL) {
+    /* The bitmaps' memory first: without it nothing may change. */
+    *bits = mspan_new_bits(h, c->spanclass, npages);
+    if (*bits == NULL) {
+        mheap_refuse(h, "out of process memory for span bitmaps");
         return NULL;
     }
-    *bits = mspan_make_bits(h, s);
-    if (*bits == NULL) {
-        ga_throw(h, "runtime: cannot allocate memory");
+    mspan *s = mheap_alloc(h, npages, c->spanclass, 0, true);
+    if (s == NULL) {
+        free(*bits);
+        return NULL;
     }
+    mspan_charge_bits(h, s);
     return s;
 }
 
@@ -126,7 +132,7 @@ mcentral_release_to_heap(mheap *h, mspan *s, bool heap_locked)
     if (!heap_locked) {
         mheap_lock(h);
     }
-    mspan_free_bits(s);
+    mspan_free_bits(h, s);
     s->needzero = 1;
     mheap_free_span_locked(h, s, true, true);
     if (!heap_locked) {

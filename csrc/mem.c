@@ -10,6 +10,8 @@
 #include "mem.h"
 #include "mem_impl.h"
 
+#include "fixalloc.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -35,6 +37,23 @@ mem_ranges_contain(const mem_range_set *s, ga_addr base, ga_addr end)
         }
     }
     return false;
+}
+
+bool
+mem_ranges_room(mem_range_set *s, size_t extra, struct ga_meta *meta)
+{
+    if (s->n + extra <= s->cap) {
+        return true;
+    }
+    size_t cap = s->cap ? s->cap * 2 : 16;
+    cap = cap < s->n + extra ? s->n + extra : cap;
+    mem_range *r = ga_meta_realloc(meta, s->r, cap * sizeof(*r));
+    if (r == NULL) {
+        return false;
+    }
+    s->r = r;
+    s->cap = cap;
+    return true;
 }
 
 static bool

@@ -70,10 +70,20 @@ void sys_free(mem_backend *m, ga_addr v, uint64_t n, uint64_t *stat);
 ga_addr sys_reserve_aligned(mem_backend *m, ga_addr v, uint64_t size,
                             uint64_t align, uint64_t *got);
 
+/* mem_host_phys_memory: the machine's physical memory in bytes (0 if
+ * the OS does not say). */
+uint64_t mem_host_phys_memory(void);
+
 /* mem_block marks [addr, addr+len) as taken by someone else: the os
  * backend maps it PROT_NONE, the virtual one records it.  Returns false
  * if the range is already in use. */
 bool mem_block(mem_backend *m, ga_addr addr, uint64_t len);
+
+struct ga_meta;
+/* mem_ranges_room makes s hold extra more ranges without growing (its
+ * array comes from the heap's metadata allocator, meta).  False, with s
+ * unchanged, when the process is out of memory. */
+bool mem_ranges_room(mem_range_set *s, size_t extra, struct ga_meta *meta);
 
 /* Range-set helpers shared by both backends. */
 bool mem_ranges_overlap(const mem_range_set *s, ga_addr base, ga_addr end);

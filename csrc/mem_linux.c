@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <stdint.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #ifndef MAP_FIXED_NOREPLACE
 #define MAP_FIXED_NOREPLACE 0x100000
@@ -108,4 +109,12 @@ mem_os_release_all(mem_backend *m)
         mem_os_unmap(m->blocked.r[i].base,
                      m->blocked.r[i].end - m->blocked.r[i].base);
     }
+}
+
+uint64_t
+mem_host_phys_memory(void)
+{
+    long pages = sysconf(_SC_PHYS_PAGES);
+    long page = sysconf(_SC_PAGESIZE);
+    return pages > 0 && page > 0 ? (uint64_t)pages * (uint64_t)page : 0;
 }

@@ -1,11 +1,12 @@
 /* The page heap.  See mheap.h and malloc.c for the overview.
  *
- * Span allocation (first fit on the treap, low end carved), growth by
- * whole arenas, freeing with coalescing, and the released-bytes
- * bookkeeping that goes with scavenged spans.
+ * Span allocation (first fit on the treap, low end carved), growth
+ * (go1.13.8: into curArena; go1.13.0: by whole arenas), freeing with
+ * coalescing, and the released-bytes bookkeeping that goes with
+ * scavenged spans.
  * Go 1.13: src/runtime/mheap.go (init, recordspan, alloc_m, alloc,
- *          allocSpanLocked, grow, freeSpan, freeSpanLocked, coalesce,
- *          physPageBounds, released).
+ *          allocSpanLocked, grow, growAddSpan, freeSpan, freeSpanLocked,
+ *          coalesce, physPageBounds, released) of go1.13.8 and go1.13.0.
  * Differs from Go: no sweeper, no page reclaimer, no huge-page advice.
  * Locking: functions named _locked need h->lock; mheap_alloc and
  *          mheap_free_span take it.
@@ -84,8 +85,9 @@ recordspan(void *arg, void *p)
     h->nallspans++;
 }
 
-/* new_span takes a span struct from spanalloc; running out of process
- * memory for metadata is fatal, as in Go. */
+/* new_span takes a span struct from spanalloc, where the caller
+ * reserved room (fixalloc_reserve): running out here is a broken
+ * invariant, as running out of metadata memory is fatal in Go. */
 static mspan *
 new_span(mheap *h)
 {
@@ -132,6 +134,12 @@ mheap_init(mheap *h)
                   sizeof(arena_hint), NULL, NULL, &st->other_sys, &h->pa);
     /* Don't zero mspan allocations: a recycled span keeps its sweepgen. */
     h->spanalloc.zero = false;
+    fixalloc *all[] = {&h->treapalloc, &h->spanalloc,
+                       &h->cachealloc, &h->specialfinalizeralloc,
+                       &h->specialprofilealloc, &h->arena_hint_alloc};
+    for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
+        all[i]->meta = &h->meta;
+    }
     mtreap_init(&h->free, &h->treapalloc, p->phys_huge_page_size, h->seed);
     h->free.throw_fn = treap_throw_hook;
     h->free.throw_arg = h;
@@ -207,14 +215,112 @@ mheap_coalesce(mheap *h, mspan *s)
 
 /* ---- Growth ------------------------------------------------------ */
 
-bool
-mheap_can_grow(const mheap *h, uint64_t npages)
+/* cur_arena_fits: go1.13.8 grows into what is left of curArena, without
+ * new address space, when the request fits there. */
+static bool
+cur_arena_fits(const mheap *h, uint64_t npages)
 {
-    if (h->sys_limit == 0) {
+    ga_addr nbase = ga_round_up(h->cur_arena.base + npages * PAGE_SIZE,
+                                h->plat.phys_page_size);
+    return h->release == GA_RELEASE_GO1_13_8 && nbase <= h->cur_arena.end;
+}
+
+bool
+mheap_can_grow(mheap *h, uint64_t npages)
+{
+    if (h->sys_limit == 0 || cur_arena_fits(h, npages)) {
         return true;
     }
+    /* sysAlloc maps the whole ask in whole arenas, also when part of it
+     * could have come from curArena (the new space may not adjoin it). */
     uint64_t ask = ga_round_up(npages * PAGE_SIZE, h->plat.heap_arena_bytes);
-    return h->stats.heap_sys + ask <= h->sys_limit;
+    return h->stats.heap_sys + ask <= h->sys_limit ||
+           mheap_refuse(h, "the heap would grow past sys_limit");
+}
+
+/* add_free_span makes [v, v+size) of fresh memory, still in the Prepared
+ * state and already counted idle and released, a free span marked
+ * scavenged (so that allocating it makes it Ready), and coalesces it. */
+static void
+add_free_span(mheap *h, ga_addr v, uint64_t size)
+{
+    mspan *s = new_span(h);
+    mspan_init(s, v, size / PAGE_SIZE);
+    set_spans(h, mspan_base(s), s->npages, s);
+    s->state = MSPAN_FREE;
+    s->scavenged = true;
+    mheap_coalesce(h, s);
+    treap_insert(h, s);
+}
+
+/* grow_add_span is go1.13.8's growAddSpan: the heap grows into [v,
+ * v+size), so it first scavenges as much free memory, if the retained
+ * heap would otherwise exceed the goal; this is go1.13.8's only
+ * synchronous scavenging. */
+static void
+grow_add_span(mheap *h, ga_addr v, uint64_t size)
+{
+    mheap_scavenge_if_needed_locked(h, size);
+    add_free_span(h, v, size);
+}
+
+/* grow_whole_arena is go1.13.0's grow: the whole sysAlloc result (the
+ * ask rounded up to arenas) becomes one free span. */
+static bool
+grow_whole_arena(mheap *h, uint64_t npage)
+{
+    uint64_t size;
+    ga_addr v = mheap_sys_alloc(h, npage * PAGE_SIZE, &size);
+    if (v == 0) {
+        return false;
+    }
+    /* Fresh memory is untouched: it counts as released. */
+    h->stats.heap_idle += size;
+    h->stats.heap_released += size;
+    add_free_span(h, v, size);
+    return true;
+}
+
+/* grow_cur_arena is go1.13.8's grow: a span of the pages asked for,
+ * rounded up to the physical page, is cut off the bottom of curArena;
+ * only when curArena is too small does sysAlloc map new arenas for the
+ * whole ask.  New space that adjoins curArena extends it; other new
+ * space replaces it, and what was left of the old curArena becomes a
+ * free span. */
+static bool
+grow_cur_arena(mheap *h, uint64_t npage)
+{
+    uint64_t ask = npage * PAGE_SIZE;
+    uint64_t phys = h->plat.phys_page_size;
+    ga_addr nbase = ga_round_up(h->cur_arena.base + ask, phys);
+    if (nbase > h->cur_arena.end) {
+        uint64_t asize;
+        ga_addr av = mheap_sys_alloc(h, ask, &asize);
+        if (av == 0) {
+            return false;
+        }
+        if (av == h->cur_arena.end) {
+            h->cur_arena.end = av + asize;
+        }
+        else {
+            /* As in Go, before the new space counts as released: the
+             * scavenger sees heap_sys with it, heap_released without. */
+            uint64_t rest = h->cur_arena.end - h->cur_arena.base;
+            if (rest != 0) {
+                grow_add_span(h, h->cur_arena.base, rest);
+            }
+            h->cur_arena.base = av;
+            h->cur_arena.end = av + asize;
+        }
+        /* Mapped but untouched: idle and released, though not a span. */
+        h->stats.heap_released += asize;
+        h->stats.heap_idle += asize;
+        nbase = ga_round_up(h->cur_arena.base + ask, phys);
+    }
+    ga_addr v = h->cur_arena.base;
+    h->cur_arena.base = nbase;
+    grow_add_span(h, v, nbase - v);
+    return true;
 }
 
 /* grow adds at least npage pages of fresh (scavenged) free memory. */
@@ -224,22 +330,8 @@ grow(mheap *h, uint64_t npage)
     if (!mheap_can_grow(h, npage)) {
         return false;
     }
-    uint64_t size;
-    ga_addr v = mheap_sys_alloc(h, npage * PAGE_SIZE, &size);
-    if (v == 0) {
-        return false;
-    }
-    mspan *s = new_span(h);
-    mspan_init(s, v, size / PAGE_SIZE);
-    set_spans(h, mspan_base(s), s->npages, s);
-    s->state = MSPAN_FREE;
-    h->stats.heap_idle += size;
-    /* Fresh memory is untouched: it counts as released. */
-    s->scavenged = true;
-    h->stats.heap_released += size;
-    mheap_coalesce(h, s);
-    treap_insert(h, s);
-    return true;
+    return h->release == GA_RELEASE_GO1_13_0 ? grow_whole_arena(h, npage)
+                                             : grow_cur_arena(h, npage);
 }
 
 /* ---- Allocation -------------------------------------------------- */
@@ -281,15 +373,30 @@ carve_low(mspan *s, void *arg)
  * of npage pages: the check that lets a caller refuse before anything
  * moves. */
 bool
-mheap_has_room(const mheap *h, uint64_t npage)
+mheap_has_room(mheap *h, uint64_t npage)
 {
     return treap_iter_valid(mtreap_find(&h->free, npage)) ||
            mheap_can_grow(h, npage);
 }
 
+/* The most span structs and treap nodes one mheap_alloc_span_locked can
+ * take.  go1.13.8: grow may add two spans (what was left of curArena and
+ * the new pages), each after a scavenge that splits at most one span, and
+ * the allocation carves one: 5 spans; the four additions insert a node
+ * each (the carve keeps the node in place).  go1.13.0: grow 1, carve 1,
+ * scavenge 1.  Merges only give structs and nodes back. */
+#define SPANS_PER_ALLOC 5
+#define NODES_PER_ALLOC 4
+
 mspan *
 mheap_alloc_span_locked(mheap *h, uint64_t npage, uint64_t *stat)
 {
+    /* Make the metadata real first: a growth must not fail half done. */
+    if (!fixalloc_reserve(&h->spanalloc, SPANS_PER_ALLOC) ||
+        !fixalloc_reserve(&h->treapalloc, NODES_PER_ALLOC)) {
+        mheap_refuse(h, "out of process memory for span metadata");
+        return NULL;
+    }
     treap_iter t = mtreap_find(&h->free, npage);
     if (!treap_iter_valid(t)) {
         if (!grow(h, npage)) {
@@ -316,11 +423,14 @@ mheap_alloc_span_locked(mheap *h, uint64_t npage, uint64_t *stat)
     if (s->scavenged) {
         sys_used(&h->mem, mspan_base(s), s->npages * PAGE_SIZE);
         s->scavenged = false;
-        /* Taking scavenged memory grew the RSS: give some back.  The
-         * manual state keeps s out of the scavenger's coalescing. */
-        s->state = MSPAN_MANUAL;
-        mheap_scavenge_if_needed_locked(h, s->npages * PAGE_SIZE);
-        s->state = MSPAN_FREE;
+        if (h->release == GA_RELEASE_GO1_13_0) {
+            /* Taking scavenged memory grew the RSS: give some back (only
+             * go1.13.0; go1.13.8 scavenges on growth instead).  The
+             * manual state keeps s out of the scavenger's coalescing. */
+            s->state = MSPAN_MANUAL;
+            mheap_scavenge_if_needed_locked(h, s->npages * PAGE_SIZE);
+            s->state = MSPAN_FREE;
+        }
     }
     set_spans(h, mspan_base(s), npage, s);
     arena_clear_freed(h, mspan_base(s), npage);

@@ -4,12 +4,16 @@
  * spans in one treap ordered by address; allocation takes the lowest-
  * addressed span that is large enough (first fit), carves its low end and
  * leaves the remainder in place.  Freed spans coalesce with free
- * neighbours of equal scavenged state.  The heap grows by whole arenas at
- * the arena hints, and the scavenger returns free pages to the OS from
- * the top of the address space down.
+ * neighbours of equal scavenged state.  The heap takes address space in
+ * whole arenas at the arena hints; go1.13.8 (the default) turns only the
+ * pages a request needs into a free span and keeps the rest of the arena
+ * as curArena for the next growth, go1.13.0 turns the whole arena into
+ * one free span at once.  The scavenger returns free pages to the OS
+ * from the top of the address space down.
  * Go 1.13: src/runtime/mheap.go (mheap, init, alloc_m, allocSpanLocked,
- *          grow, freeSpan, freeSpanLocked, coalesce, scavengeLocked,
- *          scavengeIfNeededLocked, recordspan).
+ *          grow, growAddSpan, freeSpan, freeSpanLocked, coalesce,
+ *          scavengeLocked, scavengeIfNeededLocked, recordspan), of the
+ *          release the heap was made for (ga_release).
  * Differs from Go: no sweeper or page reclaimer (there is no GC); the
  *          scavenger runs when asked, not in the background.
  * Locking: h->lock guards everything but the mcentrals and mcaches.
@@ -69,6 +73,13 @@ typedef struct mheap {
     pthread_t lock_owner; /* ... by this thread (a throw releases it) */
 
     mtreap free;       /* every free span, by address */
+    ga_release release;
+    /* curArena (go1.13.8): the mapped room the heap grows into next,
+     * physical-page aligned; counted idle and released, not a span */
+    struct {
+        ga_addr base;
+        ga_addr end;
+    } cur_arena;
     uint32_t sweepgen; /* stays 0: there is no GC yet */
     uint64_t pages_in_use;
 
@@ -90,7 +101,10 @@ typedef struct mheap {
     heap_arena ***arenas;
     uint64_t *all_arenas; /* arena indices, in order of creation */
     uint64_t nall_arenas;
-    uint64_t all_arenas_cap;
+    uint64_t all_arenas_cap;  /* Go's slice capacity (accounting) */
+    uint64_t all_arenas_room; /* entries the real array holds */
+    struct arena_block *arena_blocks; /* the heap_arenas' memory, one
+                                       * block per growth (arena.c) */
     arena_hint *arena_hints;
     linear_alloc arena;            /* 32-bit pre-reserved heap */
     linear_alloc heap_arena_alloc; /* 32-bit metadata reservation */
@@ -113,11 +127,24 @@ typedef struct mheap {
     pthread_mutex_t gcbits_lock;
     uint64_t gcbits_left; /* accounted bytes left in the gcBits arena */
     uint64_t gcbits_sys;
+    /* goalloc's own per-span metadata, which Go's MemStats cannot show
+     * (Go has none of it): the bitmap blocks (alloc, freed and used bits,
+     * requested sizes) and the tiny class's block marks.  Atomic: spans
+     * get them outside the heap lock. */
+    uint64_t span_meta_bytes;
+    uint64_t tiny_meta_bytes;
     ga_platform plat;
     mem_backend mem;
     uint64_t sys_limit;
     uint64_t scavenge_goal;
     uint64_t seed;
+    /* real memory of the arena metadata (heap_arena structs with their
+     * span maps and page bits, the L2 maps of the arena index) and the
+     * most of it growth may take (0: no limit) */
+    uint64_t meta_bytes;
+    uint64_t meta_limit;
+    ga_meta meta;           /* metadata allocations, fault injection */
+    const char *oom_reason; /* atomic: why the last growth was refused */
 
     mspan emptymspan;
 
@@ -227,7 +254,7 @@ void mheap_free_span_locked(mheap *h, mspan *s, bool acctinuse,
  * neighbours of the same scavenged state. */
 void mheap_coalesce(mheap *h, mspan *s);
 /* mheap_has_room: a free span of npage pages exists or growth may work. */
-bool mheap_has_room(const mheap *h, uint64_t npage);
+bool mheap_has_room(mheap *h, uint64_t npage);
 
 /* Physical-page view of a span (physPageBounds, released). */
 void mspan_phys_page_bounds(const mheap *h, const mspan *s, ga_addr *start,
@@ -236,12 +263,26 @@ uint64_t mspan_released(const mheap *h, const mspan *s);
 
 /* mheap_can_grow tells whether growing by npages could succeed without
  * exceeding the configured limits (checked before anything moves). */
-bool mheap_can_grow(const mheap *h, uint64_t npages);
+bool mheap_can_grow(mheap *h, uint64_t npages);
+
+/* mheap_refuse records why a growth was refused (a string literal) for
+ * the OutOfMemoryError's message; returns false. */
+static inline bool
+mheap_refuse(mheap *h, const char *why)
+{
+    __atomic_store_n(&h->oom_reason, why, __ATOMIC_RELAXED);
+    return false;
+}
 
 
 /* ga_walk_spans calls fn on every span in address order (fn returns
- * false to stop); false if the arenas are not covered span by span. */
+ * false to stop); false if the arenas are not covered span by span.
+ * go1.13.8's curArena, which holds no span, is skipped. */
 bool ga_walk_spans(mheap *h, bool (*fn)(void *, mspan *), void *arg);
+/* ga_walk_heap is ga_walk_spans that also calls ungrown (if not NULL)
+ * on curArena's [base, base+size) where it lies between the spans. */
+bool ga_walk_heap(mheap *h, bool (*fn)(void *, mspan *),
+                  bool (*ungrown)(void *, ga_addr, uint64_t), void *arg);
 
 struct ga_mem_stats;
 /* mheap_read_mem_stats_locked is ReadMemStats under the heap lock. */

@@ -32,9 +32,8 @@ mspan_init(mspan *s, ga_addr base, uint64_t npages)
     s->alloc_bits = NULL;
     s->freed_bits = NULL;
     s->used_bits = NULL;
-    s->tiny_marks = NULL;
+    __atomic_store_n(&s->tiny_marks, NULL, __ATOMIC_RELAXED);
     s->req_sizes = NULL;
-    s->tiny_sizes = NULL;
 }
 
 uint64_t

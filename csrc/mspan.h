@@ -7,7 +7,8 @@
  * Go 1.13: src/runtime/mheap.go (mspan, mSpanState, spanClass,
  *          mSpanList), mbitmap.go (nextFreeIndex, refillAllocCache).
  * Differs from Go: addresses are ga_addr (the simulated platform's);
- *          freed_bits and used_bits support explicit free.
+ *          freed_bits and used_bits support explicit free; req_sizes
+ *          and tiny_marks are goalloc's (requested sizes, tiny marks).
  * Locking: a span's fields are guarded by whoever owns the span (the heap
  *          lock while free or being made, its mcentral's lock or one mcache
  *          otherwise); spanclass and list are also read, atomically, by
@@ -72,12 +73,12 @@ typedef struct mspan {
     uint8_t *freed_bits;  /* goalloc: 1 = freed since the last sweep; the
                            * live set (gcmarkBits' role) is "allocated
                            * and not freed" */
-    uint16_t *req_sizes;  /* goalloc: requested size of each slot's object
-                           * (not the tiny class), for internal waste */
-
-    uint32_t *tiny_marks; /* goalloc, tiny span class only: per 16-byte
-                           * slot, low 16 bits = offsets that start a live
-                           * tiny object, high 16 = offsets ever used */
+    uint16_t *req_sizes;  /* goalloc: requested size of each slot's object,
+                           * for internal waste (index & req_mask) */
+    uint32_t *tiny_marks; /* goalloc, tiny span class: the marks of each
+                           * 16-byte block (tiny.h), made when the span
+                           * serves its first tiny block, else NULL
+                           * (atomic: published by the caching P) */
     uint64_t nelems;      /* number of slots (1 for large spans) */
     uint64_t alloc_cache; /* ~allocBits from freeindex, bit 0 = freeindex */
     uint32_t sweepgen;
@@ -94,6 +95,11 @@ typedef struct mspan {
     uint8_t div_shift;
     uint8_t div_shift2;
     bool scavenged; /* free span whose pages were released to the OS */
+    uint16_t req_mask; /* goalloc: slot i's requested size is at
+                        * req_sizes[i & req_mask]: all ones, but 0 for the
+                        * tiny class, whose 16-byte objects were all asked
+                        * for 16 bytes (one entry; tiny blocks keep theirs
+                        * in the tiny marks) */
     /* the list the span is on (read by every free of an uncached span,
      * so in the second line; see mspan_list_of) */
     struct mspan_list *list;
@@ -104,8 +110,6 @@ typedef struct mspan {
     uint8_t *used_bits;   /* goalloc: 1 = handed out before the last sweep
                            * since initSpan, so a free of a dead slot is a
                            * double free */
-    uint8_t *tiny_sizes;  /* goalloc, tiny class: requested size of the
-                           * object at each byte offset of each block */
 
     struct mspan *allnext; /* goalloc: chain of every struct ever made */
 } mspan;
@@ -130,6 +134,21 @@ static inline ga_addr
 mspan_base(const mspan *s)
 {
     return s->start_addr;
+}
+
+/* Requested sizes are written by the P that hands a slot out and read
+ * by frees on other threads: relaxed atomics (plain moves). */
+static inline void
+mspan_req_store(mspan *s, uint64_t i, uint64_t size)
+{
+    __atomic_store_n(&s->req_sizes[i & s->req_mask], (uint16_t)size,
+                     __ATOMIC_RELAXED);
+}
+
+static inline uint64_t
+mspan_req_load(const mspan *s, uint64_t i)
+{
+    return __atomic_load_n(&s->req_sizes[i & s->req_mask], __ATOMIC_RELAXED);
 }
 
 /* mspan_slot_addr: the address of slot i. */

@@ -4,13 +4,17 @@
  * first those that hold a whole huge page, then the rest, cuts what it
  * needs off the top of each span, releases it (madvise on the os
  * backing) and coalesces the released piece with released neighbours.
- * An allocation that takes released memory scavenges as much back when
- * the retained heap would exceed the goal (scavengeIfNeededLocked).
+ * Synchronous scavenging (scavengeIfNeededLocked) gives back as much as
+ * the heap just added to its RSS, when the retained heap would exceed the
+ * goal: go1.13.8 when the heap grows (growAddSpan), go1.13.0 when an
+ * allocation takes released memory (allocSpanLocked).
  * Go 1.13: src/runtime/mheap.go (scavengeLocked, scavengeSplit,
  *          scavengeIfNeededLocked, scavengeAll, (*mspan).scavenge),
- *          mgcscavenge.go (heapRetained).
- * Differs from Go: there is no background scavenger; the goal is a heap
- *          option (Go's value after gcinit by default).
+ *          mgcscavenge.go (heapRetained, gcPaceScavenger's goal).
+ * Differs from Go: there is no background scavenger and no GC; the goal
+ *          is a heap option, by default the value the release has until
+ *          the first GC completes (go1.13.8: 0; go1.13.0: next_gc + 10%
+ *          from gcinit, 4,923,392 bytes with GOGC=100).
  * Locking: the caller holds the heap lock.
  */
 #ifndef GA_SCAVENGE_H

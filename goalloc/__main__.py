@@ -235,7 +235,8 @@ def tour(args: argparse.Namespace) -> int:
               "opened up step by step.")
 
         step(1, f"mallocinit (runtime.mallocinit for {info.goos}/"
-                f"{info.goarch}, {info.backing} backing)")
+                f"{info.goarch}, {info.backing} backing, {info.release}'s "
+                f"page heap)")
         print(f"   Checks the platform and sets up the heap's bookkeeping: "
               f"{info.page_size // 1024} KiB pages,\n"
               f"   {_mib(info.heap_arena_bytes)} arenas, {info.ptr_size * 8}"
@@ -258,9 +259,12 @@ def tour(args: argparse.Namespace) -> int:
         print(f"   {len(h.spans())} spans, {len(h.arenas())} arenas, an empty "
               f"treap of free spans.  It hands out runs of\n"
               f"   {info.page_size // 1024} KiB pages (spans), first fit by "
-              f"address from the treap, and grows in whole arenas\n"
-              f"   when nothing fits.  Its fixallocs make the mspan (136 B) "
-              f"and mcache (1736 B) structs.")
+              f"address from the treap.  When nothing fits\n"
+              f"   it grows by the pages it needs, cut off the current "
+              f"arena (curArena), and maps whole new\n"
+              f"   arenas only when that runs out (go1.13.0 made each new "
+              f"arena one free span).  Its\n   fixallocs make the mspan "
+              f"(136 B) and mcache (1736 B) structs.")
 
         centrals = h.centrals()
         classes = goalloc.size_classes()
@@ -292,9 +296,13 @@ def tour(args: argparse.Namespace) -> int:
         span = h.span_of(a)
         assert span is not None
         arena = h.arenas()[0]
-        print(f"   -> {a:#014x}.  The heap grew by one arena at "
-              f"{arena.base:#014x}; the head hint moved to "
-              f"{h.hints()[0].addr:#014x}.")
+        cur = h.info()
+        print(f"   -> {a:#014x}.  The heap mapped one arena at "
+              f"{arena.base:#014x} (the head hint moved to "
+              f"{h.hints()[0].addr:#014x})\n   and grew by "
+              f"{span.npages} page(s) into it; the rest, "
+              f"{_bytes(cur.cur_arena_end - cur.cur_arena_base)}, is "
+              f"curArena: mapped, idle, released, no span yet.")
         print(f"   mcentral {span.spanclass} got a {span.npages}-page span "
               f"of {span.nelems} x {span.elemsize} B slots and m0's mcache "
               f"caches it:\n   {h.caches()[0].alloc} (span class: base).")

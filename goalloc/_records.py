@@ -167,3 +167,14 @@ class HeapInfo:
     scavenge_goal: int
     unscav_huge_pages: int
     nallspans: int
+    release: str
+    cur_arena_base: int
+    cur_arena_end: int
+    metadata_bytes: int
+    metadata_limit: int
+    # goalloc's own metadata, counted in no MemStats field (Go has none of
+    # it): the per-span bitmap blocks (alloc, freed, used bits and
+    # requested sizes), and the tiny class's block marks (6 bytes per slot
+    # of each span that has served a tiny block)
+    span_meta_bytes: int
+    tiny_meta_bytes: int

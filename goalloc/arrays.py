@@ -39,5 +39,7 @@ def object_array(heap: Any) -> np.ndarray:
 def page_array(heap: Any) -> np.ndarray:
     """One int16 per page of every mapped arena, arenas in address order:
     PAGE_FREE, PAGE_RELEASED, PAGE_MANUAL, PAGE_LARGE (0), or the size
-    class 1..66 of the in-use span holding it."""
+    class 1..66 of the in-use span holding it.  The rest of go1.13.8's
+    curArena, mapped but no span yet, is PAGE_RELEASED, as MemStats
+    counts it."""
     return np.frombuffer(heap._page_table(), dtype=np.int16)

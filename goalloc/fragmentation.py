@@ -14,7 +14,9 @@ span           heap_inuse - heap_alloc                      / heap_inuse
 page           heap_idle - heap_released                    / heap_sys
                (free pages held but not returned to the OS)
 external       heap_idle - largest_free                     1 - largest_free
-               (free memory outside the largest free span)  / heap_idle
+               (free memory outside the largest free span;  / heap_idle
+               go1.13.8's curArena rest counts as a free
+               run, as it takes a request of its size)
 overhead       heap_sys (address space mapped for the heap) heap_sys
                                                             / requested_live
 =============  ===========================================  ==================

@@ -33,12 +33,24 @@ class Heap(_core.Heap):
     "virtual" simulates the address space.  The default is "os" for
     linux/amd64 on a Linux x86-64 host and "virtual" otherwise.
     procs: the number of Ps, each with its own mcache.
-    scavenge_goal: retained bytes above which taking released memory
-    scavenges (Go's value after gcinit, 4,923,392, by default).
-    gogc: instead of scavenge_goal, the goal Go 1.13 has after gcinit
-    with this GOGC (an int; "off" or negative: GOGC=off, where no
-    allocation ever scavenges).
+    scavenge_goal: retained bytes (heap_sys - heap_released) above which
+    the heap scavenges synchronously; by default the release's goal
+    before a GC: 0 for go1.13.8, 4,923,392 for go1.13.0.
+    gogc: instead of scavenge_goal, the goal the release has with this
+    GOGC until a GC completes (an int; "off" or negative: GOGC=off):
+    go1.13.0's next_gc + 10% after gcinit (with GOGC=off no allocation
+    ever scavenges); go1.13.8 has no goal before the first GC, so 0
+    whatever GOGC is.
+    release: whose page heap: "go1.13.8" (the default; go1.13.3 and every
+    later 1.13 release) grows by the pages asked for inside the current
+    arena and scavenges on growth; "go1.13.0" (or "go1.13", Go's tag for
+    it; also go1.13.1 and go1.13.2) grows by whole arenas and scavenges
+    when an allocation takes released memory.
     sys_limit: simulated RAM: growth beyond this heap_sys fails.
+    metadata_limit: the most real memory the heap's arena metadata may
+    take (about 66 KiB per 64 MiB arena on linux/amd64, on either
+    backing; h.info().metadata_bytes); growth past it raises
+    OutOfMemoryError.  Default: half the machine's RAM; 0: no limit.
     binary_end: 32-bit platforms: where the Go binary (brk) ends.
     seed: treap priorities.
     """
@@ -189,4 +201,4 @@ class Heap(_core.Heap):
         except _core.HeapCorruptionError as e:
             return f"<goalloc.Heap poisoned: {e}>"
         return (f"<goalloc.Heap {i.goos}/{i.goarch}{' race' if i.race else ''}"
-                f" backing={i.backing} procs={i.procs}>")
+                f" backing={i.backing} procs={i.procs} release={i.release}>")

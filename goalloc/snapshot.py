@@ -18,8 +18,13 @@ digest            ``Heap.digest()``: a 64-bit hash of all allocator metadata
                   (equal digests: almost surely equal heaps)
 info              ``Heap.info()``: the platform and options the heap models
                   (goos, goarch, race, backing, procs, ptr_size, page_size,
-                  heap_arena_bytes, ..., nallspans), one key per HeapInfo
-                  field
+                  heap_arena_bytes, ..., nallspans, release,
+                  cur_arena_base, cur_arena_end, metadata_bytes,
+                  metadata_limit), one key per HeapInfo field; release
+                  ("go1.13.8" or "go1.13.0"), curArena (go1.13.8's mapped
+                  room not yet a span) and the metadata's real memory
+                  came after version 1's first writers, so a reader may
+                  miss them
 hints             the arena hint list, head (tried next) first: objects
                   ``{"addr", "down"}`` (runtime.arenaHint)
 arenas            the mapped arenas in creation order (mheap_.allArenas):
@@ -96,6 +101,9 @@ _INFO = _ints("procs", "ptr_size", "page_size", "heap_arena_bytes",
               "zerobase", "pages_in_use", "scavenge_goal",
               "unscav_huge_pages", "nallspans",
               goos=_STR, goarch=_STR, race=_BOOL, backing=_STR)
+# Keys version 1 gained later: checked when present.
+_INFO_LATER = _ints("cur_arena_base", "cur_arena_end", "metadata_bytes",
+                    "metadata_limit", release=_STR)
 _HINT = _ints("addr", down=_BOOL)
 _ARENA = _ints("base", "idx", "l1", "l2")
 _SPAN = {"base": _INT, "npages": _INT, "state": _STR, "scavenged": _BOOL,
@@ -267,6 +275,8 @@ def validate(doc: Any) -> None:
             raise ValueError(f"snapshot: {key!r} must be {typ.__name__}, "
                              f"not {type(v).__name__}")
     _check_object(doc["info"], _INFO, "info")
+    _check_object(doc["info"], {k: v for k, v in _INFO_LATER.items()
+                                if k in doc["info"]}, "info")
     _check_list(doc["hints"], _HINT, "hints")
     _check_list(doc["arenas"], _ARENA, "arenas")
     _check_list(doc["spans"], _SPAN, "spans")

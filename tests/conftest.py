@@ -32,3 +32,23 @@ def heap(backing):
             h.verify()
     finally:
         h.close()
+
+
+@pytest.fixture(params=("go1.13.8", "go1.13.0"))
+def release(request) -> str:
+    """Both page heaps goalloc models (decisions §1, "Which 1.13"): the
+    default go1.13.8 and go1.13.0."""
+    return request.param
+
+
+@pytest.fixture
+def rheap(backing, release):
+    """The heap fixture of the given release (verified and closed after
+    the test likewise)."""
+    h = goalloc.Heap(backing=backing, release=release)
+    try:
+        yield h
+        if not h.closed and not heap_is_poisoned(h):
+            h.verify()
+    finally:
+        h.close()

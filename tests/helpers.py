@@ -103,12 +103,28 @@ def check_span_walk(h: goalloc.Heap) -> list[goalloc.Span]:
     inside an arena, heap_idle/heap_inuse/heap_released equal the sums
     over free/in-use/free-scavenged spans, and (linux/amd64, 4 KiB OS
     pages) no two adjacent free spans share the scavenged state.
+    go1.13.8 (gc-facts §0.1 item 3): the rest of the current arena,
+    [cur_arena_base, cur_arena_end), is mapped but no span; it counts as
+    idle and released (ReadMemStatsSlow adds it to HeapReleased).
     """
     spans = h.spans()
     arenas = h.arenas()
-    ab = h.info().heap_arena_bytes
+    info = h.info()
+    ab = info.heap_arena_bytes
+    ungrown = info.cur_arena_end - info.cur_arena_base
+    if info.release == "go1.13.0":
+        assert info.cur_arena_base == info.cur_arena_end == 0
+    else:
+        assert info.release == "go1.13.8"
+        assert ungrown >= 0 and info.cur_arena_end % ab == 0
+    if ungrown:
+        assert h.span_of(info.cur_arena_base) is None
+        assert h.span_of(info.cur_arena_end - 1) is None
+        assert all(not (s.base < info.cur_arena_end and
+                        info.cur_arena_base < s.end) for s in spans)
     st = h.stats()
-    assert sum(s.nbytes for s in spans) == len(arenas) * ab == st.heap_sys
+    assert sum(s.nbytes for s in spans) + ungrown == len(arenas) * ab == \
+        st.heap_sys
     for a, b in zip(spans, spans[1:]):
         assert a.end <= b.base
         if a.end == b.base and a.state == b.state == "free":
@@ -117,10 +133,10 @@ def check_span_walk(h: goalloc.Heap) -> list[goalloc.Span]:
         if s.state != "free":
             assert not s.scavenged, s
     assert st.heap_inuse == sum(s.nbytes for s in spans if s.state == "inuse")
-    assert st.heap_idle == sum(s.nbytes for s in spans if s.state == "free")
-    assert st.heap_released == sum(s.nbytes for s in spans
-                                   if s.state == "free" and s.scavenged)
-    info = h.info()
+    assert st.heap_idle == ungrown + sum(s.nbytes for s in spans
+                                         if s.state == "free")
+    assert st.heap_released == ungrown + sum(
+        s.nbytes for s in spans if s.state == "free" and s.scavenged)
     # Every live mspan struct is a span of the walk (the emptymspan
     # sentinel is not from spanalloc), so spanalloc.inuse is their count
     # times sizeof(mspan), 136 bytes on 64-bit (facts §1.4, §5 item 30);

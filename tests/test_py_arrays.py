@@ -17,8 +17,9 @@ PAGE = 8192
 TINY_SPANCLASS = 5            # size class 2 (16 B), noscan: tinySpanClass
 
 
-def replayed_heap(backing: str, trace: Trace, procs: int = 1):
-    h = goalloc.Heap(backing=backing, procs=procs)
+def replayed_heap(backing: str, trace: Trace, procs: int = 1,
+                  release: str = "go1.13.8"):
+    h = goalloc.Heap(backing=backing, procs=procs, release=release)
     tl = h.replay(trace)
     return h, tl
 
@@ -71,7 +72,17 @@ def check_page_array(h: goalloc.Heap, sa: np.ndarray) -> np.ndarray:
                                       arrays.PAGE_RELEASED,
                                       arrays.PAGE_FREE),
                              arrays.PAGE_MANUAL))
-    assert np.array_equal(pa, np.repeat(code, sa["npages"].astype(np.int64)))
+    # go1.13.8's curArena, mapped but no span, shows as released pages
+    # where it lies (ReadMemStatsSlow counts it released)
+    info = h.info()
+    bases = sa["base"].astype(np.uint64)
+    npages = sa["npages"].astype(np.int64)
+    if info.cur_arena_end > info.cur_arena_base:
+        at = int(np.searchsorted(bases, np.uint64(info.cur_arena_base)))
+        code = np.insert(code, at, arrays.PAGE_RELEASED)
+        npages = np.insert(npages, at, (info.cur_arena_end -
+                                        info.cur_arena_base) // PAGE)
+    assert np.array_equal(pa, np.repeat(code, npages))
     # ... and the counts are the statistics
     assert np.count_nonzero(pa >= 0) * PAGE == st.heap_inuse
     assert np.count_nonzero(pa < 0) * PAGE == st.heap_idle
@@ -134,9 +145,9 @@ def check_object_array(h: goalloc.Heap, sa: np.ndarray) -> np.ndarray:
 
 
 @pytest.mark.parametrize("procs", [1, 3])
-def test_arrays_agree_with_the_heap(backing, procs):
+def test_arrays_agree_with_the_heap(backing, procs, release):
     trace = workloads.go_mix(40_000, live=3000, seed=9, procs=procs)
-    h, tl = replayed_heap(backing, trace, procs)
+    h, tl = replayed_heap(backing, trace, procs, release)
     with h:
         sa = check_span_array(h)
         check_page_array(h, sa)

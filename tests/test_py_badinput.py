@@ -178,13 +178,33 @@ def test_free_after_reuse_by_bigger_object(grown):
     h.free(r)
 
 
-def test_free_never_allocated_free_span(grown):
+def test_free_never_allocated_free_span(backing):
+    # go1.13.0: the first growth leaves the rest of the arena as a free
+    # span that was never allocated
+    with goalloc.Heap(backing=backing, release="go1.13.0") as h:
+        p = h.alloc(100_000)
+        tail = h.spans()[-1]
+        assert tail.state == "free" and tail.base == p + 13 * PAGE
+        for addr in (tail.base, tail.base + 7 * PAGE, tail.end - PAGE):
+            e = raises_unchanged(h, goalloc.InvalidFreeError, h.free, addr)
+            assert not isinstance(e, goalloc.DoubleFreeError)
+            assert "not the start of a live object" in str(e)
+        h.verify()
+
+
+def test_free_in_cur_arena(grown):
+    # go1.13.8: the rest of the arena is curArena, mapped but no span;
+    # freeing there is freeing no object (not a foreign address)
     h, p = grown
-    tail = h.spans()[-1]
-    assert tail.state == "free" and tail.base == p + 13 * PAGE
-    for addr in (tail.base, tail.base + 7 * PAGE, tail.end - PAGE):
+    info = h.info()
+    assert (info.cur_arena_base, info.cur_arena_end) == (
+        p + 13 * PAGE, h.arenas()[0].base + 64 * MiB)
+    for addr in (info.cur_arena_base, info.cur_arena_base + 7 * PAGE + 16,
+                 info.cur_arena_end - 1):
         e = raises_unchanged(h, goalloc.InvalidFreeError, h.free, addr)
         assert not isinstance(e, goalloc.DoubleFreeError)
+        assert "not the start of a live object" in str(e)
+        assert h.span_of(addr) is None
 
 
 # ---- scavenge, span_of, block_range, fail_reserves ----------------------

@@ -32,8 +32,8 @@ def first_alloc(h, backing, size=100_000, **kw):
 # ---- The user story ------------------------------------------------------
 
 
-def test_first_large_alloc_user_story(heap, backing):
-    h = heap
+def test_first_large_alloc_user_story(rheap, backing, release):
+    h = rheap
     initial = h.hints()
     assert len(initial) == 128
     p = h.alloc(100_000)
@@ -56,14 +56,24 @@ def test_first_large_alloc_user_story(heap, backing):
     assert h.span_of(p + 100_000 - 1) == s
     assert h.span_of(p + 13 * PAGE - 1) == s
 
-    # The rest of the arena: one free span, scavenged (fresh memory).
-    assert h.spans() == [
-        s,
-        goalloc.Span(base=p + 13 * PAGE, npages=8192 - 13, state="free",
-                     scavenged=True, spanclass=0, sizeclass=0, noscan=False,
-                     elemsize=0, nelems=0, alloc_count=0, freeindex=0,
-                     limit=0, needzero=False),
-    ]
+    i = h.info()
+    if release == "go1.13.0":
+        # The rest of the arena: one free span, scavenged (fresh memory).
+        assert h.spans() == [
+            s,
+            goalloc.Span(base=p + 13 * PAGE, npages=8192 - 13, state="free",
+                         scavenged=True, spanclass=0, sizeclass=0,
+                         noscan=False, elemsize=0, nelems=0, alloc_count=0,
+                         freeindex=0, limit=0, needzero=False),
+        ]
+        assert (i.cur_arena_base, i.cur_arena_end) == (0, 0)
+    else:
+        # go1.13.8's grow made a span of the 13 pages asked for; the rest
+        # of the arena is curArena, mapped but no span.
+        assert h.spans() == [s]
+        assert (i.cur_arena_base, i.cur_arena_end) == (p + 13 * PAGE,
+                                                       base + ARENA)
+        assert h.span_of(p + 13 * PAGE) is None
 
     st = h.stats()
     assert st.heap_sys == 64 * MiB
@@ -77,8 +87,10 @@ def test_first_large_alloc_user_story(heap, backing):
     # heapArena struct + the first allArenas array (one 4 KiB page of
     # 8-byte indices), both gc_sys (facts §3.2, §1.3)
     assert st.gc_sys == HEAP_ARENA_STRUCT + 4096
-    # grow's span plus the span carved off its low end
-    assert st.mspan_inuse == 2 * MSPAN
+    # go1.13.0: grow's span plus the span carved off its low end;
+    # go1.13.8: grow's span fits exactly (allocSpanLocked erases it)
+    nspans = 2 if release == "go1.13.0" else 1
+    assert st.mspan_inuse == nspans * MSPAN
     assert st.mspan_sys == 16384
     check_stat_identities(st)
     # Large objects are not in BySize: Go counts them in nlargealloc
@@ -86,8 +98,9 @@ def test_first_large_alloc_user_story(heap, backing):
     assert all((b.mallocs, b.frees) == (0, 0) for b in st.by_size)
     assert st.by_size[0] == goalloc.BySize(0, 0, 0)
     i = h.info()
+    assert i.release == release
     assert i.pages_in_use == 13
-    assert i.nallspans == 2
+    assert i.nallspans == nspans
     check_span_walk(h)
     h.verify()
 
@@ -157,21 +170,28 @@ def free_span(base, npages, scavenged, needzero):
                         freeindex=0, limit=0, needzero=needzero)
 
 
-def test_coalescing_through_the_api(heap, backing):
-    h = heap
+def test_coalescing_through_the_api(rheap, backing, release):
+    h = rheap
     size = 5 * PAGE  # 40960: large, exactly 5 pages
     a, base = first_alloc(h, backing, size)
     b = h.alloc(size)
     c = h.alloc(size)
     assert (a, b, c) == (base, base + 5 * PAGE, base + 10 * PAGE)
+    # go1.13.0: the rest of the arena is a free scavenged span; go1.13.8:
+    # it is curArena, no span, so nothing follows C.
     tail = free_span(base + 15 * PAGE, 8192 - 15, True, False)
-    assert h.spans()[3:] == [tail]
+    rest = [tail] if release == "go1.13.0" else []
+    assert h.spans()[3:] == rest
+    info = h.info()
+    if release == "go1.13.8":
+        assert (info.cur_arena_base, info.cur_arena_end) == (
+            tail.base, tail.end)
 
     h.free(b)
     sp = h.spans()
     assert [(s.base, s.npages, s.state) for s in sp] == [
         (a, 5, "inuse"), (b, 5, "free"), (c, 5, "inuse"),
-        (tail.base, tail.npages, "free")]
+        *[(t.base, t.npages, "free") for t in rest]]
     # freed memory is unscavenged and dirty (needzero)
     assert sp[1] == free_span(b, 5, False, True)
     h.verify()
@@ -180,13 +200,14 @@ def test_coalescing_through_the_api(heap, backing):
     sp = h.spans()
     assert sp[0] == free_span(a, 10, False, True)
     assert sp[1].base == c and sp[1].state == "inuse"
-    assert sp[2] == tail
+    assert sp[2:] == rest
     h.verify()
 
     h.free(c)  # merges with A+B, but not with the scavenged tail
-    assert h.spans() == [free_span(a, 15, False, True), tail]
+    assert h.spans() == [free_span(a, 15, False, True), *rest]
     st = h.stats()
     assert st.heap_inuse == 0 and st.heap_idle == 64 * MiB
+    # the tail or curArena: counted released either way
     assert st.heap_released == tail.nbytes
     assert st.heap_alloc == 0 and st.total_alloc == 3 * size
     assert (st.mallocs, st.frees, st.heap_objects) == (3, 3, 0)
@@ -195,8 +216,12 @@ def test_coalescing_through_the_api(heap, backing):
     h.verify()
 
     # scavenge everything: the released 15 pages coalesce with the tail
+    # (go1.13.8: they stay below curArena, which is never a span)
     assert h.scavenge() == 15 * PAGE
-    assert h.spans() == [free_span(base, 8192, True, True)]
+    if release == "go1.13.0":
+        assert h.spans() == [free_span(base, 8192, True, True)]
+    else:
+        assert h.spans() == [free_span(base, 15, True, True)]
     st = h.stats()
     assert st.heap_released == st.heap_idle == st.heap_sys == 64 * MiB
     assert h.scavenge() == 0
@@ -320,8 +345,8 @@ def test_first_fit_by_address(heap, backing):
     h.verify()
 
 
-def test_growth_past_one_arena(heap, backing):
-    h = heap
+def test_growth_past_one_arena(rheap, backing, release):
+    h = rheap
     size = 100 * MiB
     p, base = first_alloc(h, backing, size)
     assert p == base
@@ -337,15 +362,33 @@ def test_growth_past_one_arena(heap, backing):
     assert st.heap_sys == 2 * ARENA
     assert st.heap_inuse == size
     assert st.heap_released == st.heap_idle == 2 * ARENA - size
-    rest = h.spans()[1]
-    assert (rest.base, rest.npages, rest.state, rest.scavenged) == (
-        p + size, 2 * 8192 - 12800, "free", True)
+    info = h.info()
+    if release == "go1.13.0":
+        rest = h.spans()[1]
+        assert (rest.base, rest.npages, rest.state, rest.scavenged) == (
+            p + size, 2 * 8192 - 12800, "free", True)
+    else:
+        # sysAlloc mapped both arenas; grow made a span of the 100 MiB
+        # asked for and kept the rest as curArena
+        assert h.spans() == [s]
+        assert (info.cur_arena_base, info.cur_arena_end) == (
+            p + size, base + 2 * ARENA)
     check_span_walk(h)
     # a further growth continues contiguously at the head hint
     q = h.alloc(60 * MiB)
-    assert q == p + size   # first fit: the tail of arena 2 + arena 3
+    # first fit: the tail of arena 2 + arena 3 (go1.13.8: the new arena
+    # adjoins curArena, which grows by it)
+    assert q == p + size
     assert [a.base for a in h.arenas()] == [base + i * ARENA for i in
                                             range(3)]
+    info = h.info()
+    if release == "go1.13.8":
+        assert (info.cur_arena_base, info.cur_arena_end) == (
+            q + 60 * MiB, base + 3 * ARENA)
+        assert [x.base for x in h.spans()] == [p, q]
+    st = h.stats()
+    assert st.heap_sys == 3 * ARENA
+    assert st.heap_released == st.heap_idle == 3 * ARENA - size - 60 * MiB
     check_span_walk(h)
 
 
@@ -433,8 +476,8 @@ def test_os_reallocated_after_scavenge_is_zeroed():
         assert ctypes.string_at(q, n // 2) == bytes(n // 2)
 
 
-def test_os_bigger_object_over_freed_and_fresh_memory_is_zeroed():
-    with goalloc.Heap(backing="os") as h:
+def test_os_bigger_object_over_freed_and_fresh_memory_is_zeroed_go1_13_0():
+    with goalloc.Heap(backing="os", release="go1.13.0") as h:
         p = h.alloc(100_000)
         ctypes.memset(p, 0x77, 100_000)
         h.free(p)
@@ -448,3 +491,27 @@ def test_os_bigger_object_over_freed_and_fresh_memory_is_zeroed():
         r = h.alloc(50_000)
         assert r == p
         assert ctypes.string_at(r, 50_000) == bytes(50_000)
+
+
+def test_os_bigger_object_over_freed_and_fresh_memory_is_zeroed():
+    with goalloc.Heap(backing="os") as h:
+        p = h.alloc(100_000)
+        ctypes.memset(p, 0x77, 100_000)
+        h.free(p)
+        # go1.13.8: no free span fits 25 pages, so the heap grows by 25
+        # pages; growAddSpan first scavenges as much (goal 0 before the
+        # first GC), which releases the dirty 13-page hole; released, it
+        # coalesces with the fresh span above it, and the request takes
+        # the merged span from p on.
+        released = h.stats().heap_released
+        q = h.alloc(200_000)
+        assert q == p
+        st = h.stats()
+        # the hole's 13 pages were released, then 25 released pages taken
+        assert st.heap_released == released + 13 * PAGE - 25 * PAGE
+        assert st.heap_released == ARENA - 25 * PAGE
+        assert ctypes.string_at(q, 200_000) == bytes(200_000)
+        r = h.alloc(50_000)
+        assert r == p + 25 * PAGE
+        assert ctypes.string_at(r, 50_000) == bytes(50_000)
+        h.verify()

@@ -193,6 +193,22 @@ def test_info_linux_amd64_defaults(backing):
         assert (i.arena_l1_bits, i.arena_l2_bits) == (0, 22)
         assert i.arena_base_offset == 2**47
         assert i.max_alloc == 2**48
+        # the default release, and its scavenger goal before the first
+        # GC: go1.13.8's gcPaceScavenger sets none while last_next_gc is
+        # 0, so mheap_.scavengeRetainedGoal keeps its zero value
+        assert i.release == "go1.13.8"
+        assert i.scavenge_goal == 0
+        assert (i.cur_arena_base, i.cur_arena_end) == (0, 0)
+        assert i.pages_in_use == 0
+        assert i.nallspans == 0
+        assert i.unscav_huge_pages == 0
+        assert i.zerobase != 0
+
+
+def test_info_go1_13_0_goal(backing):
+    with goalloc.Heap(backing=backing, release="go1.13.0") as h:
+        i = h.info()
+        assert i.release == "go1.13.0"
         # Go's goal right after gcinit with GOGC=100: next_gc =
         # heapminimum (4 MiB) / (1 + 7/8) * 2, plus 10 %, rounded up to
         # the OS page (facts §1.3: next_gc ~ 4,473,924).
@@ -200,10 +216,16 @@ def test_info_linux_amd64_defaults(backing):
         assert next_gc == 4_473_924
         goal = -(-(next_gc + next_gc // 10) // 4096) * 4096
         assert i.scavenge_goal == goal == 4_923_392
-        assert i.pages_in_use == 0
-        assert i.nallspans == 0
-        assert i.unscav_huge_pages == 0
-        assert i.zerobase != 0
+        assert (i.cur_arena_base, i.cur_arena_end) == (0, 0)
+
+
+@pytest.mark.parametrize("name,canonical", [
+    (None, "go1.13.8"), ("go1.13.8", "go1.13.8"), ("go1.13.0", "go1.13.0"),
+    ("go1.13", "go1.13.0"),   # Go's tag, and runtime.Version(), of 1.13.0
+])
+def test_release_names(name, canonical):
+    with goalloc.Heap(backing="virtual", release=name) as h:
+        assert h.info().release == canonical
 
 
 def test_default_backing():
@@ -229,8 +251,22 @@ def test_scavenge_goal_option():
 def test_gogc_sets_go_s_scavenge_goal(gogc, goal):
     # next_gc = 4 MiB / (1 + 7/8) * (1 + GOGC/100), goal = next_gc * 1.1
     # rounded up to 4 KiB (gcinit -> setGCPercent -> gcPaceScavenger)
-    with goalloc.Heap(backing="virtual", gogc=gogc) as h:
+    with goalloc.Heap(backing="virtual", gogc=gogc,
+                      release="go1.13.0") as h:
         assert h.info().scavenge_goal == goal
+
+
+@pytest.mark.parametrize("gogc", [100, 0, 200, "off", -1])
+def test_gogc_before_the_first_gc_of_go1_13_8(gogc):
+    # go1.13.8's gcPaceScavenger returns before setting a goal until a
+    # GC has completed, whatever GOGC is; goalloc has no GC
+    with goalloc.Heap(backing="virtual", gogc=gogc) as h:
+        assert h.info().scavenge_goal == 0
+    # an explicit scavenge_goal (goalloc's knob) applies to either release
+    for release in ("go1.13.8", "go1.13.0"):
+        with goalloc.Heap(backing="virtual", scavenge_goal=12345,
+                          release=release) as h:
+            assert h.info().scavenge_goal == 12345
 
 
 def test_gogc_off_never_scavenges_on_allocation():
@@ -239,7 +275,8 @@ def test_gogc_off_never_scavenges_on_allocation():
     # GOGC=off nothing is ever released by an allocation
     released = {}
     for gogc in (100, "off"):
-        with goalloc.Heap(backing="virtual", gogc=gogc) as h:
+        with goalloc.Heap(backing="virtual", gogc=gogc,
+                          release="go1.13.0") as h:
             blocks = [h.alloc(1 << 20) for _ in range(16)]
             for b in blocks[::2]:
                 h.free(b)
@@ -318,6 +355,14 @@ BAD_OPTIONS = [
     (dict(gogc="on"), TypeError, "gogc"),
     (dict(gogc=1.5), TypeError, "gogc"),
     (dict(gogc=100, scavenge_goal=0), TypeError, "gogc"),
+    (dict(release=1), TypeError, "release"),
+    (dict(release=b"go1.13.8"), TypeError, "release"),
+    (dict(release="go1.14"), ValueError, "release"),
+    (dict(release="go1.13.1"), ValueError, "release"),
+    (dict(release="GO1.13.8"), ValueError, "release"),
+    (dict(release=""), ValueError, "release"),
+    (dict(release="go1.13.8\0"), ValueError, "release"),
+    (dict(release="go1.13\0.8"), ValueError, "release"),
 ]
 
 

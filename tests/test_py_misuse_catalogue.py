@@ -179,9 +179,12 @@ def still_works(h: goalloc.Heap, free=()) -> None:
     check_stat_identities(h.stats())
 
 
-@pytest.fixture(params=BACKINGS)
+@pytest.fixture(params=[(b, r) for b in BACKINGS
+                        for r in ("go1.13.8", "go1.13.0")],
+                ids=lambda p: "-".join(p))
 def world(request):
-    w = World(request.param)
+    backing, release = request.param
+    w = World(backing, release=release)
     try:
         yield w
     finally:
@@ -228,7 +231,7 @@ def test_world_is_what_the_tests_assume(world):
 
 def test_row_wrong_type(world):
     """`alloc("10")`, `alloc(1.5)`, `free("x")`, `Heap(procs="2")`,
-    `Heap(goos=3)`: TypeError."""
+    `Heap(goos=3)`, `Heap(release=1)`: TypeError."""
     h = world.h
     for bad in ("10", 1.5, None, b"10", [10], 10.0):
         rejected(h, TypeError, h.alloc, bad, match="size must be an int")
@@ -248,6 +251,7 @@ def test_row_wrong_type(world):
     for kw, word in ((dict(procs="2"), "procs"), (dict(procs=2.0), "procs"),
                      (dict(goos=3), "goos"), (dict(goarch=b"amd64"), "goarch"),
                      (dict(backing=1), "backing"),
+                     (dict(release=1), "release"),
                      (dict(sys_limit="big"), "sys_limit"),
                      (dict(seed=1.5), "seed")):
         with pytest.raises(TypeError) as ei:
@@ -346,7 +350,7 @@ def test_row_out_of_memory(backing):
     OutOfMemoryError (a MemoryError); discarded hints are put back."""
     oom = dict(bases=(MemoryError, GoallocError),
                match=r"^runtime: out of memory: cannot allocate \d+-byte "
-                     r"block$")
+                     r"block: the heap would grow past sys_limit$")
     # sys_limit: one arena and no more
     w = World(backing, sys_limit=64 * MiB)
     try:
@@ -377,6 +381,8 @@ def test_row_out_of_memory(backing):
         w.close()
     # no sys_limit: the whole user address space (2**47 bytes on
     # linux/amd64) cannot be reserved, neither at a hint nor anywhere
+    oom["match"] = (r"^runtime: out of memory: cannot allocate \d+-byte "
+                    r"block: no address space for the heap")
     w = World(backing)
     try:
         h = w.h
@@ -578,9 +584,16 @@ def test_row_not_an_object_start(world):
     cases += [fbase + i * 144 for i in (6, 7, 55)]
     tbase = h.span_of(world.tiny[0]).base
     cases += [tbase + i * 16 for i in (4, 100, 511)]
-    tail = h.spans()[-1]
-    assert tail.state == "free"
-    cases += [tail.base, tail.base + PAGE, tail.end - PAGE]
+    # (go1.13.0: the free tail of the arena; go1.13.8: curArena, no span)
+    info = h.info()
+    if info.release == "go1.13.0":
+        tail = h.spans()[-1]
+        assert tail.state == "free"
+        lo, hi = tail.base, tail.end
+    else:
+        lo, hi = info.cur_arena_base, info.cur_arena_end
+        assert lo < hi and h.span_of(lo) is None
+    cases += [lo, lo + PAGE, hi - PAGE]
     for addr in cases:
         e = rejected(h, InvalidFreeError, h.free, addr, **inv)
         assert not isinstance(e, DoubleFreeError), hex(addr)
@@ -633,13 +646,23 @@ def test_row_address_of_another_heap(backing):
             a.close()
             b.close()
         return
-    a, b, c = World("virtual"), World("virtual"), World("virtual")
+    for release in ("go1.13.8", "go1.13.0"):
+        another_virtual_heap(release)
+
+
+def another_virtual_heap(release: str) -> None:
+    a, b, c = (World("virtual", release=release) for _ in range(3))
     try:
         assert a.h.digest() == b.h.digest() == c.h.digest()
         # b's object where a has no object: InvalidFreeError, a unchanged
         other = b.h.alloc(1 * MiB, p=2)             # in the arena's tail
-        assert a.h.span_of(other).state == "free"
-        assert a.h.span_of(other).base == other
+        if release == "go1.13.0":
+            assert a.h.span_of(other).state == "free"
+            assert a.h.span_of(other).base == other
+        else:
+            # b grew into its curArena; in a that is still curArena
+            assert a.h.span_of(other) is None
+            assert a.h.info().cur_arena_base == other
         before_b = state(b.h)
         e = rejected(a.h, InvalidFreeError, a.h.free, other,
                      match="not the start of a live object")
@@ -1003,6 +1026,9 @@ BAD_HEAP_ARGS = [
     (dict(backing="OS"), "OS"),
     (dict(procs=0), "procs"),
     (dict(procs=-1), "procs"),
+    (dict(release="go1.14"), "release"),
+    (dict(release="go1.13.1"), "release"),
+    (dict(release="go1.13.8\0"), "release"),
     (dict(procs=1025), "procs"),
     (dict(procs=2**70), "procs"),
     (dict(sys_limit=-1), "sys_limit"),
@@ -1013,7 +1039,7 @@ BAD_HEAP_ARGS = [
 def test_row_bad_heap_arguments(world):
     """Unknown goos/goarch, js/wasm, nacl, race=True on a port without
     -race, backing="os" off linux/amd64, unknown backing, procs outside
-    1..1024: ValueError."""
+    1..1024, an unknown release: ValueError."""
     h = world.h
     before = state(h)
     for kw, word in BAD_HEAP_ARGS:
@@ -1615,12 +1641,14 @@ def test_row_out_of_memory_when_the_os_refuses_the_commit():
     """"a size the OS ... cannot back | OutOfMemoryError | nothing
     changed": here the OS reserves 32 TiB of address space (PROT_NONE)
     at a hint but refuses to map it read-write."""
-    w = World("os")
+    # no metadata_limit, which would refuse the 33 GB of metadata first
+    w = World("os", metadata_limit=0)
     try:
         h = w.h
         rejected(h, OutOfMemoryError, h.alloc, 1 << 45,
                  bases=(MemoryError, GoallocError),
-                 match="cannot allocate 35184372088832-byte block")
+                 match="cannot allocate 35184372088832-byte block: the OS "
+                       "would not back")
         still_works(h, w.live())
     finally:
         w.close()

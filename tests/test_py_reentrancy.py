@@ -98,6 +98,7 @@ ROWS = {
     "block_range": [lambda h, k: h.block_range(k(0x7F0000000000), 1 << 26),
                     lambda h, k: h.block_range(0x7F0000000000, k(1 << 26))],
     "fail_reserves": [lambda h, k: h.fail_reserves(k(0))],
+    "fail_metadata": [lambda h, k: h.fail_metadata(k(0))],
     "alloc_many": [lambda h, k: h.alloc_many([16, k(32), 48]),
                    lambda h, k: h.alloc_many([16, 32], noscan=k(True))],
     "free_many": [lambda h, k: h.free_many([k(_live_object(h))])],
@@ -134,7 +135,8 @@ def test_every_method_is_walked():
             if callable(getattr(goalloc._core.Heap, n))
             and not n.startswith("__")}
     with_args = {"alloc", "free", "scavenge", "_span_of", "_span_objects",
-                 "view", "block_range", "fail_reserves", "_throw", "_replay",
+                 "view", "block_range", "fail_reserves", "fail_metadata",
+                 "_throw", "_replay",
                  "_alloc_many", "_free_many", "close"}
     assert core == set(CORE_NOARG) | with_args
 

@@ -61,13 +61,15 @@ def kind_of(size: int, noscan: bool) -> str:
 
 class SmallObjectHeap(RuleBasedStateMachine):
     backing = "virtual"
+    release = "go1.13.8"
     checks = 0                                # invariant rounds, all runs
     runs = 0
 
     def __init__(self):
         super().__init__()
         type(self).runs += 1
-        self.h = goalloc.Heap(backing=self.backing, procs=NPROCS)
+        self.h = goalloc.Heap(backing=self.backing, procs=NPROCS,
+                              release=self.release)
         # addr -> (size, noscan, kind, fill)
         self.live: dict[int, tuple[int, bool, str, int]] = {}
         self.freed: list[int] = []            # recently freed addresses
@@ -274,7 +276,15 @@ class OsSmallObjectHeap(SmallObjectHeap):
     runs = 0
 
 
+class Go1130SmallObjectHeap(SmallObjectHeap):
+    release = "go1.13.0"
+    checks = 0
+    runs = 0
+
+
 TestSmallObjectsVirtual = SmallObjectHeap.TestCase
 TestSmallObjectsVirtual.settings = SETTINGS
 TestSmallObjectsOs = OsSmallObjectHeap.TestCase
 TestSmallObjectsOs.settings = SETTINGS
+TestSmallObjectsGo1130Virtual = Go1130SmallObjectHeap.TestCase
+TestSmallObjectsGo1130Virtual.settings = SETTINGS

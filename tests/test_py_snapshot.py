@@ -118,11 +118,24 @@ def test_empty_heap_has_no_arenas_and_null_overhead(heap):
     assert doc["fragmentation"]["overhead"] is None
 
 
-def test_busy_heap_contents(heap):
+def test_busy_heap_contents(rheap, release):
+    heap = rheap
     populate(heap)
     doc = snapshot(heap)
     states = {s["state"] for s in doc["spans"]}
-    assert {"inuse", "free"} <= states
+    info = doc["info"]
+    assert info["release"] == release
+    if release == "go1.13.0":
+        # the rest of the arena is a free span
+        assert {"inuse", "free"} <= states
+        assert info["cur_arena_base"] == info["cur_arena_end"] == 0
+    else:
+        # populate frees no whole span, and the rest of the arena is
+        # curArena, which the snapshot shows in info, not as a span
+        assert states == {"inuse"}
+        assert info["cur_arena_base"] == max(
+            s["base"] + s["npages"] * 8192 for s in doc["spans"])
+        assert info["cur_arena_end"] == doc["arenas"][0]["base"] + (64 << 20)
     assert doc["stats"]["heap_objects"] > 0
     assert any(c["empty"] or c["nonempty"] for c in doc["centrals"])
     assert doc["caches"][0]["alloc"]

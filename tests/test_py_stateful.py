@@ -1,4 +1,5 @@
-"""A Hypothesis state machine over large objects, on both backends.
+"""A Hypothesis state machine over large objects, on both backends and
+both releases (go1.13.8, the default, and go1.13.0).
 
 Rules: alloc (32769 .. 3 MiB, scan or noscan), free, scavenge (n or
 all), and rejected frees.  A plain dict of live objects is the model;
@@ -37,10 +38,11 @@ sizes = st.one_of(
 
 class LargeObjectHeap(RuleBasedStateMachine):
     backing = "virtual"
+    release = "go1.13.8"
 
     def __init__(self):
         super().__init__()
-        self.h = goalloc.Heap(backing=self.backing)
+        self.h = goalloc.Heap(backing=self.backing, release=self.release)
         self.live: dict[int, tuple[int, bool, int]] = {}  # addr -> size,
         self.nmalloc = 0                                   # noscan, fill
         self.nfree = 0
@@ -163,7 +165,20 @@ class OsLargeObjectHeap(LargeObjectHeap):
     backing = "os"
 
 
+class Go1130LargeObjectHeap(LargeObjectHeap):
+    release = "go1.13.0"
+
+
+class Go1130OsLargeObjectHeap(LargeObjectHeap):
+    backing = "os"
+    release = "go1.13.0"
+
+
 TestLargeObjectsVirtual = LargeObjectHeap.TestCase
 TestLargeObjectsVirtual.settings = SETTINGS
 TestLargeObjectsOs = OsLargeObjectHeap.TestCase
 TestLargeObjectsOs.settings = SETTINGS
+TestLargeObjectsGo1130Virtual = Go1130LargeObjectHeap.TestCase
+TestLargeObjectsGo1130Virtual.settings = SETTINGS
+TestLargeObjectsGo1130Os = Go1130OsLargeObjectHeap.TestCase
+TestLargeObjectsGo1130Os.settings = SETTINGS

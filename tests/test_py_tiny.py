@@ -122,20 +122,30 @@ def test_replacement_keeps_the_block_with_more_room(heap):
     assert tiny_state(h) == (e, 15)
 
 
-def test_sixteen_byte_noscan_is_a_one_object_block(heap):
+def test_sixteen_byte_noscan_is_a_plain_object(heap):
+    """16-byte noscan objects share span class 5 with the tiny blocks but
+    are plain small objects: no tiny marks, requested size 16, and their
+    interior is not an object."""
     h = heap
     t = h.alloc(3, noscan=True)
     a = h.alloc(16, noscan=True)
     assert h.span_of(a).spanclass == TINY_SPAN_CLASS
     assert a % TINY == 0 and block_of(a) != block_of(t)
     assert tiny_state(h) == (t, 3)            # the tiny block is unchanged
-    assert marks(h, a) == 1
+    assert marks(h, a) == 0 and marks(h, t) == 1
     if h.info().backing == "os":
         assert h.view(a).nbytes == 16
+    before = full_snapshot(h)
+    for off in (1, 8, 15):
+        with pytest.raises(goalloc.InvalidFreeError) as ei:
+            h.free(a + off)
+        assert type(ei.value) is goalloc.InvalidFreeError
+        assert full_snapshot(h) == before
     h.free(a)
     assert slot_state(h, a) == SLOT_FREED
     with pytest.raises(goalloc.DoubleFreeError):
         h.free(a)
+    h.verify()
 
 
 # ---- marks and free ---------------------------------------------------------
@@ -335,7 +345,8 @@ def test_tinyallocs_accounting(heap):
 
 def test_tiny_model(backing):
     """A model of every P's (tiny, tinyoffset) and of each block's live
-    offsets predicts every address, mark, slot state and count."""
+    offsets predicts every address, mark, slot state and count.  16-byte
+    noscan objects come from the same span class as plain objects."""
     rng = random.Random(1913)
     nprocs = 2
     h = goalloc.Heap(backing=backing, procs=nprocs)
@@ -343,7 +354,9 @@ def test_tiny_model(backing):
         cur = [(0, 0)] * nprocs               # per P: block, offset
         blocks: dict[int, set[int]] = {}      # live block -> live offsets
         live: dict[int, int] = {}             # tiny addr -> size
+        plain: set[int] = set()               # live 16-byte objects
         packed = new_blocks = freed_blocks = 0
+        new_plain = freed_plain = 0
 
         def drop(p):
             nonlocal freed_blocks
@@ -353,37 +366,55 @@ def test_tiny_model(backing):
                 del blocks[blk]
                 freed_blocks += 1
 
+        def alloc_one():
+            nonlocal packed, new_blocks, new_plain
+            p = rng.randrange(nprocs)
+            size = rng.choice([1, 1, 2, 3, 4, 5, 6, 7, 8, 8, 12, 15, 16])
+            a = h.alloc(size, noscan=True, p=p)
+            live[a] = size
+            if size == TINY:                  # a plain object, no block
+                assert a % TINY == 0 and a not in blocks
+                assert h.span_of(a).spanclass == TINY_SPAN_CLASS
+                plain.add(a)
+                new_plain += 1
+                return
+            blk, off = cur[p]
+            o = tiny_align(off, size)
+            if blk and o + size <= TINY:
+                assert a == blk + o, (size, cur[p])
+                cur[p] = (blk, o + size)
+                packed += 1
+            else:
+                assert a % TINY == 0 and a not in blocks
+                assert h.span_of(a).spanclass == TINY_SPAN_CLASS
+                new_blocks += 1
+                blocks[a] = set()
+                if size < off or blk == 0:
+                    drop(p)
+                    cur[p] = (a, size)
+            blocks[block_of(a)].add(a % TINY)
+
+        def free_one():
+            nonlocal freed_blocks, freed_plain
+            a = rng.choice(list(live))
+            h.free(a)
+            del live[a]
+            if a in plain:
+                plain.remove(a)
+                freed_plain += 1
+                return
+            blk = block_of(a)
+            blocks[blk].discard(a % TINY)
+            if not blocks[blk] and blk not in (b for b, _ in cur):
+                del blocks[blk]
+                freed_blocks += 1
+
         for step in range(4000):
             r = rng.random()
             if r < 0.55 or not live:
-                p = rng.randrange(nprocs)
-                size = rng.choice([1, 1, 2, 3, 4, 5, 6, 7, 8, 8, 12, 15, 16])
-                a = h.alloc(size, noscan=True, p=p)
-                blk, off = cur[p]
-                o = tiny_align(off, size)
-                if size < TINY and blk and o + size <= TINY:
-                    assert a == blk + o, (step, size, cur[p])
-                    cur[p] = (blk, o + size)
-                    packed += 1
-                else:
-                    assert a % TINY == 0 and a not in blocks
-                    assert h.span_of(a).spanclass == TINY_SPAN_CLASS
-                    new_blocks += 1
-                    blocks[a] = set()
-                    if size < TINY and (size < off or blk == 0):
-                        drop(p)
-                        cur[p] = (a, size)
-                blocks[block_of(a)].add(a % TINY)
-                live[a] = size
+                alloc_one()
             elif r < 0.97:
-                a = rng.choice(list(live))
-                h.free(a)
-                del live[a]
-                blk = block_of(a)
-                blocks[blk].discard(a % TINY)
-                if not blocks[blk] and blk not in (b for b, _ in cur):
-                    del blocks[blk]
-                    freed_blocks += 1
+                free_one()
             else:
                 h.flush()
                 for p in range(nprocs):
@@ -393,14 +424,18 @@ def test_tiny_model(backing):
                 for blk, offs in blocks.items():
                     assert marks(h, blk) == sum(1 << o for o in offs)
                     assert slot_state(h, blk) == SLOT_LIVE
+                for a in plain:
+                    assert marks(h, a) == 0
+                    assert slot_state(h, a) == SLOT_LIVE
                 st = h.stats()
                 check_stat_identities(st)
-                assert st.heap_objects == len(blocks)
-                assert st.mallocs == new_blocks + packed
-                assert st.frees == freed_blocks + packed
+                nobj = len(blocks) + len(plain)
+                assert st.heap_objects == nobj
+                assert st.mallocs == new_blocks + new_plain + packed
+                assert st.frees == freed_blocks + freed_plain + packed
                 assert (st.by_size[2].mallocs - st.by_size[2].frees
-                        == len(blocks))
-                assert st.heap_alloc == TINY * len(blocks)
+                        == nobj)
+                assert st.heap_alloc == TINY * nobj
                 h.verify()
         # every freed tiny address is a double free
         for a in list(live)[:20]:
@@ -425,3 +460,115 @@ def test_freed_block_slot_states(heap):
     assert slot_state(h, a) == SLOT_LIVE
     # reused first: the lowest free slot
     assert h.alloc(9, noscan=True) == b
+
+
+# ---- the marks' memory ------------------------------------------------------
+
+SLOTS = 8192 // TINY                          # 16-byte slots per span
+SPAN_BLOCK = 3 * SLOTS // 8 + 8               # 3 bitmaps + one requested
+                                              # size (all are 16), padded
+TINY_MARKS = 6 * SLOTS                        # 6 bytes per slot
+
+
+def test_sixteen_byte_noscan_spans_have_no_tiny_marks(heap):
+    """goalloc's own metadata per 16-byte noscan slot: 3 bits (alloc,
+    freed, used) and one requested size for the whole span (each of its
+    objects asked for 16 bytes): 0.39 bytes, until the span serves a tiny
+    block; then 6 bytes more per slot, for that span only.  A class with
+    pointers keeps a 16-bit size per slot: 2.375 bytes.  The marks go
+    with the span."""
+    h = heap
+    assert (h.info().span_meta_bytes, h.info().tiny_meta_bytes) == (0, 0)
+    plain = [h.alloc(16, noscan=True) for _ in range(SLOTS + 1)]
+    spans = {h.span_of(a).base for a in plain}
+    assert len(spans) == 2
+    i = h.info()
+    assert i.span_meta_bytes == 2 * SPAN_BLOCK
+    assert i.span_meta_bytes / (2 * SLOTS) == 0.390625
+    assert i.tiny_meta_bytes == 0
+    scan = h.alloc(16)                        # class 4: sizes 9..16 asked
+    assert h.info().span_meta_bytes - i.span_meta_bytes == (
+        3 * SLOTS // 8 + 2 * SLOTS)           # 2.375 bytes per slot
+    h.free(scan)
+    t = h.alloc(5, noscan=True)               # the cached span serves it
+    assert h.span_of(t).base == h.span_of(plain[-1]).base
+    i = h.info()
+    assert i.tiny_meta_bytes == TINY_MARKS    # one table, one span
+    assert (SPAN_BLOCK + TINY_MARKS) / SLOTS == 6.390625  # that span's
+    h.verify()
+    for a in plain + [t]:
+        h.free(a)
+    h.flush()
+    i = h.info()
+    assert (i.span_meta_bytes, i.tiny_meta_bytes) == (0, 0)
+    h.verify()
+
+
+def test_marks_are_not_in_memstats(heap):
+    """MemStats stay Go's numbers: the tiny marks (goalloc's own) change
+    no MemStats field, only HeapInfo.tiny_meta_bytes."""
+    h = heap
+    h.alloc(16, noscan=True)                  # the span, without marks
+    st0 = h.stats()
+    i0 = h.info()
+    h.alloc(16, noscan=True)                  # a second 16-byte object
+    h.alloc(3, noscan=True)                   # same span: marks made now
+    st1 = h.stats()
+    assert h.info().tiny_meta_bytes == i0.tiny_meta_bytes + TINY_MARKS
+    for f in ("sys", "gc_sys", "other_sys", "mspan_sys", "mspan_inuse",
+              "heap_sys", "heap_inuse"):
+        assert getattr(st1, f) == getattr(st0, f), f
+
+
+def test_slot_of_a_freed_block_reused_by_a_sixteen_byte_object(heap):
+    """A block's marks outlive it (a second free of one of its objects is
+    a double free), but not its slot's reuse: once a 16-byte object has
+    the slot, its interior is no object and no double free."""
+    h = heap
+    keep = h.alloc(16, noscan=True)           # keeps the span in use
+    a = h.alloc(4, noscan=True)
+    b = h.alloc(4, noscan=True)
+    assert b == a + 4
+    h.free(a)
+    h.free(b)
+    h.flush()                                 # drop: freed, then swept
+    with pytest.raises(goalloc.DoubleFreeError):
+        h.free(b)
+    p = h.alloc(16, noscan=True)
+    assert p == a and marks(h, p) == 0
+    before = full_snapshot(h)
+    with pytest.raises(goalloc.InvalidFreeError) as ei:
+        h.free(b)
+    assert type(ei.value) is goalloc.InvalidFreeError
+    assert full_snapshot(h) == before
+    h.free(p)
+    with pytest.raises(goalloc.DoubleFreeError):
+        h.free(p)
+    h.free(keep)
+    h.verify()
+
+
+def test_tiny_double_free_after_the_drop(heap):
+    """A block dropped with live objects is freed by the free of its last
+    one; every second free is a double free, before and after."""
+    h = heap
+    a = h.alloc(12, noscan=True)
+    b = h.alloc(6, noscan=True)               # new block, replaces a's
+    assert tiny_state(h) == (b, 6)
+    c = h.alloc(3, noscan=True)
+    assert c == b + 6
+    h.free(c)
+    with pytest.raises(goalloc.DoubleFreeError):
+        h.free(c)
+    assert slot_state(h, a) == SLOT_LIVE
+    before = full_snapshot(h)
+    with pytest.raises(goalloc.InvalidFreeError):
+        h.free(a + 4)                         # inside a, never a start
+    assert full_snapshot(h) == before
+    h.free(a)                                 # dropped, nothing left
+    assert slot_state(h, a) == SLOT_FREED
+    before = full_snapshot(h)
+    with pytest.raises(goalloc.DoubleFreeError):
+        h.free(a)
+    assert full_snapshot(h) == before
+    h.verify()

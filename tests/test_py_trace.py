@@ -73,7 +73,11 @@ def normalised(addresses: dict[int, int], zerobase: int) -> dict[int, int]:
 
 
 def largest_free(h: goalloc.Heap) -> int:
-    return max((s.nbytes for s in h.spans() if s.state == "free"), default=0)
+    """The largest free span, or go1.13.8's curArena rest if larger (a
+    request of its size is met without new address space either way)."""
+    info = h.info()
+    return max([s.nbytes for s in h.spans() if s.state == "free"] +
+               [info.cur_arena_end - info.cur_arena_base])
 
 
 # ---- building traces ------------------------------------------------------

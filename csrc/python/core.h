@@ -153,6 +153,7 @@ PyObject *heap_replay(HeapObject *self, PyObject *args);
 PyObject *heap_block_range(HeapObject *self, PyObject *const *args,
                            Py_ssize_t nargs);
 PyObject *heap_fail_reserves(HeapObject *self, PyObject *arg);
+PyObject *heap_fail_metadata(HeapObject *self, PyObject *arg);
 PyObject *heap_throw(HeapObject *self, PyObject *arg);
 
 #endif

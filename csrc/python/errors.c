@@ -103,11 +103,14 @@ status_error(HeapObject *self, ga_status s, uint64_t addr, uint64_t size,
     core_state *st = heap_state(self);
     unsigned long long a = addr, n = size;
     switch (s) {
-    case GA_ENOMEM:
+    case GA_ENOMEM: {
+        /* why the heap refused to grow, when it says */
+        const char *why = self->heap ? ga_oom_reason(self->heap) : NULL;
         snprintf(msg, len,
-                 "runtime: out of memory: cannot allocate %llu-byte block",
-                 n);
+                 "runtime: out of memory: cannot allocate %llu-byte block%s%s",
+                 n, why ? ": " : "", why ? why : "");
         return st->exc[EXC_OUT_OF_MEMORY];
+    }
     case GA_EINVAL:
         snprintf(msg, len, "argument out of range");
         return PyExc_ValueError;

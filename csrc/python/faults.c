@@ -72,6 +72,27 @@ heap_fail_reserves(HeapObject *self, PyObject *arg)
 }
 
 PyObject *
+heap_fail_metadata(HeapObject *self, PyObject *arg)
+{
+    if (live_heap(self) == NULL) { /* its state first; taken below */
+        return NULL;
+    }
+    uint64_t n;
+    if (!as_u64(arg, "n", &n, NULL)) {
+        return NULL;
+    }
+    ga_heap *h = acquire_heap(self, "running fail_metadata");
+    if (h == NULL) {
+        return NULL;
+    }
+    ga_status s = ga_fail_metadata(h, n);
+    if (s != GA_OK) {
+        return release_heap(self, set_error_from_status(self, s, 0, 0));
+    }
+    return release_heap(self, Py_NewRef(Py_None));
+}
+
+PyObject *
 heap_throw(HeapObject *self, PyObject *arg)
 {
     if (live_heap(self) == NULL) { /* its state first; taken below */

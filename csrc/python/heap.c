@@ -134,11 +134,41 @@ parse_backing(PyObject *o, const char *goos, const char *goarch,
     return 0;
 }
 
-/* parse_gogc: gogc=N (Go's GOGC, an int32; negative or "off" = off)
- * sets the scavenger goal Go has after gcinit; it and scavenge_goal are
- * two ways to say one thing, so not both. */
+/* parse_release: release="go1.13.8" (the default), "go1.13.0" or its
+ * alias "go1.13"; a str with an embedded NUL is no release name. */
 static int
-parse_gogc(PyObject *gogc_o, PyObject *goal_o, uint64_t *goal)
+parse_release(PyObject *o, ga_release *out)
+{
+    *out = GA_RELEASE_GO1_13_8;
+    if (o == NULL || o == Py_None) {
+        return 0;
+    }
+    if (!PyUnicode_Check(o)) {
+        PyErr_Format(PyExc_TypeError, "release must be a str, not %.100s",
+                     Py_TYPE(o)->tp_name);
+        return -1;
+    }
+    Py_ssize_t n;
+    const char *s = PyUnicode_AsUTF8AndSize(o, &n);
+    if (s == NULL) {
+        return -1;
+    }
+    if (strlen(s) != (size_t)n || !ga_release_parse(s, out)) {
+        PyErr_Format(PyExc_ValueError,
+                     "unknown release %R (expected 'go1.13.8', 'go1.13.0' "
+                     "or its alias 'go1.13')", o);
+        return -1;
+    }
+    return 0;
+}
+
+/* parse_gogc: gogc=N (Go's GOGC, an int32; negative or "off" = off)
+ * sets the scavenger goal Go has with it until the first GC, in the
+ * heap's release; it and scavenge_goal are two ways to say one thing, so
+ * not both. */
+static int
+parse_gogc(PyObject *gogc_o, PyObject *goal_o, ga_release release,
+           uint64_t *goal)
 {
     if (gogc_o == NULL || gogc_o == Py_None) {
         return 0;
@@ -167,7 +197,7 @@ parse_gogc(PyObject *gogc_o, PyObject *goal_o, uint64_t *goal)
         PyErr_SetString(PyExc_TypeError, "gogc must be an int or \"off\"");
         return -1;
     }
-    *goal = ga_gogc_scavenge_goal((int)gogc);
+    *goal = ga_release_scavenge_goal(release, (int)gogc);
     return 0;
 }
 
@@ -177,19 +207,27 @@ heap_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     static char *kwlist[] = {"goos",          "goarch",    "race",
                              "backing",       "procs",     "scavenge_goal",
                              "sys_limit",     "binary_end", "seed", "gogc",
-                             NULL};
+                             "release",       "metadata_limit", NULL};
     PyObject *goos_o = NULL, *goarch_o = NULL, *backing_o = NULL;
     PyObject *goal_o = NULL, *limit_o = NULL, *bend_o = NULL, *seed_o = NULL;
-    PyObject *procs_o = NULL, *gogc_o = NULL;
+    PyObject *procs_o = NULL, *gogc_o = NULL, *release_o = NULL;
+    PyObject *meta_o = NULL;
     int race = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|$OOpOOOOOOO", kwlist,
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|$OOpOOOOOOOOO", kwlist,
                                      &goos_o, &goarch_o, &race, &backing_o,
                                      &procs_o, &goal_o, &limit_o, &bend_o,
-                                     &seed_o, &gogc_o)) {
+                                     &seed_o, &gogc_o, &release_o,
+                                     &meta_o)) {
         return NULL;
     }
     ga_options o;
     ga_options_init(&o);
+    ga_release release;
+    if (parse_release(release_o, &release) < 0) {
+        return NULL;
+    }
+    /* the release first: it sets the default scavenger goal */
+    ga_options_set_release(&o, release);
     o.goos = optional_str(goos_o, "goos", "linux");
     o.goarch = optional_str(goarch_o, "goarch", "amd64");
     if (o.goos == NULL || o.goarch == NULL) {
@@ -216,9 +254,10 @@ heap_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
         }
         o.procs = (int)procs;
     }
-    if (parse_gogc(gogc_o, goal_o, &o.scavenge_goal) < 0 ||
+    if (parse_gogc(gogc_o, goal_o, o.release, &o.scavenge_goal) < 0 ||
         opt_u64(goal_o, "scavenge_goal", &o.scavenge_goal) < 0 ||
         opt_u64(limit_o, "sys_limit", &o.sys_limit) < 0 ||
+        opt_u64(meta_o, "metadata_limit", &o.metadata_limit) < 0 ||
         opt_u64(bend_o, "binary_end", &o.binary_end) < 0 ||
         opt_u64(seed_o, "seed", &o.seed) < 0) {
         return NULL;
@@ -511,6 +550,10 @@ static PyMethodDef heap_methods[] = {
     {"fail_reserves", (PyCFunction)heap_fail_reserves, METH_O,
      "fail_reserves($self, n, /)\n--\n\n"
      "Make the next n OS reservations fail (virtual backing)."},
+    {"fail_metadata", (PyCFunction)heap_fail_metadata, METH_O,
+     "fail_metadata($self, n, /)\n--\n\n"
+     "Make the n-th allocation of heap metadata from now on fail, as if "
+     "the process were out of memory (0 disarms it)."},
     {"_throw", (PyCFunction)heap_throw, METH_O, NULL},
     {"flush", (PyCFunction)heap_flush, METH_NOARGS,
      "flush($self, /)\n--\n\n"

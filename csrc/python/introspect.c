@@ -202,7 +202,7 @@ info_of(HeapObject *Py_UNUSED(self), ga_heap *h)
     ga_heap_info_get(h, &i);
     return Py_BuildValue(
         "{s:s,s:s,s:O,s:s,s:i,s:I,s:K,s:K,s:K,s:K,s:K,s:I,s:I,s:K,s:K,s:K,"
-        "s:K,s:K,s:K}",
+        "s:K,s:K,s:K,s:s,s:K,s:K,s:K,s:K,s:K,s:K}",
         "goos", i.goos, "goarch", i.goarch, "race",
         i.race ? Py_True : Py_False, "backing",
         i.backing == GA_BACKING_OS ? "os" : "virtual", "procs", i.procs,
@@ -217,7 +217,13 @@ info_of(HeapObject *Py_UNUSED(self), ga_heap *h)
         (unsigned long long)i.pages_in_use, "scavenge_goal",
         (unsigned long long)i.scavenge_goal, "unscav_huge_pages",
         (unsigned long long)i.unscav_huge_pages, "nallspans",
-        (unsigned long long)i.nallspans);
+        (unsigned long long)i.nallspans, "release", ga_release_name(i.release),
+        "cur_arena_base", (unsigned long long)i.cur_arena_base,
+        "cur_arena_end", (unsigned long long)i.cur_arena_end,
+        "metadata_bytes", (unsigned long long)i.metadata_bytes,
+        "metadata_limit", (unsigned long long)i.metadata_limit,
+        "span_meta_bytes", (unsigned long long)i.span_meta_bytes,
+        "tiny_meta_bytes", (unsigned long long)i.tiny_meta_bytes);
 }
 
 static PyObject *

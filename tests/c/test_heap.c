@@ -3,8 +3,10 @@
  * mallocinit's hint tables for every platform branch, the first arena and
  * its statistics, growth by whole arenas, first fit by address,
  * coalescing, the scavenger, hint collisions and the fallback
- * reservation, bad input, several heaps in one process, poisoning, and
- * the 32-bit pre-reserved arena.  Every expected number is computed here
+ * reservation, bad input, several heaps in one process, poisoning, the
+ * 32-bit pre-reserved arena, both releases' page heaps (go1.13.8's
+ * curArena, go1.13.0's whole-arena growth), and growths whose metadata
+ * allocations fail one by one (ga_fail_metadata) or pass metadata_limit.  Every expected number is computed here
  * from Go 1.13's formulas (design/go113-allocator-facts.md), not read
  * back from the code under test, and every mutating step is followed by
  * ga_verify.
@@ -113,6 +115,26 @@ open_virtual(const char *goos, const char *goarch, bool race, int line)
 }
 
 #define VIRT(goos, goarch) open_virtual((goos), (goarch), false, __LINE__)
+
+/* A virtual heap of release r (decisions §1 "Which 1.13"): the default is
+ * go1.13.8; tests of go1.13.0's page heap pin it. */
+static ga_heap *
+open_virtual_release(const char *goos, const char *goarch, ga_release r,
+                     int line)
+{
+    ga_options o;
+    opts(&o, goos, goarch, false, GA_BACKING_VIRTUAL);
+    ga_options_set_release(&o, r);
+    return open_at(&o, line);
+}
+
+#define VIRT_R(goos, goarch, r) \
+    open_virtual_release((goos), (goarch), (r), __LINE__)
+#define VIRT0(goos, goarch) VIRT_R((goos), (goarch), GA_RELEASE_GO1_13_0)
+
+static const ga_release both_releases[] = {GA_RELEASE_GO1_13_8,
+                                           GA_RELEASE_GO1_13_0};
+#define NRELEASES (sizeof both_releases / sizeof both_releases[0])
 
 #define VERIFY(h) verify_at((h), __LINE__)
 
@@ -650,9 +672,10 @@ test_platform_info(void)
                   in.heap_arena_bytes, in.arena_l1_bits, in.arena_l2_bits,
                   in.arena_base_offset, in.max_alloc,
                   in.phys_huge_page_size);
-        /* Go's goal after gcinit: next_gc*1.1 rounded up to the OS page
-         * (facts §1.3). */
-        CHECK(in.scavenge_goal == 4923392);
+        /* The default release, go1.13.8, sets no scavenger goal before
+         * the first GC (gcPaceScavenger returns early): mheap_'s zero. */
+        CHECK(in.release == GA_RELEASE_GO1_13_8 && in.scavenge_goal == 0 &&
+              in.cur_arena_base == 0 && in.cur_arena_end == 0);
         CHECK(in.pages_in_use == 0 && in.unscav_huge_pages == 0 &&
               in.nallspans == 0);
         ga_heap_free(h);
@@ -709,6 +732,63 @@ test_bad_platforms(void)
     ga_heap_free(h);
 }
 
+/* The release option: names, the goal each release has before a GC,
+ * and a release the heap does not know. */
+static void
+test_release_options(void)
+{
+    CHECK(strcmp(ga_release_name(GA_RELEASE_GO1_13_8), "go1.13.8") == 0);
+    CHECK(strcmp(ga_release_name(GA_RELEASE_GO1_13_0), "go1.13.0") == 0);
+    CHECK(ga_release_name((ga_release)2) == NULL);
+    static const struct {
+        const char *s;
+        bool ok;
+        ga_release r;
+    } names[] = {
+        {"go1.13.8", true, GA_RELEASE_GO1_13_8},
+        {"go1.13.0", true, GA_RELEASE_GO1_13_0},
+        {"go1.13", true, GA_RELEASE_GO1_13_0}, /* Go's tag for 1.13.0 */
+        {"go1.13.1", false, 0}, {"go1.13.80", false, 0}, {"", false, 0},
+        {"go1.13.8 ", false, 0}, {"GO1.13.8", false, 0}, {"1.13.8", false, 0},
+    };
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        ga_release r = (ga_release)7;
+        bool ok = ga_release_parse(names[i].s, &r);
+        CHECK_MSG(ok == names[i].ok && (!ok || r == names[i].r),
+                  "ga_release_parse(\"%s\")", names[i].s);
+    }
+    /* go1.13.0: next_gc * 1.1 after gcinit (facts §1.3); go1.13.8: 0
+     * until the first GC, whatever GOGC is. */
+    CHECK(ga_release_scavenge_goal(GA_RELEASE_GO1_13_0, 100) == 4923392);
+    CHECK(ga_release_scavenge_goal(GA_RELEASE_GO1_13_0, 200) ==
+          ga_gogc_scavenge_goal(200));
+    CHECK(ga_release_scavenge_goal(GA_RELEASE_GO1_13_0, -1) ==
+          ga_gogc_scavenge_goal(-1));
+    CHECK(ga_release_scavenge_goal(GA_RELEASE_GO1_13_8, 100) == 0);
+    CHECK(ga_release_scavenge_goal(GA_RELEASE_GO1_13_8, -1) == 0);
+    ga_options o;
+    ga_options_init(&o);
+    CHECK(o.release == GA_RELEASE_GO1_13_8 && o.scavenge_goal == 0);
+    ga_options_set_release(&o, GA_RELEASE_GO1_13_0);
+    CHECK(o.release == GA_RELEASE_GO1_13_0 && o.scavenge_goal == 4923392);
+    o.backing = GA_BACKING_VIRTUAL;
+    ga_heap *h = OPEN(&o);
+    if (h != NULL) {
+        ga_heap_info in = info_of(h);
+        CHECK(in.release == GA_RELEASE_GO1_13_0 &&
+              in.scavenge_goal == 4923392 && in.cur_arena_base == 0 &&
+              in.cur_arena_end == 0);
+        ga_heap_free(h);
+    }
+    o.release = (ga_release)2;
+    ga_status st = GA_OK;
+    char err[256] = "";
+    h = ga_heap_new(&o, &st, err, sizeof err);
+    CHECK_MSG(h == NULL && st == GA_EINVAL && strstr(err, "release") != NULL,
+              "release 2: %s \"%s\"", ga_status_name(st), err);
+    ga_heap_free(h);
+}
+
 /* ---- 2. The first arena -------------------------------------------- */
 
 /* check_first_growth checks a heap right after its first ga_malloc of
@@ -717,6 +797,7 @@ static void
 check_first_growth(ga_heap *h, ga_addr a, const ga_addr *want_hints,
                    size_t nwant, const char *what)
 {
+    bool go1130 = info_of(h).release == GA_RELEASE_GO1_13_0;
     /* largeAlloc: npages = size >> _PageShift, +1 for the remainder:
      * 100000 = 12 * 8192 + 1696, so 13 pages. */
     const uint64_t np = 13;
@@ -743,14 +824,33 @@ check_first_growth(ga_heap *h, ga_addr a, const ga_addr *want_hints,
     CHECK(ga_span_of(h, a + 99999, &s) && s.base == a);
     CHECK(ga_span_of(h, a + np * GO_PAGE - 1, &s) && s.base == a);
 
-    /* The rest of the arena is one free span, still released: grow made
-     * the whole arena a scavenged free span (fresh memory is untouched)
-     * and allocSpanLocked carved the low 13 pages out of it. */
-    span_want layout[] = {
-        {a, np, SPAN_IN_USE, false},
-        {a + inuse, ARENA_64 / GO_PAGE - np, SPAN_FREE, true},
-    };
-    LAYOUT(h, layout);
+    ga_heap_info in = info_of(h);
+    if (go1130) {
+        /* The rest of the arena is one free span, still released: grow
+         * made the whole arena a scavenged free span (fresh memory is
+         * untouched) and allocSpanLocked carved the low 13 pages out of
+         * it. */
+        span_want layout[] = {
+            {a, np, SPAN_IN_USE, false},
+            {a + inuse, ARENA_64 / GO_PAGE - np, SPAN_FREE, true},
+        };
+        LAYOUT(h, layout);
+        CHECK(in.cur_arena_base == 0 && in.cur_arena_end == 0);
+    }
+    else {
+        /* go1.13.8: grow made a span of the 13 pages asked for (rounded
+         * to physPageSize: no change) off the bottom of curArena, which
+         * keeps the rest of the arena, mapped but no span. */
+        span_want layout[] = {{a, np, SPAN_IN_USE, false}};
+        LAYOUT(h, layout);
+        CHECK_MSG(in.cur_arena_base == a + inuse &&
+                      in.cur_arena_end == a + ARENA_64,
+                  "%s: curArena [0x%" PRIx64 ", 0x%" PRIx64 ")", what,
+                  in.cur_arena_base, in.cur_arena_end);
+        ga_span_info none;
+        CHECK(!ga_span_of(h, a + inuse, &none) &&
+              !ga_span_of(h, a + ARENA_64 - 1, &none));
+    }
 
     arena_list ar = get_arenas(h);
     CHECK(ar.n == 1);
@@ -775,10 +875,12 @@ check_first_growth(ga_heap *h, ga_addr a, const ga_addr *want_hints,
      * npage << _PageShift. */
     CHECK_MSG(st.heap_inuse == inuse, "%s: heap_inuse %" PRIu64, what,
               st.heap_inuse);
-    /* grow: heap_idle += size; allocSpanLocked: heap_idle -= npage pages. */
+    /* grow (go1.13.8: when sysAlloc maps the arena): heap_idle += size;
+     * allocSpanLocked: heap_idle -= npage pages. */
     CHECK(st.heap_idle == ARENA_64 - inuse);
     /* grow: heap_released += size; allocSpanLocked: -= s.released(), then
-     * += the remainder's released bytes: the whole free remainder. */
+     * += the remainder's released bytes: the whole free remainder
+     * (go1.13.8: curArena, released and idle though no span). */
     CHECK_MSG(st.heap_released == st.heap_idle, "%s: heap_released %" PRIu64,
               what, st.heap_released);
     /* alloc_m (large): largealloc += elemsize = npages << _PageShift;
@@ -790,9 +892,11 @@ check_first_growth(ga_heap *h, ga_addr a, const ga_addr *want_hints,
     CHECK(st.lookups == 0 && st.stack_inuse == 0 && st.stack_sys == 0 &&
           st.buck_hash_sys == 0);
     /* spanalloc: one 16 KiB fixalloc chunk (_FixAllocChunk) charged to
-     * mspan_sys, holding the grown span and the carved one (136 B each). */
+     * mspan_sys, holding the grown span and (go1.13.0) the carved one
+     * (136 B each); go1.13.8's grown span fits the request exactly. */
+    const uint64_t nspans = go1130 ? 2 : 1;
     CHECK(st.mspan_sys == 16384);
-    CHECK(st.mspan_inuse == 2 * GO_SIZEOF_MSPAN);
+    CHECK(st.mspan_inuse == nspans * GO_SIZEOF_MSPAN);
     /* cachealloc: one chunk for m0's mcache (mallocinit's allocmcache). */
     CHECK(st.mcache_sys == 16384);
     CHECK(st.mcache_inuse == GO_SIZEOF_MCACHE);
@@ -814,15 +918,15 @@ check_first_growth(ga_heap *h, ga_addr a, const ga_addr *want_hints,
                         st.mcache_sys + st.buck_hash_sys + st.gc_sys +
                         st.other_sys);
 
-    ga_heap_info in = info_of(h);
-    CHECK(in.pages_in_use == np && in.nallspans == 2 &&
+    in = info_of(h);
+    CHECK(in.pages_in_use == np && in.nallspans == nspans &&
           in.unscav_huge_pages == 0);
 }
 
 static void
-test_first_growth_virtual(void)
+first_growth_virtual(ga_release r)
 {
-    ga_heap *h = VIRT("linux", "amd64");
+    ga_heap *h = VIRT_R("linux", "amd64", r);
     if (h == NULL) {
         return;
     }
@@ -840,10 +944,19 @@ test_first_growth_virtual(void)
 }
 
 static void
-test_first_growth_os(void)
+test_first_growth_virtual(void)
+{
+    for (size_t i = 0; i < NRELEASES; i++) {
+        first_growth_virtual(both_releases[i]);
+    }
+}
+
+static void
+first_growth_os(ga_release r)
 {
     ga_options o;
     opts(&o, "linux", "amd64", false, GA_BACKING_OS);
+    ga_options_set_release(&o, r);
     ga_heap *h = OPEN(&o);
     if (h == NULL) {
         return;
@@ -886,12 +999,20 @@ test_first_growth_os(void)
     ga_heap_free(h);
 }
 
-/* ---- 3. Growth by whole arenas ------------------------------------- */
+static void
+test_first_growth_os(void)
+{
+    for (size_t i = 0; i < NRELEASES; i++) {
+        first_growth_os(both_releases[i]);
+    }
+}
+
+/* ---- 3. Growth by whole arenas (go1.13.0) ------------------------- */
 
 static void
 test_growth_arenas(void)
 {
-    ga_heap *h = VIRT("linux", "amd64");
+    ga_heap *h = VIRT0("linux", "amd64");
     if (h == NULL) {
         return;
     }
@@ -985,12 +1106,12 @@ test_growth_arenas(void)
     ga_heap_free(h);
 }
 
-/* ---- 4. First fit by address --------------------------------------- */
+/* ---- 4. First fit by address (go1.13.0 layouts) -------------------- */
 
 static void
 test_first_fit(void)
 {
-    ga_heap *h = VIRT("linux", "amd64");
+    ga_heap *h = VIRT0("linux", "amd64");
     if (h == NULL) {
         return;
     }
@@ -1061,12 +1182,12 @@ test_first_fit(void)
     ga_heap_free(h);
 }
 
-/* ---- 5. Coalescing and the scavenger -------------------------------- */
+/* ---- 5. Coalescing and the scavenger (go1.13.0 layouts) ------------ */
 
 static void
 test_coalescing(void)
 {
-    ga_heap *h = VIRT("linux", "amd64");
+    ga_heap *h = VIRT0("linux", "amd64");
     if (h == NULL) {
         return;
     }
@@ -1160,7 +1281,7 @@ test_coalescing(void)
 static void
 test_scavenge_top_down(void)
 {
-    ga_heap *h = VIRT("linux", "amd64");
+    ga_heap *h = VIRT0("linux", "amd64");
     if (h == NULL) {
         return;
     }
@@ -1255,18 +1376,22 @@ test_scavenge_top_down(void)
     ga_heap_free(h);
 }
 
-/* scavengeIfNeededLocked: an allocation from released memory scavenges
- * min(size, overage) when retained + size exceeds the goal. */
+/* scavengeIfNeededLocked scavenges min(size, overage) when retained +
+ * size exceeds the goal: go1.13.0 when an allocation takes released
+ * memory (retained then counts the pages taken), go1.13.8 when the heap
+ * grows (growAddSpan, before the new pages count). */
 static void
-scavenge_goal_case(uint64_t goal, bool want_release)
+scavenge_goal_case(ga_release r, uint64_t goal, bool want_release)
 {
     ga_options o;
     opts(&o, "linux", "amd64", false, GA_BACKING_VIRTUAL);
+    ga_options_set_release(&o, r);
     o.scavenge_goal = goal;
     ga_heap *h = OPEN(&o);
     if (h == NULL) {
         return;
     }
+    bool go1130 = r == GA_RELEASE_GO1_13_0;
     CHECK(info_of(h).scavenge_goal == goal);
     const ga_addr B = 0xc000000000;
     const uint64_t ppa = ARENA_64 / GO_PAGE;
@@ -1275,10 +1400,12 @@ scavenge_goal_case(uint64_t goal, bool want_release)
     FREE(h, a);                   /* an unscavenged 5-page hole at B */
     ga_mem_stats st0 = stats_of(h);
     CHECK(st0.heap_released == (ppa - 10) * GO_PAGE);
-    /* Six pages do not fit the hole: they come from the released tail,
-     * which makes retained = 16 pages; with goal 0, min(6 pages, 22
-     * pages) is to be scavenged, and the only unscavenged free span is
-     * the 5-page hole. */
+    /* Six pages do not fit the hole.  go1.13.0: they come from the
+     * released tail, which makes retained = 16 pages, and min(6 pages,
+     * 16 + 6 - goal) is to be scavenged.  go1.13.8: the heap grows by 6
+     * pages into curArena, and growAddSpan first scavenges min(6 pages,
+     * 10 + 6 - goal).  Either way the only unscavenged free span is the
+     * 5-page hole. */
     ga_addr c = MALLOC(h, 6 * GO_PAGE);
     CHECK(c == B + 10 * GO_PAGE);
     span_want want[] = {
@@ -1287,34 +1414,49 @@ scavenge_goal_case(uint64_t goal, bool want_release)
         {c, 6, SPAN_IN_USE, false},
         {c + 6 * GO_PAGE, ppa - 16, SPAN_FREE, true},
     };
-    LAYOUT(h, want);
+    check_layout_at(h, want, go1130 ? 4 : 3, __LINE__);
+    ga_heap_info in = info_of(h);
+    CHECK(go1130 ? in.cur_arena_base == 0
+                 : in.cur_arena_base == c + 6 * GO_PAGE &&
+                       in.cur_arena_end == B + ARENA_64);
     ga_mem_stats st1 = stats_of(h);
     uint64_t want_released = (ppa - 16) * GO_PAGE +
                              (want_release ? 5 * GO_PAGE : 0);
     CHECK_MSG(st1.heap_released == want_released,
-              "goal %" PRIu64 ": heap_released %" PRIu64 ", want %" PRIu64,
-              goal, st1.heap_released, want_released);
+              "%s goal %" PRIu64 ": heap_released %" PRIu64
+              ", want %" PRIu64, ga_release_name(r), goal,
+              st1.heap_released, want_released);
     ga_heap_free(h);
 }
 
 static void
 test_scavenge_goal(void)
 {
-    scavenge_goal_case(0, true);
-    /* Go's default goal (4.9 MB): 16 pages retained is far below it. */
-    scavenge_goal_case(4923392, false);
-    /* retained + size = 16 + 6 = 22 pages.  Goal 15 pages: overage 7,
-     * todo min(6, 7) = 6 pages >= the 5-page hole, released whole. */
-    scavenge_goal_case(15 * GO_PAGE, true);
-    /* Goal 21 pages: todo = overage = 1 page.  scavengeSplit's cut at
-     * end - 1 page would break the huge page at B, so it is rounded down
-     * to B, the hole's base: no split, the whole hole is released. */
-    scavenge_goal_case(21 * GO_PAGE, true);
-    /* Goal 22 pages: retained + size is not above it. */
-    scavenge_goal_case(22 * GO_PAGE, false);
+    const ga_release r0 = GA_RELEASE_GO1_13_0, r8 = GA_RELEASE_GO1_13_8;
+    scavenge_goal_case(r0, 0, true);
+    scavenge_goal_case(r8, 0, true);
+    /* go1.13.0's default goal (4.9 MB): 16 pages retained is far below
+     * it. */
+    scavenge_goal_case(r0, 4923392, false);
+    scavenge_goal_case(r8, 4923392, false);
+    /* go1.13.0: retained + size = 16 + 6 = 22 pages.  Goal 15 pages:
+     * overage 7, todo min(6, 7) = 6 pages >= the 5-page hole, released
+     * whole.  go1.13.8: 10 + 6 = 16 pages, overage 1 page (below). */
+    scavenge_goal_case(r0, 15 * GO_PAGE, true);
+    scavenge_goal_case(r8, 15 * GO_PAGE, true);
+    /* go1.13.0, goal 21 pages: todo = overage = 1 page.  scavengeSplit's
+     * cut at end - 1 page would break the huge page at B, so it is
+     * rounded down to B, the hole's base: no split, the whole hole is
+     * released.  go1.13.8: 16 pages do not exceed 21. */
+    scavenge_goal_case(r0, 21 * GO_PAGE, true);
+    scavenge_goal_case(r8, 21 * GO_PAGE, false);
+    /* Goal 22 pages (go1.13.0), 16 pages (go1.13.8): retained + size is
+     * not above it. */
+    scavenge_goal_case(r0, 22 * GO_PAGE, false);
+    scavenge_goal_case(r8, 16 * GO_PAGE, false);
 
-    /* The goal Go has after gcinit for a GOGC: heap_marked = 4 MiB /
-     * (1 + 7/8) = 2,236,962; next_gc = heap_marked * (1 + GOGC/100);
+    /* The goal go1.13.0 has after gcinit for a GOGC: heap_marked = 4 MiB
+     * / (1 + 7/8) = 2,236,962; next_gc = heap_marked * (1 + GOGC/100);
      * goal = next_gc * 1.1 rounded up to 4 KiB.  GOGC=off: next_gc is
      * ^0 and the goal wraps to 0x199999999999A000 (about 1.6 EiB). */
     CHECK(ga_gogc_scavenge_goal(100) == 4923392);
@@ -1324,8 +1466,241 @@ test_scavenge_goal(void)
     CHECK(ga_gogc_scavenge_goal(-1) == 0x199999999999A000ULL);
     ga_options o;
     ga_options_init(&o);
+    ga_options_set_release(&o, r0);
     CHECK(o.scavenge_goal == ga_gogc_scavenge_goal(100));
-    scavenge_goal_case(ga_gogc_scavenge_goal(-1), false);
+    scavenge_goal_case(r0, ga_gogc_scavenge_goal(-1), false);
+    scavenge_goal_case(r8, ga_gogc_scavenge_goal(-1), false);
+}
+
+/* When synchronous scavenging happens (gc-facts §5.5), goal 0 for both
+ * releases: go1.13.0 scavenges when an allocation takes released memory,
+ * go1.13.8 only when the heap grows. */
+static void
+scavenge_when_case(ga_release r)
+{
+    ga_options o;
+    opts(&o, "linux", "amd64", false, GA_BACKING_VIRTUAL);
+    ga_options_set_release(&o, r);
+    o.scavenge_goal = 0;
+    ga_heap *h = OPEN(&o);
+    if (h == NULL) {
+        return;
+    }
+    bool go1130 = r == GA_RELEASE_GO1_13_0;
+    const ga_addr B = 0xc000000000;
+    ga_addr x = MALLOC(h, 1 * MiB);      /* 128 pages at B */
+    ga_addr s1 = MALLOC(h, 40000);       /* 5 pages */
+    ga_addr y = MALLOC(h, 512 * KiB);    /* 64 pages */
+    ga_addr s2 = MALLOC(h, 40000);       /* 5 pages */
+    CHECK(x == B && s1 == B + 128 * GO_PAGE && y == s1 + 5 * GO_PAGE &&
+          s2 == y + 64 * GO_PAGE);
+    FREE(h, x);
+    CHECK(SCAVENGE(h, UINT64_MAX) == 1 * MiB); /* x's hole released */
+    FREE(h, y);                                /* y's hole is not */
+    ga_mem_stats st0 = stats_of(h);
+    /* 1 MiB fits x's released hole exactly: no growth.  go1.13.0 makes
+     * up for the RSS it takes by scavenging min(128 pages, retained + 128
+     * pages) = 128 pages: all of y's 64.  go1.13.8 does not. */
+    ga_addr x2 = MALLOC(h, 1 * MiB);
+    CHECK(x2 == x);
+    ga_mem_stats st1 = stats_of(h);
+    CHECK(st1.heap_sys == st0.heap_sys);
+    uint64_t want = st0.heap_released - 1 * MiB +
+                    (go1130 ? 64 * GO_PAGE : 0);
+    CHECK_MSG(st1.heap_released == want,
+              "%s: heap_released %" PRIu64 ", want %" PRIu64,
+              ga_release_name(r), st1.heap_released, want);
+    ga_span_info sy;
+    CHECK(ga_span_of(h, y, &sy) && sy.base == y && sy.npages == 64 &&
+          sy.state == SPAN_FREE && sy.scavenged == go1130);
+    if (!go1130) {
+        /* 2 MiB fits no free span: go1.13.8 grows by 256 pages, and
+         * growAddSpan scavenges min(256 pages, retained + 256 pages)
+         * first: y's hole goes. */
+        ga_addr z = MALLOC(h, 2 * MiB);
+        CHECK(z == s2 + 5 * GO_PAGE);
+        ga_mem_stats st2 = stats_of(h);
+        CHECK(st2.heap_released == st1.heap_released + 64 * GO_PAGE -
+                                       2 * MiB);
+        CHECK(ga_span_of(h, y, &sy) && sy.scavenged);
+    }
+    ga_heap_free(h);
+}
+
+static void
+test_scavenge_when(void)
+{
+    for (size_t i = 0; i < NRELEASES; i++) {
+        scavenge_when_case(both_releases[i]);
+    }
+}
+
+/* ---- go1.13.8: growth into curArena ------------------------------- */
+
+static void
+check_cur_arena_at(ga_heap *h, ga_addr base, ga_addr end, int line)
+{
+    ga_heap_info in = info_of(h);
+    CHECK_MSG(in.cur_arena_base == base && in.cur_arena_end == end,
+              "line %d: curArena [0x%" PRIx64 ", 0x%" PRIx64
+              "), want [0x%" PRIx64 ", 0x%" PRIx64 ")", line,
+              in.cur_arena_base, in.cur_arena_end, base, end);
+    /* heap_idle and heap_released count it (ReadMemStatsSlow). */
+    ga_mem_stats st = stats_of(h);
+    span_list l = get_spans(h);
+    uint64_t idle = 0, released = 0;
+    for (size_t i = 0; i < l.n; i++) {
+        if (l.v[i].state == SPAN_FREE) {
+            idle += l.v[i].npages * GO_PAGE;
+            released += l.v[i].scavenged ? l.v[i].npages * GO_PAGE : 0;
+        }
+    }
+    free(l.v);
+    CHECK_MSG(st.heap_idle == idle + (end - base) &&
+                  st.heap_released == released + (end - base),
+              "line %d: heap_idle %" PRIu64 " heap_released %" PRIu64,
+              line, st.heap_idle, st.heap_released);
+}
+
+#define CUR_ARENA(h, base, end) check_cur_arena_at((h), (base), (end), __LINE__)
+
+/* test_growth_arenas for go1.13.8: each growth adds the pages asked for;
+ * sysAlloc maps whole arenas only when curArena is too small, and new
+ * arenas that adjoin it extend it. */
+static void
+test_growth_cur_arena(void)
+{
+    ga_heap *h = VIRT("linux", "amd64");
+    if (h == NULL) {
+        return;
+    }
+    const ga_addr B = 0xc000000000;
+    const uint64_t ppa = ARENA_64 / GO_PAGE;
+    ga_addr a1 = MALLOC(h, 100000); /* 13 pages */
+    CHECK(a1 == B);
+    CUR_ARENA(h, B + 13 * GO_PAGE, B + ARENA_64);
+    /* Growing inside curArena takes no address space. */
+    ga_addr g = MALLOC(h, 40000);
+    CHECK(g == B + 13 * GO_PAGE);
+    CHECK(stats_of(h).heap_sys == ARENA_64 && ga_arenas(h, NULL, 0) == 1);
+    CUR_ARENA(h, B + 18 * GO_PAGE, B + ARENA_64);
+    FREE(h, g); /* a free unscavenged span below curArena */
+
+    /* One page more than curArena holds: sysAlloc maps a new arena at
+     * the moved hint, 0xc004000000, which adjoins curArena and extends
+     * it.  growAddSpan first scavenges up to np2 pages (goal 0): g's
+     * 5-page hole, which then coalesces with the new span above it; so
+     * the object starts in the hole, crosses the arena boundary, and a
+     * released 5-page remainder is left at its top. */
+    uint64_t np2 = ppa - 18 + 1;
+    ga_addr a2 = MALLOC(h, np2 * GO_PAGE);
+    CHECK_MSG(a2 == B + 13 * GO_PAGE, "a2 = 0x%" PRIx64, a2);
+    LARGE_SPAN(h, a2, np2 * GO_PAGE, false);
+    CHECK(head_hint(h, NULL) == B + 2 * ARENA_64);
+    ga_addr hole = a2 + np2 * GO_PAGE;
+    CUR_ARENA(h, hole + 5 * GO_PAGE, B + 2 * ARENA_64);
+    CHECK(hole + 5 * GO_PAGE == B + ARENA_64 + GO_PAGE);
+    span_want w2[] = {
+        {B, 13, SPAN_IN_USE, false},
+        {a2, np2, SPAN_IN_USE, false},
+        {hole, 5, SPAN_FREE, true},
+    };
+    LAYOUT(h, w2);
+    ga_span_info s;
+    memset(&s, 0, sizeof s);
+    CHECK(ga_span_of(h, B + ARENA_64, &s) && s.base == hole);
+    ga_mem_stats st = stats_of(h);
+    CHECK(st.heap_sys == 2 * ARENA_64);
+    CHECK(st.heap_inuse == (13 + np2) * GO_PAGE);
+
+    /* 100 MiB: curArena (one arena minus one page) is too small, so
+     * sysAlloc maps the whole ask, two arenas at 0xc008000000, which
+     * extend curArena again; the grown span coalesces with the released
+     * remainder below it and the object starts there. */
+    ga_addr a3 = MALLOC(h, 100 * MiB);
+    CHECK_MSG(a3 == hole, "a3 = 0x%" PRIx64, a3);
+    ga_addr end3 = a3 + 100 * MiB;
+    CHECK(head_hint(h, NULL) == B + 4 * ARENA_64);
+    CUR_ARENA(h, end3 + 5 * GO_PAGE, B + 4 * ARENA_64);
+    span_want w3[] = {
+        {B, 13, SPAN_IN_USE, false},
+        {a2, np2, SPAN_IN_USE, false},
+        {a3, 100 * MiB / GO_PAGE, SPAN_IN_USE, false},
+        {end3, 5, SPAN_FREE, true},
+    };
+    LAYOUT(h, w3);
+    st = stats_of(h);
+    CHECK(st.heap_sys == 4 * ARENA_64 && ga_arenas(h, NULL, 0) == 4);
+
+    /* Free everything and release it: one released span below curArena,
+     * which never becomes a span by itself. */
+    FREE(h, a1);
+    FREE(h, a2);
+    FREE(h, a3);
+    SCAVENGE(h, UINT64_MAX);
+    ga_addr top = end3 + 5 * GO_PAGE;
+    span_want one[] = {{B, (top - B) / GO_PAGE, SPAN_FREE, true}};
+    LAYOUT(h, one);
+    st = stats_of(h);
+    CHECK(st.heap_released == 4 * ARENA_64 && st.heap_idle == 4 * ARENA_64);
+
+    /* 3 arenas fit neither the free span (164 MiB + 8 KiB) nor curArena
+     * (92 MiB - 8 KiB): go1.13.8 maps three more arenas and grows into
+     * them; the new span coalesces with the released span below, and
+     * the object starts at B.  (go1.13.0 had all four arenas as one free
+     * span and needed no growth: test_growth_arenas.) */
+    CHECK(top - B == 164 * MiB + GO_PAGE);
+    ga_addr a4 = MALLOC(h, 3 * ARENA_64);
+    CHECK(a4 == B);
+    st = stats_of(h);
+    CHECK_MSG(st.heap_sys == 7 * ARENA_64, "heap_sys %" PRIu64, st.heap_sys);
+    CUR_ARENA(h, top + 3 * ARENA_64, B + 7 * ARENA_64);
+    ga_heap_free(h);
+}
+
+/* New space that does not adjoin curArena replaces it; what was left of
+ * the old curArena becomes a free span (growAddSpan, which scavenges
+ * first). */
+static void
+test_cur_arena_discontiguous(void)
+{
+    ga_heap *h = VIRT("linux", "amd64");
+    if (h == NULL) {
+        return;
+    }
+    const ga_addr B = 0xc000000000;
+    const uint64_t ppa = ARENA_64 / GO_PAGE;
+    ga_addr a = MALLOC(h, 100000); /* 13 pages at B */
+    ga_addr g = MALLOC(h, 40000);  /* 5 pages */
+    FREE(h, g);                    /* unscavenged, 5 pages */
+    /* Someone maps the next arena: the hint at B + 64 MiB collides and is
+     * discarded; the next hint, 1 TiB up, is used. */
+    CHECK(ga_block_range(h, B + ARENA_64, GO_PAGE) == GA_OK);
+    ga_addr far = B + TiB;
+    ga_addr b = MALLOC(h, ARENA_64); /* does not fit curArena's rest */
+    CHECK_MSG(b == far, "b = 0x%" PRIx64, b);
+    /* The old rest [B+18p, B+64MiB) is a free scavenged span now; its
+     * growAddSpan scavenged min(rest, ...) first, releasing g's hole,
+     * which then coalesced with it.  The new arena is used up. */
+    span_want want[] = {
+        {a, 13, SPAN_IN_USE, false},
+        {B + 13 * GO_PAGE, ppa - 13, SPAN_FREE, true},
+        {far, ppa, SPAN_IN_USE, false},
+    };
+    LAYOUT(h, want);
+    CUR_ARENA(h, far + ARENA_64, far + ARENA_64);
+    ga_mem_stats st = stats_of(h);
+    CHECK(st.heap_sys == 2 * ARENA_64 &&
+          st.heap_released == (ppa - 13) * GO_PAGE &&
+          st.heap_idle == st.heap_released);
+    /* The next growth takes a new arena above it, which adjoins the
+     * (empty) curArena. */
+    ga_addr c = MALLOC(h, 40000);
+    CHECK(c == B + 13 * GO_PAGE); /* first fit: the old rest */
+    ga_addr d = MALLOC(h, ARENA_64);
+    CHECK_MSG(d == far + ARENA_64, "d = 0x%" PRIx64, d);
+    CUR_ARENA(h, far + 2 * ARENA_64, far + 2 * ARENA_64);
+    ga_heap_free(h);
 }
 
 /* ---- 6. Hint collisions -------------------------------------------- */
@@ -1508,9 +1883,9 @@ test_fallback_hints(void)
  * aligned region (facts §7 item 11): the heap then grows by two arenas
  * at once. */
 static void
-test_lucky_fallback(void)
+lucky_fallback(ga_release r)
 {
-    ga_heap *h = VIRT("linux", "amd64");
+    ga_heap *h = VIRT_R("linux", "amd64", r);
     if (h == NULL) {
         return;
     }
@@ -1524,11 +1899,18 @@ test_lucky_fallback(void)
     ga_mem_stats st = stats_of(h);
     CHECK_MSG(st.heap_sys == 2 * ARENA_64, "heap_sys %" PRIu64, st.heap_sys);
     CHECK(ga_arenas(h, NULL, 0) == 2);
+    /* go1.13.0: both arenas are one free span; go1.13.8: they are
+     * curArena, from which the 13 pages were taken. */
     span_want want[] = {
         {v, 13, SPAN_IN_USE, false},
         {v + 13 * GO_PAGE, 2 * ARENA_64 / GO_PAGE - 13, SPAN_FREE, true},
     };
-    LAYOUT(h, want);
+    bool go1130 = r == GA_RELEASE_GO1_13_0;
+    check_layout_at(h, want, go1130 ? 2 : 1, __LINE__);
+    ga_heap_info in = info_of(h);
+    CHECK(go1130 ? in.cur_arena_end == 0
+                 : in.cur_arena_base == v + 13 * GO_PAGE &&
+                       in.cur_arena_end == v + 2 * ARENA_64);
     hint_list l = get_hints(h);
     CHECK(l.n == 2);
     if (l.n == 2) {
@@ -1537,6 +1919,14 @@ test_lucky_fallback(void)
     }
     free(l.v);
     ga_heap_free(h);
+}
+
+static void
+test_lucky_fallback(void)
+{
+    for (size_t i = 0; i < NRELEASES; i++) {
+        lucky_fallback(both_releases[i]);
+    }
 }
 
 static void
@@ -1769,6 +2159,223 @@ test_sys_limit(void)
     ga_heap_free(h);
 }
 
+/* ---- Metadata allocations that fail (issue 11 item 4) -------------- */
+
+/* A metadata scenario: a heap made by `make`, brought to a state by
+ * `before`, then `op`, which may grow it. */
+typedef struct meta_case {
+    const char *what;
+    const char *goos, *goarch;
+    ga_backing backing;
+    ga_release release;
+    void (*before)(ga_heap *h);
+    ga_status (*op)(ga_heap *h);
+} meta_case;
+
+static ga_heap *
+meta_case_heap(const meta_case *c)
+{
+    ga_options o;
+    opts(&o, c->goos, c->goarch, false, c->backing);
+    ga_options_set_release(&o, c->release);
+    o.metadata_limit = 0;
+    ga_heap *h = OPEN(&o);
+    if (h != NULL && c->before != NULL) {
+        c->before(h);
+    }
+    return h;
+}
+
+/* fail_each_metadata_alloc makes the n-th metadata allocation of c's op
+ * fail, for n = 1, 2, ... until the op needs fewer: each time the op
+ * must return GA_ENOMEM with a reason, leave everything a caller can see
+ * as it was, and succeed once the fault is disarmed.  Returns how many
+ * metadata allocations the op made. */
+static uint64_t
+fail_each_metadata_alloc(const meta_case *c)
+{
+    for (uint64_t n = 1; n < 200; n++) {
+        ga_heap *h = meta_case_heap(c);
+        if (h == NULL) {
+            return 0;
+        }
+        digest d;
+        digest_take(h, &d);
+        uint64_t hash = ga_digest(h);
+        CHECK(ga_fail_metadata(h, n) == GA_OK);
+        ga_status st = c->op(h);
+        CHECK(ga_fail_metadata(h, 0) == GA_OK);
+        if (st == GA_OK) {
+            /* the op made n - 1 metadata allocations */
+            VERIFY(h);
+            digest_free(&d);
+            ga_heap_free(h);
+            return n - 1;
+        }
+        CHECK_MSG(st == GA_ENOMEM && ga_oom_reason(h) != NULL,
+                  "%s: metadata allocation %" PRIu64 " failing gave %s",
+                  c->what, n, ga_status_name(st));
+        SAME_DIGEST(h, &d, c->what);
+        CHECK_MSG(ga_digest(h) == hash && ga_poisoned(h) == NULL,
+                  "%s: allocation %" PRIu64 " changed the heap", c->what,
+                  n);
+        VERIFY(h);
+        ga_status again = c->op(h);
+        CHECK_MSG(again == GA_OK, "%s: after allocation %" PRIu64
+                                  " failed, the op gives %s",
+                  c->what, n, ga_status_name(again));
+        VERIFY(h);
+        digest_free(&d);
+        ga_heap_free(h);
+    }
+    (void)CHECK_MSG(false, "%s: the op never succeeded", c->what);
+    return 0;
+}
+
+static ga_status
+op_large(ga_heap *h)
+{
+    ga_addr a;
+    return ga_malloc(h, 0, 100000, false, &a);
+}
+
+static ga_status
+op_small(ga_heap *h)
+{
+    ga_addr a;
+    return ga_malloc(h, 0, 48, false, &a);
+}
+
+static ga_status
+op_tiny(ga_heap *h)
+{
+    ga_addr a;
+    return ga_malloc(h, 0, 5, true, &a);
+}
+
+static ga_status
+op_three_arenas(ga_heap *h)
+{
+    ga_addr a;
+    return ga_malloc(h, 0, 3 * ARENA_64 + 1, true, &a);
+}
+
+static void
+before_one_object(ga_heap *h)
+{
+    MALLOC(h, 40000);
+}
+
+static void
+before_blocked_hint(ga_heap *h)
+{
+    /* the head hint collides once the first arena is used up */
+    ga_addr a = MALLOC(h, ARENA_64 - 5 * GO_PAGE);
+    CHECK(ga_block_range(h, a + ARENA_64, GO_PAGE) == GA_OK);
+}
+
+static void
+before_no_hints(ga_heap *h)
+{
+    /* every hint fails: the fallback reservation and its two hints */
+    CHECK(ga_fail_reserves(h, NUM_HINTS_64) == GA_OK);
+}
+
+static void
+before_free_hole(ga_heap *h)
+{
+    ga_addr a = MALLOC(h, 1 * MiB);
+    MALLOC(h, 40000);
+    FREE(h, a);
+}
+
+static void
+test_metadata_failures(void)
+{
+    const ga_release r8 = GA_RELEASE_GO1_13_8, r0 = GA_RELEASE_GO1_13_0;
+    const ga_backing V = GA_BACKING_VIRTUAL, OS = GA_BACKING_OS;
+    const meta_case cases[] = {
+        {"first large alloc", "linux", "amd64", V, r8, NULL, op_large},
+        {"first large alloc (go1.13.0)", "linux", "amd64", V, r0, NULL,
+         op_large},
+        {"first large alloc (os)", "linux", "amd64", OS, r8, NULL, op_large},
+        {"first small alloc", "linux", "amd64", V, r8, NULL, op_small},
+        {"first small alloc (go1.13.0, os)", "linux", "amd64", OS, r0, NULL,
+         op_small},
+        {"first tiny alloc", "linux", "amd64", V, r8, NULL, op_tiny},
+        {"three more arenas", "linux", "amd64", V, r8, before_one_object,
+         op_three_arenas},
+        {"three more arenas (go1.13.0)", "linux", "amd64", V, r0,
+         before_one_object, op_three_arenas},
+        {"growth past a blocked hint", "linux", "amd64", V, r8,
+         before_blocked_hint, op_large},
+        {"the fallback reservation", "linux", "amd64", V, r8,
+         before_no_hints, op_large},
+        {"the fallback reservation (go1.13.0)", "linux", "amd64", V, r0,
+         before_no_hints, op_large},
+        {"growth that scavenges a hole", "linux", "amd64", V, r8,
+         before_free_hole, op_three_arenas},
+        {"32-bit first alloc", "linux", "386", V, r8, NULL, op_large},
+        {"32-bit past the region", "linux", "386", V, r0, NULL,
+         op_three_arenas},
+        {"windows (L1 index)", "windows", "amd64", V, r8, NULL,
+         op_three_arenas},
+        {"aix (L1 index)", "aix", "ppc64", V, r0, NULL, op_large},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        uint64_t n = fail_each_metadata_alloc(&cases[i]);
+        /* Every growth makes at least a heap_arena and its page bits (a
+         * first one also the arena index's L2 map, fixalloc chunks and
+         * the range set). */
+        CHECK_MSG(n >= (cases[i].before == NULL ? 5u : 2u),
+                  "%s: only %" PRIu64 " metadata allocations",
+                  cases[i].what, n);
+    }
+}
+
+/* metadata_limit: the real memory of the arena metadata is counted,
+ * and a growth that would take it past the limit is refused up front. */
+static void
+test_metadata_limit(void)
+{
+    CHECK(ga_default_metadata_limit() > 0);
+    ga_options o;
+    ga_options_init(&o);
+    CHECK(o.metadata_limit == ga_default_metadata_limit());
+    opts(&o, "linux", "amd64", false, GA_BACKING_VIRTUAL);
+    /* linux/amd64: an arena's heapArena has 8192 span pointers and two
+     * 1 KiB page bitmaps (plus goalloc's small header); the L2 map has
+     * 2^22 pointers (32 MiB, touched only where arenas are). */
+    const uint64_t per_arena = 8192 * 8 + 2 * 1024;
+    const uint64_t l2 = ((uint64_t)1 << 22) * 8;
+    o.metadata_limit = l2 + 2 * per_arena + 1024;
+    ga_heap *h = OPEN(&o);
+    if (h == NULL) {
+        return;
+    }
+    CHECK(info_of(h).metadata_bytes == 0 &&
+          info_of(h).metadata_limit == o.metadata_limit);
+    ga_addr a = MALLOC(h, 100000);
+    uint64_t one = info_of(h).metadata_bytes;
+    CHECK_MSG(one >= l2 + per_arena && one < l2 + per_arena + 256,
+              "metadata_bytes %" PRIu64, one);
+    /* two more arenas would pass the limit: refused, unchanged */
+    digest d;
+    digest_take(h, &d);
+    ga_addr out;
+    CHECK(ga_malloc(h, 0, 2 * ARENA_64, false, &out) == GA_ENOMEM);
+    CHECK(ga_oom_reason(h) != NULL &&
+          strstr(ga_oom_reason(h), "metadata_limit") != NULL);
+    SAME_DIGEST(h, &d, "a growth past metadata_limit");
+    digest_free(&d);
+    /* one more fits */
+    ga_addr b = MALLOC(h, ARENA_64);
+    CHECK(b == a + 13 * GO_PAGE);
+    CHECK(info_of(h).metadata_bytes == 2 * (one - l2) + l2);
+    VERIFY(h);
+    ga_heap_free(h);
+}
+
 /* ---- 8. Several heaps in one process -------------------------------- */
 
 static void
@@ -1883,20 +2490,23 @@ test_throw_poisons(void)
     CHECK(ga_test_throw(h, "mheap.freeSpanLocked - invalid free") ==
           GA_EPOISONED);
     check_poisoned(h, "mheap.freeSpanLocked - invalid free");
-    /* Introspection still answers. */
-    CHECK(ga_spans(h, NULL, 0) == 3);
+    /* Introspection still answers: a's free span and b (go1.13.8 grew
+     * b from the rest of the first arena and three new ones, which left
+     * no free span above it). */
+    CHECK(ga_spans(h, NULL, 0) == 2);
     ga_heap_free(h);
 }
 
 /* ---- 10. The 32-bit path -------------------------------------------- */
 
 static void
-test_32bit(void)
+test_32bit_release(ga_release r)
 {
-    ga_heap *h = VIRT("linux", "386");
+    ga_heap *h = VIRT_R("linux", "386", r);
     if (h == NULL) {
         return;
     }
+    bool go1130 = r == GA_RELEASE_GO1_13_0;
     const ga_addr region = want_region_32(0x08200000); /* 0x08400000 */
     const ga_addr hint = want_hint_32(0x08200000);     /* 0x28800000 */
     const uint64_t ppa = ARENA_32 / GO_PAGE;           /* 512 pages */
@@ -1931,7 +2541,12 @@ test_32bit(void)
         {a, 13, SPAN_IN_USE, false},
         {a + 13 * GO_PAGE, ppa - 13, SPAN_FREE, true},
     };
-    LAYOUT(h, w1);
+    /* go1.13.8: the rest of the arena is curArena, not a span */
+    check_layout_at(h, w1, go1130 ? 2 : 1, __LINE__);
+    ga_heap_info in = info_of(h);
+    CHECK(go1130 ? in.cur_arena_end == 0
+                 : in.cur_arena_base == a + 13 * GO_PAGE &&
+                       in.cur_arena_end == region + ARENA_32);
 
     /* 512 MiB fills the rest of the region exactly: it was reserved with
      * 512 MiB + 4 MiB, and 4 MiB are in use.  The object starts in the
@@ -1975,12 +2590,18 @@ test_32bit(void)
     FREE(h, c);
     FREE(h, b);
     SCAVENGE(h, UINT64_MAX);
-    span_want one[] = {{region, (524 * MiB) / GO_PAGE, SPAN_FREE, true}};
+    /* go1.13.8: up to curArena, which keeps 4 MiB - 13 pages at the top */
+    ga_addr top = go1130 ? region + 524 * MiB : c + 8 * MiB;
+    span_want one[] = {{region, (top - region) / GO_PAGE, SPAN_FREE, true}};
     LAYOUT(h, one);
+    in = info_of(h);
+    CHECK(go1130 ? in.cur_arena_end == 0
+                 : in.cur_arena_base == top &&
+                       in.cur_arena_end == region + 524 * MiB);
     ga_heap_free(h);
 
     /* mips: 31-bit addresses, same layout. */
-    h = VIRT("linux", "mips");
+    h = VIRT_R("linux", "mips", r);
     if (h == NULL) {
         return;
     }
@@ -1988,6 +2609,14 @@ test_32bit(void)
     CHECK(a == region);
     CHECK(ga_arenas(h, NULL, 0) == 1);
     ga_heap_free(h);
+}
+
+static void
+test_32bit(void)
+{
+    for (size_t i = 0; i < NRELEASES; i++) {
+        test_32bit_release(both_releases[i]);
+    }
 }
 
 /* ---- Growth on the other 64-bit branches ---------------------------- */
@@ -2006,37 +2635,46 @@ test_other_platform_growth(void)
         {"aix", "ppc64", 0x0a00010000000000, 256 * MiB},
         {"windows", "amd64", 0x00c000000000, 4 * MiB},
     };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        ga_heap *h = VIRT(cases[i].goos, cases[i].goarch);
+    for (size_t i = 0; i < 2 * sizeof cases / sizeof cases[0]; i++) {
+        ga_release r = both_releases[i % 2];
+        ga_heap *h = VIRT_R(cases[i / 2].goos, cases[i / 2].goarch, r);
         if (h == NULL) {
             continue;
         }
         size_t n0 = hint_count(h);
         ga_addr a = MALLOC(h, 100000);
-        CHECK_MSG(a == cases[i].first, "%s/%s: first object at 0x%" PRIx64,
-                  cases[i].goos, cases[i].goarch, a);
-        CHECK(head_hint(h, NULL) == a + cases[i].arena &&
+        CHECK_MSG(a == cases[i / 2].first, "%s/%s: first object at 0x%" PRIx64,
+                  cases[i / 2].goos, cases[i / 2].goarch, a);
+        CHECK(head_hint(h, NULL) == a + cases[i / 2].arena &&
               hint_count(h) == n0);
         ga_mem_stats st = stats_of(h);
-        CHECK_MSG(st.heap_sys == cases[i].arena, "%s/%s: heap_sys %" PRIu64,
-                  cases[i].goos, cases[i].goarch, st.heap_sys);
+        CHECK_MSG(st.heap_sys == cases[i / 2].arena, "%s/%s: heap_sys %" PRIu64,
+                  cases[i / 2].goos, cases[i / 2].goarch, st.heap_sys);
         /* Grow by two more arenas: contiguous. */
-        ga_addr b = MALLOC(h, 2 * cases[i].arena);
+        ga_addr b = MALLOC(h, 2 * cases[i / 2].arena);
         CHECK(b == a + 13 * GO_PAGE);
         arena_list ar = get_arenas(h);
         CHECK(ar.n == 3);
         for (size_t k = 0; k < ar.n; k++) {
-            CHECK_MSG(ar.v[k].base == a + k * cases[i].arena,
-                      "%s/%s: arena %zu at 0x%" PRIx64, cases[i].goos,
-                      cases[i].goarch, k, ar.v[k].base);
+            CHECK_MSG(ar.v[k].base == a + k * cases[i / 2].arena,
+                      "%s/%s: arena %zu at 0x%" PRIx64, cases[i / 2].goos,
+                      cases[i / 2].goarch, k, ar.v[k].base);
         }
         free(ar.v);
         FREE(h, a);
         FREE(h, b);
         SCAVENGE(h, UINT64_MAX);
-        span_want one[] = {{a, 3 * cases[i].arena / GO_PAGE, SPAN_FREE,
-                            true}};
+        /* go1.13.0: the three arenas; go1.13.8: up to curArena */
+        uint64_t used = r == GA_RELEASE_GO1_13_0
+                            ? 3 * cases[i / 2].arena
+                            : 13 * GO_PAGE + 2 * cases[i / 2].arena;
+        span_want one[] = {{a, used / GO_PAGE, SPAN_FREE, true}};
         LAYOUT(h, one);
+        ga_heap_info in = info_of(h);
+        CHECK(r == GA_RELEASE_GO1_13_0
+                  ? in.cur_arena_end == 0
+                  : in.cur_arena_base == a + used &&
+                        in.cur_arena_end == a + 3 * cases[i / 2].arena);
         ga_heap_free(h);
     }
 }
@@ -2052,7 +2690,9 @@ test_options_defaults(void)
     ga_options_init(&o);
     CHECK(strcmp(o.goos, "linux") == 0 && strcmp(o.goarch, "amd64") == 0);
     CHECK(!o.race && o.backing == GA_BACKING_OS && o.procs == 1);
-    CHECK(o.scavenge_goal == 4923392 && o.sys_limit == 0);
+    /* go1.13.8, whose scavenger goal is 0 until the first GC */
+    CHECK(o.release == GA_RELEASE_GO1_13_8);
+    CHECK(o.scavenge_goal == 0 && o.sys_limit == 0);
     CHECK(o.binary_end == 0x08200000);
 }
 
@@ -2144,9 +2784,9 @@ test_allspans_accounting(void)
 /* Without huge pages (darwin: physHugePageSize 0) the split point is only
  * rounded down to a runtime page. */
 static void
-test_scavenge_no_huge(void)
+scavenge_no_huge(ga_release r)
 {
-    ga_heap *h = VIRT("darwin", "arm64");
+    ga_heap *h = VIRT_R("darwin", "arm64", r);
     if (h == NULL) {
         return;
     }
@@ -2166,11 +2806,20 @@ test_scavenge_no_huge(void)
         {g, 5, SPAN_IN_USE, false},
         {g + 5 * GO_PAGE, ARENA_64 / GO_PAGE - 517, SPAN_FREE, true},
     };
-    LAYOUT(h, want);
+    /* go1.13.8: the rest of the arena is curArena, not a span */
+    check_layout_at(h, want, r == GA_RELEASE_GO1_13_0 ? 4 : 3, __LINE__);
     /* 1 MiB: exactly 128 pages. */
     CHECK(SCAVENGE(h, 1 * MiB) == 1 * MiB);
     CHECK(SCAVENGE(h, UINT64_MAX) == 4 * MiB - 1 * MiB - 3 * GO_PAGE);
     ga_heap_free(h);
+}
+
+static void
+test_scavenge_no_huge(void)
+{
+    for (size_t i = 0; i < NRELEASES; i++) {
+        scavenge_no_huge(both_releases[i]);
+    }
 }
 
 /* TestArenaCollision on the os backend: a real PROTECT_NONE page at the
@@ -2666,11 +3315,12 @@ expected_first_fit(ga_heap *h, uint64_t np)
 }
 
 static void
-test_random(uint64_t seed, int steps)
+test_random(uint64_t seed, int steps, ga_release release)
 {
     rng_state = seed;
     ga_options o;
     opts(&o, "linux", "amd64", false, GA_BACKING_VIRTUAL);
+    ga_options_set_release(&o, release);
     o.seed = seed;
     o.scavenge_goal = (seed & 1) ? 0 : 4923392;
     ga_heap *h = OPEN(&o);
@@ -2691,6 +3341,7 @@ test_random(uint64_t seed, int steps)
             uint64_t np = pages_for(size);
             ga_addr want = expected_first_fit(h, np);
             ga_mem_stats before = stats_of(h);
+            ga_heap_info in0 = info_of(h);
             ga_addr a = malloc_at(h, size, noscan, __LINE__);
             if (a == 0) {
                 break;
@@ -2702,14 +3353,36 @@ test_random(uint64_t seed, int steps)
                           seed, step, np, a, want);
             }
             else {
-                /* grow asks for the whole request, in whole arenas */
+                /* grow asks for the whole request, in whole arenas;
+                 * go1.13.8 only when it does not fit curArena.  go1.13.8
+                 * grows by np pages off curArena's bottom: the object
+                 * lies below curArena's new base (it starts lower when
+                 * the grown span coalesced with a released span). */
                 ga_mem_stats after = stats_of(h);
-                CHECK_MSG(after.heap_sys ==
-                              before.heap_sys +
-                                  round_up(np * GO_PAGE, ARENA_64),
+                uint64_t rest = in0.cur_arena_end - in0.cur_arena_base;
+                bool fits = release == GA_RELEASE_GO1_13_8 &&
+                            np * GO_PAGE <= rest;
+                uint64_t grown = fits ? 0 : round_up(np * GO_PAGE, ARENA_64);
+                CHECK_MSG(after.heap_sys == before.heap_sys + grown,
                           "seed %" PRIu64 " step %d: heap_sys %" PRIu64
                           " -> %" PRIu64, seed, step, before.heap_sys,
                           after.heap_sys);
+                if (release == GA_RELEASE_GO1_13_8) {
+                    ga_heap_info in1 = info_of(h);
+                    /* new arenas adjoin curArena (nothing is in the
+                     * way), so it moves up by the pages asked for */
+                    ga_addr from = in0.cur_arena_end != 0
+                                       ? in0.cur_arena_base
+                                       : 0xc000000000;
+                    CHECK_MSG(a + np * GO_PAGE <= in1.cur_arena_base &&
+                                  in1.cur_arena_base == from + np * GO_PAGE &&
+                                  (in0.cur_arena_end == 0 ||
+                                   in1.cur_arena_end ==
+                                       in0.cur_arena_end + grown),
+                              "seed %" PRIu64 " step %d: object at 0x%"
+                              PRIx64 " is not below curArena", seed,
+                              step, a);
+                }
             }
             check_large_span_at(h, a, size, noscan, __LINE__);
             live[nlive].addr = a;
@@ -2769,10 +3442,15 @@ test_random(uint64_t seed, int steps)
         free_at(h, live[--nlive].addr, __LINE__);
     }
     SCAVENGE(h, UINT64_MAX);
-    /* All arenas were contiguous from 0xc000000000: one released span. */
+    /* All arenas were contiguous from 0xc000000000: one released span
+     * (go1.13.8: up to curArena, which ends the heap). */
     ga_mem_stats st = stats_of(h);
-    span_want one[] = {{0xc000000000, st.heap_sys / GO_PAGE, SPAN_FREE,
-                        true}};
+    ga_heap_info in = info_of(h);
+    uint64_t ungrown = in.cur_arena_end - in.cur_arena_base;
+    CHECK(in.cur_arena_end == 0 ||
+          in.cur_arena_end == 0xc000000000 + st.heap_sys);
+    span_want one[] = {{0xc000000000, (st.heap_sys - ungrown) / GO_PAGE,
+                        SPAN_FREE, true}};
     LAYOUT(h, one);
     ga_heap_free(h);
 }
@@ -2783,6 +3461,7 @@ main(void)
     test_hint_tables();
     test_platform_info();
     test_bad_platforms();
+    test_release_options();
     test_first_growth_virtual();
     test_first_growth_os();
     test_growth_arenas();
@@ -2790,6 +3469,9 @@ main(void)
     test_coalescing();
     test_scavenge_top_down();
     test_scavenge_goal();
+    test_scavenge_when();
+    test_growth_cur_arena();
+    test_cur_arena_discontiguous();
     test_hint_collision();
     test_fail_reserves_enomem();
     test_fallback_hints();
@@ -2797,6 +3479,8 @@ main(void)
     test_race_collisions();
     test_bad_input();
     test_sys_limit();
+    test_metadata_failures();
+    test_metadata_limit();
     test_two_os_heaps();
     test_throw_poisons();
     test_32bit();
@@ -2812,7 +3496,10 @@ main(void)
     test_concurrent_double_free();
     test_free_hint();
     for (uint64_t seed = 1; seed <= 4; seed++) {
-        test_random(seed * 0x9E3779B97F4A7C15ULL, check_scaled(400));
+        for (size_t r = 0; r < NRELEASES; r++) {
+            test_random(seed * 0x9E3779B97F4A7C15ULL, check_scaled(400),
+                        both_releases[r]);
+        }
     }
     int failed = check_summary("heap");
     return failed > 255 ? 255 : failed;

@@ -8,7 +8,9 @@
  * every thread waits at a barrier while one verifies the whole heap
  * (Go's stop-the-world).  A tag found changed means two live objects
  * overlapped.  Then two threads race to free the same objects: exactly
- * one free of each may succeed.  Last, a prober frees odd addresses near
+ * one free of each may succeed.  Then one P packs tiny objects while
+ * another thread frees them, racing the P's drops of its blocks.  Last,
+ * a prober frees odd addresses near
  * the newest objects while three Ps allocate and free: spans being made
  * or sent home must refuse them.  The suite also builds this file under
  * ThreadSanitizer (make test-c-tsan), which checks every access pair.
@@ -398,6 +400,85 @@ run_double_free_race(uint64_t size, bool noscan)
     ga_heap_free(h);
 }
 
+/* Tiny blocks dropped while other threads free their objects: P 0 packs
+ * tiny objects (so it drops a block every few allocations) and hands each
+ * to a consumer that frees it as no P, often while P 0 still packs into
+ * its block or is dropping it.  Each block must be freed exactly once,
+ * by the drop or by the free of its last object: afterwards every count
+ * is back to zero and verify holds.  Under ThreadSanitizer this checks
+ * the drop/free protocol's accesses (tiny.c). */
+#define TINY_RING 256
+
+static struct {
+    _Atomic ga_addr ring[TINY_RING];
+    atomic_size_t head; /* written by the producer */
+    atomic_size_t tail; /* written by the consumer */
+    atomic_int bad;
+} tr;
+
+static void *
+tiny_consumer(void *arg)
+{
+    ga_heap *h = arg;
+    size_t n = (size_t)check_scaled(200000);
+    for (size_t i = 0; i < n; i++) {
+        while (atomic_load(&tr.head) == i) {
+            sched_yield();
+        }
+        ga_addr a = atomic_load(&tr.ring[i % TINY_RING]);
+        if (ga_free(h, a) != GA_OK) {
+            atomic_fetch_add(&tr.bad, 1);
+        }
+        atomic_store(&tr.tail, i + 1);
+    }
+    return NULL;
+}
+
+static void
+run_tiny_drop_race(void)
+{
+    ga_heap *h = open_heap(GA_BACKING_OS, 1);
+    if (h == NULL) {
+        return;
+    }
+    atomic_store(&tr.head, 0);
+    atomic_store(&tr.tail, 0);
+    atomic_store(&tr.bad, 0);
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, tiny_consumer, h) == 0);
+    size_t n = (size_t)check_scaled(200000);
+    uint64_t rng = 0x9E3779B97F4A7C15ULL;
+    for (size_t i = 0; i < n; i++) {
+        while (i - atomic_load(&tr.tail) >= TINY_RING) {
+            sched_yield();
+        }
+        rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
+        ga_addr a = 0;
+        if (ga_malloc(h, 0, 1 + (rng >> 33) % 15, true, &a) != GA_OK) {
+            atomic_fetch_add(&tr.bad, 1);
+        }
+        atomic_store(&tr.ring[i % TINY_RING], a);
+        atomic_store(&tr.head, i + 1);
+    }
+    pthread_join(t, NULL);
+    CHECK_MSG(atomic_load(&tr.bad) == 0, "%d failed calls",
+              atomic_load(&tr.bad));
+    char msg[300];
+    CHECK_MSG(ga_verify(h, msg, sizeof(msg)), "%s", msg);
+    CHECK(ga_flush(h) == GA_OK);
+    ga_mem_stats ms;
+    ga_read_mem_stats(h, &ms);
+    CHECK_MSG(ms.heap_objects == 0 && ms.mallocs == n && ms.frees == n &&
+                  ms.heap_inuse == 0,
+              "heap_objects %" PRIu64 " mallocs %" PRIu64 " frees %" PRIu64
+              " heap_inuse %" PRIu64, ms.heap_objects, ms.mallocs, ms.frees,
+              ms.heap_inuse);
+    CHECK_MSG(ga_verify(h, msg, sizeof(msg)), "%s", msg);
+    printf("threads(tiny drop race): %zu tiny objects freed on another "
+           "thread\n", n);
+    ga_heap_free(h);
+}
+
 /* Bogus frees while spans are made: a prober frees odd addresses (never
  * an object: no tiny objects here) on pages near the workers' newest
  * objects while they allocate and free through their own Ps.  Some land
@@ -517,6 +598,7 @@ main(void)
     run_double_free_race(8, true);     /* tiny */
     run_double_free_race(48, false);   /* small */
     run_double_free_race(40000, true); /* large */
+    run_tiny_drop_race();
     run_bogus_frees(GA_BACKING_OS);
     run_bogus_frees(GA_BACKING_VIRTUAL);
     return check_summary("threads") != 0;

@@ -279,7 +279,7 @@ expected_ext(uint64_t size, bool noscan)
         return size;
     }
     if (noscan && size <= TINY_SIZE) {
-        return size; /* tiny, or a one-object tiny block */
+        return size; /* tiny: the request; 16-byte noscan: 16, the class */
     }
     return class_to_size[size_to_class((size_t)size)];
 }
@@ -802,6 +802,9 @@ setup(fuzz *f, reader *r)
     uint8_t b0 = rd8(r), b1 = rd8(r), b2 = rd8(r), b3 = rd8(r);
     ga_options o;
     ga_options_init(&o);
+    /* the release first: it sets the default scavenger goal */
+    ga_options_set_release(&o, (b0 & 0x10) ? GA_RELEASE_GO1_13_0
+                                           : GA_RELEASE_GO1_13_8);
     f->os = (b0 & 3) == 3;
     f->procs = 1 + ((b0 >> 2) & 3);
     o.backing = f->os ? GA_BACKING_OS : GA_BACKING_VIRTUAL;
@@ -846,10 +849,12 @@ setup(fuzz *f, reader *r)
     }
     ga_heap_info_get(f->h, &f->info);
     f->is32 = f->info.ptr_size == 4;
-    trace("heap %s/%s race=%d %s procs=%d sys_limit=%" PRIu64
-          " max_alloc=0x%" PRIx64 " zerobase=0x%" PRIx64 "\n",
-          f->info.goos, f->info.goarch, o.race, f->os ? "os" : "virtual",
-          f->procs, f->sys_limit, f->info.max_alloc, f->info.zerobase);
+    trace("heap %s %s/%s race=%d %s procs=%d sys_limit=%" PRIu64
+          " goal=%" PRIu64 " max_alloc=0x%" PRIx64 " zerobase=0x%" PRIx64
+          "\n", ga_release_name(f->info.release), f->info.goos,
+          f->info.goarch, o.race, f->os ? "os" : "virtual", f->procs,
+          f->sys_limit, f->info.scavenge_goal, f->info.max_alloc,
+          f->info.zerobase);
     return true;
 }
 

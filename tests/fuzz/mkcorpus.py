@@ -26,8 +26,10 @@ UNLIMITED, LIMIT_64M, LIMIT_512M, LIMIT_2G = range(4)
 
 
 def header(os_backing=False, procs=1, platform=LINUX_AMD64, limit=LIMIT_512M,
-           goal=0, seed=0):
-    b0 = (3 if os_backing else 0) | ((procs - 1) << 2)
+           goal=0, seed=0, go1130=False):
+    """go1130: b0 bit 4, release go1.13.0 (else the default go1.13.8)."""
+    b0 = (3 if os_backing else 0) | ((procs - 1) << 2) | (0x10 if go1130
+                                                          else 0)
     return bytes([b0, platform, limit | (goal << 2), seed])
 
 
@@ -207,6 +209,21 @@ def seeds():
     s["windows_amd64"] = header(platform=WINDOWS_AMD64) + mix(rng, 40, 1) + \
         bytes([SCAVENGE, 3]) + struct.pack("<I", 1 << 20)
     s["linux_mips"] = header(platform=LINUX_MIPS, procs=4) + mix(rng, 60, 4)
+    # go1.13.0's page heap (whole-arena growth, scavenging on allocation)
+    s["go1130_virtual_mix"] = (header(procs=2, go1130=True) +
+                               mix(rng, 120, 2) + scavenge(2) + CHECK_)
+    s["go1130_os_mix_scavenge"] = (header(os_backing=True, procs=2, goal=1,
+                                          go1130=True) +
+                                   mix(rng, 100, 2, 60000) + scavenge(2) +
+                                   mix(rng, 40, 2, 60000) + CHECK_)
+    t = header(procs=1, limit=LIMIT_64M, go1130=True)
+    for i in range(10):
+        t += large(i * 40000, pages=i % 2 == 1)
+    for i in range(10):
+        t += free_live(0) + free_seen(i)
+    s["go1130_virtual_large_reuse"] = t + scavenge(2) + CHECK_
+    s["go1130_linux_386"] = (header(platform=LINUX_386, procs=2, go1130=True)
+                             + mix(rng, 80, 2, 8000000) + CHECK_)
     return s
 
 
