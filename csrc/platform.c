@@ -142,11 +142,14 @@ ga_platform_init(ga_platform *p, const char *goos, const char *goarch,
     bool aix = strcmp(goos, "aix") == 0;
     bool windows = strcmp(goos, "windows") == 0;
     bool mips32 = strcmp(goarch, "mips") == 0 || strcmp(goarch, "mipsle") == 0;
+    /* maxAlloc = (1 << heapAddrBits) - (1 - _64bit): on 32-bit ports one
+     * less, as the address space's size does not fit a uintptr; mips and
+     * mipsle have 31 heap address bits, so there it is 2^31 - 1. */
     if (is_32bit(goarch)) {
         p->ptr_size = 4;
         p->heap_addr_bits = mips32 ? 31 : 32;
         p->log_heap_arena_bytes = 22;
-        p->max_alloc = 0xFFFFFFFFu;
+        p->max_alloc = ((uint64_t)1 << p->heap_addr_bits) - 1;
     }
     else {
         p->ptr_size = 8;

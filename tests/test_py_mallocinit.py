@@ -159,7 +159,15 @@ INFO_TABLE = [
     ("aix", "ppc64", 256 * MiB, 12, 60 - 28 - 12, 0, 1 << 60, 8),
     ("linux", "386", 4 * MiB, 0, 32 - 22, 0, 2**32 - 1, 4),
     ("linux", "arm", 4 * MiB, 0, 32 - 22, 0, 2**32 - 1, 4),
-    ("linux", "mips", 4 * MiB, 0, 31 - 22, 0, 2**32 - 1, 4),
+    # mips and mipsle: heapAddrBits 31, so maxAlloc 2^31 - 1 (malloc.go)
+    ("linux", "mips", 4 * MiB, 0, 31 - 22, 0, 2**31 - 1, 4),
+    ("linux", "mipsle", 4 * MiB, 0, 31 - 22, 0, 2**31 - 1, 4),
+    # mips64, mips64le, ppc64, s390x are 64-bit: heapAddrBits 48
+    ("linux", "mips64", 64 * MiB, 0, 22, 0, 1 << 48, 8),
+    ("linux", "mips64le", 64 * MiB, 0, 22, 0, 1 << 48, 8),
+    ("linux", "ppc64le", 64 * MiB, 0, 22, 0, 1 << 48, 8),
+    ("linux", "s390x", 64 * MiB, 0, 22, 0, 1 << 48, 8),
+    ("freebsd", "arm", 4 * MiB, 0, 32 - 22, 0, 2**32 - 1, 4),
     ("windows", "386", 4 * MiB, 0, 32 - 22, 0, 2**32 - 1, 4),
 ]
 

@@ -642,7 +642,14 @@ test_platform_info(void)
          (uint64_t)1 << 48, 0},
         {"linux", "386", false, 4, 4 * MiB, 0, 10, 0, 0xFFFFFFFFu, HUGE_2M},
         {"linux", "arm", false, 4, 4 * MiB, 0, 10, 0, 0xFFFFFFFFu, HUGE_2M},
-        {"linux", "mips", false, 4, 4 * MiB, 0, 9, 0, 0xFFFFFFFFu, HUGE_2M},
+        /* heapAddrBits is 31 on mips and mipsle: maxAlloc 2^31 - 1 */
+        {"linux", "mips", false, 4, 4 * MiB, 0, 9, 0, 0x7FFFFFFFu, HUGE_2M},
+        {"linux", "mipsle", false, 4, 4 * MiB, 0, 9, 0, 0x7FFFFFFFu,
+         HUGE_2M},
+        {"linux", "mips64", false, 8, 64 * MiB, 0, 22, 0, (uint64_t)1 << 48,
+         HUGE_2M},
+        {"linux", "mips64le", false, 8, 64 * MiB, 0, 22, 0,
+         (uint64_t)1 << 48, HUGE_2M},
         {"windows", "386", false, 4, 4 * MiB, 0, 10, 0, 0xFFFFFFFFu, 0},
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
