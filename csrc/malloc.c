@@ -112,24 +112,52 @@ ga_status_name(ga_status s)
     return "GA_E?";
 }
 
-/* Go's scavenge goal after gcinit with GOGC=100: next_gc is 4 MiB / 1.875
- * * 2 (trigger ratio 7/8), plus retainExtraPercent (10%), rounded up to
- * the OS page. */
+/* Go's pacing at gcinit (mgc.go) and the scavenger's margin
+ * (mgcscavenge.go). */
+#define DEFAULT_HEAP_MINIMUM ((uint64_t)4 << 20)
+#define GCINIT_TRIGGER_RATIO (7 / 8.0)
+#define RETAIN_EXTRA_PERCENT 10
+
+/* gcinit_next_gc is next_gc after gcinit with GOGC=gcpercent: gcinit
+ * fakes heap_marked from the default heapminimum (4 MiB, whatever GOGC
+ * is), then setGCPercent scales heapminimum by GOGC/100 and runs
+ * gcSetTriggerRatio(7/8).  Sweeping is done at gcinit, so heapminimum is
+ * the trigger's only floor.  GOGC=off (-1) leaves goal and trigger ^0. */
+static uint64_t
+gcinit_next_gc(int64_t gcpercent)
+{
+    uint64_t heap_marked = (uint64_t)((double)DEFAULT_HEAP_MINIMUM /
+                                      (1 + GCINIT_TRIGGER_RATIO));
+    if (gcpercent < 0) {
+        return UINT64_MAX;
+    }
+    uint64_t heapminimum = DEFAULT_HEAP_MINIMUM * (uint64_t)gcpercent / 100;
+    uint64_t goal = heap_marked + heap_marked * (uint64_t)gcpercent / 100;
+    /* the trigger ratio keeps a margin below GOGC/100 */
+    double ratio = GCINIT_TRIGGER_RATIO;
+    double max_ratio = 0.95 * (double)gcpercent / 100;
+    if (ratio > max_ratio) {
+        ratio = max_ratio;
+    }
+    uint64_t trigger = (uint64_t)((double)heap_marked * (1 + ratio));
+    if (trigger < heapminimum) {
+        trigger = heapminimum;
+    }
+    /* a trigger raised past the goal pushes the goal up too */
+    return trigger > goal ? trigger : goal;
+}
+
+/* The scavenger goal Go 1.13.0's gcPaceScavenger sets after gcinit:
+ * next_gc plus retainExtraPercent, rounded up to the OS page, in uint64
+ * arithmetic, which with GOGC=off wraps to about 1.6 EiB: no allocation
+ * ever scavenges. */
 uint64_t
 ga_gogc_scavenge_goal(int gogc)
 {
-    /* gcinit fakes heap_marked so that heapminimum (4 MiB) is a 7/8
-     * growth from it; setGCPercent -> gcSetTriggerRatio sets next_gc =
-     * heap_marked grown by GOGC percent (^0 when GOGC=off), and
-     * gcPaceScavenger adds a tenth and rounds up to the physical page in
-     * uint64 arithmetic, which with GOGC=off wraps to about 1.6 EiB: no
-     * allocation ever scavenges. */
-    const uint64_t heapminimum = 4 << 20;
     const uint64_t phys_page = 4096;
-    uint64_t heap_marked = (uint64_t)((double)heapminimum / (1 + 7.0 / 8));
-    uint64_t next_gc = gogc < 0 ? UINT64_MAX
-                                : heap_marked + heap_marked * (uint64_t)gogc / 100;
-    uint64_t goal = next_gc + next_gc / 10;
+    int64_t gcpercent = gogc < 0 ? -1 : gogc; /* setGCPercent */
+    uint64_t next_gc = gcinit_next_gc(gcpercent);
+    uint64_t goal = next_gc + next_gc / (100 / RETAIN_EXTRA_PERCENT);
     return ga_round_up(goal, phys_page); /* wraps as Go's uint64 does */
 }
 

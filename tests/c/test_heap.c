@@ -1436,6 +1436,56 @@ scavenge_goal_case(ga_release r, uint64_t goal, bool want_release)
     ga_heap_free(h);
 }
 
+/* The goal Go 1.13.0 has after gcinit for a GOGC (mgc.go gcinit,
+ * setGCPercent, gcSetTriggerRatio; mgcscavenge.go gcPaceScavenger):
+ *   heap_marked = uint64(4 MiB / (1 + 7/8))       = 2,236,962 (any GOGC)
+ *   heapminimum = 4 MiB * GOGC / 100
+ *   goal        = heap_marked + heap_marked * GOGC / 100
+ *   ratio       = min(7/8, 0.95 * GOGC / 100)
+ *   trigger     = max(uint64(heap_marked * (1 + ratio)), heapminimum)
+ *   next_gc     = max(goal, trigger)
+ *   scavenge goal = next_gc + next_gc / 10, rounded up to 4 KiB.
+ * GOGC=off (any negative): goal and trigger are ^0, and the sum wraps. */
+static void
+test_gogc_scavenge_goals(void)
+{
+    static const struct {
+        int gogc;
+        uint64_t goal;
+    } cases[] = {
+        /* heapminimum 0, ratio 0: next_gc = trigger = heap_marked */
+        {0, 2461696},
+        /* ratio 0.0095: trigger 2,258,213; next_gc 2,236,962 + 22,369 */
+        {1, 2486272},
+        /* ratio 0.475: trigger 3,299,518; next_gc 3,355,443 */
+        {50, 3694592},
+        /* ratio 0.874 (capped): trigger 4,192,066; next_gc 4,294,967 */
+        {92, 4726784},
+        /* trigger raised to heapminimum 4,194,304; next_gc 4,473,924 */
+        {100, 4923392},
+        /* heapminimum 4,781,506 < goal 4,787,098 = next_gc */
+        {114, 5267456},
+        /* heapminimum 4,823,449 > goal 4,809,468: next_gc = heapminimum */
+        {115, 5308416},
+        /* next_gc = heapminimum = 8 MiB: 8,388,608 + 838,860 */
+        {200, 9228288},
+        /* next_gc = heapminimum = 40 MiB: 41,943,040 + 4,194,304 */
+        {1000, 46137344},
+        /* heapminimum (2^53 - 2^22) / 100 = 90,071,992,505,466 */
+        {2147483647, 99079191756800ULL},
+        /* off: ^0 + ^0/10 wraps to 0x1999999999999998 -> rounded up */
+        {-1, 0x199999999999A000ULL},
+        {-100, 0x199999999999A000ULL},
+        {-2147483647 - 1, 0x199999999999A000ULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        uint64_t got = ga_gogc_scavenge_goal(cases[i].gogc);
+        CHECK_MSG(got == cases[i].goal,
+                  "GOGC=%d: scavenge goal %" PRIu64 ", want %" PRIu64,
+                  cases[i].gogc, got, cases[i].goal);
+    }
+}
+
 static void
 test_scavenge_goal(void)
 {
@@ -1462,15 +1512,7 @@ test_scavenge_goal(void)
     scavenge_goal_case(r0, 22 * GO_PAGE, false);
     scavenge_goal_case(r8, 16 * GO_PAGE, false);
 
-    /* The goal go1.13.0 has after gcinit for a GOGC: heap_marked = 4 MiB
-     * / (1 + 7/8) = 2,236,962; next_gc = heap_marked * (1 + GOGC/100);
-     * goal = next_gc * 1.1 rounded up to 4 KiB.  GOGC=off: next_gc is
-     * ^0 and the goal wraps to 0x199999999999A000 (about 1.6 EiB). */
-    CHECK(ga_gogc_scavenge_goal(100) == 4923392);
-    CHECK(ga_gogc_scavenge_goal(0) == 2461696);
-    CHECK(ga_gogc_scavenge_goal(50) == 3694592);
-    CHECK(ga_gogc_scavenge_goal(200) == 7385088);
-    CHECK(ga_gogc_scavenge_goal(-1) == 0x199999999999A000ULL);
+    test_gogc_scavenge_goals();
     ga_options o;
     ga_options_init(&o);
     ga_options_set_release(&o, r0);
