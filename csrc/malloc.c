@@ -471,6 +471,9 @@ large_alloc(mheap *h, uint64_t size, bool noscan, ga_addr *out)
     if (s == NULL) {
         return GA_ENOMEM;
     }
+    /* initSpan takes the one-slot span's mark and alloc bits from the
+     * gcBits arenas (goalloc only accounts them: nelems is 1) */
+    mspan_charge_gc_bits(h, 1);
     *out = mspan_base(s);
     return GA_OK;
 }

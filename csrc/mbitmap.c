@@ -14,16 +14,38 @@
 #include "mheap.h"
 #include "sizeclasses.h"
 
-/* charge_gc_bits accounts n bytes of gcBits the way Go's 64 KiB
- * gcBitsArenas would (never recycled without a GC cycle). */
+/* gc_bits_arena_bytes: the bits one gcBits arena holds, gcBitsChunkBytes
+ * less its header (free, next: two words). */
+static uint64_t
+gc_bits_arena_bytes(const mheap *h)
+{
+    return GC_BITS_CHUNK_BYTES - 2 * (uint64_t)h->plat.ptr_size;
+}
+
+/* new_gc_bits_locked accounts newMarkBits (newAllocBits is the same): n
+ * bytes bumped from the newest gcBits arena, or from a fresh one (64 KiB
+ * sysAlloc'd to gc_sys, never returned without a GC cycle) when they do
+ * not fit; the old arena's tail is never used again. */
 static void
-charge_gc_bits(mheap *h, uint64_t n)
+new_gc_bits_locked(mheap *h, uint64_t n)
 {
     if (h->gcbits_left < n) {
         h->gcbits_sys += GC_BITS_CHUNK_BYTES;
-        h->gcbits_left = GC_BITS_CHUNK_BYTES;
+        h->gcbits_left = gc_bits_arena_bytes(h);
     }
     h->gcbits_left -= n;
+}
+
+void
+mspan_charge_gc_bits(mheap *h, uint64_t nelems)
+{
+    uint64_t n = gc_bits_bytes(nelems);
+    /* initSpan: gcmarkBits, then allocBits, two allocations under the
+     * gcBits arenas' own lock */
+    pthread_mutex_lock(&h->gcbits_lock);
+    new_gc_bits_locked(h, n);
+    new_gc_bits_locked(h, n);
+    pthread_mutex_unlock(&h->gcbits_lock);
 }
 
 /* The bytes of one block for a span's bitmaps and per-slot arrays. */
@@ -56,11 +78,7 @@ mspan_new_bits(mheap *h, span_class spc, uint64_t npages)
 void
 mspan_charge_bits(mheap *h, const mspan *s)
 {
-    /* Go takes a mark and an alloc bitmap from the gcBits arenas, under
-     * their own lock. */
-    pthread_mutex_lock(&h->gcbits_lock);
-    charge_gc_bits(h, 2 * gc_bits_bytes(span_nelems(s)));
-    pthread_mutex_unlock(&h->gcbits_lock);
+    mspan_charge_gc_bits(h, span_nelems(s));
 }
 
 void

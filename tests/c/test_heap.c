@@ -910,8 +910,11 @@ check_first_growth(ga_heap *h, ga_addr a, const ga_addr *want_hints,
     /* sysAlloc: the heapArena struct (2,164,736 B on amd64) comes from
      * persistentalloc(..., &memstats.gc_sys); being >= 64 KiB it is a
      * direct sysAlloc charged to gc_sys.  allArenas' first backing array
-     * is physPageSize (4096) bytes, persistentalloc'd to gc_sys. */
-    CHECK_MSG(st.gc_sys == GO_SIZEOF_HEAP_ARENA_AMD64 + 4096,
+     * is physPageSize (4096) bytes, persistentalloc'd to gc_sys.
+     * largeAlloc's initSpan takes the span's mark and alloc bits (8 bytes
+     * each) from the gcBits arenas: the first one, 64 KiB sysAlloc'd to
+     * gc_sys. */
+    CHECK_MSG(st.gc_sys == GO_SIZEOF_HEAP_ARENA_AMD64 + 4096 + 65536,
               "%s: gc_sys %" PRIu64, what, st.gc_sys);
     /* other_sys: persistentalloc's first 256 KiB chunk (sysAlloc'd to
      * other_sys) minus what was re-charged from it to mcache_sys (16 KiB),
@@ -2571,9 +2574,10 @@ test_32bit_release(ga_release r)
     /* gc_sys: the heapArena (2 bits per 4-byte word: 256 KiB of bitmap,
      * 512 span pointers of 4 bytes, 2 x 64 bytes of page bits = 264,320
      * bytes) from heapArenaAlloc, mapped in whole OS pages, plus
-     * allArenas' first 4096-byte array. */
+     * allArenas' first 4096-byte array, plus the gcBits arena (64 KiB)
+     * initSpan took the large span's two bitmaps from. */
     const uint64_t sizeof_arena_32 = 262144 + 512 * 4 + 2 * 64;
-    CHECK_MSG(st.gc_sys == round_up(sizeof_arena_32, 4096) + 4096,
+    CHECK_MSG(st.gc_sys == round_up(sizeof_arena_32, 4096) + 4096 + 65536,
               "386: gc_sys %" PRIu64, st.gc_sys);
     CHECK(st.sys == st.heap_sys + st.stack_sys + st.mspan_sys +
                         st.mcache_sys + st.buck_hash_sys + st.gc_sys +
@@ -2607,8 +2611,10 @@ test_32bit_release(ga_release r)
               st.heap_sys);
     CHECK(ga_arenas(h, NULL, 0) == 129);
     CHECK(hint_count(h) == 1 && head_hint(h, NULL) == hint);
-    /* 129 heapArenas, packed in heapArenaAlloc. */
-    CHECK_MSG(st.gc_sys == round_up(129 * sizeof_arena_32, 4096) + 4096,
+    /* 129 heapArenas, packed in heapArenaAlloc; two large spans' bitmaps
+     * (32 bytes) in one gcBits arena. */
+    CHECK_MSG(st.gc_sys ==
+                  round_up(129 * sizeof_arena_32, 4096) + 4096 + 65536,
               "386: gc_sys %" PRIu64, st.gc_sys);
 
     /* The region is exhausted: the hint at its end is used, and the new
@@ -2828,6 +2834,81 @@ test_allspans_accounting(void)
               in.nallspans);
     CHECK(st.mspan_inuse == ga_spans(h, NULL, 0) * GO_SIZEOF_MSPAN);
     ga_heap_free(h);
+}
+
+/* gcBits arenas (mheap.go gcBitsArena, newMarkBits, newAllocBits;
+ * mbitmap.go initSpan): 64 KiB sysAlloc'd to gc_sys, of which a header of
+ * two words (free, next) leaves 65,520 bytes of bits on a 64-bit port and
+ * 65,528 on a 32-bit one.  initSpan takes a span's mark bits, then its
+ * alloc bits: two bump allocations of ceil(nelems/64)*8 bytes each from
+ * the newest arena, a fresh arena when one does not fit (the old one's
+ * tail is never used again). */
+static void
+test_gc_bits_arenas_small(void)
+{
+    ga_heap *h = VIRT("linux", "amd64");
+    if (h == NULL) {
+        return;
+    }
+    /* The heapArena struct and the first allArenas array (see 2.) */
+    const uint64_t meta = GO_SIZEOF_HEAP_ARENA_AMD64 + 4096;
+    /* The 8-byte class: 1024 slots a span, two bitmaps of 128 bytes.
+     * 255 spans take 65,280 bytes: one arena. */
+    for (uint64_t i = 0; i < 255 * 1024; i++) {
+        if (MALLOC(h, 8) == 0) {
+            break;
+        }
+    }
+    ga_mem_stats st = stats_of(h);
+    CHECK_MSG(st.gc_sys == meta + 65536, "255 spans: gc_sys %" PRIu64,
+              st.gc_sys);
+    /* Span 256: its mark bits fit (65,408 bytes), its alloc bits do not
+     * (65,536 > 65,520): a second arena. */
+    MALLOC(h, 8);
+    st = stats_of(h);
+    CHECK_MSG(st.gc_sys == meta + 2 * 65536, "256 spans: gc_sys %" PRIu64,
+              st.gc_sys);
+    VERIFY(h);
+    ga_heap_free(h);
+}
+
+/* Large spans take two 8-byte bitmaps each (nelems 1).  A big object
+ * made and freed first gives later ones free pages without growth, so
+ * gc_sys moves only by gcBits arenas.  8,191 spans (the big one with
+ * them) need 16,382 eight-byte allocations: on a 32-bit port two arenas
+ * hold 2 x 8,191 of them (a span's pair may straddle two arenas), on a
+ * 64-bit port they hold 2 x 8,190, and a third arena is needed. */
+static void
+gc_bits_arenas_large_case(const char *goarch, uint64_t want_arenas)
+{
+    ga_heap *h = VIRT("linux", goarch);
+    if (h == NULL) {
+        return;
+    }
+    const uint64_t n = 8190;
+    ga_addr big = MALLOC(h, n * 5 * GO_PAGE);
+    FREE(h, big);
+    /* the big object's pair opened the first arena */
+    uint64_t meta = stats_of(h).gc_sys - 65536;
+    for (uint64_t i = 0; i < n; i++) {
+        ga_addr a = MALLOC(h, 40000); /* 5 pages */
+        if (!CHECK(a == big + i * 5 * GO_PAGE)) {
+            break;
+        }
+    }
+    ga_mem_stats st = stats_of(h);
+    CHECK_MSG(st.gc_sys == meta + want_arenas * 65536,
+              "%s: gc_sys %" PRIu64 ", want %" PRIu64 " arenas", goarch,
+              st.gc_sys - meta, want_arenas);
+    VERIFY(h);
+    ga_heap_free(h);
+}
+
+static void
+test_gc_bits_arenas_large(void)
+{
+    gc_bits_arenas_large_case("amd64", 3);
+    gc_bits_arenas_large_case("386", 2);
 }
 
 /* Without huge pages (darwin: physHugePageSize 0) the split point is only
@@ -3537,6 +3618,8 @@ main(void)
     test_options_defaults();
     test_procs();
     test_allspans_accounting();
+    test_gc_bits_arenas_small();
+    test_gc_bits_arenas_large();
     test_scavenge_no_huge();
     test_os_collision();
     test_zeroing();
