@@ -453,9 +453,10 @@ ga_heap_free_keep_mappings(ga_heap *h, mem_range **ranges, size_t *n)
 
 /* ---- Allocation -------------------------------------------------- */
 
-/* large_alloc: a span of its own for a > 32 KiB object (largeAlloc). */
+/* large_alloc: a span of its own for a > 32 KiB object (largeAlloc),
+ * allocated for the calling P's mcache c. */
 static ga_status
-large_alloc(mheap *h, uint64_t size, bool noscan, ga_addr *out)
+large_alloc(mheap *h, mcache *c, uint64_t size, bool noscan, ga_addr *out)
 {
     uint64_t npages = size >> PAGE_SHIFT;
     if ((size & PAGE_MASK) != 0) {
@@ -467,7 +468,8 @@ large_alloc(mheap *h, uint64_t size, bool noscan, ga_addr *out)
     if (!room) {
         return GA_ENOMEM;
     }
-    mspan *s = mheap_alloc(h, npages, make_span_class(0, noscan), size, true);
+    mspan *s = mheap_alloc(h, c, npages, make_span_class(0, noscan), size,
+                           true);
     if (s == NULL) {
         return GA_ENOMEM;
     }
@@ -538,7 +540,7 @@ malloc_slow(mheap *h, mcache *c, uint64_t size, bool noscan, ga_addr *out)
         st = v != 0 ? GA_OK : GA_ENOMEM;
     }
     else {
-        st = large_alloc(h, size, noscan, &v);
+        st = large_alloc(h, c, size, noscan, &v);
     }
     GA_UNPROTECT(h);
     *out = v;

@@ -499,12 +499,16 @@ init_large_object(mheap *h, mspan *s, uint64_t size)
 }
 
 mspan *
-mheap_alloc(mheap *h, uint64_t npages, span_class spc, uint64_t large_size,
-            bool needzero)
+mheap_alloc(mheap *h, mcache *c, uint64_t npages, span_class spc,
+            uint64_t large_size, bool needzero)
 {
     mheap_lock(h);
     mspan *s = mheap_alloc_span_locked(h, npages, &h->stats.heap_inuse);
     if (s != NULL) {
+        /* alloc_m transfers the cache's stats to the global ones (Go does
+         * it before allocSpanLocked; goalloc only once the span is had,
+         * so that a failed allocation changes nothing). */
+        mcache_flush_tiny_stats(h, c);
         s->sweepgen = h->sweepgen;
         s->state = MSPAN_IN_USE;
         s->alloc_count = 0;

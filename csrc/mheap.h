@@ -230,13 +230,15 @@ GA_NORETURN void ga_throw(mheap *h, const char *msg);
 void mheap_init(mheap *h);
 
 /* mheap_alloc allocates a span of npages for span class spc (Go's
- * (*mheap).alloc / alloc_m).  large_size > 0 makes it the span of one
- * large object of that many bytes (initSpan and mallocgc's large-object
- * epilogue); a small span gets its limit here and its bitmaps from
- * mcentral_grow.  Both under the heap lock, so that a free classifying
- * an address in the span never finds it half made.  NULL when the heap
- * cannot grow. */
-mspan *mheap_alloc(mheap *h, uint64_t npages, span_class spc,
+ * (*mheap).alloc / alloc_m) on behalf of the calling P's mcache c, whose
+ * local_tinyallocs it moves into the heap's tinyallocs as alloc_m does.
+ * large_size > 0 makes it the span of one large object of that many
+ * bytes (initSpan and mallocgc's large-object epilogue); a small span
+ * gets its limit here and its bitmaps from mcentral_grow.  Both under
+ * the heap lock, so that a free classifying an address in the span never
+ * finds it half made.  NULL, with nothing changed, when the heap cannot
+ * grow. */
+mspan *mheap_alloc(mheap *h, mcache *c, uint64_t npages, span_class spc,
                    uint64_t large_size, bool needzero);
 /* mheap_free_span returns an in-use span to the heap (freeSpan). */
 void mheap_free_span(mheap *h, mspan *s, bool large);
