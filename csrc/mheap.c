@@ -117,7 +117,7 @@ mheap_init(mheap *h)
     h->lookup.l2_bits = (uint8_t)p->arena_l2_bits;
     h->lookup.l2_mask = ((uint64_t)1 << p->arena_l2_bits) - 1;
     h->lookup.page_mask = p->pages_per_arena - 1; /* a power of two */
-    persistent_alloc_init(&h->pa, &st->other_sys);
+    persistent_alloc_init(&h->pa, &st->other_sys, p->ptr_size);
     fixalloc_init(&h->treapalloc, p->sizeof_treap_node, sizeof(treap_node),
                   NULL, NULL, &st->other_sys, &h->pa);
     fixalloc_init(&h->spanalloc, p->sizeof_mspan, sizeof(mspan), recordspan,

@@ -2582,6 +2582,12 @@ test_32bit_release(ga_release r)
     CHECK(st.sys == st.heap_sys + st.stack_sys + st.mspan_sys +
                         st.mcache_sys + st.buck_hash_sys + st.gc_sys +
                         st.other_sys);
+    /* other_sys: as on amd64 (see 2.), but the L2 arena map (1024 4-byte
+     * entries) is small enough to come out of persistentalloc's chunk;
+     * its stat is nil, so Go moves its 4 KiB out of other_sys and charges
+     * them to nothing. */
+    CHECK_MSG(st.other_sys == 262144 - 16384 - 16384 - 4096 - 4096 + 65536,
+              "386: other_sys %" PRIu64, st.other_sys);
     hint_list l = get_hints(h);
     CHECK(l.n == 1 && l.v[0].addr == hint && !l.v[0].down);
     free(l.v);
@@ -2663,6 +2669,10 @@ test_32bit_release(ga_release r)
     a = MALLOC(h, 100000);
     CHECK(a == region);
     CHECK(ga_arenas(h, NULL, 0) == 1);
+    /* its L2 map has 512 entries: 2 KiB out of other_sys */
+    st = stats_of(h);
+    CHECK_MSG(st.other_sys == 262144 - 16384 - 16384 - 4096 - 2048 + 65536,
+              "mips: other_sys %" PRIu64, st.other_sys);
     ga_heap_free(h);
 }
 
@@ -2909,6 +2919,65 @@ test_gc_bits_arenas_large(void)
 {
     gc_bits_arenas_large_case("amd64", 3);
     gc_bits_arenas_large_case("386", 2);
+}
+
+/* persistentAlloc (malloc.go persistentalloc1) carves its requests from
+ * 256 KiB chunks sysAlloc'd to other_sys, but a fresh chunk's first word
+ * links it into persistentChunks: the offset starts at PtrSize (rounded to
+ * the request's alignment).  Requests: the hint and mcache fixalloc chunks
+ * at mallocinit, allArenas' 4 KiB array and the span and treap-node
+ * chunks at the first growth, then a 16 KiB spanalloc chunk every 120
+ * spans.  go_persistent_chunks packs them as Go does. */
+static uint64_t
+go_persistent_chunks(uint64_t span_chunks)
+{
+    const uint64_t chunk = 262144;
+    uint64_t off = 0;
+    uint64_t n = 0;
+    uint64_t req[5] = {16384, 16384, 4096, 16384, 16384};
+    for (uint64_t i = 0; i < 4 + span_chunks; i++) {
+        uint64_t size = i < 5 ? req[i] : 16384;
+        if (n == 0 || off + size > chunk) {
+            n++;
+            off = 8; /* round(PtrSize, align 8) */
+        }
+        off += size;
+    }
+    return n;
+}
+
+static void
+test_persistent_chunk_header(void)
+{
+    ga_heap *h = VIRT("linux", "amd64");
+    if (h == NULL) {
+        return;
+    }
+    bool opened_third = false;
+    /* 28 spanalloc chunks: the 31st 16 KiB request overall; the second
+     * chunk holds 15 of them (8 + 16 x 16 KiB > 256 KiB), not 16. */
+    for (int i = 0; i < 28 * 120; i++) {
+        if (MALLOC(h, 40000) == 0) {
+            break;
+        }
+        ga_mem_stats st = stats_of(h);
+        ga_heap_info in = info_of(h);
+        uint64_t span_chunks = st.mspan_sys / 16384;
+        uint64_t chunks = go_persistent_chunks(span_chunks);
+        opened_third |= chunks == 3;
+        /* allspans: 8192 entries of 8 bytes, sysAlloc'd to other_sys */
+        uint64_t want = chunks * 262144 - st.mcache_sys - st.mspan_sys -
+                        4096 + 65536;
+        if (!CHECK_MSG(in.nallspans <= 8192 && st.other_sys == want,
+                       "%" PRIu64 " span chunks: other_sys %" PRIu64
+                       ", want %" PRIu64 " (%" PRIu64 " chunks)",
+                       span_chunks, st.other_sys, want, chunks)) {
+            break;
+        }
+    }
+    CHECK(opened_third);
+    VERIFY(h);
+    ga_heap_free(h);
 }
 
 /* Without huge pages (darwin: physHugePageSize 0) the split point is only
@@ -3620,6 +3689,7 @@ main(void)
     test_allspans_accounting();
     test_gc_bits_arenas_small();
     test_gc_bits_arenas_large();
+    test_persistent_chunk_header();
     test_scavenge_no_huge();
     test_os_collision();
     test_zeroing();
