@@ -122,6 +122,11 @@ typedef struct mheap {
 
     mstats stats; /* under the heap lock, but heap_live (atomic, as Go's
                    * Xadd64 in cacheSpan/uncacheSpan) */
+    /* sweepSpans[0], accounted: alloc_m pushes every span, and without
+     * a GC nothing pops (gcSweepBuf's index, spineLen, spineCap) */
+    uint64_t sweep_spans_index;
+    uint64_t sweep_spans_spine_len;
+    uint64_t sweep_spans_spine_cap;
     /* gcBitsArenas: its own lock, as in Go, so that growing spans does
      * not take the heap lock for it; gcbits_sys is its part of gc_sys */
     pthread_mutex_t gcbits_lock;

@@ -61,6 +61,23 @@ is_32bit(const char *goarch)
            strcmp(goarch, "mips") == 0 || strcmp(goarch, "mipsle") == 0;
 }
 
+/* internal/cpu's CacheLinePadSize for goarch (cpu_<arch>.go), which
+ * the runtime's persistentallocs use as their alignment. */
+static uint64_t
+cache_line_pad_size(const char *goarch)
+{
+    if (strcmp(goarch, "arm") == 0 || strncmp(goarch, "mips", 4) == 0) {
+        return 32;
+    }
+    if (strncmp(goarch, "ppc64", 5) == 0) {
+        return 128;
+    }
+    if (strcmp(goarch, "s390x") == 0) {
+        return 256;
+    }
+    return 64; /* 386, amd64, arm64 */
+}
+
 /* The arm of mallocinit's hint switch the port takes, in Go's order:
  * darwin/arm64, arm64, aix, race, default (race is checked after arm64,
  * so race on arm64 uses the arm64 hints). */
@@ -170,6 +187,7 @@ ga_platform_init(ga_platform *p, const char *goos, const char *goarch,
                             : (ga_addr)1 << p->heap_addr_bits;
     p->phys_page_size = 4096;
     p->phys_huge_page_size = strcmp(goos, "linux") == 0 ? 2u << 20 : 0;
+    p->cache_line_size = cache_line_pad_size(goarch);
 
     int orders = 4;
     if (windows) {

@@ -56,6 +56,20 @@ enum { SPAN_DEAD = 0, SPAN_IN_USE = 1, SPAN_MANUAL = 2, SPAN_FREE = 3 };
 #define GO_SIZEOF_MCACHE 1736
 #define GO_SIZEOF_HEAP_ARENA_AMD64 2164736
 
+/* Go's sweepSpans[0] (mgcsweepbuf.go gcSweepBuf): alloc_m pushes every
+ * span it allocates, and without a GC nothing pops them.  The spine (256
+ * pointers at first) and the blocks of 512 pointers are persistentalloc'd
+ * to gc_sys, so out of other_sys: the bytes after n pushes (n <= 512 x
+ * 256, the first spine's reach). */
+static uint64_t
+go_sweep_spans_bytes(uint64_t pushes, uint64_t ptr)
+{
+    if (pushes == 0) {
+        return 0;
+    }
+    return 256 * ptr + (pushes + 511) / 512 * 512 * ptr;
+}
+
 /* ---- Small helpers ------------------------------------------------- */
 
 static void *
@@ -913,15 +927,19 @@ check_first_growth(ga_heap *h, ga_addr a, const ga_addr *want_hints,
      * is physPageSize (4096) bytes, persistentalloc'd to gc_sys.
      * largeAlloc's initSpan takes the span's mark and alloc bits (8 bytes
      * each) from the gcBits arenas: the first one, 64 KiB sysAlloc'd to
-     * gc_sys. */
-    CHECK_MSG(st.gc_sys == GO_SIZEOF_HEAP_ARENA_AMD64 + 4096 + 65536,
+     * gc_sys.  alloc_m pushed the span on sweepSpans: its spine (2 KiB)
+     * and first block (4 KiB), persistentalloc'd to gc_sys. */
+    CHECK_MSG(st.gc_sys == GO_SIZEOF_HEAP_ARENA_AMD64 + 4096 + 65536 +
+                               2048 + 4096,
               "%s: gc_sys %" PRIu64, what, st.gc_sys);
     /* other_sys: persistentalloc's first 256 KiB chunk (sysAlloc'd to
      * other_sys) minus what was re-charged from it to mcache_sys (16 KiB),
-     * mspan_sys (16 KiB) and gc_sys (4 KiB); the treap-node and hint
-     * fixalloc chunks are other_sys already; plus recordspan's allspans
-     * array of 64 KiB / PtrSize entries, sysAlloc'd to other_sys. */
-    CHECK_MSG(st.other_sys == 262144 - 16384 - 16384 - 4096 + 65536,
+     * mspan_sys (16 KiB) and gc_sys (4 KiB of allArenas, 6 KiB of
+     * sweepSpans); the treap-node and hint fixalloc chunks are other_sys
+     * already; plus recordspan's allspans array of 64 KiB / PtrSize
+     * entries, sysAlloc'd to other_sys. */
+    CHECK_MSG(st.other_sys ==
+                  262144 - 16384 - 16384 - 4096 - 2048 - 4096 + 65536,
               "%s: other_sys %" PRIu64, what, st.other_sys);
     /* updatememstats: Sys is the sum of the *Sys fields. */
     CHECK(st.sys == st.heap_sys + st.stack_sys + st.mspan_sys +
@@ -2575,9 +2593,11 @@ test_32bit_release(ga_release r)
      * 512 span pointers of 4 bytes, 2 x 64 bytes of page bits = 264,320
      * bytes) from heapArenaAlloc, mapped in whole OS pages, plus
      * allArenas' first 4096-byte array, plus the gcBits arena (64 KiB)
-     * initSpan took the large span's two bitmaps from. */
+     * initSpan took the large span's two bitmaps from, plus sweepSpans'
+     * spine (256 x 4 bytes) and first block (512 x 4 bytes). */
     const uint64_t sizeof_arena_32 = 262144 + 512 * 4 + 2 * 64;
-    CHECK_MSG(st.gc_sys == round_up(sizeof_arena_32, 4096) + 4096 + 65536,
+    CHECK_MSG(st.gc_sys == round_up(sizeof_arena_32, 4096) + 4096 + 65536 +
+                               1024 + 2048,
               "386: gc_sys %" PRIu64, st.gc_sys);
     CHECK(st.sys == st.heap_sys + st.stack_sys + st.mspan_sys +
                         st.mcache_sys + st.buck_hash_sys + st.gc_sys +
@@ -2585,8 +2605,9 @@ test_32bit_release(ga_release r)
     /* other_sys: as on amd64 (see 2.), but the L2 arena map (1024 4-byte
      * entries) is small enough to come out of persistentalloc's chunk;
      * its stat is nil, so Go moves its 4 KiB out of other_sys and charges
-     * them to nothing. */
-    CHECK_MSG(st.other_sys == 262144 - 16384 - 16384 - 4096 - 4096 + 65536,
+     * them to nothing.  sweepSpans takes 1 KiB + 2 KiB. */
+    CHECK_MSG(st.other_sys == 262144 - 16384 - 16384 - 4096 - 4096 - 1024 -
+                                  2048 + 65536,
               "386: other_sys %" PRIu64, st.other_sys);
     hint_list l = get_hints(h);
     CHECK(l.n == 1 && l.v[0].addr == hint && !l.v[0].down);
@@ -2618,9 +2639,10 @@ test_32bit_release(ga_release r)
     CHECK(ga_arenas(h, NULL, 0) == 129);
     CHECK(hint_count(h) == 1 && head_hint(h, NULL) == hint);
     /* 129 heapArenas, packed in heapArenaAlloc; two large spans' bitmaps
-     * (32 bytes) in one gcBits arena. */
-    CHECK_MSG(st.gc_sys ==
-                  round_up(129 * sizeof_arena_32, 4096) + 4096 + 65536,
+     * (32 bytes) in one gcBits arena; both spans in sweepSpans' first
+     * block. */
+    CHECK_MSG(st.gc_sys == round_up(129 * sizeof_arena_32, 4096) + 4096 +
+                               65536 + 1024 + 2048,
               "386: gc_sys %" PRIu64, st.gc_sys);
 
     /* The region is exhausted: the hint at its end is used, and the new
@@ -2669,9 +2691,11 @@ test_32bit_release(ga_release r)
     a = MALLOC(h, 100000);
     CHECK(a == region);
     CHECK(ga_arenas(h, NULL, 0) == 1);
-    /* its L2 map has 512 entries: 2 KiB out of other_sys */
+    /* its L2 map has 512 entries: 2 KiB out of other_sys; sweepSpans
+     * 1 KiB + 2 KiB */
     st = stats_of(h);
-    CHECK_MSG(st.other_sys == 262144 - 16384 - 16384 - 4096 - 2048 + 65536,
+    CHECK_MSG(st.other_sys == 262144 - 16384 - 16384 - 4096 - 2048 - 1024 -
+                                  2048 + 65536,
               "mips: other_sys %" PRIu64, st.other_sys);
     ga_heap_free(h);
 }
@@ -2808,6 +2832,8 @@ test_allspans_accounting(void)
     ga_addr first = MALLOC(h, 40000);
     CHECK(first == 0xc000000000);
     uint64_t other_before = 0;
+    uint64_t pushes = 1; /* span allocations: sweepSpans pushes */
+    uint64_t sweep_took = 0;
     bool crossed = false;
     ga_addr last = first;
     /* Five-page objects side by side until span struct 8193 is made. */
@@ -2821,12 +2847,15 @@ test_allspans_accounting(void)
         }
         CHECK(a == last + 5 * GO_PAGE);
         last = a;
+        pushes++;
         ga_heap_info in2 = info_of(h);
         /* (A growth with no free tail to merge makes two fresh structs
          * in one allocation, so the count may jump past 8193.) */
         if (in.nallspans <= 8192 && in2.nallspans > 8192) {
             crossed = true;
             other_before = st.other_sys;
+            sweep_took = go_sweep_spans_bytes(pushes, 8) -
+                         go_sweep_spans_bytes(pushes - 1, 8);
         }
     }
     VERIFY(h);
@@ -2834,8 +2863,10 @@ test_allspans_accounting(void)
     ga_mem_stats st = stats_of(h);
     ga_heap_info in = info_of(h);
     /* The new allspans array: 8192 * 3/2 = 12288 entries, 98,304 bytes,
-     * replaces the 65,536-byte one. */
-    CHECK_MSG(st.other_sys == other_before + 98304 - 65536,
+     * replaces the 65,536-byte one.  (Push 8193 opened a sweepSpans
+     * block in the persistentalloc chunk.) */
+    CHECK(sweep_took == 4096);
+    CHECK_MSG(st.other_sys == other_before + 98304 - 65536 - sweep_took,
               "other_sys %" PRIu64 " -> %" PRIu64, other_before,
               st.other_sys);
     /* Fresh structs are carved in order, 120 per chunk. */
@@ -2860,8 +2891,10 @@ test_gc_bits_arenas_small(void)
     if (h == NULL) {
         return;
     }
-    /* The heapArena struct and the first allArenas array (see 2.) */
-    const uint64_t meta = GO_SIZEOF_HEAP_ARENA_AMD64 + 4096;
+    /* The heapArena struct, the first allArenas array (see 2.), and
+     * sweepSpans with its first block (256 spans pushed) */
+    const uint64_t meta = GO_SIZEOF_HEAP_ARENA_AMD64 + 4096 +
+                          go_sweep_spans_bytes(256, 8);
     /* The 8-byte class: 1024 slots a span, two bitmaps of 128 bytes.
      * 255 spans take 65,280 bytes: one arena. */
     for (uint64_t i = 0; i < 255 * 1024; i++) {
@@ -2896,10 +2929,12 @@ gc_bits_arenas_large_case(const char *goarch, uint64_t want_arenas)
         return;
     }
     const uint64_t n = 8190;
+    const uint64_t ptr = info_of(h).ptr_size;
     ga_addr big = MALLOC(h, n * 5 * GO_PAGE);
     FREE(h, big);
-    /* the big object's pair opened the first arena */
-    uint64_t meta = stats_of(h).gc_sys - 65536;
+    /* the big object's pair opened the first arena; sweepSpans has it */
+    uint64_t meta =
+        stats_of(h).gc_sys - 65536 - go_sweep_spans_bytes(1, ptr);
     for (uint64_t i = 0; i < n; i++) {
         ga_addr a = MALLOC(h, 40000); /* 5 pages */
         if (!CHECK(a == big + i * 5 * GO_PAGE)) {
@@ -2907,7 +2942,8 @@ gc_bits_arenas_large_case(const char *goarch, uint64_t want_arenas)
         }
     }
     ga_mem_stats st = stats_of(h);
-    CHECK_MSG(st.gc_sys == meta + want_arenas * 65536,
+    CHECK_MSG(st.gc_sys == meta + want_arenas * 65536 +
+                               go_sweep_spans_bytes(n + 1, ptr),
               "%s: gc_sys %" PRIu64 ", want %" PRIu64 " arenas", goarch,
               st.gc_sys - meta, want_arenas);
     VERIFY(h);
@@ -2922,30 +2958,30 @@ test_gc_bits_arenas_large(void)
 }
 
 /* persistentAlloc (malloc.go persistentalloc1) carves its requests from
- * 256 KiB chunks sysAlloc'd to other_sys, but a fresh chunk's first word
- * links it into persistentChunks: the offset starts at PtrSize (rounded to
- * the request's alignment).  Requests: the hint and mcache fixalloc chunks
- * at mallocinit, allArenas' 4 KiB array and the span and treap-node
- * chunks at the first growth, then a 16 KiB spanalloc chunk every 120
- * spans.  go_persistent_chunks packs them as Go does. */
-static uint64_t
-go_persistent_chunks(uint64_t span_chunks)
+ * 256 KiB chunks sysAlloc'd to other_sys, each at its alignment, but a
+ * fresh chunk's first word links it into persistentChunks: the offset
+ * starts at PtrSize, rounded to the request's alignment.  go_chunk
+ * replays that. */
+typedef struct go_chunk {
+    uint64_t off;
+    uint64_t n; /* chunks opened */
+} go_chunk;
+
+static void
+go_chunk_alloc(go_chunk *c, uint64_t size, uint64_t align)
 {
-    const uint64_t chunk = 262144;
-    uint64_t off = 0;
-    uint64_t n = 0;
-    uint64_t req[5] = {16384, 16384, 4096, 16384, 16384};
-    for (uint64_t i = 0; i < 4 + span_chunks; i++) {
-        uint64_t size = i < 5 ? req[i] : 16384;
-        if (n == 0 || off + size > chunk) {
-            n++;
-            off = 8; /* round(PtrSize, align 8) */
-        }
-        off += size;
+    c->off = round_up(c->off, align);
+    if (c->n == 0 || c->off + size > 262144) {
+        c->n++;
+        c->off = round_up(8, align);
     }
-    return n;
+    c->off += size;
 }
 
+/* The requests on amd64: the hint and mcache fixalloc chunks at
+ * mallocinit; allArenas' 4 KiB array and the treap-node chunk at the first
+ * growth; a 16 KiB spanalloc chunk every 120 spans; sweepSpans' spine
+ * (2 KiB) and a 4 KiB block every 512 pushes, cache-line (64) aligned. */
 static void
 test_persistent_chunk_header(void)
 {
@@ -2953,29 +2989,71 @@ test_persistent_chunk_header(void)
     if (h == NULL) {
         return;
     }
+    go_chunk c = {0, 0};
+    go_chunk_alloc(&c, 16384, 8); /* arena hints */
+    go_chunk_alloc(&c, 16384, 8); /* m0's mcache */
+    uint64_t span_chunks = 0;
     bool opened_third = false;
-    /* 28 spanalloc chunks: the 31st 16 KiB request overall; the second
-     * chunk holds 15 of them (8 + 16 x 16 KiB > 256 KiB), not 16. */
-    for (int i = 0; i < 28 * 120; i++) {
+    for (uint64_t i = 0; i < 28 * 120; i++) {
         if (MALLOC(h, 40000) == 0) {
             break;
         }
         ga_mem_stats st = stats_of(h);
-        ga_heap_info in = info_of(h);
-        uint64_t span_chunks = st.mspan_sys / 16384;
-        uint64_t chunks = go_persistent_chunks(span_chunks);
-        opened_third |= chunks == 3;
+        if (i == 0) {
+            go_chunk_alloc(&c, 4096, 8);  /* allArenas */
+            go_chunk_alloc(&c, 16384, 8); /* treap nodes */
+        }
+        for (; span_chunks < st.mspan_sys / 16384; span_chunks++) {
+            go_chunk_alloc(&c, 16384, 8);
+        }
+        if (i == 0) {
+            go_chunk_alloc(&c, 2048, 64); /* sweepSpans' spine */
+        }
+        if (i % 512 == 0) {
+            go_chunk_alloc(&c, 4096, 64); /* a sweepSpans block */
+        }
+        opened_third |= c.n == 3;
         /* allspans: 8192 entries of 8 bytes, sysAlloc'd to other_sys */
-        uint64_t want = chunks * 262144 - st.mcache_sys - st.mspan_sys -
-                        4096 + 65536;
-        if (!CHECK_MSG(in.nallspans <= 8192 && st.other_sys == want,
-                       "%" PRIu64 " span chunks: other_sys %" PRIu64
-                       ", want %" PRIu64 " (%" PRIu64 " chunks)",
-                       span_chunks, st.other_sys, want, chunks)) {
+        uint64_t want = c.n * 262144 - st.mcache_sys - st.mspan_sys - 4096 -
+                        go_sweep_spans_bytes(i + 1, 8) + 65536;
+        if (!CHECK_MSG(info_of(h).nallspans <= 8192 && st.other_sys == want,
+                       "object %" PRIu64 ", %" PRIu64
+                       " span chunks: other_sys %" PRIu64 ", want %" PRIu64
+                       " (%" PRIu64 " chunks)",
+                       i, span_chunks, st.other_sys, want, c.n)) {
             break;
         }
     }
     CHECK(opened_third);
+    VERIFY(h);
+    ga_heap_free(h);
+}
+
+/* alloc_m pushes every span it allocates on sweepSpans, frees take none
+ * off (only a sweep would), and a block of 512 pushes is 4 KiB of
+ * gc_sys: the same object made and freed 513 times needs two blocks. */
+static void
+test_sweep_spans_accounting(void)
+{
+    ga_heap *h = VIRT("linux", "amd64");
+    if (h == NULL) {
+        return;
+    }
+    for (int i = 0; i < 513; i++) {
+        ga_addr a = MALLOC(h, 100000);
+        if (a == 0) {
+            break;
+        }
+        ga_mem_stats st = stats_of(h);
+        /* heapArena, allArenas, one gcBits arena (513 x 16 bytes),
+         * the spine and the blocks */
+        uint64_t blocks = i < 512 ? 1 : 2;
+        CHECK_MSG(st.gc_sys == GO_SIZEOF_HEAP_ARENA_AMD64 + 4096 + 65536 +
+                                   2048 + blocks * 4096,
+                  "push %d: gc_sys %" PRIu64, i + 1, st.gc_sys);
+        FREE(h, a);
+    }
+    CHECK(go_sweep_spans_bytes(513, 8) == 2048 + 2 * 4096);
     VERIFY(h);
     ga_heap_free(h);
 }
@@ -3690,6 +3768,7 @@ main(void)
     test_gc_bits_arenas_small();
     test_gc_bits_arenas_large();
     test_persistent_chunk_header();
+    test_sweep_spans_accounting();
     test_scavenge_no_huge();
     test_os_collision();
     test_zeroing();
