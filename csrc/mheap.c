@@ -6,8 +6,10 @@
  * scavenged spans.
  * Go 1.13: src/runtime/mheap.go (init, recordspan, alloc_m, alloc,
  *          allocSpanLocked, grow, growAddSpan, freeSpan, freeSpanLocked,
- *          coalesce, physPageBounds, released) of go1.13.8 and go1.13.0.
- * Differs from Go: no sweeper, no page reclaimer, no huge-page advice.
+ *          coalesce, physPageBounds, released) of go1.13.8 and go1.13.0,
+ *          mgcsweepbuf.go (gcSweepBuf.push).
+ * Differs from Go: no sweeper, no page reclaimer, no huge-page advice;
+ *          sweepSpans' pushes are only accounted.
  * Locking: functions named _locked need h->lock; mheap_alloc and
  *          mheap_free_span take it.
  */

@@ -15,7 +15,8 @@
  *          scavengeLocked, scavengeIfNeededLocked, recordspan), of the
  *          release the heap was made for (ga_release).
  * Differs from Go: no sweeper or page reclaimer (there is no GC); the
- *          scavenger runs when asked, not in the background.
+ *          scavenger runs when asked, not in the background; sweepSpans
+ *          exists only as the gc_sys its pushes would cost.
  * Locking: h->lock guards everything but the mcentrals and mcaches.
  */
 #ifndef GA_MHEAP_H
