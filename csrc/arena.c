@@ -490,7 +490,8 @@ record_arena(mheap *h, uint64_t idx)
             bytes = h->plat.phys_page_size;
         }
         h->all_arenas_cap = bytes / h->plat.ptr_size;
-        persistent_alloc_charge(&h->pa, bytes, &h->stats.gc_sys);
+        persistent_alloc_charge(&h->pa, bytes, h->plat.ptr_size,
+                                &h->stats.gc_sys);
     }
     h->all_arenas[h->nall_arenas++] = idx;
 }
@@ -502,7 +503,13 @@ arena_prep_install(mheap *h, arena_prep *p)
 {
     for (uint64_t j = 0; j < p->nl1; j++) {
         if (p->l2[j] != NULL) {
-            /* The L2 map: persistentalloc'd and charged to no stat. */
+            /* The L2 map: persistentalloc'd with no stat.  On 64-bit
+             * ports it is a direct sysAlloc charged to nothing; on 32-bit
+             * ones (4 KiB, 2 KiB on mips) it comes out of a chunk,
+             * leaving other_sys for nothing. */
+            persistent_alloc_charge(&h->pa,
+                                    h->plat.ptr_size << h->plat.arena_l2_bits,
+                                    h->plat.ptr_size, NULL);
             __atomic_store_n(&h->arenas[p->l1_first + j], p->l2[j],
                              __ATOMIC_RELEASE);
         }
@@ -516,7 +523,8 @@ arena_prep_install(mheap *h, arena_prep *p)
         if (h->plat.ptr_size != 4 ||
             linear_alloc_alloc(h, &h->heap_arena_alloc, size,
                                h->plat.ptr_size, &h->stats.gc_sys) == 0) {
-            persistent_alloc_charge(&h->pa, size, &h->stats.gc_sys);
+            persistent_alloc_charge(&h->pa, size, h->plat.ptr_size,
+                                    &h->stats.gc_sys);
         }
         __atomic_store_n(&h->arenas[l1_of(h, idx)][l2_of(h, idx)],
                          arena_prep_arena(h, p, i), __ATOMIC_RELEASE);

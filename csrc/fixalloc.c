@@ -73,16 +73,19 @@ ga_meta_realloc(ga_meta *m, void *p, size_t size)
 }
 
 void
-persistent_alloc_init(persistent_alloc *pa, uint64_t *other_sys)
+persistent_alloc_init(persistent_alloc *pa, uint64_t *other_sys,
+                      uint64_t ptr_size)
 {
-    pa->chunk_left = 0;
+    pa->has_chunk = false;
+    pa->off = 0;
+    pa->ptr_size = ptr_size;
     pa->other_sys = other_sys;
 }
 
 void
-persistent_alloc_charge(persistent_alloc *pa, uint64_t size, uint64_t *stat)
+persistent_alloc_charge(persistent_alloc *pa, uint64_t size, uint64_t align,
+                        uint64_t *stat)
 {
-    size = ga_round_up(size, 8);
     if (size >= PERSISTENT_MAX_BLOCK) {
         /* A direct sysAlloc: charged to stat alone (NULL: to nothing). */
         if (stat != NULL) {
@@ -90,14 +93,22 @@ persistent_alloc_charge(persistent_alloc *pa, uint64_t size, uint64_t *stat)
         }
         return;
     }
-    if (pa->chunk_left < size) {
-        /* The old chunk's tail is abandoned, as in Go. */
-        *pa->other_sys += PERSISTENT_CHUNK_SIZE;
-        pa->chunk_left = PERSISTENT_CHUNK_SIZE;
+    if (align == 0) {
+        align = 8;
     }
-    pa->chunk_left -= size;
-    if (stat != NULL && stat != pa->other_sys) {
-        *stat += size;
+    pa->off = ga_round_up(pa->off, align);
+    if (!pa->has_chunk || pa->off + size > PERSISTENT_CHUNK_SIZE) {
+        /* The old chunk's tail is abandoned, as in Go; the new one's
+         * first word links it into persistentChunks. */
+        *pa->other_sys += PERSISTENT_CHUNK_SIZE;
+        pa->has_chunk = true;
+        pa->off = ga_round_up(pa->ptr_size, align);
+    }
+    pa->off += size;
+    if (stat != pa->other_sys) {
+        if (stat != NULL) {
+            *stat += size;
+        }
         *pa->other_sys -= size;
     }
 }
@@ -155,7 +166,7 @@ fixalloc_new_chunk(fixalloc *f)
     f->chunks = c;
     f->chunk = (char *)c->blocks;
     f->nchunk = FIX_ALLOC_CHUNK;
-    persistent_alloc_charge(f->pa, FIX_ALLOC_CHUNK, f->stat);
+    persistent_alloc_charge(f->pa, FIX_ALLOC_CHUNK, 0, f->stat);
     return true;
 }
 

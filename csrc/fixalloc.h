@@ -11,6 +11,9 @@
  *          from the process allocator and are returned at heap close; a
  *          chunk's real memory can be made ahead (fixalloc_reserve), so
  *          that a growth never fails half done.
+ *          One persistentalloc chunk serves the whole heap, as Go's
+ *          globalAlloc does before any P exists (Go gives each P its own
+ *          chunk once it has one).
  * Locking: the caller holds the heap lock.
  */
 #ifndef GA_FIXALLOC_H
@@ -39,20 +42,25 @@ void *ga_meta_aligned(ga_meta *m, size_t size);
 void *ga_meta_realloc(ga_meta *m, void *p, size_t size);
 
 /* persistentalloc's accounting state: the 256 KiB chunk Go carves
- * fixalloc chunks from, charged to other_sys and re-charged to the
- * stat each request names. */
+ * fixalloc chunks (and other small metadata) from, charged to other_sys
+ * and re-charged to the stat each request names. */
 typedef struct persistent_alloc {
-    uint64_t chunk_left; /* accounted bytes left in the current chunk */
+    bool has_chunk;      /* persistentAlloc.base != nil */
+    uint64_t off;        /* persistentAlloc.off: bytes used of the chunk */
+    uint64_t ptr_size;   /* a chunk's first word links it to the next */
     uint64_t *other_sys; /* &stats.other_sys */
 } persistent_alloc;
 
-void persistent_alloc_init(persistent_alloc *pa, uint64_t *other_sys);
+void persistent_alloc_init(persistent_alloc *pa, uint64_t *other_sys,
+                           uint64_t ptr_size);
 
-/* persistent_alloc_charge accounts a persistentalloc(size, stat) the way
- * Go does: blocks >= 64 KiB are direct sysAllocs charged to stat (NULL
- * = charged to nothing); smaller ones come out of 256 KiB chunks. */
+/* persistent_alloc_charge accounts a persistentalloc(size, align, stat)
+ * the way Go does: blocks >= 64 KiB are direct sysAllocs charged to stat
+ * (NULL = charged to nothing); smaller ones come out of 256 KiB chunks at
+ * align (0 = 8), and leave other_sys for stat even when stat is NULL
+ * (Go's mSysStatDec runs whatever stat is). */
 void persistent_alloc_charge(persistent_alloc *pa, uint64_t size,
-                             uint64_t *stat);
+                             uint64_t align, uint64_t *stat);
 
 typedef void (*fixalloc_first_fn)(void *arg, void *p);
 

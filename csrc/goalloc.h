@@ -78,8 +78,10 @@ uint64_t ga_default_metadata_limit(void);
  * after it to override the goal. */
 void ga_options_set_release(ga_options *o, ga_release r);
 /* ga_gogc_scavenge_goal is the scavenger goal go1.13.0 has right after
- * gcinit with GOGC=gogc (gogc < 0: GOGC=off, where the goal wraps to
- * about 1.6 EiB and allocations never scavenge). */
+ * gcinit with GOGC=gogc: next_gc (heapminimum = 4 MiB * GOGC/100 bounds
+ * it from below) plus 10 %, rounded up to the OS page.  gogc < 0 is
+ * GOGC=off, where the goal wraps to about 1.6 EiB and allocations never
+ * scavenge. */
 uint64_t ga_gogc_scavenge_goal(int gogc);
 /* ga_release_scavenge_goal is the goal release r has with GOGC=gogc
  * until a GC completes: go1.13.0's ga_gogc_scavenge_goal(gogc); 0 for

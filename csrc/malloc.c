@@ -113,24 +113,52 @@ ga_status_name(ga_status s)
     return "GA_E?";
 }
 
-/* Go's scavenge goal after gcinit with GOGC=100: next_gc is 4 MiB / 1.875
- * * 2 (trigger ratio 7/8), plus retainExtraPercent (10%), rounded up to
- * the OS page. */
+/* Go's pacing at gcinit (mgc.go) and the scavenger's margin
+ * (mgcscavenge.go). */
+#define DEFAULT_HEAP_MINIMUM ((uint64_t)4 << 20)
+#define GCINIT_TRIGGER_RATIO (7 / 8.0)
+#define RETAIN_EXTRA_PERCENT 10
+
+/* gcinit_next_gc is next_gc after gcinit with GOGC=gcpercent: gcinit
+ * fakes heap_marked from the default heapminimum (4 MiB, whatever GOGC
+ * is), then setGCPercent scales heapminimum by GOGC/100 and runs
+ * gcSetTriggerRatio(7/8).  Sweeping is done at gcinit, so heapminimum is
+ * the trigger's only floor.  GOGC=off (-1) leaves goal and trigger ^0. */
+static uint64_t
+gcinit_next_gc(int64_t gcpercent)
+{
+    uint64_t heap_marked = (uint64_t)((double)DEFAULT_HEAP_MINIMUM /
+                                      (1 + GCINIT_TRIGGER_RATIO));
+    if (gcpercent < 0) {
+        return UINT64_MAX;
+    }
+    uint64_t heapminimum = DEFAULT_HEAP_MINIMUM * (uint64_t)gcpercent / 100;
+    uint64_t goal = heap_marked + heap_marked * (uint64_t)gcpercent / 100;
+    /* the trigger ratio keeps a margin below GOGC/100 */
+    double ratio = GCINIT_TRIGGER_RATIO;
+    double max_ratio = 0.95 * (double)gcpercent / 100;
+    if (ratio > max_ratio) {
+        ratio = max_ratio;
+    }
+    uint64_t trigger = (uint64_t)((double)heap_marked * (1 + ratio));
+    if (trigger < heapminimum) {
+        trigger = heapminimum;
+    }
+    /* a trigger raised past the goal pushes the goal up too */
+    return trigger > goal ? trigger : goal;
+}
+
+/* The scavenger goal Go 1.13.0's gcPaceScavenger sets after gcinit:
+ * next_gc plus retainExtraPercent, rounded up to the OS page, in uint64
+ * arithmetic, which with GOGC=off wraps to about 1.6 EiB: no allocation
+ * ever scavenges. */
 uint64_t
 ga_gogc_scavenge_goal(int gogc)
 {
-    /* gcinit fakes heap_marked so that heapminimum (4 MiB) is a 7/8
-     * growth from it; setGCPercent -> gcSetTriggerRatio sets next_gc =
-     * heap_marked grown by GOGC percent (^0 when GOGC=off), and
-     * gcPaceScavenger adds a tenth and rounds up to the physical page in
-     * uint64 arithmetic, which with GOGC=off wraps to about 1.6 EiB: no
-     * allocation ever scavenges. */
-    const uint64_t heapminimum = 4 << 20;
     const uint64_t phys_page = 4096;
-    uint64_t heap_marked = (uint64_t)((double)heapminimum / (1 + 7.0 / 8));
-    uint64_t next_gc = gogc < 0 ? UINT64_MAX
-                                : heap_marked + heap_marked * (uint64_t)gogc / 100;
-    uint64_t goal = next_gc + next_gc / 10;
+    int64_t gcpercent = gogc < 0 ? -1 : gogc; /* setGCPercent */
+    uint64_t next_gc = gcinit_next_gc(gcpercent);
+    uint64_t goal = next_gc + next_gc / (100 / RETAIN_EXTRA_PERCENT);
     return ga_round_up(goal, phys_page); /* wraps as Go's uint64 does */
 }
 
@@ -425,9 +453,10 @@ ga_heap_free_keep_mappings(ga_heap *h, mem_range **ranges, size_t *n)
 
 /* ---- Allocation -------------------------------------------------- */
 
-/* large_alloc: a span of its own for a > 32 KiB object (largeAlloc). */
+/* large_alloc: a span of its own for a > 32 KiB object (largeAlloc),
+ * allocated for the calling P's mcache c. */
 static ga_status
-large_alloc(mheap *h, uint64_t size, bool noscan, ga_addr *out)
+large_alloc(mheap *h, mcache *c, uint64_t size, bool noscan, ga_addr *out)
 {
     uint64_t npages = size >> PAGE_SHIFT;
     if ((size & PAGE_MASK) != 0) {
@@ -439,10 +468,14 @@ large_alloc(mheap *h, uint64_t size, bool noscan, ga_addr *out)
     if (!room) {
         return GA_ENOMEM;
     }
-    mspan *s = mheap_alloc(h, npages, make_span_class(0, noscan), size, true);
+    mspan *s = mheap_alloc(h, c, npages, make_span_class(0, noscan), size,
+                           true);
     if (s == NULL) {
         return GA_ENOMEM;
     }
+    /* initSpan takes the one-slot span's mark and alloc bits from the
+     * gcBits arenas (goalloc only accounts them: nelems is 1) */
+    mspan_charge_gc_bits(h, 1);
     *out = mspan_base(s);
     return GA_OK;
 }
@@ -513,7 +546,7 @@ malloc_slow(mheap *h, mcache *c, uint64_t size, bool noscan, ga_addr *out)
         st = v != 0 ? GA_OK : GA_ENOMEM;
     }
     else {
-        st = large_alloc(h, size, noscan, &v);
+        st = large_alloc(h, c, size, noscan, &v);
     }
     GA_UNPROTECT(h);
     *out = v;

@@ -15,16 +15,38 @@
 #include "sizeclasses.h"
 #include "tiny.h"
 
-/* charge_gc_bits accounts n bytes of gcBits the way Go's 64 KiB
- * gcBitsArenas would (never recycled without a GC cycle). */
+/* gc_bits_arena_bytes: the bits one gcBits arena holds, gcBitsChunkBytes
+ * less its header (free, next: two words). */
+static uint64_t
+gc_bits_arena_bytes(const mheap *h)
+{
+    return GC_BITS_CHUNK_BYTES - 2 * (uint64_t)h->plat.ptr_size;
+}
+
+/* new_gc_bits_locked accounts newMarkBits (newAllocBits is the same): n
+ * bytes bumped from the newest gcBits arena, or from a fresh one (64 KiB
+ * sysAlloc'd to gc_sys, never returned without a GC cycle) when they do
+ * not fit; the old arena's tail is never used again. */
 static void
-charge_gc_bits(mheap *h, uint64_t n)
+new_gc_bits_locked(mheap *h, uint64_t n)
 {
     if (h->gcbits_left < n) {
         h->gcbits_sys += GC_BITS_CHUNK_BYTES;
-        h->gcbits_left = GC_BITS_CHUNK_BYTES;
+        h->gcbits_left = gc_bits_arena_bytes(h);
     }
     h->gcbits_left -= n;
+}
+
+void
+mspan_charge_gc_bits(mheap *h, uint64_t nelems)
+{
+    uint64_t n = gc_bits_bytes(nelems);
+    /* initSpan: gcmarkBits, then allocBits, two allocations under the
+     * gcBits arenas' own lock */
+    pthread_mutex_lock(&h->gcbits_lock);
+    new_gc_bits_locked(h, n);
+    new_gc_bits_locked(h, n);
+    pthread_mutex_unlock(&h->gcbits_lock);
 }
 
 static uint64_t
@@ -48,11 +70,7 @@ mspan_charge_bits(mheap *h, const mspan *s)
     __atomic_fetch_add(&h->span_meta_bytes,
                        mspan_bits_bytes(s->spanclass, nelems),
                        __ATOMIC_RELAXED);
-    /* Go takes a mark and an alloc bitmap from the gcBits arenas, under
-     * their own lock. */
-    pthread_mutex_lock(&h->gcbits_lock);
-    charge_gc_bits(h, 2 * gc_bits_bytes(nelems));
-    pthread_mutex_unlock(&h->gcbits_lock);
+    mspan_charge_gc_bits(h, nelems);
 }
 
 void

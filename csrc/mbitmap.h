@@ -12,7 +12,10 @@
  *          initSpan, countAlloc), mheap.go (newMarkBits, gcBits arenas),
  *          mgcsweep.go ((*mspan).sweep).
  * Differs from Go: bitmaps are per span (calloc) and freed with the span;
- *          gc_sys is charged as Go's never-recycled gcBits arenas would be.
+ *          gc_sys is charged as Go's never-recycled gcBits arenas would be
+ *          (65,520 bytes of bits an arena on 64-bit ports, 65,528 on
+ *          32-bit; a mark and an alloc bitmap per small or large span,
+ *          two allocations); a large span has no bitmap block at all.
  * Locking: the span's owner (an mcache, or its mcentral's lock); a free
  *          on another thread sets freed_bits atomically under the
  *          mcentral lock, which every sweep holds.
@@ -166,6 +169,11 @@ void mspan_init_bits(mspan *s, uint8_t *bits);
  * span_meta_bytes for all of it. */
 uint8_t *mspan_new_bits(struct mheap *h, span_class spc, uint64_t npages);
 void mspan_charge_bits(struct mheap *h, const mspan *s);
+/* mspan_charge_gc_bits accounts what initSpan takes from the gcBits
+ * arenas for a span of nelems slots (small or large): a mark and an
+ * alloc bitmap of gc_bits_bytes(nelems) each, charging gc_sys for every
+ * fresh 64 KiB arena. */
+void mspan_charge_gc_bits(struct mheap *h, uint64_t nelems);
 /* mspan_free_bits releases the block, and the span's tiny marks. */
 void mspan_free_bits(struct mheap *h, mspan *s);
 

@@ -36,7 +36,7 @@ mcache_refill(mheap *h, mcache *c, span_class spc)
     if (s->freeindex != s->nelems) {
         ga_throw(h, "refill of span with free space remaining");
     }
-    mspan *fresh = mcentral_cache_span(h, &h->central[spc]);
+    mspan *fresh = mcentral_cache_span(h, &h->central[spc], c);
     if (fresh == NULL) {
         return false; /* the old span stays cached: nothing changed */
     }

@@ -34,11 +34,11 @@ mcentral_destroy(mcentral *c)
     pthread_mutex_destroy(&c->lock);
 }
 
-/* mcentral_grow takes a fresh span from the mheap (its limit set there)
- * and the block for its bitmaps; cache_span installs them (initSpan)
- * under c->lock.  NULL when the heap cannot grow. */
+/* mcentral_grow takes a fresh span from the mheap for mcache mc (its
+ * limit set there) and the block for its bitmaps; cache_span installs
+ * them (initSpan) under c->lock.  NULL when the heap cannot grow. */
 static mspan *
-mcentral_grow(mheap *h, mcentral *c, uint8_t **bits)
+mcentral_grow(mheap *h, mcentral *c, mcache *mc, uint8_t **bits)
 {
     int sc = span_class_sizeclass(c->spanclass);
     uint64_t npages = class_to_allocnpages[sc];
@@ -48,7 +48,7 @@ mcentral_grow(mheap *h, mcentral *c, uint8_t **bits)
         mheap_refuse(h, "out of process memory for span bitmaps");
         return NULL;
     }
-    mspan *s = mheap_alloc(h, npages, c->spanclass, 0, true);
+    mspan *s = mheap_alloc(h, mc, npages, c->spanclass, 0, true);
     if (s == NULL) {
         free(*bits);
         return NULL;
@@ -86,7 +86,7 @@ take_span_locked(mheap *h, mcentral *c, mspan *s)
 }
 
 mspan *
-mcentral_cache_span(mheap *h, mcentral *c)
+mcentral_cache_span(mheap *h, mcentral *c, mcache *mc)
 {
     pthread_mutex_lock(&c->lock);
     mspan *s = c->nonempty.first;
@@ -94,7 +94,7 @@ mcentral_cache_span(mheap *h, mcentral *c)
     pthread_mutex_unlock(&c->lock);
     if (s == NULL) {
         uint8_t *bits;
-        s = mcentral_grow(h, c, &bits);
+        s = mcentral_grow(h, c, mc, &bits);
         if (s == NULL) {
             return NULL;
         }

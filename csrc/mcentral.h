@@ -32,6 +32,7 @@
 #include "mspan.h"
 
 struct mheap;
+struct mcache;
 
 /* Each mcentral starts a cache line, so each lock gets its own line (Go
  * pads mheap.central's entries to CacheLinePadSize for the same
@@ -60,8 +61,8 @@ void mcentral_init(mcentral *c, span_class spc);
 void mcentral_destroy(mcentral *c);
 
 /* mcentral_cache_span returns a swept span with at least one free slot
- * for an mcache, or NULL when the heap cannot grow. */
-mspan *mcentral_cache_span(struct mheap *h, mcentral *c);
+ * for mcache mc, or NULL when the heap cannot grow. */
+mspan *mcentral_cache_span(struct mheap *h, mcentral *c, struct mcache *mc);
 /* mcentral_uncache_span takes back a span an mcache held. */
 void mcentral_uncache_span(struct mheap *h, mcentral *c, mspan *s);
 /* mcentral_unused_slots: slots of a cached span not handed out yet

@@ -6,8 +6,10 @@
  * scavenged spans.
  * Go 1.13: src/runtime/mheap.go (init, recordspan, alloc_m, alloc,
  *          allocSpanLocked, grow, growAddSpan, freeSpan, freeSpanLocked,
- *          coalesce, physPageBounds, released) of go1.13.8 and go1.13.0.
- * Differs from Go: no sweeper, no page reclaimer, no huge-page advice.
+ *          coalesce, physPageBounds, released) of go1.13.8 and go1.13.0,
+ *          mgcsweepbuf.go (gcSweepBuf.push).
+ * Differs from Go: no sweeper, no page reclaimer, no huge-page advice;
+ *          sweepSpans' pushes are only accounted.
  * Locking: functions named _locked need h->lock; mheap_alloc and
  *          mheap_free_span take it.
  */
@@ -117,7 +119,7 @@ mheap_init(mheap *h)
     h->lookup.l2_bits = (uint8_t)p->arena_l2_bits;
     h->lookup.l2_mask = ((uint64_t)1 << p->arena_l2_bits) - 1;
     h->lookup.page_mask = p->pages_per_arena - 1; /* a power of two */
-    persistent_alloc_init(&h->pa, &st->other_sys);
+    persistent_alloc_init(&h->pa, &st->other_sys, p->ptr_size);
     fixalloc_init(&h->treapalloc, p->sizeof_treap_node, sizeof(treap_node),
                   NULL, NULL, &st->other_sys, &h->pa);
     fixalloc_init(&h->spanalloc, p->sizeof_mspan, sizeof(mspan), recordspan,
@@ -498,13 +500,49 @@ init_large_object(mheap *h, mspan *s, uint64_t size)
     heap_live_add(h, (int64_t)(s->npages * PAGE_SIZE));
 }
 
+/* Go's gcSweepBuf: blocks of 512 span pointers, found through a spine
+ * of 256 block pointers that doubles (mgcsweepbuf.go). */
+#define GC_SWEEP_BLOCK_ENTRIES 512
+#define GC_SWEEP_BUF_INIT_SPINE_CAP 256
+
+/* sweep_spans_push_locked accounts alloc_m's push of a span on
+ * sweepSpans[sweepgen/2%2]: the first push of every 512 takes a new
+ * block, and a full spine a new one of twice the size (the old one
+ * leaks), all persistentalloc'd at cache-line alignment to gc_sys.
+ * goalloc keeps no such stack (nothing sweeps it), only its cost. */
+static void
+sweep_spans_push_locked(mheap *h)
+{
+    uint64_t ptr = h->plat.ptr_size;
+    uint64_t align = h->plat.cache_line_size;
+    uint64_t top = h->sweep_spans_index++ / GC_SWEEP_BLOCK_ENTRIES;
+    if (top < h->sweep_spans_spine_len) {
+        return;
+    }
+    if (h->sweep_spans_spine_len == h->sweep_spans_spine_cap) {
+        uint64_t cap = h->sweep_spans_spine_cap == 0
+                           ? GC_SWEEP_BUF_INIT_SPINE_CAP
+                           : 2 * h->sweep_spans_spine_cap;
+        persistent_alloc_charge(&h->pa, cap * ptr, align, &h->stats.gc_sys);
+        h->sweep_spans_spine_cap = cap;
+    }
+    persistent_alloc_charge(&h->pa, GC_SWEEP_BLOCK_ENTRIES * ptr, align,
+                            &h->stats.gc_sys);
+    h->sweep_spans_spine_len++;
+}
+
 mspan *
-mheap_alloc(mheap *h, uint64_t npages, span_class spc, uint64_t large_size,
-            bool needzero)
+mheap_alloc(mheap *h, mcache *c, uint64_t npages, span_class spc,
+            uint64_t large_size, bool needzero)
 {
     mheap_lock(h);
     mspan *s = mheap_alloc_span_locked(h, npages, &h->stats.heap_inuse);
     if (s != NULL) {
+        /* alloc_m transfers the cache's stats to the global ones (Go does
+         * it before allocSpanLocked; goalloc only once the span is had,
+         * so that a failed allocation changes nothing). */
+        mcache_flush_tiny_stats(h, c);
+        sweep_spans_push_locked(h); /* add to the swept in-use list */
         s->sweepgen = h->sweepgen;
         s->state = MSPAN_IN_USE;
         s->alloc_count = 0;

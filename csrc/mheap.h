@@ -15,7 +15,8 @@
  *          scavengeLocked, scavengeIfNeededLocked, recordspan), of the
  *          release the heap was made for (ga_release).
  * Differs from Go: no sweeper or page reclaimer (there is no GC); the
- *          scavenger runs when asked, not in the background.
+ *          scavenger runs when asked, not in the background; sweepSpans
+ *          exists only as the gc_sys its pushes would cost.
  * Locking: h->lock guards everything but the mcentrals and mcaches.
  */
 #ifndef GA_MHEAP_H
@@ -122,6 +123,11 @@ typedef struct mheap {
 
     mstats stats; /* under the heap lock, but heap_live (atomic, as Go's
                    * Xadd64 in cacheSpan/uncacheSpan) */
+    /* sweepSpans[0], accounted: alloc_m pushes every span, and without
+     * a GC nothing pops (gcSweepBuf's index, spineLen, spineCap) */
+    uint64_t sweep_spans_index;
+    uint64_t sweep_spans_spine_len;
+    uint64_t sweep_spans_spine_cap;
     /* gcBitsArenas: its own lock, as in Go, so that growing spans does
      * not take the heap lock for it; gcbits_sys is its part of gc_sys */
     pthread_mutex_t gcbits_lock;
@@ -236,13 +242,15 @@ GA_NORETURN void ga_throw(mheap *h, const char *msg);
 void mheap_init(mheap *h);
 
 /* mheap_alloc allocates a span of npages for span class spc (Go's
- * (*mheap).alloc / alloc_m).  large_size > 0 makes it the span of one
- * large object of that many bytes (initSpan and mallocgc's large-object
- * epilogue); a small span gets its limit here and its bitmaps from
- * mcentral_grow.  Both under the heap lock, so that a free classifying
- * an address in the span never finds it half made.  NULL when the heap
- * cannot grow. */
-mspan *mheap_alloc(mheap *h, uint64_t npages, span_class spc,
+ * (*mheap).alloc / alloc_m) on behalf of the calling P's mcache c, whose
+ * local_tinyallocs it moves into the heap's tinyallocs as alloc_m does.
+ * large_size > 0 makes it the span of one large object of that many
+ * bytes (initSpan and mallocgc's large-object epilogue); a small span
+ * gets its limit here and its bitmaps from mcentral_grow.  Both under
+ * the heap lock, so that a free classifying an address in the span never
+ * finds it half made.  NULL, with nothing changed, when the heap cannot
+ * grow. */
+mspan *mheap_alloc(mheap *h, mcache *c, uint64_t npages, span_class spc,
                    uint64_t large_size, bool needzero);
 /* mheap_free_span returns an in-use span to the heap (freeSpan). */
 void mheap_free_span(mheap *h, mspan *s, bool large);

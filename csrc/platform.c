@@ -61,6 +61,23 @@ is_32bit(const char *goarch)
            strcmp(goarch, "mips") == 0 || strcmp(goarch, "mipsle") == 0;
 }
 
+/* internal/cpu's CacheLinePadSize for goarch (cpu_<arch>.go), which
+ * the runtime's persistentallocs use as their alignment. */
+static uint64_t
+cache_line_pad_size(const char *goarch)
+{
+    if (strcmp(goarch, "arm") == 0 || strncmp(goarch, "mips", 4) == 0) {
+        return 32;
+    }
+    if (strncmp(goarch, "ppc64", 5) == 0) {
+        return 128;
+    }
+    if (strcmp(goarch, "s390x") == 0) {
+        return 256;
+    }
+    return 64; /* 386, amd64, arm64 */
+}
+
 /* The arm of mallocinit's hint switch the port takes, in Go's order:
  * darwin/arm64, arm64, aix, race, default (race is checked after arm64,
  * so race on arm64 uses the arm64 hints). */
@@ -142,11 +159,14 @@ ga_platform_init(ga_platform *p, const char *goos, const char *goarch,
     bool aix = strcmp(goos, "aix") == 0;
     bool windows = strcmp(goos, "windows") == 0;
     bool mips32 = strcmp(goarch, "mips") == 0 || strcmp(goarch, "mipsle") == 0;
+    /* maxAlloc = (1 << heapAddrBits) - (1 - _64bit): on 32-bit ports one
+     * less, as the address space's size does not fit a uintptr; mips and
+     * mipsle have 31 heap address bits, so there it is 2^31 - 1. */
     if (is_32bit(goarch)) {
         p->ptr_size = 4;
         p->heap_addr_bits = mips32 ? 31 : 32;
         p->log_heap_arena_bytes = 22;
-        p->max_alloc = 0xFFFFFFFFu;
+        p->max_alloc = ((uint64_t)1 << p->heap_addr_bits) - 1;
     }
     else {
         p->ptr_size = 8;
@@ -167,6 +187,7 @@ ga_platform_init(ga_platform *p, const char *goos, const char *goarch,
                             : (ga_addr)1 << p->heap_addr_bits;
     p->phys_page_size = 4096;
     p->phys_huge_page_size = strcmp(goos, "linux") == 0 ? 2u << 20 : 0;
+    p->cache_line_size = cache_line_pad_size(goarch);
 
     int orders = 4;
     if (windows) {

@@ -44,6 +44,7 @@ typedef struct ga_platform {
     ga_addr addr_space_end;        /* end of the user address space */
     uint64_t phys_page_size;       /* physPageSize */
     uint64_t phys_huge_page_size;  /* physHugePageSize (0: none) */
+    uint64_t cache_line_size;      /* internal/cpu.CacheLineSize */
 
     /* unsafe.Sizeof of Go's structs on this platform, for accounting */
     uint64_t sizeof_mspan;

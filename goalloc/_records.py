@@ -92,6 +92,8 @@ class Cache(NamedTuple):
     p: int
     tiny: int  # current 16-byte tiny block, 0 if none
     tinyoffset: int
+    # packed tiny requests since this P last allocated a span (Go's
+    # alloc_m moves them into memstats.tinyallocs), or since flush()
     local_tinyallocs: int
     alloc: dict[int, int]  # spanclass -> span base (emptymspan omitted)
 

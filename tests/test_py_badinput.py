@@ -59,9 +59,14 @@ def test_alloc_above_max_alloc_grown_heap(grown):
     assert "maxAlloc" in str(e)
 
 
-def test_alloc_max_alloc_32bit():
-    with goalloc.Heap(goos="linux", goarch="386", backing="virtual") as h:
-        e = raises_unchanged(h, ValueError, h.alloc, 2**32)
+@pytest.mark.parametrize("goarch,too_big", [("386", 2**32), ("arm", 2**32),
+                                            ("mips", 2**31),
+                                            ("mipsle", 2**31)])
+def test_alloc_max_alloc_32bit(goarch, too_big):
+    # maxAlloc = (1 << heapAddrBits) - 1 on 32-bit ports; heapAddrBits is
+    # 31 on mips and mipsle (malloc.go), so 2^31 is already too big there
+    with goalloc.Heap(goos="linux", goarch=goarch, backing="virtual") as h:
+        e = raises_unchanged(h, ValueError, h.alloc, too_big)
         assert "maxAlloc" in str(e)
 
 

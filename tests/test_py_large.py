@@ -85,8 +85,12 @@ def test_first_large_alloc_user_story(rheap, backing, release):
     assert st.sys == sum_sys(st)                     # Go's TestMemStats
     assert st.heap_sys == st.heap_idle + st.heap_inuse
     # heapArena struct + the first allArenas array (one 4 KiB page of
-    # 8-byte indices), both gc_sys (facts §3.2, §1.3)
-    assert st.gc_sys == HEAP_ARENA_STRUCT + 4096
+    # 8-byte indices), both gc_sys (facts §3.2, §1.3), + the 64 KiB gcBits
+    # arena largeAlloc's initSpan takes the span's mark and alloc bits
+    # from (mbitmap.go initSpan, mheap.go newMarkBits), + sweepSpans'
+    # spine (256 pointers) and first block (512 pointers), where alloc_m
+    # pushed the span (mgcsweepbuf.go)
+    assert st.gc_sys == HEAP_ARENA_STRUCT + 4096 + 65536 + 2048 + 4096
     # go1.13.0: grow's span plus the span carved off its low end;
     # go1.13.8: grow's span fits exactly (allocSpanLocked erases it)
     nspans = 2 if release == "go1.13.0" else 1

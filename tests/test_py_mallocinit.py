@@ -159,7 +159,15 @@ INFO_TABLE = [
     ("aix", "ppc64", 256 * MiB, 12, 60 - 28 - 12, 0, 1 << 60, 8),
     ("linux", "386", 4 * MiB, 0, 32 - 22, 0, 2**32 - 1, 4),
     ("linux", "arm", 4 * MiB, 0, 32 - 22, 0, 2**32 - 1, 4),
-    ("linux", "mips", 4 * MiB, 0, 31 - 22, 0, 2**32 - 1, 4),
+    # mips and mipsle: heapAddrBits 31, so maxAlloc 2^31 - 1 (malloc.go)
+    ("linux", "mips", 4 * MiB, 0, 31 - 22, 0, 2**31 - 1, 4),
+    ("linux", "mipsle", 4 * MiB, 0, 31 - 22, 0, 2**31 - 1, 4),
+    # mips64, mips64le, ppc64, s390x are 64-bit: heapAddrBits 48
+    ("linux", "mips64", 64 * MiB, 0, 22, 0, 1 << 48, 8),
+    ("linux", "mips64le", 64 * MiB, 0, 22, 0, 1 << 48, 8),
+    ("linux", "ppc64le", 64 * MiB, 0, 22, 0, 1 << 48, 8),
+    ("linux", "s390x", 64 * MiB, 0, 22, 0, 1 << 48, 8),
+    ("freebsd", "arm", 4 * MiB, 0, 32 - 22, 0, 2**32 - 1, 4),
     ("windows", "386", 4 * MiB, 0, 32 - 22, 0, 2**32 - 1, 4),
 ]
 
@@ -243,17 +251,45 @@ def test_scavenge_goal_option():
 
 
 @pytest.mark.parametrize("gogc,goal", [
-    (100, 4_923_392),             # the default
-    (0, 2_461_696), (200, 7_385_088),
+    (100, 4_923_392),             # the default: next_gc 4,473,924
+    (0, 2_461_696),               # next_gc = heap_marked = 2,236,962
+    (50, 3_694_592),              # next_gc 3,355,443
+    (92, 4_726_784),              # trigger ratio capped at 0.874
+    (114, 5_267_456),             # last GOGC whose goal beats heapminimum
+    (115, 5_308_416),             # next_gc = heapminimum = 4,823,449
+    (200, 9_228_288),             # next_gc = heapminimum = 8 MiB
+    (1000, 46_137_344),           # next_gc = heapminimum = 40 MiB
+    (2**31 - 1, 99_079_191_756_800),
     ("off", 0x199999999999A000),  # ^0 + ^0/10 wraps: about 1.6 EiB
     (-1, 0x199999999999A000),
+    (-2**31, 0x199999999999A000),
 ])
 def test_gogc_sets_go_s_scavenge_goal(gogc, goal):
-    # next_gc = 4 MiB / (1 + 7/8) * (1 + GOGC/100), goal = next_gc * 1.1
-    # rounded up to 4 KiB (gcinit -> setGCPercent -> gcPaceScavenger)
+    # gcinit: heap_marked = uint64(4 MiB / (1 + 7/8)) = 2,236,962 for any
+    # GOGC; setGCPercent: heapminimum = 4 MiB * GOGC / 100;
+    # gcSetTriggerRatio(7/8): next_gc = max(heap_marked * (1 + GOGC/100),
+    # trigger), trigger being at least heapminimum; gcPaceScavenger
+    # (go1.13.0): goal = next_gc * 1.1 rounded up to 4 KiB
     with goalloc.Heap(backing="virtual", gogc=gogc,
                       release="go1.13.0") as h:
         assert h.info().scavenge_goal == goal
+
+
+def test_gogc_200_scavenges_later_than_the_old_formula():
+    # With GOGC=200 Go's goal is 9,228,288 bytes (next_gc = heapminimum =
+    # 8 MiB).  3 MiB of large objects and a freed 1 MiB hole retain 4 MiB;
+    # a 2 MiB object from the released tail is counted twice by
+    # scavengeIfNeededLocked (heap_released already lost it): 8 MiB, above
+    # heap_marked * 3 * 1.1 (7,385,088) but not above Go's goal, so the
+    # hole is not scavenged and heap_released only loses the 2 MiB taken.
+    with goalloc.Heap(backing="virtual", gogc=200, release="go1.13.0") as h:
+        keep = [h.alloc(1 << 20) for _ in range(3)]
+        h.free(h.alloc(1 << 20))
+        before = h.stats().heap_released
+        keep.append(h.alloc(2 << 20))
+        st = h.stats()
+        assert st.heap_sys - st.heap_released == 6 << 20
+        assert st.heap_released == before - (2 << 20)
 
 
 @pytest.mark.parametrize("gogc", [100, 0, 200, "off", -1])

@@ -343,6 +343,56 @@ def test_tinyallocs_accounting(heap):
     check_stat_identities(st)
 
 
+def tinyallocs(h: goalloc.Heap) -> list[int]:
+    return [c.local_tinyallocs for c in h.caches()]
+
+
+def test_span_allocation_flushes_local_tinyallocs(backing):
+    """alloc_m (mheap.go) moves the calling mcache's local_tinyallocs into
+    memstats.tinyallocs and zeroes it whenever it allocates a span: for a
+    large object, or a refill that grows its mcentral.  Other Ps keep
+    theirs; a refill from a span the mcentral has does not flush.
+    Mallocs and Frees count packed requests all the same
+    (updatememstats adds memstats.tinyallocs to both)."""
+    with goalloc.Heap(backing=backing, procs=2) as h:
+        for _ in range(16):
+            h.alloc(1, noscan=True)            # 1 block + 15 packed
+        for _ in range(3):
+            h.alloc(1, noscan=True, p=1)       # P 1: 1 block + 2 packed
+        assert tinyallocs(h) == [15, 2]
+        h.alloc(100_000)                       # a large span for P 0
+        assert tinyallocs(h) == [0, 2]
+        st = h.stats()
+        assert (st.mallocs, st.frees) == (16 + 3 + 1, 15 + 2)
+        for _ in range(5):
+            h.alloc(1, noscan=True)            # a new block + 4 packed
+        assert tinyallocs(h) == [4, 2]         # no span was allocated
+        h.alloc(48)                            # class 48's first span
+        assert tinyallocs(h) == [0, 2]
+        h.alloc(2, noscan=True)                # packed
+        h.alloc(48)                            # the cached span's slot
+        assert tinyallocs(h) == [1, 2]
+        h.alloc(100_000, p=1)
+        assert tinyallocs(h) == [1, 0]
+        st = h.stats()
+        check_stat_identities(st)
+        assert (st.mallocs, st.frees) == (20 + 5 + 1 + 1 + 1 + 1, 17 + 4 + 1)
+        h.verify()
+
+
+def test_failed_span_allocation_keeps_local_tinyallocs():
+    """An allocation that cannot grow the heap changes nothing, the
+    counter included (Go would throw instead)."""
+    with goalloc.Heap(backing="virtual", sys_limit=64 << 20) as h:
+        for _ in range(4):
+            h.alloc(1, noscan=True)
+        assert tinyallocs(h) == [3]
+        before = (h.caches(), h.stats(), h.spans())
+        with pytest.raises(goalloc.OutOfMemoryError):
+            h.alloc(100 << 20)
+        assert (h.caches(), h.stats(), h.spans()) == before
+
+
 def test_tiny_model(backing):
     """A model of every P's (tiny, tinyoffset) and of each block's live
     offsets predicts every address, mark, slot state and count.  16-byte

@@ -56,6 +56,20 @@ enum { SPAN_DEAD = 0, SPAN_IN_USE = 1, SPAN_MANUAL = 2, SPAN_FREE = 3 };
 #define GO_SIZEOF_MCACHE 1736
 #define GO_SIZEOF_HEAP_ARENA_AMD64 2164736
 
+/* Go's sweepSpans[0] (mgcsweepbuf.go gcSweepBuf): alloc_m pushes every
+ * span it allocates, and without a GC nothing pops them.  The spine (256
+ * pointers at first) and the blocks of 512 pointers are persistentalloc'd
+ * to gc_sys, so out of other_sys: the bytes after n pushes (n <= 512 x
+ * 256, the first spine's reach). */
+static uint64_t
+go_sweep_spans_bytes(uint64_t pushes, uint64_t ptr)
+{
+    if (pushes == 0) {
+        return 0;
+    }
+    return 256 * ptr + (pushes + 511) / 512 * 512 * ptr;
+}
+
 /* ---- Small helpers ------------------------------------------------- */
 
 static void *
@@ -642,7 +656,14 @@ test_platform_info(void)
          (uint64_t)1 << 48, 0},
         {"linux", "386", false, 4, 4 * MiB, 0, 10, 0, 0xFFFFFFFFu, HUGE_2M},
         {"linux", "arm", false, 4, 4 * MiB, 0, 10, 0, 0xFFFFFFFFu, HUGE_2M},
-        {"linux", "mips", false, 4, 4 * MiB, 0, 9, 0, 0xFFFFFFFFu, HUGE_2M},
+        /* heapAddrBits is 31 on mips and mipsle: maxAlloc 2^31 - 1 */
+        {"linux", "mips", false, 4, 4 * MiB, 0, 9, 0, 0x7FFFFFFFu, HUGE_2M},
+        {"linux", "mipsle", false, 4, 4 * MiB, 0, 9, 0, 0x7FFFFFFFu,
+         HUGE_2M},
+        {"linux", "mips64", false, 8, 64 * MiB, 0, 22, 0, (uint64_t)1 << 48,
+         HUGE_2M},
+        {"linux", "mips64le", false, 8, 64 * MiB, 0, 22, 0,
+         (uint64_t)1 << 48, HUGE_2M},
         {"windows", "386", false, 4, 4 * MiB, 0, 10, 0, 0xFFFFFFFFu, 0},
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
@@ -903,15 +924,22 @@ check_first_growth(ga_heap *h, ga_addr a, const ga_addr *want_hints,
     /* sysAlloc: the heapArena struct (2,164,736 B on amd64) comes from
      * persistentalloc(..., &memstats.gc_sys); being >= 64 KiB it is a
      * direct sysAlloc charged to gc_sys.  allArenas' first backing array
-     * is physPageSize (4096) bytes, persistentalloc'd to gc_sys. */
-    CHECK_MSG(st.gc_sys == GO_SIZEOF_HEAP_ARENA_AMD64 + 4096,
+     * is physPageSize (4096) bytes, persistentalloc'd to gc_sys.
+     * largeAlloc's initSpan takes the span's mark and alloc bits (8 bytes
+     * each) from the gcBits arenas: the first one, 64 KiB sysAlloc'd to
+     * gc_sys.  alloc_m pushed the span on sweepSpans: its spine (2 KiB)
+     * and first block (4 KiB), persistentalloc'd to gc_sys. */
+    CHECK_MSG(st.gc_sys == GO_SIZEOF_HEAP_ARENA_AMD64 + 4096 + 65536 +
+                               2048 + 4096,
               "%s: gc_sys %" PRIu64, what, st.gc_sys);
     /* other_sys: persistentalloc's first 256 KiB chunk (sysAlloc'd to
      * other_sys) minus what was re-charged from it to mcache_sys (16 KiB),
-     * mspan_sys (16 KiB) and gc_sys (4 KiB); the treap-node and hint
-     * fixalloc chunks are other_sys already; plus recordspan's allspans
-     * array of 64 KiB / PtrSize entries, sysAlloc'd to other_sys. */
-    CHECK_MSG(st.other_sys == 262144 - 16384 - 16384 - 4096 + 65536,
+     * mspan_sys (16 KiB) and gc_sys (4 KiB of allArenas, 6 KiB of
+     * sweepSpans); the treap-node and hint fixalloc chunks are other_sys
+     * already; plus recordspan's allspans array of 64 KiB / PtrSize
+     * entries, sysAlloc'd to other_sys. */
+    CHECK_MSG(st.other_sys ==
+                  262144 - 16384 - 16384 - 4096 - 2048 - 4096 + 65536,
               "%s: other_sys %" PRIu64, what, st.other_sys);
     /* updatememstats: Sys is the sum of the *Sys fields. */
     CHECK(st.sys == st.heap_sys + st.stack_sys + st.mspan_sys +
@@ -1429,6 +1457,56 @@ scavenge_goal_case(ga_release r, uint64_t goal, bool want_release)
     ga_heap_free(h);
 }
 
+/* The goal Go 1.13.0 has after gcinit for a GOGC (mgc.go gcinit,
+ * setGCPercent, gcSetTriggerRatio; mgcscavenge.go gcPaceScavenger):
+ *   heap_marked = uint64(4 MiB / (1 + 7/8))       = 2,236,962 (any GOGC)
+ *   heapminimum = 4 MiB * GOGC / 100
+ *   goal        = heap_marked + heap_marked * GOGC / 100
+ *   ratio       = min(7/8, 0.95 * GOGC / 100)
+ *   trigger     = max(uint64(heap_marked * (1 + ratio)), heapminimum)
+ *   next_gc     = max(goal, trigger)
+ *   scavenge goal = next_gc + next_gc / 10, rounded up to 4 KiB.
+ * GOGC=off (any negative): goal and trigger are ^0, and the sum wraps. */
+static void
+test_gogc_scavenge_goals(void)
+{
+    static const struct {
+        int gogc;
+        uint64_t goal;
+    } cases[] = {
+        /* heapminimum 0, ratio 0: next_gc = trigger = heap_marked */
+        {0, 2461696},
+        /* ratio 0.0095: trigger 2,258,213; next_gc 2,236,962 + 22,369 */
+        {1, 2486272},
+        /* ratio 0.475: trigger 3,299,518; next_gc 3,355,443 */
+        {50, 3694592},
+        /* ratio 0.874 (capped): trigger 4,192,066; next_gc 4,294,967 */
+        {92, 4726784},
+        /* trigger raised to heapminimum 4,194,304; next_gc 4,473,924 */
+        {100, 4923392},
+        /* heapminimum 4,781,506 < goal 4,787,098 = next_gc */
+        {114, 5267456},
+        /* heapminimum 4,823,449 > goal 4,809,468: next_gc = heapminimum */
+        {115, 5308416},
+        /* next_gc = heapminimum = 8 MiB: 8,388,608 + 838,860 */
+        {200, 9228288},
+        /* next_gc = heapminimum = 40 MiB: 41,943,040 + 4,194,304 */
+        {1000, 46137344},
+        /* heapminimum (2^53 - 2^22) / 100 = 90,071,992,505,466 */
+        {2147483647, 99079191756800ULL},
+        /* off: ^0 + ^0/10 wraps to 0x1999999999999998 -> rounded up */
+        {-1, 0x199999999999A000ULL},
+        {-100, 0x199999999999A000ULL},
+        {-2147483647 - 1, 0x199999999999A000ULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        uint64_t got = ga_gogc_scavenge_goal(cases[i].gogc);
+        CHECK_MSG(got == cases[i].goal,
+                  "GOGC=%d: scavenge goal %" PRIu64 ", want %" PRIu64,
+                  cases[i].gogc, got, cases[i].goal);
+    }
+}
+
 static void
 test_scavenge_goal(void)
 {
@@ -1455,15 +1533,7 @@ test_scavenge_goal(void)
     scavenge_goal_case(r0, 22 * GO_PAGE, false);
     scavenge_goal_case(r8, 16 * GO_PAGE, false);
 
-    /* The goal go1.13.0 has after gcinit for a GOGC: heap_marked = 4 MiB
-     * / (1 + 7/8) = 2,236,962; next_gc = heap_marked * (1 + GOGC/100);
-     * goal = next_gc * 1.1 rounded up to 4 KiB.  GOGC=off: next_gc is
-     * ^0 and the goal wraps to 0x199999999999A000 (about 1.6 EiB). */
-    CHECK(ga_gogc_scavenge_goal(100) == 4923392);
-    CHECK(ga_gogc_scavenge_goal(0) == 2461696);
-    CHECK(ga_gogc_scavenge_goal(50) == 3694592);
-    CHECK(ga_gogc_scavenge_goal(200) == 7385088);
-    CHECK(ga_gogc_scavenge_goal(-1) == 0x199999999999A000ULL);
+    test_gogc_scavenge_goals();
     ga_options o;
     ga_options_init(&o);
     ga_options_set_release(&o, r0);
@@ -2522,13 +2592,23 @@ test_32bit_release(ga_release r)
     /* gc_sys: the heapArena (2 bits per 4-byte word: 256 KiB of bitmap,
      * 512 span pointers of 4 bytes, 2 x 64 bytes of page bits = 264,320
      * bytes) from heapArenaAlloc, mapped in whole OS pages, plus
-     * allArenas' first 4096-byte array. */
+     * allArenas' first 4096-byte array, plus the gcBits arena (64 KiB)
+     * initSpan took the large span's two bitmaps from, plus sweepSpans'
+     * spine (256 x 4 bytes) and first block (512 x 4 bytes). */
     const uint64_t sizeof_arena_32 = 262144 + 512 * 4 + 2 * 64;
-    CHECK_MSG(st.gc_sys == round_up(sizeof_arena_32, 4096) + 4096,
+    CHECK_MSG(st.gc_sys == round_up(sizeof_arena_32, 4096) + 4096 + 65536 +
+                               1024 + 2048,
               "386: gc_sys %" PRIu64, st.gc_sys);
     CHECK(st.sys == st.heap_sys + st.stack_sys + st.mspan_sys +
                         st.mcache_sys + st.buck_hash_sys + st.gc_sys +
                         st.other_sys);
+    /* other_sys: as on amd64 (see 2.), but the L2 arena map (1024 4-byte
+     * entries) is small enough to come out of persistentalloc's chunk;
+     * its stat is nil, so Go moves its 4 KiB out of other_sys and charges
+     * them to nothing.  sweepSpans takes 1 KiB + 2 KiB. */
+    CHECK_MSG(st.other_sys == 262144 - 16384 - 16384 - 4096 - 4096 - 1024 -
+                                  2048 + 65536,
+              "386: other_sys %" PRIu64, st.other_sys);
     hint_list l = get_hints(h);
     CHECK(l.n == 1 && l.v[0].addr == hint && !l.v[0].down);
     free(l.v);
@@ -2558,8 +2638,11 @@ test_32bit_release(ga_release r)
               st.heap_sys);
     CHECK(ga_arenas(h, NULL, 0) == 129);
     CHECK(hint_count(h) == 1 && head_hint(h, NULL) == hint);
-    /* 129 heapArenas, packed in heapArenaAlloc. */
-    CHECK_MSG(st.gc_sys == round_up(129 * sizeof_arena_32, 4096) + 4096,
+    /* 129 heapArenas, packed in heapArenaAlloc; two large spans' bitmaps
+     * (32 bytes) in one gcBits arena; both spans in sweepSpans' first
+     * block. */
+    CHECK_MSG(st.gc_sys == round_up(129 * sizeof_arena_32, 4096) + 4096 +
+                               65536 + 1024 + 2048,
               "386: gc_sys %" PRIu64, st.gc_sys);
 
     /* The region is exhausted: the hint at its end is used, and the new
@@ -2608,6 +2691,12 @@ test_32bit_release(ga_release r)
     a = MALLOC(h, 100000);
     CHECK(a == region);
     CHECK(ga_arenas(h, NULL, 0) == 1);
+    /* its L2 map has 512 entries: 2 KiB out of other_sys; sweepSpans
+     * 1 KiB + 2 KiB */
+    st = stats_of(h);
+    CHECK_MSG(st.other_sys == 262144 - 16384 - 16384 - 4096 - 2048 - 1024 -
+                                  2048 + 65536,
+              "mips: other_sys %" PRIu64, st.other_sys);
     ga_heap_free(h);
 }
 
@@ -2743,6 +2832,8 @@ test_allspans_accounting(void)
     ga_addr first = MALLOC(h, 40000);
     CHECK(first == 0xc000000000);
     uint64_t other_before = 0;
+    uint64_t pushes = 1; /* span allocations: sweepSpans pushes */
+    uint64_t sweep_took = 0;
     bool crossed = false;
     ga_addr last = first;
     /* Five-page objects side by side until span struct 8193 is made. */
@@ -2756,12 +2847,15 @@ test_allspans_accounting(void)
         }
         CHECK(a == last + 5 * GO_PAGE);
         last = a;
+        pushes++;
         ga_heap_info in2 = info_of(h);
         /* (A growth with no free tail to merge makes two fresh structs
          * in one allocation, so the count may jump past 8193.) */
         if (in.nallspans <= 8192 && in2.nallspans > 8192) {
             crossed = true;
             other_before = st.other_sys;
+            sweep_took = go_sweep_spans_bytes(pushes, 8) -
+                         go_sweep_spans_bytes(pushes - 1, 8);
         }
     }
     VERIFY(h);
@@ -2769,8 +2863,10 @@ test_allspans_accounting(void)
     ga_mem_stats st = stats_of(h);
     ga_heap_info in = info_of(h);
     /* The new allspans array: 8192 * 3/2 = 12288 entries, 98,304 bytes,
-     * replaces the 65,536-byte one. */
-    CHECK_MSG(st.other_sys == other_before + 98304 - 65536,
+     * replaces the 65,536-byte one.  (Push 8193 opened a sweepSpans
+     * block in the persistentalloc chunk.) */
+    CHECK(sweep_took == 4096);
+    CHECK_MSG(st.other_sys == other_before + 98304 - 65536 - sweep_took,
               "other_sys %" PRIu64 " -> %" PRIu64, other_before,
               st.other_sys);
     /* Fresh structs are carved in order, 120 per chunk. */
@@ -2778,6 +2874,187 @@ test_allspans_accounting(void)
               "mspan_sys %" PRIu64 " for %" PRIu64 " structs", st.mspan_sys,
               in.nallspans);
     CHECK(st.mspan_inuse == ga_spans(h, NULL, 0) * GO_SIZEOF_MSPAN);
+    ga_heap_free(h);
+}
+
+/* gcBits arenas (mheap.go gcBitsArena, newMarkBits, newAllocBits;
+ * mbitmap.go initSpan): 64 KiB sysAlloc'd to gc_sys, of which a header of
+ * two words (free, next) leaves 65,520 bytes of bits on a 64-bit port and
+ * 65,528 on a 32-bit one.  initSpan takes a span's mark bits, then its
+ * alloc bits: two bump allocations of ceil(nelems/64)*8 bytes each from
+ * the newest arena, a fresh arena when one does not fit (the old one's
+ * tail is never used again). */
+static void
+test_gc_bits_arenas_small(void)
+{
+    ga_heap *h = VIRT("linux", "amd64");
+    if (h == NULL) {
+        return;
+    }
+    /* The heapArena struct, the first allArenas array (see 2.), and
+     * sweepSpans with its first block (256 spans pushed) */
+    const uint64_t meta = GO_SIZEOF_HEAP_ARENA_AMD64 + 4096 +
+                          go_sweep_spans_bytes(256, 8);
+    /* The 8-byte class: 1024 slots a span, two bitmaps of 128 bytes.
+     * 255 spans take 65,280 bytes: one arena. */
+    for (uint64_t i = 0; i < 255 * 1024; i++) {
+        if (MALLOC(h, 8) == 0) {
+            break;
+        }
+    }
+    ga_mem_stats st = stats_of(h);
+    CHECK_MSG(st.gc_sys == meta + 65536, "255 spans: gc_sys %" PRIu64,
+              st.gc_sys);
+    /* Span 256: its mark bits fit (65,408 bytes), its alloc bits do not
+     * (65,536 > 65,520): a second arena. */
+    MALLOC(h, 8);
+    st = stats_of(h);
+    CHECK_MSG(st.gc_sys == meta + 2 * 65536, "256 spans: gc_sys %" PRIu64,
+              st.gc_sys);
+    VERIFY(h);
+    ga_heap_free(h);
+}
+
+/* Large spans take two 8-byte bitmaps each (nelems 1).  A big object
+ * made and freed first gives later ones free pages without growth, so
+ * gc_sys moves only by gcBits arenas.  8,191 spans (the big one with
+ * them) need 16,382 eight-byte allocations: on a 32-bit port two arenas
+ * hold 2 x 8,191 of them (a span's pair may straddle two arenas), on a
+ * 64-bit port they hold 2 x 8,190, and a third arena is needed. */
+static void
+gc_bits_arenas_large_case(const char *goarch, uint64_t want_arenas)
+{
+    ga_heap *h = VIRT("linux", goarch);
+    if (h == NULL) {
+        return;
+    }
+    const uint64_t n = 8190;
+    const uint64_t ptr = info_of(h).ptr_size;
+    ga_addr big = MALLOC(h, n * 5 * GO_PAGE);
+    FREE(h, big);
+    /* the big object's pair opened the first arena; sweepSpans has it */
+    uint64_t meta =
+        stats_of(h).gc_sys - 65536 - go_sweep_spans_bytes(1, ptr);
+    for (uint64_t i = 0; i < n; i++) {
+        ga_addr a = MALLOC(h, 40000); /* 5 pages */
+        if (!CHECK(a == big + i * 5 * GO_PAGE)) {
+            break;
+        }
+    }
+    ga_mem_stats st = stats_of(h);
+    CHECK_MSG(st.gc_sys == meta + want_arenas * 65536 +
+                               go_sweep_spans_bytes(n + 1, ptr),
+              "%s: gc_sys %" PRIu64 ", want %" PRIu64 " arenas", goarch,
+              st.gc_sys - meta, want_arenas);
+    VERIFY(h);
+    ga_heap_free(h);
+}
+
+static void
+test_gc_bits_arenas_large(void)
+{
+    gc_bits_arenas_large_case("amd64", 3);
+    gc_bits_arenas_large_case("386", 2);
+}
+
+/* persistentAlloc (malloc.go persistentalloc1) carves its requests from
+ * 256 KiB chunks sysAlloc'd to other_sys, each at its alignment, but a
+ * fresh chunk's first word links it into persistentChunks: the offset
+ * starts at PtrSize, rounded to the request's alignment.  go_chunk
+ * replays that. */
+typedef struct go_chunk {
+    uint64_t off;
+    uint64_t n; /* chunks opened */
+} go_chunk;
+
+static void
+go_chunk_alloc(go_chunk *c, uint64_t size, uint64_t align)
+{
+    c->off = round_up(c->off, align);
+    if (c->n == 0 || c->off + size > 262144) {
+        c->n++;
+        c->off = round_up(8, align);
+    }
+    c->off += size;
+}
+
+/* The requests on amd64: the hint and mcache fixalloc chunks at
+ * mallocinit; allArenas' 4 KiB array and the treap-node chunk at the first
+ * growth; a 16 KiB spanalloc chunk every 120 spans; sweepSpans' spine
+ * (2 KiB) and a 4 KiB block every 512 pushes, cache-line (64) aligned. */
+static void
+test_persistent_chunk_header(void)
+{
+    ga_heap *h = VIRT("linux", "amd64");
+    if (h == NULL) {
+        return;
+    }
+    go_chunk c = {0, 0};
+    go_chunk_alloc(&c, 16384, 8); /* arena hints */
+    go_chunk_alloc(&c, 16384, 8); /* m0's mcache */
+    uint64_t span_chunks = 0;
+    bool opened_third = false;
+    for (uint64_t i = 0; i < 28 * 120; i++) {
+        if (MALLOC(h, 40000) == 0) {
+            break;
+        }
+        ga_mem_stats st = stats_of(h);
+        if (i == 0) {
+            go_chunk_alloc(&c, 4096, 8);  /* allArenas */
+            go_chunk_alloc(&c, 16384, 8); /* treap nodes */
+        }
+        for (; span_chunks < st.mspan_sys / 16384; span_chunks++) {
+            go_chunk_alloc(&c, 16384, 8);
+        }
+        if (i == 0) {
+            go_chunk_alloc(&c, 2048, 64); /* sweepSpans' spine */
+        }
+        if (i % 512 == 0) {
+            go_chunk_alloc(&c, 4096, 64); /* a sweepSpans block */
+        }
+        opened_third |= c.n == 3;
+        /* allspans: 8192 entries of 8 bytes, sysAlloc'd to other_sys */
+        uint64_t want = c.n * 262144 - st.mcache_sys - st.mspan_sys - 4096 -
+                        go_sweep_spans_bytes(i + 1, 8) + 65536;
+        if (!CHECK_MSG(info_of(h).nallspans <= 8192 && st.other_sys == want,
+                       "object %" PRIu64 ", %" PRIu64
+                       " span chunks: other_sys %" PRIu64 ", want %" PRIu64
+                       " (%" PRIu64 " chunks)",
+                       i, span_chunks, st.other_sys, want, c.n)) {
+            break;
+        }
+    }
+    CHECK(opened_third);
+    VERIFY(h);
+    ga_heap_free(h);
+}
+
+/* alloc_m pushes every span it allocates on sweepSpans, frees take none
+ * off (only a sweep would), and a block of 512 pushes is 4 KiB of
+ * gc_sys: the same object made and freed 513 times needs two blocks. */
+static void
+test_sweep_spans_accounting(void)
+{
+    ga_heap *h = VIRT("linux", "amd64");
+    if (h == NULL) {
+        return;
+    }
+    for (int i = 0; i < 513; i++) {
+        ga_addr a = MALLOC(h, 100000);
+        if (a == 0) {
+            break;
+        }
+        ga_mem_stats st = stats_of(h);
+        /* heapArena, allArenas, one gcBits arena (513 x 16 bytes),
+         * the spine and the blocks */
+        uint64_t blocks = i < 512 ? 1 : 2;
+        CHECK_MSG(st.gc_sys == GO_SIZEOF_HEAP_ARENA_AMD64 + 4096 + 65536 +
+                                   2048 + blocks * 4096,
+                  "push %d: gc_sys %" PRIu64, i + 1, st.gc_sys);
+        FREE(h, a);
+    }
+    CHECK(go_sweep_spans_bytes(513, 8) == 2048 + 2 * 4096);
+    VERIFY(h);
     ga_heap_free(h);
 }
 
@@ -3488,6 +3765,10 @@ main(void)
     test_options_defaults();
     test_procs();
     test_allspans_accounting();
+    test_gc_bits_arenas_small();
+    test_gc_bits_arenas_large();
+    test_persistent_chunk_header();
+    test_sweep_spans_accounting();
     test_scavenge_no_huge();
     test_os_collision();
     test_zeroing();

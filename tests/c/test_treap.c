@@ -52,7 +52,7 @@ fixture_init(fixture *fx, uint64_t seed, uint64_t huge)
 {
     fx->other_sys = 0;
     fx->huge = huge;
-    persistent_alloc_init(&fx->pa, &fx->other_sys);
+    persistent_alloc_init(&fx->pa, &fx->other_sys, 8);
     fixalloc_init(&fx->fa, TREAP_NODE_GO_SIZE, sizeof(treap_node), NULL,
                   NULL, &fx->other_sys, &fx->pa);
     mtreap_init(&fx->tr, &fx->fa, huge, seed);
