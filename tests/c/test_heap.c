@@ -2897,11 +2897,15 @@ test_gc_bits_arenas_small(void)
                           go_sweep_spans_bytes(256, 8);
     /* The 8-byte class: 1024 slots a span, two bitmaps of 128 bytes.
      * 255 spans take 65,280 bytes: one arena. */
+    /* ga_malloc, not MALLOC: a verify per allocation would make this
+     * loop quadratic (minutes) */
     for (uint64_t i = 0; i < 255 * 1024; i++) {
-        if (MALLOC(h, 8) == 0) {
+        ga_addr a;
+        if (!CHECK(ga_malloc(h, 0, 8, false, &a) == GA_OK)) {
             break;
         }
     }
+    VERIFY(h);
     ga_mem_stats st = stats_of(h);
     CHECK_MSG(st.gc_sys == meta + 65536, "255 spans: gc_sys %" PRIu64,
               st.gc_sys);
@@ -2936,11 +2940,13 @@ gc_bits_arenas_large_case(const char *goarch, uint64_t want_arenas)
     uint64_t meta =
         stats_of(h).gc_sys - 65536 - go_sweep_spans_bytes(1, ptr);
     for (uint64_t i = 0; i < n; i++) {
-        ga_addr a = MALLOC(h, 40000); /* 5 pages */
-        if (!CHECK(a == big + i * 5 * GO_PAGE)) {
+        ga_addr a = 0; /* ga_malloc: no verify per allocation (quadratic) */
+        ga_status s = ga_malloc(h, 0, 40000, false, &a); /* 5 pages */
+        if (!CHECK(s == GA_OK && a == big + i * 5 * GO_PAGE)) {
             break;
         }
     }
+    VERIFY(h);
     ga_mem_stats st = stats_of(h);
     CHECK_MSG(st.gc_sys == meta + want_arenas * 65536 +
                                go_sweep_spans_bytes(n + 1, ptr),
