@@ -1602,7 +1602,7 @@ def test_every_row_has_a_test():
 
 def test_documented_bases():
     """The bases the catalogue names: "(also a `MemoryError`)", "(a
-    `RuntimeError`)", "(a `ValueError`)", and decisions §5's hierarchy."""
+    `RuntimeError`)", "(a `ValueError`)", and design §10.1's hierarchy."""
     assert issubclass(DoubleFreeError, InvalidFreeError)
     for exc in (InvalidFreeError, DoubleFreeError, TraceError):
         assert issubclass(exc, ValueError) and issubclass(exc, GoallocError)

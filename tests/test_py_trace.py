@@ -1,9 +1,9 @@
 """Traces, replay in C, Timelines and fragmentation metrics.
 
 goalloc.trace: a trace is columns of alloc/free ops on object ids, in a
-text or a binary file format.  Heap.replay applies it in C (decisions
-§9): the result must be exactly what the same ops do through h.alloc and
-h.free, a bad op stops the replay before it is applied (decisions §5:
+text or a binary file format.  Heap.replay applies it in C (design
+§12.3): the result must be exactly what the same ops do through h.alloc
+and h.free, a bad op stops the replay before it is applied (design §10.2:
 the heap is never damaged), and every sample of the Timeline is what the
 heap's own statistics say at that op.
 """
