@@ -1,4 +1,4 @@
-"""Typed, immutable records of goalloc's introspection (decisions §7)."""
+"""Typed, immutable records of goalloc's introspection (design §12.2)."""
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -14,7 +14,7 @@ from helpers import heap_is_poisoned  # noqa: E402
 
 @pytest.fixture(params=("virtual", "os"))
 def backing(request) -> str:
-    """Both backends (decisions §3): the same test runs on each."""
+    """Both backends (design §5.6): the same test runs on each."""
     return request.param
 
 
@@ -36,7 +36,7 @@ def heap(backing):
 
 @pytest.fixture(params=("go1.13.8", "go1.13.0"))
 def release(request) -> str:
-    """Both page heaps goalloc models (decisions §1, "Which 1.13"): the
+    """Both page heaps goalloc models (design §5.8): the
     default go1.13.8 and go1.13.0."""
     return request.param
 

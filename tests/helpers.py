@@ -1,7 +1,7 @@
 """Shared helpers of the Python test suite (no fixtures here: see conftest).
 
-Everything that encodes a Go 1.13 number is written from the facts sheet
-(design/go113-allocator-facts.md), never read back from goalloc, so a
+Everything that encodes a Go 1.13 number is written from Go 1.13's rules
+as docs/design.md states them, never read back from goalloc, so a
 helper that compares against it is an independent check.
 """
 from __future__ import annotations
@@ -51,7 +51,7 @@ def sum_sys(st: goalloc.MemStats) -> int:
 
 
 def check_stat_identities(st: goalloc.MemStats) -> None:
-    """The identities of facts section 5 (items 24, 26, 27, 28)."""
+    """Go's MemStats identities (design §11.8, design §11.9)."""
     assert st.sys == sum_sys(st)
     assert st.heap_sys == st.heap_idle + st.heap_inuse
     assert st.heap_released <= st.heap_idle
@@ -99,11 +99,11 @@ def spans_by_state(h: goalloc.Heap, state: str) -> list[goalloc.Span]:
 def check_span_walk(h: goalloc.Heap) -> list[goalloc.Span]:
     """Spans tile the mapped arenas and agree with the statistics.
 
-    Facts section 5, items 3, 4, 11, 14, 24-26: no gaps or overlaps
+    design §11.2, design §11.3, design §11.8: no gaps or overlaps
     inside an arena, heap_idle/heap_inuse/heap_released equal the sums
     over free/in-use/free-scavenged spans, and (linux/amd64, 4 KiB OS
     pages) no two adjacent free spans share the scavenged state.
-    go1.13.8 (gc-facts §0.1 item 3): the rest of the current arena,
+    go1.13.8 (design §5.8): the rest of the current arena,
     [cur_arena_base, cur_arena_end), is mapped but no span; it counts as
     idle and released (ReadMemStatsSlow adds it to HeapReleased).
     """
@@ -139,14 +139,14 @@ def check_span_walk(h: goalloc.Heap) -> list[goalloc.Span]:
         s.nbytes for s in spans if s.state == "free" and s.scavenged)
     # Every live mspan struct is a span of the walk (the emptymspan
     # sentinel is not from spanalloc), so spanalloc.inuse is their count
-    # times sizeof(mspan), 136 bytes on 64-bit (facts §1.4, §5 item 30);
+    # times sizeof(mspan), 136 bytes on 64-bit (design §3.4, design §11.8);
     # allspans holds every struct ever carved, live or recycled.
     if info.ptr_size == 8:
         assert st.mspan_inuse == len(spans) * 136
     assert info.nallspans >= len(spans)
     assert info.pages_in_use == sum(s.npages for s in spans
                                     if s.state == "inuse")
-    # facts §5 item 13 (Go's TestUnscavHugePages)
+    # design §11.3 (Go's TestUnscavHugePages)
     huge = info.phys_huge_page_size
     assert info.unscav_huge_pages == sum(
         huge_pages(s, huge) for s in spans

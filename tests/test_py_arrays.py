@@ -1,8 +1,8 @@
 """Bulk introspection as NumPy arrays (goalloc.arrays).
 
 span_array, object_array and page_array fill a flat buffer in one C call
-(decisions §7, §9); they must say exactly what spans(), the live objects
-and stats() say, at any scale.
+(design §12.2, design §12.3); they must say exactly what spans(), the live
+objects and stats() say, at any scale.
 """
 from __future__ import annotations
 

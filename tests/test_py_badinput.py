@@ -1,4 +1,4 @@
-"""Bad input never damages the heap (decisions §5).
+"""Bad input never damages the heap (design §10.2).
 
 Every rejected call raises the exact exception type and leaves the full
 introspection (hints, arenas, spans, stats, info) exactly as it was.
@@ -170,7 +170,7 @@ def test_double_free_after_coalescing(grown):
 
 def test_free_after_reuse_by_bigger_object(grown):
     # p freed, then a bigger object covers p's pages from p on: p is the
-    # new object's start (documented limit, decisions §5) while an old
+    # new object's start (documented limit, design §10.4) while an old
     # interior start is not an object.
     h, p = grown
     q = h.alloc(100_000)

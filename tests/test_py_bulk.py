@@ -6,7 +6,7 @@ heap (made after the first is closed, so that on the os backing both map
 the same hints and addresses compare directly): the same addresses, the
 same exception at the same element, and the same heap afterwards, by
 the full introspection and digest().  A rejected element changes
-nothing (decisions §5); the elements before it stay done.
+nothing (design §10.2); the elements before it stay done.
 """
 from __future__ import annotations
 

@@ -2,8 +2,8 @@
 
 A hint whose reservation lands elsewhere is discarded, never retried;
 when all hints are gone the heap reserves an aligned region anywhere and
-adds a down-hint at v and an up-hint at v+size, up first (facts §4.2,
-§7 item 9).  Race mode throws instead.
+adds a down-hint at v and an up-hint at v+size, up first (design §4.3,
+design §4.2).  Race mode throws instead.
 """
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 The user story: Heap(); alloc(100_000) makes the first arena at
 0x00c000000000, a 13-page span, and Go's MemStats right after the first
 growth.  Then coalescing, scavenging, first fit, multi-arena growth and
-reuse.  Expected numbers come from Go 1.13's rules (facts §4.2-4.11).
+reuse.  Expected numbers come from Go 1.13's rules (design §4).
 """
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ from helpers import (ARENA, PAGE, MiB, check_first_arena,
                      check_span_walk, check_stat_identities, npages_of,
                      snapshot, spans_by_state, sum_sys)
 
-HEAP_ARENA_STRUCT = 2_164_736  # sizeof(heapArena) on amd64 (facts §1.4)
-MSPAN = 136                    # sizeof(mspan) on amd64 (facts §1.4)
+HEAP_ARENA_STRUCT = 2_164_736  # sizeof(heapArena) on amd64 (design §3.4)
+MSPAN = 136                    # sizeof(mspan) on amd64 (design §3.4)
 
 
 def first_alloc(h, backing, size=100_000, **kw):
@@ -85,7 +85,7 @@ def test_first_large_alloc_user_story(rheap, backing, release):
     assert st.sys == sum_sys(st)                     # Go's TestMemStats
     assert st.heap_sys == st.heap_idle + st.heap_inuse
     # heapArena struct + the first allArenas array (one 4 KiB page of
-    # 8-byte indices), both gc_sys (facts §3.2, §1.3), + the 64 KiB gcBits
+    # 8-byte indices), both gc_sys (design §3.5), + the 64 KiB gcBits
     # arena largeAlloc's initSpan takes the span's mark and alloc bits
     # from (mbitmap.go initSpan, mheap.go newMarkBits), + sweepSpans'
     # spine (256 pointers) and first block (512 pointers), where alloc_m
@@ -153,7 +153,7 @@ def test_alloc_zero_is_zerobase(heap):
 
 
 def test_large_small_boundary(heap):
-    # Exactly 32768 bytes is small (class 66, facts §7 item 19); one byte
+    # Exactly 32768 bytes is small (class 66, design §3.3); one byte
     # more is the smallest large object, a 5-page span of class 0.
     small = heap.alloc(32768)
     s = heap.span_of(small)

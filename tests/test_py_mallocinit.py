@@ -1,7 +1,7 @@
 """mallocinit through Python: hint tables, platform constants, bad options.
 
 Expected hint lists are computed here from the formulas of Go 1.13's
-mallocinit (facts §4.1), not copied from goalloc's output.
+mallocinit (design §4.2), not copied from goalloc's output.
 """
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import goalloc
 from helpers import (ARENA, ASAN, GO_HEAP_START, MiB, KiB, check_first_arena,
                      check_stat_identities, default_hints)
 
-# ---- Expected hint tables (facts §4.1) --------------------------------
+# ---- Expected hint tables (design §4.2) --------------------------------
 
 
 def hints_darwin_arm64() -> list[int]:
@@ -69,7 +69,7 @@ def test_hint_table_64bit(goos, goarch, race, expected):
         assert all(x.down is False for x in hints)
         assert all(isinstance(x, goalloc.ArenaHint) for x in hints)
         ab = h.info().heap_arena_bytes
-        # facts §5 item 2: every hint is a multiple of the arena size.
+        # design §11.1: every hint is a multiple of the arena size.
         assert all(x.addr % ab == 0 for x in hints)
         # nothing is reserved by mallocinit
         assert h.arenas() == []
@@ -77,7 +77,7 @@ def test_hint_table_64bit(goos, goarch, race, expected):
 
 
 def test_hint_table_shapes():
-    # The counts and the extremes, spelled out as in the facts sheet.
+    # The counts and the extremes, spelled out as in design §4.2.
     assert len(default_hints()) == 128
     assert default_hints()[0] == 0x0000_00C0_0000_0000
     assert default_hints()[-1] == 0x0000_7FC0_0000_0000
@@ -101,13 +101,13 @@ def test_default_linux_amd64_heap_hints_ascending(backing):
         assert addrs == default_hints()
 
 
-# 32-bit path (facts §4.1).  With binary_end = 0x08200000:
+# 32-bit path (design §4.2).  With binary_end = 0x08200000:
 #   p = round_up(0x08200000 + 256 KiB, 4 MiB)
 #     = round_up(0x08240000, 0x00400000) = 0x08400000
 # mallocinit then asks sysReserveAligned(p, 512 MiB, 4 MiB), which
 # reserves 512 MiB + 4 MiB at p.  The simulated address space grants it
 # exactly at p; p is already 4 MiB aligned, so Go keeps all of it
-# (size + align = 516 MiB, facts §4.2), mheap_.arena = [p, p + 516 MiB)
+# (size + align = 516 MiB, design §4.3), mheap_.arena = [p, p + 516 MiB)
 # and the single up-hint goes to its end:
 #   0x08400000 + 0x20400000 = 0x28800000.
 def expected_hint_32(binary_end: int) -> tuple[int, int]:
@@ -147,7 +147,7 @@ def test_32bit_defaults_binary_end_to_0x08200000():
         assert h.hints() == [goalloc.ArenaHint(0x28800000, False)]
 
 
-# ---- info(): platform constants (facts §1.2) ---------------------------
+# ---- info(): platform constants (design §3.2) ---------------------------
 
 INFO_TABLE = [
     # goos, goarch, arena bytes, l1 bits, l2 bits, base offset, max_alloc,
@@ -219,7 +219,7 @@ def test_info_go1_13_0_goal(backing):
         assert i.release == "go1.13.0"
         # Go's goal right after gcinit with GOGC=100: next_gc =
         # heapminimum (4 MiB) / (1 + 7/8) * 2, plus 10 %, rounded up to
-        # the OS page (facts §1.3: next_gc ~ 4,473,924).
+        # the OS page (design §3.6: next_gc ~ 4,473,924).
         next_gc = int(4 * MiB / (1 + 7 / 8) * 2)
         assert next_gc == 4_473_924
         goal = -(-(next_gc + next_gc // 10) // 4096) * 4096
@@ -323,7 +323,7 @@ def test_gogc_off_never_scavenges_on_allocation():
 
 
 def test_arena_index_of_first_arena(backing):
-    # arenaIndex(0xc000000000) = (p + 2^47) / 64 MiB = 0x203000 (facts §1.2)
+    # arenaIndex(0xc000000000) = (p + 2^47) / 64 MiB = 0x203000 (design §3.2)
     with goalloc.Heap(backing=backing) as h:
         initial = h.hints()
         h.alloc(100_000)
@@ -425,7 +425,7 @@ def test_procs_bounds_accepted():
 
 # ---- Initial statistics -----------------------------------------------
 
-MCACHE = 1736            # sizeof(mcache) on amd64 (facts §1.4)
+MCACHE = 1736            # sizeof(mcache) on amd64 (design §3.4)
 FIXALLOC_CHUNK = 16384   # _FixAllocChunk
 PERSISTENT_CHUNK = 262144
 
@@ -445,7 +445,7 @@ def test_initial_stats(backing, procs):
         assert st.mcache_sys == -(-procs // 9) * FIXALLOC_CHUNK
         # The fixalloc chunks (mcaches, arena hints) come out of one
         # 256 KiB persistentalloc chunk charged to other_sys; the mcache
-        # part is moved over to mcache_sys (facts §3.12).
+        # part is moved over to mcache_sys (design §3.5).
         assert st.sys == PERSISTENT_CHUNK
         assert st.other_sys == PERSISTENT_CHUNK - st.mcache_sys
         check_stat_identities(st)

@@ -4,7 +4,7 @@ A heap's arena metadata lives in process memory on either backing: per
 arena a heapArena with its page -> span map and page bitmaps (66 KiB per
 64 MiB arena on linux/amd64) and, once, the arena index's L2 map.  A
 growth whose metadata cannot be had raises OutOfMemoryError and leaves
-the heap exactly as it was (decisions §5): when the process is out of
+the heap exactly as it was (design §10.2): when the process is out of
 memory (fault injection with fail_metadata, or a real RLIMIT_AS in a child
 process), and, up front, when the metadata would pass metadata_limit
 (default: half the machine's RAM), before the machine swaps.

@@ -1,5 +1,5 @@
 """The two Go 1.13 page heaps: release="go1.13.8" (the default) and
-release="go1.13.0" (decisions §1, "Which 1.13"; go113-gc-facts §0.1, §5).
+release="go1.13.0" (design §5.8, design §8).
 
 go1.13.3 backported three Go 1.14 changes that every later 1.13 release
 keeps:

@@ -1,7 +1,7 @@
 """goalloc.size_classes() / size_to_class() against the generator.
 
 The reference is tools/mksizeclasses.py --json, run as a separate
-process (it does not import goalloc), plus the lookup rule of facts §2.2:
+process (it does not import goalloc), plus the lookup rule of design §3.3:
 the class of n is the smallest class whose size is >= n.
 """
 from __future__ import annotations
@@ -52,7 +52,7 @@ def test_table_equals_generator(generated):
 
 
 def test_table_static_invariants():
-    # facts §5 items 31-32
+    # design §3.3
     rows = goalloc.size_classes()[1:]
     sizes = [r.size for r in rows]
     assert sizes == sorted(set(sizes))
@@ -74,7 +74,7 @@ def test_size_to_class_every_small_size(generated):
     got = [goalloc.size_to_class(n) for n in range(1, 32769)]
     want = [bisect.bisect_left(sizes, n) + 1 for n in range(1, 32769)]
     assert got == want
-    # spot checks from the facts sheet (§2.2, §7 item 19)
+    # spot checks from design §3.3
     assert goalloc.size_to_class(1) == 1
     assert goalloc.size_to_class(8) == 1
     assert goalloc.size_to_class(9) == 2

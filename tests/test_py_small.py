@@ -1,12 +1,12 @@
 """Small objects (8 B .. 32 KiB): mcache, mcentral and explicit free.
 
-Go 1.13 (facts §3.4-3.7, §4.6-4.8): successive allocations of a class
-take consecutive slots of the P's cached span (nextFreeFast/nextFree);
-a full span is traded for another by refill; spans move between the
-mcentral's nonempty and empty lists.  goalloc's free (decisions §4):
-a freed slot waits (SLOT_FREED) until its span is swept, when it leaves
-or rejoins an mcache; a span whose last object is freed goes back to
-the mheap once no mcache holds it.
+Go 1.13 (design §4.8, design §4.9, design §4.10): successive allocations
+of a class take consecutive slots of the P's cached span
+(nextFreeFast/nextFree); a full span is traded for another by refill;
+spans move between the mcentral's nonempty and empty lists. goalloc's free
+(design §6): a freed slot waits (SLOT_FREED) until its span is swept, when
+it leaves or rejoins an mcache; a span whose last object is freed goes
+back to the mheap once no mcache holds it.
 """
 from __future__ import annotations
 

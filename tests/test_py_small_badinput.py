@@ -1,6 +1,6 @@
 """Bad input around small, tiny and large objects never changes the heap.
 
-Decisions §5: every entry point validates before it changes anything; a
+Design §10.2: every entry point validates before it changes anything; a
 rejected call raises the exact exception and leaves the FULL
 introspection as it was: hints, arenas, spans, stats, mcentrals,
 mcaches, and the slot states and tiny marks of every in-use small span.
@@ -348,7 +348,7 @@ def fill_heap(h: goalloc.Heap) -> list[int]:
 
 
 def test_out_of_memory_changes_nothing(backing):
-    """Decisions §5: OutOfMemoryError is a rejected call like any other.
+    """Design §10.2: OutOfMemoryError is a rejected call like any other.
     Cases: a class never used (emptymspan), a fresh span used up, a
     cached span whose last free slot (found by the sweep) was handed out,
     the tiny block, a 16-byte noscan block, a large object."""

@@ -1,15 +1,15 @@
 """Shared helpers of the small/tiny-object tests, and their self-checks.
 
-The Go numbers here are written from the facts sheet
-(design/go113-allocator-facts.md §2.1, §4.6), never read back from
-goalloc, so a test that compares against them is an independent check.
+The Go numbers here are written from Go 1.13's rules as docs/design.md
+states them (design §3.3, design §4.8), never read back from goalloc, so a
+test that compares against them is an independent check.
 """
 from __future__ import annotations
 
 import goalloc
 from helpers import PAGE
 
-# Go 1.13 size classes (facts §2.1): class -> (bytes/obj, pages/span).
+# Go 1.13 size classes (design §3.3): class -> (bytes/obj, pages/span).
 GO113_CLASSES = {
     1: (8, 1), 2: (16, 1), 3: (32, 1), 4: (48, 1), 5: (64, 1), 6: (80, 1),
     7: (96, 1), 8: (112, 1), 9: (128, 1), 10: (144, 1), 11: (160, 1),
@@ -41,13 +41,13 @@ def class_npages(c: int) -> int:
 
 
 def class_nelems(c: int) -> int:
-    """Objects per span: span bytes // object size (facts §2.1)."""
+    """Objects per span: span bytes // object size (design §3.3)."""
     size, npages = GO113_CLASSES[c]
     return npages * PAGE // size
 
 
 def class_of(size: int) -> int:
-    """Smallest class whose size >= size (facts §2.2), by linear search."""
+    """Smallest class whose size >= size (design §3.3), by linear search."""
     for c in range(1, 67):
         if GO113_CLASSES[c][0] >= size:
             return c
@@ -100,7 +100,7 @@ def test_table_matches_goalloc():
 
 
 def test_tiny_align_rule():
-    # facts §4.6 step 1, spelled out for a few cases
+    # design §4.8, spelled out for a few cases
     assert [tiny_align(3, s) for s in (1, 2, 4, 8)] == [3, 4, 4, 8]
     assert [tiny_align(9, s) for s in (3, 6, 12, 5)] == [9, 10, 12, 9]
     assert tiny_align(0, 8) == 0 and tiny_align(16, 2) == 16

@@ -4,7 +4,7 @@ both releases (go1.13.8, the default, and go1.13.0).
 Rules: alloc (32769 .. 3 MiB, scan or noscan), free, scavenge (n or
 all), and rejected frees.  A plain dict of live objects is the model;
 after every step the heap must pass verify() and agree with the model
-and with Go's MemStats identities (facts §5).
+and with Go's MemStats identities (design §11).
 """
 from __future__ import annotations
 

@@ -1,12 +1,12 @@
 """The tiny allocator: noscan requests under 16 bytes share 16-byte blocks.
 
-Go 1.13 (facts §4.6, §6 TestTinyAlloc, §7 item 8): the offset in the P's
-current block is aligned to 8, 4, 2 or 1 by the request size; a request
-that does not fit takes a fresh 16-byte slot of span class 5, which
-becomes the current block only if it has more room left (size <
-tinyoffset) or there was none.  Packed requests count in both Mallocs
-and Frees (tinyallocs).  goalloc's free (decisions §4): a block is freed
-when none of its objects is live and no P packs into it.
+Go 1.13 (design §4.8; Go's TestTinyAlloc, design §13.2): the offset in the
+P's current block is aligned to 8, 4, 2 or 1 by the request size; a
+request that does not fit takes a fresh 16-byte slot of span class 5,
+which becomes the current block only if it has more room left (size <
+tinyoffset) or there was none. Packed requests count in both Mallocs and
+Frees (tinyallocs). goalloc's free (design §6): a block is freed when none
+of its objects is live and no P packs into it.
 """
 from __future__ import annotations
 

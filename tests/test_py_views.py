@@ -1,4 +1,4 @@
-"""Memory views of live objects (decisions §3, §2; backing "os" only).
+"""Memory views of live objects (design §12.4; backing "os" only).
 
 h.view(addr, n=None) is a writable memoryview of an object's bytes: the
 slot for a small object, the requested size for a large or a tiny one

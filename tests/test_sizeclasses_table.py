@@ -1,8 +1,8 @@
 """The generated size-class table is up to date and is Go 1.13's.
 
 Runs tools/mksizeclasses.py (no goalloc import) and pins its rows to the
-table of Go 1.13's src/runtime/sizeclasses.go, as recorded in the facts
-sheet (design/go113-allocator-facts.md, section 2.1).
+table of Go 1.13's src/runtime/sizeclasses.go (design §3.3), as printed
+below.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install goalloc with its test extras and run every check: the generated
-# table, no mutable statics in the core, the C tests (plain, under
+# table, the design citations, no mutable statics in the core, the C tests (plain, under
 # ASan+UBSan, ThreadSanitizer and valgrind), a 60 s libFuzzer run over the C facade,
 # the pytest suite, and the pytest suite again against an ASan+UBSan build
 # of the extension.  valgrind and clang with libFuzzer are installed with
@@ -42,6 +42,11 @@ GOALLOC_WERROR=1 "$PY" -m pip install -q --disable-pip-version-check -e '.[test,
 
 step "generated size-class table is up to date"
 make -s check-gen PYTHON="$PY"
+
+step "every section citation (design §1.3) names a section of docs/design.md"
+# csrc/ still cites the old notes until another branch's move of the core
+# lands; then run `tools/check_citations.py --rewrite csrc` and drop the flag.
+"$PY" tools/check_citations.py --report-only csrc/
 
 step "no mutable static state in csrc/"
 make -s check-static

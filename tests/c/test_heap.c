@@ -7,7 +7,7 @@
  * 32-bit pre-reserved arena, both releases' page heaps (go1.13.8's
  * curArena, go1.13.0's whole-arena growth), and growths whose metadata
  * allocations fail one by one (ga_fail_metadata) or pass metadata_limit.  Every expected number is computed here
- * from Go 1.13's formulas (design/go113-allocator-facts.md), not read
+ * from Go 1.13's formulas (docs/design.md, chapters 3 and 4), not read
  * back from the code under test, and every mutating step is followed by
  * ga_verify.
  * Go 1.13: src/runtime/malloc.go (mallocinit, sysAlloc, largeAlloc),
@@ -16,7 +16,7 @@
  *          scenarios of malloc_test.go (TestArenaCollision),
  *          treap_test.go (FindFirstFit) and gc_test.go.
  * Differs from Go: Go frees by sweeping; here objects are freed
- *          explicitly (decisions §4).  Only large objects are used: the
+ *          explicitly (design §6).  Only large objects are used: the
  *          heap is tested below the mcentral/mcache layer.
  * Locking: single-threaded, except the thread tests at the end, which
  *          run in forked children so that an abort cannot end the run.
@@ -37,7 +37,7 @@
 #include <time.h>
 #include <unistd.h>
 
-/* ---- Constants (facts §1), spelled out independently of csrc ------- */
+/* ---- Constants (design §3), spelled out independently of csrc ------- */
 
 #define KiB ((uint64_t)1 << 10)
 #define MiB ((uint64_t)1 << 20)
@@ -51,7 +51,7 @@
 /* Go's mSpanState values. */
 enum { SPAN_DEAD = 0, SPAN_IN_USE = 1, SPAN_MANUAL = 2, SPAN_FREE = 3 };
 
-/* unsafe.Sizeof on amd64 (facts §1.4). */
+/* unsafe.Sizeof on amd64 (design §3.4). */
 #define GO_SIZEOF_MSPAN 136
 #define GO_SIZEOF_MCACHE 1736
 #define GO_SIZEOF_HEAP_ARENA_AMD64 2164736
@@ -130,7 +130,7 @@ open_virtual(const char *goos, const char *goarch, bool race, int line)
 
 #define VIRT(goos, goarch) open_virtual((goos), (goarch), false, __LINE__)
 
-/* A virtual heap of release r (decisions §1 "Which 1.13"): the default is
+/* A virtual heap of release r (design §5.8): the default is
  * go1.13.8; tests of go1.13.0's page heap pin it. */
 static ga_heap *
 open_virtual_release(const char *goos, const char *goarch, ga_release r,
@@ -286,7 +286,7 @@ head_hint(ga_heap *h, bool *down)
 }
 
 /* A digest of everything a caller can observe: a rejected call must
- * leave it byte for byte as it was (decisions §5). */
+ * leave it byte for byte as it was (design §10.2). */
 typedef struct digest {
     hint_list hints;
     span_list spans;
@@ -399,7 +399,7 @@ check_layout_at(ga_heap *h, const span_want *want, size_t n, int line)
     return ok;
 }
 
-/* check_large_span: the span of a live large object (facts §7 item 20). */
+/* check_large_span: the span of a live large object (design §4.6). */
 #define LARGE_SPAN(h, a, size, noscan) \
     check_large_span_at((h), (a), (size), (noscan), __LINE__)
 
@@ -425,7 +425,7 @@ check_large_span_at(ga_heap *h, ga_addr a, uint64_t size, bool noscan,
               " elemsize %" PRIu64 " nelems %" PRIu64 " limit 0x%" PRIx64,
               line, a, s.base, s.npages, np, s.state, s.spanclass,
               s.elemsize, s.nelems, s.limit);
-    /* Every page of an in-use span maps to it (facts §5 item 5). */
+    /* Every page of an in-use span maps to it (design §11.2). */
     ga_span_info t;
     memset(&t, 0, sizeof t);
     CHECK_MSG(ga_span_of(h, a + np * GO_PAGE - 1, &t) && t.base == a,
@@ -462,7 +462,7 @@ unscav_huge_pages_slow(ga_heap *h)
 
 /* ---- 1. Hint tables ------------------------------------------------ */
 
-/* The expected tables, from the formulas of facts §4.1. */
+/* The expected tables, from the formulas of design §4.2. */
 static size_t
 want_hints_default(ga_addr *w)
 {
@@ -503,7 +503,7 @@ want_hints_aix(ga_addr *w)
 static size_t
 want_hints_race(ga_addr *w)
 {
-    /* 0xc0<<32 .. 0xdf<<32, then the same 32 again (facts §7 item 10). */
+    /* 0xc0<<32 .. 0xdf<<32, then the same 32 again (design §4.2). */
     size_t n = 0;
     for (int pass = 0; pass < 2; pass++) {
         for (uint64_t j = 0; j < 32; j++) {
@@ -513,7 +513,7 @@ want_hints_race(ga_addr *w)
     return n;
 }
 
-/* The 32-bit path (facts §4.1): p = round_up(binary_end + 256 KiB,
+/* The 32-bit path (design §4.2): p = round_up(binary_end + 256 KiB,
  * 4 MiB); the simulator hands the 512 MiB + 4 MiB reservation out at p,
  * which is 4 MiB aligned, so sysReserveAligned keeps all of it; the one
  * up-hint sits at its end. */
@@ -627,7 +627,7 @@ test_hint_tables(void)
     CHECK(want_hint_32(0x08200000) == 0x28800000);
 }
 
-/* Platform constants of facts §1.2, per branch. */
+/* Platform constants of design §3.2, per branch. */
 static void
 test_platform_info(void)
 {
@@ -778,7 +778,7 @@ test_release_options(void)
         CHECK_MSG(ok == names[i].ok && (!ok || r == names[i].r),
                   "ga_release_parse(\"%s\")", names[i].s);
     }
-    /* go1.13.0: next_gc * 1.1 after gcinit (facts §1.3); go1.13.8: 0
+    /* go1.13.0: next_gc * 1.1 after gcinit (design §3.6); go1.13.8: 0
      * until the first GC, whatever GOGC is. */
     CHECK(ga_release_scavenge_goal(GA_RELEASE_GO1_13_0, 100) == 4923392);
     CHECK(ga_release_scavenge_goal(GA_RELEASE_GO1_13_0, 200) ==
@@ -826,7 +826,7 @@ check_first_growth(ga_heap *h, ga_addr a, const ga_addr *want_hints,
     CHECK(pages_for(100000) == np);
 
     /* sysAlloc took the first hint whose reservation landed where asked;
-     * every hint before it was discarded (facts §4.2 step 3), and the
+     * every hint before it was discarded (design §4.3), and the
      * one it used moved up by the 64 MiB it gave. */
     size_t left = hint_count(h);
     size_t discarded = nwant - left;
@@ -877,7 +877,7 @@ check_first_growth(ga_heap *h, ga_addr a, const ga_addr *want_hints,
     CHECK(ar.n == 1);
     if (ar.n == 1) {
         /* arenaIndex(p) = (p + 2^47) / 64 MiB; 0x203000 for 0xc000000000
-         * (facts §1.2). */
+         * (design §3.2). */
         uint64_t idx = (a + ((uint64_t)1 << 47)) / ARENA_64;
         CHECK(ar.v[0].base == a && ar.v[0].index == idx &&
               ar.v[0].l1 == 0 && ar.v[0].l2 == idx);
@@ -1111,7 +1111,7 @@ test_growth_arenas(void)
     CHECK(ga_span_of(h, B + ARENA_64, &s) && s.base == B &&
           s.state == SPAN_FREE);
     /* Freeing a3 joins the unscavenged span below but not the released
-     * span above (facts §7 item 4). */
+     * span above (design §4.7). */
     FREE(h, a3);
     span_want two[] = {
         {B, (end3 - B) / GO_PAGE, SPAN_FREE, false},
@@ -1195,7 +1195,7 @@ test_first_fit(void)
     };
     LAYOUT(h, last);
     /* A scavenged hole below an unscavenged one is still preferred: the
-     * treap orders by address alone (facts §7 item 1). */
+     * treap orders by address alone (design §4.5). */
     FREE(h, z);
     span_want fz[] = {
         {B, 5, SPAN_IN_USE, false},
@@ -1305,7 +1305,7 @@ test_coalescing(void)
 }
 
 /* scavengeLocked: top-down, huge-page spans first, split from the top,
- * never breaking a huge page (facts §4.10, Go's scavengeSplit). */
+ * never breaking a huge page (design §8.1, Go's scavengeSplit). */
 static void
 test_scavenge_top_down(void)
 {
@@ -1542,7 +1542,7 @@ test_scavenge_goal(void)
     scavenge_goal_case(r8, ga_gogc_scavenge_goal(-1), false);
 }
 
-/* When synchronous scavenging happens (gc-facts §5.5), goal 0 for both
+/* When synchronous scavenging happens (design §8.2), goal 0 for both
  * releases: go1.13.0 scavenges when an allocation takes released memory,
  * go1.13.8 only when the heap grows. */
 static void
@@ -1815,7 +1815,7 @@ test_fail_reserves_enomem(void)
     }
     /* Every hint's reservation fails, and so does the reservation
      * anywhere after them: out of memory, and nothing changed (the
-     * discarded hints are put back, decisions §5). */
+     * discarded hints are put back, design §5.7). */
     CHECK(ga_fail_reserves(h, NUM_HINTS_64 + 1) == GA_OK);
     digest d;
     digest_take(h, &d);
@@ -1849,7 +1849,7 @@ test_fail_reserves_enomem(void)
 }
 
 /* After every hint failed, sysAlloc reserves an aligned region anywhere
- * and pushes a down-hint at v, then an up-hint at v+size (facts §4.2). */
+ * and pushes a down-hint at v, then an up-hint at v+size (design §4.3). */
 static ga_addr
 fallback_case(bool by_blocking)
 {
@@ -1950,7 +1950,7 @@ test_fallback_hints(void)
 }
 
 /* sysReserveAligned keeps size+align when the OS happens to return an
- * aligned region (facts §7 item 11): the heap then grows by two arenas
+ * aligned region (design §4.3): the heap then grows by two arenas
  * at once. */
 static void
 lucky_fallback(ga_release r)
@@ -2786,7 +2786,7 @@ test_options_defaults(void)
 }
 
 /* Every P gets an mcache from cachealloc: 1736 bytes each, 9 to a 16 KiB
- * chunk (facts §1.4). */
+ * chunk (design §3.4). */
 static void
 test_procs(void)
 {
@@ -2821,7 +2821,7 @@ test_procs(void)
 
 /* mspan structs: 120 to a 16 KiB spanalloc chunk (mspan_sys); allspans
  * starts with 64 KiB / 8 = 8192 entries of other_sys and grows by 1.5x,
- * freeing the old array (recordspan, facts §1.3). */
+ * freeing the old array (recordspan, design §3.5). */
 static void
 test_allspans_accounting(void)
 {
@@ -3192,7 +3192,7 @@ test_os_collision(void)
 /* ---- Threads: calls on one heap from several threads ---------------- */
 
 /* goalloc.h: "calls on one heap may come from several threads", and a
- * throw must poison the heap, never abort the process (decisions §5).
+ * throw must poison the heap, never abort the process (design §10.3).
  * Each scenario runs in a forked child, so that a bug that aborts shows
  * up as a failed check here instead of ending the run. */
 

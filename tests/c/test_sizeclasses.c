@@ -162,7 +162,7 @@ test_size_to_class(void)
     CHECK_MSG(first_bad == 0, "size_to_class(%u) = %d", first_bad,
               size_to_class(first_bad));
 
-    /* The boundary between the two tables (facts 7.19): 1016 is the
+    /* The boundary between the two tables (design §3.3): 1016 is the
      * last size of the 8-byte table, 1017 the first of the 128-byte one. */
     CHECK(size_to_class(896) == 30);
     CHECK(size_to_class(897) == 31);

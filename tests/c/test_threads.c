@@ -16,7 +16,7 @@
  * ThreadSanitizer (make test-c-tsan), which checks every access pair.
  * Go 1.13: the runtime's own concurrency (per-P mcaches, mcentral and
  *          heap locks); Go has no explicit free, so the free races are
- *          goalloc's (decisions §4).
+ *          goalloc's (design §6).
  * Differs from Go: nothing to differ from; this is a test.
  * Locking: check.h's counters are used by the main thread only; worker
  *          threads count their failures in their own struct.

@@ -8,7 +8,7 @@
  * the block (a block of sixteen 1-byte objects is dropped under the
  * lock its frees hold).  16-byte noscan objects in the same spans are plain objects.
  * Go 1.13: src/runtime/malloc.go (the tiny branch of mallocgc).
- * Differs from Go: explicit free of tiny objects (decisions §4).
+ * Differs from Go: explicit free of tiny objects (design §6.4).
  * Locking: single-threaded (test_threads.c races the drop and the frees).
  */
 #include <inttypes.h>
