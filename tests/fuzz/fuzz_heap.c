@@ -399,7 +399,12 @@ do_free(fuzz *f, ga_addr a)
     long li = a == f->info.zerobase ? -1 : find_live(f, a);
     bool seen = was_seen(f, a);
     ga_span_info si;
-    bool in_arena = ga_span_of(f->h, a, &si);
+    ga_heap_info hi;
+    ga_heap_info_get(f->h, &hi);
+    /* in an arena: a span's page, or go1.13.8's curArena, mapped but no
+     * span yet (freeing there is "not an object", not "foreign") */
+    bool in_arena = ga_span_of(f->h, a, &si) ||
+                    (a >= hi.cur_arena_base && a < hi.cur_arena_end);
     if (li >= 0 && f->os) {
         check_fill(f, &f->live[li]);
     }
