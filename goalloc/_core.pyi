@@ -1,12 +1,37 @@
-"""Stubs for goalloc._core, the C extension (csrc/python/)."""
+"""Stubs for goalloc._core, the C extension (csrc/python/).
+
+The record tuples are written out here for the type checker; a test
+(tests/test_records.py) checks them against the field lists below.
+"""
 from typing import Any, Literal, Optional, Union
+
+from typing_extensions import disjoint_base
 
 PAGE_SIZE: int
 MAX_SMALL_SIZE: int
 NUM_SIZE_CLASSES: int
 NUM_SPAN_CLASSES: int
 TINY_SIZE: int
-MSTATS_FIELDS: tuple[tuple[str, str], ...]
+
+# Each record's fields, (name, Python type, doc), from csrc/goalloc.h.
+_Fields = tuple[tuple[str, str, str], ...]
+HINT_FIELDS: _Fields
+ARENA_FIELDS: _Fields
+SPAN_FIELDS: _Fields
+CENTRAL_FIELDS: _Fields
+CACHE_FIELDS: _Fields
+HEAP_INFO_FIELDS: _Fields
+MSTATS_FIELDS: _Fields
+COUNTER_FIELDS: _Fields
+OBJECT_FIELDS: _Fields
+SPAN_STATES: tuple[str, ...]
+SLOT_FREE: int
+SLOT_LIVE: int
+SLOT_FREED: int
+PAGE_FREE: int
+PAGE_RELEASED: int
+PAGE_MANUAL: int
+PAGE_LARGE: int
 
 class GoallocError(Exception): ...
 class InvalidFreeError(GoallocError, ValueError): ...
@@ -18,8 +43,17 @@ class HeapBusyError(GoallocError, RuntimeError): ...
 
 _HintTuple = tuple[int, bool]
 _ArenaTuple = tuple[int, int, int, int]
-_SpanTuple = tuple[int, int, str, bool, int, int, bool, int, int, int, int, int, bool]
+_SpanTuple = tuple[
+    int, int, str, bool, int, int, bool, int, int, int, int, int, bool
+]
+_CentralTuple = tuple[int, tuple[int, ...], tuple[int, ...], int, int]
+_CacheTuple = tuple[int, int, int, int, tuple[int, ...]]
+_CountersTuple = tuple[int, int, int, int, int, int, int, int]
+# (exception type, what) when a replay stopped early; the type is None
+# when the trace is at fault
+_ReplayFailure = Optional[tuple[Optional[type[Exception]], str]]
 
+@disjoint_base
 class Heap:
     def __new__(
         cls,
@@ -58,8 +92,8 @@ class Heap:
     def _throw(self, msg: str, /) -> None: ...
     def flush(self) -> None: ...
     def digest(self) -> int: ...
-    def _counters(self) -> tuple[int, int, int, int, int, int, int, int]: ...
-    def _replay(self, *args: object) -> tuple[int, int, str, int]: ...
+    def _counters(self) -> _CountersTuple: ...
+    def _replay(self, *args: object) -> tuple[int, _ReplayFailure, int]: ...
     def _alloc_many(self, v: Any, bad: Optional[int] = ..., /, *,
                     noscan: bool = ..., p: int = ...) -> None: ...
     def _free_many(self, addrs: Any, bad: Optional[int] = ..., /) -> None: ...
@@ -67,8 +101,8 @@ class Heap:
     def _object_table(self) -> bytes: ...
     def _page_table(self) -> bytes: ...
     def view(self, addr: int, n: Optional[int] = ..., /) -> memoryview: ...
-    def _centrals(self) -> list[tuple[int, tuple[int, ...], tuple[int, ...], int, int]]: ...
-    def _caches(self) -> list[tuple[int, int, int, int, tuple[int, ...]]]: ...
+    def _centrals(self) -> list[_CentralTuple]: ...
+    def _caches(self) -> list[_CacheTuple]: ...
     def _span_objects(self, base: int, /) -> tuple[bytes, tuple[int, ...]]: ...
 
 def _size_classes() -> list[tuple[int, int, int, int, int, int, int, int, int]]: ...

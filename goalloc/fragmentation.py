@@ -31,6 +31,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from . import _core
+
 METRICS = ("internal", "span", "page", "external", "overhead")
 
 
@@ -85,10 +87,14 @@ class Fragmentation:
 
     @classmethod
     def from_counters(cls, c: Sequence[int]) -> "Fragmentation":
-        (heap_alloc, heap_inuse, heap_idle, heap_released, heap_sys,
-         _objects, requested, largest) = c
-        m = compute(heap_alloc, heap_inuse, heap_idle, heap_released,
-                    heap_sys, requested, largest)
+        """The metrics of one sample of the counters (Heap._counters(),
+        in the order of _core.COUNTER_FIELDS)."""
+        counters = dict(zip((name for name, _, _ in _core.COUNTER_FIELDS),
+                            c, strict=True))
+        requested = counters["requested_live"]
+        heap_alloc = counters["heap_alloc"]
+        m = compute(**{k: v for k, v in counters.items()
+                       if k != "live_objects"})
         return cls(
             internal=float(m["internal"]),
             internal_bytes=int(m["internal_bytes"]),

@@ -31,7 +31,8 @@ from typing import TYPE_CHECKING, Any, Optional, Sequence
 import numpy as np
 
 from . import _core
-from .arrays import PAGE_FREE, PAGE_LARGE, PAGE_MANUAL, PAGE_RELEASED
+from .arrays import (PAGE_FREE, PAGE_LARGE, PAGE_MANUAL, PAGE_RELEASED,
+                     SPAN_STATES)
 from .fragmentation import METRICS
 from .sizeclasses import size_classes
 
@@ -62,7 +63,7 @@ _STATE_NAMES = {
 }
 _CLASS_CMAP = "viridis"
 _SMALL_CLASSES = _core.NUM_SIZE_CLASSES - 1  # 1..66
-_SPAN_INUSE = 1  # goalloc.arrays.SPAN_STATES.index("inuse")
+_SPAN_INUSE = SPAN_STATES.index("inuse")
 
 # Counters a Timeline holds in bytes (everything but live_objects).
 _BYTE_COLUMNS = frozenset((

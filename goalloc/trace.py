@@ -29,6 +29,7 @@ from typing import Any, Callable, Iterable, Iterator, Optional, Sequence, Union
 import numpy as np
 
 from ._bulk import uint64_column
+from . import _core
 from ._core import GoallocError
 
 ALLOC = 0
@@ -345,18 +346,8 @@ def _uint(word: str, bits: int) -> int:
 
 # ---- replay ---------------------------------------------------------------
 
-COUNTER_FIELDS = ("heap_alloc", "heap_inuse", "heap_idle", "heap_released",
-                  "heap_sys", "live_objects", "requested_live",
-                  "largest_free")
-
-_REASONS = {
-    1: "kind is neither alloc nor free",
-    2: "free of an id that is not live",
-    3: "alloc of an id that is still live",
-    4: "id out of range",
-    5: "allocation failed",
-    6: "free failed",
-}
+# The counters of one Timeline sample (the C core's ga_heap_counters).
+COUNTER_FIELDS = tuple(name for name, _, _ in _core.COUNTER_FIELDS)
 
 
 def replay(heap: Any, trace: Trace, sample_every: int = 0,
@@ -380,11 +371,11 @@ def replay(heap: Any, trace: Trace, sample_every: int = 0,
         chunk = max(1, n // 100)
     # one C call: the heap stays busy (HeapBusyError for other threads and
     # for progress itself) from the first op to the last
-    nxt, reason, status, nsamples = heap._replay(
+    nxt, failure, nsamples = heap._replay(
         (trace.kind, trace.id, trace.size, trace.noscan, trace.p), addr_of,
         live, samples, sample_ops, sample_every, chunk, progress)
-    if reason:
-        raise _replay_error(trace, nxt, reason, status)
+    if failure is not None:
+        raise _replay_error(trace, nxt, *failure)
     return Timeline.from_samples(sample_ops[:nsamples], samples[:nsamples],
                                  initial, addr_of, live.view(np.bool_), n)
 
@@ -428,22 +419,18 @@ def _count_arg(value: Any, what: str) -> int:
     return v
 
 
-def _replay_error(trace: Trace, index: int, reason: int,
-                  status: str) -> Exception:
-    from ._core import HeapCorruptionError, OutOfMemoryError
-
+def _replay_error(trace: Trace, index: int,
+                  exc_type: Optional[type[Exception]],
+                  what: str) -> Exception:
+    """The exception for a replay that stopped at op index: the binding
+    says why (what) and which exception the heap's failure is (exc_type),
+    or None when the trace is at fault (TraceError)."""
     op = "alloc" if trace.kind[index] == ALLOC else "free"
-    what = _REASONS.get(reason, f"reason {reason}")
-    detail = f" ({status})" if reason in (5, 6) else ""
+    size = f", size {int(trace.size[index])}" if op == "alloc" else ""
     msg = (f"replay stopped at op {index} ({op} id {int(trace.id[index])}"
-           f"{', size ' + str(int(trace.size[index])) if op == 'alloc' else ''}"
-           f"): {what}{detail}; the ops before it were applied")
-    err: Exception
-    if status == "GA_ENOMEM":
-        err = OutOfMemoryError(msg)
-    elif status == "GA_EPOISONED":
-        err = HeapCorruptionError(msg)
-    else:
+           f"{size}): {what}; the ops before it were applied")
+    if exc_type is None:
         return TraceError(msg, index)
+    err = exc_type(msg)
     setattr(err, "index", index)  # the op where the replay stopped
     return err

@@ -102,9 +102,3 @@ def test_size_to_class_bad_input():
     with pytest.raises(ValueError):
         goalloc.size_to_class(2**64)
 
-
-def test_mstats_fields_match_dataclass():
-    import dataclasses
-    names = [f.name for f in dataclasses.fields(goalloc.MemStats)]
-    core = [n for n, _ in goalloc._core.MSTATS_FIELDS]
-    assert names == core + ["by_size"]

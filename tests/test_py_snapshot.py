@@ -253,3 +253,68 @@ def test_validate_allows_unknown_keys(doc):
     doc["future"] = {"x": 1}
     doc["spans"][0]["future"] = True
     validate(doc)
+
+
+# Version 1's keys as its first writers wrote them, pinned here: the
+# schema follows the records (goalloc.snapshot derives it from them), so
+# a field that disappears or changes type there must fail here, because
+# that makes a new schema version.
+V1_INFO = dict.fromkeys(
+    ("procs", "ptr_size", "page_size", "heap_arena_bytes", "phys_page_size",
+     "phys_huge_page_size", "max_alloc", "arena_l1_bits", "arena_l2_bits",
+     "arena_base_offset", "zerobase", "pages_in_use", "scavenge_goal",
+     "unscav_huge_pages", "nallspans"), "int") | {
+    "goos": "str", "goarch": "str", "race": "bool", "backing": "str"}
+V1_RECORDS = {
+    "_INFO": V1_INFO,
+    "_HINT": {"addr": "int", "down": "bool"},
+    "_ARENA": dict.fromkeys(("base", "idx", "l1", "l2"), "int"),
+    "_SPAN": {"base": "int", "npages": "int", "state": "str",
+              "scavenged": "bool", "spanclass": "int", "sizeclass": "int",
+              "noscan": "bool", "elemsize": "int", "nelems": "int",
+              "alloc_count": "int", "freeindex": "int", "limit": "int",
+              "needzero": "bool"},
+    "_STATS": dict.fromkeys(
+        ("alloc", "total_alloc", "sys", "lookups", "mallocs", "frees",
+         "heap_alloc", "heap_sys", "heap_idle", "heap_inuse",
+         "heap_released", "heap_objects", "stack_inuse", "stack_sys",
+         "mspan_inuse", "mspan_sys", "mcache_inuse", "mcache_sys",
+         "buck_hash_sys", "gc_sys", "other_sys"), "int"),
+    "_BY_SIZE": dict.fromkeys(("sizeclass", "size", "mallocs", "frees"),
+                              "int"),
+    "_CENTRAL": {"spanclass": "int", "sizeclass": "int", "nmalloc": "int",
+                 "nfree": "int", "noscan": "bool", "nonempty": "ints",
+                 "empty": "ints"},
+    "_CACHE": dict.fromkeys(("p", "tiny", "tinyoffset", "local_tinyallocs"),
+                            "int"),
+    "_CACHE_ALLOC": {"spanclass": "int", "base": "int"},
+    "_FRAG": {"internal_bytes": "int", "span_bytes": "int",
+              "page_bytes": "int", "external_bytes": "int",
+              "requested_live": "int", "heap_alloc": "int",
+              "internal": "num?", "span": "num?", "page": "num?",
+              "external": "num?", "overhead": "num?"},
+}
+
+
+@pytest.mark.parametrize("record", sorted(V1_RECORDS))
+def test_version_1_keys_are_kept(record):
+    from goalloc import snapshot as module
+    assert getattr(module, record) == V1_RECORDS[record]
+
+
+def test_version_1_info_keys_added_later(doc):
+    """Keys the records gained after version 1's first writers are
+    written and, when present, checked; a document without them (a
+    first writer's) still validates."""
+    from goalloc import snapshot as module
+    later = set(module._INFO_ALL) - set(V1_INFO)
+    assert later == set(module._INFO_LATER)
+    assert later <= set(doc["info"])
+    for key in later:
+        bad = copy.deepcopy(doc)
+        bad["info"][key] = "x" if key != "release" else 1
+        with pytest.raises(ValueError, match=key):
+            validate(bad)
+    for key in later:
+        del doc["info"][key]
+    validate(doc)
