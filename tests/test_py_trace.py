@@ -9,6 +9,7 @@ heap's own statistics say at that op.
 """
 from __future__ import annotations
 
+import re
 import csv
 import json
 import math
@@ -446,6 +447,12 @@ def test_out_of_memory_in_a_replay():
         with pytest.raises(goalloc.OutOfMemoryError) as e:
             h.replay(trace)
         assert e.value.index == 1
+        # the binding's message for the status, with the heap's reason
+        assert re.search(r"^replay stopped at op 1 \(alloc id 1, size "
+                         r"1073741824\): allocation failed \(runtime: out "
+                         r"of memory: cannot allocate 1073741824-byte "
+                         r"block: the heap would grow past sys_limit\)",
+                         str(e.value)), str(e.value)
         h.verify()
         assert h.stats().heap_alloc == 1 << 20
 
