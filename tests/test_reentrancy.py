@@ -23,8 +23,7 @@ import numpy as np
 import pytest
 
 import goalloc
-from goalloc import (GoallocError, HeapBusyError, HeapClosedError,
-                     OutOfMemoryError)
+from goalloc import GoallocError, HeapBusyError, HeapClosedError, OutOfMemoryError
 
 
 class Hook:

@@ -6,12 +6,12 @@ import copy
 import dataclasses
 import json
 import math
+import sys
 
 import pytest
 
 import goalloc
-from goalloc.snapshot import (SNAPSHOT_SCHEMA, export_json, load_json,
-                              snapshot, validate)
+from goalloc.snapshot import SNAPSHOT_SCHEMA, export_json, load_json, snapshot, validate
 
 TOP_KEYS = {"schema", "goalloc_version", "digest", "info", "hints",
             "arenas", "spans", "stats", "centrals", "caches",
@@ -318,3 +318,30 @@ def test_version_1_info_keys_added_later(doc):
     for key in later:
         del doc["info"][key]
     validate(doc)
+
+
+# ---- bad input (docs/misuse.md) --------------------------------------------
+
+
+def test_row_snapshot_not_a_snapshot(tmp_path):
+    """snapshot.load_json of a file that is not a goalloc snapshot:
+    ValueError naming the problem (deep nesting used to escape as
+    RecursionError)."""
+    from goalloc.snapshot import load_json
+    depth = sys.getrecursionlimit() * 10
+    for name, content, word in (
+            ("deep-list", b"[" * depth + b"]" * depth, "nested too deeply"),
+            ("deep-object", b'{"a":' * depth + b"1" + b"}" * depth,
+             "nested too deeply"),
+            ("deep-open", b"[" * depth, "nested too deeply"),
+            ("not-json", b"snapshot", "Expecting value"),
+            ("not-utf8", b'\xff{"schema": 1}', "utf-8"),
+            ("schema", b'{"schema": "goalloc.timeline/1"}', "schema"),
+            ("list", b"[1, 2]", "JSON object")):
+        p = tmp_path / f"{name}.json"
+        p.write_bytes(content)
+        with pytest.raises(ValueError) as ei:
+            load_json(p)
+        assert type(ei.value) in (ValueError, UnicodeDecodeError,
+                                  __import__("json").JSONDecodeError)
+        assert word in str(ei.value), (name, str(ei.value)[:200])

@@ -153,6 +153,7 @@ def test_progress_bar_reads_the_width_of_its_own_terminal(monkeypatch):
     stdout not a terminal: the bar takes the pty's width."""
     import fcntl
     import termios
+
     from goalloc.__main__ import ProgressBar
     monkeypatch.delenv("COLUMNS", raising=False)
     master, slave = os.openpty()

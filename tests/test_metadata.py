@@ -18,17 +18,13 @@ import sys
 import textwrap
 
 import pytest
+from helpers import ARENA, state
 
 import goalloc
-from helpers import ARENA, MiB, snapshot
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PER_ARENA = 8192 * 8 + 2 * 1024   # span map + two page bitmaps (amd64)
 L2_MAP = (1 << 22) * 8            # the arena index's L2 map (amd64)
-
-
-def state(h: goalloc.Heap):
-    return (h.digest(), snapshot(h))
 
 
 def first_growth(h: goalloc.Heap) -> None:

@@ -6,10 +6,18 @@ mallocinit (facts §4.1), not copied from goalloc's output.
 from __future__ import annotations
 
 import pytest
+from helpers import (
+    ARENA,
+    ASAN,
+    GO_HEAP_START,
+    KiB,
+    MiB,
+    check_first_arena,
+    check_stat_identities,
+    default_hints,
+)
 
 import goalloc
-from helpers import (ARENA, ASAN, GO_HEAP_START, MiB, KiB, check_first_arena,
-                     check_stat_identities, default_hints)
 
 # ---- Expected hint tables (facts §4.1) --------------------------------
 

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import GO113_CLASSES, class_nelems
 
 import goalloc
 
@@ -102,3 +103,14 @@ def test_size_to_class_bad_input():
     with pytest.raises(ValueError):
         goalloc.size_to_class(2**64)
 
+
+# ---- the facts sheet's table in tests/helpers.py -----------------------
+
+
+def test_table_matches_goalloc():
+    rows = goalloc.size_classes()
+    assert len(rows) == 67
+    for c in range(1, 67):
+        r = rows[c]
+        assert (r.sizeclass, r.size, r.npages) == (c, *GO113_CLASSES[c])
+        assert r.objects == class_nelems(c)
