@@ -128,7 +128,7 @@ class SpanObjects(NamedTuple):
     def live(self) -> list[bool]:
         return [s == SLOT_LIVE for s in self.states]
 
-    def as_array(self) -> "object":
+    def as_array(self) -> object:
         """The states as a NumPy uint8 array (NumPy required)."""
         import numpy as np
 

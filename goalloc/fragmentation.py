@@ -26,8 +26,9 @@ which is NaN while nothing is live.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -86,7 +87,7 @@ class Fragmentation:
     heap_alloc: int
 
     @classmethod
-    def from_counters(cls, c: Sequence[int]) -> "Fragmentation":
+    def from_counters(cls, c: Sequence[int]) -> Fragmentation:
         """The metrics of one sample of the counters (Heap._counters(),
         in the order of _core.COUNTER_FIELDS)."""
         counters = dict(zip((name for name, _, _ in _core.COUNTER_FIELDS),

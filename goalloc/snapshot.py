@@ -140,7 +140,7 @@ def _pick(record: Any, spec: dict[str, str]) -> dict[str, Any]:
     return {key: _plain(getattr(record, key)) for key in spec}
 
 
-def snapshot(heap: "Heap") -> dict[str, Any]:
+def snapshot(heap: Heap) -> dict[str, Any]:
     """The whole visible state of heap as a JSON-serialisable dict (see
     the module docstring for every key)."""
     from . import __version__
@@ -170,8 +170,8 @@ def snapshot(heap: "Heap") -> dict[str, Any]:
     }
 
 
-def export_json(heap: "Heap", path: PathLike,
-                indent: Union[int, None] = None) -> dict[str, Any]:
+def export_json(heap: Heap, path: PathLike,
+                indent: int | None = None) -> dict[str, Any]:
     """Write snapshot(heap) to path as JSON; return the document."""
     doc = snapshot(heap)
     with open(path, "w", encoding="utf-8") as f:
@@ -194,7 +194,8 @@ def load_json(path: PathLike) -> dict[str, Any]:
             raise ValueError(f"{os.fspath(path)}: not a goalloc snapshot: "
                              f"JSON nested too deeply") from None
     validate(doc)
-    return doc
+    checked: dict[str, Any] = doc
+    return checked
 
 
 # ---- validation -----------------------------------------------------------

@@ -23,14 +23,18 @@ from __future__ import annotations
 import operator
 import os
 import struct
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Iterator, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, Union
 
 import numpy as np
 
-from ._bulk import uint64_column
 from . import _core
+from ._bulk import uint64_column
 from ._core import GoallocError
+
+if TYPE_CHECKING:
+    from .timeline import Timeline
 
 ALLOC = 0
 FREE = 1
@@ -52,7 +56,7 @@ class TraceError(GoallocError, ValueError):
     ``index`` is the op (or, for files, the line) where the problem is.
     """
 
-    def __init__(self, message: str, index: Optional[int] = None) -> None:
+    def __init__(self, message: str, index: int | None = None) -> None:
         super().__init__(message)
         self.index = index
 
@@ -94,13 +98,14 @@ class Trace:
         self.p = _column(p, n, np.uint16, "p")
         for name in ("id", "size", "noscan", "p"):
             if len(getattr(self, name)) != n:
-                raise ValueError(f"column {name!r} has {len(getattr(self, name))}"
-                                 f" entries, kind has {n}")
+                raise ValueError(f"column {name!r} has "
+                                 f"{len(getattr(self, name))} entries, "
+                                 f"kind has {n}")
 
     # ---- building -------------------------------------------------------
 
     @classmethod
-    def from_ops(cls, ops: Iterable[Sequence[Any]]) -> "Trace":
+    def from_ops(cls, ops: Iterable[Sequence[Any]]) -> Trace:
         """From tuples ("alloc", id, size[, noscan[, p]]) and ("free", id).
 
         As Trace(): TypeError for a field that is not an int (noscan: a
@@ -133,10 +138,10 @@ class Trace:
     def __iter__(self) -> Iterator[Op]:
         for k, i, s, n, p in zip(self.kind.tolist(), self.id.tolist(),
                                  self.size.tolist(), self.noscan.tolist(),
-                                 self.p.tolist()):
+                                 self.p.tolist(), strict=True):
             yield Op(k, i, s, bool(n), p)
 
-    def __getitem__(self, sl: slice) -> "Trace":
+    def __getitem__(self, sl: slice) -> Trace:
         if not isinstance(sl, slice):
             raise TypeError("index a Trace with a slice")
         return Trace(self.kind[sl], self.id[sl], self.size[sl],
@@ -158,7 +163,7 @@ class Trace:
         """One more than the largest id (the size of id-indexed tables)."""
         return int(self.id.max()) + 1 if len(self) else 0
 
-    def renumbered(self) -> "tuple[Trace, np.ndarray]":
+    def renumbered(self) -> tuple[Trace, np.ndarray]:
         """(trace, ids): the same ops with the ids numbered densely from 0
         in increasing order of the old ids, and ids[new] = old id.  For
         traces with sparse ids (addresses, hashes), which a replay cannot
@@ -180,7 +185,7 @@ class Trace:
                     f.write(f"f {op.id}\n")
 
     @classmethod
-    def read_text(cls, path: PathLike) -> "Trace":
+    def read_text(cls, path: PathLike) -> Trace:
         ops: list[tuple[Any, ...]] = []
         with open(path, encoding="ascii", errors="replace") as f:
             first = f.readline().rstrip("\n")
@@ -203,7 +208,7 @@ class Trace:
                 f.write(getattr(self, col).astype(dt).tobytes())
 
     @classmethod
-    def read_binary(cls, path: PathLike) -> "Trace":
+    def read_binary(cls, path: PathLike) -> Trace:
         with open(path, "rb") as f:
             data = f.read()
         name = os.fspath(path)
@@ -238,7 +243,7 @@ class Trace:
             self.write_text(path)
 
     @classmethod
-    def load(cls, path: PathLike) -> "Trace":
+    def load(cls, path: PathLike) -> Trace:
         """Read either format, recognised by its first bytes."""
         with open(path, "rb") as f:
             head = f.read(8)
@@ -317,7 +322,8 @@ def _bools_as_uint8(values: Any) -> Any:
     return a.astype(np.uint8) if a.dtype == np.bool_ else values
 
 
-def _parse_line(words: list[str], path: PathLike, lineno: int) -> tuple:
+def _parse_line(words: list[str], path: PathLike,
+                lineno: int) -> tuple[Any, ...]:
     where = f"{os.fspath(path)}: line {lineno}"
     try:
         if words[0] == "a" and len(words) == 5:
@@ -351,8 +357,8 @@ COUNTER_FIELDS = tuple(name for name, _, _ in _core.COUNTER_FIELDS)
 
 
 def replay(heap: Any, trace: Trace, sample_every: int = 0,
-           progress: Optional[Callable[[int, int], None]] = None,
-           chunk: int = 0) -> Any:
+           progress: Callable[[int, int], None] | None = None,
+           chunk: int = 0) -> Timeline:
     """Run the whole trace in C (see Heap.replay)."""
     from .timeline import Timeline
 
@@ -420,7 +426,7 @@ def _count_arg(value: Any, what: str) -> int:
 
 
 def _replay_error(trace: Trace, index: int,
-                  exc_type: Optional[type[Exception]],
+                  exc_type: type[Exception] | None,
                   what: str) -> Exception:
     """The exception for a replay that stopped at op index: the binding
     says why (what) and which exception the heap's failure is (exc_type),
@@ -432,5 +438,7 @@ def _replay_error(trace: Trace, index: int,
     if exc_type is None:
         return TraceError(msg, index)
     err = exc_type(msg)
-    setattr(err, "index", index)  # the op where the replay stopped
+    # the op where the replay stopped: an attribute Exception does not
+    # declare, set as the binding sets it on the bulk calls' errors
+    setattr(err, "index", index)  # noqa: B010
     return err

@@ -8,10 +8,9 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 
+import goalloc  # noqa: E402
 from helpers import heap_is_poisoned  # noqa: E402
 from misuse import BACKINGS, World, World1P  # noqa: E402
-
-import goalloc  # noqa: E402
 
 
 @pytest.fixture(params=("virtual", "os"))

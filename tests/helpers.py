@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Sequence
+from collections.abc import Sequence
 
 import goalloc
 
@@ -199,7 +199,7 @@ def check_span_walk(h: goalloc.Heap) -> list[goalloc.Span]:
     st = h.stats()
     assert sum(s.nbytes for s in spans) + ungrown == len(arenas) * ab == \
         st.heap_sys
-    for a, b in zip(spans, spans[1:]):
+    for a, b in zip(spans, spans[1:], strict=False):
         assert a.end <= b.base
         if a.end == b.base and a.state == b.state == "free":
             assert a.scavenged != b.scavenged, (a, b)

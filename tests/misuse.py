@@ -21,9 +21,9 @@ from __future__ import annotations
 import re
 
 import pytest
-from helpers import PAGE, check_stat_identities, class_nelems, state
 
 import goalloc
+from helpers import PAGE, check_stat_identities, class_nelems, state
 
 BACKINGS = ("virtual", "os")
 PROCS = 3

@@ -15,13 +15,18 @@ import threading
 
 import numpy as np
 import pytest
-from helpers import MiB, heap_is_poisoned, state
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from misuse import PROCS, World, rejected, still_works
 
 import goalloc
-from goalloc import DoubleFreeError, GoallocError, InvalidFreeError, OutOfMemoryError
+from goalloc import (
+    DoubleFreeError,
+    GoallocError,
+    InvalidFreeError,
+    OutOfMemoryError,
+)
+from helpers import MiB, heap_is_poisoned, state
+from misuse import PROCS, World, rejected, still_works
 
 MAX_ALLOC = 1 << 48  # linux/amd64
 
@@ -452,14 +457,17 @@ def test_other_threads_get_heap_busy_during_a_bulk_call(which):
     HeapBusyError at least once (the loop runs for tens of milliseconds,
     and the GIL is handed over every few; a retry doubles the batch)."""
     n = 2_000_000
-    for attempt in range(4):
+    for _attempt in range(4):
         with goalloc.Heap(backing="virtual") as h:
             sizes = np.full(n, 16, dtype=np.uint64)
             addrs = h.alloc_many(sizes) if which == "free_many" else None
             started = threading.Event()
             result: dict = {}
 
-            def run():
+            # (this round's objects, bound now: the thread is joined
+            # before the loop goes on, but say so)
+            def run(h=h, sizes=sizes, addrs=addrs, started=started,
+                    result=result):
                 started.set()
                 try:
                     if which == "alloc_many":

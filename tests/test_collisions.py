@@ -8,6 +8,8 @@ adds a down-hint at v and an up-hint at v+size, up first (facts §4.2,
 from __future__ import annotations
 
 import pytest
+
+import goalloc
 from helpers import (
     ARENA,
     ASAN,
@@ -18,8 +20,6 @@ from helpers import (
     default_hints,
     state,
 )
-
-import goalloc
 
 
 def objects_outside(h, blocked):

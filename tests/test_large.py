@@ -10,6 +10,8 @@ from __future__ import annotations
 import ctypes
 
 import pytest
+
+import goalloc
 from helpers import (
     ARENA,
     PAGE,
@@ -22,8 +24,6 @@ from helpers import (
     state,
     sum_sys,
 )
-
-import goalloc
 
 HEAP_ARENA_STRUCT = 2_164_736  # sizeof(heapArena) on amd64 (facts §1.4)
 MSPAN = 136                    # sizeof(mspan) on amd64 (facts §1.4)
@@ -424,7 +424,7 @@ def test_many_objects_stats(heap, backing):
     st = heap.stats()
     assert st.heap_alloc == sum(npages_of(n) * PAGE for n in sizes)
     assert st.mallocs == 40 and st.heap_objects == 40
-    for a, n in zip(addrs, sizes):
+    for a, n in zip(addrs, sizes, strict=True):
         s = heap.span_of(a)
         assert s.base == a and s.limit == a + n
     for a in addrs[::2]:

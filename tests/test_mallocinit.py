@@ -6,6 +6,8 @@ mallocinit (facts §4.1), not copied from goalloc's output.
 from __future__ import annotations
 
 import pytest
+
+import goalloc
 from helpers import (
     ARENA,
     ASAN,
@@ -16,8 +18,6 @@ from helpers import (
     check_stat_identities,
     default_hints,
 )
-
-import goalloc
 
 # ---- Expected hint tables (facts §4.1) --------------------------------
 

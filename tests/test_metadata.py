@@ -18,9 +18,9 @@ import sys
 import textwrap
 
 import pytest
-from helpers import ARENA, state
 
 import goalloc
+from helpers import ARENA, state
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PER_ARENA = 8192 * 8 + 2 * 1024   # span map + two page bitmaps (amd64)

@@ -10,6 +10,12 @@ import ctypes
 import re
 
 import pytest
+
+import goalloc
+from goalloc import (
+    GoallocError,
+    OutOfMemoryError,
+)
 from helpers import (
     ARENA,
     GO_HEAP_START,
@@ -18,12 +24,6 @@ from helpers import (
     state,
 )
 from misuse import PROCS, assert_exc, rejected, still_works
-
-import goalloc
-from goalloc import (
-    GoallocError,
-    OutOfMemoryError,
-)
 
 # ---- alloc and free: types and ranges --------------------------------------
 
@@ -121,7 +121,8 @@ def test_row_p_out_of_range(world):
     h = world.h
     for p in (PROCS, PROCS + 1, 1024, -1, -2, 2**31, 2**70, -(2**70)):
         for size, noscan in ((0, False), (3, True), (16, True), (48, False),
-                             (144, True), (100_000, False), (2**48 + 1, False)):
+                             (144, True), (100_000, False),
+                             (2**48 + 1, False)):
             e = rejected(h, ValueError, h.alloc, size, noscan=noscan, p=p,
                          match="is not a P of this heap")
             assert not isinstance(e, GoallocError)

@@ -11,6 +11,14 @@ World1P, whose slots they count.
 """
 from __future__ import annotations
 
+import goalloc
+from goalloc import (
+    SLOT_FREE,
+    SLOT_FREED,
+    DoubleFreeError,
+    GoallocError,
+    InvalidFreeError,
+)
 from helpers import (
     ARENA,
     GO_HEAP_START,
@@ -21,15 +29,6 @@ from helpers import (
     state,
 )
 from misuse import PROCS, World, rejected, still_works
-
-import goalloc
-from goalloc import (
-    SLOT_FREE,
-    SLOT_FREED,
-    DoubleFreeError,
-    GoallocError,
-    InvalidFreeError,
-)
 
 # ---- double free -----------------------------------------------------------
 
@@ -251,7 +250,8 @@ def test_row_not_an_object_start(world):
 def test_interior_pointers(world1p):
     h = world1p.h
     cases = []
-    for a in (world1p.cached[0], world1p.cached[3], world1p.full[0], world1p.full[7]):
+    for a in (world1p.cached[0], world1p.cached[3], world1p.full[0],
+              world1p.full[7]):
         cases += [a + 1, a + 8, a + 47]
     for a in world1p.flushed[:2]:
         cases += [a + 16, a + 143]
@@ -309,7 +309,8 @@ def test_tail_waste(world1p):
             rejected(h, goalloc.InvalidFreeError, h.free, addr)
     # a large object's span past its requested size
     s = h.span_of(world1p.large)
-    assert s.limit == world1p.large + 40_000 and s.end == world1p.large + 5 * PAGE
+    assert s.limit == world1p.large + 40_000
+    assert s.end == world1p.large + 5 * PAGE
     for addr in (s.limit, s.limit + 8, s.end - 1):
         rejected(h, goalloc.InvalidFreeError, h.free, addr)
 

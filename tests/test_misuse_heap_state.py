@@ -11,13 +11,6 @@ import threading
 import time
 
 import pytest
-from helpers import (
-    ARENA,
-    GO_HEAP_START,
-    MiB,
-    state_without_zerobase,
-)
-from misuse import PROCS, World, assert_exc, still_works
 
 import goalloc
 from goalloc import (
@@ -28,6 +21,13 @@ from goalloc import (
     Trace,
     workloads,
 )
+from helpers import (
+    ARENA,
+    GO_HEAP_START,
+    MiB,
+    state_without_zerobase,
+)
+from misuse import PROCS, World, assert_exc, still_works
 
 # ---- busy ------------------------------------------------------------------
 
@@ -75,8 +75,8 @@ def busy_calls(w: World):
 def calls_during_replay(w: World, trace: Trace, chunk: int, calls=None):
     """Replay trace on w's heap in another thread; meanwhile, once a
     read-only probe (digest) sees the heap busy, make every call of
-    calls (busy_calls(w) by default).  Returns (errors or None if no probe ever saw the
-    heap busy, result of the replay thread).
+    calls (busy_calls(w) by default).  Returns (errors or None if no probe
+    ever saw the heap busy, result of the replay thread).
 
     Deterministic once the probe hit: with a huge switch interval this
     thread keeps the GIL until it blocks, and nothing below blocks, so

@@ -9,6 +9,12 @@ from __future__ import annotations
 import sys
 
 import pytest
+
+import goalloc
+from goalloc import (
+    GoallocError,
+    OutOfMemoryError,
+)
 from helpers import (
     ARENA,
     ASAN,
@@ -18,12 +24,6 @@ from helpers import (
     class_nelems,
 )
 from misuse import World, rejected, still_works
-
-import goalloc
-from goalloc import (
-    GoallocError,
-    OutOfMemoryError,
-)
 
 
 def fill_heap(h: goalloc.Heap) -> list[int]:

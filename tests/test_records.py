@@ -190,3 +190,12 @@ def test_fragmentation_reads_counters_by_name():
 def test_memstats_fields_are_dataclass_fields():
     names = [f.name for f in dataclasses.fields(goalloc.MemStats)]
     assert names == [n for n, _, _ in _core.MSTATS_FIELDS] + ["by_size"]
+
+
+def test_timeline_columns_are_the_counters():
+    """goalloc.Timeline holds one array per counter, in the core's order,
+    after op (the dataclass is written out for type checkers)."""
+    fields = [f.name for f in dataclasses.fields(goalloc.Timeline)]
+    names = [n for n, _, _ in _core.COUNTER_FIELDS]
+    assert fields[0] == "op"
+    assert fields[1:1 + len(names)] == names

@@ -19,10 +19,17 @@ from __future__ import annotations
 import ctypes
 
 import pytest
-from helpers import ARENA, PAGE, MiB, check_span_walk, check_stat_identities, state
 
 import goalloc
 import goalloc.snapshot as gsnap
+from helpers import (
+    ARENA,
+    PAGE,
+    MiB,
+    check_span_walk,
+    check_stat_identities,
+    state,
+)
 
 
 def cur_arena(h: goalloc.Heap) -> tuple[int, int]:

@@ -13,9 +13,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import GO113_CLASSES, class_nelems
 
 import goalloc
+from helpers import GO113_CLASSES, class_nelems
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -13,6 +13,9 @@ from __future__ import annotations
 import random
 
 import pytest
+
+import goalloc
+from goalloc import SLOT_FREE, SLOT_FREED, SLOT_LIVE
 from helpers import (
     GO113_CLASSES,
     MAX_SMALL,
@@ -26,9 +29,6 @@ from helpers import (
     spanclass,
     state,
 )
-
-import goalloc
-from goalloc import SLOT_FREE, SLOT_FREED, SLOT_LIVE
 
 CLASSES = sorted(GO113_CLASSES)
 
@@ -328,7 +328,8 @@ def test_stats_exact_under_mixed_workload(backing):
         # flushed: the mcentrals' own counts agree with BySize
         cen = h.centrals()
         for c in range(1, 67):
-            nm = cen[spanclass(c, False)].nmalloc + cen[spanclass(c, True)].nmalloc
+            nm = (cen[spanclass(c, False)].nmalloc
+                  + cen[spanclass(c, True)].nmalloc)
             nf = cen[spanclass(c, False)].nfree + cen[spanclass(c, True)].nfree
             assert (st.by_size[c].mallocs, st.by_size[c].frees) == (nm, nf)
         h.verify()

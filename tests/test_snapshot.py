@@ -11,7 +11,13 @@ import sys
 import pytest
 
 import goalloc
-from goalloc.snapshot import SNAPSHOT_SCHEMA, export_json, load_json, snapshot, validate
+from goalloc.snapshot import (
+    SNAPSHOT_SCHEMA,
+    export_json,
+    load_json,
+    snapshot,
+    validate,
+)
 
 TOP_KEYS = {"schema", "goalloc_version", "digest", "info", "hints",
             "arenas", "spans", "stats", "centrals", "caches",
@@ -86,7 +92,7 @@ def test_agrees_with_live_api(some_heap):
             if c.nonempty or c.empty or c.nmalloc or c.nfree]
     assert [c["spanclass"] for c in doc["centrals"]] == [
         c.spanclass for c in want]
-    for got, c in zip(doc["centrals"], want):
+    for got, c in zip(doc["centrals"], want, strict=True):
         assert got == {"spanclass": c.spanclass, "sizeclass": c.sizeclass,
                        "noscan": c.noscan, "nonempty": list(c.nonempty),
                        "empty": list(c.empty), "nmalloc": c.nmalloc,
@@ -94,7 +100,7 @@ def test_agrees_with_live_api(some_heap):
 
     caches = h.caches()
     assert len(doc["caches"]) == len(caches) == h.info().procs
-    for got, c in zip(doc["caches"], caches):
+    for got, c in zip(doc["caches"], caches, strict=True):
         assert (got["p"], got["tiny"], got["tinyoffset"],
                 got["local_tinyallocs"]) == (c.p, c.tiny, c.tinyoffset,
                                              c.local_tinyallocs)

@@ -13,10 +13,16 @@ from __future__ import annotations
 import random
 
 import pytest
-from helpers import TINY, TINY_SPAN_CLASS, check_stat_identities, state, tiny_align
 
 import goalloc
 from goalloc import SLOT_FREE, SLOT_FREED, SLOT_LIVE
+from helpers import (
+    TINY,
+    TINY_SPAN_CLASS,
+    check_stat_identities,
+    state,
+    tiny_align,
+)
 
 
 def block_of(addr: int) -> int:

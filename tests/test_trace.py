@@ -19,12 +19,18 @@ import time
 
 import numpy as np
 import pytest
-from helpers import state, state_without_zerobase
-from misuse import PROCS, World, assert_exc, rejected, still_works
 
 import goalloc
 from goalloc import GoallocError, Trace, TraceError, fragmentation, workloads
-from goalloc.trace import ALLOC, BINARY_MAGIC, COUNTER_FIELDS, FREE, TEXT_HEADER
+from goalloc.trace import (
+    ALLOC,
+    BINARY_MAGIC,
+    COUNTER_FIELDS,
+    FREE,
+    TEXT_HEADER,
+)
+from helpers import state, state_without_zerobase
+from misuse import PROCS, World, assert_exc, rejected, still_works
 
 PAGE = 8192
 
@@ -37,7 +43,8 @@ def small_trace(seed: int = 1, procs: int = 2) -> Trace:
     mix = workloads.go_mix(6000, live=400, seed=seed, procs=procs)
     extra = Trace.from_ops([
         ("alloc", 0, 0), ("alloc", 1, 0, True), ("free", 0),
-        ("alloc", 2, 100_000, False, procs - 1), ("alloc", 3, 3, True, 1 % procs),
+        ("alloc", 2, 100_000, False, procs - 1),
+        ("alloc", 3, 3, True, 1 % procs),
         ("alloc", 4, 5, True, 1 % procs), ("free", 3), ("free", 2),
         ("alloc", 5, 40_000), ("free", 1), ("free", 4),
     ])
@@ -88,7 +95,8 @@ def test_from_ops_columns_and_defaults():
             t.p.dtype) == (np.uint8, np.uint64, np.uint64, np.uint8, np.uint16)
     assert t.nids == 10
     assert list(t)[1] == goalloc.trace.Op(ALLOC, 8, 3, True, 2)
-    assert t[1:3] == Trace.from_ops([("alloc", 8, 3, True, 2), ("alloc", 9, 5)])
+    assert t[1:3] == Trace.from_ops([("alloc", 8, 3, True, 2),
+                                     ("alloc", 9, 5)])
     assert "6 ops: 3 allocs, 3 frees" in repr(t)
     assert Trace.from_ops([]).nids == 0 and len(Trace.from_ops([])) == 0
 
@@ -490,12 +498,14 @@ def test_replay_argument_errors():
 
 def test_other_threads_get_heap_busy_during_a_replay():
     trace = workloads.uniform(3_000_000, 8, 256, live=20_000, seed=1)
-    for attempt in range(3):
+    for _attempt in range(3):
         with goalloc.Heap(backing="virtual") as h:
             started = threading.Event()
             result: dict = {}
 
-            def run():
+            # (bound as defaults: the thread is joined before the loop
+            # goes on, but say so)
+            def run(h=h, started=started, result=result):
                 try:
                     result["tl"] = h.replay(
                         trace, chunk=len(trace) // 4,
@@ -575,7 +585,7 @@ def test_requested_live_is_what_callers_asked_for(backing):
         assert h.fragmentation().requested_live == sum(asked.values()) - 3
 
 
-# ---- Timeline ----------------------------------------------------------------
+# ---- Timeline --------------------------------------------------------
 
 def test_timeline_columns_and_files(tmp_path):
     trace = workloads.phases(20_000, live=1000, seed=2)

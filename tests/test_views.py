@@ -2,8 +2,9 @@
 
 h.view(addr, n=None) is a writable memoryview of an object's bytes: the
 slot for a small object, the requested size for a large or a tiny one
-(the rest of a tiny block may be handed to the next tiny object).  A view keeps the heap's mappings alive
-after close(); after free it shows whatever is there next (stale).
+(the rest of a tiny block may be handed to the next tiny object).  A view
+keeps the heap's mappings alive after close(); after free it shows
+whatever is there next (stale).
 """
 from __future__ import annotations
 
@@ -12,11 +13,11 @@ import gc
 import random
 
 import pytest
-from helpers import PAGE, MiB, state
-from misuse import World, rejected, still_works
 
 import goalloc
 from goalloc import GoallocError, HeapClosedError
+from helpers import PAGE, MiB, state
+from misuse import World, rejected, still_works
 
 
 def os_heap(**kw) -> goalloc.Heap:
@@ -149,17 +150,17 @@ def test_many_views():
                 size = rng.randint(32769, 300_000)
                 a = h.alloc(size)
             objs.append((a, size, h.view(a, size)))
-        for i, (a, size, v) in enumerate(objs):
+        for i, (_, size, v) in enumerate(objs):
             v[:] = bytes([i % 251 + 1]) * size
         for i, (a, size, v) in enumerate(objs):
             want = bytes([i % 251 + 1]) * size
             assert bytes(v) == want
             assert ctypes.string_at(a, size) == want
         rng.shuffle(objs)
-        for a, size, v in objs[:1500]:
+        for a, _, v in objs[:1500]:
             v.release()
             h.free(a)
-        for i, (a, size, v) in enumerate(objs[1500:]):
+        for a, size, v in objs[1500:]:
             assert bytes(h.view(a, size)) == bytes(v)
         h.verify()
 

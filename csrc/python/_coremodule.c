@@ -86,10 +86,10 @@ add_constants(PyObject *module)
     if (PyModule_AddIntConstant(module, "PAGE_SIZE", (long)PAGE_SIZE) < 0 ||
         PyModule_AddIntConstant(module, "MAX_SMALL_SIZE", MAX_SMALL_SIZE) <
             0 ||
-        PyModule_AddIntConstant(module, "NUM_SIZE_CLASSES",
-                                NUM_SIZE_CLASSES) < 0 ||
-        PyModule_AddIntConstant(module, "NUM_SPAN_CLASSES",
-                                NUM_SPAN_CLASSES) < 0 ||
+        PyModule_AddIntConstant(module, "NUM_SIZE_CLASSES", NUM_SIZE_CLASSES) <
+            0 ||
+        PyModule_AddIntConstant(module, "NUM_SPAN_CLASSES", NUM_SPAN_CLASSES) <
+            0 ||
         PyModule_AddIntConstant(module, "TINY_SIZE", TINY_SIZE) < 0) {
         return -1;
     }
@@ -100,21 +100,22 @@ static int
 core_exec(PyObject *module)
 {
     core_state *st = get_core_state(module);
-    st->heap_type =
-        (PyTypeObject *)PyType_FromModuleAndSpec(module, &heap_spec, NULL);
+    st->heap_type = (PyTypeObject *)PyType_FromModuleAndSpec(module,
+                                                             &heap_spec, NULL);
     if (st->heap_type == NULL) {
         return -1;
     }
     if (PyModule_AddType(module, st->heap_type) < 0) {
         return -1;
     }
-    st->mapping_type =
-        (PyTypeObject *)PyType_FromModuleAndSpec(module, &mapping_spec, NULL);
-    st->view_type =
-        st->mapping_type
-            ? (PyTypeObject *)PyType_FromModuleAndSpec(module, &view_spec,
-                                                       NULL)
-            : NULL;
+    st->mapping_type = (PyTypeObject *)PyType_FromModuleAndSpec(module,
+                                                                &mapping_spec,
+                                                                NULL);
+    st->view_type = st->mapping_type
+                        ? (PyTypeObject *)PyType_FromModuleAndSpec(module,
+                                                                   &view_spec,
+                                                                   NULL)
+                        : NULL;
     if (st->view_type == NULL) {
         return -1;
     }
@@ -192,4 +193,3 @@ PyInit__core(void)
 {
     return PyModuleDef_Init(&core_module);
 }
-

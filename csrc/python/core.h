@@ -103,19 +103,18 @@ int add_exceptions(PyObject *module, core_state *st);
 void set_errorf(PyObject *type, const char *fmt, ...);
 PyObject *status_error(HeapObject *self, ga_status s, uint64_t addr,
                        uint64_t size, char *msg, size_t len);
-PyObject *set_error_from_status(HeapObject *self, ga_status s,
-                                uint64_t addr, uint64_t size);
+PyObject *set_error_from_status(HeapObject *self, ga_status s, uint64_t addr,
+                                uint64_t size);
 PyObject *raise_at(PyObject *type, PyObject *msg, Py_ssize_t index,
                    PyObject *addresses);
 
 /* args.c */
-bool as_u64(PyObject *o, const char *what, uint64_t *out,
-            PyObject *err_type);
+bool as_u64(PyObject *o, const char *what, uint64_t *out, PyObject *err_type);
 const char *str_arg(PyObject *o, const char *what);
 const char *optional_str(PyObject *o, const char *what, const char *dflt);
 int opt_u64(PyObject *o, const char *what, uint64_t *out);
-bool get_column(PyObject *o, Py_buffer *b, Py_ssize_t itemsize,
-                Py_ssize_t n, bool writable, const char *what);
+bool get_column(PyObject *o, Py_buffer *b, Py_ssize_t itemsize, Py_ssize_t n,
+                bool writable, const char *what);
 bool parse_alloc_kw(const char *fname, PyObject *const *kwargs,
                     PyObject *kwnames, bool *noscan, long *p);
 
@@ -152,8 +151,7 @@ PyObject *heap_page_table(HeapObject *self, PyObject *ignored);
 /* view.c */
 extern PyType_Spec mapping_spec;
 extern PyType_Spec view_spec;
-PyObject *heap_view(HeapObject *self, PyObject *const *args,
-                    Py_ssize_t nargs);
+PyObject *heap_view(HeapObject *self, PyObject *const *args, Py_ssize_t nargs);
 
 /* bulk.c */
 PyObject *heap_alloc_many(HeapObject *self, PyObject *const *args,

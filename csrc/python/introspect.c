@@ -193,8 +193,8 @@ caches_of(HeapObject *Py_UNUSED(self), ga_heap *h)
     for (int p = 0; list != NULL && p < info.procs; p++) {
         ga_cache_info ci;
         ga_cache_info_get(h, p, &ci);
-        PyObject *t = cache_tuple(p, &ci, addr_tuple(ci.alloc,
-                                                     NUM_SPAN_CLASSES));
+        PyObject *t = cache_tuple(p, &ci,
+                                  addr_tuple(ci.alloc, NUM_SPAN_CLASSES));
         if (t == NULL) {
             Py_CLEAR(list);
             break;
@@ -224,8 +224,8 @@ heap_span_objects(HeapObject *self, PyObject *arg)
     release_heap(self, NULL); /* the rest reads the copies */
     if (n == 0) {
         set_errorf(PyExc_ValueError,
-                     "0x%llx is not the base of an in-use small span",
-                     (unsigned long long)base);
+                   "0x%llx is not the base of an in-use small span",
+                   (unsigned long long)base);
         return NULL;
     }
     PyObject *m = PyTuple_New((Py_ssize_t)n);
@@ -268,8 +268,8 @@ span_table_of(HeapObject *Py_UNUSED(self), ga_heap *h)
         return PyErr_NoMemory();
     }
     size_t nw = span_row_words;
-    PyObject *out = PyBytes_FromStringAndSize(
-        NULL, (Py_ssize_t)(n * nw * sizeof(uint64_t)));
+    Py_ssize_t len = (Py_ssize_t)(n * nw * sizeof(uint64_t));
+    PyObject *out = PyBytes_FromStringAndSize(NULL, len);
     if (out != NULL) {
         uint64_t *w = (uint64_t *)(void *)PyBytes_AS_STRING(out);
         for (size_t i = 0; i < n; i++) {
@@ -297,8 +297,8 @@ static PyObject *
 page_table_of(HeapObject *Py_UNUSED(self), ga_heap *h)
 {
     size_t n = ga_page_map(h, NULL, 0);
-    PyObject *out = PyBytes_FromStringAndSize(NULL,
-                                              (Py_ssize_t)(n * sizeof(int16_t)));
+    Py_ssize_t len = (Py_ssize_t)(n * sizeof(int16_t));
+    PyObject *out = PyBytes_FromStringAndSize(NULL, len);
     if (out != NULL) {
         ga_page_map(h, (int16_t *)(void *)PyBytes_AS_STRING(out), n);
     }

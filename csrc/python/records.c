@@ -222,10 +222,10 @@ mem_stats_dict(const ga_mem_stats *r)
 #undef PUT_KEY
     PyObject *by = d ? PyTuple_New(NUM_SIZE_CLASSES) : NULL;
     for (int c = 0; by != NULL && c < NUM_SIZE_CLASSES; c++) {
-        PyObject *t = Py_BuildValue(
-            "(KKK)", (unsigned long long)r->by_size[c].size,
-            (unsigned long long)r->by_size[c].mallocs,
-            (unsigned long long)r->by_size[c].frees);
+        PyObject *t = Py_BuildValue("(KKK)",
+                                    (unsigned long long)r->by_size[c].size,
+                                    (unsigned long long)r->by_size[c].mallocs,
+                                    (unsigned long long)r->by_size[c].frees);
         if (t == NULL) {
             Py_CLEAR(by);
             break;
@@ -286,12 +286,15 @@ static const field_def central_fields[] = {
     {"empty", "tuple[int, ...]",
      "bases of its full spans and of the spans an mcache holds"},
     GA_CENTRAL_FIELDS(FIELD_DEF)};
+/* (clang-format would glue the X-macro to the brace after it) */
+/* clang-format off */
 static const field_def cache_fields[] = {
     {"p", "int", "the P"},
     GA_CACHE_FIELDS(FIELD_DEF)
     {"alloc", "tuple[int, ...]",
      "per span class, the base of the span it holds, 0 for none"},
 };
+/* clang-format on */
 static const field_def heap_info_fields[] = {GA_HEAP_INFO_FIELDS(FIELD_DEF)};
 static const field_def mstats_fields[] = {MSTATS_FIELDS(MSTATS_DEF)};
 static const field_def counter_fields[] = {GA_COUNTER_FIELDS(FIELD_DEF)};

@@ -19,7 +19,7 @@ typedef struct replay_args {
     int got;                  /* buffers held */
     Py_ssize_t n, nids, ncap; /* ops, ids, sample slots */
     uint64_t every, chunk;
-    PyObject *progress;       /* borrowed; NULL for none */
+    PyObject *progress; /* borrowed; NULL for none */
 } replay_args;
 
 static void
@@ -96,7 +96,8 @@ replay_args_get(replay_args *ra, PyObject *cols, PyObject *addr_o,
     if ((uint64_t)ra->ncap < need) {
         PyErr_Format(PyExc_ValueError,
                      "samples: room for %zd samples, the replay takes up to "
-                     "%llu", ra->ncap, (unsigned long long)need);
+                     "%llu",
+                     ra->ncap, (unsigned long long)need);
         return false;
     }
     return true;
@@ -138,8 +139,7 @@ replay_chunks(ga_heap *h, const replay_args *ra, ga_replay_result *res)
         }
         if (ra->progress != NULL) {
             PyObject *r = PyObject_CallFunction(ra->progress, "nn",
-                                                (Py_ssize_t)res->next,
-                                                ra->n);
+                                                (Py_ssize_t)res->next, ra->n);
             if (r == NULL) {
                 return false;
             }
@@ -206,8 +206,8 @@ heap_replay(HeapObject *self, PyObject *args)
     }
     replay_args ra;
     PyObject *result = NULL;
-    if (!replay_args_get(&ra, cols, addr_o, live_o, samples_o, ops_o,
-                         every_o, chunk_o, progress_o)) {
+    if (!replay_args_get(&ra, cols, addr_o, live_o, samples_o, ops_o, every_o,
+                         chunk_o, progress_o)) {
         goto done;
     }
     ga_heap *h = acquire_heap(self, "replaying a trace");
