@@ -148,11 +148,14 @@ def main() -> int:
             runs = res[label, side]
             row += f" {fmt([t for t, _ in runs])} |"
             if side != "go" and "go" in sides:
-                ratios = [a[0] / b[0] for a, b in zip(runs, res[label, "go"])]
+                go = res[label, "go"]
+                ratios = [a[0] / b[0]
+                          for a, b in zip(runs, go, strict=False)]
                 row += (f" {statistics.median(ratios):.2f}×"
                         f" [{min(ratios):.2f}–{max(ratios):.2f}] |")
         for side in names:
-            row += f" {statistics.median(m for _, m in res[label, side]):.1f} |"
+            mem = statistics.median(m for _, m in res[label, side])
+            row += f" {mem:.1f} |"
         print(row)
     return 0
 

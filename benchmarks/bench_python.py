@@ -41,7 +41,6 @@ import tempfile
 import time
 import timeit
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 
@@ -85,7 +84,7 @@ def per_call_pairs(rounds: int) -> None:
     print(row("ratio pair / index (same round)", ratios, "x"))
 
 
-# ---- bulk ---------------------------------------------------------------------
+# ---- bulk ------------------------------------------------------------
 
 class Case:
     """One workload: sizes (int64, as a caller would hold them) and the
@@ -186,7 +185,7 @@ def build_c_bench() -> bool:
     return r.returncode == 0
 
 
-def cell(xs: Optional[list[float]]) -> str:
+def cell(xs: list[float] | None) -> str:
     if not xs:
         return "n/a"
     return f"{statistics.median(xs):6.1f} [{min(xs):.1f}–{max(xs):.1f}]"
@@ -195,7 +194,7 @@ def cell(xs: Optional[list[float]]) -> str:
 def ratio(xs: list[float], cs: list[float]) -> str:
     if not cs:
         return "n/a"
-    rs = [x / c for x, c in zip(xs, cs)]
+    rs = [x / c for x, c in zip(xs, cs, strict=False)]
     return f"{statistics.median(rs):.2f} [{min(rs):.2f}–{max(rs):.2f}]"
 
 
@@ -210,7 +209,7 @@ def bulk(n: int, rounds: int, with_c: bool) -> None:
         # interleaved rounds: every case, all three ways, per round, so
         # the machine's load changes hit them alike
         for _ in range(rounds):
-            for case, (sizes, order) in zip(cases, lists):
+            for case, (sizes, order) in zip(cases, lists, strict=True):
                 bulk_round(case)
                 call_round(case, sizes, order)
                 if with_c:

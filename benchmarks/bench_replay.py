@@ -37,7 +37,7 @@ def loop_round(cols: tuple, nids: int, backing: str) -> float:
         alloc, free = h.alloc, h.free
         addr = [0] * nids
         t0 = time.perf_counter()
-        for k, i, s, ns, pp in zip(kind, ids, size, noscan, p):
+        for k, i, s, ns, pp in zip(kind, ids, size, noscan, p, strict=True):
             if k == 0:
                 addr[i] = alloc(s, noscan=ns, p=pp)
             else:

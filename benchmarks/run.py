@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """goalloc's allocator benchmark suite: the one command.
 
-    python3 benchmarks/run.py                 # full suite, 5 rounds (~10 min here)
+    python3 benchmarks/run.py                 # full suite, 5 rounds (~10 min)
     python3 benchmarks/run.py --smoke         # every workload, tiny, 1 round
     python3 benchmarks/run.py --out FILE.md   # also write the markdown there
 
@@ -14,9 +14,10 @@ anything: it says what is missing and the apt-get line that would add it.
 Every (allocator, workload) runs in a process of its own, so its RSS
 high-water mark is that run's peak RSS.  (The drivers read it as VmHWM from
 /proc/self/status: getrusage's ru_maxrss is the same mark, but it also keeps
-the parent's RSS at fork time across execve, here that of this Python.)  Rounds are interleaved: round r runs
-every workload on every allocator before round r+1 starts, so slow drift of
-the machine hits all columns alike.  Per figure the report gives the median
+the parent's RSS at fork time across execve, here that of this Python.)
+Rounds are interleaved: round r runs every workload on every allocator
+before round r+1 starts, so slow drift of the machine hits all columns
+alike.  Per figure the report gives the median
 over rounds with min-max, the ratio to glibc (the median of the per-round
 ratios to glibc's figure of the same round) and the peak RSS.
 
@@ -51,7 +52,8 @@ C_ALLOCATORS = {
     "mimalloc": (
         "ALLOC_MIMALLOC",
         ["-lmimalloc"],
-        "#include <mimalloc.h>\nint main(void){mi_free(mi_malloc(8));return 0;}\n",
+        "#include <mimalloc.h>\n"
+        "int main(void){mi_free(mi_malloc(8));return 0;}\n",
         "libmimalloc-dev",
     ),
     "jemalloc": (
@@ -146,14 +148,16 @@ def plan(smoke: bool, threads: list[int]) -> list[dict]:
             "key": "batch",
             "workload": "batch",
             "n": n["batch"],
-            "label": f"2. {fmt_count(n['batch'])} × 8..1024 B, freed in random order",
+            "label": f"2. {fmt_count(n['batch'])} × 8..1024 B, "
+            "freed in random order",
         },
         {
             "key": "live",
             "workload": "live",
             "n": n["live"],
             "live": live["live"],
-            "label": f"3. live set {fmt_count(live['live'])} × 8 B..32 KiB uniform, "
+            "label": f"3. live set {fmt_count(live['live'])} × 8 B..32 KiB "
+            "uniform, "
             f"{fmt_count(n['live'])} replacements",
         },
         {
@@ -161,7 +165,8 @@ def plan(smoke: bool, threads: list[int]) -> list[dict]:
             "workload": "livelog",
             "n": n["livelog"],
             "live": live["live"],
-            "label": f"4. live set {fmt_count(live['live'])} × 8 B..32 KiB log-uniform, "
+            "label": f"4. live set {fmt_count(live['live'])} × 8 B..32 KiB "
+            "log-uniform, "
             f"{fmt_count(n['livelog'])} replacements",
         },
         {
@@ -183,7 +188,8 @@ def plan(smoke: bool, threads: list[int]) -> list[dict]:
                 "threads": t,
                 "procs": procs,
                 "machine": True,
-                "label": f"spin (no allocation), {t} thread{'s' if t > 1 else ''}",
+                "label": "spin (no allocation), "
+                f"{t} thread{'s' if t > 1 else ''}",
             }
         )
     for t in threads:
@@ -207,7 +213,8 @@ def plan(smoke: bool, threads: list[int]) -> list[dict]:
                 "live": live["mtlive"],
                 "threads": t,
                 "procs": procs,
-                "label": f"6b. live set {fmt_count(live['mtlive'])} per thread, "
+                "label": f"6b. live set {fmt_count(live['mtlive'])} "
+                "per thread, "
                 f"{t} thread{'s' if t > 1 else ''}, "
                 f"{fmt_count(n['mtlive'])} replacements each",
             }
@@ -248,7 +255,9 @@ def go_args(job: dict) -> list[str]:
 
 
 def run_quiet(cmd: list[str], **kw) -> subprocess.CompletedProcess:
-    return subprocess.run(cmd, capture_output=True, text=True, check=False, **kw)
+    return subprocess.run(
+        cmd, capture_output=True, text=True, check=False, **kw
+    )
 
 
 def compiler() -> str:
@@ -257,7 +266,9 @@ def compiler() -> str:
         for alt in ("gcc", "clang"):
             if shutil.which(alt):
                 return alt
-        sys.exit("run.py: no C compiler found (set CC, or: apt-get install -y gcc)")
+        sys.exit(
+            "run.py: no C compiler found (set CC, or: apt-get install -y gcc)"
+        )
     return cc
 
 
@@ -286,9 +297,7 @@ def build_c(cc: str, name: str, out: Path) -> tuple[bool, str]:
     if name == "goalloc":
         # as `make bench-c`: every csrc/*.c (the core; the binding is in
         # csrc/python/), -O2
-        core = sorted(
-            p for p in (ROOT / "csrc").glob("*.c")
-        )
+        core = sorted(p for p in (ROOT / "csrc").glob("*.c"))
         cmd.append(f"-I{ROOT / 'csrc'}")
         srcs += [str(p) for p in core]
     cmd += [*srcs, "-o", str(out), *libs, "-lpthread", "-lm"]
@@ -304,18 +313,24 @@ def build_go(tmp: Path) -> tuple[str | None, str]:
     env.setdefault("GOTOOLCHAIN", "local")  # never download a toolchain
     env.setdefault("GOPROXY", "off")  # standard library only
     env["GOFLAGS"] = ""
-    if not (env.get("GOCACHE") or env.get("XDG_CACHE_HOME") or env.get("HOME")):
+    if not (
+        env.get("GOCACHE") or env.get("XDG_CACHE_HOME") or env.get("HOME")
+    ):
         env["GOCACHE"] = str(tmp / "gocache")
     out = tmp / "gobench"
     r = run_quiet(
-        [go, "build", "-o", str(out), GO_MAIN.name], cwd=str(GO_MAIN.parent), env=env
+        [go, "build", "-o", str(out), GO_MAIN.name],
+        cwd=str(GO_MAIN.parent),
+        env=env,
     )
     if r.returncode != 0:
         return None, r.stderr.strip()
     return str(out), ""
 
 
-def detect_and_build(args, tmp: Path) -> tuple[dict[str, list[str]], list[str], bool]:
+def detect_and_build(
+    args, tmp: Path
+) -> tuple[dict[str, list[str]], list[str], bool]:
     """Returns {allocator: argv prefix}, lines about what is missing, ok."""
     cc = compiler()
     bindir = Path(args.build_dir)
@@ -337,13 +352,17 @@ def detect_and_build(args, tmp: Path) -> tuple[dict[str, list[str]], list[str], 
                 continue
             exe, err = build_go(tmp)
             if exe is None:
-                missing.append(f"go: `go build` failed, column skipped: {err[:300]}")
+                missing.append(
+                    f"go: `go build` failed, column skipped: {err[:300]}"
+                )
             else:
                 cmds["go"] = [exe]
             continue
         _, libs, src, pkg = C_ALLOCATORS[name]
         if src is not None and not probe(cc, src, libs, tmp):
-            missing.append(f"{name}: headers or library not found (column skipped)")
+            missing.append(
+                f"{name}: headers or library not found (column skipped)"
+            )
             pkgs.append(pkg or name)
             continue
         out = bindir / f"allocbench-{name}"
@@ -355,7 +374,8 @@ def detect_and_build(args, tmp: Path) -> tuple[dict[str, list[str]], list[str], 
         cmds[name] = [str(out)]
     if pkgs:
         missing.append(
-            "to add the missing columns: sudo apt-get install -y " + " ".join(pkgs)
+            "to add the missing columns: sudo apt-get install -y "
+            + " ".join(pkgs)
         )
     return cmds, missing, ok
 
@@ -390,7 +410,9 @@ def versions(cmds: dict[str, list[str]]) -> dict[str, str]:
         flag = "-info" if name == "go" else "--info"
         r = run_quiet([*cmd, flag])
         try:
-            out[name] = json.loads(r.stdout.strip().splitlines()[-1])["version"]
+            out[name] = json.loads(r.stdout.strip().splitlines()[-1])[
+                "version"
+            ]
         except (IndexError, KeyError, json.JSONDecodeError):
             out[name] = "?"
     return out
@@ -404,7 +426,9 @@ def run_all(args, cmds, jobs):
     total = args.rounds * sum(
         1
         if j.get("machine")
-        else sum(1 for a in allocs if a != "go" or j["workload"] in GO_WORKLOADS)
+        else sum(
+            1 for a in allocs if a != "go" or j["workload"] in GO_WORKLOADS
+        )
         for j in jobs
     )
     done = 0
@@ -439,7 +463,8 @@ def run_all(args, cmds, jobs):
                     fails.append(f"round {r + 1}, {a}, {job['key']}: {val}")
                     msg = f"FAILED: {val}"
                 log(
-                    f"[{done}/{total} {time.time() - t_start:6.0f}s] round {r + 1} "
+                    f"[{done}/{total} {time.time() - t_start:6.0f}s] "
+                    f"round {r + 1} "
                     f"{job['key']:<12} {a:<9} {msg}"
                 )
             # Every driver writes and reads back the same bytes for the same
@@ -453,7 +478,9 @@ def run_all(args, cmds, jobs):
                 and not res[(job["key"], a)][r].get("truncated")
             }
             if len(set(checks.values())) > 1:
-                fails.append(f"round {r + 1}, {job['key']}: checksums differ: {checks}")
+                fails.append(
+                    f"round {r + 1}, {job['key']}: checksums differ: {checks}"
+                )
                 log(f"run.py: checksum mismatch in {job['key']}: {checks}")
     return res, na, fails
 
@@ -487,7 +514,9 @@ def summarize(res, jobs, allocs, rounds):
                 continue
             ns = [x["ns_per_op"] for x in ok]
             ratios = [
-                x["ns_per_op"] / b["ns_per_op"] for x, b in zip(runs, base) if x and b
+                x["ns_per_op"] / b["ns_per_op"]
+                for x, b in zip(runs, base, strict=False)
+                if x and b
             ]
             s[(job["key"], a)] = {
                 "ns": med(ns),
@@ -536,18 +565,25 @@ def render(args, jobs, allocs, s, na, vers, missing, fails, threads) -> str:
     L: list[str] = []
     mode = "smoke (tiny sizes; numbers mean nothing)" if args.smoke else "full"
     L.append(
-        f"## Results ({mode}, {args.rounds} round{'s' if args.rounds > 1 else ''})"
+        f"## Results ({mode}, {args.rounds} "
+        f"round{'s' if args.rounds > 1 else ''})"
     )
     L.append("")
     L += [f"- {m}" for m in machine()]
-    L.append("- allocators: " + "; ".join(f"{a}: {vers.get(a, '?')}" for a in allocs))
+    L.append(
+        "- allocators: "
+        + "; ".join(f"{a}: {vers.get(a, '?')}" for a in allocs)
+    )
     if "goalloc" in allocs:
         L.append(
             f"- goalloc's heap: release {args.goalloc_release}, with the "
             f"scavenger goal it has with GOGC={args.goalloc_gogc} before a "
             f"GC (the Go column runs GOGC=off)"
-            + ("; without Go's zeroing of reused memory (skip_zeroing)"
-               if getattr(args, "goalloc_nozero", False) else "")
+            + (
+                "; without Go's zeroing of reused memory (skip_zeroing)"
+                if getattr(args, "goalloc_nozero", False)
+                else ""
+            )
         )
     for m in missing:
         L.append(f"- missing: {m}")
@@ -687,7 +723,7 @@ def scaling(s, a):
         return None
     rs = [
         b["mops"] / x["mops"] if x and b else None
-        for x, b in zip(s[k1]["runs"], s[k2]["runs"])
+        for x, b in zip(s[k1]["runs"], s[k2]["runs"], strict=False)
     ]
     out = {
         "m1": s[k1]["mops"],
@@ -695,14 +731,22 @@ def scaling(s, a):
         "ratio": med([r for r in rs if r is not None]),
         "rel": None,
     }
-    if a != "machine" and ("spin/1", "machine") in s and ("spin/2", "machine") in s:
+    if (
+        a != "machine"
+        and ("spin/1", "machine") in s
+        and ("spin/2", "machine") in s
+    ):
         ms = [
             b["mops"] / x["mops"] if x and b else None
             for x, b in zip(
-                s[("spin/1", "machine")]["runs"], s[("spin/2", "machine")]["runs"]
+                s[("spin/1", "machine")]["runs"],
+                s[("spin/2", "machine")]["runs"],
+                strict=False,
             )
         ]
-        rel = [r / q for r, q in zip(rs, ms) if r is not None and q]
+        rel = [
+            r / q for r, q in zip(rs, ms, strict=False) if r is not None and q
+        ]
         out["rel"] = med(rel)
     return out
 
@@ -731,14 +775,15 @@ def render_targets(s, na, threads) -> list[str]:
         best = [s[(key, a)]["peak"] for a in refs if (key, a) in s]
         if g is None or not best:
             L.append(
-                f"| peak RSS, {name} | ≤ {RSS_TARGET}× min(mimalloc, tcmalloc) "
-                "| needs mimalloc or tcmalloc | – |"
+                f"| peak RSS, {name} | ≤ {RSS_TARGET}× "
+                "min(mimalloc, tcmalloc) | needs mimalloc or tcmalloc | – |"
             )
             continue
         b = min(best)
         if b < 1.0:
             L.append(
-                f"| peak RSS, {name} | ≤ {RSS_TARGET}× min(mimalloc, tcmalloc) "
+                f"| peak RSS, {name} | ≤ {RSS_TARGET}× "
+                "min(mimalloc, tcmalloc) "
                 f"| {g['peak']:.1f} / {b:.1f} MiB: too small to compare | – |"
             )
             continue
@@ -750,18 +795,22 @@ def render_targets(s, na, threads) -> list[str]:
         )
     x, m = scaling(s, "goalloc"), scaling(s, "machine")
     if x is None:
-        L.append(f"| 2-thread scaling, 2 Ps | ≥ {SCALING_TARGET}× | not measured | – |")
+        L.append(
+            f"| 2-thread scaling, 2 Ps | ≥ {SCALING_TARGET}× "
+            "| not measured | – |"
+        )
     else:
         got = f"{x['ratio']:.2f}×"
         verdict = "yes" if x["ratio"] >= SCALING_TARGET else "no"
         if m is not None:
-            got += f" (machine ceiling {m['ratio']:.2f}×, ÷ machine {x['rel']:.2f})"
+            got += (f" (machine ceiling {m['ratio']:.2f}×, "
+                    f"÷ machine {x['rel']:.2f})")
             if verdict == "no" and m["ratio"] < SCALING_TARGET:
-                verdict = (
-                    f"cannot tell here: the machine itself scales {m['ratio']:.2f}×"
-                )
+                verdict = ("cannot tell here: the machine itself scales "
+                           f"{m['ratio']:.2f}×")
         L.append(
-            f"| 2-thread scaling, 2 Ps | ≥ {SCALING_TARGET}× | {got} | {verdict} |"
+            f"| 2-thread scaling, 2 Ps | ≥ {SCALING_TARGET}× | {got} "
+            f"| {verdict} |"
         )
     L.append("")
     return L
@@ -799,7 +848,8 @@ def main(argv=None) -> int:
     ap.add_argument(
         "--threads",
         type=lambda v: [int(t) for t in v.split(",")],
-        help="thread counts of workload 6 (default 1,2,4.. up to the CPU count)",
+        help="thread counts of workload 6 "
+        "(default 1,2,4.. up to the CPU count)",
     )
     ap.add_argument("--no-go", action="store_true", help="skip the Go column")
     ap.add_argument(
@@ -847,7 +897,9 @@ def main(argv=None) -> int:
             args.allocators.append("glibc")  # every ratio needs it
     if args.threads is None:
         ncpu = os.cpu_count() or 1
-        args.threads = sorted({1, ncpu} | {t for t in (2, 4, 8, 16) if t <= ncpu})
+        args.threads = sorted(
+            {1, ncpu} | {t for t in (2, 4, 8, 16) if t <= ncpu}
+        )
     jobs = plan(args.smoke, args.threads)
     if args.workloads:
         jobs = [j for j in jobs if j["workload"] in args.workloads]
@@ -869,7 +921,9 @@ def main(argv=None) -> int:
         res = {split(k): v for k, v in raw["results"].items()}
         na = {split(k): v for k, v in raw["na"].items()}
         allocs = [a for a in ORDER if a in vers]
-        threads = sorted({j["threads"] for j in jobs if j["workload"] == "mt-pair16"})
+        threads = sorted(
+            {j["threads"] for j in jobs if j["workload"] == "mt-pair16"}
+        )
         s = summarize(res, jobs, allocs + ["machine"], args.rounds)
         md = render(
             args,

@@ -148,32 +148,76 @@ typedef struct ga_mem_stats {
 /* ga_read_mem_stats flushes the caches and fills *out (ReadMemStats). */
 ga_status ga_read_mem_stats(ga_heap *h, ga_mem_stats *out);
 
+/* ---- Records -------------------------------------------------------
+ *
+ * Each record the facade hands out is defined once, as a list
+ * X(name, kind, doc) of its fields: the C struct is made from it, and so
+ * are the binding's Python values of it and the field lists that
+ * goalloc._core exports (SPAN_FIELDS, ...), from which the Python
+ * package derives its records, NumPy dtypes and snapshot schema, or
+ * against which a test checks them.  kind picks the field's C type
+ * (GA_FIELD_TYPE_<kind>) and the Python value the binding makes of it
+ * (the comment on each).
+ */
+#define GA_FIELD_TYPE_U64 uint64_t       /* int */
+#define GA_FIELD_TYPE_ADDR ga_addr       /* int, an address */
+#define GA_FIELD_TYPE_INT int            /* int */
+#define GA_FIELD_TYPE_UINT unsigned      /* int */
+#define GA_FIELD_TYPE_BOOL bool          /* bool */
+#define GA_FIELD_TYPE_STR const char *   /* str */
+#define GA_FIELD_TYPE_STATE int          /* str: a GA_SPAN_STATES name */
+#define GA_FIELD_TYPE_BACKING ga_backing /* str: "os" or "virtual" */
+#define GA_FIELD_TYPE_RELEASE ga_release /* str: ga_release_name */
+/* GA_FIELD declares a field of a record's struct. */
+#define GA_FIELD(name, kind, doc) GA_FIELD_TYPE_##kind name;
+
+/* X(name, value): the states of ga_span_info.state, Go's mSpanState
+ * (the core's mspan_state has these values). */
+#define GA_SPAN_STATES(X)                                                     \
+    X(dead, 0)                                                                \
+    X(inuse, 1)                                                               \
+    X(manual, 2)                                                              \
+    X(free, 3)
+
+/* Go's arenaHint: where the heap tries to grow next. */
+#define GA_HINT_FIELDS(X)                                                     \
+    X(addr, ADDR, "where the next arena is tried")                           \
+    X(down, BOOL, "the arena goes below addr (32-bit and collisions)")
+
 typedef struct ga_hint_info {
-    ga_addr addr;
-    bool down;
+    GA_HINT_FIELDS(GA_FIELD)
 } ga_hint_info;
 
+/* A mapped arena, an entry of Go's mheap_.allArenas. */
+#define GA_ARENA_FIELDS(X)                                                    \
+    X(base, ADDR, "first address of the arena")                              \
+    X(index, U64, "Go's arenaIdx: (base + arenaBaseOffset) / heapArenaBytes") \
+    X(l1, U64, "index into the arena map's first level (arenaIdx.l1)")       \
+    X(l2, U64, "index into the arena map's second level (arenaIdx.l2)")
+
 typedef struct ga_arena_info {
-    ga_addr base;
-    uint64_t index; /* arenaIdx */
-    uint64_t l1;
-    uint64_t l2;
+    GA_ARENA_FIELDS(GA_FIELD)
 } ga_arena_info;
 
+/* An mspan.  A span that is not in use reports 0 (false) for everything
+ * from spanclass to limit. */
+#define GA_SPAN_FIELDS(X)                                                     \
+    X(base, ADDR, "first address of the span (startAddr)")                   \
+    X(npages, U64, "length in 8 KiB pages")                                  \
+    X(state, STATE, "mSpanState: inuse, free or manual")                     \
+    X(scavenged, BOOL, "a free span whose pages went back to the OS")        \
+    X(spanclass, INT, "sizeclass << 1 | noscan; 0 for a large object")       \
+    X(sizeclass, INT, "the size class, 0 for a large object")                \
+    X(noscan, BOOL, "its objects hold no pointers")                          \
+    X(elemsize, U64, "bytes of each object")                                 \
+    X(nelems, U64, "objects the span holds")                                 \
+    X(alloc_count, U64, "objects allocated (allocCount)")                    \
+    X(freeindex, U64, "slot where the search for a free slot resumes")       \
+    X(limit, ADDR, "end of the span's objects")                              \
+    X(needzero, BOOL, "its memory must be zeroed before it is handed out")
+
 typedef struct ga_span_info {
-    ga_addr base;
-    uint64_t npages;
-    int state; /* mspan_state */
-    bool scavenged;
-    int spanclass;
-    int sizeclass;
-    bool noscan;
-    uint64_t elemsize;
-    uint64_t nelems;
-    uint64_t alloc_count;
-    uint64_t freeindex;
-    ga_addr limit;
-    bool needzero;
+    GA_SPAN_FIELDS(GA_FIELD)
 } ga_span_info;
 
 /* Each list call writes at most cap records and returns how many exist,
@@ -190,16 +234,27 @@ bool ga_span_of(ga_heap *h, ga_addr addr, ga_span_info *out);
  * (which == 0) or empty (which == 1) list, in list order. */
 size_t ga_central_spans(ga_heap *h, int spc, int which, ga_addr *out,
                         size_t cap);
+/* An mcentral's counters (its span lists: ga_central_spans). */
+#define GA_CENTRAL_FIELDS(X)                                                  \
+    X(nmalloc, U64, "objects allocated, as Go keeps it: a span's free "      \
+                    "slots count as allocated while an mcache holds it")     \
+    X(nsmallfree, U64, "objects freed")
+
 typedef struct ga_central_info {
-    uint64_t nmalloc;    /* as Go keeps it: optimistic while cached */
-    uint64_t nsmallfree; /* objects freed */
+    GA_CENTRAL_FIELDS(GA_FIELD)
 } ga_central_info;
 void ga_central_info_get(ga_heap *h, int spc, ga_central_info *out);
 
+/* A P's mcache (its cached spans: ga_cache_info.alloc). */
+#define GA_CACHE_FIELDS(X)                                                    \
+    X(tiny, ADDR, "the current 16-byte tiny block, 0 if none")               \
+    X(tinyoffset, U64, "the first free byte of the tiny block")              \
+    X(local_tinyallocs, U64,                                                 \
+      "tiny requests packed into a block since this P last took a span "     \
+      "(Go's alloc_m moves them into memstats.tinyallocs) or since flush")
+
 typedef struct ga_cache_info {
-    ga_addr tiny;
-    uint64_t tinyoffset;
-    uint64_t local_tinyallocs;
+    GA_CACHE_FIELDS(GA_FIELD)
     ga_addr alloc[NUM_SPAN_CLASSES]; /* span base, 0 = emptymspan */
 } ga_cache_info;
 /* ga_cache_info_get describes P p's mcache; false if p is out of range. */
@@ -223,45 +278,50 @@ size_t ga_span_objects(ga_heap *h, ga_addr base, uint8_t *out,
  * the requested size, as the rest of the block may go to others).  GA_ENOTOBJECT etc. otherwise. */
 ga_status ga_object_extent(ga_heap *h, ga_addr addr, uint64_t *size);
 
+/* The platform and options a heap models, and the state of its page
+ * heap that no other record shows. */
+#define GA_HEAP_INFO_FIELDS(X)                                                \
+    X(goos, STR, "the Go platform's GOOS")                                   \
+    X(goarch, STR, "the Go platform's GOARCH")                               \
+    X(race, BOOL, "race-detector hint layout")                               \
+    X(backing, BACKING, "os (real mappings) or virtual (simulated)")         \
+    X(procs, INT, "number of Ps, each with its mcache")                      \
+    X(ptr_size, UINT, "bytes of a pointer")                                  \
+    X(page_size, U64, "Go's _PageSize")                                      \
+    X(heap_arena_bytes, U64, "bytes of an arena")                            \
+    X(phys_page_size, U64, "the OS page size")                               \
+    X(phys_huge_page_size, U64, "the OS huge page size, 0 if none")          \
+    X(max_alloc, U64, "the largest request mallocgc takes (maxAlloc)")       \
+    X(arena_l1_bits, UINT, "bits of the arena map's first level")            \
+    X(arena_l2_bits, UINT, "bits of the arena map's second level")           \
+    X(arena_base_offset, ADDR, "arenaBaseOffset")                            \
+    X(zerobase, ADDR, "the address of every zero-byte object")               \
+    X(pages_in_use, U64, "pages of in-use spans (pagesInUse)")               \
+    X(scavenge_goal, U64, "retained bytes above which growth scavenges")     \
+    X(unscav_huge_pages, U64,                                                \
+      "huge pages of free spans not scavenged (free.unscavHugePages)")       \
+    X(nallspans, U64, "mspan structs ever created (allspans)")              \
+    X(release, RELEASE, "whose page heap: go1.13.8 or go1.13.0")             \
+    /* go1.13.8's curArena: [base, end) is mapped, counted in heap_sys,     \
+     * heap_idle and heap_released, and not yet a span (base == end: no     \
+     * such room; always so for go1.13.0) */                                 \
+    X(cur_arena_base, ADDR, "start of curArena (go1.13.8)")                  \
+    X(cur_arena_end, ADDR, "end of curArena (go1.13.8)")                     \
+    X(metadata_bytes, U64,                                                   \
+      "real memory taken by the arena metadata (heap_arena structs with "    \
+      "their span maps and page bits, the arena index's L2 maps)")           \
+    X(metadata_limit, U64, "the limit of metadata_bytes, 0 for none")        \
+    /* goalloc's own metadata, which no MemStats field counts (Go has none  \
+     * of it) */                                                             \
+    X(span_meta_bytes, U64,                                                  \
+      "per small span: the alloc, freed and used bitmaps and the requested " \
+      "sizes (the alloc bitmap, Go's gcBits, also counts in gc_sys)")        \
+    X(tiny_meta_bytes, U64,                                                  \
+      "the tiny class's block marks: 6 bytes per slot of each span that "    \
+      "has served a tiny block")
+
 typedef struct ga_heap_info {
-    const char *goos;
-    const char *goarch;
-    bool race;
-    ga_backing backing;
-    int procs;
-    unsigned ptr_size;
-    uint64_t page_size;
-    uint64_t heap_arena_bytes;
-    uint64_t phys_page_size;
-    uint64_t phys_huge_page_size;
-    uint64_t max_alloc;
-    unsigned arena_l1_bits;
-    unsigned arena_l2_bits;
-    ga_addr arena_base_offset;
-    ga_addr zerobase;
-    uint64_t pages_in_use;
-    uint64_t scavenge_goal;
-    uint64_t unscav_huge_pages;
-    uint64_t nallspans; /* mspan structs ever created (allspans) */
-    ga_release release;
-    /* go1.13.8's curArena: [base, end) is mapped, counted in heap_sys,
-     * heap_idle and heap_released, and not yet a span (base == end: no
-     * such room; always so for go1.13.0) */
-    ga_addr cur_arena_base;
-    ga_addr cur_arena_end;
-    /* real memory taken by the arena metadata (heap_arena structs with
-     * their span maps and page bits, the arena index's L2 maps), on
-     * either backing, and its limit (0: none) */
-    uint64_t metadata_bytes;
-    uint64_t metadata_limit;
-    /* goalloc's own metadata, which no MemStats field counts (Go has
-     * none of it): per small span, the freed and used bitmaps and the
-     * requested sizes, with the alloc bitmap (Go's part of it, charged
-     * to gc_sys as Go's gcBits) in the same block ... */
-    uint64_t span_meta_bytes;
-    /* ... and the tiny class's block marks, 6 bytes per slot of each
-     * span that has served a tiny block */
-    uint64_t tiny_meta_bytes;
+    GA_HEAP_INFO_FIELDS(GA_FIELD)
 } ga_heap_info;
 
 void ga_heap_info_get(ga_heap *h, ga_heap_info *out);
@@ -288,29 +348,35 @@ const char *ga_oom_reason(ga_heap *h);
 /* The counters fragmentation metrics are computed from (one Timeline
  * sample).  requested_live is what callers asked for, summed over live
  * objects; heap_alloc is what they got (size-class rounded). */
+#define GA_COUNTER_FIELDS(X)                                                  \
+    X(heap_alloc, U64, "bytes of live objects, size-class rounded")          \
+    X(heap_inuse, U64, "bytes of in-use spans")                              \
+    X(heap_idle, U64, "bytes of free spans (and of curArena)")               \
+    X(heap_released, U64, "idle bytes returned to the OS")                   \
+    X(heap_sys, U64, "bytes of mapped arenas")                               \
+    X(live_objects, U64, "live objects (heap_objects)")                      \
+    X(requested_live, U64, "bytes requested by live objects")                \
+    X(largest_free, U64,                                                     \
+      "bytes of the largest free span, or of the rest of go1.13.8's "        \
+      "curArena if that is larger (it takes such a request without new "     \
+      "address space alike)")
+
 typedef struct ga_heap_counters {
-    uint64_t heap_alloc;
-    uint64_t heap_inuse;
-    uint64_t heap_idle;
-    uint64_t heap_released;
-    uint64_t heap_sys;
-    uint64_t live_objects;   /* heap_objects */
-    uint64_t requested_live; /* bytes requested by live objects */
-    uint64_t largest_free;   /* bytes of the largest free span, or of
-                              * the rest of go1.13.8's curArena if that
-                              * is larger (it takes such a request
-                              * without new address space alike) */
+    GA_COUNTER_FIELDS(GA_FIELD)
 } ga_heap_counters;
 
 ga_status ga_heap_counters_get(ga_heap *h, ga_heap_counters *out);
 
-/* Bulk views, for plots of large heaps. */
+/* Bulk views, for plots of large heaps: a live object. */
+#define GA_LIVE_OBJECT_FIELDS(X)                                              \
+    X(addr, ADDR, "where the object starts")                                 \
+    X(size, U64, "usable bytes: elemsize, limit - addr if large, the "       \
+                 "requested size for tiny objects")                          \
+    X(requested, U64, "bytes the caller asked for")                          \
+    X(spanclass, U64, "the span class of its span (0: large)")
+
 typedef struct ga_live_object {
-    ga_addr addr;
-    uint64_t size;      /* usable bytes: elemsize, limit-addr if large, the
-                         * requested size for tiny objects */
-    uint64_t requested; /* bytes the caller asked for */
-    uint64_t spanclass;
+    GA_LIVE_OBJECT_FIELDS(GA_FIELD)
 } ga_live_object;
 /* ga_live_objects lists live objects in address order (tiny objects
  * one by one); returns how many exist. */
@@ -342,15 +408,20 @@ typedef struct ga_trace_view {
     const uint16_t *p;
 } ga_trace_view;
 
-/* Why a replay stopped early. */
+/* X(name, what): why a replay stopped early, GA_REPLAY_<name>. */
+#define GA_REPLAY_REASONS(X)                                                  \
+    X(OK, "every op applied")                                                \
+    X(BAD_KIND, "kind is neither alloc nor free")                            \
+    X(UNKNOWN_ID, "free of an id that is not live")                          \
+    X(LIVE_ID, "alloc of an id that is still live")                          \
+    X(ID_RANGE, "id out of range")                                           \
+    X(ALLOC_FAILED, "allocation failed")   /* ga_malloc's status says why */ \
+    X(FREE_FAILED, "free failed")          /* ga_free's status says why */
+
 enum {
-    GA_REPLAY_OK = 0,
-    GA_REPLAY_BAD_KIND,     /* kind is neither alloc nor free */
-    GA_REPLAY_UNKNOWN_ID,   /* free of an id that is not live */
-    GA_REPLAY_LIVE_ID,      /* alloc of an id that is still live */
-    GA_REPLAY_ID_RANGE,     /* id >= nids */
-    GA_REPLAY_ALLOC_FAILED, /* ga_malloc refused (status says why) */
-    GA_REPLAY_FREE_FAILED,  /* ga_free refused (status says why) */
+#define GA_X(name, what) GA_REPLAY_##name,
+    GA_REPLAY_REASONS(GA_X)
+#undef GA_X
 };
 
 typedef struct ga_replay_state {

@@ -10,6 +10,11 @@ import os as _os
 
 try:
     from ._core import (
+        MAX_SMALL_SIZE,
+        NUM_SIZE_CLASSES,
+        NUM_SPAN_CLASSES,
+        PAGE_SIZE,
+        TINY_SIZE,
         DoubleFreeError,
         GoallocError,
         HeapBusyError,
@@ -17,11 +22,6 @@ try:
         HeapCorruptionError,
         InvalidFreeError,
         OutOfMemoryError,
-        MAX_SMALL_SIZE,
-        NUM_SIZE_CLASSES,
-        NUM_SPAN_CLASSES,
-        PAGE_SIZE,
-        TINY_SIZE,
     )
 except ModuleNotFoundError as _e:
     if _e.name != __name__ + "._core":
@@ -68,7 +68,8 @@ __version__ = "0.1.0"
 __all__ = [
     "Arena", "ArenaHint", "BySize", "Cache", "Central", "DoubleFreeError",
     "GoallocError", "SLOT_FREE", "SLOT_FREED", "SLOT_LIVE", "SpanObjects",
-    "Fragmentation", "Heap", "HeapBusyError", "HeapClosedError", "HeapCorruptionError", "HeapInfo",
+    "Fragmentation", "Heap", "HeapBusyError", "HeapClosedError",
+    "HeapCorruptionError", "HeapInfo",
     "InvalidFreeError", "MAX_SMALL_SIZE", "MemStats", "NUM_SIZE_CLASSES",
     "NUM_SPAN_CLASSES", "OutOfMemoryError", "PAGE_SIZE", "SizeClass", "Span",
     "TINY_SIZE", "Timeline", "Trace", "TraceError", "size_classes",

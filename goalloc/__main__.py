@@ -25,9 +25,11 @@ import argparse
 import os
 import sys
 import time
-from typing import Any, Callable, NoReturn, Optional, TextIO
+from collections.abc import Callable
+from typing import Any, NoReturn, TextIO
 
 import goalloc
+
 
 def prog_name() -> str:
     """How the user started us, for usage lines: the installed command
@@ -93,8 +95,8 @@ class ProgressBar:
     MIN_BAR = 10      # fewer cells than this: no bar
     RATE_WIDTH = 14   # "123.45 M ops/s"
 
-    def __init__(self, label: str, enabled: Optional[bool] = None,
-                 stream: Optional[TextIO] = None, width: int = 30) -> None:
+    def __init__(self, label: str, enabled: bool | None = None,
+                 stream: TextIO | None = None, width: int = 30) -> None:
         self.label = label
         self.stream = sys.stderr if stream is None else stream
         self.width = width
@@ -143,7 +145,7 @@ class ProgressBar:
 
 
 def save_plots(heap: goalloc.Heap, timeline: Any, outdir: str,
-               prefix: str, indent: str = "") -> Optional[list[str]]:
+               prefix: str, indent: str = "") -> list[str] | None:
     """goalloc.plot.save_all, printing the paths; or a one-line note (and
     None) when plotting is not available (no matplotlib, or no
     goalloc.plot.save_all).  Other plotting errors propagate."""
@@ -410,7 +412,8 @@ def replay(args: argparse.Namespace) -> int:
         _print_fragmentation(h.fragmentation())
         if out is not None:
             tl.save(out)
-            print(f"timeline: {out} ({'CSV' if out.endswith('.csv') else 'JSON'}"
+            kind = "CSV" if out.endswith(".csv") else "JSON"
+            print(f"timeline: {out} ({kind}"
                   f", {len(tl)} rows)")
         if args.plots is not None:
             stem = os.path.splitext(os.path.basename(args.file))[0] or "trace"
@@ -435,7 +438,8 @@ def demo(args: argparse.Namespace) -> int:
         for hint in hints[:3]:
             print(f"    {hint}")
         print("    ...")
-        print(f"  {goalloc.NUM_SPAN_CLASSES} mcentrals, {info.procs} mcache(s)")
+        print(f"  {goalloc.NUM_SPAN_CLASSES} mcentrals, "
+              f"{info.procs} mcache(s)")
         p = h.alloc(100_000)
         print(f"\nalloc(100_000) -> {p:#x}")
         print(f"  span_of: {h.span_of(p)}")
@@ -475,7 +479,7 @@ def demo(args: argparse.Namespace) -> int:
 
 # ---- capture -------------------------------------------------------------
 
-def _capture_main() -> Optional[Callable[..., int]]:
+def _capture_main() -> Callable[..., int] | None:
     """goalloc.capture.main_capture, if this build has it."""
     try:
         from goalloc.capture import main_capture
@@ -485,16 +489,10 @@ def _capture_main() -> Optional[Callable[..., int]]:
 
 
 def _run_capture(capture: Callable[..., int], words: list[str]) -> int:
-    """main_capture(words), its command-line errors on one line like ours.
-
-    main_capture builds a plain argparse parser; while it runs, argparse's
-    error() prints "goalloc: error: ..." instead of the usage block."""
-    plain = argparse.ArgumentParser.error
-    setattr(argparse.ArgumentParser, "error", _Parser.error)
-    try:
-        return capture(words, prog=f"{prog_name()} capture")
-    finally:
-        setattr(argparse.ArgumentParser, "error", plain)
+    """main_capture(words), its command-line errors on one line like ours
+    ("goalloc: error: ..." instead of argparse's usage block)."""
+    return capture(words, prog=f"{prog_name()} capture",
+                   parser_class=_Parser)
 
 
 # ---- command line --------------------------------------------------------
@@ -614,7 +612,7 @@ def _fail(message: str, status: int = 1) -> int:
     return status
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     capture = _capture_main()
     if capture is not None and argv[:1] == ["capture"]:

@@ -9,14 +9,14 @@ runs the loop and raises every goalloc exception.
 from __future__ import annotations
 
 import operator
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
 _U64_MAX = (1 << 64) - 1
 
 
-def uint64_column(values: Any, what: str) -> tuple[np.ndarray, Optional[int]]:
+def uint64_column(values: Any, what: str) -> tuple[np.ndarray, int | None]:
     """(column, bad): values as a new uint64 array, up to the first value
     that is no uint64 (negative, or >= 2**64); bad is that value (an int),
     or None when every value is one.
@@ -64,7 +64,7 @@ def uint64_column(values: Any, what: str) -> tuple[np.ndarray, Optional[int]]:
     raise TypeError(f"{what} must hold integers, not {a.dtype}{hint}")
 
 
-def _int_objects(items: list, what: str) -> tuple[np.ndarray, Optional[int]]:
+def _int_objects(items: list[Any], what: str) -> tuple[np.ndarray, int | None]:
     """The slow path: one Python int at a time."""
     ints: list[int] = []
     for i, v in enumerate(items):

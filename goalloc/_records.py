@@ -1,10 +1,22 @@
-"""Typed, immutable records of goalloc's introspection (design §12.2)."""
+"""Typed, immutable records of goalloc's introspection (design §12.2).
+
+The C core defines each record once (the X-macros of csrc/goalloc.h),
+and _core exports those definitions: SPAN_FIELDS, HEAP_INFO_FIELDS, ...,
+tuples of (name, type, doc).  The classes here are written out so that
+type checkers see their fields; tests/test_records.py checks each
+against its definition (names, order and types), and the field docs
+below come from it.  Two fields keep the names goalloc gave them before
+the C facade was named after Go (PY_NAMES).
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from . import _core
+
+# C facade name -> Python record name, where they differ.
+PY_NAMES = {"index": "idx", "nsmallfree": "nfree"}
 
 
 class ArenaHint(NamedTuple):
@@ -35,7 +47,7 @@ class Span(NamedTuple):
 
     base: int
     npages: int
-    state: str  # "inuse" | "free" | "manual"
+    state: str  # a name of _core.SPAN_STATES: "inuse", "free", "manual"
     scavenged: bool
     spanclass: int
     sizeclass: int
@@ -98,9 +110,9 @@ class Cache(NamedTuple):
     alloc: dict[int, int]  # spanclass -> span base (emptymspan omitted)
 
 
-SLOT_FREE = 0
-SLOT_LIVE = 1
-SLOT_FREED = 2
+SLOT_FREE: int = _core.SLOT_FREE
+SLOT_LIVE: int = _core.SLOT_LIVE
+SLOT_FREED: int = _core.SLOT_FREED
 
 
 class SpanObjects(NamedTuple):
@@ -116,7 +128,7 @@ class SpanObjects(NamedTuple):
     def live(self) -> list[bool]:
         return [s == SLOT_LIVE for s in self.states]
 
-    def as_array(self) -> "object":
+    def as_array(self) -> object:
         """The states as a NumPy uint8 array (NumPy required)."""
         import numpy as np
 
@@ -180,3 +192,22 @@ class HeapInfo:
     # of each span that has served a tiny block)
     span_meta_bytes: int
     tiny_meta_bytes: int
+
+
+def _document(record: Any, fields: tuple[tuple[str, str, str], ...]) -> None:
+    """Give each field of a NamedTuple its doc from the core's definition
+    (not Cache.alloc, a tuple in the core made a dict here)."""
+    for name, typ, doc in fields:
+        name = PY_NAMES.get(name, name)
+        written = record.__annotations__[name]
+        if getattr(written, "__forward_arg__", written) == typ:
+            getattr(record, name).__doc__ = doc
+
+
+for _record, _fields in ((ArenaHint, _core.HINT_FIELDS),
+                         (Arena, _core.ARENA_FIELDS),
+                         (Span, _core.SPAN_FIELDS),
+                         (Central, _core.CENTRAL_FIELDS),
+                         (Cache, _core.CACHE_FIELDS)):
+    _document(_record, _fields)
+del _record, _fields

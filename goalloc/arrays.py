@@ -2,6 +2,9 @@
 
 One C call fills a flat buffer and NumPy views it, so a heap with 100k
 spans or millions of objects costs no Python loop.
+
+The rows are the C core's records (csrc/goalloc.h), one uint64 a field,
+so the dtypes are made from the field lists _core exports.
 """
 from __future__ import annotations
 
@@ -9,20 +12,23 @@ from typing import Any
 
 import numpy as np
 
-SPAN_STATES = ("dead", "inuse", "manual", "free")
+from . import _core
 
-SPAN_DTYPE = np.dtype([(name, "<u8") for name in (
-    "base", "npages", "state", "scavenged", "spanclass", "sizeclass",
-    "noscan", "elemsize", "nelems", "alloc_count", "freeindex", "limit",
-    "needzero")])
+# Span states by value: span_array()["state"] indexes this.
+SPAN_STATES: tuple[str, ...] = _core.SPAN_STATES
 
-OBJECT_DTYPE = np.dtype([("addr", "<u8"), ("size", "<u8"),
-                         ("requested", "<u8"), ("spanclass", "<u8")])
+# goalloc.Span's fields (bools and the state as integers).
+SPAN_DTYPE = np.dtype([(name, np.uint64) for name, _, _ in _core.SPAN_FIELDS])
 
-PAGE_FREE = -1
-PAGE_RELEASED = -2
-PAGE_MANUAL = -3
-PAGE_LARGE = 0
+# addr, size (usable bytes), requested, spanclass.
+OBJECT_DTYPE = np.dtype([(name, np.uint64)
+                         for name, _, _ in _core.OBJECT_FIELDS])
+
+# page_array() codes other than a size class.
+PAGE_FREE: int = _core.PAGE_FREE
+PAGE_RELEASED: int = _core.PAGE_RELEASED
+PAGE_MANUAL: int = _core.PAGE_MANUAL
+PAGE_LARGE: int = _core.PAGE_LARGE
 
 
 def span_array(heap: Any) -> np.ndarray:

@@ -68,8 +68,9 @@ import re
 import subprocess
 import sys
 import tempfile
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -129,8 +130,8 @@ def _capture_files(prefix: str) -> dict[str, tuple[int, int]]:
     return out
 
 
-def _run(argv: Sequence[str], out_prefix: Optional[PathLike],
-         env: Optional[Mapping[str, str]], timeout: Optional[float],
+def _run(argv: Sequence[str], out_prefix: PathLike | None,
+         env: Mapping[str, str] | None, timeout: float | None,
          kwargs: dict[str, Any]) -> tuple[list[str], int]:
     if isinstance(argv, (str, bytes)):
         raise TypeError("argv must be a sequence of arguments, not a string")
@@ -159,9 +160,9 @@ def _run(argv: Sequence[str], out_prefix: Optional[PathLike],
     return new, proc.returncode
 
 
-def capture(argv: Sequence[str], out_prefix: Optional[PathLike] = None,
-            env: Optional[Mapping[str, str]] = None,
-            timeout: Optional[float] = None, check: bool = True,
+def capture(argv: Sequence[str], out_prefix: PathLike | None = None,
+            env: Mapping[str, str] | None = None,
+            timeout: float | None = None, check: bool = True,
             **kwargs: Any) -> list[str]:
     """Run argv under the shim and return the capture files it wrote.
 
@@ -371,8 +372,10 @@ def read_capture(path: PathLike, procs: int = 1,
 
 # ---- command line -----------------------------------------------------------
 
-def main_capture(args: Optional[Sequence[str]] = None,
-                 prog: str = "goalloc capture") -> int:
+def main_capture(args: Sequence[str] | None = None,
+                 prog: str = "goalloc capture", *,
+                 parser_class: type[argparse.ArgumentParser] =
+                 argparse.ArgumentParser) -> int:
     """``goalloc capture [options] [--] CMD [ARGS...]``.
 
     Runs CMD under the shim, converts each process's capture into a goalloc
@@ -394,9 +397,11 @@ def main_capture(args: Optional[Sequence[str]] = None,
     --timeout SECONDS   kill CMD after this long
     --text              write text traces instead of binary
 
-    prog: the command's name in usage lines and errors.
+    prog: the command's name in usage lines and errors; parser_class: the
+    argparse parser to use (``python -m goalloc`` passes its own, whose
+    errors are one line).
     """
-    parser = argparse.ArgumentParser(
+    parser = parser_class(
         prog=prog,
         description="Run a command under goalloc's malloc-capture shim and "
                     "convert what it allocated into goalloc traces.")

@@ -26,10 +26,13 @@ which is NaN while nothing is live.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
+
+from . import _core
 
 METRICS = ("internal", "span", "page", "external", "overhead")
 
@@ -84,11 +87,15 @@ class Fragmentation:
     heap_alloc: int
 
     @classmethod
-    def from_counters(cls, c: Sequence[int]) -> "Fragmentation":
-        (heap_alloc, heap_inuse, heap_idle, heap_released, heap_sys,
-         _objects, requested, largest) = c
-        m = compute(heap_alloc, heap_inuse, heap_idle, heap_released,
-                    heap_sys, requested, largest)
+    def from_counters(cls, c: Sequence[int]) -> Fragmentation:
+        """The metrics of one sample of the counters (Heap._counters(),
+        in the order of _core.COUNTER_FIELDS)."""
+        counters = dict(zip((name for name, _, _ in _core.COUNTER_FIELDS),
+                            c, strict=True))
+        requested = counters["requested_live"]
+        heap_alloc = counters["heap_alloc"]
+        m = compute(**{k: v for k, v in counters.items()
+                       if k != "live_objects"})
         return cls(
             internal=float(m["internal"]),
             internal_bytes=int(m["internal_bytes"]),

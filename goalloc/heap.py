@@ -8,12 +8,20 @@ introspection calls turn the core's tuples into typed records.
 from __future__ import annotations
 
 import operator
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from . import _core
 from ._bulk import uint64_column
-from ._records import (Arena, ArenaHint, Cache, Central, HeapInfo, Span,
-                       SpanObjects)
+from ._records import (
+    Arena,
+    ArenaHint,
+    Cache,
+    Central,
+    HeapInfo,
+    Span,
+    SpanObjects,
+)
 from .fragmentation import Fragmentation
 from .stats import MemStats
 
@@ -69,7 +77,7 @@ class Heap(_core.Heap):
         """Every span of the mapped arenas, in address order."""
         return [Span(*t) for t in self._spans()]
 
-    def span_of(self, addr: int) -> Optional[Span]:
+    def span_of(self, addr: int) -> Span | None:
         """Go's spanOf: the span holding addr, or None outside the arenas."""
         t = self._span_of(addr)
         return None if t is None else Span(*t)
@@ -100,7 +108,7 @@ class Heap(_core.Heap):
         return SpanObjects(base, span.elemsize, states, tiny)
 
     def alloc_many(self, sizes: Any, /, *, noscan: bool = False,
-                   p: int = 0) -> "np.ndarray":
+                   p: int = 0) -> np.ndarray:
         """Allocate sizes[0], sizes[1], ... in order, as that many
         ``alloc(size, noscan=noscan, p=p)`` calls would (the same
         addresses, the same heap afterwards), in one C loop without the
@@ -137,9 +145,9 @@ class Heap(_core.Heap):
         col, bad = uint64_column(addrs, "addrs")
         self._free_many(col, bad)
 
-    def replay(self, trace: "Trace", sample_every: int = 0,
-               progress: Optional[Callable[[int, int], None]] = None,
-               chunk: int = 0) -> "Timeline":
+    def replay(self, trace: Trace, sample_every: int = 0,
+               progress: Callable[[int, int], None] | None = None,
+               chunk: int = 0) -> Timeline:
         """Apply every op of trace in C, the GIL released, and return the
         Timeline: the counters every sample_every ops (and after the last
         op), fragmentation metrics, and the address each id got.
@@ -161,19 +169,19 @@ class Heap(_core.Heap):
 
         return replay(self, trace, sample_every, progress, chunk)
 
-    def span_array(self) -> "np.ndarray":
+    def span_array(self) -> np.ndarray:
         """Every span as a NumPy structured array (goalloc.arrays)."""
         from .arrays import span_array
 
         return span_array(self)
 
-    def object_array(self) -> "np.ndarray":
+    def object_array(self) -> np.ndarray:
         """Every live object as a NumPy structured array (goalloc.arrays)."""
         from .arrays import object_array
 
         return object_array(self)
 
-    def page_array(self) -> "np.ndarray":
+    def page_array(self) -> np.ndarray:
         """One code per mapped page (goalloc.arrays.page_array)."""
         from .arrays import page_array
 
@@ -187,7 +195,7 @@ class Heap(_core.Heap):
         """The platform and options this heap models."""
         return HeapInfo(**self._info())
 
-    def __enter__(self) -> "Heap":
+    def __enter__(self) -> Heap:
         super().__enter__()
         return self
 

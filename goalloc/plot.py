@@ -26,12 +26,19 @@ save_all(heap, tl)         all of the above as PNG files
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any, Optional, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from . import _core
-from .arrays import PAGE_FREE, PAGE_LARGE, PAGE_MANUAL, PAGE_RELEASED
+from .arrays import (
+    PAGE_FREE,
+    PAGE_LARGE,
+    PAGE_MANUAL,
+    PAGE_RELEASED,
+    SPAN_STATES,
+)
 from .fragmentation import METRICS
 from .sizeclasses import size_classes
 
@@ -62,7 +69,7 @@ _STATE_NAMES = {
 }
 _CLASS_CMAP = "viridis"
 _SMALL_CLASSES = _core.NUM_SIZE_CLASSES - 1  # 1..66
-_SPAN_INUSE = 1  # goalloc.arrays.SPAN_STATES.index("inuse")
+_SPAN_INUSE = SPAN_STATES.index("inuse")
 
 # Counters a Timeline holds in bytes (everything but live_objects).
 _BYTE_COLUMNS = frozenset((
@@ -71,13 +78,13 @@ _BYTE_COLUMNS = frozenset((
     "page_bytes", "external_bytes"))
 
 
-def _figure(width: float, height: float) -> "Figure":
+def _figure(width: float, height: float) -> Figure:
     from matplotlib.figure import Figure
 
     return Figure(figsize=(width, height), layout="constrained")
 
 
-def _note(ax: "Axes", text: str) -> None:
+def _note(ax: Axes, text: str) -> None:
     """Centre a message on an axes that has nothing else to show."""
     ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center",
             va="center", fontsize=11, color="#555555", wrap=True)
@@ -90,7 +97,7 @@ def _mib(n: float) -> str:
 # ---- size classes -----------------------------------------------------------
 
 
-def size_class_waste(heap: Optional["Heap"] = None) -> "Figure":
+def size_class_waste(heap: Heap | None = None) -> Figure:
     """Waste per size class: Go 1.13's static worst case (sizeclasses.go's
     "max waste" and "tail waste" columns) and, given a heap, the internal
     waste its live small objects actually have.
@@ -153,7 +160,7 @@ def size_class_waste(heap: Optional["Heap"] = None) -> "Figure":
     return fig
 
 
-def span_occupancy(heap: "Heap") -> "Figure":
+def span_occupancy(heap: Heap) -> Figure:
     """In-use small spans per size class and how full each is: one dot per
     span at alloc_count / nelems (Go's mspan.allocCount over nelems), the
     mean as a bar, and the number of spans per class below."""
@@ -199,7 +206,7 @@ def span_occupancy(heap: "Heap") -> "Figure":
 # ---- pages and addresses ----------------------------------------------------
 
 
-def page_map(heap: "Heap", width: int = 512) -> "Figure":
+def page_map(heap: Heap, width: int = 512) -> Figure:
     """Every page of every mapped arena, coloured by state: in use by a
     small span (coloured by size class), by a large object, free and
     retained, free and released (scavenged), or manual.
@@ -293,14 +300,18 @@ def _runs(bases: Sequence[int], size: int) -> list[tuple[int, int]]:
     return out
 
 
-def address_space(heap: "Heap", max_runs: int = 4) -> "Figure":
+def address_space(heap: Heap, max_runs: int = 4) -> Figure:
     """The heap's address space as ``mallocinit`` and ``sysAlloc`` shape it:
     every arena hint (runtime.arenaHint; up or down, at its position in
     the list, head first) and every mapped arena on a log address axis,
     then a linear close-up of each run of contiguous arenas (up to
     max_runs) with the hints that fall inside it."""
-    from matplotlib.ticker import (FuncFormatter, LogLocator, MaxNLocator,
-                                   NullFormatter)
+    from matplotlib.ticker import (
+        FuncFormatter,
+        LogLocator,
+        MaxNLocator,
+        NullFormatter,
+    )
 
     info = heap.info()
     hints = heap.hints()
@@ -339,7 +350,8 @@ def address_space(heap: "Heap", max_runs: int = 4) -> "Figure":
         ax.set_xscale("log", base=2)
         ax.set_xlim(lo, hi)
         ax.xaxis.set_major_locator(LogLocator(base=2, numticks=9))
-        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{int(v):#x}"))
+        ax.xaxis.set_major_formatter(
+            FuncFormatter(lambda v, _: f"{int(v):#x}"))
         ax.xaxis.set_minor_formatter(NullFormatter())
         ax.tick_params(axis="x", labelsize=8, labelrotation=20)
     ax.set_ylim(ymax + 0.5, -1.5)  # head of the list at the top
@@ -364,7 +376,7 @@ def address_space(heap: "Heap", max_runs: int = 4) -> "Figure":
     if up or down or runs:
         ax.legend(loc="lower left", fontsize=8)
 
-    for z, (start, end) in zip(zooms, shown):
+    for z, (start, end) in zip(zooms, shown, strict=True):
         _run_closeup(z, start, end, size, arenas, hints)
     if len(runs) > len(shown):
         fig.text(0.99, 0.01, f"{len(runs) - len(shown)} more run(s) of "
@@ -372,7 +384,7 @@ def address_space(heap: "Heap", max_runs: int = 4) -> "Figure":
     return fig
 
 
-def _run_closeup(ax: "Axes", start: int, end: int, size: int,
+def _run_closeup(ax: Axes, start: int, end: int, size: int,
                  arenas: Sequence[Any], hints: Sequence[Any]) -> None:
     """A linear view of one run of arenas, in MiB from its start."""
     lo, hi = start - size, end + size
@@ -404,12 +416,12 @@ def _run_closeup(ax: "Axes", start: int, end: int, size: int,
 # ---- timelines --------------------------------------------------------------
 
 
-def _ops(tl: "Timeline") -> np.ndarray:
+def _ops(tl: Timeline) -> np.ndarray:
     """The x axis: ops applied when each sample was taken (0 = before)."""
     return np.asarray(tl.op, dtype=np.int64) + 1
 
 
-def _timeline_figure(tl: "Timeline", metrics: Sequence[str]) -> "Figure":
+def _timeline_figure(tl: Timeline, metrics: Sequence[str]) -> Figure:
     cols = tl.columns()
     unknown = [m for m in metrics if m not in cols or m == "op"]
     if unknown:
@@ -418,7 +430,7 @@ def _timeline_figure(tl: "Timeline", metrics: Sequence[str]) -> "Figure":
     x = _ops(tl)
     fig = _figure(10, 4.5)
     ax = fig.add_subplot()
-    other: Optional["Axes"] = None
+    other: Axes | None = None
     for m in metrics:
         y = np.asarray(cols[m], dtype=np.float64)
         if m in _BYTE_COLUMNS:
@@ -442,16 +454,16 @@ def _timeline_figure(tl: "Timeline", metrics: Sequence[str]) -> "Figure":
     return fig
 
 
-def timeline(tl: "Timeline", metrics: Sequence[str] = (
+def timeline(tl: Timeline, metrics: Sequence[str] = (
         "heap_alloc", "heap_inuse", "heap_idle", "heap_released",
-        "heap_sys")) -> "Figure":
+        "heap_sys")) -> Figure:
     """Go's MemStats heap counters (or any Timeline column, see
     Timeline.columns) against the ops of a replay; byte counts in MiB on
     the left axis, other columns on a right axis."""
     return _timeline_figure(tl, metrics)
 
 
-def fragmentation_timeline(tl: "Timeline") -> "Figure":
+def fragmentation_timeline(tl: Timeline) -> Figure:
     """The fragmentation metrics of goalloc.fragmentation against the ops
     of a replay: internal, span, page and external as percentages, and
     overhead (heap_sys / requested_live) on a log axis below."""
@@ -488,7 +500,7 @@ def fragmentation_timeline(tl: "Timeline") -> "Figure":
 # ---- all at once ------------------------------------------------------------
 
 
-def save_all(heap: "Heap", timeline: Optional["Timeline"] = None,
+def save_all(heap: Heap, timeline: Timeline | None = None,
              outdir: str = ".", prefix: str = "goalloc",
              dpi: int = 110) -> list[str]:
     """Write every plot that applies as ``<outdir>/<prefix>-<name>.png``:

@@ -1,7 +1,7 @@
 """Go 1.13's size classes, as the C core has them."""
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from . import _core
 from ._records import SizeClass

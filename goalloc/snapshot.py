@@ -16,34 +16,25 @@ schema            the string ``"goalloc.snapshot/1"``
 goalloc_version   ``goalloc.__version__`` of the writer
 digest            ``Heap.digest()``: a 64-bit hash of all allocator metadata
                   (equal digests: almost surely equal heaps)
-info              ``Heap.info()``: the platform and options the heap models
-                  (goos, goarch, race, backing, procs, ptr_size, page_size,
-                  heap_arena_bytes, ..., nallspans, release,
-                  cur_arena_base, cur_arena_end, metadata_bytes,
-                  metadata_limit), one key per HeapInfo field; release
-                  ("go1.13.8" or "go1.13.0"), curArena (go1.13.8's mapped
-                  room not yet a span) and the metadata's real memory
-                  came after version 1's first writers, so a reader may
-                  miss them
-hints             the arena hint list, head (tried next) first: objects
-                  ``{"addr", "down"}`` (runtime.arenaHint)
+info              ``Heap.info()``: the platform and options the heap models,
+                  one key per goalloc.HeapInfo field; release, curArena
+                  (go1.13.8's mapped room not yet a span) and the
+                  metadata's real memory came after version 1's first
+                  writers, so a reader may miss them
+hints             the arena hint list, head (tried next) first: one object
+                  per hint with goalloc.ArenaHint's fields (addr, down)
 arenas            the mapped arenas in creation order (mheap_.allArenas):
-                  ``{"base", "idx", "l1", "l2"}`` (idx: Go's arenaIdx)
-spans             every span of the mapped arenas in address order
-                  (goalloc.Span fields): base, npages, state ("inuse",
-                  "free" or "manual"), scavenged, spanclass, sizeclass,
-                  noscan, elemsize, nelems, alloc_count, freeindex, limit,
-                  needzero
+                  goalloc.Arena's fields (base, idx, l1, l2)
+spans             every span of the mapped arenas in address order:
+                  goalloc.Span's fields, state "inuse", "free" or "manual"
 stats             ``Heap.stats()`` (runtime.MemStats in snake_case): every
                   scalar field, and ``by_size``: a list of all 67 size
                   classes as ``{"sizeclass", "size", "mallocs", "frees"}``
 centrals          the mcentrals that hold a span or have counted an
-                  allocation or free, by span class:
-                  ``{"spanclass", "sizeclass", "noscan", "nonempty",
-                  "empty", "nmalloc", "nfree"}`` (nonempty/empty: span
-                  base addresses)
-caches            each P's mcache: ``{"p", "tiny", "tinyoffset",
-                  "local_tinyallocs", "alloc"}``, alloc a list of
+                  allocation or free, by span class: goalloc.Central's
+                  fields and its properties sizeclass and noscan
+                  (nonempty, empty: lists of span bases)
+caches            each P's mcache: goalloc.Cache's fields, alloc a list of
                   ``{"spanclass", "base"}`` for the span classes with a
                   cached span
 fragmentation     ``Heap.fragmentation()`` (see goalloc.fragmentation): the
@@ -52,6 +43,8 @@ fragmentation     ``Heap.fragmentation()`` (see goalloc.fragmentation): the
                   is live) is null
 ================  ===========================================================
 
+Each record's keys are its fields, so the schema follows the records
+(which tests check against the C core's definitions, csrc/goalloc.h).
 Addresses are JSON integers; on 64-bit platforms they can exceed 2**53,
 so a reader whose numbers are doubles (JavaScript) must parse them as big
 integers.  Readers must ignore keys they do not know: version 1 may grow
@@ -59,12 +52,13 @@ keys, and a change that removes or retypes one bumps the version.
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import os
 from typing import TYPE_CHECKING, Any, Union
 
+from ._records import Arena, ArenaHint, BySize, Cache, Central, HeapInfo, Span
+from .arrays import SPAN_STATES
 from .fragmentation import Fragmentation
 from .stats import MemStats
 
@@ -81,105 +75,103 @@ PathLike = Union[str, "os.PathLike[str]"]
 # ---- the schema -------------------------------------------------------------
 
 # A type spec: "int" (not bool), "bool", "str", "num" (int or float),
-# "num?" (int, float or null), "ints" (list of int).  The key sets are
-# version 1's, written out here on purpose: the records of the live API may
-# grow (info and stats then grow too, which version 1 allows), but a key
-# that disappears or changes type is a new schema version.
+# "num?" (int, float or null), "ints" (list of int).
 _INT, _BOOL, _STR, _NUM, _NUMN, _INTS = ("int", "bool", "str", "num",
                                          "num?", "ints")
+# The spec of each annotation the records use.
+_KINDS = {"int": _INT, "bool": _BOOL, "str": _STR, "float": _NUMN,
+          "tuple[int, ...]": _INTS}
 
 
-def _ints(*names: str, **others: str) -> dict[str, str]:
-    spec = dict.fromkeys(names, _INT)
-    spec.update(others)
+def _annotation(kind: Any) -> str:
+    """An annotation as written (NamedTuple keeps it as a ForwardRef)."""
+    return str(getattr(kind, "__forward_arg__", kind))
+
+
+def _spec(record: Any, *, without: tuple[str, ...] = (),
+          **more: str) -> dict[str, str]:
+    """The keys of a record and their specs, read from its annotations:
+    the records are the live API's (checked against the C core's
+    definitions), so the schema follows them.  A record may grow (version
+    1 allows new keys); a key that disappears or changes type is a new
+    schema version, which tests/test_snapshot.py guards."""
+    spec = {name: _KINDS[_annotation(kind)]
+            for name, kind in record.__annotations__.items()
+            if name not in without}
+    spec.update(more)
     return spec
 
 
-_INFO = _ints("procs", "ptr_size", "page_size", "heap_arena_bytes",
-              "phys_page_size", "phys_huge_page_size", "max_alloc",
-              "arena_l1_bits", "arena_l2_bits", "arena_base_offset",
-              "zerobase", "pages_in_use", "scavenge_goal",
-              "unscav_huge_pages", "nallspans",
-              goos=_STR, goarch=_STR, race=_BOOL, backing=_STR)
-# Keys version 1 gained later: checked when present.
-_INFO_LATER = _ints("cur_arena_base", "cur_arena_end", "metadata_bytes",
-                    "metadata_limit", release=_STR)
-_HINT = _ints("addr", down=_BOOL)
-_ARENA = _ints("base", "idx", "l1", "l2")
-_SPAN = {"base": _INT, "npages": _INT, "state": _STR, "scavenged": _BOOL,
-         "spanclass": _INT, "sizeclass": _INT, "noscan": _BOOL,
-         "elemsize": _INT, "nelems": _INT, "alloc_count": _INT,
-         "freeindex": _INT, "limit": _INT, "needzero": _BOOL}
-_STATS = _ints("alloc", "total_alloc", "sys", "lookups", "mallocs", "frees",
-               "heap_alloc", "heap_sys", "heap_idle", "heap_inuse",
-               "heap_released", "heap_objects", "stack_inuse", "stack_sys",
-               "mspan_inuse", "mspan_sys", "mcache_inuse", "mcache_sys",
-               "buck_hash_sys", "gc_sys", "other_sys")
-_BY_SIZE = _ints("sizeclass", "size", "mallocs", "frees")
-_CENTRAL = _ints("spanclass", "sizeclass", "nmalloc", "nfree",
-                 noscan=_BOOL, nonempty=_INTS, empty=_INTS)
-_CACHE = _ints("p", "tiny", "tinyoffset", "local_tinyallocs")
-_CACHE_ALLOC = _ints("spanclass", "base")
-_FRAG = _ints("internal_bytes", "span_bytes", "page_bytes", "external_bytes",
-              "requested_live", "heap_alloc", internal=_NUMN, span=_NUMN,
-              page=_NUMN, external=_NUMN, overhead=_NUMN)
+_INFO_ALL = _spec(HeapInfo)
+# Keys version 1 gained after its first writers: checked when present.
+_INFO_LATER = ("release", "cur_arena_base", "cur_arena_end",
+               "metadata_bytes", "metadata_limit", "span_meta_bytes",
+               "tiny_meta_bytes")
+_INFO = {k: v for k, v in _INFO_ALL.items() if k not in _INFO_LATER}
+_HINT = _spec(ArenaHint)
+_ARENA = _spec(Arena)
+_SPAN = _spec(Span)
+_STATS = _spec(MemStats, without=("by_size",))
+_BY_SIZE_RECORD = _spec(BySize)
+_BY_SIZE = {"sizeclass": _INT, **_BY_SIZE_RECORD}
+_CENTRAL = _spec(Central, sizeclass=_INT, noscan=_BOOL)
+_CACHE = _spec(Cache, without=("alloc",))
+_CACHE_ALLOC = {"spanclass": _INT, "base": _INT}
+_FRAG = _spec(Fragmentation)
+# A span list holds no dead spans.
+_LISTED_STATES = tuple(s for s in SPAN_STATES if s != "dead")
 
 
 def _float(x: float) -> Any:
     return None if math.isnan(x) else float(x)
 
 
+def _plain(value: Any) -> Any:
+    """A record's value as JSON has it: tuples as lists, NaN as null."""
+    if isinstance(value, tuple):
+        return list(value)
+    if isinstance(value, float):
+        return _float(value)
+    return value
+
+
 def _pick(record: Any, spec: dict[str, str]) -> dict[str, Any]:
-    """The schema's keys of a record, read by name: a renamed record field
-    fails here rather than silently changing the schema."""
-    return {key: getattr(record, key) for key in spec}
+    """The schema's keys of a record, read by name."""
+    return {key: _plain(getattr(record, key)) for key in spec}
 
 
-def snapshot(heap: "Heap") -> dict[str, Any]:
+def snapshot(heap: Heap) -> dict[str, Any]:
     """The whole visible state of heap as a JSON-serialisable dict (see
     the module docstring for every key)."""
     from . import __version__
 
     st = heap.stats()
-    stats: dict[str, Any] = {f.name: getattr(st, f.name)
-                             for f in dataclasses.fields(MemStats)
-                             if f.name != "by_size"}
-    stats["by_size"] = [{"sizeclass": i, "size": b.size,
-                         "mallocs": b.mallocs, "frees": b.frees}
+    stats = _pick(st, _STATS)
+    stats["by_size"] = [{"sizeclass": i, **_pick(b, _BY_SIZE_RECORD)}
                         for i, b in enumerate(st.by_size)]
-    centrals = [{"spanclass": c.spanclass, "sizeclass": c.sizeclass,
-                 "noscan": c.noscan, "nonempty": list(c.nonempty),
-                 "empty": list(c.empty), "nmalloc": c.nmalloc,
-                 "nfree": c.nfree}
-                for c in heap.centrals()
+    centrals = [_pick(c, _CENTRAL) for c in heap.centrals()
                 if c.nonempty or c.empty or c.nmalloc or c.nfree]
-    caches = [{"p": c.p, "tiny": c.tiny, "tinyoffset": c.tinyoffset,
-               "local_tinyallocs": c.local_tinyallocs,
+    caches = [{**_pick(c, _CACHE),
                "alloc": [{"spanclass": spc, "base": base}
                          for spc, base in sorted(c.alloc.items())]}
               for c in heap.caches()]
-    frag = heap.fragmentation()
-    fragmentation = {f.name: (_float(getattr(frag, f.name))
-                              if isinstance(getattr(frag, f.name), float)
-                              else getattr(frag, f.name))
-                     for f in dataclasses.fields(Fragmentation)}
     return {
         "schema": SNAPSHOT_SCHEMA,
         "goalloc_version": __version__,
         "digest": heap.digest(),
-        "info": dataclasses.asdict(heap.info()),
+        "info": _pick(heap.info(), _INFO_ALL),
         "hints": [_pick(h, _HINT) for h in heap.hints()],
         "arenas": [_pick(a, _ARENA) for a in heap.arenas()],
         "spans": [_pick(s, _SPAN) for s in heap.spans()],
         "stats": stats,
         "centrals": centrals,
         "caches": caches,
-        "fragmentation": fragmentation,
+        "fragmentation": _pick(heap.fragmentation(), _FRAG),
     }
 
 
-def export_json(heap: "Heap", path: PathLike,
-                indent: Union[int, None] = None) -> dict[str, Any]:
+def export_json(heap: Heap, path: PathLike,
+                indent: int | None = None) -> dict[str, Any]:
     """Write snapshot(heap) to path as JSON; return the document."""
     doc = snapshot(heap)
     with open(path, "w", encoding="utf-8") as f:
@@ -202,7 +194,8 @@ def load_json(path: PathLike) -> dict[str, Any]:
             raise ValueError(f"{os.fspath(path)}: not a goalloc snapshot: "
                              f"JSON nested too deeply") from None
     validate(doc)
-    return doc
+    checked: dict[str, Any] = doc
+    return checked
 
 
 # ---- validation -----------------------------------------------------------
@@ -275,15 +268,16 @@ def validate(doc: Any) -> None:
             raise ValueError(f"snapshot: {key!r} must be {typ.__name__}, "
                              f"not {type(v).__name__}")
     _check_object(doc["info"], _INFO, "info")
-    _check_object(doc["info"], {k: v for k, v in _INFO_LATER.items()
-                                if k in doc["info"]}, "info")
+    _check_object(doc["info"], {k: v for k, v in _INFO_ALL.items()
+                                if k in _INFO_LATER and k in doc["info"]},
+                  "info")
     _check_list(doc["hints"], _HINT, "hints")
     _check_list(doc["arenas"], _ARENA, "arenas")
     _check_list(doc["spans"], _SPAN, "spans")
     for i, s in enumerate(doc["spans"]):
-        if s["state"] not in ("inuse", "free", "manual"):
-            raise ValueError(f"spans[{i}].state: {s['state']!r} is not "
-                             "'inuse', 'free' or 'manual'")
+        if s["state"] not in _LISTED_STATES:
+            raise ValueError(f"spans[{i}].state: {s['state']!r} is not one "
+                             f"of {', '.join(map(repr, _LISTED_STATES))}")
     _check_object(doc["stats"], _STATS, "stats")
     by_size = doc["stats"].get("by_size")
     if not isinstance(by_size, list):

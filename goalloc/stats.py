@@ -6,8 +6,9 @@ checks that the names here equal _core.MSTATS_FIELDS.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from ._records import BySize
 
@@ -50,7 +51,7 @@ class MemStats:
         return f"MemStats({scalars}, by_size=<{len(self.by_size)} classes>)"
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "MemStats":
+    def from_dict(cls, d: Mapping[str, Any]) -> MemStats:
         fields = dict(d)
         fields["by_size"] = tuple(BySize(*t) for t in d["by_size"])
         return cls(**fields)

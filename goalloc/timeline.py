@@ -44,7 +44,7 @@ class Timeline:
     @classmethod
     def from_samples(cls, ops: np.ndarray, samples: np.ndarray,
                      initial: np.ndarray, addresses: np.ndarray,
-                     live: np.ndarray, nops: int) -> "Timeline":
+                     live: np.ndarray, nops: int) -> Timeline:
         ops = np.concatenate([[-1], ops.astype(np.int64)])
         rows = np.vstack([initial[None, :], samples]).astype(np.int64)
         cols = {name: rows[:, i] for i, name in enumerate(COUNTER_FIELDS)}
@@ -63,7 +63,8 @@ class Timeline:
     @property
     def internal_waste(self) -> np.ndarray:
         """heap_alloc - requested_live: bytes lost to rounding, per sample."""
-        return self.heap_alloc - self.requested_live
+        waste: np.ndarray = self.heap_alloc - self.requested_live
+        return waste
 
     def columns(self) -> dict[str, np.ndarray]:
         """Every per-sample column, counters first, then the metrics."""
@@ -78,7 +79,7 @@ class Timeline:
         with open(path, "w", newline="") as f:
             w = csv.writer(f)
             w.writerow(cols)
-            for row in zip(*(c.tolist() for c in cols.values())):
+            for row in zip(*(c.tolist() for c in cols.values()), strict=True):
                 w.writerow(row)
 
     def to_json(self, path: PathLike) -> None:

@@ -23,13 +23,18 @@ from __future__ import annotations
 import operator
 import os
 import struct
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Iterator, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, Union
 
 import numpy as np
 
+from . import _core
 from ._bulk import uint64_column
 from ._core import GoallocError
+
+if TYPE_CHECKING:
+    from .timeline import Timeline
 
 ALLOC = 0
 FREE = 1
@@ -51,7 +56,7 @@ class TraceError(GoallocError, ValueError):
     ``index`` is the op (or, for files, the line) where the problem is.
     """
 
-    def __init__(self, message: str, index: Optional[int] = None) -> None:
+    def __init__(self, message: str, index: int | None = None) -> None:
         super().__init__(message)
         self.index = index
 
@@ -93,13 +98,14 @@ class Trace:
         self.p = _column(p, n, np.uint16, "p")
         for name in ("id", "size", "noscan", "p"):
             if len(getattr(self, name)) != n:
-                raise ValueError(f"column {name!r} has {len(getattr(self, name))}"
-                                 f" entries, kind has {n}")
+                raise ValueError(f"column {name!r} has "
+                                 f"{len(getattr(self, name))} entries, "
+                                 f"kind has {n}")
 
     # ---- building -------------------------------------------------------
 
     @classmethod
-    def from_ops(cls, ops: Iterable[Sequence[Any]]) -> "Trace":
+    def from_ops(cls, ops: Iterable[Sequence[Any]]) -> Trace:
         """From tuples ("alloc", id, size[, noscan[, p]]) and ("free", id).
 
         As Trace(): TypeError for a field that is not an int (noscan: a
@@ -132,10 +138,10 @@ class Trace:
     def __iter__(self) -> Iterator[Op]:
         for k, i, s, n, p in zip(self.kind.tolist(), self.id.tolist(),
                                  self.size.tolist(), self.noscan.tolist(),
-                                 self.p.tolist()):
+                                 self.p.tolist(), strict=True):
             yield Op(k, i, s, bool(n), p)
 
-    def __getitem__(self, sl: slice) -> "Trace":
+    def __getitem__(self, sl: slice) -> Trace:
         if not isinstance(sl, slice):
             raise TypeError("index a Trace with a slice")
         return Trace(self.kind[sl], self.id[sl], self.size[sl],
@@ -157,7 +163,7 @@ class Trace:
         """One more than the largest id (the size of id-indexed tables)."""
         return int(self.id.max()) + 1 if len(self) else 0
 
-    def renumbered(self) -> "tuple[Trace, np.ndarray]":
+    def renumbered(self) -> tuple[Trace, np.ndarray]:
         """(trace, ids): the same ops with the ids numbered densely from 0
         in increasing order of the old ids, and ids[new] = old id.  For
         traces with sparse ids (addresses, hashes), which a replay cannot
@@ -179,7 +185,7 @@ class Trace:
                     f.write(f"f {op.id}\n")
 
     @classmethod
-    def read_text(cls, path: PathLike) -> "Trace":
+    def read_text(cls, path: PathLike) -> Trace:
         ops: list[tuple[Any, ...]] = []
         with open(path, encoding="ascii", errors="replace") as f:
             first = f.readline().rstrip("\n")
@@ -202,7 +208,7 @@ class Trace:
                 f.write(getattr(self, col).astype(dt).tobytes())
 
     @classmethod
-    def read_binary(cls, path: PathLike) -> "Trace":
+    def read_binary(cls, path: PathLike) -> Trace:
         with open(path, "rb") as f:
             data = f.read()
         name = os.fspath(path)
@@ -237,7 +243,7 @@ class Trace:
             self.write_text(path)
 
     @classmethod
-    def load(cls, path: PathLike) -> "Trace":
+    def load(cls, path: PathLike) -> Trace:
         """Read either format, recognised by its first bytes."""
         with open(path, "rb") as f:
             head = f.read(8)
@@ -316,7 +322,8 @@ def _bools_as_uint8(values: Any) -> Any:
     return a.astype(np.uint8) if a.dtype == np.bool_ else values
 
 
-def _parse_line(words: list[str], path: PathLike, lineno: int) -> tuple:
+def _parse_line(words: list[str], path: PathLike,
+                lineno: int) -> tuple[Any, ...]:
     where = f"{os.fspath(path)}: line {lineno}"
     try:
         if words[0] == "a" and len(words) == 5:
@@ -345,23 +352,13 @@ def _uint(word: str, bits: int) -> int:
 
 # ---- replay ---------------------------------------------------------------
 
-COUNTER_FIELDS = ("heap_alloc", "heap_inuse", "heap_idle", "heap_released",
-                  "heap_sys", "live_objects", "requested_live",
-                  "largest_free")
-
-_REASONS = {
-    1: "kind is neither alloc nor free",
-    2: "free of an id that is not live",
-    3: "alloc of an id that is still live",
-    4: "id out of range",
-    5: "allocation failed",
-    6: "free failed",
-}
+# The counters of one Timeline sample (the C core's ga_heap_counters).
+COUNTER_FIELDS = tuple(name for name, _, _ in _core.COUNTER_FIELDS)
 
 
 def replay(heap: Any, trace: Trace, sample_every: int = 0,
-           progress: Optional[Callable[[int, int], None]] = None,
-           chunk: int = 0) -> Any:
+           progress: Callable[[int, int], None] | None = None,
+           chunk: int = 0) -> Timeline:
     """Run the whole trace in C (see Heap.replay)."""
     from .timeline import Timeline
 
@@ -380,11 +377,11 @@ def replay(heap: Any, trace: Trace, sample_every: int = 0,
         chunk = max(1, n // 100)
     # one C call: the heap stays busy (HeapBusyError for other threads and
     # for progress itself) from the first op to the last
-    nxt, reason, status, nsamples = heap._replay(
+    nxt, failure, nsamples = heap._replay(
         (trace.kind, trace.id, trace.size, trace.noscan, trace.p), addr_of,
         live, samples, sample_ops, sample_every, chunk, progress)
-    if reason:
-        raise _replay_error(trace, nxt, reason, status)
+    if failure is not None:
+        raise _replay_error(trace, nxt, *failure)
     return Timeline.from_samples(sample_ops[:nsamples], samples[:nsamples],
                                  initial, addr_of, live.view(np.bool_), n)
 
@@ -428,22 +425,20 @@ def _count_arg(value: Any, what: str) -> int:
     return v
 
 
-def _replay_error(trace: Trace, index: int, reason: int,
-                  status: str) -> Exception:
-    from ._core import HeapCorruptionError, OutOfMemoryError
-
+def _replay_error(trace: Trace, index: int,
+                  exc_type: type[Exception] | None,
+                  what: str) -> Exception:
+    """The exception for a replay that stopped at op index: the binding
+    says why (what) and which exception the heap's failure is (exc_type),
+    or None when the trace is at fault (TraceError)."""
     op = "alloc" if trace.kind[index] == ALLOC else "free"
-    what = _REASONS.get(reason, f"reason {reason}")
-    detail = f" ({status})" if reason in (5, 6) else ""
+    size = f", size {int(trace.size[index])}" if op == "alloc" else ""
     msg = (f"replay stopped at op {index} ({op} id {int(trace.id[index])}"
-           f"{', size ' + str(int(trace.size[index])) if op == 'alloc' else ''}"
-           f"): {what}{detail}; the ops before it were applied")
-    err: Exception
-    if status == "GA_ENOMEM":
-        err = OutOfMemoryError(msg)
-    elif status == "GA_EPOISONED":
-        err = HeapCorruptionError(msg)
-    else:
+           f"{size}): {what}; the ops before it were applied")
+    if exc_type is None:
         return TraceError(msg, index)
-    setattr(err, "index", index)  # the op where the replay stopped
+    err = exc_type(msg)
+    # the op where the replay stopped: an attribute Exception does not
+    # declare, set as the binding sets it on the bulk calls' errors
+    setattr(err, "index", index)  # noqa: B010
     return err

@@ -52,7 +52,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Callable, Optional
+from collections.abc import Callable
 
 import numpy as np
 
@@ -121,22 +121,25 @@ def _log_uniform_sizes(rng: np.random.Generator, n: int, lo: int,
 
 
 def _uniform_sampler(lo: int, hi: int, noscan: float) -> Sampler:
-    def draw(rng: np.random.Generator, n: int):
+    def draw(rng: np.random.Generator,
+             n: int) -> tuple[np.ndarray, np.ndarray]:
         size = rng.integers(lo, hi, size=n, endpoint=True, dtype=np.uint64)
         return size, _noscan_draw(rng, n, noscan)
     return draw
 
 
 def _log_uniform_sampler(lo: int, hi: int, noscan: float) -> Sampler:
-    def draw(rng: np.random.Generator, n: int):
+    def draw(rng: np.random.Generator,
+             n: int) -> tuple[np.ndarray, np.ndarray]:
         return _log_uniform_sizes(rng, n, lo, hi), _noscan_draw(rng, n, noscan)
     return draw
 
 
-def _go_sampler(noscan: Optional[float]) -> Sampler:
+def _go_sampler(noscan: float | None) -> Sampler:
     weights = np.array([b[0] for b in GO_MIX_BANDS])
 
-    def draw(rng: np.random.Generator, n: int):
+    def draw(rng: np.random.Generator,
+             n: int) -> tuple[np.ndarray, np.ndarray]:
         band = rng.choice(len(GO_MIX_BANDS), size=n, p=weights)
         size = np.zeros(n, dtype=np.uint64)
         nos = np.zeros(n, dtype=np.uint8)
@@ -162,8 +165,8 @@ def _go_sampler(noscan: Optional[float]) -> Sampler:
     return draw
 
 
-def _composite_sampler(lo: Optional[int], hi: Optional[int],
-                       noscan: Optional[float]) -> Sampler:
+def _composite_sampler(lo: int | None, hi: int | None,
+                       noscan: float | None) -> Sampler:
     if lo is None and hi is None:
         return _go_sampler(None if noscan is None else _prob("noscan", noscan))
     if lo is None or hi is None:
@@ -184,7 +187,7 @@ def _stable_argsort(keys: np.ndarray) -> np.ndarray:
         return np.empty(0, dtype=np.intp)
     top = int(keys.max())
     keys = keys.astype(np.uint64, copy=False)
-    order: Optional[np.ndarray] = None
+    order: np.ndarray | None = None
     shift = 0
     while True:
         digit = ((keys >> np.uint64(shift)) & np.uint64(0xFFFF)).astype(
@@ -288,12 +291,13 @@ def _relabel(kind: np.ndarray, ids: np.ndarray) -> np.ndarray:
     a = kind == ALLOC
     new_of = np.zeros(int(ids.max()) + 1, dtype=np.uint64)
     new_of[ids[a]] = np.arange(int(np.count_nonzero(a)), dtype=np.uint64)
-    return new_of[ids]
+    relabelled: np.ndarray = new_of[ids]
+    return relabelled
 
 
 def _build(rng: np.random.Generator, kind: np.ndarray, ids: np.ndarray,
            n_ops: int, sampler: Sampler,
-           alloc_p: Optional[np.ndarray] = None, procs: int = 1) -> Trace:
+           alloc_p: np.ndarray | None = None, procs: int = 1) -> Trace:
     """Cut to n_ops, renumber, and draw size, noscan and P per alloc.
 
     alloc_p, if given, is the P of each alloc op (in op order, before the
@@ -366,17 +370,17 @@ def log_uniform(n_ops: int, lo: int, hi: int, live: int = DEFAULT_LIVE,
 
 
 def go_mix(n_ops: int, live: int = DEFAULT_LIVE, seed: int = 0,
-           noscan: Optional[float] = None, procs: int = 1) -> Trace:
+           noscan: float | None = None, procs: int = 1) -> Trace:
     """A Go-like small-object mix, with ``uniform``'s live-set process.
 
     Each object first picks a band, then a size in the band (uniform for
     tiny, log-uniform otherwise, so smaller sizes dominate inside a band):
 
-    ======  ==============  ======  =============================================
+    ======  ==============  ======  ===========================================
     weight  bytes           noscan  typical Go objects
-    ======  ==============  ======  =============================================
+    ======  ==============  ======  ===========================================
     25 %    1 - 15          100 %   short strings, escaping ints/bools/small
-                                    scalars: Go's tiny allocator exists for them
+                                    scalars: Go's tiny allocator is for them
     42 %    16 - 64         35 %    small structs, interface boxes, string and
                                     slice backing arrays of a few elements
     20 %    65 - 256        40 %    medium structs, map buckets (208 B for
@@ -384,7 +388,7 @@ def go_mix(n_ops: int, live: int = DEFAULT_LIVE, seed: int = 0,
     9 %     257 - 2048      60 %    growing slices, small buffers
     3.5 %   2049 - 32768    80 %    bufio/bytes.Buffer (4 KiB), large slices
     0.5 %   32769 - 1 MiB   90 %    large objects (their own span)
-    ======  ==============  ======  =============================================
+    ======  ==============  ======  ===========================================
 
     Why these weights: they are a judgement, not a measurement of any
     corpus.  They encode the shape Go's own design assumes: most objects
@@ -410,10 +414,10 @@ def go_mix(n_ops: int, live: int = DEFAULT_LIVE, seed: int = 0,
 
 
 def producer_consumer(n_ops: int, live: int = DEFAULT_LIVE, seed: int = 0,
-                      noscan: Optional[float] = None, procs: int = 2,
-                      producers: Optional[int] = None,
-                      lo: Optional[int] = None,
-                      hi: Optional[int] = None) -> Trace:
+                      noscan: float | None = None, procs: int = 2,
+                      producers: int | None = None,
+                      lo: int | None = None,
+                      hi: int | None = None) -> Trace:
     """Messages allocated on producer Ps and freed by consumers.
 
     Ps ``0 .. producers-1`` produce (default ``procs // 2``), the others
@@ -471,9 +475,9 @@ def _split(total: int, parts: int) -> list[int]:
     return [q + (1 if i < r else 0) for i in range(parts)]
 
 
-def phases(n_ops: int, live: int = DEFAULT_LIVE, low: Optional[int] = None,
-           seed: int = 0, noscan: Optional[float] = None, procs: int = 1,
-           lo: Optional[int] = None, hi: Optional[int] = None,
+def phases(n_ops: int, live: int = DEFAULT_LIVE, low: int | None = None,
+           seed: int = 0, noscan: float | None = None, procs: int = 1,
+           lo: int | None = None, hi: int | None = None,
            steps: int = 16) -> Trace:
     """Grow to ``live``, shrink to ``low``, grow back to ``live``.
 
@@ -500,13 +504,13 @@ def phases(n_ops: int, live: int = DEFAULT_LIVE, low: Optional[int] = None,
     rest = max(0, n_ops - need)
     churn = _split(rest // 2, 3)
     for phase, (delta, m) in enumerate(zip((live, live - low, live - low),
-                                           churn)):
+                                           churn, strict=True)):
         ks = _split(delta, steps)
         if phase == 1:
             # Larger shares last: the pool only empties (low = 0) after
             # the final sub-step's churn.
             ks.reverse()
-        for k, c in zip(ks, _split(m, steps)):
+        for k, c in zip(ks, _split(m, steps), strict=True):
             if phase == 1:
                 pool.churn(c)
                 pool.shrink(k)
@@ -524,8 +528,8 @@ def phases(n_ops: int, live: int = DEFAULT_LIVE, low: Optional[int] = None,
 
 def long_short(n_ops: int, live: int = DEFAULT_LIVE,
                long_fraction: float = 0.2, seed: int = 0,
-               noscan: Optional[float] = None, procs: int = 1,
-               lo: Optional[int] = None, hi: Optional[int] = None) -> Trace:
+               noscan: float | None = None, procs: int = 1,
+               lo: int | None = None, hi: int | None = None) -> Trace:
     """A long-lived set plus short-lived churn.
 
     ``round(long_fraction * live)`` objects (at most ``live - 1``) are

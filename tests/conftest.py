@@ -10,6 +10,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 
 import goalloc  # noqa: E402
 from helpers import heap_is_poisoned  # noqa: E402
+from misuse import BACKINGS, World, World1P  # noqa: E402
 
 
 @pytest.fixture(params=("virtual", "os"))
@@ -52,3 +53,30 @@ def rheap(backing, release):
             h.verify()
     finally:
         h.close()
+
+
+@pytest.fixture
+def grown(heap):
+    """The heap fixture with one live large object; (heap, its address)."""
+    return heap, heap.alloc(100_000)
+
+
+@pytest.fixture(params=[(b, r) for b in BACKINGS
+                        for r in ("go1.13.8", "go1.13.0")],
+                ids=lambda p: "-".join(p))
+def world(request):
+    """misuse.World: a heap in a realistic state on three Ps, on both
+    backings and both releases; closed after the test."""
+    backing, release = request.param
+    w = World(backing, release=release)
+    try:
+        yield w
+    finally:
+        w.close()
+
+
+@pytest.fixture
+def world1p(rheap):
+    """misuse.World1P on the rheap fixture (verified and closed after the
+    test)."""
+    return World1P(rheap)

@@ -7,7 +7,7 @@ helper that compares against it is an independent check.
 from __future__ import annotations
 
 import os
-from typing import Sequence
+from collections.abc import Sequence
 
 import goalloc
 
@@ -29,10 +29,75 @@ ASAN = os.environ.get("GOALLOC_ASAN", "") not in ("", "0")
 STAT_SYS_FIELDS = ("heap_sys", "stack_sys", "mspan_sys", "mcache_sys",
                    "buck_hash_sys", "gc_sys", "other_sys")
 
+# Go 1.13 size classes (design §3.3): class -> (bytes/obj, pages/span).
+GO113_CLASSES = {
+    1: (8, 1), 2: (16, 1), 3: (32, 1), 4: (48, 1), 5: (64, 1), 6: (80, 1),
+    7: (96, 1), 8: (112, 1), 9: (128, 1), 10: (144, 1), 11: (160, 1),
+    12: (176, 1), 13: (192, 1), 14: (208, 1), 15: (224, 1), 16: (240, 1),
+    17: (256, 1), 18: (288, 1), 19: (320, 1), 20: (352, 1), 21: (384, 1),
+    22: (416, 1), 23: (448, 1), 24: (480, 1), 25: (512, 1), 26: (576, 1),
+    27: (640, 1), 28: (704, 1), 29: (768, 1), 30: (896, 1), 31: (1024, 1),
+    32: (1152, 1), 33: (1280, 1), 34: (1408, 2), 35: (1536, 1),
+    36: (1792, 2), 37: (2048, 1), 38: (2304, 2), 39: (2688, 1),
+    40: (3072, 3), 41: (3200, 2), 42: (3456, 3), 43: (4096, 1),
+    44: (4864, 3), 45: (5376, 2), 46: (6144, 3), 47: (6528, 4),
+    48: (6784, 5), 49: (6912, 6), 50: (8192, 1), 51: (9472, 7),
+    52: (9728, 6), 53: (10240, 5), 54: (10880, 4), 55: (12288, 3),
+    56: (13568, 5), 57: (14336, 7), 58: (16384, 2), 59: (18432, 9),
+    60: (19072, 7), 61: (20480, 5), 62: (21760, 8), 63: (24576, 3),
+    64: (27264, 10), 65: (28672, 7), 66: (32768, 4),
+}
 
-def snapshot(h: goalloc.Heap):
-    """Everything the heap shows, for before/after comparisons."""
-    return (h.hints(), h.arenas(), h.spans(), h.stats(), h.info())
+TINY_SPAN_CLASS = 5   # class 2 (16 bytes) noscan: tinySpanClass
+TINY = 16             # maxTinySize, the tiny block size
+
+
+def class_size(c: int) -> int:
+    return GO113_CLASSES[c][0]
+
+
+def class_npages(c: int) -> int:
+    return GO113_CLASSES[c][1]
+
+
+def class_nelems(c: int) -> int:
+    """Objects per span: span bytes // object size (design §3.3)."""
+    size, npages = GO113_CLASSES[c]
+    return npages * PAGE // size
+
+
+def class_of(size: int) -> int:
+    """Smallest class whose size >= size (design §3.3), by linear search."""
+    for c in range(1, 67):
+        if GO113_CLASSES[c][0] >= size:
+            return c
+    raise ValueError(size)
+
+
+def spanclass(c: int, noscan: bool) -> int:
+    return c << 1 | int(noscan)
+
+
+def tiny_align(off: int, size: int) -> int:
+    """mallocgc's tiny alignment of offset off for a size-byte request."""
+    if size % 8 == 0:
+        a = 8
+    elif size % 4 == 0:
+        a = 4
+    elif size % 2 == 0:
+        a = 2
+    else:
+        a = 1
+    return (off + a - 1) // a * a
+
+
+def state(h: goalloc.Heap):
+    """What a call that changes nothing must leave as it was: digest(), a
+    hash of all allocator metadata (hints, arenas, every span with its
+    slot bitmaps, requested sizes and tiny marks, the mcentrals, the
+    mcaches, the counters MemStats is made of), and info(), for the few
+    numbers digest() leaves out (nallspans, the metadata bytes)."""
+    return h.digest(), h.info()
 
 
 def npages_of(size: int) -> int:
@@ -125,7 +190,7 @@ def check_span_walk(h: goalloc.Heap) -> list[goalloc.Span]:
     st = h.stats()
     assert sum(s.nbytes for s in spans) + ungrown == len(arenas) * ab == \
         st.heap_sys
-    for a, b in zip(spans, spans[1:]):
+    for a, b in zip(spans, spans[1:], strict=False):
         assert a.end <= b.base
         if a.end == b.base and a.state == b.state == "free":
             assert a.scavenged != b.scavenged, (a, b)

@@ -5,7 +5,7 @@
  * that overflow, realloc to 0, reallocarray and calloc overflows) and
  * prints what a program can observe: NULL or not, the alignment promised,
  * errno, posix_memalign's result and whether it wrote *memptr.
- * tests/test_py_capture.py runs it with and without the shim: the outputs
+ * tests/test_capture.py runs it with and without the shim: the outputs
  * must be equal, because a captured program must behave as it does
  * without the shim.  Not a C unit test of csrc/ (those are tests/c/).
  */

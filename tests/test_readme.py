@@ -76,7 +76,8 @@ def newcomer_env(venv: Path) -> dict[str, str]:
 class Newcomer:
     def __init__(self, clone: Path, venv: Path, command: str,
                  run: subprocess.CompletedProcess) -> None:
-        self.clone, self.venv, self.command, self.run = clone, venv, command, run
+        self.clone, self.venv = clone, venv
+        self.command, self.run = command, run
         self.env = newcomer_env(venv)
 
     def sh(self, command: str, cwd: Path) -> subprocess.CompletedProcess:

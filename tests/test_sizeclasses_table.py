@@ -183,7 +183,8 @@ def as_go_row(row: dict) -> tuple:
 def test_row_matches_go113(json_rows, want):
     got = as_go_row(json_rows[want[0] - 1])
     mismatched = {
-        name: (g, w) for name, g, w in zip(FIELDS, got, want) if g != w
+        name: (g, w)
+        for name, g, w in zip(FIELDS, got, want, strict=True) if g != w
     }
     assert not mismatched, f"class {want[0]}: (got, want) {mismatched}"
 

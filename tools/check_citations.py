@@ -18,7 +18,7 @@ outside the repository (their file names, "the facts sheet").
     python3 tools/check_citations.py --report-only csrc/
                                   # problems under csrc/ are listed, not fatal
     python3 tools/check_citations.py --list           # every citation found
-    python3 tools/check_citations.py --rewrite csrc   # apply tools/citations.map
+    python3 tools/check_citations.py --rewrite csrc   # apply citations.map
 
 --rewrite applies the table in tools/citations.map (old citation -> design
 section) to the tracked files under the given paths and then checks them.
@@ -85,8 +85,9 @@ def tracked_files(root: Path = ROOT) -> list[str]:
         return [n for n in names if (root / n).is_file()]
     except (OSError, subprocess.CalledProcessError):
         skip = {".git", "build"}
-        return sorted(str(p.relative_to(root)) for p in root.rglob("*")
-                      if p.is_file() and not skip & set(p.relative_to(root).parts))
+        return sorted(
+            str(p.relative_to(root)) for p in root.rglob("*")
+            if p.is_file() and not skip & set(p.relative_to(root).parts))
 
 
 def read_text(root: Path, path: str) -> str | None:
@@ -126,7 +127,8 @@ def scan(path: str, text: str, sections: set[str]
             # "design" may end the previous line of a wrapped comment
             wrapped = (not before.strip(" \t*#/>-")
                        and DESIGN_WORD.search(prev) is not None)
-            if not in_design and not wrapped and not DESIGN_WORD.search(before):
+            if (not in_design and not wrapped
+                    and not DESIGN_WORD.search(before)):
                 w = WORD_BEFORE.search(before)
                 word = w.group(1).lstrip("(\"'#*/") if w else ""
                 old = f"{word} {SECT}{sec}" if word else f"{SECT}{sec}"

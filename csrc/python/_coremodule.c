@@ -3,10 +3,11 @@
  *
  * The binding is split by type and concern, each file with its own
  * header comment: heap.c (the Heap type and the call protocol),
- * introspect.c, bulk.c, replay.c, view.c, faults.c, errors.c (the
- * exception table), args.c (argument conversion); core.h declares what
- * they share.  Only these files include Python.h; the core (the .c files
- * of csrc/ itself) builds and is tested without Python.
+ * records.c (the records' Python values and field lists), introspect.c,
+ * bulk.c, replay.c, view.c, faults.c, errors.c (the exception table),
+ * args.c (argument conversion); core.h declares what they share.  Only
+ * these files include Python.h; the core (the .c files of csrc/ itself)
+ * builds and is tested without Python.
  * Go 1.13: sizeclasses.go (size_classes, size_to_class).
  */
 #define PY_SSIZE_T_CLEAN
@@ -79,36 +80,16 @@ core_size_to_class(PyObject *module, PyObject *arg)
 static int
 add_constants(PyObject *module)
 {
-    PyObject *names = PyTuple_New(0);
-    if (names == NULL) {
-        return -1;
-    }
-#define GA_X(name, doc)                                                       \
-    {                                                                         \
-        PyObject *item = Py_BuildValue("(ss)", #name, doc);                   \
-        if (item == NULL || _PyTuple_Resize(&names,                           \
-                                            PyTuple_GET_SIZE(names) + 1) <    \
-                                0) {                                          \
-            Py_XDECREF(item);                                                 \
-            Py_XDECREF(names);                                                \
-            return -1;                                                        \
-        }                                                                     \
-        PyTuple_SET_ITEM(names, PyTuple_GET_SIZE(names) - 1, item);           \
-    }
-    MSTATS_FIELDS(GA_X)
-#undef GA_X
-    int r = PyModule_AddObjectRef(module, "MSTATS_FIELDS", names);
-    Py_DECREF(names);
-    if (r < 0) {
+    if (add_record_fields(module) < 0) {
         return -1;
     }
     if (PyModule_AddIntConstant(module, "PAGE_SIZE", (long)PAGE_SIZE) < 0 ||
         PyModule_AddIntConstant(module, "MAX_SMALL_SIZE", MAX_SMALL_SIZE) <
             0 ||
-        PyModule_AddIntConstant(module, "NUM_SIZE_CLASSES",
-                                NUM_SIZE_CLASSES) < 0 ||
-        PyModule_AddIntConstant(module, "NUM_SPAN_CLASSES",
-                                NUM_SPAN_CLASSES) < 0 ||
+        PyModule_AddIntConstant(module, "NUM_SIZE_CLASSES", NUM_SIZE_CLASSES) <
+            0 ||
+        PyModule_AddIntConstant(module, "NUM_SPAN_CLASSES", NUM_SPAN_CLASSES) <
+            0 ||
         PyModule_AddIntConstant(module, "TINY_SIZE", TINY_SIZE) < 0) {
         return -1;
     }
@@ -119,21 +100,22 @@ static int
 core_exec(PyObject *module)
 {
     core_state *st = get_core_state(module);
-    st->heap_type =
-        (PyTypeObject *)PyType_FromModuleAndSpec(module, &heap_spec, NULL);
+    st->heap_type = (PyTypeObject *)PyType_FromModuleAndSpec(module,
+                                                             &heap_spec, NULL);
     if (st->heap_type == NULL) {
         return -1;
     }
     if (PyModule_AddType(module, st->heap_type) < 0) {
         return -1;
     }
-    st->mapping_type =
-        (PyTypeObject *)PyType_FromModuleAndSpec(module, &mapping_spec, NULL);
-    st->view_type =
-        st->mapping_type
-            ? (PyTypeObject *)PyType_FromModuleAndSpec(module, &view_spec,
-                                                       NULL)
-            : NULL;
+    st->mapping_type = (PyTypeObject *)PyType_FromModuleAndSpec(module,
+                                                                &mapping_spec,
+                                                                NULL);
+    st->view_type = st->mapping_type
+                        ? (PyTypeObject *)PyType_FromModuleAndSpec(module,
+                                                                   &view_spec,
+                                                                   NULL)
+                        : NULL;
     if (st->view_type == NULL) {
         return -1;
     }
@@ -211,4 +193,3 @@ PyInit__core(void)
 {
     return PyModuleDef_Init(&core_module);
 }
-

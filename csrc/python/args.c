@@ -48,8 +48,8 @@ as_u64(PyObject *o, const char *what, uint64_t *out, PyObject *err_type)
         }
         PyErr_Clear();
     }
-    PyErr_Format(err_type ? err_type : PyExc_ValueError,
-                 "%s out of range: %R", what, o);
+    PyErr_Format(err_type ? err_type : PyExc_ValueError, "%s out of range: %R",
+                 what, o);
     return false;
 }
 
@@ -61,8 +61,7 @@ str_arg(PyObject *o, const char *what)
     Py_ssize_t len;
     const char *s = PyUnicode_AsUTF8AndSize(o, &len);
     if (s != NULL && strlen(s) != (size_t)len) {
-        PyErr_Format(PyExc_ValueError, "%s must not contain NUL: %R", what,
-                     o);
+        PyErr_Format(PyExc_ValueError, "%s must not contain NUL: %R", what, o);
         return NULL;
     }
     return s;
@@ -120,8 +119,8 @@ get_column(PyObject *o, Py_buffer *b, Py_ssize_t itemsize, Py_ssize_t n,
  * (an int; out-of-range values become -1, refused later), for alloc and
  * the bulk calls alike. */
 bool
-parse_alloc_kw(const char *fname, PyObject *const *kwargs,
-               PyObject *kwnames, bool *noscan, long *p)
+parse_alloc_kw(const char *fname, PyObject *const *kwargs, PyObject *kwnames,
+               bool *noscan, long *p)
 {
     Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
     for (Py_ssize_t i = 0; i < nkw; i++) {
@@ -142,8 +141,8 @@ parse_alloc_kw(const char *fname, PyObject *const *kwargs,
             int overflow = 0;
             *p = PyLong_AsLongAndOverflow(val, &overflow);
             if (overflow != 0) {
-                PyErr_Format(PyExc_ValueError,
-                             "p=%R is not a P of this heap", val);
+                PyErr_Format(PyExc_ValueError, "p=%R is not a P of this heap",
+                             val);
                 return false;
             }
         }

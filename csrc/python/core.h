@@ -3,8 +3,9 @@
  * the helpers each file lends the others.
  *
  * The binding's layout: _coremodule.c (the module), heap.c (the Heap
- * type and the call protocol), introspect.c, bulk.c, replay.c, view.c,
- * faults.c, errors.c, args.c.  Only these files include Python.h.
+ * type and the call protocol), records.c (the records' Python values and
+ * field lists), introspect.c, bulk.c, replay.c, view.c, faults.c,
+ * errors.c, args.c.  Only these files include Python.h.
  * Go 1.13: none (goalloc's Python surface).
  */
 #ifndef GOALLOC_PY_CORE_H
@@ -102,21 +103,34 @@ int add_exceptions(PyObject *module, core_state *st);
 void set_errorf(PyObject *type, const char *fmt, ...);
 PyObject *status_error(HeapObject *self, ga_status s, uint64_t addr,
                        uint64_t size, char *msg, size_t len);
-PyObject *set_error_from_status(HeapObject *self, ga_status s,
-                                uint64_t addr, uint64_t size);
+PyObject *set_error_from_status(HeapObject *self, ga_status s, uint64_t addr,
+                                uint64_t size);
 PyObject *raise_at(PyObject *type, PyObject *msg, Py_ssize_t index,
                    PyObject *addresses);
 
 /* args.c */
-bool as_u64(PyObject *o, const char *what, uint64_t *out,
-            PyObject *err_type);
+bool as_u64(PyObject *o, const char *what, uint64_t *out, PyObject *err_type);
 const char *str_arg(PyObject *o, const char *what);
 const char *optional_str(PyObject *o, const char *what, const char *dflt);
 int opt_u64(PyObject *o, const char *what, uint64_t *out);
-bool get_column(PyObject *o, Py_buffer *b, Py_ssize_t itemsize,
-                Py_ssize_t n, bool writable, const char *what);
+bool get_column(PyObject *o, Py_buffer *b, Py_ssize_t itemsize, Py_ssize_t n,
+                bool writable, const char *what);
 bool parse_alloc_kw(const char *fname, PyObject *const *kwargs,
                     PyObject *kwnames, bool *noscan, long *p);
+
+/* records.c */
+int add_record_fields(PyObject *module);
+PyObject *hint_tuple(const ga_hint_info *r);
+PyObject *arena_tuple(const ga_arena_info *r);
+PyObject *span_tuple(const ga_span_info *r);
+PyObject *counters_tuple(const ga_heap_counters *r);
+PyObject *central_tuple(int spc, PyObject *nonempty, PyObject *empty,
+                        const ga_central_info *r);
+PyObject *cache_tuple(int p, const ga_cache_info *r, PyObject *alloc);
+PyObject *heap_info_dict(const ga_heap_info *r);
+PyObject *mem_stats_dict(const ga_mem_stats *r);
+void span_row(const ga_span_info *r, uint64_t *row);
+extern const size_t span_row_words;
 
 /* introspect.c */
 PyObject *heap_hints(HeapObject *self, PyObject *ignored);
@@ -137,8 +151,7 @@ PyObject *heap_page_table(HeapObject *self, PyObject *ignored);
 /* view.c */
 extern PyType_Spec mapping_spec;
 extern PyType_Spec view_spec;
-PyObject *heap_view(HeapObject *self, PyObject *const *args,
-                    Py_ssize_t nargs);
+PyObject *heap_view(HeapObject *self, PyObject *const *args, Py_ssize_t nargs);
 
 /* bulk.c */
 PyObject *heap_alloc_many(HeapObject *self, PyObject *const *args,

@@ -21,8 +21,8 @@
 static const struct exc_def {
     const char *name;
     const char *doc;
-    int base;          /* core_exc, or -1: Exception */
-    PyObject **also;   /* a builtin base, or NULL */
+    int base;        /* core_exc, or -1: Exception */
+    PyObject **also; /* a builtin base, or NULL */
 } exc_table[EXC_COUNT] = {
     [EXC_GOALLOC] = {"goalloc.GoallocError", "Base of goalloc's errors.", -1,
                      NULL},
@@ -51,15 +51,14 @@ static const struct exc_def {
 /* new_exception makes exception d (its base made already) and adds it
  * to module under its short name; returns a new reference or NULL. */
 static PyObject *
-new_exception(PyObject *module, const core_state *st,
-              const struct exc_def *d)
+new_exception(PyObject *module, const core_state *st, const struct exc_def *d)
 {
     PyObject *base = d->base < 0 ? PyExc_Exception : st->exc[d->base];
     PyObject *bases = d->also ? PyTuple_Pack(2, base, *d->also)
                               : PyTuple_Pack(1, base);
-    PyObject *e = bases ? PyErr_NewExceptionWithDoc(d->name, d->doc, bases,
-                                                    NULL)
-                        : NULL;
+    PyObject *e = bases
+                      ? PyErr_NewExceptionWithDoc(d->name, d->doc, bases, NULL)
+                      : NULL;
     Py_XDECREF(bases);
     if (e != NULL &&
         PyModule_AddObjectRef(module, strrchr(d->name, '.') + 1, e) < 0) {
@@ -145,8 +144,7 @@ set_error_from_status(HeapObject *self, ga_status s, uint64_t addr,
                       uint64_t size)
 {
     char msg[512];
-    PyErr_SetString(status_error(self, s, addr, size, msg, sizeof(msg)),
-                    msg);
+    PyErr_SetString(status_error(self, s, addr, size, msg, sizeof(msg)), msg);
     return NULL;
 }
 
@@ -154,8 +152,7 @@ set_error_from_status(HeapObject *self, ga_status s, uint64_t addr,
  * in a bulk call's array) and, when given, addresses.  msg and addresses
  * are stolen; NULL msg means its making failed.  Always returns NULL. */
 PyObject *
-raise_at(PyObject *type, PyObject *msg, Py_ssize_t index,
-         PyObject *addresses)
+raise_at(PyObject *type, PyObject *msg, Py_ssize_t index, PyObject *addresses)
 {
     PyObject *exc = msg ? PyObject_CallOneArg(type, msg) : NULL;
     PyObject *i = exc ? PyLong_FromSsize_t(index) : NULL;

@@ -32,8 +32,7 @@ raise_busy(HeapObject *self, const char *prefix)
     }
     else {
         PyErr_Format(heap_exc(self, EXC_HEAP_BUSY),
-                     "%sthe heap is %s in another thread", prefix,
-                     self->busy);
+                     "%sthe heap is %s in another thread", prefix, self->busy);
     }
 }
 
@@ -47,8 +46,7 @@ live_heap(HeapObject *self)
         return NULL;
     }
     if (self->heap == NULL) {
-        PyErr_SetString(heap_exc(self, EXC_HEAP_CLOSED),
-                        "the heap is closed");
+        PyErr_SetString(heap_exc(self, EXC_HEAP_CLOSED), "the heap is closed");
         return NULL;
     }
     const char *poison = ga_poisoned(self->heap);
@@ -61,9 +59,10 @@ live_heap(HeapObject *self)
 
 /* acquire_heap takes the heap for a call whose arguments are all
  * converted (a method with arguments checks live_heap first too, so that
- * a closed, busy or poisoned heap is reported before a bad argument): it returns the heap marked busy doing `what` (a phrase after
- * "the heap is"), or NULL with the exception live_heap sets.  No Python
- * code may run between a method's last conversion and this call. */
+ * a closed, busy or poisoned heap is reported before a bad argument): it
+ * returns the heap marked busy doing `what` (a phrase after "the heap is"), or
+ * NULL with the exception live_heap sets.  No Python code may run between a
+ * method's last conversion and this call. */
 ga_heap *
 acquire_heap(HeapObject *self, const char *what)
 {
@@ -156,7 +155,8 @@ parse_release(PyObject *o, ga_release *out)
     if (strlen(s) != (size_t)n || !ga_release_parse(s, out)) {
         PyErr_Format(PyExc_ValueError,
                      "unknown release %R (expected 'go1.13.8', 'go1.13.0' "
-                     "or its alias 'go1.13')", o);
+                     "or its alias 'go1.13')",
+                     o);
         return -1;
     }
     return 0;
@@ -204,10 +204,11 @@ parse_gogc(PyObject *gogc_o, PyObject *goal_o, ga_release release,
 static PyObject *
 heap_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
-    static char *kwlist[] = {"goos",          "goarch",    "race",
-                             "backing",       "procs",     "scavenge_goal",
-                             "sys_limit",     "binary_end", "seed", "gogc",
-                             "release",       "metadata_limit", NULL};
+    static char *kwlist[] = {"goos",      "goarch",     "race",
+                             "backing",   "procs",      "scavenge_goal",
+                             "sys_limit", "binary_end", "seed",
+                             "gogc",      "release",    "metadata_limit",
+                             NULL};
     PyObject *goos_o = NULL, *goarch_o = NULL, *backing_o = NULL;
     PyObject *goal_o = NULL, *limit_o = NULL, *bend_o = NULL, *seed_o = NULL;
     PyObject *procs_o = NULL, *gogc_o = NULL, *release_o = NULL;
@@ -216,8 +217,7 @@ heap_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "|$OOpOOOOOOOOO", kwlist,
                                      &goos_o, &goarch_o, &race, &backing_o,
                                      &procs_o, &goal_o, &limit_o, &bend_o,
-                                     &seed_o, &gogc_o, &release_o,
-                                     &meta_o)) {
+                                     &seed_o, &gogc_o, &release_o, &meta_o)) {
         return NULL;
     }
     ga_options o;
@@ -272,7 +272,7 @@ heap_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     char err[256];
     ga_heap *h = ga_heap_new(&o, &status, err, sizeof(err));
     if (h == NULL) {
-        PyObject *exc = status == GA_EINVAL ? PyExc_ValueError
+        PyObject *exc = status == GA_EINVAL   ? PyExc_ValueError
                         : status == GA_ENOMEM ? st->exc[EXC_OUT_OF_MEMORY]
                                               : st->exc[EXC_HEAP_CORRUPTION];
         PyErr_SetString(exc, err);
@@ -363,8 +363,7 @@ heap_alloc(HeapObject *self, PyObject *const *args, Py_ssize_t nargs,
     }
     if (nargs != 1) {
         PyErr_Format(PyExc_TypeError,
-                     "alloc() takes 1 positional argument (%zd given)",
-                     nargs);
+                     "alloc() takes 1 positional argument (%zd given)", nargs);
         return NULL;
     }
     bool noscan = false;
@@ -430,7 +429,8 @@ heap_scavenge(HeapObject *self, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     if (nargs > 1) {
-        PyErr_SetString(PyExc_TypeError, "scavenge() takes at most 1 argument");
+        PyErr_SetString(PyExc_TypeError,
+                        "scavenge() takes at most 1 argument");
         return NULL;
     }
     uint64_t n = UINT64_MAX;

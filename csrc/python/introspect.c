@@ -1,5 +1,6 @@
-/* Heap introspection for Python: records as tuples and dicts, bulk
- * tables as bytes (goalloc/arrays.py views them with NumPy).
+/* Heap introspection for Python: records as tuples and dicts (made in
+ * records.c), bulk tables as bytes (goalloc/arrays.py views them with
+ * NumPy).
  *
  * Every method here takes no argument but span_of and span_objects;
  * those convert theirs first (the call protocol, heap.c).  The *_of
@@ -25,8 +26,6 @@
         n = fn((h), buf, n);                                                  \
     }
 
-static const char *const state_names[] = {"dead", "inuse", "manual", "free"};
-
 /* list_of builds a list of item(buf, i) for i < n; NULL on error. */
 static PyObject *
 list_of(const void *buf, size_t n, PyObject *(*item)(const void *, size_t))
@@ -46,34 +45,13 @@ list_of(const void *buf, size_t n, PyObject *(*item)(const void *, size_t))
 static PyObject *
 hint_item(const void *buf, size_t i)
 {
-    const ga_hint_info *x = (const ga_hint_info *)buf + i;
-    return Py_BuildValue("(KO)", (unsigned long long)x->addr,
-                         x->down ? Py_True : Py_False);
+    return hint_tuple((const ga_hint_info *)buf + i);
 }
 
 static PyObject *
 arena_item(const void *buf, size_t i)
 {
-    const ga_arena_info *x = (const ga_arena_info *)buf + i;
-    return Py_BuildValue("(KKKK)", (unsigned long long)x->base,
-                         (unsigned long long)x->index,
-                         (unsigned long long)x->l1, (unsigned long long)x->l2);
-}
-
-static PyObject *
-span_tuple(const ga_span_info *s)
-{
-    return Py_BuildValue("(KKsOiiOKKKKKO)", (unsigned long long)s->base,
-                         (unsigned long long)s->npages,
-                         state_names[s->state & 3],
-                         s->scavenged ? Py_True : Py_False, s->spanclass,
-                         s->sizeclass, s->noscan ? Py_True : Py_False,
-                         (unsigned long long)s->elemsize,
-                         (unsigned long long)s->nelems,
-                         (unsigned long long)s->alloc_count,
-                         (unsigned long long)s->freeindex,
-                         (unsigned long long)s->limit,
-                         s->needzero ? Py_True : Py_False);
+    return arena_tuple((const ga_arena_info *)buf + i);
 }
 
 static PyObject *
@@ -139,18 +117,6 @@ heap_span_of(HeapObject *self, PyObject *arg)
     return release_heap(self, span_tuple(&s));
 }
 
-static int
-dict_set_u64(PyObject *d, const char *key, uint64_t v)
-{
-    PyObject *o = PyLong_FromUnsignedLongLong(v);
-    if (o == NULL) {
-        return -1;
-    }
-    int r = PyDict_SetItemString(d, key, o);
-    Py_DECREF(o);
-    return r;
-}
-
 static PyObject *
 stats_of(HeapObject *self, ga_heap *h)
 {
@@ -159,40 +125,7 @@ stats_of(HeapObject *self, ga_heap *h)
     if (s != GA_OK) {
         return set_error_from_status(self, s, 0, 0);
     }
-    PyObject *d = PyDict_New();
-    if (d == NULL) {
-        return NULL;
-    }
-#define GA_X(name, doc)                                                       \
-    if (dict_set_u64(d, #name, ms.name) < 0) {                                \
-        goto error;                                                           \
-    }
-    MSTATS_FIELDS(GA_X)
-#undef GA_X
-    PyObject *by = PyTuple_New(NUM_SIZE_CLASSES);
-    if (by == NULL) {
-        goto error;
-    }
-    for (int i = 0; i < NUM_SIZE_CLASSES; i++) {
-        PyObject *t = Py_BuildValue("(KKK)",
-                                    (unsigned long long)ms.by_size[i].size,
-                                    (unsigned long long)ms.by_size[i].mallocs,
-                                    (unsigned long long)ms.by_size[i].frees);
-        if (t == NULL) {
-            Py_DECREF(by);
-            goto error;
-        }
-        PyTuple_SET_ITEM(by, i, t);
-    }
-    if (PyDict_SetItemString(d, "by_size", by) < 0) {
-        Py_DECREF(by);
-        goto error;
-    }
-    Py_DECREF(by);
-    return d;
-error:
-    Py_DECREF(d);
-    return NULL;
+    return mem_stats_dict(&ms);
 }
 
 static PyObject *
@@ -200,30 +133,7 @@ info_of(HeapObject *Py_UNUSED(self), ga_heap *h)
 {
     ga_heap_info i;
     ga_heap_info_get(h, &i);
-    return Py_BuildValue(
-        "{s:s,s:s,s:O,s:s,s:i,s:I,s:K,s:K,s:K,s:K,s:K,s:I,s:I,s:K,s:K,s:K,"
-        "s:K,s:K,s:K,s:s,s:K,s:K,s:K,s:K,s:K,s:K}",
-        "goos", i.goos, "goarch", i.goarch, "race",
-        i.race ? Py_True : Py_False, "backing",
-        i.backing == GA_BACKING_OS ? "os" : "virtual", "procs", i.procs,
-        "ptr_size", i.ptr_size, "page_size", (unsigned long long)i.page_size,
-        "heap_arena_bytes", (unsigned long long)i.heap_arena_bytes,
-        "phys_page_size", (unsigned long long)i.phys_page_size,
-        "phys_huge_page_size", (unsigned long long)i.phys_huge_page_size,
-        "max_alloc", (unsigned long long)i.max_alloc, "arena_l1_bits",
-        i.arena_l1_bits, "arena_l2_bits", i.arena_l2_bits,
-        "arena_base_offset", (unsigned long long)i.arena_base_offset,
-        "zerobase", (unsigned long long)i.zerobase, "pages_in_use",
-        (unsigned long long)i.pages_in_use, "scavenge_goal",
-        (unsigned long long)i.scavenge_goal, "unscav_huge_pages",
-        (unsigned long long)i.unscav_huge_pages, "nallspans",
-        (unsigned long long)i.nallspans, "release", ga_release_name(i.release),
-        "cur_arena_base", (unsigned long long)i.cur_arena_base,
-        "cur_arena_end", (unsigned long long)i.cur_arena_end,
-        "metadata_bytes", (unsigned long long)i.metadata_bytes,
-        "metadata_limit", (unsigned long long)i.metadata_limit,
-        "span_meta_bytes", (unsigned long long)i.span_meta_bytes,
-        "tiny_meta_bytes", (unsigned long long)i.tiny_meta_bytes);
+    return heap_info_dict(&i);
 }
 
 static PyObject *
@@ -264,12 +174,8 @@ centrals_of(HeapObject *Py_UNUSED(self), ga_heap *h)
         ga_central_info_get(h, i, &ci);
         PyObject *ne = central_list(h, i, 0);
         PyObject *em = ne ? central_list(h, i, 1) : NULL;
-        PyObject *t = em ? Py_BuildValue("(iNNKK)", i, ne, em,
-                                         (unsigned long long)ci.nmalloc,
-                                         (unsigned long long)ci.nsmallfree)
-                         : NULL;
+        PyObject *t = central_tuple(i, ne, em, &ci);
         if (t == NULL) {
-            Py_XDECREF(ne);
             Py_CLEAR(list);
             break;
         }
@@ -287,14 +193,8 @@ caches_of(HeapObject *Py_UNUSED(self), ga_heap *h)
     for (int p = 0; list != NULL && p < info.procs; p++) {
         ga_cache_info ci;
         ga_cache_info_get(h, p, &ci);
-        PyObject *alloc = addr_tuple(ci.alloc, NUM_SPAN_CLASSES);
-        PyObject *t = alloc ? Py_BuildValue("(iKKKN)", p,
-                                            (unsigned long long)ci.tiny,
-                                            (unsigned long long)ci.tinyoffset,
-                                            (unsigned long long)
-                                                ci.local_tinyallocs,
-                                            alloc)
-                            : NULL;
+        PyObject *t = cache_tuple(p, &ci,
+                                  addr_tuple(ci.alloc, NUM_SPAN_CLASSES));
         if (t == NULL) {
             Py_CLEAR(list);
             break;
@@ -324,8 +224,8 @@ heap_span_objects(HeapObject *self, PyObject *arg)
     release_heap(self, NULL); /* the rest reads the copies */
     if (n == 0) {
         set_errorf(PyExc_ValueError,
-                     "0x%llx is not the base of an in-use small span",
-                     (unsigned long long)base);
+                   "0x%llx is not the base of an in-use small span",
+                   (unsigned long long)base);
         return NULL;
     }
     PyObject *m = PyTuple_New((Py_ssize_t)n);
@@ -341,18 +241,6 @@ heap_span_objects(HeapObject *self, PyObject *arg)
         return NULL;
     }
     return Py_BuildValue("(y#N)", (const char *)states, (Py_ssize_t)n, m);
-}
-
-static PyObject *
-counters_tuple(const ga_heap_counters *c)
-{
-    return Py_BuildValue(
-        "(KKKKKKKK)", (unsigned long long)c->heap_alloc,
-        (unsigned long long)c->heap_inuse, (unsigned long long)c->heap_idle,
-        (unsigned long long)c->heap_released, (unsigned long long)c->heap_sys,
-        (unsigned long long)c->live_objects,
-        (unsigned long long)c->requested_live,
-        (unsigned long long)c->largest_free);
 }
 
 static PyObject *
@@ -379,19 +267,13 @@ span_table_of(HeapObject *Py_UNUSED(self), ga_heap *h)
     if (buf == NULL) {
         return PyErr_NoMemory();
     }
-    enum { NF = 13 };
-    PyObject *out = PyBytes_FromStringAndSize(NULL,
-                                              (Py_ssize_t)(n * NF * 8));
+    size_t nw = span_row_words;
+    Py_ssize_t len = (Py_ssize_t)(n * nw * sizeof(uint64_t));
+    PyObject *out = PyBytes_FromStringAndSize(NULL, len);
     if (out != NULL) {
         uint64_t *w = (uint64_t *)(void *)PyBytes_AS_STRING(out);
-        for (size_t i = 0; i < n; i++, w += NF) {
-            const ga_span_info *s = &buf[i];
-            uint64_t row[NF] = {s->base,      s->npages,      (uint64_t)s->state,
-                                s->scavenged, (uint64_t)s->spanclass,
-                                (uint64_t)s->sizeclass, s->noscan,
-                                s->elemsize,  s->nelems,      s->alloc_count,
-                                s->freeindex, s->limit,       s->needzero};
-            memcpy(w, row, sizeof(row));
+        for (size_t i = 0; i < n; i++) {
+            span_row(&buf[i], w + i * nw);
         }
     }
     PyMem_Free(buf);
@@ -415,8 +297,8 @@ static PyObject *
 page_table_of(HeapObject *Py_UNUSED(self), ga_heap *h)
 {
     size_t n = ga_page_map(h, NULL, 0);
-    PyObject *out = PyBytes_FromStringAndSize(NULL,
-                                              (Py_ssize_t)(n * sizeof(int16_t)));
+    Py_ssize_t len = (Py_ssize_t)(n * sizeof(int16_t));
+    PyObject *out = PyBytes_FromStringAndSize(NULL, len);
     if (out != NULL) {
         ga_page_map(h, (int16_t *)(void *)PyBytes_AS_STRING(out), n);
     }

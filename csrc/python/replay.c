@@ -19,7 +19,7 @@ typedef struct replay_args {
     int got;                  /* buffers held */
     Py_ssize_t n, nids, ncap; /* ops, ids, sample slots */
     uint64_t every, chunk;
-    PyObject *progress;       /* borrowed; NULL for none */
+    PyObject *progress; /* borrowed; NULL for none */
 } replay_args;
 
 static void
@@ -96,7 +96,8 @@ replay_args_get(replay_args *ra, PyObject *cols, PyObject *addr_o,
     if ((uint64_t)ra->ncap < need) {
         PyErr_Format(PyExc_ValueError,
                      "samples: room for %zd samples, the replay takes up to "
-                     "%llu", ra->ncap, (unsigned long long)need);
+                     "%llu",
+                     ra->ncap, (unsigned long long)need);
         return false;
     }
     return true;
@@ -138,8 +139,7 @@ replay_chunks(ga_heap *h, const replay_args *ra, ga_replay_result *res)
         }
         if (ra->progress != NULL) {
             PyObject *r = PyObject_CallFunction(ra->progress, "nn",
-                                                (Py_ssize_t)res->next,
-                                                ra->n);
+                                                (Py_ssize_t)res->next, ra->n);
             if (r == NULL) {
                 return false;
             }
@@ -149,11 +149,48 @@ replay_chunks(ga_heap *h, const replay_args *ra, ga_replay_result *res)
     return true;
 }
 
+#define GA_X(name, what) [GA_REPLAY_##name] = what,
+static const char *const reason_what[] = {GA_REPLAY_REASONS(GA_X)};
+#undef GA_X
+
+/* replay_failure says why a replay stopped: None if it did not, else
+ * (type, what).  type is the exception of the heap's failure (the one
+ * map from ga_status to exceptions, errors.c: OutOfMemoryError,
+ * HeapCorruptionError), or None when the trace is at fault: a bad op, or
+ * an op the heap refuses as bad input (a ValueError: a p beyond procs, a
+ * size beyond maxAlloc), which goalloc/trace.py raises as TraceError.
+ * what says why, in words (with the status's message). */
+static PyObject *
+replay_failure(HeapObject *self, const replay_args *ra,
+               const ga_replay_result *res)
+{
+    if (res->reason == GA_REPLAY_OK) {
+        return Py_NewRef(Py_None);
+    }
+    if (res->reason != GA_REPLAY_ALLOC_FAILED &&
+        res->reason != GA_REPLAY_FREE_FAILED) {
+        return Py_BuildValue("(Os)", Py_None, reason_what[res->reason]);
+    }
+    uint64_t id = ((const uint64_t *)ra->b[1].buf)[res->next];
+    uint64_t size = ((const uint64_t *)ra->b[2].buf)[res->next];
+    uint64_t addr = ((const uint64_t *)ra->b[5].buf)[id];
+    char msg[512];
+    PyObject *type = status_error(self, res->status, addr, size, msg,
+                                  sizeof(msg));
+    if (PyErr_GivenExceptionMatches(type, PyExc_ValueError)) {
+        type = Py_None;
+    }
+    return Py_BuildValue("(ON)", type,
+                         PyUnicode_FromFormat("%s (%s)",
+                                              reason_what[res->reason], msg));
+}
+
 /* _replay((kind, id, size, noscan, p), addr_of, live, samples, sample_ops,
  *         sample_every, chunk, progress)
- * applies the whole trace (see replay_chunks); returns (next, reason,
- * status, nsamples).  The Python layer (goalloc/trace.py) prepares the
- * columns and the output arrays; a TraceError it raises from reason. */
+ * applies the whole trace (see replay_chunks); returns (next, failure,
+ * nsamples), failure as replay_failure makes it.  The Python layer
+ * (goalloc/trace.py) prepares the columns and the output arrays, and
+ * raises the failure with the op's index. */
 PyObject *
 heap_replay(HeapObject *self, PyObject *args)
 {
@@ -169,8 +206,8 @@ heap_replay(HeapObject *self, PyObject *args)
     }
     replay_args ra;
     PyObject *result = NULL;
-    if (!replay_args_get(&ra, cols, addr_o, live_o, samples_o, ops_o,
-                         every_o, chunk_o, progress_o)) {
+    if (!replay_args_get(&ra, cols, addr_o, live_o, samples_o, ops_o, every_o,
+                         chunk_o, progress_o)) {
         goto done;
     }
     ga_heap *h = acquire_heap(self, "replaying a trace");
@@ -181,8 +218,8 @@ heap_replay(HeapObject *self, PyObject *args)
     bool ok = replay_chunks(h, &ra, &res);
     release_heap(self, NULL);
     if (ok) {
-        result = Py_BuildValue("(nisn)", (Py_ssize_t)res.next, res.reason,
-                               ga_status_name(res.status),
+        result = Py_BuildValue("(nNn)", (Py_ssize_t)res.next,
+                               replay_failure(self, &ra, &res),
                                (Py_ssize_t)res.nsamples);
     }
 done:

@@ -158,7 +158,7 @@ def seeds():
     t = header(procs=2, limit=LIMIT_64M)
     for i in range(30):
         t += klass(5 + i % 3)
-    for i in range(30):
+    for _ in range(30):
         t += free_live(0)
     t += FLUSH_
     for i in range(30):

@@ -43,7 +43,7 @@ def check_span_array(h: goalloc.Heap) -> np.ndarray:
     spans = h.spans()
     assert sa.dtype == arrays.SPAN_DTYPE
     assert len(sa) == len(spans)
-    for row, s in zip(sa.tolist(), spans):
+    for row, s in zip(sa.tolist(), spans, strict=True):
         (base, npages, state, scav, spc, sc, noscan, elemsize, nelems,
          alloc_count, freeindex, limit, needzero) = row
         assert arrays.SPAN_STATES[state] == s.state
@@ -115,7 +115,8 @@ def check_object_array(h: goalloc.Heap, sa: np.ndarray) -> np.ndarray:
     # large and tiny ones (goalloc.h: ga_live_object)
     classes = goalloc.size_classes()
     csize = np.array([c.size for c in classes], dtype=np.uint64)
-    assert np.array_equal(oa["size"][small], csize[oa["spanclass"][small] >> 1])
+    assert np.array_equal(oa["size"][small],
+                          csize[oa["spanclass"][small] >> 1])
     assert (oa["requested"][small] <= oa["size"][small]).all()
     assert np.array_equal(oa["size"][large], oa["requested"][large])
     # span class 5 holds tiny blocks and 16-byte noscan objects alike

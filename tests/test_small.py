@@ -16,10 +16,19 @@ import pytest
 
 import goalloc
 from goalloc import SLOT_FREE, SLOT_FREED, SLOT_LIVE
-from helpers import MAX_SMALL, PAGE, check_stat_identities
-from test_py_small_util import (GO113_CLASSES, TINY_SPAN_CLASS, class_nelems,
-                                class_npages, class_of, class_size,
-                                full_snapshot, spanclass)
+from helpers import (
+    GO113_CLASSES,
+    MAX_SMALL,
+    PAGE,
+    TINY_SPAN_CLASS,
+    check_stat_identities,
+    class_nelems,
+    class_npages,
+    class_of,
+    class_size,
+    spanclass,
+    state,
+)
 
 CLASSES = sorted(GO113_CLASSES)
 
@@ -319,7 +328,8 @@ def test_stats_exact_under_mixed_workload(backing):
         # flushed: the mcentrals' own counts agree with BySize
         cen = h.centrals()
         for c in range(1, 67):
-            nm = cen[spanclass(c, False)].nmalloc + cen[spanclass(c, True)].nmalloc
+            nm = (cen[spanclass(c, False)].nmalloc
+                  + cen[spanclass(c, True)].nmalloc)
             nf = cen[spanclass(c, False)].nfree + cen[spanclass(c, True)].nfree
             assert (st.by_size[c].mallocs, st.by_size[c].frees) == (nm, nf)
         h.verify()
@@ -425,12 +435,12 @@ def test_p_out_of_range(backing, p):
     with goalloc.Heap(backing=backing, procs=3) as h:
         for size in (8, 100, 1, 100_000):
             h.alloc(size, noscan=size == 1)
-        before = full_snapshot(h)
+        before = state(h)
         for size, noscan in ((8, False), (100, True), (1, True),
                              (100_000, False), (0, False)):
             with pytest.raises(ValueError):
                 h.alloc(size, noscan=noscan, p=p)
-            assert full_snapshot(h) == before
+            assert state(h) == before
 
 
 # ---- zeroing (os) ----------------------------------------------------------

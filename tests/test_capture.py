@@ -37,7 +37,7 @@ def check_trace(trace: goalloc.Trace) -> None:
     allocs = kind == ALLOC
     assert np.array_equal(ids[allocs], np.arange(int(allocs.sum())))
     live = set()
-    for k, i in zip(kind.tolist(), ids.tolist()):
+    for k, i in zip(kind.tolist(), ids.tolist(), strict=True):
         if k == ALLOC:
             live.add(i)
         else:
@@ -61,7 +61,7 @@ def only(files: list[str]) -> str:
     return files[0]
 
 
-# ---- real programs ------------------------------------------------------------
+# ---- real programs ---------------------------------------------------
 
 def test_shim_is_built():
     path = shim_path()
@@ -227,7 +227,8 @@ def test_shim_behaves_as_the_host_libc(tmp_path, shim_probe):
                         tmp_path)
     for under_shim in (passthrough, logging):
         diff = [(a, b) for a, b in zip(plain.splitlines(),
-                                       under_shim.splitlines()) if a != b]
+                                       under_shim.splitlines(), strict=True)
+                if a != b]
         assert diff == [], diff[:10]
         assert len(plain.splitlines()) == len(under_shim.splitlines())
     # and the shim did log: every successful aligned_alloc, as one
@@ -339,7 +340,7 @@ def test_main_capture(tmp_path, capsys, monkeypatch):
         main_capture([])
 
 
-# ---- the importer on hand-made captures ---------------------------------------
+# ---- the importer on hand-made captures ------------------------------
 
 def write_capture(path, records, pid=1234, ppid=1, header_size=32,
                   record_size=24, magic=b"GACAPT01"):

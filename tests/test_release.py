@@ -22,8 +22,14 @@ import pytest
 
 import goalloc
 import goalloc.snapshot as gsnap
-from helpers import (ARENA, PAGE, MiB, check_span_walk, check_stat_identities,
-                     snapshot)
+from helpers import (
+    ARENA,
+    PAGE,
+    MiB,
+    check_span_walk,
+    check_stat_identities,
+    state,
+)
 
 
 def cur_arena(h: goalloc.Heap) -> tuple[int, int]:
@@ -121,11 +127,11 @@ def test_sys_limit_and_cur_arena(backing, release):
         assert c == b + ARENA - 14 * PAGE
         if release == "go1.13.8":
             assert cur_arena(h) == (c + PAGE, c + PAGE)
-        before = snapshot(h)
+        before = state(h)
         d = h.digest()
         with pytest.raises(goalloc.OutOfMemoryError):
             h.alloc(PAGE * 5)
-        assert snapshot(h) == before and h.digest() == d
+        assert state(h) == before and h.digest() == d
         h.free(b)
         assert h.alloc(PAGE * 5) == b     # room again, no growth
         h.verify()

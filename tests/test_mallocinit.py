@@ -8,8 +8,16 @@ from __future__ import annotations
 import pytest
 
 import goalloc
-from helpers import (ARENA, ASAN, GO_HEAP_START, MiB, KiB, check_first_arena,
-                     check_stat_identities, default_hints)
+from helpers import (
+    ARENA,
+    ASAN,
+    GO_HEAP_START,
+    KiB,
+    MiB,
+    check_first_arena,
+    check_stat_identities,
+    default_hints,
+)
 
 # ---- Expected hint tables (design §4.2) --------------------------------
 

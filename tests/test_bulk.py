@@ -5,7 +5,7 @@ Each bulk call is compared with the same calls made one by one on a twin
 heap (made after the first is closed, so that on the os backing both map
 the same hints and addresses compare directly): the same addresses, the
 same exception at the same element, and the same heap afterwards, by
-the full introspection and digest().  A rejected element changes
+digest() and info() (helpers.state).  A rejected element changes
 nothing (design §10.2); the elements before it stay done.
 """
 from __future__ import annotations
@@ -19,17 +19,19 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import goalloc
-from helpers import heap_is_poisoned
-from test_py_small_util import full_snapshot
+from goalloc import (
+    DoubleFreeError,
+    GoallocError,
+    InvalidFreeError,
+    OutOfMemoryError,
+)
+from helpers import MiB, heap_is_poisoned, state
+from misuse import PROCS, World, rejected, still_works
 
 MAX_ALLOC = 1 << 48  # linux/amd64
 
 SETTINGS = settings(max_examples=40, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])
-
-
-def state(h: goalloc.Heap):
-    return full_snapshot(h), h.digest()
 
 
 # sizes: 0, tiny (< 16, tiny only when noscan), small, large
@@ -455,14 +457,17 @@ def test_other_threads_get_heap_busy_during_a_bulk_call(which):
     HeapBusyError at least once (the loop runs for tens of milliseconds,
     and the GIL is handed over every few; a retry doubles the batch)."""
     n = 2_000_000
-    for attempt in range(4):
+    for _attempt in range(4):
         with goalloc.Heap(backing="virtual") as h:
             sizes = np.full(n, 16, dtype=np.uint64)
             addrs = h.alloc_many(sizes) if which == "free_many" else None
             started = threading.Event()
             result: dict = {}
 
-            def run():
+            # (this round's objects, bound now: the thread is joined
+            # before the loop goes on, but say so)
+            def run(h=h, sizes=sizes, addrs=addrs, started=started,
+                    result=result):
                 started.set()
                 try:
                     if which == "alloc_many":
@@ -533,3 +538,90 @@ def test_no_python_object_per_element(backing):
         h.free_many(a)
         del a
         assert abs(sys.getallocatedblocks() - before) < 100
+
+
+# ---- bad input (docs/misuse.md) --------------------------------------------
+
+
+def test_row_bulk_not_integers(world):
+    """Bulk input that is not integers: TypeError before anything changes."""
+    h = world.h
+    for bad in (np.array([8.0, 16.0]), np.array([True, False]),
+                ["8", "16"], [8, None], 8, [1, [2]], [[8], [16, 24]],
+                [8, 16.5], (8, [16, 24])):
+        rejected(h, TypeError, h.alloc_many, bad)
+        rejected(h, TypeError, h.free_many, bad)
+    still_works(h, world.live())
+
+
+def test_row_bulk_2d(world):
+    """2-D input: ValueError before anything changes."""
+    h = world.h
+    for bad in (np.ones((2, 3), dtype=np.int64), [[8, 16], [24, 32]]):
+        rejected(h, ValueError, h.alloc_many, bad)
+        rejected(h, ValueError, h.free_many, bad)
+    still_works(h, world.live())
+
+
+def test_row_bulk_bad_size(world):
+    """A negative size, one beyond 2**64 or beyond maxAlloc inside
+    alloc_many: ValueError with .index (the first), nothing allocated."""
+    h = world.h
+    for sizes, index in (([8, -1, 16, -2], 1), ([8, 16, 2**64], 2),
+                         ([2**48 + 1, 8], 0)):
+        e = rejected(h, ValueError, h.alloc_many, sizes)
+        assert e.index == index, (sizes, e.index)
+    still_works(h, world.live())
+
+
+def test_row_bulk_p_and_keywords(world):
+    """alloc_many's p and keywords are checked as alloc's."""
+    h = world.h
+    for kw, exc in (({"p": PROCS}, ValueError), ({"p": -1}, ValueError),
+                    ({"p": "0"}, TypeError), ({"bogus": 1}, TypeError)):
+        a = rejected(h, exc, h.alloc, 8, **kw)
+        b = rejected(h, exc, h.alloc_many, [8], **kw)
+        assert str(b).replace("alloc_many", "alloc") == str(a) or \
+            type(a) is type(b)
+    still_works(h, world.live())
+
+
+def test_row_bulk_out_of_memory(backing):
+    """Out of memory part way through alloc_many: OutOfMemoryError with
+    .index and .addresses, which stay allocated (free_many gives them
+    back)."""
+    w = World(backing, sys_limit=64 * MiB)
+    try:
+        h = w.h
+        sizes = [1 * MiB] * 200            # more than the one arena holds
+        with pytest.raises(OutOfMemoryError) as ei:
+            h.alloc_many(sizes)
+        e = ei.value
+        assert isinstance(e, MemoryError) and isinstance(e, GoallocError)
+        assert 0 < e.index < len(sizes) and len(e.addresses) == e.index
+        for a in e.addresses:
+            assert h.span_of(int(a)).state == "inuse"
+        d = h.digest()
+        h.free_many(e.addresses)
+        assert h.digest() != d
+        still_works(h, w.live())
+    finally:
+        w.close()
+
+
+def test_row_bulk_bad_address(world):
+    """A bad address inside free_many: what free() would raise, with
+    .index; the frees before it stay done, the rest is not tried."""
+    h = world.h
+    a = [int(x) for x in h.alloc_many([48, 48, 48])]
+    with pytest.raises(DoubleFreeError) as ei:
+        h.free_many([a[0], a[1], a[0], a[2]])
+    assert ei.value.index == 2 and hex(a[0])[2:] in str(ei.value).lower()
+    before = state(h)
+    h.free(a[2])                           # not tried by the batch
+    assert state(h) != before
+    for bad, exc in ((a[1] + 8, InvalidFreeError), (8, InvalidFreeError),
+                     (-1, InvalidFreeError)):
+        e = rejected(h, exc, h.free_many, [bad])
+        assert e.index == 0
+    still_works(h, world.live())

@@ -98,7 +98,7 @@ def test_tour_writes_its_pngs(tmp_path):
         assert "plots not written" in text
 
 
-# ---- the progress bar ---------------------------------------------------------
+# ---- the progress bar ------------------------------------------------
 
 def bar_lines(stream_text: str) -> list[str]:
     """What each redraw put on the line (split at the \\r of the
@@ -153,6 +153,7 @@ def test_progress_bar_reads_the_width_of_its_own_terminal(monkeypatch):
     stdout not a terminal: the bar takes the pty's width."""
     import fcntl
     import termios
+
     from goalloc.__main__ import ProgressBar
     monkeypatch.delenv("COLUMNS", raising=False)
     master, slave = os.openpty()
@@ -204,7 +205,7 @@ def test_tour_on_the_virtual_backing_quietly(tmp_path):
     assert r.stderr == ""          # no progress bar when not a terminal
 
 
-# ---- replay ------------------------------------------------------------------
+# ---- replay ----------------------------------------------------------
 
 @pytest.mark.parametrize("which", ["text", "binary"])
 def test_replay_writes_csv_and_json(tmp_path, trace_files, which):
@@ -291,7 +292,7 @@ def test_demo_still_works():
     assert "mallocinit" in r.stdout and "every invariant holds" in r.stdout
 
 
-# ---- errors ------------------------------------------------------------------
+# ---- errors ----------------------------------------------------------
 
 @pytest.mark.parametrize("args,words", [
     ([], ["COMMAND"]),

@@ -49,7 +49,7 @@ def _worker(h, k, inboxes, errors, counts, stop_after):
     inbox, outbox = inboxes[k], inboxes[(k + 1) % NTHREADS]
     busy = 0
     try:
-        for step in range(stop_after):
+        for _ in range(stop_after):
             r = rng.random()
             try:
                 if r < 0.5 or not mine:
@@ -82,8 +82,9 @@ def _worker(h, k, inboxes, errors, counts, stop_after):
                     h.verify()
                 elif r < 0.975:
                     # a short replay: the other threads see HeapBusyError
-                    h.replay(Trace.from_ops([("alloc", i, 24) for i in range(200)]
-                                            + [("free", i) for i in range(200)]))
+                    h.replay(Trace.from_ops(
+                        [("alloc", i, 24) for i in range(200)]
+                        + [("free", i) for i in range(200)]))
                 else:
                     h.spans()
             except goalloc.HeapBusyError:

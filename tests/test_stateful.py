@@ -1,17 +1,21 @@
-"""A Hypothesis state machine over tiny, small and large objects.
+"""A Hypothesis state machine over tiny, small and large objects, on both
+backings and both releases (go1.13.8, the default, and go1.13.0).
 
 Rules: alloc (tiny noscan 1..15, small 1..32768 scan or noscan, large
-32769..200000) on any of 3 Ps, bursts of one class on one P, free of a
-live object, free of every live object of one span, refused frees,
-flush, scavenge.  A dict of live objects is the model.  After every
-step: verify() passes, live objects do not overlap, span_of maps each
-one to an in-use span of its class, and the MemStats identities and
-exact counts hold.  On "os" every object gets a byte pattern through
-view() when allocated (after checking it came zeroed), checked intact
-before it is freed.
+32769..3 MiB with page-boundary sizes) on any of 3 Ps, bursts of one
+class on one P, free of a live object, free of every live object of one
+span, refused frees (recently freed addresses and interior pointers of
+live objects), flush, scavenge (n bytes or all).  A dict of live objects
+is the model.  After every step: verify() passes, the spans tile the
+arenas and agree with MemStats (helpers.check_span_walk), live objects
+do not overlap, span_of maps each one to an in-use span of its class
+(a large object's span exactly), and the MemStats identities and exact
+counts hold (design §11).  On "os" every object gets a byte pattern
+through view() when allocated (after checking it came zeroed, a large
+object's whole span), checked intact before it is freed and after every
+scavenge.
 
-Both backends run by default: 125 examples of at most 100 steps each,
-about 11,000 steps per backend.
+Each of the four runs: 100 examples of at most 100 steps.
 """
 from __future__ import annotations
 
@@ -20,18 +24,31 @@ import os
 
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import (RuleBasedStateMachine, invariant,
-                                 precondition, rule)
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    invariant,
+    precondition,
+    rule,
+)
 
 import goalloc
-from helpers import MAX_SMALL, PAGE, MiB, check_stat_identities, npages_of
-from test_py_small_util import (GO113_CLASSES, TINY, TINY_SPAN_CLASS,
-                                full_snapshot)
+from helpers import (
+    GO113_CLASSES,
+    MAX_SMALL,
+    PAGE,
+    TINY,
+    TINY_SPAN_CLASS,
+    MiB,
+    check_span_walk,
+    check_stat_identities,
+    npages_of,
+    state,
+)
 
 NPROCS = 3
 
 SETTINGS = settings(
-    max_examples=125,                         # ~11,000 steps per backend
+    max_examples=100,
     stateful_step_count=100,
     deadline=None,                            # nothing is timed
     derandomize=bool(os.environ.get("CI")),
@@ -50,6 +67,13 @@ small_sizes = st.one_of(
               st.sampled_from(sorted(GO113_CLASSES)), st.sampled_from([0, 1])
               ).map(lambda s: min(s, MAX_SMALL)),
 )
+large_sizes = st.one_of(
+    st.integers(MAX_SMALL + 1, 200_000),
+    st.integers(MAX_SMALL + 1, 3 << 20),
+    # page-boundary sizes: exactly n pages, or one byte more or less
+    st.builds(lambda n, d: n * PAGE + d, st.integers(5, 384),
+              st.sampled_from([-1, 0, 1])).filter(lambda s: s > MAX_SMALL),
+)
 procs = st.integers(0, NPROCS - 1)
 
 
@@ -59,21 +83,23 @@ def kind_of(size: int, noscan: bool) -> str:
     return "small" if size <= MAX_SMALL else "large"
 
 
-class SmallObjectHeap(RuleBasedStateMachine):
+class HeapMachine(RuleBasedStateMachine):
     backing = "virtual"
     release = "go1.13.8"
-    checks = 0                                # invariant rounds, all runs
-    runs = 0
 
     def __init__(self):
         super().__init__()
-        type(self).runs += 1
         self.h = goalloc.Heap(backing=self.backing, procs=NPROCS,
                               release=self.release)
         # addr -> (size, noscan, kind, fill)
         self.live: dict[int, tuple[int, bool, str, int]] = {}
         self.freed: list[int] = []            # recently freed addresses
         self.nalloc = 0
+        self.ntiny = 0                        # tiny requests
+        self.nlarge = 0                       # large objects allocated
+        self.large_bytes = 0                  # ... and their pages' bytes
+        self.class_mallocs = [0] * 67         # small objects per class
+        self.class_frees = [0] * 67
         self.fill = 0
 
     def teardown(self):
@@ -93,20 +119,46 @@ class SmallObjectHeap(RuleBasedStateMachine):
         self.fill = self.fill % 255 + 1
         self.live[a] = (size, noscan, kind, self.fill)
         self.nalloc += 1
+        if kind == "tiny":
+            self.ntiny += 1
+        elif kind == "small":
+            self.class_mallocs[goalloc.size_to_class(size)] += 1
+        else:
+            assert a % PAGE == 0
+            self.nlarge += 1
+            self.large_bytes += npages_of(size) * PAGE
         if self.backing == "os":
-            assert ctypes.string_at(a, size) == bytes(size), "not zeroed"
+            # a fresh or reused span is handed out zeroed: all of a large
+            # object's pages, a small object's slot
+            n = npages_of(size) * PAGE if kind == "large" else size
+            assert ctypes.string_at(a, n) == bytes(n), "not zeroed"
             v = self.h.view(a, size)
             v[:] = bytes([self.fill]) * size
             v.release()
         return a
 
     def _free(self, a):
-        size, _, _, fill = self.live[a]
+        size, _, kind, fill = self.live[a]
         if self.backing == "os":
             assert ctypes.string_at(a, size) == bytes([fill]) * size
         self.h.free(a)
         del self.live[a]
         self.freed = (self.freed + [a])[-32:]
+        if kind == "small":
+            self.class_frees[goalloc.size_to_class(size)] += 1
+
+    def _refused(self, addr):
+        """free(addr) raises InvalidFreeError (a DoubleFreeError is one)
+        and changes nothing; returns the exception."""
+        before = state(self.h)
+        try:
+            self.h.free(addr)
+        except goalloc.InvalidFreeError as e:
+            error = e
+        else:
+            raise AssertionError(f"free of {addr:#x} accepted")
+        assert state(self.h) == before
+        return error
 
     # ---- rules ----
 
@@ -125,11 +177,9 @@ class SmallObjectHeap(RuleBasedStateMachine):
         for _ in range(n):
             self._alloc(size, noscan, p)
 
-    @rule(size=st.integers(MAX_SMALL + 1, 200_000), noscan=st.booleans(),
-          p=procs)
+    @rule(size=large_sizes, noscan=st.booleans(), p=procs)
     def alloc_large(self, size, noscan, p):
-        a = self._alloc(size, noscan, p)
-        assert a % PAGE == 0
+        self._alloc(size, noscan, p)
 
     @precondition(lambda self: self.live)
     @rule(data=st.data())
@@ -160,16 +210,22 @@ class SmallObjectHeap(RuleBasedStateMachine):
         """Freeing an address that is not a live object's start is refused
         and changes nothing."""
         a = data.draw(st.sampled_from(self.freed), label="addr") + off
-        if a in self.live:
-            return
-        before = full_snapshot(self.h)
-        try:
-            self.h.free(a)
-        except goalloc.InvalidFreeError:
-            pass
-        else:
-            raise AssertionError(f"free of {a:#x} accepted")
-        assert full_snapshot(self.h) == before
+        if a not in self.live:
+            self._refused(a)
+
+    @precondition(lambda self: any(v[2] == "large"
+                                   for v in self.live.values()))
+    @rule(data=st.data(), off=st.integers(1, 3 << 20))
+    def free_interior(self, data, off):
+        """An interior pointer of a live large object: InvalidFreeError,
+        not a double free; nothing changes."""
+        a = data.draw(st.sampled_from(sorted(
+            x for x, v in self.live.items() if v[2] == "large")),
+            label="addr")
+        size = self.live[a][0]
+        e = self._refused(a + off % size if off % size else a + 1)
+        assert not isinstance(e, goalloc.DoubleFreeError), \
+            "interior free reported as double free"
 
     @rule()
     def flush(self):
@@ -194,9 +250,16 @@ class SmallObjectHeap(RuleBasedStateMachine):
     @rule(n=st.one_of(st.none(), st.integers(0, 8 * MiB)))
     def scavenge(self, n):
         st0 = self.h.stats()
+        unreleased = st0.heap_idle - st0.heap_released
         released = self.h.scavenge(n)
         st1 = self.h.stats()
         assert st1.heap_released == st0.heap_released + released
+        assert released <= unreleased
+        if n is None or n >= unreleased:
+            assert released == unreleased
+        else:
+            assert released >= n
+        # nothing but the released state changes
         assert (st1.heap_sys, st1.heap_idle, st1.heap_inuse,
                 st1.heap_alloc) == (st0.heap_sys, st0.heap_idle,
                                     st0.heap_inuse, st0.heap_alloc)
@@ -211,16 +274,15 @@ class SmallObjectHeap(RuleBasedStateMachine):
     # ---- invariants ----
 
     @invariant()
-    def count_step(self):
-        # once after __init__ and once after each step
-        type(self).checks += 1
-
-    @invariant()
     def heap_verifies(self):
         self.h.verify()
 
     @invariant()
     def objects_and_spans(self):
+        spans = check_span_walk(self.h)
+        large = {a for a, v in self.live.items() if v[2] == "large"}
+        assert {s.base for s in spans
+                if s.state == "inuse" and s.sizeclass == 0} == large
         prev_end = 0
         for a in sorted(self.live):
             size, noscan, kind, fill = self.live[a]
@@ -238,8 +300,14 @@ class SmallObjectHeap(RuleBasedStateMachine):
                 assert (a - s.base) % s.elemsize == 0
                 assert s.elemsize == GO113_CLASSES[c][0] >= size
             else:
-                assert (s.base, s.sizeclass, s.noscan) == (a, 0, noscan)
-                assert (s.npages, s.limit) == (npages_of(size), a + size)
+                npages = npages_of(size)
+                assert (s.base, s.npages, s.limit) == (a, npages, a + size)
+                assert (s.sizeclass, s.spanclass, s.noscan) == (
+                    0, int(noscan), noscan)
+                assert (s.elemsize, s.nelems, s.alloc_count,
+                        s.freeindex) == (npages * PAGE, 1, 1, 1)
+                assert not s.scavenged
+                assert self.h.span_of(a + size - 1) == s
             if self.backing == "os":
                 assert ctypes.string_at(a, 1) == bytes([fill])
                 assert ctypes.string_at(a + size - 1, 1) == bytes([fill])
@@ -268,23 +336,38 @@ class SmallObjectHeap(RuleBasedStateMachine):
         for c in range(67):
             b = st.by_size[c]
             assert b.mallocs - b.frees == per_class[c], c
+            # large objects never show in BySize (Go's updatememstats);
+            # class 2 also counts the tiny blocks
+            if c != 2 or self.ntiny == 0:
+                assert (b.mallocs, b.frees) == (self.class_mallocs[c],
+                                                self.class_frees[c]), c
+        # TotalAlloc: every small object's class size, every tiny block,
+        # every large object's pages
+        assert st.total_alloc == sum(b.mallocs * b.size
+                                     for b in st.by_size) + self.large_bytes
+        if self.ntiny == 0:
+            assert st.mallocs - sum(b.mallocs for b in st.by_size) == \
+                self.nlarge
 
 
-class OsSmallObjectHeap(SmallObjectHeap):
+class OsHeapMachine(HeapMachine):
     backing = "os"
-    checks = 0
-    runs = 0
 
 
-class Go1130SmallObjectHeap(SmallObjectHeap):
+class Go1130HeapMachine(HeapMachine):
     release = "go1.13.0"
-    checks = 0
-    runs = 0
 
 
-TestSmallObjectsVirtual = SmallObjectHeap.TestCase
-TestSmallObjectsVirtual.settings = SETTINGS
-TestSmallObjectsOs = OsSmallObjectHeap.TestCase
-TestSmallObjectsOs.settings = SETTINGS
-TestSmallObjectsGo1130Virtual = Go1130SmallObjectHeap.TestCase
-TestSmallObjectsGo1130Virtual.settings = SETTINGS
+class Go1130OsHeapMachine(HeapMachine):
+    backing = "os"
+    release = "go1.13.0"
+
+
+TestHeapVirtual = HeapMachine.TestCase
+TestHeapVirtual.settings = SETTINGS
+TestHeapOs = OsHeapMachine.TestCase
+TestHeapOs.settings = SETTINGS
+TestHeapGo1130Virtual = Go1130HeapMachine.TestCase
+TestHeapGo1130Virtual.settings = SETTINGS
+TestHeapGo1130Os = Go1130OsHeapMachine.TestCase
+TestHeapGo1130Os.settings = SETTINGS

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 import goalloc
+from helpers import GO113_CLASSES, class_nelems
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -103,8 +104,13 @@ def test_size_to_class_bad_input():
         goalloc.size_to_class(2**64)
 
 
-def test_mstats_fields_match_dataclass():
-    import dataclasses
-    names = [f.name for f in dataclasses.fields(goalloc.MemStats)]
-    core = [n for n, _ in goalloc._core.MSTATS_FIELDS]
-    assert names == core + ["by_size"]
+# ---- the table in tests/helpers.py, from Go's rules (design §3.3) --------
+
+
+def test_table_matches_goalloc():
+    rows = goalloc.size_classes()
+    assert len(rows) == 67
+    for c in range(1, 67):
+        r = rows[c]
+        assert (r.sizeclass, r.size, r.npages) == (c, *GO113_CLASSES[c])
+        assert r.objects == class_nelems(c)

@@ -6,12 +6,18 @@ import copy
 import dataclasses
 import json
 import math
+import sys
 
 import pytest
 
 import goalloc
-from goalloc.snapshot import (SNAPSHOT_SCHEMA, export_json, load_json,
-                              snapshot, validate)
+from goalloc.snapshot import (
+    SNAPSHOT_SCHEMA,
+    export_json,
+    load_json,
+    snapshot,
+    validate,
+)
 
 TOP_KEYS = {"schema", "goalloc_version", "digest", "info", "hints",
             "arenas", "spans", "stats", "centrals", "caches",
@@ -86,7 +92,7 @@ def test_agrees_with_live_api(some_heap):
             if c.nonempty or c.empty or c.nmalloc or c.nfree]
     assert [c["spanclass"] for c in doc["centrals"]] == [
         c.spanclass for c in want]
-    for got, c in zip(doc["centrals"], want):
+    for got, c in zip(doc["centrals"], want, strict=True):
         assert got == {"spanclass": c.spanclass, "sizeclass": c.sizeclass,
                        "noscan": c.noscan, "nonempty": list(c.nonempty),
                        "empty": list(c.empty), "nmalloc": c.nmalloc,
@@ -94,7 +100,7 @@ def test_agrees_with_live_api(some_heap):
 
     caches = h.caches()
     assert len(doc["caches"]) == len(caches) == h.info().procs
-    for got, c in zip(doc["caches"], caches):
+    for got, c in zip(doc["caches"], caches, strict=True):
         assert (got["p"], got["tiny"], got["tinyoffset"],
                 got["local_tinyallocs"]) == (c.p, c.tiny, c.tinyoffset,
                                              c.local_tinyallocs)
@@ -253,3 +259,95 @@ def test_validate_allows_unknown_keys(doc):
     doc["future"] = {"x": 1}
     doc["spans"][0]["future"] = True
     validate(doc)
+
+
+# Version 1's keys as its first writers wrote them, pinned here: the
+# schema follows the records (goalloc.snapshot derives it from them), so
+# a field that disappears or changes type there must fail here, because
+# that makes a new schema version.
+V1_INFO = dict.fromkeys(
+    ("procs", "ptr_size", "page_size", "heap_arena_bytes", "phys_page_size",
+     "phys_huge_page_size", "max_alloc", "arena_l1_bits", "arena_l2_bits",
+     "arena_base_offset", "zerobase", "pages_in_use", "scavenge_goal",
+     "unscav_huge_pages", "nallspans"), "int") | {
+    "goos": "str", "goarch": "str", "race": "bool", "backing": "str"}
+V1_RECORDS = {
+    "_INFO": V1_INFO,
+    "_HINT": {"addr": "int", "down": "bool"},
+    "_ARENA": dict.fromkeys(("base", "idx", "l1", "l2"), "int"),
+    "_SPAN": {"base": "int", "npages": "int", "state": "str",
+              "scavenged": "bool", "spanclass": "int", "sizeclass": "int",
+              "noscan": "bool", "elemsize": "int", "nelems": "int",
+              "alloc_count": "int", "freeindex": "int", "limit": "int",
+              "needzero": "bool"},
+    "_STATS": dict.fromkeys(
+        ("alloc", "total_alloc", "sys", "lookups", "mallocs", "frees",
+         "heap_alloc", "heap_sys", "heap_idle", "heap_inuse",
+         "heap_released", "heap_objects", "stack_inuse", "stack_sys",
+         "mspan_inuse", "mspan_sys", "mcache_inuse", "mcache_sys",
+         "buck_hash_sys", "gc_sys", "other_sys"), "int"),
+    "_BY_SIZE": dict.fromkeys(("sizeclass", "size", "mallocs", "frees"),
+                              "int"),
+    "_CENTRAL": {"spanclass": "int", "sizeclass": "int", "nmalloc": "int",
+                 "nfree": "int", "noscan": "bool", "nonempty": "ints",
+                 "empty": "ints"},
+    "_CACHE": dict.fromkeys(("p", "tiny", "tinyoffset", "local_tinyallocs"),
+                            "int"),
+    "_CACHE_ALLOC": {"spanclass": "int", "base": "int"},
+    "_FRAG": {"internal_bytes": "int", "span_bytes": "int",
+              "page_bytes": "int", "external_bytes": "int",
+              "requested_live": "int", "heap_alloc": "int",
+              "internal": "num?", "span": "num?", "page": "num?",
+              "external": "num?", "overhead": "num?"},
+}
+
+
+@pytest.mark.parametrize("record", sorted(V1_RECORDS))
+def test_version_1_keys_are_kept(record):
+    from goalloc import snapshot as module
+    assert getattr(module, record) == V1_RECORDS[record]
+
+
+def test_version_1_info_keys_added_later(doc):
+    """Keys the records gained after version 1's first writers are
+    written and, when present, checked; a document without them (a
+    first writer's) still validates."""
+    from goalloc import snapshot as module
+    later = set(module._INFO_ALL) - set(V1_INFO)
+    assert later == set(module._INFO_LATER)
+    assert later <= set(doc["info"])
+    for key in later:
+        bad = copy.deepcopy(doc)
+        bad["info"][key] = "x" if key != "release" else 1
+        with pytest.raises(ValueError, match=key):
+            validate(bad)
+    for key in later:
+        del doc["info"][key]
+    validate(doc)
+
+
+# ---- bad input (docs/misuse.md) --------------------------------------------
+
+
+def test_row_snapshot_not_a_snapshot(tmp_path):
+    """snapshot.load_json of a file that is not a goalloc snapshot:
+    ValueError naming the problem (deep nesting used to escape as
+    RecursionError)."""
+    from goalloc.snapshot import load_json
+    depth = sys.getrecursionlimit() * 10
+    for name, content, word in (
+            ("deep-list", b"[" * depth + b"]" * depth, "nested too deeply"),
+            ("deep-object", b'{"a":' * depth + b"1" + b"}" * depth,
+             "nested too deeply"),
+            ("deep-open", b"[" * depth, "nested too deeply"),
+            ("not-json", b"snapshot", "Expecting value"),
+            ("not-utf8", b'\xff{"schema": 1}', "utf-8"),
+            ("schema", b'{"schema": "goalloc.timeline/1"}', "schema"),
+            ("list", b"[1, 2]", "JSON object")):
+        p = tmp_path / f"{name}.json"
+        p.write_bytes(content)
+        with pytest.raises(ValueError) as ei:
+            load_json(p)
+        assert type(ei.value) in (ValueError, UnicodeDecodeError,
+                                  __import__("json").JSONDecodeError)
+        assert word in str(ei.value), (name, str(ei.value)[:200])

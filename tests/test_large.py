@@ -12,9 +12,18 @@ import ctypes
 import pytest
 
 import goalloc
-from helpers import (ARENA, PAGE, MiB, check_first_arena,
-                     check_span_walk, check_stat_identities, npages_of,
-                     snapshot, spans_by_state, sum_sys)
+from helpers import (
+    ARENA,
+    PAGE,
+    MiB,
+    check_first_arena,
+    check_span_walk,
+    check_stat_identities,
+    npages_of,
+    spans_by_state,
+    state,
+    sum_sys,
+)
 
 HEAP_ARENA_STRUCT = 2_164_736  # sizeof(heapArena) on amd64 (design §3.4)
 MSPAN = 136                    # sizeof(mspan) on amd64 (design §3.4)
@@ -131,7 +140,7 @@ def test_smallest_large_size(heap):
 
 
 def test_alloc_zero_is_zerobase(heap):
-    before = snapshot(heap)
+    before = state(heap)
     zb = heap.info().zerobase
     assert heap.alloc(0) == zb
     # Go's zerobase is a uintptr variable: word-aligned, as every
@@ -139,16 +148,16 @@ def test_alloc_zero_is_zerobase(heap):
     assert zb % 8 == 0
     assert heap.alloc(0, noscan=True) == zb
     assert heap.alloc(0) == zb
-    assert snapshot(heap) == before  # no span, no stats, no growth
+    assert state(heap) == before  # no span, no stats, no growth
     heap.free(zb)
     heap.free(zb)
-    assert snapshot(heap) == before
+    assert state(heap) == before
     # and the same once the heap has grown
     p = heap.alloc(100_000)
-    before = snapshot(heap)
+    before = state(heap)
     assert heap.alloc(0) == zb
     heap.free(zb)
-    assert snapshot(heap) == before
+    assert state(heap) == before
     assert zb != p
 
 
@@ -415,7 +424,7 @@ def test_many_objects_stats(heap, backing):
     st = heap.stats()
     assert st.heap_alloc == sum(npages_of(n) * PAGE for n in sizes)
     assert st.mallocs == 40 and st.heap_objects == 40
-    for a, n in zip(addrs, sizes):
+    for a, n in zip(addrs, sizes, strict=True):
         s = heap.span_of(a)
         assert s.base == a and s.limit == a + n
     for a in addrs[::2]:

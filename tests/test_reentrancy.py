@@ -23,8 +23,12 @@ import numpy as np
 import pytest
 
 import goalloc
-from goalloc import (GoallocError, HeapBusyError, HeapClosedError,
-                     OutOfMemoryError)
+from goalloc import (
+    GoallocError,
+    HeapBusyError,
+    HeapClosedError,
+    OutOfMemoryError,
+)
 
 
 class Hook:
@@ -123,7 +127,8 @@ EXEMPT = {
 
 def public_methods():
     return sorted(n for n in dir(goalloc.Heap)
-                  if not n.startswith("_") and callable(getattr(goalloc.Heap, n)))
+                  if not n.startswith("_")
+                  and callable(getattr(goalloc.Heap, n)))
 
 
 def test_every_method_is_walked():
@@ -322,13 +327,15 @@ def test_slow_conversion_does_not_let_two_loops_run():
             got_a, got_b, busy = [], [], []
             go = threading.Event()
 
-            def slow():
+            # (this round's objects bound as defaults: the threads are
+            # joined before the loop goes on, but say so)
+            def slow(go=go):
                 go.set()
                 x = 0
                 for i in range(3000):   # ~100 us of bytecode
                     x += i
 
-            def a():
+            def a(h=h, go=go, got_a=got_a, busy=busy, slow=slow):
                 go.wait()
                 for _ in range(50):
                     try:
@@ -336,7 +343,7 @@ def test_slow_conversion_does_not_let_two_loops_run():
                     except HeapBusyError:
                         busy.append(1)
 
-            def b():
+            def b(h=h, go=go, got_b=got_b, busy=busy):
                 go.wait()
                 for _ in range(5):
                     try:
@@ -399,7 +406,7 @@ def test_progress_exception_stops_the_replay():
         h = goalloc.Heap(backing="virtual")
         calls = []
 
-        def progress(done, n, exc=exc):
+        def progress(done, n, exc=exc, calls=calls):
             calls.append(done)
             raise exc
 

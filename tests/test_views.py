@@ -2,8 +2,9 @@
 
 h.view(addr, n=None) is a writable memoryview of an object's bytes: the
 slot for a small object, the requested size for a large or a tiny one
-(the rest of a tiny block may be handed to the next tiny object).  A view keeps the heap's mappings alive
-after close(); after free it shows whatever is there next (stale).
+(the rest of a tiny block may be handed to the next tiny object).  A view
+keeps the heap's mappings alive after close(); after free it shows
+whatever is there next (stale).
 """
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ import random
 import pytest
 
 import goalloc
-from helpers import PAGE, MiB
+from goalloc import GoallocError, HeapClosedError
+from helpers import PAGE, MiB, state
+from misuse import World, rejected, still_works
 
 
 def os_heap(**kw) -> goalloc.Heap:
@@ -147,17 +150,17 @@ def test_many_views():
                 size = rng.randint(32769, 300_000)
                 a = h.alloc(size)
             objs.append((a, size, h.view(a, size)))
-        for i, (a, size, v) in enumerate(objs):
+        for i, (_, size, v) in enumerate(objs):
             v[:] = bytes([i % 251 + 1]) * size
         for i, (a, size, v) in enumerate(objs):
             want = bytes([i % 251 + 1]) * size
             assert bytes(v) == want
             assert ctypes.string_at(a, size) == want
         rng.shuffle(objs)
-        for a, size, v in objs[:1500]:
+        for a, _, v in objs[:1500]:
             v.release()
             h.free(a)
-        for i, (a, size, v) in enumerate(objs[1500:]):
+        for a, size, v in objs[1500:]:
             assert bytes(h.view(a, size)) == bytes(v)
         h.verify()
 
@@ -201,3 +204,134 @@ def test_tiny_view_does_not_reach_later_objects():
         b = h.alloc(2, noscan=True)           # offset 2 of the same block
         assert b == a + 2
         assert bytes(h.view(b, 2)) == bytes(2)
+
+
+# ---- bad input (docs/misuse.md) --------------------------------------------
+
+
+def test_row_view_on_virtual():
+    """`view()` on the virtual backing: ValueError."""
+    w = World("virtual")
+    try:
+        h = w.h
+        for addr in w.live() + [w.zero, w.large_freed, 0x1234]:
+            for args in ((addr,), (addr, 1), (addr, None)):
+                e = rejected(h, ValueError, h.view, *args,
+                             match="needs backing='os'")
+                assert not isinstance(e, GoallocError)
+        still_works(h, w.live())
+    finally:
+        w.close()
+
+
+def test_row_view_bad_object():
+    """`view()` of a freed object, an interior address, or longer than
+    the object: ValueError."""
+    w = World("os")
+    try:
+        h = w.h
+        dead = [w.cached[3], w.swept[2], w.flushed[1], w.tiny[1],
+                w.tiny_old[1], w.large_freed, w.released, w.returned[0],
+                w.mixed[4][0],
+                w.cached[0] + 8, w.large + 8, w.large + PAGE,     # interior
+                w.tiny[0] + 1, w.tiny16 + 8,
+                h.span_of(w.cached[0]).base + 20 * 48,   # never allocated
+                h.span_of(w.cached[0]).limit,            # tail
+                w.zero, w.zero + 8, 1]                    # not an object
+        for addr in dead:
+            for args in ((addr,), (addr, 1)):
+                e = rejected(h, ValueError, h.view, *args,
+                             match="is not the start of a live object")
+                assert not isinstance(e, GoallocError)
+        for addr, extent in ((w.cached[0], 48), (w.flushed[0], 144),
+                             (w.large, 40_000), (w.tiny16, 16),
+                             (w.tiny[0], 3), (w.tiny[2], 3),
+                             (w.mixed[1][0], 32)):    # 24 B: its slot
+            assert len(h.view(addr)) == extent
+            assert len(h.view(addr, extent)) == extent
+            for n in (extent + 1, extent + 8, 1 << 40, 2**64 - 1):
+                rejected(h, ValueError, h.view, addr, n,
+                         match=rf"n={n} exceeds the object's {extent} usable")
+        for addr in (-1, 1 << 64):
+            rejected(h, ValueError, h.view, addr, match="out of range")
+        rejected(h, ValueError, h.view, w.large, -1, match="out of range")
+        still_works(h, w.live())
+    finally:
+        w.close()
+
+
+def test_row_view_kept_after_free():
+    """A view kept after `free`: allowed; it shows whatever the allocator
+    puts there next."""
+    w = World("os")
+    try:
+        h = w.h
+        small, large = w.cached[0], w.large
+        tiny = w.tiny[2]
+        vs, vl, vt = h.view(small), h.view(large), h.view(tiny)
+        vs[:] = b"\x11" * 48
+        vl[:] = b"\x22" * 40_000
+        vt[:] = b"\x33" * 3
+        for a in (small, large, tiny):
+            h.free(a)
+        # the views are still readable and writable, and writing through
+        # them touches no allocator metadata
+        after_free = state(h)
+        for v in (vs, vl, vt):
+            bytes(v)
+            v[0] = 0x44
+            v[-1] = 0x45
+        assert state(h) == after_free
+        for a in (small, large, tiny):
+            rejected(h, ValueError, h.view, a)
+        # the large object's pages go to the next object of its size
+        again = h.alloc(40_000, p=1)
+        assert again == large
+        h.view(again)[:8] = b"newlarge"
+        assert bytes(vl[:8]) == b"newlarge"
+        # the small slot, after the sweep, to the next 48-byte object
+        h.flush()
+        slot = None
+        for _ in range(200):
+            x = h.alloc(48, p=1)
+            if x == small:
+                slot = x
+                break
+        assert slot == small
+        h.view(slot)[:] = b"\x55" * 48
+        assert bytes(vs) == b"\x55" * 48
+        still_works(h, [again, slot])
+        vs.release()
+        vl.release()
+        vt.release()
+    finally:
+        w.close()
+
+
+def test_row_view_kept_after_close():
+    """A view kept after `close()`: allowed; the heap's memory stays
+    mapped until the last view is released."""
+    w = World("os")
+    h = w.h
+    small, large, tiny = w.cached[0], w.large, w.tiny16
+    vs, vl, vt = h.view(small), h.view(large), h.view(tiny)
+    vs[:] = b"\x61" * 48
+    vl[-5:] = b"large"
+    vt[:] = b"0123456789abcdef"
+    h.close()
+    assert h.closed
+    with pytest.raises(HeapClosedError):
+        h.view(small)
+    assert (bytes(vs), bytes(vl[-5:]), bytes(vt)) == \
+        (b"\x61" * 48, b"large", b"0123456789abcdef")
+    vs[0] = 0x62
+    vl[0] = 0x63
+    assert (vs[0], vl[0]) == (0x62, 0x63)
+    assert is_mapped(small) and is_mapped(large)
+    del vs, vt
+    gc.collect()
+    assert is_mapped(large) and vl[0] == 0x63
+    del vl
+    gc.collect()
+    assert not is_mapped(small) and not is_mapped(large)
+    h.close()

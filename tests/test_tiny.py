@@ -16,9 +16,13 @@ import pytest
 
 import goalloc
 from goalloc import SLOT_FREE, SLOT_FREED, SLOT_LIVE
-from helpers import check_stat_identities
-from test_py_small_util import (TINY, TINY_SPAN_CLASS, full_snapshot,
-                                tiny_align)
+from helpers import (
+    TINY,
+    TINY_SPAN_CLASS,
+    check_stat_identities,
+    state,
+    tiny_align,
+)
 
 
 def block_of(addr: int) -> int:
@@ -135,12 +139,12 @@ def test_sixteen_byte_noscan_is_a_plain_object(heap):
     assert marks(h, a) == 0 and marks(h, t) == 1
     if h.info().backing == "os":
         assert h.view(a).nbytes == 16
-    before = full_snapshot(h)
+    before = state(h)
     for off in (1, 8, 15):
         with pytest.raises(goalloc.InvalidFreeError) as ei:
             h.free(a + off)
         assert type(ei.value) is goalloc.InvalidFreeError
-        assert full_snapshot(h) == before
+        assert state(h) == before
     h.free(a)
     assert slot_state(h, a) == SLOT_FREED
     with pytest.raises(goalloc.DoubleFreeError):
@@ -266,28 +270,28 @@ def test_tiny_double_free(heap):
     a = h.alloc(1, noscan=True)
     b = h.alloc(1, noscan=True)
     h.free(b)
-    before = full_snapshot(h)
+    before = state(h)
     with pytest.raises(goalloc.DoubleFreeError):
         h.free(b)
-    assert full_snapshot(h) == before
+    assert state(h) == before
     keep = h.alloc(16, noscan=True)           # keeps the span in use
     h.free(a)
     h.flush()                                 # block freed and swept
     assert slot_state(h, a) == SLOT_FREE
-    before = full_snapshot(h)
+    before = state(h)
     for x in (a, b):
         with pytest.raises(goalloc.DoubleFreeError):
             h.free(x)
-        assert full_snapshot(h) == before
+        assert state(h) == before
     # README's limit: once the span is back in the heap, a second free is
     # still refused, though no longer known as a double free
     h.free(keep)
     assert h.span_of(a).state == "free"
-    before = full_snapshot(h)
+    before = state(h)
     for x in (a, b, keep):
         with pytest.raises(goalloc.InvalidFreeError):
             h.free(x)
-        assert full_snapshot(h) == before
+        assert state(h) == before
 
 
 @pytest.mark.parametrize("off", [1, 3, 5, 8, 12, 15])
@@ -297,20 +301,20 @@ def test_tiny_interior_never_used_is_invalid_not_double(heap, off):
     b = h.alloc(4, noscan=True)               # offset 4
     assert b == a + 4
     bad = a + off
-    before = full_snapshot(h)
+    before = state(h)
     with pytest.raises(goalloc.InvalidFreeError) as ei:
         h.free(bad)
     assert type(ei.value) is goalloc.InvalidFreeError
-    assert full_snapshot(h) == before
+    assert state(h) == before
     # still invalid (not double) once the block is gone
     h.free(a)
     h.free(b)
     h.flush()
-    before = full_snapshot(h)
+    before = state(h)
     with pytest.raises(goalloc.InvalidFreeError) as ei:
         h.free(bad)
     assert type(ei.value) is goalloc.InvalidFreeError
-    assert full_snapshot(h) == before
+    assert state(h) == before
 
 
 # ---- statistics ------------------------------------------------------------
@@ -586,11 +590,11 @@ def test_slot_of_a_freed_block_reused_by_a_sixteen_byte_object(heap):
         h.free(b)
     p = h.alloc(16, noscan=True)
     assert p == a and marks(h, p) == 0
-    before = full_snapshot(h)
+    before = state(h)
     with pytest.raises(goalloc.InvalidFreeError) as ei:
         h.free(b)
     assert type(ei.value) is goalloc.InvalidFreeError
-    assert full_snapshot(h) == before
+    assert state(h) == before
     h.free(p)
     with pytest.raises(goalloc.DoubleFreeError):
         h.free(p)
@@ -611,14 +615,21 @@ def test_tiny_double_free_after_the_drop(heap):
     with pytest.raises(goalloc.DoubleFreeError):
         h.free(c)
     assert slot_state(h, a) == SLOT_LIVE
-    before = full_snapshot(h)
+    before = state(h)
     with pytest.raises(goalloc.InvalidFreeError):
         h.free(a + 4)                         # inside a, never a start
-    assert full_snapshot(h) == before
+    assert state(h) == before
     h.free(a)                                 # dropped, nothing left
     assert slot_state(h, a) == SLOT_FREED
-    before = full_snapshot(h)
+    before = state(h)
     with pytest.raises(goalloc.DoubleFreeError):
         h.free(a)
-    assert full_snapshot(h) == before
+    assert state(h) == before
     h.verify()
+
+
+def test_tiny_align_rule():
+    # design §4.8, spelled out for a few cases
+    assert [tiny_align(3, s) for s in (1, 2, 4, 8)] == [3, 4, 4, 8]
+    assert [tiny_align(9, s) for s in (3, 6, 12, 5)] == [9, 10, 12, 9]
+    assert tiny_align(0, 8) == 0 and tiny_align(16, 2) == 16

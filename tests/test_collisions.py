@@ -10,8 +10,16 @@ from __future__ import annotations
 import pytest
 
 import goalloc
-from helpers import (ARENA, ASAN, GO_HEAP_START, PAGE, MiB, check_span_walk,
-                     default_hints, snapshot)
+from helpers import (
+    ARENA,
+    ASAN,
+    GO_HEAP_START,
+    PAGE,
+    MiB,
+    check_span_walk,
+    default_hints,
+    state,
+)
 
 
 def objects_outside(h, blocked):
@@ -117,10 +125,10 @@ def test_all_hints_blocked_and_os_refuses_is_out_of_memory():
     with goalloc.Heap(backing="virtual") as h:
         block_all_initial(h)
         h.fail_reserves(129)      # every hint, then the "anywhere" try
-        before = snapshot(h)
+        before = state(h)
         with pytest.raises(goalloc.OutOfMemoryError):
             h.alloc(100_000)
-        assert snapshot(h) == before
+        assert state(h) == before
         # the next try succeeds anywhere
         h.alloc(100_000)
         assert len(h.hints()) == 2
@@ -190,7 +198,7 @@ def test_os_blocked_first_hint_moves_heap():
         addrs = [x.addr for x in initial]
         k = addrs.index(target)
         # 0x00c000000000 itself: blockable exactly when it is free.
-        before = snapshot(h)
+        before = state(h)
         try:
             h.block_range(GO_HEAP_START, 4096)
             blocked_c0 = True
@@ -199,7 +207,7 @@ def test_os_blocked_first_hint_moves_heap():
             # not free for the probe heap either.
             blocked_c0 = False
             assert target != GO_HEAP_START
-            assert snapshot(h) == before
+            assert state(h) == before
         if not ASAN:
             assert blocked_c0
         if target != GO_HEAP_START:
@@ -221,10 +229,10 @@ def test_os_blocked_first_hint_moves_heap():
 def test_os_block_range_refuses_mapped_heap_memory():
     with goalloc.Heap(backing="os") as h:
         p = h.alloc(100_000)
-        before = snapshot(h)
+        before = state(h)
         with pytest.raises(ValueError):
             h.block_range(p + 100 * PAGE, 4096)   # free, but reserved
-        assert snapshot(h) == before
+        assert state(h) == before
 
 
 def test_os_blocked_range_released_on_close():

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import re
 import struct
 import threading
 import time
@@ -20,8 +21,16 @@ import numpy as np
 import pytest
 
 import goalloc
-from goalloc import Trace, TraceError, fragmentation, workloads
-from goalloc.trace import ALLOC, BINARY_MAGIC, COUNTER_FIELDS, FREE, TEXT_HEADER
+from goalloc import GoallocError, Trace, TraceError, fragmentation, workloads
+from goalloc.trace import (
+    ALLOC,
+    BINARY_MAGIC,
+    COUNTER_FIELDS,
+    FREE,
+    TEXT_HEADER,
+)
+from helpers import state as heap_state
+from misuse import PROCS, World, assert_exc, rejected, still_works
 
 PAGE = 8192
 
@@ -34,7 +43,8 @@ def small_trace(seed: int = 1, procs: int = 2) -> Trace:
     mix = workloads.go_mix(6000, live=400, seed=seed, procs=procs)
     extra = Trace.from_ops([
         ("alloc", 0, 0), ("alloc", 1, 0, True), ("free", 0),
-        ("alloc", 2, 100_000, False, procs - 1), ("alloc", 3, 3, True, 1 % procs),
+        ("alloc", 2, 100_000, False, procs - 1),
+        ("alloc", 3, 3, True, 1 % procs),
         ("alloc", 4, 5, True, 1 % procs), ("free", 3), ("free", 2),
         ("alloc", 5, 40_000), ("free", 1), ("free", 4),
     ])
@@ -58,13 +68,6 @@ def apply_ops(h: goalloc.Heap, trace: Trace) -> dict[int, int]:
     return addr
 
 
-def full_state(h: goalloc.Heap):
-    """Everything introspection shows, zerobase included: like Go's (a
-    uintptr in malloc.go) it is one static of the process on the os
-    backing (ga_zerobase in csrc/malloc.c) and a fixed address on the
-    virtual one, so two heaps of one backing agree on it."""
-    return (h.hints(), h.arenas(), h.spans(), h.stats(), h.centrals(),
-            h.caches(), h.info(), h.digest())
 
 
 def largest_free(h: goalloc.Heap) -> int:
@@ -90,7 +93,8 @@ def test_from_ops_columns_and_defaults():
             t.p.dtype) == (np.uint8, np.uint64, np.uint64, np.uint8, np.uint16)
     assert t.nids == 10
     assert list(t)[1] == goalloc.trace.Op(ALLOC, 8, 3, True, 2)
-    assert t[1:3] == Trace.from_ops([("alloc", 8, 3, True, 2), ("alloc", 9, 5)])
+    assert t[1:3] == Trace.from_ops([("alloc", 8, 3, True, 2),
+                                     ("alloc", 9, 5)])
     assert "6 ops: 3 allocs, 3 frees" in repr(t)
     assert Trace.from_ops([]).nids == 0 and len(Trace.from_ops([])) == 0
 
@@ -324,12 +328,12 @@ def test_replay_equals_alloc_free_calls(backing, procs):
     with goalloc.Heap(backing=backing, procs=procs) as h:
         tl = h.replay(trace, sample_every=500)
         h.verify()
-        replayed = full_state(h)
+        replayed = heap_state(h)
         objects = h.object_array().copy()
     with goalloc.Heap(backing=backing, procs=procs) as h:
         addr = apply_ops(h, trace)
         h.verify()
-        called = full_state(h)
+        called = heap_state(h)
         assert np.array_equal(h.object_array(), objects)
     assert replayed == called
     assert len(tl.addresses) == trace.nids
@@ -345,12 +349,12 @@ def test_replay_in_chunks_with_progress_is_the_same(backing):
     trace = small_trace(seed=2)
     with goalloc.Heap(backing=backing, procs=2) as h:
         whole = h.replay(trace, sample_every=97)
-        state = full_state(h)
+        state = heap_state(h)
     calls = []
     with goalloc.Heap(backing=backing, procs=2) as h:
         chunked = h.replay(trace, sample_every=97, chunk=1000,
                            progress=lambda d, n: calls.append((d, n)))
-        assert full_state(h) == state
+        assert heap_state(h) == state
     n = len(trace)
     assert calls == [(min(n, k), n) for k in range(1000, n + 1000, 1000)]
     for name, col in whole.columns().items():
@@ -373,20 +377,20 @@ def test_replay_onto_a_used_heap_and_twice(backing):
         h.replay(trace)        # same ids again: a fresh id table
         h.free(keep)
         h.verify()
-        state = full_state(h)
+        state = heap_state(h)
     with goalloc.Heap(backing=backing) as h:
         keep = h.alloc(5000)
         apply_ops(h, trace)
         apply_ops(h, trace)
         h.free(keep)
-        assert full_state(h) == state
+        assert heap_state(h) == state
 
 
 def test_replay_of_nothing(backing):
     with goalloc.Heap(backing=backing) as h:
-        before = full_state(h)
+        before = heap_state(h)
         tl = h.replay(Trace.from_ops([]), sample_every=10)
-        assert full_state(h) == before
+        assert heap_state(h) == before
     assert len(tl) == 1 and tl.op.tolist() == [-1] and tl.nops == 0
     assert len(tl.addresses) == 0
 
@@ -422,13 +426,13 @@ def test_bad_op_stops_the_replay_there(backing, case):
         assert e.value.index == bad_index
         assert f"op {bad_index}" in str(e.value)
         h.verify()
-        state = full_state(h)
+        state = heap_state(h)
         h.alloc(100)        # the heap still works
         h.verify()
     # exactly the ops before the bad one were applied
     with goalloc.Heap(backing=backing, procs=2) as h:
         h.replay(trace[:bad_index])
-        assert full_state(h) == state
+        assert heap_state(h) == state
 
 
 def test_out_of_memory_in_a_replay():
@@ -438,6 +442,12 @@ def test_out_of_memory_in_a_replay():
         with pytest.raises(goalloc.OutOfMemoryError) as e:
             h.replay(trace)
         assert e.value.index == 1
+        # the binding's message for the status, with the heap's reason
+        assert re.search(r"^replay stopped at op 1 \(alloc id 1, size "
+                         r"1073741824\): allocation failed \(runtime: out "
+                         r"of memory: cannot allocate 1073741824-byte "
+                         r"block: the heap would grow past sys_limit\)",
+                         str(e.value)), str(e.value)
         h.verify()
         assert h.stats().heap_alloc == 1 << 20
 
@@ -483,12 +493,14 @@ def test_replay_argument_errors():
 
 def test_other_threads_get_heap_busy_during_a_replay():
     trace = workloads.uniform(3_000_000, 8, 256, live=20_000, seed=1)
-    for attempt in range(3):
+    for _attempt in range(3):
         with goalloc.Heap(backing="virtual") as h:
             started = threading.Event()
             result: dict = {}
 
-            def run():
+            # (bound as defaults: the thread is joined before the loop
+            # goes on, but say so)
+            def run(h=h, started=started, result=result):
                 try:
                     result["tl"] = h.replay(
                         trace, chunk=len(trace) // 4,
@@ -568,7 +580,7 @@ def test_requested_live_is_what_callers_asked_for(backing):
         assert h.fragmentation().requested_live == sum(asked.values()) - 3
 
 
-# ---- Timeline ----------------------------------------------------------------
+# ---- Timeline --------------------------------------------------------
 
 def test_timeline_columns_and_files(tmp_path):
     trace = workloads.phases(20_000, live=1000, seed=2)
@@ -670,3 +682,189 @@ def test_binary_trace_of_odd_length_loads_aligned(tmp_path):
         tl = h.replay(loaded)
         assert list(tl.live) == [False, True]
         h.verify()
+
+
+# ---- bad input (docs/misuse.md) --------------------------------------------
+
+
+def test_row_malformed_trace_file(world, tmp_path):
+    """Wrong header, bad line, truncated binary: TraceError (a
+    ValueError); .index is the line (text) or 0 (binary header)."""
+    h = world.h
+    before = heap_state(h)
+    good = Trace.from_ops([("alloc", 0, 8), ("alloc", 1, 100_000, True, 2),
+                           ("free", 0)])
+    cases = []
+    for content, line in ((b"", 1), (b"a 0 8 0 0\n", 1),
+                          (b"# goalloc trace v2\na 0 8 0 0\n", 1),
+                          (f"{TEXT_HEADER}\na 0 8 0\n".encode(), 2),
+                          (f"{TEXT_HEADER}\na 0 8 0 0\n\nx 1\n".encode(), 4),
+                          (f"{TEXT_HEADER}\n# c\na 0 8.5 0 0\n".encode(), 3),
+                          (f"{TEXT_HEADER}\na 0 8 2 0\n".encode(), 2),
+                          (f"{TEXT_HEADER}\nf 1 2\n".encode(), 2)):
+        cases.append((f"text{len(cases)}.trace", content, line))
+    path = tmp_path / "good.gatrace"
+    good.write_binary(path)
+    raw = path.read_bytes()
+    for name, content in (("header", raw[:12]), ("body", raw[:-1]),
+                          ("long", raw + b"\0"), ("empty", b"GATRACE1"),
+                          ("count", raw[:8] + b"\xff" * 8 + raw[16:])):
+        cases.append((f"{name}.gatrace", content, 0))
+    # a wrong magic number: read_binary refuses it as a binary header,
+    # load() reads it as text with a wrong first line
+    cases.append(("magic.gatrace", b"GATRACE9" + raw[8:], 0))
+    cases.append(("magic-load.gatrace", b"GATRACE9" + raw[8:], 1))
+    for name, content, index in cases:
+        p = tmp_path / name
+        p.write_bytes(content)
+        read = Trace.read_binary if name == "magic.gatrace" else Trace.load
+        with pytest.raises(TraceError) as ei:
+            read(p)
+        assert_exc(ei.value, TraceError, ValueError, GoallocError,
+                   match=re.escape(str(p)))
+        assert ei.value.index == index, (name, ei.value.index)
+        if index:
+            assert f"line {index}" in str(ei.value)
+    assert heap_state(h) == before
+    p = tmp_path / "fine.trace"
+    good.save(p)
+    h.replay(Trace.load(p))
+    still_works(h, world.live())
+
+
+def test_row_trace_op_not_replayable(backing):
+    """Free of an id that is not live, alloc of a live id: TraceError,
+    .index is the op; the ops before it stay applied; the heap is
+    consistent."""
+    base = workloads.go_mix(2000, live=300, seed=5, procs=PROCS)
+    ops = [("alloc", o.id, o.size, o.noscan, o.p) if o.kind == 0
+           else ("free", o.id) for o in base]
+    nid = base.nids
+    bad = {
+        "free-never-allocated": [("free", nid + 7)],
+        "free-freed": [("alloc", nid, 48), ("free", nid), ("free", nid)],
+        "alloc-live": [("alloc", nid, 48, False, 1), ("alloc", nid, 16)],
+    }
+    for case, tail in bad.items():
+        trace = Trace.from_ops(ops + tail + ops[:40])
+        index = len(ops) + len(tail) - 1
+        # the ops before the bad one, on an identical World
+        ref = World(backing)
+        try:
+            ref.h.replay(trace[:index])
+            expected = heap_state(ref.h)
+        finally:
+            ref.close()
+        w = World(backing)
+        try:
+            with pytest.raises(TraceError) as ei:
+                w.h.replay(trace, chunk=500, progress=lambda d, n: None)
+            assert_exc(ei.value, TraceError, ValueError, GoallocError,
+                       match=rf"^replay stopped at op {index} ")
+            assert ei.value.index == index, case
+            assert "the ops before it were applied" in str(ei.value)
+            assert heap_state(w.h) == expected, case
+            still_works(w.h, w.live())
+        finally:
+            w.close()
+
+
+def test_row_trace_values_not_integers():
+    """Trace(...) and Trace.from_ops values that are not integers:
+    TypeError; NumPy alone would truncate 1.7 to id 1 and 16.9 to 16."""
+    for kw in (dict(kind=[0, 0], id=[1.7, 2.2], size=[16.9, 24.5]),
+               dict(kind=[0, 0], id=[1, 2], size=np.array([16.0, 24.0])),
+               dict(kind=[0, 0], id=np.array([1.0, 2.0]), size=[16, 24]),
+               dict(kind=[0.0, 1.0], id=[1, 1]),
+               dict(kind=[0, 0], id=[1, [2]], size=[16, 24]),
+               dict(kind=[0, 0], id=[1, 2], size=["16", "24"]),
+               dict(kind=[0, 0], id=[1, 2], size=np.array([True, False])),
+               dict(kind=[0, 0], id=[1, 2], size=[16, 24], p=[0, 0.5]),
+               dict(kind=[0, 0], id=[1, 2], size=[16, 24],
+                    noscan=[0.0, 1.0])):
+        with pytest.raises(TypeError) as ei:
+            Trace(**kw)
+        assert_exc(ei.value, TypeError, match=r"int")
+    for op in (("alloc", 1.7, 16), ("alloc", 1, 16.9), ("free", 2.0),
+               ("alloc", 1, 16, "yes"), ("alloc", 1, 16, False, 1.0)):
+        with pytest.raises(TypeError) as ei:
+            Trace.from_ops([("alloc", 0, 8), op])
+        assert_exc(ei.value, TypeError, match=r"^op 1: .* must be an int")
+    # bools are fine for noscan, and only there
+    t = Trace([0, 0], [1, 2], [16, 24], noscan=[True, False])
+    assert t.noscan.tolist() == [1, 0]
+    assert Trace.from_ops([("alloc", 0, 8, True)]).noscan.tolist() == [1]
+
+
+def test_row_trace_values_out_of_range():
+    """Trace(...) and Trace.from_ops values outside their column:
+    TraceError with .index, the op; NumPy alone would wrap size -5 to
+    2**64-5."""
+    for kw, index, word in (
+            (dict(kind=[0, 0], id=[0, 1], size=np.array([16, -5])), 1,
+             "size"),
+            (dict(kind=[0, 0], id=[0, 1], size=[16, -5]), 1, "size"),
+            (dict(kind=[0, 1], id=np.array([-1, 3])), 0, "id"),
+            (dict(kind=[0, 0], id=[0, 2**64], size=[1, 1]), 1, "id"),
+            (dict(kind=[0, -1], id=[0, 0]), 1, "kind"),
+            (dict(kind=np.array([0, 1, 2], np.uint8), id=[0, 0, 1]), 2,
+             "kind"),
+            (dict(kind=[0, 0], id=[0, 1], p=[3, 1 << 16]), 1, "p"),
+            (dict(kind=[0, 0], id=[0, 1], p=np.array([-1, 0])), 0, "p"),
+            (dict(kind=[0, 0], id=[0, 1], noscan=[0, 2]), 1, "noscan")):
+        with pytest.raises(TraceError) as ei:
+            Trace(**kw)
+        assert_exc(ei.value, TraceError, ValueError, GoallocError,
+                   match=rf"^op {index}: {word} must be")
+        assert ei.value.index == index
+    for op in (("alloc", -1, 8), ("alloc", 1, -8), ("alloc", 1, 8, 2),
+               ("alloc", 1, 8, False, 1 << 16), ("free", -3)):
+        with pytest.raises(TraceError) as ei:
+            Trace.from_ops([("free", 0), op])
+        assert ei.value.index == 1
+    for kw in (dict(kind=[0, 0], id=[1]),
+               dict(kind=[0, 0], id=[[0, 1], [2, 3]])):
+        with pytest.raises(ValueError) as ei:
+            Trace(**kw)
+        assert_exc(ei.value, ValueError)
+
+
+def test_row_replay_id_beyond_limit(world):
+    """A replay of a trace with an id beyond 2**31-1: TraceError naming
+    the first such op, before any op is applied (it used to be NumPy's
+    MemoryError or ValueError, making a table of 2**40 or 2**64 ids)."""
+    h = world.h
+    for big in (2**31, 2**40, 2**63, 2**64 - 1):
+        trace = Trace.from_ops([("alloc", 0, 48), ("alloc", 5, 100_000),
+                                ("alloc", big, 16), ("free", big),
+                                ("alloc", big + 1 if big < 2**64 - 1 else 7,
+                                 8)])
+        e = rejected(h, TraceError, h.replay, trace, bases=(ValueError,
+                                                           GoallocError),
+                     match=rf"^op 2: id {big} is beyond")
+        assert e.index == 2
+        assert "Trace.renumbered()" in str(e)
+        # the way out: the same ops with dense ids
+        dense, ids = trace.renumbered()
+        assert ids.tolist() == sorted(set(trace.id.tolist()))
+        assert ids[dense.id].tolist() == trace.id.tolist()
+        with goalloc.Heap(backing="virtual") as a, \
+                goalloc.Heap(backing="virtual") as b:
+            a.replay(dense)
+            b.replay(Trace(trace.kind, np.unique(trace.id,
+                                                 return_inverse=True)[1],
+                           trace.size))
+            assert a.digest() == b.digest()
+    still_works(h, world.live())
+
+
+def test_row_replay_bad_options(world):
+    """sample_every 2**64 + 1000 (it used to wrap to 1000 in C), a
+    negative chunk, a non-callable progress: refused, heap unchanged."""
+    h = world.h
+    trace = goalloc.Trace.from_ops([("alloc", i, 24) for i in range(40)])
+    rejected(h, ValueError, h.replay, trace, sample_every=2**64 + 1000)
+    rejected(h, ValueError, h.replay, trace, chunk=-1)
+    rejected(h, TypeError, h.replay, trace, progress=3)
+    rejected(h, TypeError, h.replay, trace, sample_every=1.5)
+    still_works(h, world.live())
