@@ -433,7 +433,7 @@ arena_prep_plan(mheap *h, ga_addr v, uint64_t size, arena_prep *p)
     for (uint64_t i = 0; i < p->n; i++) {
         heap_arena **l2 = h->arenas[l1_of(h, p->first + i)];
         if (l2 != NULL && l2[l2_of(h, p->first + i)] != NULL) {
-            ga_throw(h, "arena already initialized");
+            throw(h, "arena already initialized");
         }
     }
     return arena_prep_budget(h, p);
@@ -587,7 +587,7 @@ mheap_sys_alloc(mheap *h, uint64_t n, uint64_t *size)
     bool fallback = v == 0;
     if (v == 0) {
         if (h->plat.race) {
-            ga_throw(h, "too many address space collisions for -race mode");
+            throw(h, "too many address space collisions for -race mode");
         }
         v = sys_reserve_aligned(&h->mem, 0, n, h->plat.heap_arena_bytes,
                                 &got);
@@ -613,10 +613,10 @@ mheap_sys_alloc(mheap *h, uint64_t n, uint64_t *size)
         }
     }
     if (!region_usable(h, v, got)) {
-        ga_throw(h, "memory reservation exceeds address space limit");
+        throw(h, "memory reservation exceeds address space limit");
     }
     if ((v & (h->plat.heap_arena_bytes - 1)) != 0) {
-        ga_throw(h, "misrounded allocation in sysAlloc");
+        throw(h, "misrounded allocation in sysAlloc");
     }
     /* The metadata's size against metadata_limit (Go has no such
      * limit), before anything is mapped or made. */

@@ -78,22 +78,6 @@
 #include "sizeclasses.h"
 #include "tiny.h"
 
-/* A protected call: Go's throw inside it longjmps back here, leaving the
- * heap poisoned, and the facade returns GA_EPOISONED. */
-#define GA_PROTECT(h)                                                         \
-    ga_protect_frame ga_pf_;                                                  \
-    if (heap_poisoned(h) != NULL) {                                           \
-        return GA_EPOISONED;                                                  \
-    }                                                                         \
-    ga_pf_.prev = ga_current_protect;                                         \
-    if (setjmp(ga_pf_.jb) != 0) {                                             \
-        ga_current_protect = ga_pf_.prev;                                     \
-        return GA_EPOISONED;                                                  \
-    }                                                                         \
-    ga_current_protect = &ga_pf_
-
-#define GA_UNPROTECT(h) (ga_current_protect = ga_pf_.prev)
-
 /* Go's zerobase: the one address every 0-byte allocation gets.  Like
  * Go's (a uintptr in malloc.go), it is word-aligned and shared by the
  * whole process; it is never written. */
@@ -324,13 +308,12 @@ make_caches(mheap *h)
 static bool
 init_protected(mheap *h, ga_status *status, char *err, size_t errlen)
 {
-    ga_protect_frame f;
-    f.prev = ga_current_protect;
-    if (setjmp(f.jb) != 0) {
-        ga_current_protect = f.prev;
+    protect_frame pf;
+    protect_push(&pf);
+    if (setjmp(pf.jb) != 0) {
+        protect_pop(&pf);
         return fail(status, GA_EPOISONED, err, errlen, heap_poisoned(h));
     }
-    ga_current_protect = &f;
     bool ok = make_caches(h);
     if (!ok) {
         fail(status, GA_ENOMEM, err, errlen, "out of memory making mcaches");
@@ -339,7 +322,7 @@ init_protected(mheap *h, ga_status *status, char *err, size_t errlen)
         *status = GA_ENOMEM;
         ok = false;
     }
-    ga_current_protect = f.prev;
+    protect_pop(&pf);
     return ok;
 }
 
@@ -369,7 +352,7 @@ ga_heap_new(const ga_options *o, ga_status *status, char *err,
         free(h);
         return NULL;
     }
-    pthread_mutex_init(&h->lock, NULL);
+    heap_lock_init(&h->lock);
     pthread_mutex_init(&h->gcbits_lock, NULL);
     mem_init(&h->mem, o->backing, h->plat.phys_page_size,
              h->plat.addr_space_end);
@@ -437,7 +420,7 @@ ga_heap_free(ga_heap *h)
     for (int i = 0; i < NUM_SPAN_CLASSES; i++) {
         mcentral_destroy(&h->central[i]);
     }
-    pthread_mutex_destroy(&h->lock);
+    heap_lock_destroy(&h->lock);
     pthread_mutex_destroy(&h->gcbits_lock);
     free(h);
 }
@@ -515,9 +498,17 @@ small_slot_done(mheap *h, mcache *c, mspan *s, uint64_t i, uint64_t size)
 GA_NOINLINE ga_status
 free_dropped_protected(mheap *h, const tiny_dropped *d)
 {
-    GA_PROTECT(h);
+    if (heap_poisoned(h) != NULL) {
+        return GA_EPOISONED;
+    }
+    protect_frame pf; /* a throw lands here (throw.h) */
+    protect_push(&pf);
+    if (setjmp(pf.jb) != 0) {
+        protect_pop(&pf);
+        return GA_EPOISONED;
+    }
     tiny_free_dropped(h, d);
-    GA_UNPROTECT(h);
+    protect_pop(&pf);
     return GA_OK;
 }
 
@@ -527,7 +518,15 @@ malloc_slow(mheap *h, mcache *c, uint64_t size, bool noscan, ga_addr *out)
     if (size > h->plat.max_alloc) {
         return GA_EINVAL;
     }
-    GA_PROTECT(h);
+    if (heap_poisoned(h) != NULL) {
+        return GA_EPOISONED;
+    }
+    protect_frame pf; /* a throw lands here (throw.h) */
+    protect_push(&pf);
+    if (setjmp(pf.jb) != 0) {
+        protect_pop(&pf);
+        return GA_EPOISONED;
+    }
     ga_status st = GA_OK;
     ga_addr v = 0;
     if (size == 0) {
@@ -548,7 +547,7 @@ malloc_slow(mheap *h, mcache *c, uint64_t size, bool noscan, ga_addr *out)
     else {
         st = large_alloc(h, c, size, noscan, &v);
     }
-    GA_UNPROTECT(h);
+    protect_pop(&pf);
     *out = v;
     return st;
 }
@@ -754,7 +753,15 @@ small_free_pinned(mheap *h, ga_addr addr, ga_status *st)
 static GA_NOINLINE ga_status
 free_slow(mheap *h, ga_addr addr)
 {
-    GA_PROTECT(h);
+    if (heap_poisoned(h) != NULL) {
+        return GA_EPOISONED;
+    }
+    protect_frame pf; /* a throw lands here (throw.h) */
+    protect_push(&pf);
+    if (setjmp(pf.jb) != 0) {
+        protect_pop(&pf);
+        return GA_EPOISONED;
+    }
     ga_status st = GA_OK;
     if (!small_free_pinned(h, addr, &st)) {
         mspan *large, *small;
@@ -768,7 +775,7 @@ free_slow(mheap *h, ga_addr addr)
         }
         mheap_unlock(h);
     }
-    GA_UNPROTECT(h);
+    protect_pop(&pf);
     return st;
 }
 
@@ -864,18 +871,34 @@ ga_free(ga_heap *h, ga_addr addr)
 ga_status
 ga_flush(ga_heap *h)
 {
-    GA_PROTECT(h);
+    if (heap_poisoned(h) != NULL) {
+        return GA_EPOISONED;
+    }
+    protect_frame pf; /* a throw lands here (throw.h) */
+    protect_push(&pf);
+    if (setjmp(pf.jb) != 0) {
+        protect_pop(&pf);
+        return GA_EPOISONED;
+    }
     for (int p = 0; p < h->nprocs; p++) {
         mcache_release_all(h, h->caches[p]);
     }
-    GA_UNPROTECT(h);
+    protect_pop(&pf);
     return GA_OK;
 }
 
 ga_status
 ga_scavenge(ga_heap *h, uint64_t nbytes, uint64_t *released)
 {
-    GA_PROTECT(h);
+    if (heap_poisoned(h) != NULL) {
+        return GA_EPOISONED;
+    }
+    protect_frame pf; /* a throw lands here (throw.h) */
+    protect_push(&pf);
+    if (setjmp(pf.jb) != 0) {
+        protect_pop(&pf);
+        return GA_EPOISONED;
+    }
     mheap_lock(h);
     /* scavengeLocked splits at most one span: room for it first */
     bool room = fixalloc_reserve(&h->spanalloc, 1) &&
@@ -884,7 +907,7 @@ ga_scavenge(ga_heap *h, uint64_t nbytes, uint64_t *released)
         *released = mheap_scavenge_locked(h, nbytes);
     }
     mheap_unlock(h);
-    GA_UNPROTECT(h);
+    protect_pop(&pf);
     return room ? GA_OK : GA_ENOMEM;
 }
 
@@ -1008,10 +1031,18 @@ ga_fail_reserves(ga_heap *h, int n)
 ga_status
 ga_test_throw(ga_heap *h, const char *msg)
 {
-    GA_PROTECT(h);
+    if (heap_poisoned(h) != NULL) {
+        return GA_EPOISONED;
+    }
+    protect_frame pf; /* a throw lands here (throw.h) */
+    protect_push(&pf);
+    if (setjmp(pf.jb) != 0) {
+        protect_pop(&pf);
+        return GA_EPOISONED;
+    }
     snprintf(h->throw_buf, sizeof(h->throw_buf), "%s", msg);
     mheap_lock(h);
-    ga_throw(h, h->throw_buf);
+    throw(h, h->throw_buf);
 }
 
 const char *

@@ -34,7 +34,7 @@ mcache_refill(mheap *h, mcache *c, span_class spc)
 {
     mspan *s = c->alloc[spc];
     if (s->freeindex != s->nelems) {
-        ga_throw(h, "refill of span with free space remaining");
+        throw(h, "refill of span with free space remaining");
     }
     mspan *fresh = mcentral_cache_span(h, &h->central[spc], c);
     if (fresh == NULL) {
@@ -42,13 +42,13 @@ mcache_refill(mheap *h, mcache *c, span_class spc)
     }
     if (s != &h->emptymspan) {
         if (s->sweepgen != h->sweepgen + 3) {
-            ga_throw(h, "bad sweepgen in refill");
+            throw(h, "bad sweepgen in refill");
         }
         mcache_forget_hint(c, s);
         mcentral_uncache_span(h, &h->central[spc], s);
     }
     if (fresh->alloc_count == fresh->nelems) {
-        ga_throw(h, "span has no free space");
+        throw(h, "span has no free space");
     }
     c->alloc[spc] = fresh; /* cacheSpan marked it cached (sweepgen) */
     return true;
@@ -72,11 +72,11 @@ mcache_next_free(mheap *h, mcache *c, span_class spc, mspan **sp)
         i = mspan_next_free_index(s);
     }
     if (i >= s->nelems) {
-        ga_throw(h, "freeIndex is not valid");
+        throw(h, "freeIndex is not valid");
     }
     s->alloc_count++;
     if (s->alloc_count > s->nelems) {
-        ga_throw(h, "s.allocCount > s.nelems");
+        throw(h, "s.allocCount > s.nelems");
     }
     *sp = s;
     return mspan_slot_addr(s, i);

@@ -107,7 +107,7 @@ mcentral_cache_span(mheap *h, mcentral *c, mcache *mc)
     }
     /* havespan */
     if (n == 0) {
-        ga_throw(h, "span has no free objects");
+        throw(h, "span has no free objects");
     }
     heap_live_add(h, (int64_t)(s->npages * PAGE_SIZE) -
                          (int64_t)(s->alloc_count * s->elemsize));

@@ -22,45 +22,10 @@
 #include "scavenge.h"
 #include "sizeclasses.h"
 
-_Thread_local ga_protect_frame *ga_current_protect;
-
-void
-mheap_lock(mheap *h)
-{
-    pthread_mutex_lock(&h->lock);
-    /* ga_throw on another thread reads both without the lock */
-    __atomic_store_n(&h->lock_owner, pthread_self(), __ATOMIC_RELAXED);
-    __atomic_store_n(&h->locked, true, __ATOMIC_RELAXED);
-}
-
-void
-mheap_unlock(mheap *h)
-{
-    __atomic_store_n(&h->locked, false, __ATOMIC_RELAXED);
-    pthread_mutex_unlock(&h->lock);
-}
-
-void
-ga_throw(mheap *h, const char *msg)
-{
-    __atomic_store_n(&h->poisoned, msg, __ATOMIC_RELEASE);
-    if (__atomic_load_n(&h->locked, __ATOMIC_RELAXED) &&
-        pthread_equal(__atomic_load_n(&h->lock_owner, __ATOMIC_RELAXED),
-                      pthread_self())) {
-        mheap_unlock(h);
-    }
-    ga_protect_frame *f = ga_current_protect;
-    if (f != NULL) {
-        longjmp(f->jb, 1);
-    }
-    fprintf(stderr, "fatal error: %s\n", msg);
-    abort();
-}
-
 static void
 treap_throw_hook(void *arg, const char *msg)
 {
-    ga_throw(arg, msg);
+    throw(arg, msg);
 }
 
 /* ---- mspan structs ----------------------------------------------- */
@@ -95,7 +60,7 @@ new_span(mheap *h)
 {
     mspan *s = fixalloc_alloc(&h->spanalloc);
     if (s == NULL) {
-        ga_throw(h, "runtime: cannot allocate memory");
+        throw(h, "runtime: cannot allocate memory");
     }
     return s;
 }
@@ -104,7 +69,7 @@ static void
 treap_insert(mheap *h, mspan *s)
 {
     if (!mtreap_insert(&h->free, s)) {
-        ga_throw(h, "runtime: cannot allocate memory");
+        throw(h, "runtime: cannot allocate memory");
     }
 }
 
@@ -406,12 +371,12 @@ mheap_alloc_span_locked(mheap *h, uint64_t npage, uint64_t *stat)
         }
         t = mtreap_find(&h->free, npage);
         if (!treap_iter_valid(t)) {
-            ga_throw(h, "grew heap, but no adequate free span found");
+            throw(h, "grew heap, but no adequate free span found");
         }
     }
     mspan *s = treap_iter_span(t);
     if (s->state != MSPAN_FREE) {
-        ga_throw(h, "candidate mspan for allocation is not free");
+        throw(h, "candidate mspan for allocation is not free");
     }
     h->stats.heap_released -= mspan_released(h, s);
     if (s->npages > npage) {
@@ -439,7 +404,7 @@ mheap_alloc_span_locked(mheap *h, uint64_t npage, uint64_t *stat)
     *stat += npage * PAGE_SIZE;
     h->stats.heap_idle -= npage * PAGE_SIZE;
     if (s->list != NULL) {
-        ga_throw(h, "still in list");
+        throw(h, "still in list");
     }
     return s;
 }
@@ -574,18 +539,18 @@ mheap_free_span_locked(mheap *h, mspan *s, bool acctinuse, bool acctidle)
     switch (s->state) {
     case MSPAN_MANUAL:
         if (s->alloc_count != 0) {
-            ga_throw(h, "mheap.freeSpanLocked - invalid stack free");
+            throw(h, "mheap.freeSpanLocked - invalid stack free");
         }
         break;
     case MSPAN_IN_USE:
         if (s->alloc_count != 0 || s->sweepgen != h->sweepgen) {
-            ga_throw(h, "mheap.freeSpanLocked - invalid free");
+            throw(h, "mheap.freeSpanLocked - invalid free");
         }
         h->pages_in_use -= s->npages;
         arena_set_page_in_use(h, mspan_base(s), false);
         break;
     default:
-        ga_throw(h, "mheap.freeSpanLocked - invalid span state");
+        throw(h, "mheap.freeSpanLocked - invalid span state");
     }
     if (acctinuse) {
         h->stats.heap_inuse -= s->npages * PAGE_SIZE;

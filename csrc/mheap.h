@@ -23,7 +23,6 @@
 #define GA_MHEAP_H
 
 #include <pthread.h>
-#include <setjmp.h>
 
 #include "ga.h"
 #include "arena.h"
@@ -34,18 +33,8 @@
 #include "mspan.h"
 #include "mstats.h"
 #include "platform.h"
+#include "throw.h"
 #include "treap.h"
-
-/* A protected call: where Go's throw lands.  Frames are per thread and
- * nest (a facade call may make others). */
-typedef struct ga_protect_frame {
-    jmp_buf jb;
-    struct ga_protect_frame *prev;
-} ga_protect_frame;
-
-/* The calling thread's innermost protected call.  goalloc's only
- * thread-local: it is execution context (like errno), not heap state. */
-extern _Thread_local ga_protect_frame *ga_current_protect;
 
 /* arena_lookup: spanOf's constants, copied from the platform at init so
  * that a free reads them from one cache line (see heap_arena_of). */
@@ -69,9 +58,7 @@ typedef struct mheap {
     arena_lookup lookup;
 
     /* on a line of its own: taken by every refill, on any thread */
-    _Alignas(GA_CACHE_LINE) pthread_mutex_t lock;
-    bool locked;          /* h->lock is held ... */
-    pthread_t lock_owner; /* ... by this thread (a throw releases it) */
+    _Alignas(GA_CACHE_LINE) heap_lock lock; /* a throw releases it */
 
     mtreap free;       /* every free span, by address */
     ga_release release;
@@ -231,12 +218,26 @@ heap_poisoned(const mheap *h)
     return __atomic_load_n(&h->poisoned, __ATOMIC_ACQUIRE);
 }
 
-void mheap_lock(mheap *h);
-void mheap_unlock(mheap *h);
+static inline void
+mheap_lock(mheap *h)
+{
+    heap_lock_acquire(&h->lock);
+}
 
-/* ga_throw is Go's throw: it poisons the heap, releases the heap lock if
- * this thread holds it and jumps to the thread's protected call. */
-GA_NORETURN void ga_throw(mheap *h, const char *msg);
+static inline void
+mheap_unlock(mheap *h)
+{
+    heap_lock_release(&h->lock);
+}
+
+/* throw is Go's throw: it poisons the heap, releases the heap lock if
+ * this thread holds it and jumps to the thread's protected call
+ * (throw.h).  msg must outlive the heap (a string literal). */
+static inline GA_NORETURN void
+throw(mheap *h, const char *msg)
+{
+    throw_poison(&h->poisoned, &h->lock, msg);
+}
 
 /* mheap_init is Go's (*mheap).init: the fixallocs and all mcentrals. */
 void mheap_init(mheap *h);

@@ -56,11 +56,11 @@ scavenge_split(mheap *h, treap_iter t, uint64_t size)
         return NULL;
     }
     if (base < start) {
-        ga_throw(h, "bad span split base");
+        throw(h, "bad span split base");
     }
     mspan *n = fixalloc_alloc(&h->spanalloc);
     if (n == NULL) {
-        ga_throw(h, "runtime: cannot allocate memory");
+        throw(h, "runtime: cannot allocate memory");
     }
     struct split c = {h, n, base};
     mtreap_mutate(&h->free, t, split_top, &c);
@@ -112,7 +112,7 @@ mheap_scavenge_locked(mheap *h, uint64_t nbytes)
             mheap_coalesce(h, s);
             t = prev;
             if (!mtreap_insert(&h->free, s)) {
-                ga_throw(h, "runtime: cannot allocate memory");
+                throw(h, "runtime: cannot allocate memory");
             }
         }
     }

@@ -52,7 +52,7 @@ tiny_table_make(mheap *h, mcache *c, mspan *s)
     mcache_forget_hint(c, s);
     t = calloc(1, table_bytes(s));
     if (t == NULL) {
-        ga_throw(h, "runtime: cannot allocate memory");
+        throw(h, "runtime: cannot allocate memory");
     }
     __atomic_fetch_add(&h->tiny_meta_bytes, table_bytes(s), __ATOMIC_RELAXED);
     __atomic_store_n(&s->tiny_marks, t, __ATOMIC_RELEASE);

@@ -19,7 +19,7 @@
 #include <stdlib.h>
 
 /* treap_throw reports a broken treap invariant with Go's throw string
- * through the owner's hook (the heap's ga_throw), which does not return;
+ * through the owner's hook (the heap's throw), which does not return;
  * without a hook it prints and aborts. */
 static GA_NORETURN GA_NOINLINE void
 treap_throw(const mtreap *root, const char *s)
