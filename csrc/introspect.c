@@ -218,6 +218,20 @@ ga_heap_info_get(ga_heap *h, ga_heap_info *out)
     mheap_unlock(h);
 }
 
+/* ga_poisoned and ga_oom_reason: why the heap died, or last refused to
+ * grow. */
+const char *
+ga_poisoned(ga_heap *h)
+{
+    return heap_poisoned(h);
+}
+
+const char *
+ga_oom_reason(ga_heap *h)
+{
+    return __atomic_load_n(&h->oom_reason, __ATOMIC_RELAXED);
+}
+
 /* ---- mcentrals, mcaches, slots ------------------------------------- */
 
 size_t

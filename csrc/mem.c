@@ -1,8 +1,10 @@
 /* The OS layer: common parts and the backend switch.  See mem.h.
  *
- * Range bookkeeping shared by both backends, sysReserveAligned, and the
- * dispatch from Go's sys* names to the os or virtual implementation.
- * Go 1.13: src/runtime/malloc.go (sysReserveAligned), mem_linux.go.
+ * Range bookkeeping shared by both backends, sysReserveAligned, the
+ * dispatch from Go's sys* names to the os or virtual implementation, and
+ * linearAlloc, which maps a reserved region as it hands it out.
+ * Go 1.13: src/runtime/malloc.go (sysReserveAligned, linearAlloc),
+ *          mem_linux.go.
  * Differs from Go: the heap records every range it reserved, so that
  *          closing a heap returns all of its address space.
  * Locking: the caller holds the heap lock.
@@ -268,4 +270,41 @@ mem_block(mem_backend *m, ga_addr addr, uint64_t len)
         return false;
     }
     return true;
+}
+
+/* ---- linearAlloc ------------------------------------------------- */
+
+void
+linear_alloc_init(linear_alloc *l, ga_addr base, uint64_t size)
+{
+    l->next = base;
+    l->mapped = base;
+    l->end = base + size;
+}
+
+ga_addr
+linear_alloc_peek(const linear_alloc *l, uint64_t size, uint64_t align)
+{
+    ga_addr p = ga_round_up(l->next, align);
+    return p + size > l->end ? 0 : p;
+}
+
+ga_addr
+linear_alloc_alloc(mem_backend *m, linear_alloc *l, uint64_t size,
+                   uint64_t align, uint64_t *stat)
+{
+    ga_addr p = ga_round_up(l->next, align);
+    if (p + size > l->end) {
+        return 0;
+    }
+    ga_addr next = p + size;
+    ga_addr pend = ga_round_up(next - 1, m->phys_page_size);
+    if (pend > l->mapped) {
+        if (!sys_map(m, l->mapped, pend - l->mapped, stat)) {
+            return 0;
+        }
+        l->mapped = pend;
+    }
+    l->next = next;
+    return p;
 }

@@ -33,6 +33,7 @@
 #include "mspan.h"
 #include "mstats.h"
 #include "platform.h"
+#include "sysalloc.h"
 #include "throw.h"
 #include "treap.h"
 
@@ -301,7 +302,9 @@ void mheap_read_mem_stats_locked(mheap *h, struct ga_mem_stats *out);
  * objects (from the per-P and per-mcentral counters). */
 uint64_t mheap_requested_live_locked(mheap *h);
 
-/* The walkers behind ga_verify. */
+/* The walkers behind ga_verify: the page heap's (check_pages.c), and
+ * all of them (check.c). */
+bool mheap_check_pages(mheap *h, char *msg, size_t msglen);
 bool mheap_check(mheap *h, char *msg, size_t msglen);
 
 #endif

@@ -7,6 +7,8 @@
  */
 #include "scavenge.h"
 
+#include "goalloc.h"
+
 struct split {
     mheap *h;
     mspan *n;
@@ -131,4 +133,30 @@ mheap_scavenge_if_needed_locked(mheap *h, uint64_t size)
         }
         mheap_scavenge_locked(h, todo);
     }
+}
+
+/* ga_scavenge is scavengeLocked for the facade (scavengeAll when nbytes is
+ * UINT64_MAX), in a protected call. */
+ga_status
+ga_scavenge(ga_heap *h, uint64_t nbytes, uint64_t *released)
+{
+    if (heap_poisoned(h) != NULL) {
+        return GA_EPOISONED;
+    }
+    protect_frame pf; /* a throw lands here (throw.h) */
+    protect_push(&pf);
+    if (setjmp(pf.jb) != 0) {
+        protect_pop(&pf);
+        return GA_EPOISONED;
+    }
+    mheap_lock(h);
+    /* scavengeLocked splits at most one span: room for it first */
+    bool room = fixalloc_reserve(&h->spanalloc, 1) &&
+                fixalloc_reserve(&h->treapalloc, 1);
+    if (room) {
+        *released = mheap_scavenge_locked(h, nbytes);
+    }
+    mheap_unlock(h);
+    protect_pop(&pf);
+    return room ? GA_OK : GA_ENOMEM;
 }

@@ -7,6 +7,8 @@
  */
 #include "throw.h"
 
+#include "goalloc.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -62,4 +64,20 @@ throw_poison(const char **poisoned, heap_lock *l, const char *msg)
     }
     fprintf(stderr, "fatal error: %s\n", msg);
     abort();
+}
+
+/* ---- The facade's statuses --------------------------------------- */
+
+const char *
+ga_status_name(ga_status s)
+{
+    static const char *const names[] = {
+        "GA_OK",         "GA_ENOMEM",      "GA_EINVAL",
+        "GA_EFOREIGN",   "GA_ENOTOBJECT",  "GA_EDOUBLEFREE",
+        "GA_EUNSUPPORTED", "GA_EPOISONED",
+    };
+    if ((unsigned)s < sizeof(names) / sizeof(names[0])) {
+        return names[s];
+    }
+    return "GA_E?";
 }
