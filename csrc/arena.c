@@ -1,7 +1,8 @@
 /* Heap arenas and the arena index.  See arena.h.
  *
- * The page -> span map and page bits, and the arenas' metadata, which a
- * growth (sysalloc.c) makes before it maps and installs after.
+ * The page -> span map and page bits, the arenas' metadata, which a
+ * growth (sysalloc.c) makes before it maps and installs after, and the
+ * walk over every mapped arena, span by span, in address order.
  * Go 1.13: src/runtime/malloc.go (sysAlloc's heapArena part), mheap.go
  *          (heapArena, spanOf, setSpan, setSpans, pageIndexOf).
  * Differs from Go: see arena.h.
@@ -97,7 +98,7 @@ bool
 arena_index_init(mheap *h)
 {
     uint64_t l1_len = (uint64_t)1 << h->plat.arena_l1_bits;
-    h->arenas = ga_meta_calloc(&h->meta, (size_t)l1_len * sizeof(*h->arenas));
+    h->arenas = meta_calloc(&h->meta, (size_t)l1_len * sizeof(*h->arenas));
     return h->arenas != NULL;
 }
 
@@ -152,7 +153,7 @@ all_arenas_room(mheap *h, uint64_t n)
         return true;
     }
     uint64_t room = 2 * h->all_arenas_room > n ? 2 * h->all_arenas_room : n;
-    uint64_t *a = ga_meta_realloc(&h->meta, h->all_arenas,
+    uint64_t *a = meta_realloc(&h->meta, h->all_arenas,
                                   (size_t)room * sizeof(*a));
     if (a == NULL) {
         return false;
@@ -206,16 +207,16 @@ arena_prep_make(mheap *h, arena_prep *p)
     uint64_t stride = heap_arena_stride(h);
     uint64_t bits = page_bits_bytes(h);
     uint64_t pages = h->plat.pages_per_arena;
-    p->l2 = ga_meta_calloc(&h->meta, (size_t)p->nl1 * sizeof(heap_arena **));
+    p->l2 = meta_calloc(&h->meta, (size_t)p->nl1 * sizeof(heap_arena **));
     bool ok = p->l2 != NULL;
     for (uint64_t j = 0; ok && j < p->nl1; j++) {
         if (h->arenas[p->l1_first + j] == NULL) {
-            p->l2[j] = ga_meta_calloc(&h->meta, (size_t)l2_map_bytes(h));
+            p->l2[j] = meta_calloc(&h->meta, (size_t)l2_map_bytes(h));
             ok = p->l2[j] != NULL;
         }
     }
     if (ok) {
-        p->block = ga_meta_calloc(&h->meta,
+        p->block = meta_calloc(&h->meta,
                                   sizeof(arena_block) + p->n * (stride + bits));
         ok = p->block != NULL;
     }
@@ -290,6 +291,64 @@ arena_prep_install(mheap *h, arena_prep *p)
     h->meta_bytes += p->bytes;
     free(p->l2);
     memset(p, 0, sizeof(*p));
+}
+
+/* ---- Walking the arenas span by span ------------------------------ */
+
+static int
+cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a;
+    uint64_t y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+bool
+mheap_walk(mheap *h, bool (*fn)(void *, mspan *),
+           bool (*ungrown)(void *, ga_addr, uint64_t), void *arg)
+{
+    size_t n = (size_t)h->nall_arenas;
+    uint64_t *idx = malloc((n ? n : 1) * sizeof(*idx));
+    if (idx == NULL) {
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        idx[i] = h->all_arenas[i];
+    }
+    qsort(idx, n, sizeof(*idx), cmp_u64);
+    ga_addr cursor = 0;
+    bool ok = true;
+    for (size_t i = 0; i < n && ok; i++) {
+        ga_addr base = arena_base(&h->plat, idx[i]);
+        ga_addr end = base + h->plat.heap_arena_bytes;
+        if (cursor < base) {
+            cursor = base;
+        }
+        while (cursor < end && ok) {
+            if (cursor == h->cur_arena.base && cursor < h->cur_arena.end) {
+                /* go1.13.8's curArena: mapped pages with no span yet */
+                ok = ungrown == NULL ||
+                     ungrown(arg, cursor, h->cur_arena.end - cursor);
+                cursor = h->cur_arena.end;
+                continue;
+            }
+            mspan *s = span_of(h, cursor);
+            if (s == NULL || mspan_base(s) != cursor || s->npages == 0) {
+                ok = false;
+                break;
+            }
+            ok = fn(arg, s);
+            cursor = mspan_end(s);
+        }
+    }
+    free(idx);
+    return ok;
+}
+
+bool
+mheap_walk_spans(mheap *h, bool (*fn)(void *, mspan *), void *arg)
+{
+    return mheap_walk(h, fn, NULL, arg);
 }
 
 void

@@ -91,6 +91,19 @@ void arena_prep_install(struct mheap *h, arena_prep *p);
 /* arena_prep_free drops metadata made for a growth that failed later. */
 void arena_prep_free(arena_prep *p);
 
+/* ---- Walking the arenas span by span ------------------------------ */
+
+/* mheap_walk_spans calls fn on every span in address order (fn returns
+ * false to stop); false if the arenas are not covered span by span.
+ * go1.13.8's curArena, which holds no span, is skipped.  The walk needs
+ * scratch memory: it is for introspection, checks and heap close. */
+bool mheap_walk_spans(struct mheap *h, bool (*fn)(void *, mspan *),
+                      void *arg);
+/* mheap_walk is mheap_walk_spans that also calls ungrown (if not NULL)
+ * on curArena's [base, base+size) where it lies between the spans. */
+bool mheap_walk(struct mheap *h, bool (*fn)(void *, mspan *),
+                bool (*ungrown)(void *, ga_addr, uint64_t), void *arg);
+
 /* arena_release frees every arena's metadata (heap close). */
 void arena_release(struct mheap *h);
 

@@ -18,6 +18,7 @@
 
 #include "goalloc.h"
 #include "mbitmap.h"
+#include "internal.h"
 #include "mheap.h"
 #include "sizeclasses.h"
 #include "tiny.h"
@@ -204,7 +205,7 @@ check_small_span(check_ctx *c, mspan *s)
     }
     c->span_meta += mspan_bits_bytes(s->spanclass, s->nelems);
     if (s->tiny_marks != NULL) {
-        c->tiny_meta += s->nelems * TINY_TABLE_BYTES_PER_SLOT;
+        c->tiny_meta += tiny_table_bytes(s);
     }
     for (uint64_t i = 0; i < s->nelems; i++) {
         bool live = mspan_is_allocated(s, i) && !bit_get(s->freed_bits, i);
@@ -400,7 +401,7 @@ mheap_check(mheap *h, char *msg, size_t msglen)
     c.msg = msg;
     c.msglen = msglen;
     c.ok = true;
-    if (!ga_walk_spans(h, check_one_span, &c)) {
+    if (!mheap_walk_spans(h, check_one_span, &c)) {
         if (c.ok) {
             failf(&c, "the mapped arenas are not covered span by span");
         }

@@ -20,6 +20,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 
+#include "internal.h"
 #include "mheap.h"
 
 typedef struct pages_ctx {
@@ -136,7 +137,7 @@ check_free_span(pages_ctx *c, mspan *s)
                      mspan_base(c->prev), mspan_base(s));
     }
     c->free_bytes += s->npages * PAGE_SIZE;
-    c->released += mspan_released(c->h, s);
+    c->released += mspan_released(s, c->h->plat.phys_page_size);
     c->nfree++;
     return true;
 }
@@ -310,7 +311,7 @@ mheap_check_pages(mheap *h, char *msg, size_t msglen)
     if (!check_hints_and_arenas(&c)) {
         return false;
     }
-    if (!ga_walk_heap(h, check_one_span, check_ungrown, &c)) {
+    if (!mheap_walk(h, check_one_span, check_ungrown, &c)) {
         if (c.ok) {
             failf(&c, "the mapped arenas are not covered span by span");
         }

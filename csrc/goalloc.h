@@ -24,7 +24,6 @@
 #define GOALLOC_H
 
 #include "ga.h"
-#include "mem.h"
 #include "mstats.h"
 
 typedef enum ga_status {
@@ -105,6 +104,9 @@ void ga_heap_free(ga_heap *h);
  * (for memory views that outlive the heap); the caller owns *ranges and
  * gives them to ga_unmap_ranges when the last view is gone. */
 void ga_heap_free_keep_mappings(ga_heap *h, mem_range **ranges, size_t *n);
+/* ga_unmap_ranges unmaps (os backing) and frees the ranges a heap left
+ * mapped (ga_heap_free_keep_mappings). */
+void ga_unmap_ranges(mem_range *ranges, size_t n);
 
 /* ga_malloc allocates size bytes through P p (mallocgc).  size 0 yields
  * the heap's zerobase address. */

@@ -14,6 +14,7 @@
 
 #include <stdio.h>
 
+#include "internal.h"
 #include "mheap.h"
 
 ga_status

@@ -17,7 +17,7 @@
  *   fixalloc  off-heap metadata (spans, caches, treap nodes, hints).
  *
  * mallocinit (ga_heap_new) reserves nothing: it checks the platform,
- * initialises the fixallocs and the 134 mcentrals (mheap_init), makes an
+ * initialises the fixallocs (mheap_init) and the 134 mcentrals, makes an
  * mcache per P (m0's is P 0's) and lays out the arena hints
  * (arena_init_hints).
  *
@@ -60,14 +60,18 @@
  * bitmap (accounted in gc_sys, not allocated), the background scavenger;
  * the scavenger goal keeps the value it has before the first GC.
  *
- * Where things are, from the bottom up (each file's header names its Go
- * counterpart):
+ * Where things are, from the bottom up: a file calls only files below
+ * it, but for mheap.c and scavenge.c, which call each other as Go's mheap
+ * methods do (tools/check_layers.py checks it).  Each file's header names
+ * its Go counterpart; internal.h declares what the files without a header
+ * of their own lend the others.
  *   ga.h          Go's fixed numbers, rounding
  *   throw         Go's throw, protected calls, the heap lock
  *   platform      the GOOS/GOARCH choices mallocinit depends on
  *   sizeclasses   the generated size-class tables
- *   mem           the OS layer (sys*, linearAlloc); mem_linux.c, mem_sim.c
- *   fixalloc      fixalloc and persistentalloc
+ *   mem           the OS layer (sys*, linearAlloc): mem_linux.c,
+ *                 mem_sim.c, mem_ranges.c (the ranges a heap holds)
+ *   fixalloc      fixalloc, persistentalloc, the metadata allocator
  *   mspan         spans and span lists; mbitmap: their slot bitmaps
  *   treap         the free spans by address; treap_check.c: its walker
  *   arena         heap arenas and the page -> span index
@@ -84,7 +88,8 @@
  *
  * Go 1.13: src/runtime/malloc.go (mallocgc, largeAlloc, the overview;
  *          mallocinit is in mallocinit.c, nextFreeFast in malloc.h).
- * Differs from Go: see the list above and each file's header.
+ * Differs from Go: see "What goalloc leaves out" above, and each file's
+ *          header.
  * Locking: facade calls take the heap lock where Go does; frees of small
  *          objects take only their mcentral's lock (mcentral.h), frees
  *          into the P's own cached spans none.
@@ -158,24 +163,10 @@ small_slot_done(mheap *h, mcache *c, mspan *s, uint64_t i, uint64_t size)
     return small_slot_rare(h, s, i, size);
 }
 
-GA_NOINLINE ga_status
-free_dropped_protected(mheap *h, const tiny_dropped *d)
-{
-    if (heap_poisoned(h) != NULL) {
-        return GA_EPOISONED;
-    }
-    protect_frame pf; /* a throw lands here (throw.h) */
-    protect_push(&pf);
-    if (setjmp(pf.jb) != 0) {
-        protect_pop(&pf);
-        return GA_EPOISONED;
-    }
-    tiny_free_dropped(h, d);
-    protect_pop(&pf);
-    return GA_OK;
-}
-
-GA_NOINLINE ga_status
+/* malloc_slow runs what may refill, grow or throw, inside a protected
+ * call: a small object when the allocCache has no slot, a large object,
+ * and size 0.  (A tiny object's slow path is tiny_new_block's.) */
+static GA_NOINLINE ga_status
 malloc_slow(mheap *h, mcache *c, uint64_t size, bool noscan, ga_addr *out)
 {
     if (size > h->plat.max_alloc) {
@@ -194,10 +185,6 @@ malloc_slow(mheap *h, mcache *c, uint64_t size, bool noscan, ga_addr *out)
     ga_addr v = 0;
     if (size == 0) {
         v = h->zerobase;
-    }
-    else if (noscan && size < TINY_SIZE) {
-        v = tiny_alloc(h, c, size);
-        st = v != 0 ? GA_OK : GA_ENOMEM;
     }
     else if (size <= MAX_SMALL_SIZE) {
         span_class spc = make_span_class(size_to_class((size_t)size), noscan);

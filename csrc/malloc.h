@@ -14,20 +14,6 @@
 #include "mbitmap.h"
 #include "mspan.h"
 
-struct mheap;
-struct mcache;
-struct tiny_dropped;
-
-/* malloc_slow runs every allocation path that may refill, grow or throw,
- * inside a protected call (malloc.c). */
-ga_status malloc_slow(struct mheap *h, struct mcache *c, uint64_t size,
-                      bool noscan, ga_addr *out);
-
-/* free_dropped_protected frees, inside a protected call, a tiny block
- * that its P dropped with nothing live in it (tiny.c). */
-ga_status free_dropped_protected(struct mheap *h,
-                                 const struct tiny_dropped *d);
-
 /* NO_SLOT: next_free_fast found nothing in the allocCache. */
 #define NO_SLOT UINT64_MAX
 

@@ -2,7 +2,7 @@
  * the overview.
  *
  * ga_heap_new is mallocinit for one heap: it checks the options and the
- * platform, initialises the fixallocs and the mcentrals (mheap_init),
+ * platform, initialises the fixallocs (mheap_init) and the mcentrals,
  * makes an mcache per P and lays out the arena hints; it reserves no
  * address space.  The options default to Go's: linux/amd64, one P,
  * go1.13.8 and the scavenger goal that release has before its first GC.
@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "arith.h"
 #include "mbitmap.h"
 #include "mheap.h"
 #include "sizeclasses.h"
@@ -78,7 +79,7 @@ ga_gogc_scavenge_goal(int gogc)
     int64_t gcpercent = gogc < 0 ? -1 : gogc; /* setGCPercent */
     uint64_t next_gc = gcinit_next_gc(gcpercent);
     uint64_t goal = next_gc + next_gc / (100 / RETAIN_EXTRA_PERCENT);
-    return ga_round_up(goal, phys_page); /* wraps as Go's uint64 does */
+    return round_up(goal, phys_page); /* wraps as Go's uint64 does */
 }
 
 uint64_t
@@ -160,23 +161,23 @@ fail(ga_status *status, ga_status s, char *err, size_t errlen,
 
 /* mallocinit's sanity checks, before anything is built. */
 static bool
-check_platform(const ga_platform *p, ga_status *status, char *err,
+check_platform(const platform *p, ga_status *status, char *err,
                size_t errlen)
 {
     uint64_t bitmap = p->heap_arena_bytes / (p->ptr_size * 8 / 2);
     if (class_to_size[TINY_SIZE_CLASS] != TINY_SIZE) {
         return fail(status, GA_EPOISONED, err, errlen, "bad TinySizeClass");
     }
-    if (!ga_is_pow2(bitmap)) {
+    if (!is_pow2(bitmap)) {
         return fail(status, GA_EPOISONED, err, errlen,
                     "heapArenaBitmapBytes not a power of 2");
     }
     if (p->phys_page_size < MIN_PHYS_PAGE_SIZE ||
-        !ga_is_pow2(p->phys_page_size)) {
+        !is_pow2(p->phys_page_size)) {
         return fail(status, GA_EINVAL, err, errlen,
                     "physical page size must be a power of 2 >= 4096");
     }
-    if (p->phys_huge_page_size != 0 && !ga_is_pow2(p->phys_huge_page_size)) {
+    if (p->phys_huge_page_size != 0 && !is_pow2(p->phys_huge_page_size)) {
         return fail(status, GA_EINVAL, err, errlen,
                     "physical huge page size must be a power of 2");
     }
@@ -258,7 +259,7 @@ ga_heap_new(const ga_options *o, ga_status *status, char *err,
         return NULL;
     }
     memset(h, 0, sizeof(*h));
-    if (!ga_platform_init(&h->plat, o->goos, o->goarch, o->race, err,
+    if (!platform_init(&h->plat, o->goos, o->goarch, o->race, err,
                           errlen)) {
         *status = GA_EINVAL;
         free(h);
@@ -291,6 +292,9 @@ ga_heap_new(const ga_options *o, ga_status *status, char *err,
     h->emptymspan.state = MSPAN_DEAD;
 
     mheap_init(h);
+    for (int i = 0; i < NUM_SPAN_CLASSES; i++) {
+        mcentral_init(&h->central[i], (span_class)i);
+    }
     if (!init_protected(h, status, err, errlen)) {
         ga_heap_free(h);
         return NULL;
@@ -301,7 +305,7 @@ ga_heap_new(const ga_options *o, ga_status *status, char *err,
      * object there, which ga_free takes for the zerobase. */
     if (h->mem.kind == GA_BACKING_VIRTUAL &&
         !mem_block(&h->mem,
-                   ga_round_down(h->zerobase, h->plat.phys_page_size),
+                   round_down(h->zerobase, h->plat.phys_page_size),
                    h->plat.phys_page_size)) {
         fail(status, GA_ENOMEM, err, errlen, "out of memory");
         ga_heap_free(h);
@@ -326,7 +330,7 @@ ga_heap_free(ga_heap *h)
         return;
     }
     if (h->arenas != NULL) {
-        ga_walk_spans(h, free_span_bits, h);
+        mheap_walk_spans(h, free_span_bits, h);
     }
     mem_destroy(&h->mem);
     arena_release(h);
@@ -352,5 +356,11 @@ ga_heap_free_keep_mappings(ga_heap *h, mem_range **ranges, size_t *n)
     *n = h->mem.reserved.n;
     memset(&h->mem.reserved, 0, sizeof(h->mem.reserved));
     ga_heap_free(h);
+}
+
+void
+ga_unmap_ranges(mem_range *ranges, size_t n)
+{
+    mem_unmap_ranges(ranges, n);
 }
 

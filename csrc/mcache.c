@@ -9,7 +9,6 @@
 
 #include "mbitmap.h"
 #include "mheap.h"
-#include "tiny.h"
 
 mcache *
 allocmcache(mheap *h)
@@ -85,10 +84,10 @@ mcache_next_free(mheap *h, mcache *c, span_class spc, mspan **sp)
 void
 mcache_release_all(mheap *h, mcache *c)
 {
-    /* Drop the tiny block first: freeing it needs its span cached. */
-    tiny_drop_block(h, c);
     mheap_lock(h);
-    mcache_flush_tiny_stats(h, c); /* purgecachedstats */
+    /* purgecachedstats */
+    h->stats.tinyallocs += c->local_tinyallocs;
+    c->local_tinyallocs = 0;
     mheap_unlock(h);
     for (int i = 0; i < NUM_SPAN_CLASSES; i++) {
         mspan *s = c->alloc[i];
@@ -98,11 +97,4 @@ mcache_release_all(mheap *h, mcache *c)
             mcentral_uncache_span(h, &h->central[i], s);
         }
     }
-}
-
-void
-mcache_flush_tiny_stats(mheap *h, mcache *c)
-{
-    h->stats.tinyallocs += c->local_tinyallocs;
-    c->local_tinyallocs = 0;
 }

@@ -79,12 +79,10 @@ bool mcache_refill(struct mheap *h, mcache *c, span_class spc);
 ga_addr mcache_next_free(struct mheap *h, mcache *c, span_class spc,
                          mspan **sp);
 
-/* mcache_release_all gives every cached span back and drops the tiny
- * block (releaseAll). */
+/* mcache_release_all gives every cached span back and moves the tiny
+ * allocation count to the heap's (releaseAll, purgecachedstats).  The
+ * caller drops the tiny block first (tiny_drop_block), as freeing it
+ * needs its span still cached; Go's releaseAll just forgets the block. */
 void mcache_release_all(struct mheap *h, mcache *c);
-
-/* mcache_flush_tiny_stats moves local_tinyallocs into the heap's
- * counters (Go's purgecachedstats); the caller holds the heap lock. */
-void mcache_flush_tiny_stats(struct mheap *h, mcache *c);
 
 #endif

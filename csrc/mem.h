@@ -17,16 +17,6 @@
 
 #include "ga.h"
 
-typedef enum ga_backing {
-    GA_BACKING_OS = 0,
-    GA_BACKING_VIRTUAL = 1,
-} ga_backing;
-
-typedef struct mem_range {
-    ga_addr base;
-    ga_addr end;
-} mem_range;
-
 /* A growable, address-ordered set of disjoint ranges. */
 typedef struct mem_range_set {
     mem_range *r;
@@ -102,11 +92,12 @@ ga_addr linear_alloc_peek(const linear_alloc *l, uint64_t size,
 ga_addr linear_alloc_alloc(mem_backend *m, linear_alloc *l, uint64_t size,
                            uint64_t align, uint64_t *stat);
 
-struct ga_meta;
+struct meta_alloc;
 /* mem_ranges_room makes s hold extra more ranges without growing (its
  * array comes from the heap's metadata allocator, meta).  False, with s
  * unchanged, when the process is out of memory. */
-bool mem_ranges_room(mem_range_set *s, size_t extra, struct ga_meta *meta);
+bool mem_ranges_room(mem_range_set *s, size_t extra,
+                     struct meta_alloc *meta);
 
 /* Range-set helpers shared by both backends. */
 bool mem_ranges_overlap(const mem_range_set *s, ga_addr base, ga_addr end);
@@ -114,7 +105,8 @@ bool mem_ranges_add(mem_range_set *s, ga_addr base, ga_addr end);
 void mem_ranges_remove(mem_range_set *s, ga_addr base, ga_addr end);
 bool mem_ranges_contain(const mem_range_set *s, ga_addr base, ga_addr end);
 void mem_ranges_free(mem_range_set *s);
-/* ga_unmap_ranges unmaps (os backing) and frees a detached range list. */
-void ga_unmap_ranges(mem_range *ranges, size_t n);
+/* mem_unmap_ranges unmaps (os backing) and frees a detached range list
+ * (ga_unmap_ranges). */
+void mem_unmap_ranges(mem_range *ranges, size_t n);
 
 #endif

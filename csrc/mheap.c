@@ -3,22 +3,27 @@
  * Span allocation (first fit on the treap, low end carved), growth
  * (go1.13.8: into curArena; go1.13.0: by whole arenas), freeing with
  * coalescing, and the released-bytes bookkeeping that goes with
- * scavenged spans.
+ * scavenged spans.  The page heap calls nothing above it (the mcentrals
+ * call it), but for one cycle that Go's design has: the page heap and
+ * its scavenger (scavenge.c) call each other, as the methods of Go's
+ * mheap do in mheap.go: growing scavenges (scavengeIfNeededLocked) and
+ * scavenging coalesces what it releases (coalesce).  tools/
+ * check_layers.py allows this cycle and no other.
  * Go 1.13: src/runtime/mheap.go (init, recordspan, alloc_m, alloc,
  *          allocSpanLocked, grow, growAddSpan, freeSpan, freeSpanLocked,
- *          coalesce, physPageBounds, released) of go1.13.8 and go1.13.0,
- *          mgcsweepbuf.go (gcSweepBuf.push).
+ *          coalesce) of go1.13.8 and go1.13.0, mgcsweepbuf.go
+ *          (gcSweepBuf.push).
  * Differs from Go: no sweeper, no page reclaimer, no huge-page advice;
- *          sweepSpans' pushes are only accounted.
+ *          sweepSpans' pushes are only accounted; mallocinit, not
+ *          mheap_init, initialises the mcentrals.
  * Locking: functions named _locked need h->lock; mheap_alloc and
  *          mheap_free_span take it.
  */
 #include "mheap.h"
 
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
+#include "arith.h"
 #include "scavenge.h"
 #include "sizeclasses.h"
 
@@ -76,7 +81,7 @@ treap_insert(mheap *h, mspan *s)
 void
 mheap_init(mheap *h)
 {
-    const ga_platform *p = &h->plat;
+    const platform *p = &h->plat;
     mstats *st = &h->stats;
     h->lookup.base_offset = p->arena_base_offset;
     h->lookup.shift = (uint8_t)p->log_heap_arena_bytes;
@@ -110,36 +115,6 @@ mheap_init(mheap *h)
     mtreap_init(&h->free, &h->treapalloc, p->phys_huge_page_size, h->seed);
     h->free.throw_fn = treap_throw_hook;
     h->free.throw_arg = h;
-    for (int i = 0; i < NUM_SPAN_CLASSES; i++) {
-        mcentral_init(&h->central[i], (span_class)i);
-    }
-}
-
-/* ---- Physical pages of a span -------------------------------------- */
-
-/* mspan_phys_page_bounds rounds the span in to physical pages (identity
- * when OS pages are no larger than runtime pages). */
-void
-mspan_phys_page_bounds(const mheap *h, const mspan *s, ga_addr *start,
-                       ga_addr *end)
-{
-    *start = mspan_base(s);
-    *end = mspan_end(s);
-    if (h->plat.phys_page_size > PAGE_SIZE) {
-        *start = ga_round_up(*start, h->plat.phys_page_size);
-        *end = ga_round_down(*end, h->plat.phys_page_size);
-    }
-}
-
-uint64_t
-mspan_released(const mheap *h, const mspan *s)
-{
-    if (!s->scavenged) {
-        return 0;
-    }
-    ga_addr start, end;
-    mspan_phys_page_bounds(h, s, &start, &end);
-    return end > start ? end - start : 0;
 }
 
 /* ---- Coalescing -------------------------------------------------- */
@@ -187,7 +162,7 @@ mheap_coalesce(mheap *h, mspan *s)
 static bool
 cur_arena_fits(const mheap *h, uint64_t npages)
 {
-    ga_addr nbase = ga_round_up(h->cur_arena.base + npages * PAGE_SIZE,
+    ga_addr nbase = round_up(h->cur_arena.base + npages * PAGE_SIZE,
                                 h->plat.phys_page_size);
     return h->release == GA_RELEASE_GO1_13_8 && nbase <= h->cur_arena.end;
 }
@@ -200,7 +175,7 @@ mheap_can_grow(mheap *h, uint64_t npages)
     }
     /* sysAlloc maps the whole ask in whole arenas, also when part of it
      * could have come from curArena (the new space may not adjoin it). */
-    uint64_t ask = ga_round_up(npages * PAGE_SIZE, h->plat.heap_arena_bytes);
+    uint64_t ask = round_up(npages * PAGE_SIZE, h->plat.heap_arena_bytes);
     return h->stats.heap_sys + ask <= h->sys_limit ||
            mheap_refuse(h, "the heap would grow past sys_limit");
 }
@@ -259,7 +234,7 @@ grow_cur_arena(mheap *h, uint64_t npage)
 {
     uint64_t ask = npage * PAGE_SIZE;
     uint64_t phys = h->plat.phys_page_size;
-    ga_addr nbase = ga_round_up(h->cur_arena.base + ask, phys);
+    ga_addr nbase = round_up(h->cur_arena.base + ask, phys);
     if (nbase > h->cur_arena.end) {
         uint64_t asize;
         ga_addr av = mheap_sys_alloc(h, ask, &asize);
@@ -282,7 +257,7 @@ grow_cur_arena(mheap *h, uint64_t npage)
         /* Mapped but untouched: idle and released, though not a span. */
         h->stats.heap_released += asize;
         h->stats.heap_idle += asize;
-        nbase = ga_round_up(h->cur_arena.base + ask, phys);
+        nbase = round_up(h->cur_arena.base + ask, phys);
     }
     ga_addr v = h->cur_arena.base;
     h->cur_arena.base = nbase;
@@ -326,7 +301,7 @@ carve_low(mspan *s, void *arg)
     n->needzero = s->needzero;
     n->scavenged = s->scavenged;
     if (s->scavenged) {
-        uint64_t rel = mspan_released(h, s);
+        uint64_t rel = mspan_released(s, h->plat.phys_page_size);
         if (rel > 0) {
             h->stats.heap_released += rel;
         }
@@ -378,7 +353,7 @@ mheap_alloc_span_locked(mheap *h, uint64_t npage, uint64_t *stat)
     if (s->state != MSPAN_FREE) {
         throw(h, "candidate mspan for allocation is not free");
     }
-    h->stats.heap_released -= mspan_released(h, s);
+    h->stats.heap_released -= mspan_released(s, h->plat.phys_page_size);
     if (s->npages > npage) {
         struct carve c = {h, new_span(h), npage};
         mtreap_mutate(&h->free, t, carve_low, &c);
@@ -506,7 +481,8 @@ mheap_alloc(mheap *h, mcache *c, uint64_t npages, span_class spc,
         /* alloc_m transfers the cache's stats to the global ones (Go does
          * it before allocSpanLocked; goalloc only once the span is had,
          * so that a failed allocation changes nothing). */
-        mcache_flush_tiny_stats(h, c);
+        h->stats.tinyallocs += c->local_tinyallocs;
+        c->local_tinyallocs = 0;
         sweep_spans_push_locked(h); /* add to the swept in-use list */
         s->sweepgen = h->sweepgen;
         s->state = MSPAN_IN_USE;

@@ -55,7 +55,7 @@ typedef struct mheap {
     int nprocs;
     bool zero_memory;   /* os backing without skip_zeroing: needzero */
     mcache **caches;    /* one per P; caches[0] is m0's */
-    ga_addr zerobase;   /* os backing: &ga_zerobase; virtual: fixed */
+    ga_addr zerobase;   /* os: &zerobase (mallocinit.c); virtual: fixed */
     arena_lookup lookup;
 
     /* on a line of its own: taken by every refill, on any thread */
@@ -127,7 +127,7 @@ typedef struct mheap {
      * get them outside the heap lock. */
     uint64_t span_meta_bytes;
     uint64_t tiny_meta_bytes;
-    ga_platform plat;
+    platform plat;
     mem_backend mem;
     uint64_t sys_limit;
     uint64_t scavenge_goal;
@@ -137,7 +137,7 @@ typedef struct mheap {
      * most of it growth may take (0: no limit) */
     uint64_t meta_bytes;
     uint64_t meta_limit;
-    ga_meta meta;           /* metadata allocations, fault injection */
+    meta_alloc meta;           /* metadata allocations, fault injection */
     const char *oom_reason; /* atomic: why the last growth was refused */
 
     mspan emptymspan;
@@ -240,7 +240,9 @@ throw(mheap *h, const char *msg)
     throw_poison(&h->poisoned, &h->lock, msg);
 }
 
-/* mheap_init is Go's (*mheap).init: the fixallocs and all mcentrals. */
+/* mheap_init is Go's (*mheap).init but for the mcentrals, which
+ * mallocinit initialises itself (so that the page heap calls nothing of
+ * the layers above it): the fixallocs and the treap. */
 void mheap_init(mheap *h);
 
 /* mheap_alloc allocates a span of npages for span class spc (Go's
@@ -266,11 +268,6 @@ void mheap_coalesce(mheap *h, mspan *s);
 /* mheap_has_room: a free span of npage pages exists or growth may work. */
 bool mheap_has_room(mheap *h, uint64_t npage);
 
-/* Physical-page view of a span (physPageBounds, released). */
-void mspan_phys_page_bounds(const mheap *h, const mspan *s, ga_addr *start,
-                            ga_addr *end);
-uint64_t mspan_released(const mheap *h, const mspan *s);
-
 /* mheap_can_grow tells whether growing by npages could succeed without
  * exceeding the configured limits (checked before anything moves). */
 bool mheap_can_grow(mheap *h, uint64_t npages);
@@ -284,27 +281,5 @@ mheap_refuse(mheap *h, const char *why)
     return false;
 }
 
-
-/* ga_walk_spans calls fn on every span in address order (fn returns
- * false to stop); false if the arenas are not covered span by span.
- * go1.13.8's curArena, which holds no span, is skipped. */
-bool ga_walk_spans(mheap *h, bool (*fn)(void *, mspan *), void *arg);
-/* ga_walk_heap is ga_walk_spans that also calls ungrown (if not NULL)
- * on curArena's [base, base+size) where it lies between the spans. */
-bool ga_walk_heap(mheap *h, bool (*fn)(void *, mspan *),
-                  bool (*ungrown)(void *, ga_addr, uint64_t), void *arg);
-
-struct ga_mem_stats;
-/* mheap_read_mem_stats_locked is ReadMemStats under the heap lock. */
-void mheap_read_mem_stats_locked(mheap *h, struct ga_mem_stats *out);
-
-/* mheap_requested_live_locked: bytes callers asked for, over live
- * objects (from the per-P and per-mcentral counters). */
-uint64_t mheap_requested_live_locked(mheap *h);
-
-/* The walkers behind ga_verify: the page heap's (check_pages.c), and
- * all of them (check.c). */
-bool mheap_check_pages(mheap *h, char *msg, size_t msglen);
-bool mheap_check(mheap *h, char *msg, size_t msglen);
 
 #endif

@@ -208,6 +208,15 @@ void mspan_init(mspan *s, ga_addr base, uint64_t npages);
  * (Go's (*mspan).hugePages); 0 when huge_page_size is 0. */
 uint64_t mspan_huge_pages(const mspan *s, uint64_t huge_page_size);
 
+/* mspan_phys_page_bounds rounds the span in to whole physical pages
+ * (Go's physPageBounds; the span itself when OS pages are no larger than
+ * runtime pages); [*start, *end) may be empty. */
+void mspan_phys_page_bounds(const mspan *s, uint64_t phys_page_size,
+                            ga_addr *start, ga_addr *end);
+/* mspan_released: the bytes of a scavenged free span that were returned
+ * to the OS (Go's released); 0 if it is not scavenged. */
+uint64_t mspan_released(const mspan *s, uint64_t phys_page_size);
+
 /* Doubly linked span lists of an mcentral (Go's mSpanList). */
 typedef struct mspan_list {
     mspan *first;

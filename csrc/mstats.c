@@ -18,8 +18,10 @@
 
 #include <string.h>
 
+#include "internal.h"
 #include "mheap.h"
 #include "sizeclasses.h"
+#include "tiny.h"
 
 void
 mheap_read_mem_stats_locked(mheap *h, ga_mem_stats *out)
@@ -134,6 +136,7 @@ ga_flush(ga_heap *h)
         return GA_EPOISONED;
     }
     for (int p = 0; p < h->nprocs; p++) {
+        tiny_drop_block(h, h->caches[p]);
         mcache_release_all(h, h->caches[p]);
     }
     protect_pop(&pf);

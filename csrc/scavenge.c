@@ -1,12 +1,17 @@
 /* The scavenger: returning free pages to the OS.  See scavenge.h.
  *
+ * The scavenger and the page heap (mheap.c) call each other, as Go's
+ * mheap methods do: the heap scavenges when it grows, the scavenger
+ * coalesces what it releases (mheap_coalesce).  This is the one cycle
+ * between files that tools/check_layers.py allows (see mheap.c).
  * Go 1.13: src/runtime/mheap.go (scavengeLocked, scavengeSplit,
- *          scavengeIfNeededLocked, (*mspan).scavenge).
+ *          scavengeIfNeededLocked, scavengeAll, (*mspan).scavenge).
  * Differs from Go: no background pacing; see scavenge.h.
- * Locking: the caller holds the heap lock.
+ * Locking: the caller holds the heap lock; ga_scavenge takes it.
  */
 #include "scavenge.h"
 
+#include "arith.h"
 #include "goalloc.h"
 
 struct split {
@@ -38,21 +43,21 @@ scavenge_split(mheap *h, treap_iter t, uint64_t size)
 {
     mspan *s = treap_iter_span(t);
     ga_addr start, end;
-    mspan_phys_page_bounds(h, s, &start, &end);
+    mspan_phys_page_bounds(s, h->plat.phys_page_size, &start, &end);
     if (end <= start || end - start <= size) {
         return NULL;
     }
     uint64_t align = h->plat.phys_page_size > PAGE_SIZE
                          ? h->plat.phys_page_size
                          : PAGE_SIZE;
-    ga_addr base = ga_round_down(end - size, align);
+    ga_addr base = round_down(end - size, align);
     if (base <= start) {
         return NULL;
     }
     uint64_t huge = h->plat.phys_huge_page_size;
-    if (huge > PAGE_SIZE && ga_round_down(base, huge) >= start) {
+    if (huge > PAGE_SIZE && round_down(base, huge) >= start) {
         /* Do not break a huge page apart. */
-        base = ga_round_down(base, huge);
+        base = round_down(base, huge);
     }
     if (base == start) {
         return NULL;
@@ -74,7 +79,7 @@ static uint64_t
 mspan_scavenge(mheap *h, mspan *s)
 {
     ga_addr start, end;
-    mspan_phys_page_bounds(h, s, &start, &end);
+    mspan_phys_page_bounds(s, h->plat.phys_page_size, &start, &end);
     if (end <= start) {
         return 0;
     }
@@ -96,7 +101,7 @@ mheap_scavenge_locked(mheap *h, uint64_t nbytes)
         while (released < nbytes && treap_iter_valid(t)) {
             mspan *s = treap_iter_span(t);
             ga_addr start, end;
-            mspan_phys_page_bounds(h, s, &start, &end);
+            mspan_phys_page_bounds(s, h->plat.phys_page_size, &start, &end);
             if (start >= end) {
                 t = treap_iter_prev(t);
                 continue;

@@ -11,6 +11,7 @@
  */
 #include "sysalloc.h"
 
+#include "arith.h"
 #include "mheap.h"
 
 /* ---- Hints ------------------------------------------------------- */
@@ -32,16 +33,16 @@ push_hint(mheap *h, ga_addr addr, bool down)
 /* hint_addr64 is the address of hint i on a 64-bit platform, or 0 when
  * mallocinit's switch skips it. */
 static ga_addr
-hint_addr64(const ga_platform *p, uint64_t i)
+hint_addr64(const platform *p, uint64_t i)
 {
     switch (p->hint_kind) {
-    case GA_HINTS_DARWIN_ARM64:
+    case HINTS_DARWIN_ARM64:
         return i << 40 | (ga_addr)0x0013 << 28;
-    case GA_HINTS_ARM64:
+    case HINTS_ARM64:
         return i << 40 | (ga_addr)0x0040 << 32;
-    case GA_HINTS_AIX:
+    case HINTS_AIX:
         return i == 0 ? 0 : (i << 40 | (ga_addr)0xa0 << 52);
-    case GA_HINTS_RACE: {
+    case HINTS_RACE: {
         /* OR, not ADD: i in 0x40..0x5f aliases i in 0..0x1f. */
         ga_addr a = i << 32 | (ga_addr)0x00c0 << 32;
         return a >= (ga_addr)0x00e000000000 ? 0 : a;
@@ -78,7 +79,7 @@ init_hints_32(mheap *h, ga_addr binary_end)
     if (h->heap_arena_alloc.next <= p && p < h->heap_arena_alloc.end) {
         p = h->heap_arena_alloc.end;
     }
-    p = ga_round_up(p + (256 << 10), h->plat.heap_arena_bytes);
+    p = round_up(p + (256 << 10), h->plat.heap_arena_bytes);
     static const uint64_t arena_sizes[] = {512 << 20, 256 << 20, 128 << 20};
     for (size_t i = 0; i < 3; i++) {
         uint64_t got;
@@ -216,7 +217,7 @@ sys_alloc_linear(mheap *h, uint64_t n, bool *no_meta)
 ga_addr
 mheap_sys_alloc(mheap *h, uint64_t n, uint64_t *size)
 {
-    n = ga_round_up(n, h->plat.heap_arena_bytes);
+    n = round_up(n, h->plat.heap_arena_bytes);
     if (h->plat.ptr_size == 4) {
         bool no_meta = false;
         ga_addr v = sys_alloc_linear(h, n, &no_meta);

@@ -59,9 +59,10 @@ def apply_ops(h: goalloc.Heap, trace: Trace) -> dict[int, int]:
 
 
 def full_state(h: goalloc.Heap):
-    """Everything introspection shows, but zerobase: on the os backing it
-    is the address of a byte in the heap's own struct, so two heaps
-    differ there."""
+    """Everything introspection shows, but zerobase, which is no heap
+    state: on the os backing it is the address of one static uintptr of
+    the process (csrc/mallocinit.c, as Go's zerobase), on the virtual
+    backing a fixed address."""
     info = dict(vars(h.info()))
     del info["zerobase"]
     return (h.hints(), h.arenas(), h.spans(), h.stats(), h.centrals(),
