@@ -176,7 +176,7 @@ check_small_span(check_ctx *c, mspan *s)
         return failf(c, "%s", buf);
     }
     mcentral *mc = &h->central[s->spanclass];
-    bool cached = s->sweepgen == h->sweepgen + 3;
+    bool cached = mspan_is_cached(s, h->sweepgen);
     if (!cached && s->sweepgen != h->sweepgen) {
         return failf(c, "span 0x%" PRIx64 " has sweepgen %u", mspan_base(s),
                      s->sweepgen);
@@ -285,7 +285,7 @@ check_caches(check_ctx *c)
             }
             ncached++;
             if (s->spanclass != i || s->state != MSPAN_IN_USE ||
-                s->sweepgen != h->sweepgen + 3) {
+                !mspan_is_cached(s, h->sweepgen)) {
                 return failf(c, "mcache %d holds a bad span for class %d",
                              p, i);
             }
@@ -336,7 +336,7 @@ check_caches(check_ctx *c)
                                  i, mspan_base(s));
                 }
                 on_lists++;
-                if (s->sweepgen == h->sweepgen + 3) {
+                if (mspan_is_cached(s, h->sweepgen)) {
                     ncached--;
                 }
             }

@@ -136,7 +136,7 @@ small_free(mheap *h, mspan *s, ga_addr addr)
                        : small_free_central_locked(h, c, s, addr, &to_heap);
     pthread_mutex_unlock(&c->lock);
     if (to_heap) {
-        mcentral_release_to_heap(h, s, true);
+        mcentral_release_to_heap_locked(h, s);
     }
     return st;
 }
@@ -168,7 +168,7 @@ small_free_pinned(mheap *h, ga_addr addr, ga_status *st)
     }
     pthread_mutex_unlock(&c->lock);
     if (to_heap) {
-        mcentral_release_to_heap(h, s, false);
+        mcentral_release_to_heap(h, s);
     }
     return pinned;
 }
@@ -216,7 +216,7 @@ owner_cache(mheap *h, int p, const mspan *s)
         mcache *c = h->caches[p];
         return c->alloc[mspan_spanclass_load(s)] == s ? c : NULL;
     }
-    bool cached = s->state == MSPAN_IN_USE && s->sweepgen == h->sweepgen + 3;
+    bool cached = s->state == MSPAN_IN_USE && mspan_is_cached(s, h->sweepgen);
     return cached ? h->caches[0] : NULL;
 }
 

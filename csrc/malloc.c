@@ -163,9 +163,37 @@ small_slot_done(mheap *h, mcache *c, mspan *s, uint64_t i, uint64_t size)
     return small_slot_rare(h, s, i, size);
 }
 
+/* malloc_slow_protected is malloc_slow's work, in its protected call:
+ * a small object when the allocCache has no slot, a large object, and
+ * size 0.  Out of line, so that no variable of it lives in the frame
+ * that setjmp saves. */
+static GA_NOINLINE ga_status
+malloc_slow_protected(mheap *h, mcache *c, uint64_t size, bool noscan,
+                      ga_addr *out)
+{
+    ga_status st = GA_OK;
+    ga_addr v = 0;
+    if (size == 0) {
+        v = h->zerobase;
+    }
+    else if (size <= MAX_SMALL_SIZE) {
+        span_class spc = make_span_class(size_to_class((size_t)size), noscan);
+        mspan *s;
+        uint64_t i = mcache_next_free(h, c, spc, &s);
+        if (i != NO_SLOT) {
+            v = small_slot_done(h, c, s, i, size);
+        }
+        st = v != 0 ? GA_OK : GA_ENOMEM;
+    }
+    else {
+        st = large_alloc(h, c, size, noscan, &v);
+    }
+    *out = v;
+    return st;
+}
+
 /* malloc_slow runs what may refill, grow or throw, inside a protected
- * call: a small object when the allocCache has no slot, a large object,
- * and size 0.  (A tiny object's slow path is tiny_new_block's.) */
+ * call.  (A tiny object's slow path is tiny_new_block's.) */
 static GA_NOINLINE ga_status
 malloc_slow(mheap *h, mcache *c, uint64_t size, bool noscan, ga_addr *out)
 {
@@ -181,24 +209,8 @@ malloc_slow(mheap *h, mcache *c, uint64_t size, bool noscan, ga_addr *out)
         protect_pop(&pf);
         return GA_EPOISONED;
     }
-    ga_status st = GA_OK;
-    ga_addr v = 0;
-    if (size == 0) {
-        v = h->zerobase;
-    }
-    else if (size <= MAX_SMALL_SIZE) {
-        span_class spc = make_span_class(size_to_class((size_t)size), noscan);
-        mspan *s;
-        if (mcache_next_free(h, c, spc, &s) != 0) {
-            v = small_slot_done(h, c, s, mspan_last_slot(s), size);
-        }
-        st = v != 0 ? GA_OK : GA_ENOMEM;
-    }
-    else {
-        st = large_alloc(h, c, size, noscan, &v);
-    }
+    ga_status st = malloc_slow_protected(h, c, size, noscan, out);
     protect_pop(&pf);
-    *out = v;
     return st;
 }
 

@@ -14,12 +14,8 @@
 #include "mbitmap.h"
 #include "mspan.h"
 
-/* NO_SLOT: next_free_fast found nothing in the allocCache. */
-#define NO_SLOT UINT64_MAX
-
 /* next_free_fast returns the slot it hands out, or NO_SLOT.  Like Go's
- * nextFreeIndex it leaves freeindex at that slot + 1, which is how the
- * slow path's callers find the slot too (mspan_last_slot). */
+ * nextFreeIndex it leaves freeindex at that slot + 1. */
 static inline uint64_t
 next_free_fast(mspan *s)
 {
@@ -38,14 +34,6 @@ next_free_fast(mspan *s)
         }
     }
     return NO_SLOT;
-}
-
-/* mspan_last_slot: the slot the last allocation from s handed out
- * (nextFreeIndex leaves freeindex one past it). */
-static inline uint64_t
-mspan_last_slot(const mspan *s)
-{
-    return s->freeindex - 1;
 }
 
 #endif

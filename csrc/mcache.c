@@ -40,7 +40,7 @@ mcache_refill(mheap *h, mcache *c, span_class spc)
         return false; /* the old span stays cached: nothing changed */
     }
     if (s != &h->emptymspan) {
-        if (s->sweepgen != h->sweepgen + 3) {
+        if (!mspan_is_cached(s, h->sweepgen)) {
             throw(h, "bad sweepgen in refill");
         }
         mcache_forget_hint(c, s);
@@ -53,7 +53,7 @@ mcache_refill(mheap *h, mcache *c, span_class spc)
     return true;
 }
 
-ga_addr
+uint64_t
 mcache_next_free(mheap *h, mcache *c, span_class spc, mspan **sp)
 {
     mspan *s = c->alloc[spc];
@@ -65,7 +65,7 @@ mcache_next_free(mheap *h, mcache *c, span_class spc, mspan **sp)
             /* Out of memory: leave the span exactly as it was. */
             mspan_freeindex_store(s, freeindex);
             s->alloc_cache = cache;
-            return 0;
+            return NO_SLOT;
         }
         s = c->alloc[spc];
         i = mspan_next_free_index(s);
@@ -78,7 +78,7 @@ mcache_next_free(mheap *h, mcache *c, span_class spc, mspan **sp)
         throw(h, "s.allocCount > s.nelems");
     }
     *sp = s;
-    return mspan_slot_addr(s, i);
+    return i;
 }
 
 void

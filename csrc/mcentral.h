@@ -77,10 +77,12 @@ uint64_t mcentral_unused_slots(const mspan *s);
  * must give it to mcentral_release_to_heap after dropping c->lock. */
 bool mcentral_free_slot_locked(struct mheap *h, mcentral *c, mspan *s,
                                uint64_t i, uint64_t requested, bool *to_heap);
-/* mcentral_release_to_heap returns a span with no live object to the
- * mheap (freeSpan); heap_locked says whether the caller holds the heap
- * lock. */
-void mcentral_release_to_heap(struct mheap *h, mspan *s, bool heap_locked);
+/* mcentral_release_to_heap returns a span with no live object, off its
+ * mcentral's lists, to the mheap (Go's freeSpan, which takes the heap
+ * lock); mcentral_release_to_heap_locked is it for a caller that holds
+ * the heap lock. */
+void mcentral_release_to_heap(struct mheap *h, mspan *s);
+void mcentral_release_to_heap_locked(struct mheap *h, mspan *s);
 
 /* mcentral_freed: objects freed in span class spc and their requested
  * bytes: the mcentral's counts plus those of frees made by caching Ps. */

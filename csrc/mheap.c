@@ -10,14 +10,15 @@
  * scavenging coalesces what it releases (coalesce).  tools/
  * check_layers.py allows this cycle and no other.
  * Go 1.13: src/runtime/mheap.go (init, recordspan, alloc_m, alloc,
- *          allocSpanLocked, grow, growAddSpan, freeSpan, freeSpanLocked,
- *          coalesce) of go1.13.8 and go1.13.0, mgcsweepbuf.go
- *          (gcSweepBuf.push).
+ *          allocSpanLocked, grow, growAddSpan, freeSpanLocked, coalesce)
+ *          of go1.13.8 and go1.13.0, mgcsweepbuf.go (gcSweepBuf.push).
  * Differs from Go: no sweeper, no page reclaimer, no huge-page advice;
  *          sweepSpans' pushes are only accounted; mallocinit, not
  *          mheap_init, initialises the mcentrals.
- * Locking: functions named _locked need h->lock; mheap_alloc and
- *          mheap_free_span take it.
+ * Locking: functions named _locked need h->lock; mheap_alloc takes it.
+ *          (Go's freeSpan, which takes it to free, is
+ *          mcentral_release_to_heap for small spans; a large object's
+ *          free holds it already, free.c.)
  */
 #include "mheap.h"
 
@@ -537,15 +538,4 @@ mheap_free_span_locked(mheap *h, mspan *s, bool acctinuse, bool acctidle)
     s->state = MSPAN_FREE;
     mheap_coalesce(h, s);
     treap_insert(h, s);
-}
-
-void
-mheap_free_span(mheap *h, mspan *s, bool large)
-{
-    mheap_lock(h);
-    if (large) {
-        h->stats.heap_objects--;
-    }
-    mheap_free_span_locked(h, s, true, true);
-    mheap_unlock(h);
 }

@@ -137,7 +137,7 @@ typedef struct mheap {
      * most of it growth may take (0: no limit) */
     uint64_t meta_bytes;
     uint64_t meta_limit;
-    meta_alloc meta;           /* metadata allocations, fault injection */
+    meta_alloc meta;        /* metadata allocations, fault injection */
     const char *oom_reason; /* atomic: why the last growth was refused */
 
     mspan emptymspan;
@@ -256,8 +256,6 @@ void mheap_init(mheap *h);
  * grow. */
 mspan *mheap_alloc(mheap *h, mcache *c, uint64_t npages, span_class spc,
                    uint64_t large_size, bool needzero);
-/* mheap_free_span returns an in-use span to the heap (freeSpan). */
-void mheap_free_span(mheap *h, mspan *s, bool large);
 
 mspan *mheap_alloc_span_locked(mheap *h, uint64_t npage, uint64_t *stat);
 void mheap_free_span_locked(mheap *h, mspan *s, bool acctinuse,

@@ -56,6 +56,21 @@ span_class_noscan(span_class sc)
     return (sc & 1) != 0;
 }
 
+/* NO_SLOT: no free slot (next_free_fast, mcache_next_free). */
+#define NO_SLOT UINT64_MAX
+
+/* Go's sweepgen states, relative to the heap's sweepgen sg (facts
+ * §3.10).  Go has five; without a GC goalloc's spans are in two:
+ *   sg      swept, ready to use, in no mcache (SWEEPGEN_SWEPT)
+ *   sg + 3  swept, then cached, still cached (SWEEPGEN_CACHED)
+ * (sg - 2 "needs sweeping", sg - 1 "being swept" and sg + 1 "cached
+ * since before this sweep" need a sweep phase.)  cacheSpan marks a span
+ * cached and uncacheSpan swept, under the mcentral's lock. */
+enum {
+    SWEEPGEN_SWEPT = 0,
+    SWEEPGEN_CACHED = 3,
+};
+
 struct mspan_list;
 
 typedef struct mspan {
@@ -128,6 +143,14 @@ static inline struct mspan_list *
 mspan_list_of(const mspan *s)
 {
     return __atomic_load_n(&s->list, __ATOMIC_RELAXED);
+}
+
+/* mspan_is_cached: an mcache holds s (sweepgen sg + 3).  The mark
+ * changes only under s's mcentral's lock. */
+static inline bool
+mspan_is_cached(const mspan *s, uint32_t sg)
+{
+    return s->sweepgen == sg + SWEEPGEN_CACHED;
 }
 
 static inline ga_addr

@@ -119,7 +119,7 @@ tiny_free_dropped(mheap *h, const tiny_dropped *d)
     mcentral_free_slot_locked(h, tc, d->span, d->slot, 0, &to_heap);
     pthread_mutex_unlock(&tc->lock);
     if (to_heap) {
-        mcentral_release_to_heap(h, d->span, false);
+        mcentral_release_to_heap(h, d->span);
     }
 }
 
@@ -172,13 +172,13 @@ static ga_addr
 tiny_alloc(mheap *h, mcache *c, uint64_t size)
 {
     mspan *s;
-    ga_addr v = mcache_next_free(h, c, TINY_SPAN_CLASS, &s);
-    if (v == 0) {
+    uint64_t slot = mcache_next_free(h, c, TINY_SPAN_CLASS, &s);
+    if (slot == NO_SLOT) {
         return 0;
     }
     uint32_t *t = tiny_table_make(h, c, s);
     tiny_dropped d = {NULL, 0};
-    v = take_block(h, c, s, t, slot_of(s, v), size, &d);
+    ga_addr v = take_block(h, c, s, t, slot, size, &d);
     if (d.span != NULL) {
         tiny_free_dropped(h, &d);
     }
