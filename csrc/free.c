@@ -259,7 +259,7 @@ ga_free_p(ga_heap *h, int p, ga_addr addr)
         return GA_EPOISONED;
     }
     if (GA_UNLIKELY(p < GA_ALL_PS || p >= h->nprocs)) {
-        return GA_EINVAL;
+        return GA_EBADP;
     }
     if (addr == h->zerobase) {
         return GA_OK;

@@ -3,11 +3,11 @@
  * Hints, arenas, spans and span_of as plain records, built under the
  * heap lock.  Spans are listed by walking each mapped arena in address
  * order from span to span, the way every page is covered by exactly one
- * span (facts §5 item 3).
+ * span (facts §5 item 3).  Also Go's size-class table, for the binding.
  * Go 1.13: the views Go's export_test.go gives its tests (spanOf,
- *          allArenas, arenaHints, CountPagesInUse).
+ *          allArenas, arenaHints, CountPagesInUse); sizeclasses.go.
  * Differs from Go: nothing to differ from; Go has no such API.
- * Locking: each call takes the heap lock.
+ * Locking: each call on a heap takes the heap lock.
  */
 #include <stdlib.h>
 
@@ -530,4 +530,32 @@ ga_digest(ga_heap *h)
     }
     mheap_unlock(h);
     return d;
+}
+
+/* ---- Go's size classes -------------------------------------------- */
+
+bool
+ga_size_class_get(int c, ga_size_class *out)
+{
+    if (c < 0 || c >= NUM_SIZE_CLASSES) {
+        return false;
+    }
+    const div_magic *m = &class_to_divmagic[c];
+    out->size = class_to_size[c];
+    out->npages = class_to_allocnpages[c];
+    out->objects = c != 0 ? class_objects(c) : 0;
+    out->tail = c != 0 ? out->npages * PAGE_SIZE - out->objects * out->size
+                       : 0;
+    out->div_shift = m->shift;
+    out->div_shift2 = m->shift2;
+    out->div_mul = m->mul;
+    out->base_mask = m->base_mask;
+    return true;
+}
+
+int
+ga_size_to_class(uint64_t size)
+{
+    return size == 0 || size > MAX_SMALL_SIZE ? 0
+                                              : size_to_class((size_t)size);
 }

@@ -198,7 +198,7 @@ static GA_NOINLINE ga_status
 malloc_slow(mheap *h, mcache *c, uint64_t size, bool noscan, ga_addr *out)
 {
     if (size > h->plat.max_alloc) {
-        return GA_EINVAL;
+        return GA_ETOOLARGE;
     }
     if (heap_poisoned(h) != NULL) {
         return GA_EPOISONED;
@@ -214,14 +214,33 @@ malloc_slow(mheap *h, mcache *c, uint64_t size, bool noscan, ga_addr *out)
     return st;
 }
 
+/* is_p: p is one of h's Ps. */
+static inline bool
+is_p(const mheap *h, int p)
+{
+    return p >= 0 && p < h->nprocs;
+}
+
+ga_status
+ga_malloc_check(ga_heap *h, int p, uint64_t size)
+{
+    if (heap_poisoned(h) != NULL) {
+        return GA_EPOISONED;
+    }
+    if (!is_p(h, p)) {
+        return GA_EBADP;
+    }
+    return size > h->plat.max_alloc ? GA_ETOOLARGE : GA_OK;
+}
+
 ga_status
 ga_malloc(ga_heap *h, int p, uint64_t size, bool noscan, ga_addr *out)
 {
     if (GA_UNLIKELY(heap_poisoned(h) != NULL)) {
         return GA_EPOISONED;
     }
-    if (GA_UNLIKELY(p < 0 || p >= h->nprocs)) {
-        return GA_EINVAL;
+    if (GA_UNLIKELY(!is_p(h, p))) {
+        return GA_EBADP;
     }
     mcache *c = h->caches[p];
     /* The fast paths: no lock, no protected call.  (A small size is

@@ -72,10 +72,14 @@ const char *
 ga_status_name(ga_status s)
 {
     static const char *const names[] = {
-        "GA_OK",         "GA_ENOMEM",      "GA_EINVAL",
-        "GA_EFOREIGN",   "GA_ENOTOBJECT",  "GA_EDOUBLEFREE",
-        "GA_EUNSUPPORTED", "GA_EPOISONED",
+        "GA_OK",           "GA_ENOMEM",     "GA_EINVAL",
+        "GA_EFOREIGN",     "GA_ENOTOBJECT", "GA_EDOUBLEFREE",
+        "GA_EUNSUPPORTED", "GA_EPOISONED",  "GA_EBADP",
+        "GA_ETOOLARGE",
     };
+    /* one name per status: GA_ETOOLARGE is the last */
+    _Static_assert(sizeof(names) / sizeof(names[0]) == GA_ETOOLARGE + 1,
+                   "ga_status_name lacks a status");
     if ((unsigned)s < sizeof(names) / sizeof(names[0])) {
         return names[s];
     }
