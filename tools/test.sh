@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install goalloc with its test extras and run every check: the generated
-# table, no mutable statics in the core, the C tests (plain, under
+# table, no mutable statics in the core, its layering (check_layers.py),
+# the C tests (plain, under
 # ASan+UBSan, ThreadSanitizer and valgrind), a 60 s libFuzzer run over the C facade,
 # the pytest suite, and the pytest suite again against an ASan+UBSan build
 # of the extension.  valgrind and clang with libFuzzer are installed with
@@ -45,6 +46,9 @@ make -s check-gen PYTHON="$PY"
 
 step "no mutable static state in csrc/"
 make -s check-static
+
+step "csrc/ is layered: no call or include cycles (but Go's own), no C file over 600 lines"
+make -s check-layers PYTHON="$PY"
 
 step "C tests"
 make -s test-c
