@@ -1,15 +1,16 @@
 /* Invariant walkers behind ga_verify.  See malloc.c for the overview.
  *
- * mheap_check walks the whole heap and checks the invariants of facts §5
- * that apply: hints and arenas, span coverage and the span map, the
- * treap against the free spans, page-in-use bits, go1.13.8's curArena,
- * the statistics identities and the fixalloc accounting.  The first broken invariant is
- * reported by name.
- * Go 1.13: checkTreapNode, validateInvariants (mgclarge.go) and the
- *          checks of export_test.go (ReadMemStatsSlow, CountPagesInUse).
+ * mheap_check walks the whole heap: the page heap (check_pages.c), then
+ * the object layer, which holds only while no other call on the heap
+ * runs: small spans (bitmaps, the mcentral list each must be on, cached
+ * or not, requested sizes, tiny blocks), large spans, every mcache, and
+ * the statistics recomputed from the objects as Go's ReadMemStatsSlow
+ * does.  The first broken invariant is reported by name.
+ * Go 1.13: the checks of export_test.go (ReadMemStatsSlow) and
+ *          mcache/mcentral throws ("bad sweepgen in refill", ...).
  * Differs from Go: Go checks these in tests only; goalloc offers them as
  *          h.verify().
- * Locking: the caller holds the heap lock.
+ * Locking: the caller holds the heap lock and runs alone on the heap.
  */
 #include <inttypes.h>
 #include <stdarg.h>
@@ -17,6 +18,7 @@
 
 #include "goalloc.h"
 #include "mbitmap.h"
+#include "internal.h"
 #include "mheap.h"
 #include "sizeclasses.h"
 #include "tiny.h"
@@ -27,14 +29,6 @@ typedef struct check_ctx {
     size_t msglen;
     bool ok;
     /* sums over the span walk */
-    uint64_t free_bytes;
-    uint64_t inuse_bytes;
-    uint64_t manual_bytes;
-    uint64_t released;
-    uint64_t ungrown; /* bytes of go1.13.8's curArena */
-    uint64_t pages_in_use;
-    uint64_t nfree;
-    uint64_t nspans;
     uint64_t nlarge;
     uint64_t large_bytes;
     uint64_t nsmall_spans;
@@ -42,7 +36,6 @@ typedef struct check_ctx {
     uint64_t requested;              /* requested bytes of live objects */
     uint64_t span_meta;              /* goalloc's bitmap blocks */
     uint64_t tiny_meta;              /* tiny block marks */
-    const mspan *prev;
 } check_ctx;
 
 static bool
@@ -58,64 +51,11 @@ failf(check_ctx *c, const char *fmt, ...)
     return false;
 }
 
+/* eq: a == b, or a failure naming what. */
 static bool
-check_hints_and_arenas(check_ctx *c)
+eq(check_ctx *c, uint64_t a, uint64_t b, const char *what)
 {
-    mheap *h = c->h;
-    uint64_t nhints = 0;
-    for (arena_hint *a = h->arena_hints; a != NULL; a = a->next) {
-        if ((a->addr & (h->plat.heap_arena_bytes - 1)) != 0) {
-            return failf(c, "arena hint 0x%" PRIx64
-                            " is not a multiple of the arena size", a->addr);
-        }
-        nhints++;
-    }
-    if (h->arena_hint_alloc.inuse != nhints * h->plat.sizeof_arena_hint) {
-        return failf(c, "arenaHintAlloc.inuse %" PRIu64 " != %" PRIu64
-                        " hints x %" PRIu64,
-                     h->arena_hint_alloc.inuse, nhints,
-                     h->plat.sizeof_arena_hint);
-    }
-    for (uint64_t i = 0; i < h->nall_arenas; i++) {
-        uint64_t idx = h->all_arenas[i];
-        if (idx >> arena_bits(&h->plat) != 0 ||
-            heap_arena_of(h, arena_base(&h->plat, idx)) == NULL) {
-            return failf(c, "allArenas lists arena 0x%" PRIx64
-                            " but the arena map has no entry", idx);
-        }
-        for (uint64_t j = 0; j < i; j++) {
-            if (h->all_arenas[j] == idx) {
-                return failf(c, "allArenas lists arena 0x%" PRIx64 " twice",
-                             idx);
-            }
-        }
-    }
-    return true;
-}
-
-/* check_span_pages: every page of an in-use or manual span maps to it;
- * a free span's first and last pages do.  pageInUse is set exactly at
- * the first page of in-use spans. */
-static bool
-check_span_pages(check_ctx *c, mspan *s)
-{
-    mheap *h = c->h;
-    bool all = s->state != MSPAN_FREE;
-    for (uint64_t i = 0; i < s->npages; i++) {
-        ga_addr a = mspan_base(s) + i * PAGE_SIZE;
-        bool end_page = i == 0 || i == s->npages - 1;
-        if ((all || end_page) && span_of(h, a) != s) {
-            return failf(c, "spanOf(0x%" PRIx64 ") is not the %s span at 0x%"
-                            PRIx64, a, mspan_state_names[s->state],
-                         mspan_base(s));
-        }
-        bool want = i == 0 && s->state == MSPAN_IN_USE;
-        if (arena_page_in_use(h, a) != want) {
-            return failf(c, "pageInUse bit of page 0x%" PRIx64 " is %d",
-                         a, !want);
-        }
-    }
-    return true;
+    return a == b || failf(c, "%s (%" PRIu64 " != %" PRIu64 ")", what, a, b);
 }
 
 /* tiny_current_of: the P packing into the block at block, or -1. */
@@ -236,7 +176,7 @@ check_small_span(check_ctx *c, mspan *s)
         return failf(c, "%s", buf);
     }
     mcentral *mc = &h->central[s->spanclass];
-    bool cached = s->sweepgen == h->sweepgen + 3;
+    bool cached = mspan_is_cached(s, h->sweepgen);
     if (!cached && s->sweepgen != h->sweepgen) {
         return failf(c, "span 0x%" PRIx64 " has sweepgen %u", mspan_base(s),
                      s->sweepgen);
@@ -265,7 +205,7 @@ check_small_span(check_ctx *c, mspan *s)
     }
     c->span_meta += mspan_bits_bytes(s->spanclass, s->nelems);
     if (s->tiny_marks != NULL) {
-        c->tiny_meta += s->nelems * TINY_TABLE_BYTES_PER_SLOT;
+        c->tiny_meta += tiny_table_bytes(s);
     }
     for (uint64_t i = 0; i < s->nelems; i++) {
         bool live = mspan_is_allocated(s, i) && !bit_get(s->freed_bits, i);
@@ -292,32 +232,25 @@ check_small_span(check_ctx *c, mspan *s)
     return true;
 }
 
+/* check_large_span: one object of at most npages pages, not on a list,
+ * swept. */
 static bool
-check_in_use_span(check_ctx *c, mspan *s)
+check_large_span(check_ctx *c, mspan *s)
 {
     mheap *h = c->h;
-    if (s->scavenged) {
-        return failf(c, "in-use span 0x%" PRIx64 " is scavenged",
-                     mspan_base(s));
-    }
-    if (span_class_sizeclass(s->spanclass) != 0) {
-        return check_small_span(c, s);
-    }
     if (s->list != NULL || s->sweepgen != h->sweepgen) {
         return failf(c, "in-use span 0x%" PRIx64 " has bad list/sweepgen",
                      mspan_base(s));
     }
-    {
-        c->nlarge++;
-        c->large_bytes += s->elemsize;
-        c->requested += s->limit - mspan_base(s);
-        if (s->nelems != 1 || s->elemsize != s->npages * PAGE_SIZE ||
-            s->alloc_count != 1 || s->freeindex != 1 ||
-            s->limit <= mspan_base(s) || s->limit > mspan_end(s) ||
-            s->limit + PAGE_SIZE <= mspan_end(s)) {
-            return failf(c, "large span 0x%" PRIx64 " has bad fields",
-                         mspan_base(s));
-        }
+    c->nlarge++;
+    c->large_bytes += s->elemsize;
+    c->requested += s->limit - mspan_base(s);
+    if (s->nelems != 1 || s->elemsize != s->npages * PAGE_SIZE ||
+        s->alloc_count != 1 || s->freeindex != 1 ||
+        s->limit <= mspan_base(s) || s->limit > mspan_end(s) ||
+        s->limit + PAGE_SIZE <= mspan_end(s)) {
+        return failf(c, "large span 0x%" PRIx64 " has bad fields",
+                     mspan_base(s));
     }
     return true;
 }
@@ -326,164 +259,11 @@ static bool
 check_one_span(void *arg, mspan *s)
 {
     check_ctx *c = arg;
-    mheap *h = c->h;
-    c->nspans++;
-    if (!check_span_pages(c, s)) {
-        return false;
+    if (s->state != MSPAN_IN_USE) {
+        return true;
     }
-    uint64_t bytes = s->npages * PAGE_SIZE;
-    switch (s->state) {
-    case MSPAN_FREE:
-        if (s->list != NULL || s->next != NULL || s->prev != NULL) {
-            return failf(c, "free span 0x%" PRIx64 " is on a span list",
-                         mspan_base(s));
-        }
-        if (c->prev != NULL && c->prev->state == MSPAN_FREE &&
-            c->prev->scavenged == s->scavenged &&
-            mspan_end(c->prev) == mspan_base(s)) {
-            return failf(c, "adjacent free spans 0x%" PRIx64 " and 0x%"
-                            PRIx64 " were not coalesced",
-                         mspan_base(c->prev), mspan_base(s));
-        }
-        c->free_bytes += bytes;
-        c->released += mspan_released(h, s);
-        c->nfree++;
-        break;
-    case MSPAN_IN_USE:
-        c->inuse_bytes += bytes;
-        c->pages_in_use += s->npages;
-        if (!check_in_use_span(c, s)) {
-            return false;
-        }
-        break;
-    case MSPAN_MANUAL:
-        c->manual_bytes += bytes;
-        break;
-    default:
-        return failf(c, "span 0x%" PRIx64 " in the span map is dead",
-                     mspan_base(s));
-    }
-    c->prev = s;
-    return true;
-}
-
-#define EQ(a, b, what)                                                        \
-    if ((a) != (b)) {                                                         \
-        return failf(c, "%s (%" PRIu64 " != %" PRIu64 ")", what,              \
-                     (uint64_t)(a), (uint64_t)(b));                          \
-    }
-
-/* check_ungrown: go1.13.8's curArena, met between the spans, has no
- * span and no in-use page (Go never setSpans it before growing into it). */
-static bool
-check_ungrown(void *arg, ga_addr base, uint64_t size)
-{
-    check_ctx *c = arg;
-    mheap *h = c->h;
-    for (ga_addr a = base; a < base + size; a += PAGE_SIZE) {
-        if (heap_arena_of(h, a) == NULL) {
-            return failf(c, "curArena page 0x%" PRIx64 " is not in a mapped "
-                            "arena", a);
-        }
-        if (span_of(h, a) != NULL || arena_page_in_use(h, a)) {
-            return failf(c, "curArena page 0x%" PRIx64 " belongs to a span",
-                         a);
-        }
-    }
-    c->ungrown += size;
-    return true;
-}
-
-/* check_cur_arena: curArena is a physical-page aligned range that ends on
- * an arena boundary (go1.13.8), and empty at 0 under go1.13.0; the walk
- * must have met all of it. */
-static bool
-check_cur_arena(check_ctx *c)
-{
-    mheap *h = c->h;
-    ga_addr base = h->cur_arena.base;
-    ga_addr end = h->cur_arena.end;
-    if (h->release == GA_RELEASE_GO1_13_0 && (base != 0 || end != 0)) {
-        return failf(c, "go1.13.0 heap has a curArena");
-    }
-    if (base > end || (base & (h->plat.phys_page_size - 1)) != 0 ||
-        (base & PAGE_MASK) != 0 ||
-        (end & (h->plat.heap_arena_bytes - 1)) != 0) {
-        return failf(c, "curArena [0x%" PRIx64 ", 0x%" PRIx64
-                        ") is misaligned", base, end);
-    }
-    EQ(c->ungrown, end - base, "curArena bytes met by the walk != its size");
-    return true;
-}
-
-/* Every treap span is a real free span; with equal counts the two sets
- * are the same. */
-static bool
-check_treap_spans(check_ctx *c)
-{
-    mheap *h = c->h;
-    char buf[200];
-    if (!mtreap_check(&h->free, buf, sizeof(buf))) {
-        return failf(c, "treap: %s", buf);
-    }
-    uint64_t n = 0;
-    for (treap_iter t = mtreap_start(&h->free, 0, 0); treap_iter_valid(t);
-         t = treap_iter_next(t)) {
-        mspan *s = treap_iter_span(t);
-        if (s->state != MSPAN_FREE || span_of(h, mspan_base(s)) != s) {
-            return failf(c, "treap holds span 0x%" PRIx64
-                            " that is not a free span of the heap",
-                         mspan_base(s));
-        }
-        n++;
-    }
-    if (n != c->nfree) {
-        return failf(c, "treap holds %" PRIu64 " spans, the heap has %" PRIu64
-                        " free spans", n, c->nfree);
-    }
-    if (h->treapalloc.inuse != n * h->plat.sizeof_treap_node) {
-        return failf(c, "treapalloc.inuse does not match the treap size");
-    }
-    return true;
-}
-
-static bool
-check_stats(check_ctx *c)
-{
-    mheap *h = c->h;
-    const mstats *st = &h->stats;
-    uint64_t mapped = h->nall_arenas * h->plat.heap_arena_bytes;
-    EQ(st->heap_sys, st->heap_inuse + st->heap_idle,
-       "heap_sys != heap_inuse + heap_idle");
-    EQ(st->heap_idle, c->free_bytes + c->ungrown,
-       "heap_idle != bytes of free spans + curArena");
-    EQ(st->heap_inuse, c->inuse_bytes, "heap_inuse != bytes of in-use spans");
-    EQ(st->heap_sys, mapped - c->manual_bytes,
-       "heap_sys != mapped arena bytes - manual spans");
-    /* ReadMemStatsSlow (go1.13.8) counts curArena as released too. */
-    EQ(st->heap_released, c->released + c->ungrown,
-       "heap_released != released bytes of free spans + curArena");
-    if (st->heap_released > st->heap_idle) {
-        return failf(c, "heap_released > heap_idle");
-    }
-    EQ(h->pages_in_use, c->pages_in_use,
-       "pagesInUse != pages of in-use spans");
-    EQ(h->spanalloc.inuse, c->nspans * h->plat.sizeof_mspan,
-       "spanalloc.inuse != live spans x sizeof(mspan)");
-    EQ(h->cachealloc.inuse, (uint64_t)h->nprocs * h->plat.sizeof_mcache,
-       "cachealloc.inuse != Ps x sizeof(mcache)");
-    EQ(h->nlargealloc - h->nlargefree, c->nlarge,
-       "nlargealloc - nlargefree != large spans");
-    uint64_t n = 0;
-    for (mspan *s = h->allspans; s != NULL; s = s->allnext) {
-        n++;
-    }
-    EQ(n, h->nallspans, "allspans chain length != nallspans");
-    if (h->spanalloc.inuse > st->mspan_sys ||
-        h->cachealloc.inuse > st->mcache_sys) {
-        return failf(c, "fixalloc inuse exceeds its sys");
-    }
-    return true;
+    return span_class_sizeclass(s->spanclass) != 0 ? check_small_span(c, s)
+                                                   : check_large_span(c, s);
 }
 
 static bool
@@ -505,7 +285,7 @@ check_caches(check_ctx *c)
             }
             ncached++;
             if (s->spanclass != i || s->state != MSPAN_IN_USE ||
-                s->sweepgen != h->sweepgen + 3) {
+                !mspan_is_cached(s, h->sweepgen)) {
                 return failf(c, "mcache %d holds a bad span for class %d",
                              p, i);
             }
@@ -556,7 +336,7 @@ check_caches(check_ctx *c)
                                  i, mspan_base(s));
                 }
                 on_lists++;
-                if (s->sweepgen == h->sweepgen + 3) {
+                if (mspan_is_cached(s, h->sweepgen)) {
                     ncached--;
                 }
             }
@@ -566,8 +346,8 @@ check_caches(check_ctx *c)
         return failf(c, "a span is cached by two Ps, or cached but not on "
                         "its mcentral's empty list");
     }
-    EQ(on_lists, c->nsmall_spans, "spans on mcentral lists != small spans");
-    return true;
+    return eq(c, on_lists, c->nsmall_spans,
+              "spans on mcentral lists != small spans");
 }
 
 /* check_slow_stats recomputes MemStats from the spans, as Go's
@@ -583,47 +363,52 @@ check_slow_stats(check_ctx *c)
     for (int k = 1; k < NUM_SIZE_CLASSES; k++) {
         alloc += c->live[k] * class_to_size[k];
         objects += c->live[k];
-        EQ(ms.by_size[k].mallocs - ms.by_size[k].frees, c->live[k],
-           "by_size mallocs - frees != live objects of the class");
+        if (!eq(c, ms.by_size[k].mallocs - ms.by_size[k].frees, c->live[k],
+                "by_size mallocs - frees != live objects of the class")) {
+            return false;
+        }
     }
-    EQ(ms.heap_alloc, alloc, "heap_alloc != bytes of live objects");
-    EQ(mheap_requested_live_locked(h), c->requested,
-       "requested bytes counters != requested sizes of live objects");
-    EQ(h->span_meta_bytes, c->span_meta,
-       "span_meta_bytes != the bitmap blocks of the small spans");
-    EQ(h->tiny_meta_bytes, c->tiny_meta,
-       "tiny_meta_bytes != the tiny marks of the spans that have them");
-    EQ(ms.alloc, ms.heap_alloc, "alloc != heap_alloc");
-    EQ(ms.heap_objects, objects, "heap_objects != live objects");
-    EQ(ms.mallocs - ms.frees, ms.heap_objects,
-       "mallocs - frees != heap_objects");
-    EQ(ms.sys, ms.heap_sys + ms.stack_sys + ms.mspan_sys + ms.mcache_sys +
-                   ms.buck_hash_sys + ms.gc_sys + ms.other_sys,
-       "sys != the sum of the *_sys fields");
-    if (ms.total_alloc < ms.alloc || ms.lookups != 0) {
+    bool ok =
+        eq(c, ms.heap_alloc, alloc, "heap_alloc != bytes of live objects") &&
+        eq(c, mheap_requested_live_locked(h), c->requested,
+           "requested bytes counters != requested sizes of live objects") &&
+        eq(c, h->span_meta_bytes, c->span_meta,
+           "span_meta_bytes != the bitmap blocks of the small spans") &&
+        eq(c, h->tiny_meta_bytes, c->tiny_meta,
+           "tiny_meta_bytes != the tiny marks of the spans that have them") &&
+        eq(c, ms.alloc, ms.heap_alloc, "alloc != heap_alloc") &&
+        eq(c, ms.heap_objects, objects, "heap_objects != live objects") &&
+        eq(c, ms.mallocs - ms.frees, ms.heap_objects,
+           "mallocs - frees != heap_objects") &&
+        eq(c, ms.sys,
+           ms.heap_sys + ms.stack_sys + ms.mspan_sys + ms.mcache_sys +
+               ms.buck_hash_sys + ms.gc_sys + ms.other_sys,
+           "sys != the sum of the *_sys fields");
+    if (ok && (ms.total_alloc < ms.alloc || ms.lookups != 0)) {
         return failf(c, "total_alloc < alloc, or lookups != 0");
     }
-    return true;
+    return ok;
 }
 
 bool
 mheap_check(mheap *h, char *msg, size_t msglen)
 {
+    if (!mheap_check_pages(h, msg, msglen)) {
+        return false;
+    }
     check_ctx c = {0};
     c.h = h;
     c.msg = msg;
     c.msglen = msglen;
     c.ok = true;
-    if (!check_hints_and_arenas(&c)) {
-        return false;
-    }
-    if (!ga_walk_heap(h, check_one_span, check_ungrown, &c)) {
+    if (!mheap_walk_spans(h, check_one_span, &c)) {
         if (c.ok) {
             failf(&c, "the mapped arenas are not covered span by span");
         }
         return false;
     }
-    return check_cur_arena(&c) && check_treap_spans(&c) && check_stats(&c) &&
+    return eq(&c, h->nlargealloc - h->nlargefree, c.nlarge,
+              "nlargealloc - nlargefree != large spans") &&
            check_caches(&c) && check_slow_stats(&c);
 }
 

@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "arith.h"
+
 /* A real chunk: a link for release, then the blocks. */
 /* Blocks are cache-line aligned and sized: the mspans that two Ps
  * allocate from (and the mcaches) must not share a line, or every
@@ -25,7 +27,7 @@ typedef struct real_chunk {
 } real_chunk;
 
 bool
-ga_meta_fails(ga_meta *m)
+meta_alloc_fails(meta_alloc *m)
 {
     if (m == NULL) {
         return false;
@@ -41,18 +43,18 @@ ga_meta_fails(ga_meta *m)
 }
 
 void *
-ga_meta_calloc(ga_meta *m, size_t size)
+meta_calloc(meta_alloc *m, size_t size)
 {
-    return ga_meta_fails(m) ? NULL : calloc(1, size == 0 ? 1 : size);
+    return meta_alloc_fails(m) ? NULL : calloc(1, size == 0 ? 1 : size);
 }
 
 void *
-ga_meta_aligned(ga_meta *m, size_t size)
+meta_aligned(meta_alloc *m, size_t size)
 {
-    if (ga_meta_fails(m)) {
+    if (meta_alloc_fails(m)) {
         return NULL;
     }
-    size_t bytes = ga_round_up(size == 0 ? 1 : size, GA_CACHE_LINE);
+    size_t bytes = round_up(size == 0 ? 1 : size, GA_CACHE_LINE);
     if (bytes < size) {
         return NULL;
     }
@@ -64,9 +66,9 @@ ga_meta_aligned(ga_meta *m, size_t size)
 }
 
 void *
-ga_meta_realloc(ga_meta *m, void *p, size_t size)
+meta_realloc(meta_alloc *m, void *p, size_t size)
 {
-    if (ga_meta_fails(m)) {
+    if (meta_alloc_fails(m)) {
         return NULL;
     }
     return realloc(p, size);
@@ -96,13 +98,13 @@ persistent_alloc_charge(persistent_alloc *pa, uint64_t size, uint64_t align,
     if (align == 0) {
         align = 8;
     }
-    pa->off = ga_round_up(pa->off, align);
+    pa->off = round_up(pa->off, align);
     if (!pa->has_chunk || pa->off + size > PERSISTENT_CHUNK_SIZE) {
         /* The old chunk's tail is abandoned, as in Go; the new one's
          * first word links it into persistentChunks. */
         *pa->other_sys += PERSISTENT_CHUNK_SIZE;
         pa->has_chunk = true;
-        pa->off = ga_round_up(pa->ptr_size, align);
+        pa->off = round_up(pa->ptr_size, align);
     }
     pa->off += size;
     if (stat != pa->other_sys) {
@@ -120,7 +122,7 @@ fixalloc_init(fixalloc *f, uint64_t go_size, size_t real_size,
 {
     memset(f, 0, sizeof(*f));
     f->go_size = go_size;
-    f->real_size = ga_round_up(real_size < sizeof(fixalloc_block)
+    f->real_size = round_up(real_size < sizeof(fixalloc_block)
                                    ? sizeof(fixalloc_block)
                                    : real_size,
                                GA_CACHE_LINE);
@@ -137,7 +139,7 @@ real_chunk_new(fixalloc *f)
 {
     size_t nblocks = (size_t)(FIX_ALLOC_CHUNK / f->go_size);
     /* cache-line aligned and sized: see real_chunk */
-    return ga_meta_aligned(f->meta, sizeof(real_chunk) +
+    return meta_aligned(f->meta, sizeof(real_chunk) +
                                         nblocks * f->real_size);
 }
 

@@ -21,25 +21,25 @@
 
 #include "ga.h"
 
-/* ga_meta: where a heap's metadata gets its real memory from (the
+/* meta_alloc: where a heap's metadata gets its real memory from (the
  * process allocator), with fault injection: when fail_at is n > 0, the
  * n-th metadata allocation from then on fails (and disarms it), so that
  * tests can make every allocation of a growth fail in turn.  Every
- * allocation of heap metadata goes through ga_meta_calloc /
- * ga_meta_realloc (m may be NULL: no injection). */
-typedef struct ga_meta {
+ * allocation of heap metadata goes through meta_calloc /
+ * meta_realloc (m may be NULL: no injection). */
+typedef struct meta_alloc {
     uint64_t fail_at; /* atomic; 0 = armed for nothing */
-} ga_meta;
+} meta_alloc;
 
-/* ga_meta_fails counts one metadata allocation and says whether it is
+/* meta_alloc_fails counts one metadata allocation and says whether it is
  * the one to fail. */
-bool ga_meta_fails(ga_meta *m);
-/* ga_meta_calloc: zeroed (by calloc: large blocks stay untouched until
- * written).  ga_meta_aligned: zeroed and cache-line aligned, size
+bool meta_alloc_fails(meta_alloc *m);
+/* meta_calloc: zeroed (by calloc: large blocks stay untouched until
+ * written).  meta_aligned: zeroed and cache-line aligned, size
  * rounded up to whole lines. */
-void *ga_meta_calloc(ga_meta *m, size_t size);
-void *ga_meta_aligned(ga_meta *m, size_t size);
-void *ga_meta_realloc(ga_meta *m, void *p, size_t size);
+void *meta_calloc(meta_alloc *m, size_t size);
+void *meta_aligned(meta_alloc *m, size_t size);
+void *meta_realloc(meta_alloc *m, void *p, size_t size);
 
 /* persistentalloc's accounting state: the 256 KiB chunk Go carves
  * fixalloc chunks (and other small metadata) from, charged to other_sys
@@ -83,7 +83,7 @@ typedef struct fixalloc {
     void *spare;             /* a real chunk made ahead, not yet charged
                               * (fixalloc_reserve) */
     uint64_t nfree;          /* blocks on list */
-    ga_meta *meta;           /* where chunks come from (NULL: plain) */
+    meta_alloc *meta;        /* where chunks come from (NULL: plain) */
     bool zero;               /* zero blocks taken from the free list */
 } fixalloc;
 

@@ -1,11 +1,12 @@
 /* goalloc-wide constants and helpers.  See malloc.c for the overview.
  *
  * The numbers Go 1.13 fixes for every platform (page size, size-class
- * limits, fixalloc and persistentalloc chunk sizes) and the few helpers
- * that have no Go counterpart (GA_ASSERT, ga_status, rounding).
+ * limits, fixalloc and persistentalloc chunk sizes) and the compiler
+ * hints.  goalloc.h includes it: everything here is a Go constant or is
+ * prefixed (GA_, ga_); arith.h holds the internal helpers.
  * Go 1.13: src/runtime/malloc.go, sizeclasses.go, mfixalloc.go constants.
  * Differs from Go: platform-dependent numbers (arena size, address bits)
- * are per-heap values in struct ga_platform, not compile-time constants.
+ * are per-heap values in struct platform, not compile-time constants.
  * Locking: nothing here holds state.
  */
 #ifndef GA_H
@@ -19,8 +20,8 @@
  * heap can model aix/ppc64 or a 32-bit target on this host alike. */
 typedef uint64_t ga_addr;
 
-/* Which Go 1.13 point release's page heap a heap runs (decisions §1,
- * "Which 1.13"; go113-gc-facts.md §0.1).  go1.13.3 backported three Go
+/* Which Go 1.13 point release's page heap a heap runs (design §5.8,
+ * "Which Go 1.13").  go1.13.3 backported three Go
  * 1.14 changes, and every later 1.13 release (checked up to go1.13.12)
  * has the same allocator as go1.13.8; go1.13.1 and go1.13.2 have
  * go1.13.0's.  The zero value is the default. */
@@ -32,6 +33,20 @@ typedef enum ga_release {
                               * allocation takes released memory; the
                               * goal is next_gc + 10% from gcinit on */
 } ga_release;
+
+/* Where a heap's memory comes from (mem.h): real mmap'd memory, or a
+ * simulated address space in which no memory is touched. */
+typedef enum ga_backing {
+    GA_BACKING_OS = 0,
+    GA_BACKING_VIRTUAL = 1,
+} ga_backing;
+
+/* An address range [base, end), as the OS layer records what it holds
+ * (and the facade hands over, ga_heap_free_keep_mappings). */
+typedef struct mem_range {
+    ga_addr base;
+    ga_addr end;
+} mem_range;
 
 #define PAGE_SHIFT 13
 #define PAGE_SIZE ((ga_addr)1 << PAGE_SHIFT)
@@ -71,29 +86,5 @@ typedef enum ga_release {
 #define GA_NORETURN
 #define GA_UNUSED
 #endif
-
-static inline ga_addr
-ga_round_up(ga_addr x, ga_addr align)
-{
-    return (x + align - 1) & ~(align - 1);
-}
-
-static inline ga_addr
-ga_round_down(ga_addr x, ga_addr align)
-{
-    return x & ~(align - 1);
-}
-
-static inline bool
-ga_is_pow2(ga_addr x)
-{
-    return x != 0 && (x & (x - 1)) == 0;
-}
-
-static inline unsigned
-ga_log2(ga_addr x)
-{
-    return x ? 63u - (unsigned)__builtin_clzll(x) : 0u;
-}
 
 #endif

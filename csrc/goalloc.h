@@ -7,7 +7,7 @@
  * heap, and every later call returns GA_EPOISONED.
  * Go 1.13: runtime.mallocinit, mallocgc, ReadMemStats, debug.FreeOSMemory
  *          and the introspection Go's export_test.go offers.
- * Differs from Go: free() is explicit (decisions §4); many heaps may live
+ * Differs from Go: free() is explicit (design §6); many heaps may live
  *          in one process; addresses are ga_addr integers.
  * Locking: each call takes the locks Go takes (the heap lock, the
  *          mcentral locks).  Several threads may allocate and free at
@@ -24,7 +24,6 @@
 #define GOALLOC_H
 
 #include "ga.h"
-#include "mem.h"
 #include "mstats.h"
 
 typedef enum ga_status {
@@ -32,12 +31,15 @@ typedef enum ga_status {
     GA_ENOMEM,        /* the OS, sys_limit or metadata_limit refused,
                        * or the process is out of memory for metadata
                        * (ga_oom_reason says which); nothing changed */
-    GA_EINVAL,        /* an argument is out of range */
+    GA_EINVAL,        /* an argument is out of range (not a P or a size,
+                       * which have their own statuses) */
     GA_EFOREIGN,      /* the address is not in this heap's arenas */
     GA_ENOTOBJECT,    /* in the heap, but not the start of an object */
     GA_EDOUBLEFREE,   /* the object was already freed */
     GA_EUNSUPPORTED,  /* not available with this heap's options */
     GA_EPOISONED,     /* an invariant broke earlier; the heap is dead */
+    GA_EBADP,         /* p is not a P of this heap (0 <= p < procs) */
+    GA_ETOOLARGE,     /* size exceeds the platform's maxAlloc */
 } ga_status;
 
 const char *ga_status_name(ga_status s);
@@ -105,15 +107,25 @@ void ga_heap_free(ga_heap *h);
  * (for memory views that outlive the heap); the caller owns *ranges and
  * gives them to ga_unmap_ranges when the last view is gone. */
 void ga_heap_free_keep_mappings(ga_heap *h, mem_range **ranges, size_t *n);
+/* ga_unmap_ranges unmaps (os backing) and frees the ranges a heap left
+ * mapped (ga_heap_free_keep_mappings). */
+void ga_unmap_ranges(mem_range *ranges, size_t n);
 
 /* ga_malloc allocates size bytes through P p (mallocgc).  size 0 yields
- * the heap's zerobase address. */
+ * the heap's zerobase address.  GA_EBADP when p is not a P of h,
+ * GA_ETOOLARGE when size exceeds maxAlloc (h's p is checked first),
+ * GA_ENOMEM when the heap cannot grow; nothing changes then. */
 ga_status ga_malloc(ga_heap *h, int p, uint64_t size, bool noscan,
                     ga_addr *out);
+/* ga_malloc_check makes ga_malloc's checks of its arguments alone and
+ * returns the status ga_malloc would refuse them with (GA_EPOISONED,
+ * GA_EBADP, GA_ETOOLARGE), or GA_OK: for a caller that must refuse a
+ * whole batch before it allocates any of it. */
+ga_status ga_malloc_check(ga_heap *h, int p, uint64_t size);
 /* ga_alloc is ga_malloc for C programs on the os backing: a pointer, or
  * NULL on any failure. */
 void *ga_alloc(ga_heap *h, int p, size_t size, bool noscan);
-/* ga_free frees the object that starts at addr (decisions §4), from any
+/* ga_free frees the object that starts at addr (design §6.1), from any
  * thread: a small object under its size class's mcentral lock, anything
  * else (large objects, errors) under the heap lock. */
 ga_status ga_free(ga_heap *h, ga_addr addr);
@@ -121,7 +133,7 @@ ga_status ga_free(ga_heap *h, ga_addr addr);
  * mcache holds is freed without a lock (Go's fast paths stay per P).
  * p may be GA_NO_P (= ga_free) or GA_ALL_PS: the caller runs as every P
  * at once, because no other call on the heap runs meanwhile (the Python
- * binding, replay). */
+ * binding, replay); any other p outside the heap's Ps is GA_EBADP. */
 #define GA_NO_P (-1)
 #define GA_ALL_PS (-2)
 ga_status ga_free_p(ga_heap *h, int p, ga_addr addr);
@@ -131,6 +143,29 @@ ga_status ga_flush(ga_heap *h);
 /* ga_scavenge returns up to nbytes of free memory to the OS, top-down
  * (mheap.scavengeLocked); UINT64_MAX means all (scavengeAll). */
 ga_status ga_scavenge(ga_heap *h, uint64_t nbytes, uint64_t *released);
+
+/* ---- Go's size classes -------------------------------------------- */
+
+/* One row of Go 1.13's size-class table (sizeclasses.go); class 0 stands
+ * for large objects. */
+typedef struct ga_size_class {
+    uint64_t size;    /* object size (class_to_size) */
+    uint64_t npages;  /* pages per span (class_to_allocnpages) */
+    uint64_t objects; /* objects per span (0 for class 0) */
+    uint64_t tail;    /* bytes of a span after its last object */
+    /* the division magic that turns an offset into an object index */
+    unsigned div_shift;
+    unsigned div_shift2;
+    unsigned div_mul;
+    unsigned base_mask;
+} ga_size_class;
+
+/* ga_size_class_get fills *out with class c's row; false when c is not
+ * a class (0 <= c < NUM_SIZE_CLASSES). */
+bool ga_size_class_get(int c, ga_size_class *out);
+/* ga_size_to_class is mallocgc's lookup: the size class of a request of
+ * size bytes, 1 <= size <= MAX_SMALL_SIZE; 0 (large) for any other. */
+int ga_size_to_class(uint64_t size);
 
 /* ---- Introspection ------------------------------------------------ */
 
@@ -326,7 +361,7 @@ typedef struct ga_heap_info {
 
 void ga_heap_info_get(ga_heap *h, ga_heap_info *out);
 
-/* ga_verify walks every invariant that applies (facts §5) and returns
+/* ga_verify walks every invariant that applies (design §11) and returns
  * false with a message naming the first broken one. */
 bool ga_verify(ga_heap *h, char *msg, size_t msglen);
 

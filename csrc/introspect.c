@@ -3,11 +3,11 @@
  * Hints, arenas, spans and span_of as plain records, built under the
  * heap lock.  Spans are listed by walking each mapped arena in address
  * order from span to span, the way every page is covered by exactly one
- * span (facts §5 item 3).
+ * span (design §11.2).  Also Go's size-class table, for the binding.
  * Go 1.13: the views Go's export_test.go gives its tests (spanOf,
- *          allArenas, arenaHints, CountPagesInUse).
+ *          allArenas, arenaHints, CountPagesInUse); sizeclasses.go.
  * Differs from Go: nothing to differ from; Go has no such API.
- * Locking: each call takes the heap lock.
+ * Locking: each call on a heap takes the heap lock.
  */
 #include <stdlib.h>
 
@@ -69,62 +69,6 @@ fill_span_info(const mspan *s, ga_span_info *o)
     o->needzero = s->needzero != 0;
 }
 
-static int
-cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a;
-    uint64_t y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
-bool
-ga_walk_spans(mheap *h, bool (*fn)(void *, mspan *), void *arg)
-{
-    return ga_walk_heap(h, fn, NULL, arg);
-}
-
-bool
-ga_walk_heap(mheap *h, bool (*fn)(void *, mspan *),
-             bool (*ungrown)(void *, ga_addr, uint64_t), void *arg)
-{
-    size_t n = (size_t)h->nall_arenas;
-    uint64_t *idx = malloc((n ? n : 1) * sizeof(*idx));
-    if (idx == NULL) {
-        return false;
-    }
-    for (size_t i = 0; i < n; i++) {
-        idx[i] = h->all_arenas[i];
-    }
-    qsort(idx, n, sizeof(*idx), cmp_u64);
-    ga_addr cursor = 0;
-    bool ok = true;
-    for (size_t i = 0; i < n && ok; i++) {
-        ga_addr base = arena_base(&h->plat, idx[i]);
-        ga_addr end = base + h->plat.heap_arena_bytes;
-        if (cursor < base) {
-            cursor = base;
-        }
-        while (cursor < end && ok) {
-            if (cursor == h->cur_arena.base && cursor < h->cur_arena.end) {
-                /* go1.13.8's curArena: mapped pages with no span yet */
-                ok = ungrown == NULL ||
-                     ungrown(arg, cursor, h->cur_arena.end - cursor);
-                cursor = h->cur_arena.end;
-                continue;
-            }
-            mspan *s = span_of(h, cursor);
-            if (s == NULL || mspan_base(s) != cursor || s->npages == 0) {
-                ok = false;
-                break;
-            }
-            ok = fn(arg, s);
-            cursor = mspan_end(s);
-        }
-    }
-    free(idx);
-    return ok;
-}
-
 struct span_list {
     ga_span_info *out;
     size_t cap;
@@ -147,7 +91,7 @@ ga_spans(ga_heap *h, ga_span_info *out, size_t cap)
 {
     struct span_list l = {out, cap, 0};
     mheap_lock(h);
-    ga_walk_spans(h, collect_span, &l);
+    mheap_walk_spans(h, collect_span, &l);
     mheap_unlock(h);
     return l.n;
 }
@@ -175,7 +119,7 @@ ga_span_of(ga_heap *h, ga_addr addr, ga_span_info *out)
     if (s != NULL && !(mspan_base(s) <= addr && addr < mspan_end(s) &&
                        s->state != MSPAN_DEAD)) {
         void *slot[2] = {&addr, NULL};
-        ga_walk_spans(h, find_covering, slot);
+        mheap_walk_spans(h, find_covering, slot);
         s = slot[1];
     }
     if (s != NULL) {
@@ -216,6 +160,20 @@ ga_heap_info_get(ga_heap *h, ga_heap_info *out)
     out->span_meta_bytes = h->span_meta_bytes;
     out->tiny_meta_bytes = h->tiny_meta_bytes;
     mheap_unlock(h);
+}
+
+/* ga_poisoned and ga_oom_reason: why the heap died, or last refused to
+ * grow. */
+const char *
+ga_poisoned(ga_heap *h)
+{
+    return heap_poisoned(h);
+}
+
+const char *
+ga_oom_reason(ga_heap *h)
+{
+    return __atomic_load_n(&h->oom_reason, __ATOMIC_RELAXED);
 }
 
 /* ---- mcentrals, mcaches, slots ------------------------------------- */
@@ -405,7 +363,7 @@ ga_live_objects(ga_heap *h, ga_live_object *out, size_t cap)
 {
     struct live_list l = {out, cap, 0};
     mheap_lock(h);
-    ga_walk_spans(h, collect_live, &l);
+    mheap_walk_spans(h, collect_live, &l);
     mheap_unlock(h);
     return l.n;
 }
@@ -461,7 +419,7 @@ ga_page_map(ga_heap *h, int16_t *out, size_t cap)
 {
     struct page_list l = {out, cap, 0};
     mheap_lock(h);
-    ga_walk_heap(h, collect_pages, collect_ungrown, &l);
+    mheap_walk(h, collect_pages, collect_ungrown, &l);
     mheap_unlock(h);
     return l.n;
 }
@@ -510,7 +468,7 @@ digest_span(void *arg, mspan *s)
         mix(d, s->tiny_marks != NULL);
         if (s->tiny_marks != NULL) {
             mix_bytes(d, s->tiny_marks,
-                      (size_t)s->nelems * TINY_TABLE_BYTES_PER_SLOT);
+                      tiny_table_bytes(s));
         }
     }
     return true;
@@ -531,7 +489,7 @@ ga_digest(ga_heap *h)
     mix(&d, h->release);
     mix(&d, h->cur_arena.base);
     mix(&d, h->cur_arena.end);
-    ga_walk_spans(h, digest_span, &d);
+    mheap_walk_spans(h, digest_span, &d);
     for (int i = 0; i < NUM_SPAN_CLASSES; i++) {
         mcentral *c = &h->central[i];
         for (mspan *s = c->nonempty.first; s != NULL; s = s->next) {
@@ -572,4 +530,32 @@ ga_digest(ga_heap *h)
     }
     mheap_unlock(h);
     return d;
+}
+
+/* ---- Go's size classes -------------------------------------------- */
+
+bool
+ga_size_class_get(int c, ga_size_class *out)
+{
+    if (c < 0 || c >= NUM_SIZE_CLASSES) {
+        return false;
+    }
+    const div_magic *m = &class_to_divmagic[c];
+    out->size = class_to_size[c];
+    out->npages = class_to_allocnpages[c];
+    out->objects = c != 0 ? class_objects(c) : 0;
+    out->tail = c != 0 ? out->npages * PAGE_SIZE - out->objects * out->size
+                       : 0;
+    out->div_shift = m->shift;
+    out->div_shift2 = m->shift2;
+    out->div_mul = m->mul;
+    out->base_mask = m->base_mask;
+    return true;
+}
+
+int
+ga_size_to_class(uint64_t size)
+{
+    return size == 0 || size > MAX_SMALL_SIZE ? 0
+                                              : size_to_class((size_t)size);
 }

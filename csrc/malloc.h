@@ -14,26 +14,8 @@
 #include "mbitmap.h"
 #include "mspan.h"
 
-struct mheap;
-struct mcache;
-struct tiny_dropped;
-
-/* malloc_slow runs every allocation path that may refill, grow or throw,
- * inside a protected call (malloc.c). */
-ga_status malloc_slow(struct mheap *h, struct mcache *c, uint64_t size,
-                      bool noscan, ga_addr *out);
-
-/* free_dropped_protected frees, inside a protected call, a tiny block
- * that its P dropped with nothing live in it (tiny.c). */
-ga_status free_dropped_protected(struct mheap *h,
-                                 const struct tiny_dropped *d);
-
-/* NO_SLOT: next_free_fast found nothing in the allocCache. */
-#define NO_SLOT UINT64_MAX
-
 /* next_free_fast returns the slot it hands out, or NO_SLOT.  Like Go's
- * nextFreeIndex it leaves freeindex at that slot + 1, which is how the
- * slow path's callers find the slot too (mspan_last_slot). */
+ * nextFreeIndex it leaves freeindex at that slot + 1. */
 static inline uint64_t
 next_free_fast(mspan *s)
 {
@@ -52,14 +34,6 @@ next_free_fast(mspan *s)
         }
     }
     return NO_SLOT;
-}
-
-/* mspan_last_slot: the slot the last allocation from s handed out
- * (nextFreeIndex leaves freeindex one past it). */
-static inline uint64_t
-mspan_last_slot(const mspan *s)
-{
-    return s->freeindex - 1;
 }
 
 #endif

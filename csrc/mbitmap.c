@@ -13,7 +13,6 @@
 
 #include "mheap.h"
 #include "sizeclasses.h"
-#include "tiny.h"
 
 /* gc_bits_arena_bytes: the bits one gcBits arena holds, gcBitsChunkBytes
  * less its header (free, next: two words). */
@@ -60,7 +59,7 @@ mspan_new_bits(mheap *h, span_class spc, uint64_t npages)
 {
     uint64_t nelems = npages * PAGE_SIZE /
                       class_to_size[span_class_sizeclass(spc)];
-    return ga_meta_calloc(&h->meta, mspan_bits_bytes(spc, nelems));
+    return meta_calloc(&h->meta, mspan_bits_bytes(spc, nelems));
 }
 
 void
@@ -90,6 +89,20 @@ mspan_init_bits(mspan *s, uint8_t *bits)
     if (one_size) {
         s->req_sizes[0] = TINY_SIZE; /* noscan 16 bytes: asked for 16 */
     }
+}
+
+/* tiny_table_free releases span s's table of tiny block marks. */
+static void
+tiny_table_free(mheap *h, mspan *s)
+{
+    uint32_t *t = s->tiny_marks;
+    if (t == NULL) {
+        return;
+    }
+    __atomic_store_n(&s->tiny_marks, NULL, __ATOMIC_RELAXED);
+    __atomic_fetch_sub(&h->tiny_meta_bytes, tiny_table_bytes(s),
+                       __ATOMIC_RELAXED);
+    free(t);
 }
 
 void

@@ -57,6 +57,18 @@ mspan_bits_bytes(span_class spc, uint64_t nelems)
            (size_t)mspan_req_len(spc, nelems) * sizeof(uint16_t);
 }
 
+/* The tiny class's block marks (tiny.h) are span metadata too: a table
+ * of TINY_TABLE_BYTES_PER_SLOT bytes a slot, which tiny.c makes when the
+ * span serves its first tiny block and mspan_free_bits frees with the
+ * bitmaps. */
+#define TINY_TABLE_BYTES_PER_SLOT (sizeof(uint32_t) + sizeof(uint16_t))
+
+static inline size_t
+tiny_table_bytes(const mspan *s)
+{
+    return (size_t)s->nelems * TINY_TABLE_BYTES_PER_SLOT;
+}
+
 static inline unsigned
 ctz64(uint64_t x)
 {
@@ -174,7 +186,8 @@ void mspan_charge_bits(struct mheap *h, const mspan *s);
  * alloc bitmap of gc_bits_bytes(nelems) each, charging gc_sys for every
  * fresh 64 KiB arena. */
 void mspan_charge_gc_bits(struct mheap *h, uint64_t nelems);
-/* mspan_free_bits releases the block, and the span's tiny marks. */
+/* mspan_free_bits releases the block, and the span's tiny marks table
+ * if it has one. */
 void mspan_free_bits(struct mheap *h, mspan *s);
 
 /* mspan_next_free_index is Go's nextFreeIndex: the next free slot at or
@@ -190,7 +203,7 @@ uint64_t mspan_count_allocated(const mspan *s);
 uint64_t mspan_sweep(mspan *s);
 
 /* mspan_check_bits checks the bitmap invariants of a small in-use span
- * (facts §5 items 15-19 with explicit frees); false + message if broken. */
+ * (design §11.4); false + message if broken. */
 bool mspan_check_bits(const mspan *s, char *msg, size_t msglen);
 
 #endif

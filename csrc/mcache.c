@@ -9,7 +9,6 @@
 
 #include "mbitmap.h"
 #include "mheap.h"
-#include "tiny.h"
 
 mcache *
 allocmcache(mheap *h)
@@ -34,27 +33,27 @@ mcache_refill(mheap *h, mcache *c, span_class spc)
 {
     mspan *s = c->alloc[spc];
     if (s->freeindex != s->nelems) {
-        ga_throw(h, "refill of span with free space remaining");
+        throw(h, "refill of span with free space remaining");
     }
     mspan *fresh = mcentral_cache_span(h, &h->central[spc], c);
     if (fresh == NULL) {
         return false; /* the old span stays cached: nothing changed */
     }
     if (s != &h->emptymspan) {
-        if (s->sweepgen != h->sweepgen + 3) {
-            ga_throw(h, "bad sweepgen in refill");
+        if (!mspan_is_cached(s, h->sweepgen)) {
+            throw(h, "bad sweepgen in refill");
         }
         mcache_forget_hint(c, s);
         mcentral_uncache_span(h, &h->central[spc], s);
     }
     if (fresh->alloc_count == fresh->nelems) {
-        ga_throw(h, "span has no free space");
+        throw(h, "span has no free space");
     }
     c->alloc[spc] = fresh; /* cacheSpan marked it cached (sweepgen) */
     return true;
 }
 
-ga_addr
+uint64_t
 mcache_next_free(mheap *h, mcache *c, span_class spc, mspan **sp)
 {
     mspan *s = c->alloc[spc];
@@ -66,29 +65,29 @@ mcache_next_free(mheap *h, mcache *c, span_class spc, mspan **sp)
             /* Out of memory: leave the span exactly as it was. */
             mspan_freeindex_store(s, freeindex);
             s->alloc_cache = cache;
-            return 0;
+            return NO_SLOT;
         }
         s = c->alloc[spc];
         i = mspan_next_free_index(s);
     }
     if (i >= s->nelems) {
-        ga_throw(h, "freeIndex is not valid");
+        throw(h, "freeIndex is not valid");
     }
     s->alloc_count++;
     if (s->alloc_count > s->nelems) {
-        ga_throw(h, "s.allocCount > s.nelems");
+        throw(h, "s.allocCount > s.nelems");
     }
     *sp = s;
-    return mspan_slot_addr(s, i);
+    return i;
 }
 
 void
 mcache_release_all(mheap *h, mcache *c)
 {
-    /* Drop the tiny block first: freeing it needs its span cached. */
-    tiny_drop_block(h, c);
     mheap_lock(h);
-    mcache_flush_tiny_stats(h, c); /* purgecachedstats */
+    /* purgecachedstats */
+    h->stats.tinyallocs += c->local_tinyallocs;
+    c->local_tinyallocs = 0;
     mheap_unlock(h);
     for (int i = 0; i < NUM_SPAN_CLASSES; i++) {
         mspan *s = c->alloc[i];
@@ -98,11 +97,4 @@ mcache_release_all(mheap *h, mcache *c)
             mcentral_uncache_span(h, &h->central[i], s);
         }
     }
-}
-
-void
-mcache_flush_tiny_stats(mheap *h, mcache *c)
-{
-    h->stats.tinyallocs += c->local_tinyallocs;
-    c->local_tinyallocs = 0;
 }

@@ -75,16 +75,17 @@ mcache_forget_hint(mcache *c, const mspan *s)
 bool mcache_refill(struct mheap *h, mcache *c, span_class spc);
 
 /* mcache_next_free is the slow path of allocation (nextFree): a free
- * slot of class spc, refilling if needed; 0 when out of memory. */
-ga_addr mcache_next_free(struct mheap *h, mcache *c, span_class spc,
-                         mspan **sp);
+ * slot of class spc, refilling if needed, and its span in *sp; NO_SLOT,
+ * with nothing changed, when the heap cannot grow.  It returns the slot,
+ * as next_free_fast does, where Go's nextFree returns its address: the
+ * caller records the requested size per slot. */
+uint64_t mcache_next_free(struct mheap *h, mcache *c, span_class spc,
+                          mspan **sp);
 
-/* mcache_release_all gives every cached span back and drops the tiny
- * block (releaseAll). */
+/* mcache_release_all gives every cached span back and moves the tiny
+ * allocation count to the heap's (releaseAll, purgecachedstats).  The
+ * caller drops the tiny block first (tiny_drop_block), as freeing it
+ * needs its span still cached; Go's releaseAll just forgets the block. */
 void mcache_release_all(struct mheap *h, mcache *c);
-
-/* mcache_flush_tiny_stats moves local_tinyallocs into the heap's
- * counters (Go's purgecachedstats); the caller holds the heap lock. */
-void mcache_flush_tiny_stats(struct mheap *h, mcache *c);
 
 #endif

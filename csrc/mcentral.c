@@ -57,14 +57,6 @@ mcentral_grow(mheap *h, mcentral *c, mcache *mc, uint8_t **bits)
     return s;
 }
 
-/* span_is_cached: an mcache holds s (Go's sweepgen == sg+3).  The
- * mark changes only under the mcentral lock. */
-static bool
-span_is_cached(const mheap *h, const mspan *s)
-{
-    return s->sweepgen == h->sweepgen + 3;
-}
-
 /* take_span_locked moves s to the empty list, marks it cached and counts
  * its free slots as allocated (optimistic nmalloc).  Returns the number
  * of free slots; 0 means the span is unusable (the caller throws). */
@@ -76,7 +68,7 @@ take_span_locked(mheap *h, mcentral *c, mspan *s)
     }
     mspan_list_insert_back(&c->empty, s);
     mspan_sweep(s); /* frees since it left an mcache become reusable */
-    s->sweepgen = h->sweepgen + 3;
+    s->sweepgen = h->sweepgen + SWEEPGEN_CACHED;
     uint64_t n = s->nelems - s->alloc_count;
     if (s->freeindex == s->nelems || s->alloc_count == 0xFFFF) {
         return 0;
@@ -107,7 +99,7 @@ mcentral_cache_span(mheap *h, mcentral *c, mcache *mc)
     }
     /* havespan */
     if (n == 0) {
-        ga_throw(h, "span has no free objects");
+        throw(h, "span has no free objects");
     }
     heap_live_add(h, (int64_t)(s->npages * PAGE_SIZE) -
                          (int64_t)(s->alloc_count * s->elemsize));
@@ -124,20 +116,22 @@ mcentral_unused_slots(const mspan *s)
 }
 
 void
-mcentral_release_to_heap(mheap *h, mspan *s, bool heap_locked)
+mcentral_release_to_heap_locked(mheap *h, mspan *s)
 {
     /* s is off its mcentral's lists, so frees holding only that lock
      * leave it alone; frees that hold the heap lock may still be looking
      * at s, so the bitmaps go under the heap lock. */
-    if (!heap_locked) {
-        mheap_lock(h);
-    }
     mspan_free_bits(h, s);
     s->needzero = 1;
     mheap_free_span_locked(h, s, true, true);
-    if (!heap_locked) {
-        mheap_unlock(h);
-    }
+}
+
+void
+mcentral_release_to_heap(mheap *h, mspan *s)
+{
+    mheap_lock(h);
+    mcentral_release_to_heap_locked(h, s);
+    mheap_unlock(h);
 }
 
 void
@@ -148,7 +142,7 @@ mcentral_uncache_span(mheap *h, mcentral *c, mspan *s)
     /* Read elemsize while c->lock pins s: once the lock is dropped, a
      * free may empty s and send it home, and its struct may be reused. */
     int64_t unused_bytes = (int64_t)(unused * s->elemsize);
-    s->sweepgen = h->sweepgen;
+    s->sweepgen = h->sweepgen + SWEEPGEN_SWEPT;
     c->nmalloc -= unused;
     mspan_sweep(s);
     bool empty_now = s->alloc_count == 0;
@@ -162,7 +156,7 @@ mcentral_uncache_span(mheap *h, mcentral *c, mspan *s)
     pthread_mutex_unlock(&c->lock);
     heap_live_add(h, -unused_bytes);
     if (empty_now) {
-        mcentral_release_to_heap(h, s, false);
+        mcentral_release_to_heap(h, s);
     }
 }
 
@@ -176,7 +170,7 @@ mcentral_free_slot_locked(mheap *h, mcentral *c, mspan *s, uint64_t i,
     }
     c->nsmallfree++;
     c->requested_freed += requested;
-    if (span_is_cached(h, s)) {
+    if (mspan_is_cached(s, h->sweepgen)) {
         /* The caching P counts alloc_count without a lock; the next
          * sweep folds this in. */
         __atomic_fetch_add(&s->remote_frees, 1, __ATOMIC_RELAXED);

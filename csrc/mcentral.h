@@ -69,7 +69,7 @@ void mcentral_uncache_span(struct mheap *h, mcentral *c, mspan *s);
  * (what uncacheSpan would give back to nmalloc). */
 uint64_t mcentral_unused_slots(const mspan *s);
 
-/* mcentral_free_slot_locked frees live slot i of span s (decisions §4);
+/* mcentral_free_slot_locked frees live slot i of span s (design §6.2);
  * the caller holds c->lock.  In a span an mcache holds, the free is
  * counted in remote_frees for the next sweep.  Returns false (a double
  * free) when the caching P freed the slot first.  *to_heap: s has no
@@ -77,10 +77,12 @@ uint64_t mcentral_unused_slots(const mspan *s);
  * must give it to mcentral_release_to_heap after dropping c->lock. */
 bool mcentral_free_slot_locked(struct mheap *h, mcentral *c, mspan *s,
                                uint64_t i, uint64_t requested, bool *to_heap);
-/* mcentral_release_to_heap returns a span with no live object to the
- * mheap (freeSpan); heap_locked says whether the caller holds the heap
- * lock. */
-void mcentral_release_to_heap(struct mheap *h, mspan *s, bool heap_locked);
+/* mcentral_release_to_heap returns a span with no live object, off its
+ * mcentral's lists, to the mheap (Go's freeSpan, which takes the heap
+ * lock); mcentral_release_to_heap_locked is it for a caller that holds
+ * the heap lock. */
+void mcentral_release_to_heap(struct mheap *h, mspan *s);
+void mcentral_release_to_heap_locked(struct mheap *h, mspan *s);
 
 /* mcentral_freed: objects freed in span class spc and their requested
  * bytes: the mcentral's counts plus those of frees made by caching Ps. */

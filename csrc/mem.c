@@ -1,8 +1,10 @@
 /* The OS layer: common parts and the backend switch.  See mem.h.
  *
- * Range bookkeeping shared by both backends, sysReserveAligned, and the
- * dispatch from Go's sys* names to the os or virtual implementation.
- * Go 1.13: src/runtime/malloc.go (sysReserveAligned), mem_linux.go.
+ * The dispatch from Go's sys* names to the os or virtual implementation,
+ * sysReserveAligned, and linearAlloc, which maps a reserved region as it
+ * hands it out.  The range sets both backends keep are mem_ranges.c's.
+ * Go 1.13: src/runtime/malloc.go (sysReserveAligned, linearAlloc),
+ *          mem_linux.go.
  * Differs from Go: the heap records every range it reserved, so that
  *          closing a heap returns all of its address space.
  * Locking: the caller holds the heap lock.
@@ -10,130 +12,21 @@
 #include "mem.h"
 #include "mem_impl.h"
 
-#include "fixalloc.h"
-
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- Range sets -------------------------------------------------- */
+#include "arith.h"
 
-bool
-mem_ranges_overlap(const mem_range_set *s, ga_addr base, ga_addr end)
-{
-    for (size_t i = 0; i < s->n; i++) {
-        if (s->r[i].base < end && base < s->r[i].end) {
-            return true;
-        }
-    }
-    return false;
-}
-
-bool
-mem_ranges_contain(const mem_range_set *s, ga_addr base, ga_addr end)
-{
-    for (size_t i = 0; i < s->n; i++) {
-        if (s->r[i].base <= base && end <= s->r[i].end) {
-            return true;
-        }
-    }
-    return false;
-}
-
-bool
-mem_ranges_room(mem_range_set *s, size_t extra, struct ga_meta *meta)
-{
-    if (s->n + extra <= s->cap) {
-        return true;
-    }
-    size_t cap = s->cap ? s->cap * 2 : 16;
-    cap = cap < s->n + extra ? s->n + extra : cap;
-    mem_range *r = ga_meta_realloc(meta, s->r, cap * sizeof(*r));
-    if (r == NULL) {
-        return false;
-    }
-    s->r = r;
-    s->cap = cap;
-    return true;
-}
-
-static bool
-mem_ranges_insert_at(mem_range_set *s, size_t i, ga_addr base, ga_addr end)
-{
-    if (s->n == s->cap) {
-        size_t cap = s->cap ? s->cap * 2 : 16;
-        mem_range *r = realloc(s->r, cap * sizeof(*r));
-        if (r == NULL) {
-            return false;
-        }
-        s->r = r;
-        s->cap = cap;
-    }
-    memmove(&s->r[i + 1], &s->r[i], (s->n - i) * sizeof(*s->r));
-    s->r[i].base = base;
-    s->r[i].end = end;
-    s->n++;
-    return true;
-}
-
-bool
-mem_ranges_add(mem_range_set *s, ga_addr base, ga_addr end)
-{
-    size_t i = 0;
-    while (i < s->n && s->r[i].base < base) {
-        i++;
-    }
-    return mem_ranges_insert_at(s, i, base, end);
-}
+/* ---- Dispatch ---------------------------------------------------- */
 
 void
-mem_ranges_remove(mem_range_set *s, ga_addr base, ga_addr end)
-{
-    for (size_t i = 0; i < s->n; i++) {
-        mem_range *r = &s->r[i];
-        if (r->end <= base || end <= r->base) {
-            continue;
-        }
-        if (base <= r->base && r->end <= end) {
-            memmove(r, r + 1, (s->n - i - 1) * sizeof(*r));
-            s->n--;
-            i--;
-        }
-        else if (r->base < base && end < r->end) {
-            /* Punch a hole: split in two.  If the split cannot grow the
-             * array, keep the range whole (it is then over-recorded,
-             * which only delays its release to mem_destroy). */
-            ga_addr old_end = r->end;
-            if (mem_ranges_insert_at(s, i + 1, end, old_end)) {
-                s->r[i].end = base;
-            }
-            return;
-        }
-        else if (r->base < base) {
-            r->end = base;
-        }
-        else {
-            r->base = end;
-        }
-    }
-}
-
-void
-mem_ranges_free(mem_range_set *s)
-{
-    free(s->r);
-    memset(s, 0, sizeof(*s));
-}
-
-void
-ga_unmap_ranges(mem_range *ranges, size_t n)
+mem_unmap_ranges(mem_range *ranges, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         mem_os_unmap(ranges[i].base, ranges[i].end - ranges[i].base);
     }
     free(ranges);
 }
-
-/* ---- Dispatch ---------------------------------------------------- */
 
 void
 mem_init(mem_backend *m, ga_backing kind, uint64_t phys_page_size,
@@ -145,7 +38,7 @@ mem_init(mem_backend *m, ga_backing kind, uint64_t phys_page_size,
     m->space_end = space_end;
     /* Linux puts its top-down mmap area just below the stack, at an
      * address that is page- but not arena-aligned. */
-    m->mmap_top = ga_round_down(space_end - (space_end >> 6) - 0x1000,
+    m->mmap_top = round_down(space_end - (space_end >> 6) - 0x1000,
                                 phys_page_size) -
                   0x5000;
     if (kind == GA_BACKING_OS) {
@@ -239,7 +132,7 @@ sys_reserve_aligned(mem_backend *m, ga_addr v, uint64_t size, uint64_t align,
         *got = size + align;
         return p;
     }
-    ga_addr aligned = ga_round_up(p, align);
+    ga_addr aligned = round_up(p, align);
     sys_free(m, p, aligned - p, NULL);
     ga_addr end = aligned + size;
     ga_addr tail = (p + size + align) - end;
@@ -268,4 +161,41 @@ mem_block(mem_backend *m, ga_addr addr, uint64_t len)
         return false;
     }
     return true;
+}
+
+/* ---- linearAlloc ------------------------------------------------- */
+
+void
+linear_alloc_init(linear_alloc *l, ga_addr base, uint64_t size)
+{
+    l->next = base;
+    l->mapped = base;
+    l->end = base + size;
+}
+
+ga_addr
+linear_alloc_peek(const linear_alloc *l, uint64_t size, uint64_t align)
+{
+    ga_addr p = round_up(l->next, align);
+    return p + size > l->end ? 0 : p;
+}
+
+ga_addr
+linear_alloc_alloc(mem_backend *m, linear_alloc *l, uint64_t size,
+                   uint64_t align, uint64_t *stat)
+{
+    ga_addr p = round_up(l->next, align);
+    if (p + size > l->end) {
+        return 0;
+    }
+    ga_addr next = p + size;
+    ga_addr pend = round_up(next - 1, m->phys_page_size);
+    if (pend > l->mapped) {
+        if (!sys_map(m, l->mapped, pend - l->mapped, stat)) {
+            return 0;
+        }
+        l->mapped = pend;
+    }
+    l->next = next;
+    return p;
 }

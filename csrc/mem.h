@@ -17,16 +17,6 @@
 
 #include "ga.h"
 
-typedef enum ga_backing {
-    GA_BACKING_OS = 0,
-    GA_BACKING_VIRTUAL = 1,
-} ga_backing;
-
-typedef struct mem_range {
-    ga_addr base;
-    ga_addr end;
-} mem_range;
-
 /* A growable, address-ordered set of disjoint ranges. */
 typedef struct mem_range_set {
     mem_range *r;
@@ -73,17 +63,41 @@ ga_addr sys_reserve_aligned(mem_backend *m, ga_addr v, uint64_t size,
 /* mem_host_phys_memory: the machine's physical memory in bytes (0 if
  * the OS does not say). */
 uint64_t mem_host_phys_memory(void);
+/* mem_host_huge_page_size: the host's transparent huge page size (Go's
+ * physHugePageSize, read from /sys as osinit does), 0 if it has none. */
+uint64_t mem_host_huge_page_size(void);
 
 /* mem_block marks [addr, addr+len) as taken by someone else: the os
  * backend maps it PROT_NONE, the virtual one records it.  Returns false
  * if the range is already in use. */
 bool mem_block(mem_backend *m, ga_addr addr, uint64_t len);
 
-struct ga_meta;
+/* linear_alloc is Go's linearAlloc: a bump allocator over a reserved
+ * region [next, end) that maps what it hands out (32-bit ports reserve
+ * their first arenas and the heapArenas' room this way at mallocinit). */
+typedef struct linear_alloc {
+    ga_addr next;
+    ga_addr mapped;
+    ga_addr end;
+} linear_alloc;
+
+void linear_alloc_init(linear_alloc *l, ga_addr base, uint64_t size);
+/* linear_alloc_peek is where linear_alloc_alloc would put size bytes
+ * aligned to align, or 0 when the region is exhausted. */
+ga_addr linear_alloc_peek(const linear_alloc *l, uint64_t size,
+                          uint64_t align);
+/* linear_alloc_alloc bumps size bytes aligned to align and maps what it
+ * newly covers, charging stat.  0 when the region is exhausted or the OS
+ * will not map it. */
+ga_addr linear_alloc_alloc(mem_backend *m, linear_alloc *l, uint64_t size,
+                           uint64_t align, uint64_t *stat);
+
+struct meta_alloc;
 /* mem_ranges_room makes s hold extra more ranges without growing (its
  * array comes from the heap's metadata allocator, meta).  False, with s
  * unchanged, when the process is out of memory. */
-bool mem_ranges_room(mem_range_set *s, size_t extra, struct ga_meta *meta);
+bool mem_ranges_room(mem_range_set *s, size_t extra,
+                     struct meta_alloc *meta);
 
 /* Range-set helpers shared by both backends. */
 bool mem_ranges_overlap(const mem_range_set *s, ga_addr base, ga_addr end);
@@ -91,7 +105,8 @@ bool mem_ranges_add(mem_range_set *s, ga_addr base, ga_addr end);
 void mem_ranges_remove(mem_range_set *s, ga_addr base, ga_addr end);
 bool mem_ranges_contain(const mem_range_set *s, ga_addr base, ga_addr end);
 void mem_ranges_free(mem_range_set *s);
-/* ga_unmap_ranges unmaps (os backing) and frees a detached range list. */
-void ga_unmap_ranges(mem_range *ranges, size_t n);
+/* mem_unmap_ranges unmaps (os backing) and frees a detached range list
+ * (ga_unmap_ranges). */
+void mem_unmap_ranges(mem_range *ranges, size_t n);
 
 #endif

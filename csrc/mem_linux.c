@@ -5,7 +5,7 @@
  * remaps the range read-write with MAP_FIXED; sys_unused advises
  * MADV_FREE, falling back to MADV_DONTNEED where the kernel lacks it.
  * Go 1.13: src/runtime/mem_linux.go (sysReserve, sysMap, sysUnused,
- *          sysFree).
+ *          sysFree), os_linux.go (osinit's physHugePageSize).
  * Differs from Go: huge-page advice (MADV_HUGEPAGE/NOHUGEPAGE) is not
  *          given.
  * Locking: the caller holds the heap lock.
@@ -15,6 +15,7 @@
 
 #include <errno.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -117,4 +118,20 @@ mem_host_phys_memory(void)
     long pages = sysconf(_SC_PHYS_PAGES);
     long page = sysconf(_SC_PAGESIZE);
     return pages > 0 && page > 0 ? (uint64_t)pages * (uint64_t)page : 0;
+}
+
+uint64_t
+mem_host_huge_page_size(void)
+{
+    uint64_t size = 0;
+    FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/hpage_pmd_size",
+                    "r");
+    if (f != NULL) {
+        unsigned long long v = 0;
+        if (fscanf(f, "%llu", &v) == 1) {
+            size = v;
+        }
+        fclose(f);
+    }
+    return size;
 }

@@ -12,6 +12,8 @@
  */
 #include "mem_impl.h"
 
+#include "arith.h"
+
 static bool
 sim_is_free(const mem_backend *m, ga_addr base, ga_addr end)
 {
@@ -39,7 +41,7 @@ sim_top_down(const mem_backend *m, uint64_t n)
     const ga_addr floor = 0x10000;
     ga_addr end = m->mmap_top;
     while (end >= floor + n) {
-        ga_addr base = ga_round_down(end - n, m->phys_page_size);
+        ga_addr base = round_down(end - n, m->phys_page_size);
         if (sim_is_free(m, base, base + n)) {
             return base;
         }

@@ -3,64 +3,35 @@
  * Span allocation (first fit on the treap, low end carved), growth
  * (go1.13.8: into curArena; go1.13.0: by whole arenas), freeing with
  * coalescing, and the released-bytes bookkeeping that goes with
- * scavenged spans.
+ * scavenged spans.  The page heap calls nothing above it (the mcentrals
+ * call it), but for one cycle that Go's design has: the page heap and
+ * its scavenger (scavenge.c) call each other, as the methods of Go's
+ * mheap do in mheap.go: growing scavenges (scavengeIfNeededLocked) and
+ * scavenging coalesces what it releases (coalesce).  tools/
+ * check_layers.py allows this cycle and no other.
  * Go 1.13: src/runtime/mheap.go (init, recordspan, alloc_m, alloc,
- *          allocSpanLocked, grow, growAddSpan, freeSpan, freeSpanLocked,
- *          coalesce, physPageBounds, released) of go1.13.8 and go1.13.0,
- *          mgcsweepbuf.go (gcSweepBuf.push).
+ *          allocSpanLocked, grow, growAddSpan, freeSpanLocked, coalesce)
+ *          of go1.13.8 and go1.13.0, mgcsweepbuf.go (gcSweepBuf.push).
  * Differs from Go: no sweeper, no page reclaimer, no huge-page advice;
- *          sweepSpans' pushes are only accounted.
- * Locking: functions named _locked need h->lock; mheap_alloc and
- *          mheap_free_span take it.
+ *          sweepSpans' pushes are only accounted; mallocinit, not
+ *          mheap_init, initialises the mcentrals.
+ * Locking: functions named _locked need h->lock; mheap_alloc takes it.
+ *          (Go's freeSpan, which takes it to free, is
+ *          mcentral_release_to_heap for small spans; a large object's
+ *          free holds it already, free.c.)
  */
 #include "mheap.h"
 
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
+#include "arith.h"
 #include "scavenge.h"
 #include "sizeclasses.h"
-
-_Thread_local ga_protect_frame *ga_current_protect;
-
-void
-mheap_lock(mheap *h)
-{
-    pthread_mutex_lock(&h->lock);
-    /* ga_throw on another thread reads both without the lock */
-    __atomic_store_n(&h->lock_owner, pthread_self(), __ATOMIC_RELAXED);
-    __atomic_store_n(&h->locked, true, __ATOMIC_RELAXED);
-}
-
-void
-mheap_unlock(mheap *h)
-{
-    __atomic_store_n(&h->locked, false, __ATOMIC_RELAXED);
-    pthread_mutex_unlock(&h->lock);
-}
-
-void
-ga_throw(mheap *h, const char *msg)
-{
-    __atomic_store_n(&h->poisoned, msg, __ATOMIC_RELEASE);
-    if (__atomic_load_n(&h->locked, __ATOMIC_RELAXED) &&
-        pthread_equal(__atomic_load_n(&h->lock_owner, __ATOMIC_RELAXED),
-                      pthread_self())) {
-        mheap_unlock(h);
-    }
-    ga_protect_frame *f = ga_current_protect;
-    if (f != NULL) {
-        longjmp(f->jb, 1);
-    }
-    fprintf(stderr, "fatal error: %s\n", msg);
-    abort();
-}
 
 static void
 treap_throw_hook(void *arg, const char *msg)
 {
-    ga_throw(arg, msg);
+    throw(arg, msg);
 }
 
 /* ---- mspan structs ----------------------------------------------- */
@@ -95,7 +66,7 @@ new_span(mheap *h)
 {
     mspan *s = fixalloc_alloc(&h->spanalloc);
     if (s == NULL) {
-        ga_throw(h, "runtime: cannot allocate memory");
+        throw(h, "runtime: cannot allocate memory");
     }
     return s;
 }
@@ -104,14 +75,14 @@ static void
 treap_insert(mheap *h, mspan *s)
 {
     if (!mtreap_insert(&h->free, s)) {
-        ga_throw(h, "runtime: cannot allocate memory");
+        throw(h, "runtime: cannot allocate memory");
     }
 }
 
 void
 mheap_init(mheap *h)
 {
-    const ga_platform *p = &h->plat;
+    const platform *p = &h->plat;
     mstats *st = &h->stats;
     h->lookup.base_offset = p->arena_base_offset;
     h->lookup.shift = (uint8_t)p->log_heap_arena_bytes;
@@ -145,36 +116,6 @@ mheap_init(mheap *h)
     mtreap_init(&h->free, &h->treapalloc, p->phys_huge_page_size, h->seed);
     h->free.throw_fn = treap_throw_hook;
     h->free.throw_arg = h;
-    for (int i = 0; i < NUM_SPAN_CLASSES; i++) {
-        mcentral_init(&h->central[i], (span_class)i);
-    }
-}
-
-/* ---- Physical pages of a span -------------------------------------- */
-
-/* mspan_phys_page_bounds rounds the span in to physical pages (identity
- * when OS pages are no larger than runtime pages). */
-void
-mspan_phys_page_bounds(const mheap *h, const mspan *s, ga_addr *start,
-                       ga_addr *end)
-{
-    *start = mspan_base(s);
-    *end = mspan_end(s);
-    if (h->plat.phys_page_size > PAGE_SIZE) {
-        *start = ga_round_up(*start, h->plat.phys_page_size);
-        *end = ga_round_down(*end, h->plat.phys_page_size);
-    }
-}
-
-uint64_t
-mspan_released(const mheap *h, const mspan *s)
-{
-    if (!s->scavenged) {
-        return 0;
-    }
-    ga_addr start, end;
-    mspan_phys_page_bounds(h, s, &start, &end);
-    return end > start ? end - start : 0;
 }
 
 /* ---- Coalescing -------------------------------------------------- */
@@ -222,7 +163,7 @@ mheap_coalesce(mheap *h, mspan *s)
 static bool
 cur_arena_fits(const mheap *h, uint64_t npages)
 {
-    ga_addr nbase = ga_round_up(h->cur_arena.base + npages * PAGE_SIZE,
+    ga_addr nbase = round_up(h->cur_arena.base + npages * PAGE_SIZE,
                                 h->plat.phys_page_size);
     return h->release == GA_RELEASE_GO1_13_8 && nbase <= h->cur_arena.end;
 }
@@ -235,7 +176,7 @@ mheap_can_grow(mheap *h, uint64_t npages)
     }
     /* sysAlloc maps the whole ask in whole arenas, also when part of it
      * could have come from curArena (the new space may not adjoin it). */
-    uint64_t ask = ga_round_up(npages * PAGE_SIZE, h->plat.heap_arena_bytes);
+    uint64_t ask = round_up(npages * PAGE_SIZE, h->plat.heap_arena_bytes);
     return h->stats.heap_sys + ask <= h->sys_limit ||
            mheap_refuse(h, "the heap would grow past sys_limit");
 }
@@ -294,7 +235,7 @@ grow_cur_arena(mheap *h, uint64_t npage)
 {
     uint64_t ask = npage * PAGE_SIZE;
     uint64_t phys = h->plat.phys_page_size;
-    ga_addr nbase = ga_round_up(h->cur_arena.base + ask, phys);
+    ga_addr nbase = round_up(h->cur_arena.base + ask, phys);
     if (nbase > h->cur_arena.end) {
         uint64_t asize;
         ga_addr av = mheap_sys_alloc(h, ask, &asize);
@@ -317,7 +258,7 @@ grow_cur_arena(mheap *h, uint64_t npage)
         /* Mapped but untouched: idle and released, though not a span. */
         h->stats.heap_released += asize;
         h->stats.heap_idle += asize;
-        nbase = ga_round_up(h->cur_arena.base + ask, phys);
+        nbase = round_up(h->cur_arena.base + ask, phys);
     }
     ga_addr v = h->cur_arena.base;
     h->cur_arena.base = nbase;
@@ -361,7 +302,7 @@ carve_low(mspan *s, void *arg)
     n->needzero = s->needzero;
     n->scavenged = s->scavenged;
     if (s->scavenged) {
-        uint64_t rel = mspan_released(h, s);
+        uint64_t rel = mspan_released(s, h->plat.phys_page_size);
         if (rel > 0) {
             h->stats.heap_released += rel;
         }
@@ -406,14 +347,14 @@ mheap_alloc_span_locked(mheap *h, uint64_t npage, uint64_t *stat)
         }
         t = mtreap_find(&h->free, npage);
         if (!treap_iter_valid(t)) {
-            ga_throw(h, "grew heap, but no adequate free span found");
+            throw(h, "grew heap, but no adequate free span found");
         }
     }
     mspan *s = treap_iter_span(t);
     if (s->state != MSPAN_FREE) {
-        ga_throw(h, "candidate mspan for allocation is not free");
+        throw(h, "candidate mspan for allocation is not free");
     }
-    h->stats.heap_released -= mspan_released(h, s);
+    h->stats.heap_released -= mspan_released(s, h->plat.phys_page_size);
     if (s->npages > npage) {
         struct carve c = {h, new_span(h), npage};
         mtreap_mutate(&h->free, t, carve_low, &c);
@@ -439,7 +380,7 @@ mheap_alloc_span_locked(mheap *h, uint64_t npage, uint64_t *stat)
     *stat += npage * PAGE_SIZE;
     h->stats.heap_idle -= npage * PAGE_SIZE;
     if (s->list != NULL) {
-        ga_throw(h, "still in list");
+        throw(h, "still in list");
     }
     return s;
 }
@@ -541,7 +482,8 @@ mheap_alloc(mheap *h, mcache *c, uint64_t npages, span_class spc,
         /* alloc_m transfers the cache's stats to the global ones (Go does
          * it before allocSpanLocked; goalloc only once the span is had,
          * so that a failed allocation changes nothing). */
-        mcache_flush_tiny_stats(h, c);
+        h->stats.tinyallocs += c->local_tinyallocs;
+        c->local_tinyallocs = 0;
         sweep_spans_push_locked(h); /* add to the swept in-use list */
         s->sweepgen = h->sweepgen;
         s->state = MSPAN_IN_USE;
@@ -574,18 +516,18 @@ mheap_free_span_locked(mheap *h, mspan *s, bool acctinuse, bool acctidle)
     switch (s->state) {
     case MSPAN_MANUAL:
         if (s->alloc_count != 0) {
-            ga_throw(h, "mheap.freeSpanLocked - invalid stack free");
+            throw(h, "mheap.freeSpanLocked - invalid stack free");
         }
         break;
     case MSPAN_IN_USE:
         if (s->alloc_count != 0 || s->sweepgen != h->sweepgen) {
-            ga_throw(h, "mheap.freeSpanLocked - invalid free");
+            throw(h, "mheap.freeSpanLocked - invalid free");
         }
         h->pages_in_use -= s->npages;
         arena_set_page_in_use(h, mspan_base(s), false);
         break;
     default:
-        ga_throw(h, "mheap.freeSpanLocked - invalid span state");
+        throw(h, "mheap.freeSpanLocked - invalid span state");
     }
     if (acctinuse) {
         h->stats.heap_inuse -= s->npages * PAGE_SIZE;
@@ -596,15 +538,4 @@ mheap_free_span_locked(mheap *h, mspan *s, bool acctinuse, bool acctidle)
     s->state = MSPAN_FREE;
     mheap_coalesce(h, s);
     treap_insert(h, s);
-}
-
-void
-mheap_free_span(mheap *h, mspan *s, bool large)
-{
-    mheap_lock(h);
-    if (large) {
-        h->stats.heap_objects--;
-    }
-    mheap_free_span_locked(h, s, true, true);
-    mheap_unlock(h);
 }

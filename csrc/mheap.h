@@ -23,7 +23,6 @@
 #define GA_MHEAP_H
 
 #include <pthread.h>
-#include <setjmp.h>
 
 #include "ga.h"
 #include "arena.h"
@@ -34,18 +33,9 @@
 #include "mspan.h"
 #include "mstats.h"
 #include "platform.h"
+#include "sysalloc.h"
+#include "throw.h"
 #include "treap.h"
-
-/* A protected call: where Go's throw lands.  Frames are per thread and
- * nest (a facade call may make others). */
-typedef struct ga_protect_frame {
-    jmp_buf jb;
-    struct ga_protect_frame *prev;
-} ga_protect_frame;
-
-/* The calling thread's innermost protected call.  goalloc's only
- * thread-local: it is execution context (like errno), not heap state. */
-extern _Thread_local ga_protect_frame *ga_current_protect;
 
 /* arena_lookup: spanOf's constants, copied from the platform at init so
  * that a free reads them from one cache line (see heap_arena_of). */
@@ -65,13 +55,11 @@ typedef struct mheap {
     int nprocs;
     bool zero_memory;   /* os backing without skip_zeroing: needzero */
     mcache **caches;    /* one per P; caches[0] is m0's */
-    ga_addr zerobase;   /* os backing: &ga_zerobase; virtual: fixed */
+    ga_addr zerobase;   /* os: &zerobase (mallocinit.c); virtual: fixed */
     arena_lookup lookup;
 
     /* on a line of its own: taken by every refill, on any thread */
-    _Alignas(GA_CACHE_LINE) pthread_mutex_t lock;
-    bool locked;          /* h->lock is held ... */
-    pthread_t lock_owner; /* ... by this thread (a throw releases it) */
+    _Alignas(GA_CACHE_LINE) heap_lock lock; /* a throw releases it */
 
     mtreap free;       /* every free span, by address */
     ga_release release;
@@ -139,7 +127,7 @@ typedef struct mheap {
      * get them outside the heap lock. */
     uint64_t span_meta_bytes;
     uint64_t tiny_meta_bytes;
-    ga_platform plat;
+    platform plat;
     mem_backend mem;
     uint64_t sys_limit;
     uint64_t scavenge_goal;
@@ -149,7 +137,7 @@ typedef struct mheap {
      * most of it growth may take (0: no limit) */
     uint64_t meta_bytes;
     uint64_t meta_limit;
-    ga_meta meta;           /* metadata allocations, fault injection */
+    meta_alloc meta;        /* metadata allocations, fault injection */
     const char *oom_reason; /* atomic: why the last growth was refused */
 
     mspan emptymspan;
@@ -231,14 +219,30 @@ heap_poisoned(const mheap *h)
     return __atomic_load_n(&h->poisoned, __ATOMIC_ACQUIRE);
 }
 
-void mheap_lock(mheap *h);
-void mheap_unlock(mheap *h);
+static inline void
+mheap_lock(mheap *h)
+{
+    heap_lock_acquire(&h->lock);
+}
 
-/* ga_throw is Go's throw: it poisons the heap, releases the heap lock if
- * this thread holds it and jumps to the thread's protected call. */
-GA_NORETURN void ga_throw(mheap *h, const char *msg);
+static inline void
+mheap_unlock(mheap *h)
+{
+    heap_lock_release(&h->lock);
+}
 
-/* mheap_init is Go's (*mheap).init: the fixallocs and all mcentrals. */
+/* throw is Go's throw: it poisons the heap, releases the heap lock if
+ * this thread holds it and jumps to the thread's protected call
+ * (throw.h).  msg must outlive the heap (a string literal). */
+static inline GA_NORETURN void
+throw(mheap *h, const char *msg)
+{
+    throw_poison(&h->poisoned, &h->lock, msg);
+}
+
+/* mheap_init is Go's (*mheap).init but for the mcentrals, which
+ * mallocinit initialises itself (so that the page heap calls nothing of
+ * the layers above it): the fixallocs and the treap. */
 void mheap_init(mheap *h);
 
 /* mheap_alloc allocates a span of npages for span class spc (Go's
@@ -252,8 +256,6 @@ void mheap_init(mheap *h);
  * grow. */
 mspan *mheap_alloc(mheap *h, mcache *c, uint64_t npages, span_class spc,
                    uint64_t large_size, bool needzero);
-/* mheap_free_span returns an in-use span to the heap (freeSpan). */
-void mheap_free_span(mheap *h, mspan *s, bool large);
 
 mspan *mheap_alloc_span_locked(mheap *h, uint64_t npage, uint64_t *stat);
 void mheap_free_span_locked(mheap *h, mspan *s, bool acctinuse,
@@ -263,11 +265,6 @@ void mheap_free_span_locked(mheap *h, mspan *s, bool acctinuse,
 void mheap_coalesce(mheap *h, mspan *s);
 /* mheap_has_room: a free span of npage pages exists or growth may work. */
 bool mheap_has_room(mheap *h, uint64_t npage);
-
-/* Physical-page view of a span (physPageBounds, released). */
-void mspan_phys_page_bounds(const mheap *h, const mspan *s, ga_addr *start,
-                            ga_addr *end);
-uint64_t mspan_released(const mheap *h, const mspan *s);
 
 /* mheap_can_grow tells whether growing by npages could succeed without
  * exceeding the configured limits (checked before anything moves). */
@@ -282,25 +279,5 @@ mheap_refuse(mheap *h, const char *why)
     return false;
 }
 
-
-/* ga_walk_spans calls fn on every span in address order (fn returns
- * false to stop); false if the arenas are not covered span by span.
- * go1.13.8's curArena, which holds no span, is skipped. */
-bool ga_walk_spans(mheap *h, bool (*fn)(void *, mspan *), void *arg);
-/* ga_walk_heap is ga_walk_spans that also calls ungrown (if not NULL)
- * on curArena's [base, base+size) where it lies between the spans. */
-bool ga_walk_heap(mheap *h, bool (*fn)(void *, mspan *),
-                  bool (*ungrown)(void *, ga_addr, uint64_t), void *arg);
-
-struct ga_mem_stats;
-/* mheap_read_mem_stats_locked is ReadMemStats under the heap lock. */
-void mheap_read_mem_stats_locked(mheap *h, struct ga_mem_stats *out);
-
-/* mheap_requested_live_locked: bytes callers asked for, over live
- * objects (from the per-P and per-mcentral counters). */
-uint64_t mheap_requested_live_locked(mheap *h);
-
-/* The walkers behind ga_verify. */
-bool mheap_check(mheap *h, char *msg, size_t msglen);
 
 #endif

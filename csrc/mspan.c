@@ -1,13 +1,17 @@
 /* Spans.  See malloc.c for the overview.
  *
- * mspan initialisation, huge-page counting and the mcentral span lists.
- * Go 1.13: src/runtime/mheap.go ((*mspan).init, hugePages, mSpanList).
+ * mspan initialisation, its physical pages (huge pages, the bounds the
+ * scavenger releases) and the mcentral span lists.
+ * Go 1.13: src/runtime/mheap.go ((*mspan).init, hugePages,
+ *          physPageBounds, released, mSpanList).
  * Differs from Go: nothing.
  * Locking: as for the span (see mspan.h).
  */
 #include "mspan.h"
 
 #include <stddef.h>
+
+#include "arith.h"
 
 const char *const mspan_state_names[4] = {"dead", "inuse", "manual", "free"};
 
@@ -45,13 +49,36 @@ mspan_huge_pages(const mspan *s, uint64_t huge_page_size)
     ga_addr start = mspan_base(s);
     ga_addr end = mspan_end(s);
     if (huge_page_size > PAGE_SIZE) {
-        start = ga_round_up(start, huge_page_size);
-        end = ga_round_down(end, huge_page_size);
+        start = round_up(start, huge_page_size);
+        end = round_down(end, huge_page_size);
     }
     if (start < end) {
-        return (end - start) >> ga_log2(huge_page_size);
+        return (end - start) >> ilog2(huge_page_size);
     }
     return 0;
+}
+
+void
+mspan_phys_page_bounds(const mspan *s, uint64_t phys_page_size,
+                       ga_addr *start, ga_addr *end)
+{
+    *start = mspan_base(s);
+    *end = mspan_end(s);
+    if (phys_page_size > PAGE_SIZE) {
+        *start = round_up(*start, phys_page_size);
+        *end = round_down(*end, phys_page_size);
+    }
+}
+
+uint64_t
+mspan_released(const mspan *s, uint64_t phys_page_size)
+{
+    if (!s->scavenged) {
+        return 0;
+    }
+    ga_addr start, end;
+    mspan_phys_page_bounds(s, phys_page_size, &start, &end);
+    return end > start ? end - start : 0;
 }
 
 void

@@ -56,6 +56,21 @@ span_class_noscan(span_class sc)
     return (sc & 1) != 0;
 }
 
+/* NO_SLOT: no free slot (next_free_fast, mcache_next_free). */
+#define NO_SLOT UINT64_MAX
+
+/* Go's sweepgen states, relative to the heap's sweepgen sg (design
+ * §7.2).  Go has five; without a GC goalloc's spans are in two:
+ *   sg      swept, ready to use, in no mcache (SWEEPGEN_SWEPT)
+ *   sg + 3  swept, then cached, still cached (SWEEPGEN_CACHED)
+ * (sg - 2 "needs sweeping", sg - 1 "being swept" and sg + 1 "cached
+ * since before this sweep" need a sweep phase.)  cacheSpan marks a span
+ * cached and uncacheSpan swept, under the mcentral's lock. */
+enum {
+    SWEEPGEN_SWEPT = 0,
+    SWEEPGEN_CACHED = 3,
+};
+
 struct mspan_list;
 
 typedef struct mspan {
@@ -128,6 +143,14 @@ static inline struct mspan_list *
 mspan_list_of(const mspan *s)
 {
     return __atomic_load_n(&s->list, __ATOMIC_RELAXED);
+}
+
+/* mspan_is_cached: an mcache holds s (sweepgen sg + 3).  The mark
+ * changes only under s's mcentral's lock. */
+static inline bool
+mspan_is_cached(const mspan *s, uint32_t sg)
+{
+    return s->sweepgen == sg + SWEEPGEN_CACHED;
 }
 
 static inline ga_addr
@@ -207,6 +230,15 @@ void mspan_init(mspan *s, ga_addr base, uint64_t npages);
 /* mspan_huge_pages counts the whole physical huge pages inside s
  * (Go's (*mspan).hugePages); 0 when huge_page_size is 0. */
 uint64_t mspan_huge_pages(const mspan *s, uint64_t huge_page_size);
+
+/* mspan_phys_page_bounds rounds the span in to whole physical pages
+ * (Go's physPageBounds; the span itself when OS pages are no larger than
+ * runtime pages); [*start, *end) may be empty. */
+void mspan_phys_page_bounds(const mspan *s, uint64_t phys_page_size,
+                            ga_addr *start, ga_addr *end);
+/* mspan_released: the bytes of a scavenged free span that were returned
+ * to the OS (Go's released); 0 if it is not scavenged. */
+uint64_t mspan_released(const mspan *s, uint64_t phys_page_size);
 
 /* Doubly linked span lists of an mcentral (Go's mSpanList). */
 typedef struct mspan_list {

@@ -13,6 +13,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "arith.h"
+
 typedef struct port {
     const char *goos;
     const char *goarch;
@@ -81,46 +83,46 @@ cache_line_pad_size(const char *goarch)
 /* The arm of mallocinit's hint switch the port takes, in Go's order:
  * darwin/arm64, arm64, aix, race, default (race is checked after arm64,
  * so race on arm64 uses the arm64 hints). */
-static ga_hint_kind
+static arena_hint_kind
 hint_kind_of(const char *goos, const char *goarch, bool race)
 {
     if (is_32bit(goarch)) {
-        return GA_HINTS_32BIT;
+        return HINTS_32BIT;
     }
     if (strcmp(goarch, "arm64") == 0) {
-        return strcmp(goos, "darwin") == 0 ? GA_HINTS_DARWIN_ARM64
-                                           : GA_HINTS_ARM64;
+        return strcmp(goos, "darwin") == 0 ? HINTS_DARWIN_ARM64
+                                           : HINTS_ARM64;
     }
     if (strcmp(goos, "aix") == 0) {
-        return GA_HINTS_AIX;
+        return HINTS_AIX;
     }
-    return race ? GA_HINTS_RACE : GA_HINTS_DEFAULT;
+    return race ? HINTS_RACE : HINTS_DEFAULT;
 }
 
 /* Go's struct layouts, field by field, for pointer size ptr.  On 32-bit
  * ports Go aligns uint64 fields to 4 bytes. */
 static void
-set_struct_sizes(ga_platform *p, int num_stack_orders)
+set_struct_sizes(platform *p, int num_stack_orders)
 {
     uint64_t ptr = p->ptr_size;
     /* mspan: 8 word fields, allocCache (8), 2 bitmap pointers, sweepgen,
      * divMul..scavenged (12 bytes), elemsize, limit, speciallock,
      * specials. */
     uint64_t span = 8 * ptr + 8 + 2 * ptr + 4 + 12;
-    span = ga_round_up(span, ptr) + 4 * ptr;
+    span = round_up(span, ptr) + 4 * ptr;
     p->sizeof_mspan = span;
     /* mcache: 5 words, alloc[134], stackcache[orders]{list, size},
      * local_largefree, local_nlargefree, local_nsmallfree[67], flushGen */
     uint64_t cache =
         (5 + NUM_SPAN_CLASSES + 2 * (uint64_t)num_stack_orders + 2 +
          NUM_SIZE_CLASSES) * ptr + 4;
-    p->sizeof_mcache = ga_round_up(cache, ptr);
+    p->sizeof_mcache = round_up(cache, ptr);
     /* treapNode: 6 words, priority (uint32), types (uint32) */
     p->sizeof_treap_node = 6 * ptr + 8;
     /* arenaHint: addr, down (bool, padded), next */
     p->sizeof_arena_hint = 3 * ptr;
     /* special {next, offset uint16, kind byte}, padded to a word */
-    uint64_t special = ptr + ga_round_up(4, ptr);
+    uint64_t special = ptr + round_up(4, ptr);
     p->sizeof_special_finalizer = special + 4 * ptr;
     p->sizeof_special_profile = special + ptr;
     /* heapArena: bitmap (2 bits per word), spans, pageInUse, pageMarks */
@@ -130,7 +132,7 @@ set_struct_sizes(ga_platform *p, int num_stack_orders)
 }
 
 bool
-ga_platform_init(ga_platform *p, const char *goos, const char *goarch,
+platform_init(platform *p, const char *goos, const char *goarch,
                  bool race, char *err, size_t errlen)
 {
     memset(p, 0, sizeof(*p));

@@ -9,7 +9,7 @@
  *          mheap.go (heapArena), runtime/internal/sys (GOOS, GOARCH).
  * Differs from Go: constants become per-heap values; struct sizes are
  *          computed from Go's field layouts instead of unsafe.Sizeof.
- * Locking: immutable after ga_platform_init.
+ * Locking: immutable after platform_init.
  */
 #ifndef GA_PLATFORM_H
 #define GA_PLATFORM_H
@@ -17,20 +17,20 @@
 #include "ga.h"
 
 /* Which branch of mallocinit's hint switch a platform takes. */
-typedef enum ga_hint_kind {
-    GA_HINTS_DARWIN_ARM64,
-    GA_HINTS_ARM64,
-    GA_HINTS_AIX,
-    GA_HINTS_RACE,
-    GA_HINTS_DEFAULT,
-    GA_HINTS_32BIT,
-} ga_hint_kind;
+typedef enum arena_hint_kind {
+    HINTS_DARWIN_ARM64,
+    HINTS_ARM64,
+    HINTS_AIX,
+    HINTS_RACE,
+    HINTS_DEFAULT,
+    HINTS_32BIT,
+} arena_hint_kind;
 
-typedef struct ga_platform {
+typedef struct platform {
     char goos[16];
     char goarch[16];
     bool race;
-    ga_hint_kind hint_kind;
+    arena_hint_kind hint_kind;
 
     unsigned ptr_size;             /* sys.PtrSize: 4 or 8 */
     unsigned heap_addr_bits;       /* heapAddrBits */
@@ -54,28 +54,28 @@ typedef struct ga_platform {
     uint64_t sizeof_heap_arena;
     uint64_t sizeof_special_finalizer;
     uint64_t sizeof_special_profile;
-} ga_platform;
+} platform;
 
-/* ga_platform_init fills p for goos/goarch/race.  Returns false and
+/* platform_init fills p for goos/goarch/race.  Returns false and
  * writes a reason into err for an unknown or unsupported platform. */
-bool ga_platform_init(ga_platform *p, const char *goos, const char *goarch,
+bool platform_init(platform *p, const char *goos, const char *goarch,
                       bool race, char *err, size_t errlen);
 
 /* arenaIndex and its inverse (arenaBase), modulo 2^64 as in Go. */
 static inline uint64_t
-arena_index(const ga_platform *p, ga_addr addr)
+arena_index(const platform *p, ga_addr addr)
 {
     return (addr + p->arena_base_offset) >> p->log_heap_arena_bytes;
 }
 
 static inline ga_addr
-arena_base(const ga_platform *p, uint64_t idx)
+arena_base(const platform *p, uint64_t idx)
 {
     return (idx << p->log_heap_arena_bytes) - p->arena_base_offset;
 }
 
 static inline unsigned
-arena_bits(const ga_platform *p)
+arena_bits(const platform *p)
 {
     return p->arena_l1_bits + p->arena_l2_bits;
 }

@@ -12,7 +12,6 @@
  *          GIL and keeps other calls off the heap meanwhile.
  */
 #include "goalloc.h"
-#include "mheap.h"
 
 static bool
 sample_due(uint64_t k, size_t stop, uint64_t every, bool last)

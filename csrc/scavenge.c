@@ -1,11 +1,18 @@
 /* The scavenger: returning free pages to the OS.  See scavenge.h.
  *
+ * The scavenger and the page heap (mheap.c) call each other, as Go's
+ * mheap methods do: the heap scavenges when it grows, the scavenger
+ * coalesces what it releases (mheap_coalesce).  This is the one cycle
+ * between files that tools/check_layers.py allows (see mheap.c).
  * Go 1.13: src/runtime/mheap.go (scavengeLocked, scavengeSplit,
- *          scavengeIfNeededLocked, (*mspan).scavenge).
+ *          scavengeIfNeededLocked, scavengeAll, (*mspan).scavenge).
  * Differs from Go: no background pacing; see scavenge.h.
- * Locking: the caller holds the heap lock.
+ * Locking: the caller holds the heap lock; ga_scavenge takes it.
  */
 #include "scavenge.h"
+
+#include "arith.h"
+#include "goalloc.h"
 
 struct split {
     mheap *h;
@@ -36,31 +43,31 @@ scavenge_split(mheap *h, treap_iter t, uint64_t size)
 {
     mspan *s = treap_iter_span(t);
     ga_addr start, end;
-    mspan_phys_page_bounds(h, s, &start, &end);
+    mspan_phys_page_bounds(s, h->plat.phys_page_size, &start, &end);
     if (end <= start || end - start <= size) {
         return NULL;
     }
     uint64_t align = h->plat.phys_page_size > PAGE_SIZE
                          ? h->plat.phys_page_size
                          : PAGE_SIZE;
-    ga_addr base = ga_round_down(end - size, align);
+    ga_addr base = round_down(end - size, align);
     if (base <= start) {
         return NULL;
     }
     uint64_t huge = h->plat.phys_huge_page_size;
-    if (huge > PAGE_SIZE && ga_round_down(base, huge) >= start) {
+    if (huge > PAGE_SIZE && round_down(base, huge) >= start) {
         /* Do not break a huge page apart. */
-        base = ga_round_down(base, huge);
+        base = round_down(base, huge);
     }
     if (base == start) {
         return NULL;
     }
     if (base < start) {
-        ga_throw(h, "bad span split base");
+        throw(h, "bad span split base");
     }
     mspan *n = fixalloc_alloc(&h->spanalloc);
     if (n == NULL) {
-        ga_throw(h, "runtime: cannot allocate memory");
+        throw(h, "runtime: cannot allocate memory");
     }
     struct split c = {h, n, base};
     mtreap_mutate(&h->free, t, split_top, &c);
@@ -72,7 +79,7 @@ static uint64_t
 mspan_scavenge(mheap *h, mspan *s)
 {
     ga_addr start, end;
-    mspan_phys_page_bounds(h, s, &start, &end);
+    mspan_phys_page_bounds(s, h->plat.phys_page_size, &start, &end);
     if (end <= start) {
         return 0;
     }
@@ -94,7 +101,7 @@ mheap_scavenge_locked(mheap *h, uint64_t nbytes)
         while (released < nbytes && treap_iter_valid(t)) {
             mspan *s = treap_iter_span(t);
             ga_addr start, end;
-            mspan_phys_page_bounds(h, s, &start, &end);
+            mspan_phys_page_bounds(s, h->plat.phys_page_size, &start, &end);
             if (start >= end) {
                 t = treap_iter_prev(t);
                 continue;
@@ -112,7 +119,7 @@ mheap_scavenge_locked(mheap *h, uint64_t nbytes)
             mheap_coalesce(h, s);
             t = prev;
             if (!mtreap_insert(&h->free, s)) {
-                ga_throw(h, "runtime: cannot allocate memory");
+                throw(h, "runtime: cannot allocate memory");
             }
         }
     }
@@ -131,4 +138,30 @@ mheap_scavenge_if_needed_locked(mheap *h, uint64_t size)
         }
         mheap_scavenge_locked(h, todo);
     }
+}
+
+/* ga_scavenge is scavengeLocked for the facade (scavengeAll when nbytes is
+ * UINT64_MAX), in a protected call. */
+ga_status
+ga_scavenge(ga_heap *h, uint64_t nbytes, uint64_t *released)
+{
+    if (heap_poisoned(h) != NULL) {
+        return GA_EPOISONED;
+    }
+    protect_frame pf; /* a throw lands here (throw.h) */
+    protect_push(&pf);
+    if (setjmp(pf.jb) != 0) {
+        protect_pop(&pf);
+        return GA_EPOISONED;
+    }
+    mheap_lock(h);
+    /* scavengeLocked splits at most one span: room for it first */
+    bool room = fixalloc_reserve(&h->spanalloc, 1) &&
+                fixalloc_reserve(&h->treapalloc, 1);
+    if (room) {
+        *released = mheap_scavenge_locked(h, nbytes);
+    }
+    mheap_unlock(h);
+    protect_pop(&pf);
+    return room ? GA_OK : GA_ENOMEM;
 }

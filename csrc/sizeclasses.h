@@ -14,6 +14,7 @@
 #ifndef GA_SIZECLASSES_H
 #define GA_SIZECLASSES_H
 
+#include "arith.h"
 #include "ga.h"
 
 /* class_to_divmagic entry: index = ((off >> shift) * mul) >> shift2, or
@@ -65,7 +66,7 @@ roundupsize(uint64_t size)
     if (size + PAGE_SIZE < size) {
         return size;
     }
-    return ga_round_up(size, PAGE_SIZE);
+    return round_up(size, PAGE_SIZE);
 }
 
 #endif

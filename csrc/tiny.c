@@ -31,12 +31,6 @@ slot_of(const mspan *s, ga_addr block)
     return (block - mspan_base(s)) / TINY_SIZE;
 }
 
-static size_t
-table_bytes(const mspan *s)
-{
-    return (size_t)s->nelems * TINY_TABLE_BYTES_PER_SLOT;
-}
-
 /* tiny_table_make: s's table of block marks, made the first time s
  * serves a tiny block.  Only the P caching s (c) takes blocks from it, so
  * only that P makes the table; frees on other threads read the pointer
@@ -50,25 +44,14 @@ tiny_table_make(mheap *h, mcache *c, mspan *s)
         return t;
     }
     mcache_forget_hint(c, s);
-    t = calloc(1, table_bytes(s));
+    t = calloc(1, tiny_table_bytes(s));
     if (t == NULL) {
-        ga_throw(h, "runtime: cannot allocate memory");
+        throw(h, "runtime: cannot allocate memory");
     }
-    __atomic_fetch_add(&h->tiny_meta_bytes, table_bytes(s), __ATOMIC_RELAXED);
+    __atomic_fetch_add(&h->tiny_meta_bytes, tiny_table_bytes(s),
+                       __ATOMIC_RELAXED);
     __atomic_store_n(&s->tiny_marks, t, __ATOMIC_RELEASE);
     return t;
-}
-
-void
-tiny_table_free(mheap *h, mspan *s)
-{
-    uint32_t *t = s->tiny_marks;
-    if (t == NULL) {
-        return;
-    }
-    __atomic_store_n(&s->tiny_marks, NULL, __ATOMIC_RELAXED);
-    __atomic_fetch_sub(&h->tiny_meta_bytes, table_bytes(s), __ATOMIC_RELAXED);
-    free(t);
 }
 
 /* start_block: a fresh block whose first object (offset 0) has size
@@ -127,7 +110,7 @@ drop_current(mheap *h, mcache *c, tiny_dropped *d)
     return (starts & ~(uint32_t)f) == 0;
 }
 
-void
+static void
 tiny_free_dropped(mheap *h, const tiny_dropped *d)
 {
     mcentral *tc = &h->central[TINY_SPAN_CLASS];
@@ -136,7 +119,7 @@ tiny_free_dropped(mheap *h, const tiny_dropped *d)
     mcentral_free_slot_locked(h, tc, d->span, d->slot, 0, &to_heap);
     pthread_mutex_unlock(&tc->lock);
     if (to_heap) {
-        mcentral_release_to_heap(h, d->span, false);
+        mcentral_release_to_heap(h, d->span);
     }
 }
 
@@ -182,6 +165,64 @@ take_block(mheap *h, mcache *c, mspan *s, uint32_t *t, uint64_t slot,
     return v;
 }
 
+/* tiny_alloc is the slow path of a new block: refilling the P's tiny
+ * span, making its table.  0 when the heap cannot grow.  Runs inside a
+ * protected call. */
+static ga_addr
+tiny_alloc(mheap *h, mcache *c, uint64_t size)
+{
+    mspan *s;
+    uint64_t slot = mcache_next_free(h, c, TINY_SPAN_CLASS, &s);
+    if (slot == NO_SLOT) {
+        return 0;
+    }
+    uint32_t *t = tiny_table_make(h, c, s);
+    tiny_dropped d = {NULL, 0};
+    ga_addr v = take_block(h, c, s, t, slot, size, &d);
+    if (d.span != NULL) {
+        tiny_free_dropped(h, &d);
+    }
+    return v;
+}
+
+/* tiny_alloc_protected runs tiny_alloc inside a protected call. */
+static GA_NOINLINE ga_status
+tiny_alloc_protected(mheap *h, mcache *c, uint64_t size, ga_addr *out)
+{
+    if (heap_poisoned(h) != NULL) {
+        return GA_EPOISONED;
+    }
+    protect_frame pf; /* a throw lands here (throw.h) */
+    protect_push(&pf);
+    if (setjmp(pf.jb) != 0) {
+        protect_pop(&pf);
+        return GA_EPOISONED;
+    }
+    ga_addr v = tiny_alloc(h, c, size);
+    protect_pop(&pf);
+    *out = v;
+    return v != 0 ? GA_OK : GA_ENOMEM;
+}
+
+/* free_dropped_protected frees, inside a protected call, a block that
+ * its P dropped with nothing live in it. */
+static GA_NOINLINE ga_status
+free_dropped_protected(mheap *h, const tiny_dropped *d)
+{
+    if (heap_poisoned(h) != NULL) {
+        return GA_EPOISONED;
+    }
+    protect_frame pf; /* a throw lands here (throw.h) */
+    protect_push(&pf);
+    if (setjmp(pf.jb) != 0) {
+        protect_pop(&pf);
+        return GA_EPOISONED;
+    }
+    tiny_free_dropped(h, d);
+    protect_pop(&pf);
+    return GA_OK;
+}
+
 GA_NOINLINE ga_status
 tiny_new_block(mheap *h, mcache *c, uint64_t size, ga_addr *out)
 {
@@ -189,28 +230,11 @@ tiny_new_block(mheap *h, mcache *c, uint64_t size, ga_addr *out)
     uint32_t *t = s->tiny_marks; /* this P's own span: its own write */
     uint64_t slot = GA_LIKELY(t != NULL) ? next_free_fast(s) : NO_SLOT;
     if (GA_UNLIKELY(slot == NO_SLOT)) {
-        return malloc_slow(h, c, size, true, out);
+        return tiny_alloc_protected(h, c, size, out);
     }
     tiny_dropped d = {NULL, 0};
     *out = take_block(h, c, s, t, slot, size, &d);
     return GA_LIKELY(d.span == NULL) ? GA_OK : free_dropped_protected(h, &d);
-}
-
-ga_addr
-tiny_alloc(mheap *h, mcache *c, uint64_t size)
-{
-    mspan *s;
-    ga_addr v = mcache_next_free(h, c, TINY_SPAN_CLASS, &s);
-    if (v == 0) {
-        return 0;
-    }
-    uint32_t *t = tiny_table_make(h, c, s);
-    tiny_dropped d = {NULL, 0};
-    v = take_block(h, c, s, t, slot_of(s, v), size, &d);
-    if (d.span != NULL) {
-        tiny_free_dropped(h, &d);
-    }
-    return v;
 }
 
 ga_status

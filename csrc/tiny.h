@@ -10,7 +10,7 @@
  * when none of its objects is live and no P packs into it.
  * Go 1.13: src/runtime/malloc.go (mallocgc's tiny path, maxTinySize,
  *          tinySpanClass).
- * Differs from Go: explicit free of tiny objects (decisions §4).  The
+ * Differs from Go: explicit free of tiny objects (design §6.4).  The
  *          marks cost 6 bytes per slot of a span that has served a tiny
  *          block (a table made when it serves its first one; none for
  *          spans of 16-byte objects only); a slot whose marks are not 0
@@ -26,7 +26,9 @@
 #ifndef GA_TINY_H
 #define GA_TINY_H
 
+#include "arith.h"
 #include "goalloc.h"
+#include "mbitmap.h"
 #include "mheap.h"
 
 #define TINY_SPAN_CLASS ((span_class)(TINY_SIZE_CLASS << 1 | 1))
@@ -38,7 +40,6 @@
 #define TINY_END(last) (((uint32_t)1 << ((last) + 16)) & TINY_ENDS)
 #define TINY_ENDS 0x7FFF0000u
 #define TINY_FULL_DROPPED ((uint32_t)1 << 31)
-#define TINY_TABLE_BYTES_PER_SLOT (sizeof(uint32_t) + sizeof(uint16_t))
 
 /* The marks of one 16-byte block (a slot of a span of the tiny class),
  * in two words of the span's table:
@@ -69,13 +70,13 @@ static inline uint64_t
 tiny_align(uint64_t off, uint64_t size)
 {
     if ((size & 7) == 0) {
-        return ga_round_up(off, 8);
+        return round_up(off, 8);
     }
     if ((size & 3) == 0) {
-        return ga_round_up(off, 4);
+        return round_up(off, 4);
     }
     if ((size & 1) == 0) {
-        return ga_round_up(off, 2);
+        return round_up(off, 2);
     }
     return off;
 }
@@ -192,19 +193,10 @@ typedef struct tiny_dropped {
 /* tiny_new_block allocates a size-byte tiny object in a new block, when
  * tiny_alloc_fast found no room in the current one.  A block from the
  * allocCache of the P's tiny span, if the span has its table, needs no
- * protected call (nothing there throws, as in Go's nextFreeFast); the
- * rest goes to malloc_slow, and a dropped block with nothing live in it
- * is freed inside a protected call. */
+ * protected call (nothing there throws, as in Go's nextFreeFast); a
+ * refill runs in one, and so does the free of a dropped block with
+ * nothing live in it. */
 ga_status tiny_new_block(mheap *h, mcache *c, uint64_t size, ga_addr *out);
-
-/* tiny_alloc is the slow path of a new block: refilling the P's tiny
- * span, making its table.  0 when the heap cannot grow.  Runs inside a
- * protected call. */
-ga_addr tiny_alloc(mheap *h, mcache *c, uint64_t size);
-
-/* tiny_free_dropped frees a block the P dropped with nothing live in
- * it; may throw (its span may go home). */
-void tiny_free_dropped(mheap *h, const tiny_dropped *d);
 
 /* tiny_drop_block stops packing into c's current block, freeing it if
  * none of its objects is live.  May throw. */
@@ -215,8 +207,5 @@ void tiny_drop_block(mheap *h, mcache *c);
  * lock.  *to_heap as for mcentral_free_slot_locked. */
 ga_status tiny_free_locked(mheap *h, mspan *s, uint64_t i, uint64_t off,
                            tiny_block b, bool *to_heap);
-
-/* tiny_table_free releases span s's table (with its bitmaps). */
-void tiny_table_free(mheap *h, mspan *s);
 
 #endif

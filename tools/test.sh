@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Install goalloc with its test extras and run every check: the generated
-# table, the design citations, no mutable statics in the core, the C tests
-# (plain, under ASan+UBSan, ThreadSanitizer and valgrind), a 60 s libFuzzer
-# run over the C facade, the linters (ruff, mypy --strict, stubtest,
-# clang-format), the pytest suite, and the pytest suite again against an
-# ASan+UBSan build of the extension.  valgrind, clang with libFuzzer and
-# clang-format are installed with apt-get when missing.  This is the
-# README's test command; .ci/run calls exactly this.
+# table, the design citations, no mutable statics in the core, its
+# layering (check_layers.py), the C tests (plain, under ASan+UBSan,
+# ThreadSanitizer and valgrind), a 60 s libFuzzer run over the C facade,
+# the linters (ruff, mypy --strict, stubtest, clang-format), the pytest
+# suite, and the pytest suite again against an ASan+UBSan build of the
+# extension.  valgrind, clang with libFuzzer and clang-format are installed
+# with apt-get when missing.  This is the README's test command; .ci/run
+# calls exactly this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -45,12 +46,13 @@ step "generated size-class table is up to date"
 make -s check-gen PYTHON="$PY"
 
 step "every section citation (design §1.3) names a section of docs/design.md"
-# csrc/ still cites the old notes until another branch's move of the core
-# lands; then run `tools/check_citations.py --rewrite csrc` and drop the flag.
-"$PY" tools/check_citations.py --report-only csrc/
+"$PY" tools/check_citations.py
 
 step "no mutable static state in csrc/"
 make -s check-static
+
+step "csrc/ is layered: no call or include cycles (but Go's own), no C file over 600 lines"
+make -s check-layers PYTHON="$PY"
 
 step "C tests"
 make -s test-c

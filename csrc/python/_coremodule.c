@@ -16,8 +16,6 @@
 #include "core.h"
 #include <string.h>
 
-#include "sizeclasses.h"
-
 static struct PyModuleDef core_module;
 
 /* find_core_module finds _core through type or the base it derives
@@ -45,15 +43,13 @@ core_size_classes(PyObject *module, PyObject *Py_UNUSED(ignored))
     (void)module;
     PyObject *list = PyList_New(NUM_SIZE_CLASSES);
     for (int c = 0; list != NULL && c < NUM_SIZE_CLASSES; c++) {
-        unsigned long long size = class_to_size[c];
-        unsigned long long npages = class_to_allocnpages[c];
-        unsigned long long objects = c ? class_objects(c) : 0;
-        unsigned long long span = npages * PAGE_SIZE;
-        unsigned long long tail = c ? span - objects * size : 0;
-        const div_magic *m = &class_to_divmagic[c];
-        PyObject *t = Py_BuildValue("(iKKKKiiii)", c, size, npages, objects,
-                                    tail, m->shift, m->shift2, m->mul,
-                                    m->base_mask);
+        ga_size_class k;
+        ga_size_class_get(c, &k);
+        PyObject *t = Py_BuildValue(
+            "(iKKKKiiii)", c, (unsigned long long)k.size,
+            (unsigned long long)k.npages, (unsigned long long)k.objects,
+            (unsigned long long)k.tail, (int)k.div_shift, (int)k.div_shift2,
+            (int)k.div_mul, (int)k.base_mask);
         if (t == NULL) {
             Py_CLEAR(list);
             break;
@@ -71,10 +67,7 @@ core_size_to_class(PyObject *module, PyObject *arg)
     if (!as_u64(arg, "size", &n, NULL)) {
         return NULL;
     }
-    if (n == 0 || n > MAX_SMALL_SIZE) {
-        return PyLong_FromLong(0);
-    }
-    return PyLong_FromLong(size_to_class((size_t)n));
+    return PyLong_FromLong(ga_size_to_class(n));
 }
 
 static int

@@ -99,16 +99,20 @@ heap_alloc_many(HeapObject *self, PyObject *const *args, Py_ssize_t nargs,
     if (h == NULL) {
         goto done;
     }
-    if (bad_p(h, p)) {
+    /* alloc's refusals of p and of each size, before anything moves */
+    char msg[512];
+    ga_status s = p_fits(p) ? ga_malloc_check(h, (int)p, 0) : GA_EBADP;
+    if (s != GA_OK) {
+        PyErr_SetString(status_error(self, s, 0, 0, p, msg, sizeof(msg)),
+                        msg);
         goto done;
     }
-    char msg[512];
-    ga_heap_info info;
-    ga_heap_info_get(h, &info);
     for (Py_ssize_t i = 0; i < n; i++) {
-        if (v[i] > info.max_alloc) {
-            too_large_msg(h, v[i], msg, sizeof(msg));
-            raise_at(PyExc_ValueError,
+        s = ga_malloc_check(h, (int)p, v[i]);
+        if (s != GA_OK) {
+            PyObject *type = status_error(self, s, 0, v[i], p, msg,
+                                          sizeof(msg));
+            raise_at(type,
                      PyUnicode_FromFormat(
                          "sizes[%zd]: %s; nothing was allocated", i, msg),
                      i, NULL);
@@ -123,7 +127,6 @@ heap_alloc_many(HeapObject *self, PyObject *const *args, Py_ssize_t nargs,
                  n, NULL);
         goto done;
     }
-    ga_status s;
     size_t k;
     Py_BEGIN_ALLOW_THREADS
     k = alloc_loop(h, (int)p, noscan, v, (size_t)n, &s);
@@ -132,7 +135,7 @@ heap_alloc_many(HeapObject *self, PyObject *const *args, Py_ssize_t nargs,
         result = Py_NewRef(Py_None);
         goto done;
     }
-    PyObject *type = status_error(self, s, 0, v[k], msg, sizeof(msg));
+    PyObject *type = status_error(self, s, 0, v[k], p, msg, sizeof(msg));
     PyObject *addresses = head_copy(args[0], k);
     if (addresses != NULL) {
         raise_at(type,
@@ -189,7 +192,8 @@ heap_free_many(HeapObject *self, PyObject *const *args, Py_ssize_t nargs)
     Py_END_ALLOW_THREADS
     if (k < (size_t)n) {
         char msg[512];
-        PyObject *type = status_error(self, s, addr[k], 0, msg, sizeof(msg));
+        PyObject *type = status_error(self, s, addr[k], 0, 0, msg,
+                                      sizeof(msg));
         raise_at(type,
                  PyUnicode_FromFormat("%s (addrs[%zu]; the %zu frees before "
                                       "it stay done)",

@@ -11,6 +11,7 @@
 #ifndef GOALLOC_PY_CORE_H
 #define GOALLOC_PY_CORE_H
 
+#include <limits.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -73,6 +74,14 @@ typedef struct HeapObject {
     unsigned long busy_thread;
 } HeapObject;
 
+/* p_fits: a P argument that the facade can take (an int).  Any other is
+ * no P of any heap: the caller has its GA_EBADP without asking. */
+static inline bool
+p_fits(long p)
+{
+    return p >= INT_MIN && p <= INT_MAX;
+}
+
 static inline core_state *
 heap_state(HeapObject *self)
 {
@@ -95,16 +104,14 @@ ga_heap *acquire_heap(HeapObject *self, const char *what);
 PyObject *release_heap(HeapObject *self, PyObject *result);
 PyObject *read_heap(HeapObject *self, const char *what,
                     PyObject *(*fn)(HeapObject *self, ga_heap *h));
-bool bad_p(ga_heap *h, long p);
-void too_large_msg(ga_heap *h, uint64_t size, char *msg, size_t len);
 
 /* errors.c */
 int add_exceptions(PyObject *module, core_state *st);
 void set_errorf(PyObject *type, const char *fmt, ...);
 PyObject *status_error(HeapObject *self, ga_status s, uint64_t addr,
-                       uint64_t size, char *msg, size_t len);
-PyObject *set_error_from_status(HeapObject *self, ga_status s, uint64_t addr,
-                                uint64_t size);
+                       uint64_t size, long p, char *msg, size_t len);
+PyObject *set_error_from_status(HeapObject *self, ga_status s,
+                                uint64_t addr, uint64_t size);
 PyObject *raise_at(PyObject *type, PyObject *msg, Py_ssize_t index,
                    PyObject *addresses);
 

@@ -94,13 +94,15 @@ set_errorf(PyObject *type, const char *fmt, ...)
 
 /* status_error is the one map from ga_status to goalloc's exceptions:
  * it returns the exception type for status s (borrowed) and writes its
- * message into msg; addr and size give context. */
+ * message into msg; addr, size and p (the P an allocation ran as) give
+ * context. */
 PyObject *
 status_error(HeapObject *self, ga_status s, uint64_t addr, uint64_t size,
-             char *msg, size_t len)
+             long p, char *msg, size_t len)
 {
     core_state *st = heap_state(self);
     unsigned long long a = addr, n = size;
+    ga_heap_info info;
     switch (s) {
     case GA_ENOMEM: {
         /* why the heap refused to grow, when it says */
@@ -112,6 +114,22 @@ status_error(HeapObject *self, ga_status s, uint64_t addr, uint64_t size,
     }
     case GA_EINVAL:
         snprintf(msg, len, "argument out of range");
+        return PyExc_ValueError;
+    case GA_EBADP:
+        if (self->heap != NULL) {
+            ga_heap_info_get(self->heap, &info);
+        }
+        snprintf(msg, len, "p=%ld is not a P of this heap (procs=%d)", p,
+                 self->heap != NULL ? info.procs : 0);
+        return PyExc_ValueError;
+    case GA_ETOOLARGE:
+        if (self->heap == NULL) {
+            snprintf(msg, len, "size %llu exceeds maxAlloc", n);
+            return PyExc_ValueError;
+        }
+        ga_heap_info_get(self->heap, &info);
+        snprintf(msg, len, "size %llu exceeds maxAlloc (%llu) of %s/%s", n,
+                 (unsigned long long)info.max_alloc, info.goos, info.goarch);
         return PyExc_ValueError;
     case GA_EFOREIGN:
         snprintf(msg, len,
@@ -138,13 +156,15 @@ status_error(HeapObject *self, ga_status s, uint64_t addr, uint64_t size,
 }
 
 /* set_error_from_status raises the exception for status s; addr and size
- * give context.  Always returns NULL. */
+ * give context.  Always returns NULL.  For the calls that run as no P or
+ * every P (no GA_EBADP); an allocation passes its P to status_error. */
 PyObject *
 set_error_from_status(HeapObject *self, ga_status s, uint64_t addr,
                       uint64_t size)
 {
     char msg[512];
-    PyErr_SetString(status_error(self, s, addr, size, msg, sizeof(msg)), msg);
+    PyErr_SetString(status_error(self, s, addr, size, 0, msg, sizeof(msg)),
+                    msg);
     return NULL;
 }
 

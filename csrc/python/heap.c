@@ -328,32 +328,6 @@ heap_traverse(HeapObject *self, visitproc visit, void *arg)
     return 0;
 }
 
-/* bad_p raises alloc's ValueError if p is not a P of h; false if p is
- * fine. */
-bool
-bad_p(ga_heap *h, long p)
-{
-    ga_heap_info info;
-    ga_heap_info_get(h, &info);
-    if (p >= 0 && p < info.procs) {
-        return false;
-    }
-    PyErr_Format(PyExc_ValueError, "p=%ld is not a P of this heap (procs=%d)",
-                 p, info.procs);
-    return true;
-}
-
-/* too_large_msg writes alloc's message for a size beyond maxAlloc. */
-void
-too_large_msg(ga_heap *h, uint64_t size, char *msg, size_t len)
-{
-    ga_heap_info info;
-    ga_heap_info_get(h, &info);
-    snprintf(msg, len, "size %llu exceeds maxAlloc (%llu) of %s/%s",
-             (unsigned long long)size, (unsigned long long)info.max_alloc,
-             info.goos, info.goarch);
-}
-
 static PyObject *
 heap_alloc(HeapObject *self, PyObject *const *args, Py_ssize_t nargs,
            PyObject *kwnames)
@@ -379,24 +353,16 @@ heap_alloc(HeapObject *self, PyObject *const *args, Py_ssize_t nargs,
     if (h == NULL) {
         return NULL;
     }
-    if (p < 0 || p > INT32_MAX) {
-        bad_p(h, p);
-        return release_heap(self, NULL);
-    }
     ga_addr a;
-    ga_status s = ga_malloc(h, (int)p, size, noscan, &a);
+    ga_status s = p_fits(p) ? ga_malloc(h, (int)p, size, noscan, &a)
+                            : GA_EBADP;
     if (s == GA_OK) {
         return release_heap(self, PyLong_FromUnsignedLongLong(a));
     }
-    if (s == GA_EINVAL) {
-        if (!bad_p(h, p)) {
-            char msg[256];
-            too_large_msg(h, size, msg, sizeof(msg));
-            PyErr_SetString(PyExc_ValueError, msg);
-        }
-        return release_heap(self, NULL);
-    }
-    return release_heap(self, set_error_from_status(self, s, 0, size));
+    char msg[512];
+    PyErr_SetString(status_error(self, s, 0, size, p, msg, sizeof(msg)),
+                    msg);
+    return release_heap(self, NULL);
 }
 
 static PyObject *

@@ -174,8 +174,9 @@ replay_failure(HeapObject *self, const replay_args *ra,
     uint64_t id = ((const uint64_t *)ra->b[1].buf)[res->next];
     uint64_t size = ((const uint64_t *)ra->b[2].buf)[res->next];
     uint64_t addr = ((const uint64_t *)ra->b[5].buf)[id];
+    long p = ((const uint16_t *)ra->b[4].buf)[res->next];
     char msg[512];
-    PyObject *type = status_error(self, res->status, addr, size, msg,
+    PyObject *type = status_error(self, res->status, addr, size, p, msg,
                                   sizeof(msg));
     if (PyErr_GivenExceptionMatches(type, PyExc_ValueError)) {
         type = Py_None;

@@ -2090,12 +2090,26 @@ test_bad_input(void)
     CHECK(a == 0xc000000000);
     digest_take(h, &d);
 
-    /* Sizes beyond maxAlloc, and bad Ps: EINVAL. */
-    CHECK(ga_malloc(h, 0, in.max_alloc + 1, false, &out) == GA_EINVAL);
-    CHECK(ga_malloc(h, 0, UINT64_MAX, true, &out) == GA_EINVAL);
-    CHECK(ga_malloc(h, -1, 100000, false, &out) == GA_EINVAL);
-    CHECK(ga_malloc(h, 1, 100000, false, &out) == GA_EINVAL);
-    SAME_DIGEST(h, &d, "EINVAL mallocs");
+    /* Sizes beyond maxAlloc: ETOOLARGE; bad Ps: EBADP, whatever the
+     * size (the P is checked first); ga_malloc_check says the same
+     * without allocating. */
+    CHECK(ga_malloc(h, 0, in.max_alloc + 1, false, &out) == GA_ETOOLARGE);
+    CHECK(ga_malloc(h, 0, UINT64_MAX, true, &out) == GA_ETOOLARGE);
+    CHECK(ga_malloc(h, -1, 100000, false, &out) == GA_EBADP);
+    CHECK(ga_malloc(h, 1, 100000, false, &out) == GA_EBADP);
+    CHECK(ga_malloc(h, 1, 16, true, &out) == GA_EBADP);
+    CHECK(ga_malloc(h, 1, UINT64_MAX, false, &out) == GA_EBADP);
+    CHECK(ga_malloc_check(h, 0, in.max_alloc + 1) == GA_ETOOLARGE);
+    CHECK(ga_malloc_check(h, 1, in.max_alloc + 1) == GA_EBADP);
+    CHECK(ga_malloc_check(h, -1, 0) == GA_EBADP);
+    CHECK(ga_malloc_check(h, 0, in.max_alloc) == GA_OK);
+    CHECK(ga_malloc_check(h, 0, 0) == GA_OK);
+    /* ga_free_p: a P, GA_NO_P or GA_ALL_PS; anything else is EBADP */
+    CHECK(ga_free_p(h, 1, a) == GA_EBADP);
+    CHECK(ga_free_p(h, GA_ALL_PS - 1, a) == GA_EBADP);
+    CHECK(strcmp(ga_status_name(GA_EBADP), "GA_EBADP") == 0 &&
+          strcmp(ga_status_name(GA_ETOOLARGE), "GA_ETOOLARGE") == 0);
+    SAME_DIGEST(h, &d, "EBADP and ETOOLARGE calls");
     /* maxAlloc itself is allowed, but no address space is that big. */
     CHECK(ga_malloc(h, 0, in.max_alloc, false, &out) == GA_ENOMEM);
     SAME_DIGEST(h, &d, "a malloc of maxAlloc bytes");
@@ -2659,7 +2673,7 @@ test_32bit_release(ga_release r)
     /* Sizes beyond 2^32 - 1 are refused; ones that fit no address space
      * run out of memory without changing anything. */
     ga_addr out = 0;
-    CHECK(ga_malloc(h, 0, (uint64_t)1 << 32, false, &out) == GA_EINVAL);
+    CHECK(ga_malloc(h, 0, (uint64_t)1 << 32, false, &out) == GA_ETOOLARGE);
     digest d;
     digest_take(h, &d);
     CHECK(ga_malloc(h, 0, 0xFFFFFFFFu, false, &out) == GA_ENOMEM);
@@ -2812,7 +2826,7 @@ test_procs(void)
         VERIFY(h);
         digest d;
         digest_take(h, &d);
-        CHECK(ga_malloc(h, procs[i], 100000, false, &a) == GA_EINVAL);
+        CHECK(ga_malloc(h, procs[i], 100000, false, &a) == GA_EBADP);
         SAME_DIGEST(h, &d, "a malloc on a P that does not exist");
         digest_free(&d);
         ga_heap_free(h);

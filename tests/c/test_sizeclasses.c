@@ -221,7 +221,7 @@ test_divmagic(void)
         CHECK_MSG((uint64_t)m.mul * (span_bytes(c) >> m.shift) <
                       (uint64_t)1 << 32,
                   "class %d: mul %u overflows 32 bits", c, m.mul);
-        CHECK_MSG(ga_is_pow2(size) ==
+        CHECK_MSG(is_pow2(size) ==
                       (m.base_mask != 0 &&
                        m.base_mask == (uint16_t)(65536 - size)),
                   "class %d: base_mask %u", c, m.base_mask);

@@ -164,9 +164,41 @@ run(ga_backing backing)
     ga_heap_free(h);
 }
 
+/* The facade's size-class table (what the binding shows as
+ * goalloc.size_classes()) is the generated one, row for row, and its
+ * lookup is mallocgc's. */
+static void
+test_size_class_facade(void)
+{
+    ga_size_class k;
+    for (int c = 0; c < NUM_SIZE_CLASSES; c++) {
+        CHECK(ga_size_class_get(c, &k));
+        uint64_t objects = c ? class_objects(c) : 0;
+        const div_magic *m = &class_to_divmagic[c];
+        CHECK_MSG(k.size == class_to_size[c] &&
+                      k.npages == class_to_allocnpages[c] &&
+                      k.objects == objects &&
+                      k.tail == (c ? k.npages * PAGE_SIZE - objects * k.size
+                                   : 0) &&
+                      k.div_shift == m->shift && k.div_shift2 == m->shift2 &&
+                      k.div_mul == m->mul && k.base_mask == m->base_mask,
+                  "class %d", c);
+    }
+    CHECK(!ga_size_class_get(-1, &k) &&
+          !ga_size_class_get(NUM_SIZE_CLASSES, &k));
+    CHECK(ga_size_to_class(0) == 0 &&
+          ga_size_to_class(MAX_SMALL_SIZE + 1) == 0 &&
+          ga_size_to_class(UINT64_MAX) == 0);
+    for (uint64_t n = 1; n <= MAX_SMALL_SIZE; n++) {
+        CHECK_MSG(ga_size_to_class(n) == size_to_class((size_t)n), "%llu",
+                  (unsigned long long)n);
+    }
+}
+
 int
 main(void)
 {
+    test_size_class_facade();
     run(GA_BACKING_VIRTUAL);
     run(GA_BACKING_OS);
     int failed = check_summary("small");

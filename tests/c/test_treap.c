@@ -10,6 +10,7 @@
  * first principles rather than through the code under test.
  * Locking: single-threaded.
  */
+#include "arith.h"
 #include "check.h"
 #include "fixalloc.h"
 #include "mspan.h"
@@ -140,7 +141,7 @@ ref_huge_pages(const mspan *s, uint64_t huge)
     }
     ga_addr end = s->start_addr + s->npages * PAGE_SIZE;
     uint64_t n = 0;
-    for (ga_addr a = ga_round_up(s->start_addr, huge); a + huge <= end;
+    for (ga_addr a = round_up(s->start_addr, huge); a + huge <= end;
          a += huge) {
         n++;
     }

@@ -323,7 +323,8 @@ static void
 do_alloc(fuzz *f, int p, uint64_t size, bool noscan)
 {
     trace("  alloc p=%d size=%" PRIu64 " noscan=%d", p, size, noscan);
-    bool bad = p < 0 || p >= f->procs || size > f->info.max_alloc;
+    bool bad_p = p < 0 || p >= f->procs;
+    bool bad = bad_p || size > f->info.max_alloc;
     /* The digest is costly: take it only when the model allows the call
      * to be refused (a refusal it does not allow aborts anyway). */
     bool may_refuse = bad || size == 0 || enomem_allowed(f, size);
@@ -332,9 +333,11 @@ do_alloc(fuzz *f, int p, uint64_t size, bool noscan)
     ga_status st = ga_malloc(f->h, p, size, noscan, &a);
     trace(" -> %s 0x%" PRIx64 "\n", ga_status_name(st), a);
     if (bad) {
-        if (st != GA_EINVAL) {
-            die(f, "alloc(p=%d, size=%" PRIu64 "): %s, want GA_EINVAL", p,
-                size, ga_status_name(st));
+        /* a bad P is reported before a size beyond maxAlloc */
+        ga_status want = bad_p ? GA_EBADP : GA_ETOOLARGE;
+        if (st != want) {
+            die(f, "alloc(p=%d, size=%" PRIu64 "): %s, want %s", p, size,
+                ga_status_name(st), ga_status_name(want));
         }
         unchanged(f, before, st, "alloc");
         return;
