@@ -45,11 +45,13 @@ core_size_classes(PyObject *module, PyObject *Py_UNUSED(ignored))
     for (int c = 0; list != NULL && c < NUM_SIZE_CLASSES; c++) {
         ga_size_class k;
         ga_size_class_get(c, &k);
-        PyObject *t = Py_BuildValue(
-            "(iKKKKiiii)", c, (unsigned long long)k.size,
-            (unsigned long long)k.npages, (unsigned long long)k.objects,
-            (unsigned long long)k.tail, (int)k.div_shift, (int)k.div_shift2,
-            (int)k.div_mul, (int)k.base_mask);
+        PyObject *t = Py_BuildValue("(iKKKKiiii)", c,
+                                    (unsigned long long)k.size,
+                                    (unsigned long long)k.npages,
+                                    (unsigned long long)k.objects,
+                                    (unsigned long long)k.tail,
+                                    (int)k.div_shift, (int)k.div_shift2,
+                                    (int)k.div_mul, (int)k.base_mask);
         if (t == NULL) {
             Py_CLEAR(list);
             break;

@@ -103,8 +103,7 @@ heap_alloc_many(HeapObject *self, PyObject *const *args, Py_ssize_t nargs,
     char msg[512];
     ga_status s = p_fits(p) ? ga_malloc_check(h, (int)p, 0) : GA_EBADP;
     if (s != GA_OK) {
-        PyErr_SetString(status_error(self, s, 0, 0, p, msg, sizeof(msg)),
-                        msg);
+        PyErr_SetString(status_error(self, s, 0, 0, p, msg, sizeof(msg)), msg);
         goto done;
     }
     for (Py_ssize_t i = 0; i < n; i++) {

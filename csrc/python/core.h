@@ -110,8 +110,8 @@ int add_exceptions(PyObject *module, core_state *st);
 void set_errorf(PyObject *type, const char *fmt, ...);
 PyObject *status_error(HeapObject *self, ga_status s, uint64_t addr,
                        uint64_t size, long p, char *msg, size_t len);
-PyObject *set_error_from_status(HeapObject *self, ga_status s,
-                                uint64_t addr, uint64_t size);
+PyObject *set_error_from_status(HeapObject *self, ga_status s, uint64_t addr,
+                                uint64_t size);
 PyObject *raise_at(PyObject *type, PyObject *msg, Py_ssize_t index,
                    PyObject *addresses);
 

@@ -360,8 +360,7 @@ heap_alloc(HeapObject *self, PyObject *const *args, Py_ssize_t nargs,
         return release_heap(self, PyLong_FromUnsignedLongLong(a));
     }
     char msg[512];
-    PyErr_SetString(status_error(self, s, 0, size, p, msg, sizeof(msg)),
-                    msg);
+    PyErr_SetString(status_error(self, s, 0, size, p, msg, sizeof(msg)), msg);
     return release_heap(self, NULL);
 }
 

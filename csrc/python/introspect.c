@@ -14,7 +14,6 @@
 #include "core.h"
 #include <string.h>
 
-
 /* FETCH_ALL declares buf (a PyMem array of type, NULL when out of memory)
  * and n, filled by the ga_* listing call fn made twice: to count, then to
  * fill.  The call protocol keeps the heap still in between. */
