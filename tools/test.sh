@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Install goalloc with its test extras and run every check: the generated
 # table, no mutable statics in the core, its layering (check_layers.py),
-# the C tests (plain, under
-# ASan+UBSan, ThreadSanitizer and valgrind), a 60 s libFuzzer run over the C facade,
+# the C tests (plain, in a debug build, under ASan+UBSan, ThreadSanitizer
+# and valgrind), a 60 s libFuzzer run over the C facade,
 # the pytest suite, and the pytest suite again against an ASan+UBSan build
 # of the extension.  valgrind and clang with libFuzzer are installed with
 # apt-get when missing.  This is the README's test command; .ci/run calls
@@ -52,6 +52,9 @@ make -s check-layers PYTHON="$PY"
 
 step "C tests"
 make -s test-c
+
+step "C tests in a debug build (GA_DEBUG=2: assertions, the page heap's invariants after every span operation)"
+make -s test-c-debug
 
 step "C tests under ASan+UBSan"
 make -s test-c-asan
