@@ -35,7 +35,7 @@ mcentral_destroy(mcentral *c)
 }
 
 /* mcentral_grow takes a fresh span from the mheap for mcache mc (its
- * limit set there) and the block for its bitmaps; cache_span installs
+ * limit set there) and the block for its bitmaps; mcentral_cache_span installs
  * them (initSpan) under c->lock.  NULL when the heap cannot grow. */
 static mspan *
 mcentral_grow(mheap *h, mcentral *c, mcache *mc, uint8_t **bits)

@@ -313,7 +313,7 @@ carve_low(mspan *s, void *arg)
     }
 }
 
-/* free_pages_for reports whether the heap has, or can grow, a free span
+/* mheap_has_room reports whether the heap has, or can grow, a free span
  * of npage pages: the check that lets a caller refuse before anything
  * moves. */
 bool
