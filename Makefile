@@ -11,9 +11,10 @@ HDRS = $(wildcard csrc/*.h) tests/c/check.h
 CTESTS = $(patsubst tests/c/%.c,build/ctest/%,$(wildcard tests/c/test_*.c))
 CTESTS_ASAN = $(patsubst tests/c/%.c,build/ctest-asan/%,$(wildcard tests/c/test_*.c))
 CTESTS_TSAN = $(patsubst tests/c/%.c,build/ctest-tsan/%,$(wildcard tests/c/test_*.c))
+CTESTS_DEBUG = $(patsubst tests/c/%.c,build/ctest-debug/%,$(wildcard tests/c/test_*.c))
 TSAN = -fsanitize=thread -fno-omit-frame-pointer
 
-.PHONY: all test test-c test-c-asan test-c-tsan test-c-valgrind test-py gen check-gen clean develop check-static check-layers bench bench-smoke bench-c bench-py fuzz fuzz-run fuzz-replay
+.PHONY: all test test-c test-c-asan test-c-tsan test-c-debug test-c-valgrind test-py gen check-gen clean develop check-static check-layers bench bench-smoke bench-c bench-py fuzz fuzz-run fuzz-replay
 
 all: test-c
 
@@ -29,8 +30,22 @@ build/ctest-tsan/%: tests/c/%.c $(CORE) $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(WARN) -Werror -O1 -g $(TSAN) -Icsrc -Itests/c $< $(CORE) -o $@ -lpthread
 
+build/ctest-debug/%: tests/c/%.c $(CORE) $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(WARN) -Werror $(CFLAGS) -DGA_DEBUG=2 -Icsrc -Itests/c $< $(CORE) -o $@ -lpthread
+
 test-c: $(CTESTS)
 	@set -e; for t in $(CTESTS); do $$t; done
+
+# The C tests in a debug build (GA_DEBUG=2, csrc/throw.h): GA_ASSERT's
+# checks, and the page heap's invariant walker after every span
+# allocation, span free and scavenge.  Release builds (every other
+# target, and the Python extension) compile none of it.  The walker is
+# O(heap) per span operation, so the randomized and threaded tests run
+# DEBUG_SCALE of their rounds (GOALLOC_TEST_SCALE, tests/c/check.h).
+DEBUG_SCALE ?= 0.1
+test-c-debug: $(CTESTS_DEBUG)
+	@set -e; for t in $(CTESTS_DEBUG); do GOALLOC_TEST_SCALE=$(DEBUG_SCALE) $$t; done
 
 test-c-asan: $(CTESTS_ASAN)
 	@set -e; for t in $(CTESTS_ASAN); do $$t; done

@@ -21,6 +21,7 @@
 void
 set_span(mheap *h, ga_addr addr, mspan *s)
 {
+    GA_ASSERT(heap_arena_of(h, addr) != NULL);
     __atomic_store_n(&heap_arena_of(h, addr)->spans[page_index(h, addr)], s,
                      __ATOMIC_RELAXED);
 }

@@ -165,7 +165,7 @@ check_tiny_block(check_ctx *c, const mspan *s, uint64_t i, tiny_block b,
 }
 
 /* check_small_span: bitmaps, and the list the span must be on: cached
- * spans on their mcentral's empty list with sweepgen h+3; uncached full
+ * spans (SWEEPGEN_CACHED) on their mcentral's empty list; uncached full
  * spans on empty, uncached spans with free slots on nonempty. */
 static bool
 check_small_span(check_ctx *c, mspan *s)

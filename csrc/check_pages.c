@@ -95,6 +95,56 @@ check_hints_and_arenas(pages_ctx *c)
     return true;
 }
 
+/* page_run_ok: every page of the run of npages pages from base is in a
+ * mapped arena, maps to want in the span map (when map_all; else only
+ * the run's first and last pages are looked at) and has its pageInUse
+ * bit clear, but the first page's, which is first_in_use.  Reads each
+ * arena's arrays directly, a byte of pageInUse bits at a time where it
+ * can: debug builds run this walk after every span operation.  The
+ * per-page loops below only say which page is wrong. */
+static bool
+page_run_ok(const mheap *h, ga_addr base, uint64_t npages,
+            const mspan *want, bool map_all, bool first_in_use)
+{
+    uint64_t per_arena = h->plat.pages_per_arena;
+    uint64_t done = 0;
+    while (done < npages) {
+        ga_addr a = base + done * PAGE_SIZE;
+        const heap_arena *ha = heap_arena_of(h, a);
+        if (ha == NULL) {
+            return false;
+        }
+        uint64_t pi = page_index(h, a);
+        uint64_t n = per_arena - pi < npages - done ? per_arena - pi
+                                                    : npages - done;
+        for (uint64_t k = 0; k < n; k++) {
+            bool end = done + k == 0 || done + k == npages - 1;
+            if ((map_all || end) &&
+                __atomic_load_n(&ha->spans[pi + k], __ATOMIC_RELAXED) !=
+                    want) {
+                return false;
+            }
+        }
+        for (uint64_t k = 0; k < n;) {
+            uint64_t q = pi + k;
+            if (q % 8 == 0 && n - k >= 8 && done + k != 0) {
+                if (ha->page_in_use[q / 8] != 0) {
+                    return false;
+                }
+                k += 8;
+                continue;
+            }
+            bool bit = (ha->page_in_use[q / 8] >> (q % 8)) & 1;
+            if (bit != (first_in_use && done + k == 0)) {
+                return false;
+            }
+            k++;
+        }
+        done += n;
+    }
+    return true;
+}
+
 /* check_span_pages: every page of an in-use or manual span maps to it;
  * a free span's first and last pages do.  pageInUse is set exactly at
  * the first page of in-use spans. */
@@ -103,6 +153,10 @@ check_span_pages(pages_ctx *c, mspan *s)
 {
     mheap *h = c->h;
     bool all = s->state != MSPAN_FREE;
+    if (page_run_ok(h, mspan_base(s), s->npages, s, all,
+                    s->state == MSPAN_IN_USE)) {
+        return true;
+    }
     for (uint64_t i = 0; i < s->npages; i++) {
         ga_addr a = mspan_base(s) + i * PAGE_SIZE;
         bool end_page = i == 0 || i == s->npages - 1;
@@ -117,7 +171,8 @@ check_span_pages(pages_ctx *c, mspan *s)
                          a, !want);
         }
     }
-    return true;
+    return failf(c, "the pages of span 0x%" PRIx64 " disagree with it",
+                 mspan_base(s));
 }
 
 /* check_free_span: off every list, coalesced with a free neighbour of
@@ -183,6 +238,10 @@ check_ungrown(void *arg, ga_addr base, uint64_t size)
 {
     pages_ctx *c = arg;
     mheap *h = c->h;
+    if (page_run_ok(h, base, size / PAGE_SIZE, NULL, true, false)) {
+        c->ungrown += size;
+        return true;
+    }
     for (ga_addr a = base; a < base + size; a += PAGE_SIZE) {
         if (heap_arena_of(h, a) == NULL) {
             return failf(c, "curArena page 0x%" PRIx64 " is not in a mapped "
@@ -193,8 +252,8 @@ check_ungrown(void *arg, ga_addr base, uint64_t size)
                          a);
         }
     }
-    c->ungrown += size;
-    return true;
+    return failf(c, "curArena [0x%" PRIx64 ", +%" PRIu64 ") disagrees with "
+                    "the span map", base, size);
 }
 
 /* check_cur_arena: curArena is a physical-page aligned range that ends on
@@ -303,6 +362,7 @@ check_page_stats(pages_ctx *c)
 bool
 mheap_check_pages(mheap *h, char *msg, size_t msglen)
 {
+    GA_ASSERT(mheap_owned(h));
     pages_ctx c = {0};
     c.h = h;
     c.msg = msg;
@@ -320,3 +380,16 @@ mheap_check_pages(mheap *h, char *msg, size_t msglen)
     return check_cur_arena(&c) && check_treap_spans(&c) &&
            check_page_stats(&c);
 }
+
+#if GA_DEBUG >= 2
+void
+mheap_debug_check_locked(mheap *h, const char *what)
+{
+    char msg[200];
+    if (!mheap_check_pages(h, msg, sizeof(msg))) {
+        snprintf(h->throw_buf, sizeof(h->throw_buf),
+                 "GA_DEBUG: after %s: %s", what, msg);
+        throw(h, h->throw_buf);
+    }
+}
+#endif

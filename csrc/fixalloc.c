@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "arith.h"
+#include "throw.h"
 
 /* A real chunk: a link for release, then the blocks. */
 /* Blocks are cache-line aligned and sized: the mspans that two Ps
@@ -201,6 +202,7 @@ fixalloc_alloc(fixalloc *f)
 void
 fixalloc_free(fixalloc *f, void *p)
 {
+    GA_ASSERT(p != NULL && f->inuse >= f->go_size);
     fixalloc_block *b = p;
     f->inuse -= f->go_size;
     b->next = f->list;

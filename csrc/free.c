@@ -34,6 +34,7 @@
 static ga_status
 classify_locked(mheap *h, ga_addr addr, mspan **large, mspan **small)
 {
+    GA_ASSERT(mheap_owned(h));
     *large = NULL;
     *small = NULL;
     mspan *s = span_of(h, addr);
@@ -68,6 +69,7 @@ classify_locked(mheap *h, ga_addr addr, mspan **large, mspan **small)
 static void
 large_free_locked(mheap *h, mspan *s)
 {
+    GA_ASSERT(mheap_owned(h));
     h->nlargefree++;
     h->largefree += s->elemsize;
     h->large_requested_freed += s->limit - mspan_base(s);

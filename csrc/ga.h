@@ -3,7 +3,8 @@
  * The numbers Go 1.13 fixes for every platform (page size, size-class
  * limits, fixalloc and persistentalloc chunk sizes) and the compiler
  * hints.  goalloc.h includes it: everything here is a Go constant or is
- * prefixed (GA_, ga_); arith.h holds the internal helpers.
+ * prefixed (GA_, ga_); arith.h holds the internal helpers, throw.h the
+ * assertions (GA_ASSERT, GA_DEBUG).
  * Go 1.13: src/runtime/malloc.go, sizeclasses.go, mfixalloc.go constants.
  * Differs from Go: platform-dependent numbers (arena size, address bits)
  * are per-heap values in struct platform, not compile-time constants.

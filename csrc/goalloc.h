@@ -180,7 +180,10 @@ typedef struct ga_mem_stats {
     } by_size[NUM_SIZE_CLASSES];
 } ga_mem_stats;
 
-/* ga_read_mem_stats flushes the caches and fills *out (ReadMemStats). */
+/* ga_read_mem_stats fills *out as ReadMemStats does.  Go flushes every
+ * mcache first; goalloc counts the slots cached spans have not handed
+ * out instead, which gives the same numbers and leaves the caches as they
+ * were (ga_flush flushes them). */
 ga_status ga_read_mem_stats(ga_heap *h, ga_mem_stats *out);
 
 /* ---- Records -------------------------------------------------------
@@ -310,7 +313,9 @@ size_t ga_span_objects(ga_heap *h, ga_addr base, uint8_t *out,
 
 /* ga_object_extent finds the live object that starts at addr and its
  * usable size (elemsize; for large objects up to limit; for tiny objects
- * the requested size, as the rest of the block may go to others).  GA_ENOTOBJECT etc. otherwise. */
+ * the requested size, as the rest of the block may go to others).
+ * GA_EFOREIGN outside the heap's arenas, GA_ENOTOBJECT for any other
+ * address that starts no live object. */
 ga_status ga_object_extent(ga_heap *h, ga_addr addr, uint64_t *size);
 
 /* The platform and options a heap models, and the state of its page

@@ -8,7 +8,8 @@
  *          ReadMemStats' fields plus goalloc's requested bytes.
  * Differs from Go: Go injects no faults into its allocator; goalloc's
  *          heaps fail on purpose only through these calls.
- * Locking: each call takes the heap lock.
+ * Locking: each call takes the heap lock, but ga_fail_metadata, which
+ *          arms an atomic counter.
  */
 #include "goalloc.h"
 

@@ -34,6 +34,21 @@ uint64_t mheap_requested_live_locked(mheap *h);
  * the first broken one.  The caller holds the heap lock. */
 bool mheap_check_pages(mheap *h, char *msg, size_t msglen);
 
+/* mheap_debug_check_locked: at GA_DEBUG >= 2 (throw.h), the page heap's
+ * invariants after `what` (a phrase: "mheap_alloc"); a broken one throws
+ * with its name.  Nothing in other builds.  The caller holds the heap
+ * lock. */
+#if GA_DEBUG >= 2
+void mheap_debug_check_locked(mheap *h, const char *what);
+#else
+static inline void
+mheap_debug_check_locked(mheap *h, const char *what)
+{
+    (void)h;
+    (void)what;
+}
+#endif
+
 /* ---- check.c ------------------------------------------------------- */
 
 /* mheap_check walks every invariant that applies (ga_verify): the page

@@ -7,7 +7,10 @@
  * Go 1.13: the views Go's export_test.go gives its tests (spanOf,
  *          allArenas, arenaHints, CountPagesInUse); sizeclasses.go.
  * Differs from Go: nothing to differ from; Go has no such API.
- * Locking: each call on a heap takes the heap lock.
+ * Locking: the views take the heap lock (ga_central_spans the class's
+ *          mcentral lock); ga_cache_info_get, ga_poisoned and
+ *          ga_oom_reason read without one (the caller runs alone on the
+ *          heap; the last two are atomic).
  */
 #include <stdlib.h>
 

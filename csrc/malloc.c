@@ -65,8 +65,10 @@
  * methods do (tools/check_layers.py checks it).  Each file's header names
  * its Go counterpart; internal.h declares what the files without a header
  * of their own lend the others.
- *   ga.h          Go's fixed numbers, rounding
- *   throw         Go's throw, protected calls, the heap lock
+ *   ga.h          Go's fixed numbers, the facade's basic types;
+ *                 arith.h: rounding
+ *   throw         Go's throw, protected calls, the heap lock, GA_ASSERT
+ *                 and the GA_DEBUG levels
  *   platform      the GOOS/GOARCH choices mallocinit depends on
  *   sizeclasses   the generated size-class tables
  *   mem           the OS layer (sys*, linearAlloc): mem_linux.c,
@@ -155,6 +157,7 @@ small_slot_rare(mheap *h, mspan *s, uint64_t i, uint64_t size)
 static inline ga_addr
 small_slot_done(mheap *h, mcache *c, mspan *s, uint64_t i, uint64_t size)
 {
+    GA_ASSERT(i < s->nelems && size <= s->elemsize);
     c->local_requested += size;
     if (GA_LIKELY(!s->needzero && s->tiny_marks == NULL)) {
         mspan_req_store(s, i, size);

@@ -1,11 +1,13 @@
 /* The allocation fast path.  See malloc.c for the overview.
  *
  * next_free_fast is Go's nextFreeFast: one count-trailing-zeros on the
- * span's allocCache finds the next free slot.  It bails out (returns 0)
- * when the cache is empty or the next index would cross a 64-slot
- * boundary, so the slow path (mcache_next_free) refills the cache.
+ * span's allocCache finds the next free slot.  It bails out (returns
+ * NO_SLOT) when the cache is empty or the next index would cross a
+ * 64-slot boundary, so the slow path (mcache_next_free) refills the
+ * cache.
  * Go 1.13: src/runtime/malloc.go (nextFreeFast).
- * Differs from Go: nothing.
+ * Differs from Go: it returns the slot index (Go: its address), so that
+ *          the caller can record the requested size per slot.
  * Locking: the span belongs to the calling P's mcache.
  */
 #ifndef GA_MALLOC_H

@@ -75,6 +75,7 @@ mspan_charge_bits(mheap *h, const mspan *s)
 void
 mspan_init_bits(mspan *s, uint8_t *bits)
 {
+    GA_ASSERT(s->alloc_bits == NULL && s->state == MSPAN_IN_USE);
     uint64_t nelems = span_nelems(s);
     uint64_t nbytes = gc_bits_bytes(nelems);
     s->nelems = nelems;

@@ -31,7 +31,7 @@ struct mheap;
 #define GC_BITS_CHUNK_BYTES 65536
 
 /* Bytes of one bitmap for n slots: whole 64-bit words, so that
- * refill_alloc_cache may always read 8 bytes. */
+ * mspan_refill_alloc_cache may always read 8 bytes. */
 static inline uint64_t
 gc_bits_bytes(uint64_t nelems)
 {

@@ -84,6 +84,7 @@ mcache_next_free(mheap *h, mcache *c, span_class spc, mspan **sp)
 void
 mcache_release_all(mheap *h, mcache *c)
 {
+    GA_ASSERT(c->tiny == 0); /* the caller dropped the tiny block */
     mheap_lock(h);
     /* purgecachedstats */
     h->stats.tinyallocs += c->local_tinyallocs;

@@ -35,7 +35,7 @@ mcentral_destroy(mcentral *c)
 }
 
 /* mcentral_grow takes a fresh span from the mheap for mcache mc (its
- * limit set there) and the block for its bitmaps; cache_span installs
+ * limit set there) and the block for its bitmaps; mcentral_cache_span installs
  * them (initSpan) under c->lock.  NULL when the heap cannot grow. */
 static mspan *
 mcentral_grow(mheap *h, mcentral *c, mcache *mc, uint8_t **bits)
@@ -118,6 +118,7 @@ mcentral_unused_slots(const mspan *s)
 void
 mcentral_release_to_heap_locked(mheap *h, mspan *s)
 {
+    GA_ASSERT(mheap_owned(h));
     /* s is off its mcentral's lists, so frees holding only that lock
      * leave it alone; frees that hold the heap lock may still be looking
      * at s, so the bitmaps go under the heap lock. */
@@ -138,6 +139,7 @@ void
 mcentral_uncache_span(mheap *h, mcentral *c, mspan *s)
 {
     pthread_mutex_lock(&c->lock);
+    GA_ASSERT(mspan_is_cached(s, h->sweepgen) && s->list == &c->empty);
     uint64_t unused = mcentral_unused_slots(s);
     /* Read elemsize while c->lock pins s: once the lock is dropped, a
      * free may empty s and send it home, and its struct may be reused. */
@@ -164,6 +166,7 @@ bool
 mcentral_free_slot_locked(mheap *h, mcentral *c, mspan *s, uint64_t i,
                           uint64_t requested, bool *to_heap)
 {
+    GA_ASSERT(mcentral_owns(c, s) && i < s->nelems);
     *to_heap = false;
     if (bit_test_and_set(s->freed_bits, i)) {
         return false; /* the caching P freed it since the caller looked */

@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "arith.h"
+#include "internal.h"
 #include "scavenge.h"
 #include "sizeclasses.h"
 
@@ -312,7 +313,7 @@ carve_low(mspan *s, void *arg)
     }
 }
 
-/* free_pages_for reports whether the heap has, or can grow, a free span
+/* mheap_has_room reports whether the heap has, or can grow, a free span
  * of npage pages: the check that lets a caller refuse before anything
  * moves. */
 bool
@@ -334,6 +335,7 @@ mheap_has_room(mheap *h, uint64_t npage)
 mspan *
 mheap_alloc_span_locked(mheap *h, uint64_t npage, uint64_t *stat)
 {
+    GA_ASSERT(mheap_owned(h));
     /* Make the metadata real first: a growth must not fail half done. */
     if (!fixalloc_reserve(&h->spanalloc, SPANS_PER_ALLOC) ||
         !fixalloc_reserve(&h->treapalloc, NODES_PER_ALLOC)) {
@@ -454,6 +456,7 @@ init_large_object(mheap *h, mspan *s, uint64_t size)
 static void
 sweep_spans_push_locked(mheap *h)
 {
+    GA_ASSERT(mheap_owned(h));
     uint64_t ptr = h->plat.ptr_size;
     uint64_t align = h->plat.cache_line_size;
     uint64_t top = h->sweep_spans_index++ / GC_SWEEP_BLOCK_ENTRIES;
@@ -476,6 +479,8 @@ mspan *
 mheap_alloc(mheap *h, mcache *c, uint64_t npages, span_class spc,
             uint64_t large_size, bool needzero)
 {
+    GA_ASSERT(npages > 0 &&
+              (large_size > 0) == (span_class_sizeclass(spc) == 0));
     mheap_lock(h);
     mspan *s = mheap_alloc_span_locked(h, npages, &h->stats.heap_inuse);
     if (s != NULL) {
@@ -498,6 +503,7 @@ mheap_alloc(mheap *h, mcache *c, uint64_t npages, span_class spc,
             init_small_limit(s);
         }
     }
+    mheap_debug_check_locked(h, "mheap_alloc");
     mheap_unlock(h);
     if (s != NULL) {
         if (needzero && s->needzero) {
@@ -513,6 +519,7 @@ mheap_alloc(mheap *h, mcache *c, uint64_t npages, span_class spc,
 void
 mheap_free_span_locked(mheap *h, mspan *s, bool acctinuse, bool acctidle)
 {
+    GA_ASSERT(mheap_owned(h));
     switch (s->state) {
     case MSPAN_MANUAL:
         if (s->alloc_count != 0) {
@@ -538,4 +545,5 @@ mheap_free_span_locked(mheap *h, mspan *s, bool acctinuse, bool acctidle)
     s->state = MSPAN_FREE;
     mheap_coalesce(h, s);
     treap_insert(h, s);
+    mheap_debug_check_locked(h, "mheap_free_span_locked");
 }

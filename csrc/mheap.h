@@ -142,7 +142,8 @@ typedef struct mheap {
 
     mspan emptymspan;
 
-    char throw_buf[128]; /* a copy of ga_test_throw's message */
+    char throw_buf[256]; /* the text of a throw made up at run time
+                          * (ga_test_throw, GA_DEBUG's checks) */
 } mheap;
 
 /* ---- The arena index, inline: every free looks its span up --------- */
@@ -229,6 +230,14 @@ static inline void
 mheap_unlock(mheap *h)
 {
     heap_lock_release(&h->lock);
+}
+
+/* mheap_owned: the calling thread holds h->lock (for GA_ASSERT in the
+ * functions named _locked). */
+static inline bool
+mheap_owned(mheap *h)
+{
+    return heap_lock_held(&h->lock);
 }
 
 /* throw is Go's throw: it poisons the heap, releases the heap lock if

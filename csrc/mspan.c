@@ -12,6 +12,7 @@
 #include <stddef.h>
 
 #include "arith.h"
+#include "throw.h"
 
 const char *const mspan_state_names[4] = {"dead", "inuse", "manual", "free"};
 
@@ -91,6 +92,7 @@ mspan_list_init(mspan_list *l)
 void
 mspan_list_remove(mspan_list *l, mspan *s)
 {
+    GA_ASSERT(mspan_list_of(s) == l);
     if (s == l->first) {
         l->first = s->next;
     }
@@ -111,6 +113,7 @@ mspan_list_remove(mspan_list *l, mspan *s)
 void
 mspan_list_insert(mspan_list *l, mspan *s)
 {
+    GA_ASSERT(mspan_list_of(s) == NULL);
     s->next = l->first;
     s->prev = NULL;
     if (l->first != NULL) {
@@ -126,6 +129,7 @@ mspan_list_insert(mspan_list *l, mspan *s)
 void
 mspan_list_insert_back(mspan_list *l, mspan *s)
 {
+    GA_ASSERT(mspan_list_of(s) == NULL);
     s->next = NULL;
     s->prev = l->last;
     if (l->last != NULL) {

@@ -20,11 +20,13 @@
 #include "ga.h"
 
 /* Span states.  Transitions (Go's mSpanState):
- *   dead  -> free     grow(), or the remainder of a split free span
+ *   dead  -> free     heap growth, or the remainder of a split free span
  *   free  -> in use   mheap_alloc (heap objects)
- *   free  -> manual   mheap_alloc_manual (not used by goalloc's API)
+ *   free  -> manual   Go's allocManual (stacks); goalloc allocates no
+ *                     stacks, and marks a span manual only while
+ *                     go1.13.0's allocSpanLocked scavenges around it
  *   in use/manual -> free   mheap_free_span_locked
- *   free  -> dead     merged into a neighbour by coalesce()
+ *   free  -> dead     merged into a neighbour by mheap_coalesce
  */
 typedef enum mspan_state {
     MSPAN_DEAD = 0,

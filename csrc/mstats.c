@@ -26,6 +26,7 @@
 void
 mheap_read_mem_stats_locked(mheap *h, ga_mem_stats *out)
 {
+    GA_ASSERT(mheap_owned(h));
     memset(out, 0, sizeof(*out));
     /* Go flushes every mcache (releaseAll and the local counters) to make
      * the counts exact; goalloc adds the local counters up and subtracts,
@@ -108,6 +109,7 @@ ga_read_mem_stats(ga_heap *h, ga_mem_stats *out)
 uint64_t
 mheap_requested_live_locked(mheap *h)
 {
+    GA_ASSERT(mheap_owned(h));
     uint64_t asked = h->large_requested;
     uint64_t freed = h->large_requested_freed;
     for (int p = 0; p < h->nprocs; p++) {

@@ -13,6 +13,7 @@
 
 #include "arith.h"
 #include "goalloc.h"
+#include "internal.h"
 
 struct split {
     mheap *h;
@@ -93,6 +94,7 @@ mspan_scavenge(mheap *h, mspan *s)
 uint64_t
 mheap_scavenge_locked(mheap *h, uint64_t nbytes)
 {
+    GA_ASSERT(mheap_owned(h));
     uint64_t released = 0;
     const uint8_t mask = TREAP_ITER_SCAV | TREAP_ITER_HUGE;
     const uint8_t matches[2] = {TREAP_ITER_HUGE, 0};
@@ -129,6 +131,7 @@ mheap_scavenge_locked(mheap *h, uint64_t nbytes)
 void
 mheap_scavenge_if_needed_locked(mheap *h, uint64_t size)
 {
+    GA_ASSERT(mheap_owned(h));
     uint64_t r = heap_retained(h);
     if (r + size > h->scavenge_goal) {
         uint64_t todo = size;
@@ -161,6 +164,7 @@ ga_scavenge(ga_heap *h, uint64_t nbytes, uint64_t *released)
     if (room) {
         *released = mheap_scavenge_locked(h, nbytes);
     }
+    mheap_debug_check_locked(h, "ga_scavenge");
     mheap_unlock(h);
     protect_pop(&pf);
     return room ? GA_OK : GA_ENOMEM;

@@ -66,6 +66,14 @@ throw_poison(const char **poisoned, heap_lock *l, const char *msg)
     abort();
 }
 
+void
+assert_fail(const char *cond, const char *file, int line, const char *func)
+{
+    fprintf(stderr, "goalloc: assertion failed: %s (%s:%d, %s)\n", cond,
+            file, line, func);
+    abort();
+}
+
 /* ---- The facade's statuses --------------------------------------- */
 
 const char *

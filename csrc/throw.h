@@ -1,5 +1,5 @@
-/* Go's throw, the protected calls it lands in, and the heap lock.  See
- * malloc.c for the overview.
+/* Go's throw, the protected calls it lands in, the heap lock, and the
+ * debug builds' assertions.  See malloc.c for the overview.
  *
  * A broken invariant is fatal in Go: throw prints its message and ends
  * the process.  goalloc makes it fatal to one heap: throw records the
@@ -9,6 +9,8 @@
  * none open it prints the message and aborts, as Go does.  The heap lock
  * is here because a throw must release it, and every layer throws: this
  * unit sits below all of them and calls none of their functions.
+ * Debug builds check more (GA_DEBUG, below); release builds check only
+ * what Go checks.
  * Go 1.13: src/runtime/panic.go (throw), lock_futex.go (lock, unlock;
  *          the heap lock is mheap.lock).
  * Differs from Go: a throw kills one heap, not the process; the lock
@@ -82,5 +84,34 @@ protect_pop(protect_frame *f)
  * and jumps to the innermost protected call, or prints and aborts. */
 GA_NORETURN void throw_poison(const char **poisoned, heap_lock *l,
                               const char *msg);
+
+/* ---- Debug builds ------------------------------------------------- */
+
+/* GA_DEBUG grades the checks goalloc makes beyond Go's throws (mimalloc's
+ * MI_DEBUG levels; make test-c-debug builds the C tests at 2):
+ *   0  release: none (the default).
+ *   1  GA_ASSERT: cheap checks of preconditions (the heap lock held by a
+ *      _locked function's caller, a span on the list it leaves, ...); a
+ *      broken one prints itself and where, and aborts: it is a bug in
+ *      goalloc, not in its caller.
+ *   2  also the page heap's invariant walker (mheap_check_pages), after
+ *      every span allocation, span free and scavenge, under the heap lock
+ *      (mheap_debug_check_locked); a broken invariant throws, naming it.
+ *      O(heap) each time: for tests. */
+#ifndef GA_DEBUG
+#define GA_DEBUG 0
+#endif
+
+#if GA_DEBUG >= 1
+#define GA_ASSERT(cond)                                                       \
+    ((cond) ? (void)0 : assert_fail(#cond, __FILE__, __LINE__, __func__))
+#else
+/* type-checked, never evaluated */
+#define GA_ASSERT(cond) ((void)sizeof(!(cond)))
+#endif
+
+/* assert_fail reports a broken GA_ASSERT and aborts. */
+GA_NORETURN void assert_fail(const char *cond, const char *file, int line,
+                             const char *func);
 
 #endif

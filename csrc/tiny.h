@@ -88,6 +88,7 @@ tiny_align(uint64_t off, uint64_t size)
 static inline ga_addr
 tiny_alloc_fast(mcache *c, uint64_t size)
 {
+    GA_ASSERT(size > 0 && size < TINY_SIZE);
     uint64_t off = tiny_align(c->tinyoffset, size);
     if (off + size > TINY_SIZE || c->tiny == 0) {
         return 0;

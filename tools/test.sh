@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Install goalloc with its test extras and run every check: the generated
 # table, the design citations, no mutable statics in the core, its
-# layering (check_layers.py), the C tests (plain, under ASan+UBSan,
-# ThreadSanitizer and valgrind), a 60 s libFuzzer run over the C facade,
-# the linters (ruff, mypy --strict, stubtest, clang-format), the pytest
-# suite, and the pytest suite again against an ASan+UBSan build of the
-# extension.  valgrind, clang with libFuzzer and clang-format are installed
-# with apt-get when missing.  This is the README's test command; .ci/run
-# calls exactly this.
+# layering (check_layers.py), the C tests (plain, in a debug build, under
+# ASan+UBSan, ThreadSanitizer and valgrind), a 60 s libFuzzer run over the
+# C facade, the linters (ruff, mypy --strict, stubtest, clang-format), the
+# pytest suite, and the pytest suite again against an ASan+UBSan build of
+# the extension.  valgrind, clang with libFuzzer and clang-format are
+# installed with apt-get when missing.  This is the README's test command;
+# .ci/run calls exactly this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -56,6 +56,9 @@ make -s check-layers PYTHON="$PY"
 
 step "C tests"
 make -s test-c
+
+step "C tests in a debug build (GA_DEBUG=2: assertions, the page heap's invariants after every span operation)"
+make -s test-c-debug
 
 step "C tests under ASan+UBSan"
 make -s test-c-asan
