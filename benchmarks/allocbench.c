@@ -80,7 +80,8 @@
 #include <gperftools/tcmalloc.h>
 #define ALLOC_NAME "tcmalloc"
 #else
-#error "define one of ALLOC_GOALLOC ALLOC_GLIBC ALLOC_MIMALLOC ALLOC_JEMALLOC ALLOC_TCMALLOC"
+#error                                                                        \
+    "define one of ALLOC_GOALLOC ALLOC_GLIBC ALLOC_MIMALLOC ALLOC_JEMALLOC ALLOC_TCMALLOC"
 #endif
 
 #define OS_PAGE 4096
@@ -171,7 +172,10 @@ alloc_init(int procs, int gogc, bool zero, const char *release)
     (void)zero;
     (void)release;
 }
-static void alloc_fini(void) {}
+static void
+alloc_fini(void)
+{
+}
 
 #if defined(ALLOC_MIMALLOC)
 #define BENCH_MALLOC mi_malloc
@@ -332,26 +336,26 @@ die_null(size_t n)
 
 typedef struct params {
     const char *workload;
-    long n;       /* ops (per thread) */
-    long live;    /* live-set size */
-    int threads;  /* mt-*: threads */
-    int procs;    /* goalloc: Ps in the heap (default: threads) */
+    long n;      /* ops (per thread) */
+    long live;   /* live-set size */
+    int threads; /* mt-*: threads */
+    int procs;   /* goalloc: Ps in the heap (default: threads) */
     uint64_t seed;
-    int gogc;     /* goalloc: the GOGC whose scavenger goal the heap has
-                   * (Go's default 100; -1 = off, as the Go column runs) */
-    bool zero;    /* goalloc: Go's zeroing of reused memory (default on;
-                   * zero=0 is the skip_zeroing deviation) */
+    int gogc;            /* goalloc: the GOGC whose scavenger goal the heap has
+                          * (Go's default 100; -1 = off, as the Go column runs) */
+    bool zero;           /* goalloc: Go's zeroing of reused memory (default on;
+                          * zero=0 is the skip_zeroing deviation) */
     const char *release; /* goalloc: go1.13.8 (default) or go1.13.0 */
 } params;
 
 typedef struct result {
     double ns_per_op;
     double seconds;
-    double mops;      /* aggregate throughput, million ops per second */
-    double alloc_ns;  /* batch: the two phases apart */
+    double mops;     /* aggregate throughput, million ops per second */
+    double alloc_ns; /* batch: the two phases apart */
     double free_ns;
-    uint64_t check;   /* sum of the bytes read back */
-    long ops;         /* ops per thread */
+    uint64_t check; /* sum of the bytes read back */
+    long ops;       /* ops per thread */
 } result;
 
 static long base_kib;
@@ -759,7 +763,8 @@ usage(void)
             "usage: allocbench-" ALLOC_NAME " --info\n"
             "       allocbench-" ALLOC_NAME
             " pair16|batch|live|livelog|large|mt-pair16|mt-live|prodcons|spin"
-            " [n=OPS] [live=K] [threads=T] [procs=P] [seed=S] [gogc=N|off] [zero=0|1]"
+            " [n=OPS] [live=K] [threads=T] [procs=P] [seed=S] [gogc=N|off] "
+            "[zero=0|1]"
             " [release=go1.13.8|go1.13.0]\n");
     exit(1);
 }
@@ -793,8 +798,8 @@ main(int argc, char **argv)
         alloc_fini();
         return 0;
     }
-    params pp = {argv[1], -1, -1, 1, 0, 0x5EED5EED12345678ULL, 100, true,
-                 "go1.13.8"};
+    params pp = {argv[1], -1,   -1,        1, 0, 0x5EED5EED12345678ULL,
+                 100,     true, "go1.13.8"};
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i];
         if (strncmp(a, "n=", 2) == 0) {
@@ -827,9 +832,9 @@ main(int argc, char **argv)
     }
     const char *w = pp.workload;
     bool known = false;
-    static const char *const names[] = {
-        "pair16",  "batch",   "live",     "livelog", "large",
-        "mt-pair16", "mt-live", "prodcons", "spin"};
+    static const char *const names[] = {"pair16",  "batch",    "live",
+                                        "livelog", "large",    "mt-pair16",
+                                        "mt-live", "prodcons", "spin"};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         known |= strcmp(w, names[i]) == 0;
     }

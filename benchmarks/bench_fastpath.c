@@ -232,7 +232,8 @@ cpu_ns(void)
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     return ((double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e6 +
-            (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec)) * 1e3;
+            (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec)) *
+           1e3;
 }
 
 static int
@@ -289,8 +290,10 @@ main(int argc, char **argv)
     }
     printf("goalloc fast path, %ld ops per round, %d rounds (ns/op)\n\n", n,
            ROUNDS);
-    printf("| %-28s | %8s | %8s | %8s |\n", "workload", "median", "min", "max");
-    printf("|------------------------------|----------|----------|----------|\n");
+    printf("| %-28s | %8s | %8s | %8s |\n", "workload", "median", "min",
+           "max");
+    printf(
+        "|------------------------------|----------|----------|----------|\n");
     report("16 B alloc+free pair", pair);
     report("16 B pair, ga_free (locked)", pair_locked);
     report("16 B alloc (batch)", alloc);

@@ -56,8 +56,7 @@ set_page_bit(uint8_t *bits, uint64_t pi, bool on)
 void
 arena_set_page_in_use(mheap *h, ga_addr addr, bool on)
 {
-    set_page_bit(heap_arena_of(h, addr)->page_in_use, page_index(h, addr),
-                 on);
+    set_page_bit(heap_arena_of(h, addr)->page_in_use, page_index(h, addr), on);
 }
 
 bool
@@ -88,8 +87,7 @@ arena_clear_freed(mheap *h, ga_addr base, uint64_t npages)
 {
     for (uint64_t n = 0; n < npages; n++) {
         ga_addr a = base + n * PAGE_SIZE;
-        set_page_bit(heap_arena_of(h, a)->page_freed, page_index(h, a),
-                     false);
+        set_page_bit(heap_arena_of(h, a)->page_freed, page_index(h, a), false);
     }
 }
 
@@ -155,7 +153,7 @@ all_arenas_room(mheap *h, uint64_t n)
     }
     uint64_t room = 2 * h->all_arenas_room > n ? 2 * h->all_arenas_room : n;
     uint64_t *a = meta_realloc(&h->meta, h->all_arenas,
-                                  (size_t)room * sizeof(*a));
+                               (size_t)room * sizeof(*a));
     if (a == NULL) {
         return false;
     }
@@ -218,7 +216,7 @@ arena_prep_make(mheap *h, arena_prep *p)
     }
     if (ok) {
         p->block = meta_calloc(&h->meta,
-                                  sizeof(arena_block) + p->n * (stride + bits));
+                               sizeof(arena_block) + p->n * (stride + bits));
         ok = p->block != NULL;
     }
     uint8_t *bitmaps = ok ? (uint8_t *)(p->block + 1) + p->n * stride : NULL;
@@ -372,4 +370,3 @@ arena_release(mheap *h)
     h->arenas = NULL;
     h->all_arenas = NULL;
 }
-

@@ -67,20 +67,19 @@ typedef struct arena_block {
  * heap changes, so that running out of process memory for it (or past
  * metadata_limit) refuses the growth instead of breaking the heap. */
 typedef struct arena_prep {
-    uint64_t first;       /* arenaIdx of the first arena */
-    uint64_t n;           /* arenas */
-    arena_block *block;   /* their heap_arenas and page bits */
-    uint64_t l1_first;    /* L1 entries the arenas fall in ... */
+    uint64_t first;     /* arenaIdx of the first arena */
+    uint64_t n;         /* arenas */
+    arena_block *block; /* their heap_arenas and page bits */
+    uint64_t l1_first;  /* L1 entries the arenas fall in ... */
     uint64_t nl1;
-    heap_arena ***l2;     /* ... and a new L2 map for each that has none */
-    uint64_t bytes;       /* real bytes of the block and the L2 maps */
+    heap_arena ***l2; /* ... and a new L2 map for each that has none */
+    uint64_t bytes;   /* real bytes of the block and the L2 maps */
 } arena_prep;
 
 /* arena_prep_plan sizes the metadata of the arenas that cover [v,
  * v+size) and checks it against metadata_limit, allocating nothing:
  * false (the reason recorded) when it would pass the limit. */
-bool arena_prep_plan(struct mheap *h, ga_addr v, uint64_t size,
-                     arena_prep *p);
+bool arena_prep_plan(struct mheap *h, ga_addr v, uint64_t size, arena_prep *p);
 /* arena_prep_make makes the metadata arena_prep_plan sized, touching
  * nothing of the heap.  False, with nothing kept and the reason
  * recorded, when the process is out of memory. */
@@ -97,8 +96,7 @@ void arena_prep_free(arena_prep *p);
  * false to stop); false if the arenas are not covered span by span.
  * go1.13.8's curArena, which holds no span, is skipped.  The walk needs
  * scratch memory: it is for introspection, checks and heap close. */
-bool mheap_walk_spans(struct mheap *h, bool (*fn)(void *, mspan *),
-                      void *arg);
+bool mheap_walk_spans(struct mheap *h, bool (*fn)(void *, mspan *), void *arg);
 /* mheap_walk is mheap_walk_spans that also calls ungrown (if not NULL)
  * on curArena's [base, base+size) where it lies between the spans. */
 bool mheap_walk(struct mheap *h, bool (*fn)(void *, mspan *),

@@ -80,24 +80,28 @@ check_tiny_objects(check_ctx *c, ga_addr block, uint32_t m)
         return failf(c, "tiny block 0x%" PRIx64 " has no object at offset 0",
                      block);
     }
-    uint64_t next = 0;  /* first byte after the previous object */
-    uint32_t ends = 0;  /* the end marks these objects make */
+    uint64_t next = 0; /* first byte after the previous object */
+    uint32_t ends = 0; /* the end marks these objects make */
     for (uint64_t off = 0; off < TINY_SIZE; off++) {
         if ((starts & TINY_START(off)) == 0) {
             continue;
         }
         uint64_t size = tiny_size_at(m, off);
         if (off < next) {
-            return failf(c, "tiny block 0x%" PRIx64 ": the object at offset %"
-                            PRIu64 " overlaps another or has no end",
+            return failf(c,
+                         "tiny block 0x%" PRIx64
+                         ": the object at offset %" PRIu64
+                         " overlaps another or has no end",
                          block, off);
         }
         next = off + size;
         ends |= TINY_END(off + size - 1);
     }
     if (ends != (m & TINY_ENDS)) {
-        return failf(c, "tiny block 0x%" PRIx64 " has end marks 0x%x for "
-                        "objects ending at 0x%x", block, m & TINY_ENDS, ends);
+        return failf(c,
+                     "tiny block 0x%" PRIx64 " has end marks 0x%x for "
+                     "objects ending at 0x%x",
+                     block, m & TINY_ENDS, ends);
     }
     return true;
 }
@@ -112,12 +116,16 @@ check_tiny_drop(check_ctx *c, ga_addr block, uint32_t m, uint32_t f)
     uint32_t spare = f & ~starts & TINY_OFFSETS;
     bool full = starts == TINY_OFFSETS;
     if (spare != 0 && spare != (~starts & TINY_OFFSETS)) {
-        return failf(c, "tiny block 0x%" PRIx64
-                        " has freed marks where no object started", block);
+        return failf(c,
+                     "tiny block 0x%" PRIx64
+                     " has freed marks where no object started",
+                     block);
     }
     if ((m & TINY_FULL_DROPPED) != 0 && !full) {
-        return failf(c, "tiny block 0x%" PRIx64 " is marked full and "
-                        "dropped but has room", block);
+        return failf(c,
+                     "tiny block 0x%" PRIx64 " is marked full and "
+                     "dropped but has room",
+                     block);
     }
     return true;
 }
@@ -136,8 +144,9 @@ check_tiny_block(check_ctx *c, const mspan *s, uint64_t i, tiny_block b,
     uint32_t objs = m & ~f & TINY_OFFSETS;
     if (!live) {
         if (objs != 0) {
-            return failf(c, "dead tiny block slot %" PRIu64
-                            " of span 0x%" PRIx64 " has live marks",
+            return failf(c,
+                         "dead tiny block slot %" PRIu64 " of span 0x%" PRIx64
+                         " has live marks",
                          i, mspan_base(s));
         }
         return true;
@@ -153,8 +162,10 @@ check_tiny_block(check_ctx *c, const mspan *s, uint64_t i, tiny_block b,
                      dropped ? "marked dropped" : "not marked dropped");
     }
     if (p < 0 && objs == 0) {
-        return failf(c, "tiny block 0x%" PRIx64
-                        " has no live object but was not freed", block);
+        return failf(c,
+                     "tiny block 0x%" PRIx64
+                     " has no live object but was not freed",
+                     block);
     }
     for (uint64_t off = 0; off < TINY_SIZE; off++) {
         if (objs & TINY_START(off)) {
@@ -182,21 +193,24 @@ check_small_span(check_ctx *c, mspan *s)
                      s->sweepgen);
     }
     if (!cached && s->remote_frees != 0) {
-        return failf(c, "uncached span 0x%" PRIx64 " has %u unswept remote frees",
+        return failf(c,
+                     "uncached span 0x%" PRIx64 " has %u unswept remote frees",
                      mspan_base(s), s->remote_frees);
     }
     mspan_list *want = cached || s->alloc_count == s->nelems ? &mc->empty
-                                                            : &mc->nonempty;
+                                                             : &mc->nonempty;
     if (s->list != want) {
-        return failf(c, "span 0x%" PRIx64 " (allocCount %" PRIu64 " of %" PRIu64
-                        ", %s) is not on its mcentral's %s list",
+        return failf(c,
+                     "span 0x%" PRIx64 " (allocCount %" PRIu64 " of %" PRIu64
+                     ", %s) is not on its mcentral's %s list",
                      mspan_base(s), mspan_alloc_count(s), s->nelems,
                      cached ? "cached" : "uncached",
                      want == &mc->empty ? "empty" : "nonempty");
     }
     if (!cached && s->alloc_count == 0) {
-        return failf(c, "uncached span 0x%" PRIx64
-                        " has no live object but was not freed",
+        return failf(c,
+                     "uncached span 0x%" PRIx64
+                     " has no live object but was not freed",
                      mspan_base(s));
     }
     if (s->tiny_marks != NULL && s->spanclass != TINY_SPAN_CLASS) {
@@ -218,10 +232,12 @@ check_small_span(check_ctx *c, mspan *s)
         }
         uint64_t req = mspan_req_load(s, i);
         if (live && (req == 0 || req > s->elemsize)) {
-            return failf(c, "span 0x%" PRIx64 " slot %" PRIu64
-                            ": requested size %" PRIu64 " of a %" PRIu64
-                            "-byte slot%s", mspan_base(s), i, req,
-                         s->elemsize, req == 0 ? " with no tiny marks" : "");
+            return failf(c,
+                         "span 0x%" PRIx64 " slot %" PRIu64
+                         ": requested size %" PRIu64 " of a %" PRIu64
+                         "-byte slot%s",
+                         mspan_base(s), i, req, s->elemsize,
+                         req == 0 ? " with no tiny marks" : "");
         }
         if (live) {
             c->requested += req;
@@ -286,8 +302,8 @@ check_caches(check_ctx *c)
             ncached++;
             if (s->spanclass != i || s->state != MSPAN_IN_USE ||
                 !mspan_is_cached(s, h->sweepgen)) {
-                return failf(c, "mcache %d holds a bad span for class %d",
-                             p, i);
+                return failf(c, "mcache %d holds a bad span for class %d", p,
+                             i);
             }
         }
         if (mc->tinyoffset > TINY_SIZE) {
@@ -296,29 +312,34 @@ check_caches(check_ctx *c)
         }
         if (mc->tiny != 0) {
             mspan *s = span_of(h, mc->tiny);
-            if (s != mc->tiny_span || s == NULL ||
-                s->state != MSPAN_IN_USE || s->spanclass != TINY_SPAN_CLASS ||
+            if (s != mc->tiny_span || s == NULL || s->state != MSPAN_IN_USE ||
+                s->spanclass != TINY_SPAN_CLASS ||
                 (mc->tiny & (TINY_SIZE - 1)) != 0 || mc->tiny >= s->limit) {
-                return failf(c, "mcache %d: tiny block 0x%" PRIx64
-                                " is not a slot of a 16-byte noscan span",
+                return failf(c,
+                             "mcache %d: tiny block 0x%" PRIx64
+                             " is not a slot of a 16-byte noscan span",
                              p, mc->tiny);
             }
             uint64_t i = (mc->tiny - mspan_base(s)) / TINY_SIZE;
             if (!mspan_is_allocated(s, i) || bit_get(s->freed_bits, i)) {
-                return failf(c, "mcache %d: tiny block 0x%" PRIx64
-                                " is not live", p, mc->tiny);
+                return failf(c,
+                             "mcache %d: tiny block 0x%" PRIx64 " is not live",
+                             p, mc->tiny);
             }
             tiny_block b = tiny_block_of(s, i);
             if (b.marks == NULL || b.marks != mc->tiny_marks) {
-                return failf(c, "mcache %d: tiny block 0x%" PRIx64
-                                " has no marks, or not the P's", p, mc->tiny);
+                return failf(c,
+                             "mcache %d: tiny block 0x%" PRIx64
+                             " has no marks, or not the P's",
+                             p, mc->tiny);
             }
             /* the last object of the block ends at tinyoffset or before */
             uint32_t m = tiny_marks_load(b) | TINY_START(0);
             uint32_t last = 31 - (uint32_t)__builtin_clz(m & TINY_OFFSETS);
             if (mc->tinyoffset < last + tiny_size_at(m, last)) {
-                return failf(c, "mcache %d: tinyoffset %" PRIu64
-                                " is not past every object of its block",
+                return failf(c,
+                             "mcache %d: tinyoffset %" PRIu64
+                             " is not past every object of its block",
                              p, mc->tinyoffset);
             }
         }

@@ -67,14 +67,17 @@ check_hints_and_arenas(pages_ctx *c)
     uint64_t nhints = 0;
     for (arena_hint *a = h->arena_hints; a != NULL; a = a->next) {
         if ((a->addr & (h->plat.heap_arena_bytes - 1)) != 0) {
-            return failf(c, "arena hint 0x%" PRIx64
-                            " is not a multiple of the arena size", a->addr);
+            return failf(c,
+                         "arena hint 0x%" PRIx64
+                         " is not a multiple of the arena size",
+                         a->addr);
         }
         nhints++;
     }
     if (h->arena_hint_alloc.inuse != nhints * h->plat.sizeof_arena_hint) {
-        return failf(c, "arenaHintAlloc.inuse %" PRIu64 " != %" PRIu64
-                        " hints x %" PRIu64,
+        return failf(c,
+                     "arenaHintAlloc.inuse %" PRIu64 " != %" PRIu64
+                     " hints x %" PRIu64,
                      h->arena_hint_alloc.inuse, nhints,
                      h->plat.sizeof_arena_hint);
     }
@@ -82,8 +85,10 @@ check_hints_and_arenas(pages_ctx *c)
         uint64_t idx = h->all_arenas[i];
         if (idx >> arena_bits(&h->plat) != 0 ||
             heap_arena_of(h, arena_base(&h->plat, idx)) == NULL) {
-            return failf(c, "allArenas lists arena 0x%" PRIx64
-                            " but the arena map has no entry", idx);
+            return failf(c,
+                         "allArenas lists arena 0x%" PRIx64
+                         " but the arena map has no entry",
+                         idx);
         }
         for (uint64_t j = 0; j < i; j++) {
             if (h->all_arenas[j] == idx) {
@@ -103,8 +108,8 @@ check_hints_and_arenas(pages_ctx *c)
  * can: debug builds run this walk after every span operation.  The
  * per-page loops below only say which page is wrong. */
 static bool
-page_run_ok(const mheap *h, ga_addr base, uint64_t npages,
-            const mspan *want, bool map_all, bool first_in_use)
+page_run_ok(const mheap *h, ga_addr base, uint64_t npages, const mspan *want,
+            bool map_all, bool first_in_use)
 {
     uint64_t per_arena = h->plat.pages_per_arena;
     uint64_t done = 0;
@@ -161,14 +166,15 @@ check_span_pages(pages_ctx *c, mspan *s)
         ga_addr a = mspan_base(s) + i * PAGE_SIZE;
         bool end_page = i == 0 || i == s->npages - 1;
         if ((all || end_page) && span_of(h, a) != s) {
-            return failf(c, "spanOf(0x%" PRIx64 ") is not the %s span at 0x%"
-                            PRIx64, a, mspan_state_names[s->state],
-                         mspan_base(s));
+            return failf(c,
+                         "spanOf(0x%" PRIx64
+                         ") is not the %s span at 0x%" PRIx64,
+                         a, mspan_state_names[s->state], mspan_base(s));
         }
         bool want = i == 0 && s->state == MSPAN_IN_USE;
         if (arena_page_in_use(h, a) != want) {
-            return failf(c, "pageInUse bit of page 0x%" PRIx64 " is %d",
-                         a, !want);
+            return failf(c, "pageInUse bit of page 0x%" PRIx64 " is %d", a,
+                         !want);
         }
     }
     return failf(c, "the pages of span 0x%" PRIx64 " disagree with it",
@@ -187,8 +193,9 @@ check_free_span(pages_ctx *c, mspan *s)
     if (c->prev != NULL && c->prev->state == MSPAN_FREE &&
         c->prev->scavenged == s->scavenged &&
         mspan_end(c->prev) == mspan_base(s)) {
-        return failf(c, "adjacent free spans 0x%" PRIx64 " and 0x%"
-                        PRIx64 " were not coalesced",
+        return failf(c,
+                     "adjacent free spans 0x%" PRIx64 " and 0x%" PRIx64
+                     " were not coalesced",
                      mspan_base(c->prev), mspan_base(s));
     }
     c->free_bytes += s->npages * PAGE_SIZE;
@@ -244,16 +251,20 @@ check_ungrown(void *arg, ga_addr base, uint64_t size)
     }
     for (ga_addr a = base; a < base + size; a += PAGE_SIZE) {
         if (heap_arena_of(h, a) == NULL) {
-            return failf(c, "curArena page 0x%" PRIx64 " is not in a mapped "
-                            "arena", a);
+            return failf(c,
+                         "curArena page 0x%" PRIx64 " is not in a mapped "
+                         "arena",
+                         a);
         }
         if (span_of(h, a) != NULL || arena_page_in_use(h, a)) {
             return failf(c, "curArena page 0x%" PRIx64 " belongs to a span",
                          a);
         }
     }
-    return failf(c, "curArena [0x%" PRIx64 ", +%" PRIu64 ") disagrees with "
-                    "the span map", base, size);
+    return failf(c,
+                 "curArena [0x%" PRIx64 ", +%" PRIu64 ") disagrees with "
+                 "the span map",
+                 base, size);
 }
 
 /* check_cur_arena: curArena is a physical-page aligned range that ends on
@@ -271,8 +282,9 @@ check_cur_arena(pages_ctx *c)
     if (base > end || (base & (h->plat.phys_page_size - 1)) != 0 ||
         (base & PAGE_MASK) != 0 ||
         (end & (h->plat.heap_arena_bytes - 1)) != 0) {
-        return failf(c, "curArena [0x%" PRIx64 ", 0x%" PRIx64
-                        ") is misaligned", base, end);
+        return failf(c,
+                     "curArena [0x%" PRIx64 ", 0x%" PRIx64 ") is misaligned",
+                     base, end);
     }
     return eq(c, c->ungrown, end - base,
               "curArena bytes met by the walk != its size");
@@ -293,15 +305,18 @@ check_treap_spans(pages_ctx *c)
          t = treap_iter_next(t)) {
         mspan *s = treap_iter_span(t);
         if (s->state != MSPAN_FREE || span_of(h, mspan_base(s)) != s) {
-            return failf(c, "treap holds span 0x%" PRIx64
-                            " that is not a free span of the heap",
+            return failf(c,
+                         "treap holds span 0x%" PRIx64
+                         " that is not a free span of the heap",
                          mspan_base(s));
         }
         n++;
     }
     if (n != c->nfree) {
-        return failf(c, "treap holds %" PRIu64 " spans, the heap has %" PRIu64
-                        " free spans", n, c->nfree);
+        return failf(c,
+                     "treap holds %" PRIu64 " spans, the heap has %" PRIu64
+                     " free spans",
+                     n, c->nfree);
     }
     if (h->treapalloc.inuse != n * h->plat.sizeof_treap_node) {
         return failf(c, "treapalloc.inuse does not match the treap size");
@@ -327,18 +342,17 @@ check_page_stats(pages_ctx *c)
     mheap *h = c->h;
     const mstats *st = &h->stats;
     uint64_t mapped = h->nall_arenas * h->plat.heap_arena_bytes;
-    bool ok =
-        eq(c, st->heap_sys, st->heap_inuse + st->heap_idle,
-           "heap_sys != heap_inuse + heap_idle") &&
-        eq(c, st->heap_idle, c->free_bytes + c->ungrown,
-           "heap_idle != bytes of free spans + curArena") &&
-        eq(c, st->heap_inuse, c->inuse_bytes,
-           "heap_inuse != bytes of in-use spans") &&
-        eq(c, st->heap_sys, mapped - c->manual_bytes,
-           "heap_sys != mapped arena bytes - manual spans") &&
-        /* ReadMemStatsSlow (go1.13.8) counts curArena as released too */
-        eq(c, st->heap_released, c->released + c->ungrown,
-           "heap_released != released bytes of free spans + curArena");
+    bool ok = eq(c, st->heap_sys, st->heap_inuse + st->heap_idle,
+                 "heap_sys != heap_inuse + heap_idle") &&
+              eq(c, st->heap_idle, c->free_bytes + c->ungrown,
+                 "heap_idle != bytes of free spans + curArena") &&
+              eq(c, st->heap_inuse, c->inuse_bytes,
+                 "heap_inuse != bytes of in-use spans") &&
+              eq(c, st->heap_sys, mapped - c->manual_bytes,
+                 "heap_sys != mapped arena bytes - manual spans") &&
+              /* ReadMemStatsSlow (go1.13.8) counts curArena as released too */
+              eq(c, st->heap_released, c->released + c->ungrown,
+                 "heap_released != released bytes of free spans + curArena");
     if (ok && st->heap_released > st->heap_idle) {
         return failf(c, "heap_released > heap_idle");
     }
@@ -387,8 +401,8 @@ mheap_debug_check_locked(mheap *h, const char *what)
 {
     char msg[200];
     if (!mheap_check_pages(h, msg, sizeof(msg))) {
-        snprintf(h->throw_buf, sizeof(h->throw_buf),
-                 "GA_DEBUG: after %s: %s", what, msg);
+        snprintf(h->throw_buf, sizeof(h->throw_buf), "GA_DEBUG: after %s: %s",
+                 what, msg);
         throw(h, h->throw_buf);
     }
 }

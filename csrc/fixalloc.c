@@ -124,9 +124,9 @@ fixalloc_init(fixalloc *f, uint64_t go_size, size_t real_size,
     memset(f, 0, sizeof(*f));
     f->go_size = go_size;
     f->real_size = round_up(real_size < sizeof(fixalloc_block)
-                                   ? sizeof(fixalloc_block)
-                                   : real_size,
-                               GA_CACHE_LINE);
+                                ? sizeof(fixalloc_block)
+                                : real_size,
+                            GA_CACHE_LINE);
     f->first = first;
     f->arg = arg;
     f->stat = stat;
@@ -140,8 +140,7 @@ real_chunk_new(fixalloc *f)
 {
     size_t nblocks = (size_t)(FIX_ALLOC_CHUNK / f->go_size);
     /* cache-line aligned and sized: see real_chunk */
-    return meta_aligned(f->meta, sizeof(real_chunk) +
-                                        nblocks * f->real_size);
+    return meta_aligned(f->meta, sizeof(real_chunk) + nblocks * f->real_size);
 }
 
 bool

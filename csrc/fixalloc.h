@@ -69,22 +69,22 @@ typedef struct fixalloc_block {
 } fixalloc_block;
 
 typedef struct fixalloc {
-    uint64_t go_size;   /* Go's struct size: what accounting counts */
-    size_t real_size;   /* goalloc's block size (>= sizeof(void *)) */
+    uint64_t go_size;        /* Go's struct size: what accounting counts */
+    size_t real_size;        /* goalloc's block size (>= sizeof(void *)) */
     fixalloc_first_fn first; /* called on each block carved fresh */
     void *arg;
-    fixalloc_block *list;    /* freed blocks */
-    char *chunk;             /* real cursor in the current chunk */
-    uint64_t nchunk;         /* accounted bytes left in the chunk */
-    uint64_t inuse;          /* accounted bytes handed out, not freed */
-    uint64_t *stat;          /* MemStats field charged per chunk */
+    fixalloc_block *list; /* freed blocks */
+    char *chunk;          /* real cursor in the current chunk */
+    uint64_t nchunk;      /* accounted bytes left in the chunk */
+    uint64_t inuse;       /* accounted bytes handed out, not freed */
+    uint64_t *stat;       /* MemStats field charged per chunk */
     persistent_alloc *pa;
-    void *chunks;            /* every real chunk, for release */
-    void *spare;             /* a real chunk made ahead, not yet charged
-                              * (fixalloc_reserve) */
-    uint64_t nfree;          /* blocks on list */
-    meta_alloc *meta;        /* where chunks come from (NULL: plain) */
-    bool zero;               /* zero blocks taken from the free list */
+    void *chunks;     /* every real chunk, for release */
+    void *spare;      /* a real chunk made ahead, not yet charged
+                       * (fixalloc_reserve) */
+    uint64_t nfree;   /* blocks on list */
+    meta_alloc *meta; /* where chunks come from (NULL: plain) */
+    bool zero;        /* zero blocks taken from the free list */
 } fixalloc;
 
 void fixalloc_init(fixalloc *f, uint64_t go_size, size_t real_size,

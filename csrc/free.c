@@ -93,7 +93,8 @@ dead_slot_status(const mspan *s, uint64_t i, uint64_t off)
         bool started = b.marks != NULL && tiny_started(b, off);
         return started ? GA_EDOUBLEFREE : GA_ENOTOBJECT;
     }
-    bool was_used = bit_get_atomic(s->freed_bits, i) || bit_get(s->used_bits, i);
+    bool was_used = bit_get_atomic(s->freed_bits, i) ||
+                    bit_get(s->used_bits, i);
     return was_used ? GA_EDOUBLEFREE : GA_ENOTOBJECT;
 }
 

@@ -28,18 +28,18 @@
 
 typedef enum ga_status {
     GA_OK = 0,
-    GA_ENOMEM,        /* the OS, sys_limit or metadata_limit refused,
-                       * or the process is out of memory for metadata
-                       * (ga_oom_reason says which); nothing changed */
-    GA_EINVAL,        /* an argument is out of range (not a P or a size,
-                       * which have their own statuses) */
-    GA_EFOREIGN,      /* the address is not in this heap's arenas */
-    GA_ENOTOBJECT,    /* in the heap, but not the start of an object */
-    GA_EDOUBLEFREE,   /* the object was already freed */
-    GA_EUNSUPPORTED,  /* not available with this heap's options */
-    GA_EPOISONED,     /* an invariant broke earlier; the heap is dead */
-    GA_EBADP,         /* p is not a P of this heap (0 <= p < procs) */
-    GA_ETOOLARGE,     /* size exceeds the platform's maxAlloc */
+    GA_ENOMEM,       /* the OS, sys_limit or metadata_limit refused,
+                      * or the process is out of memory for metadata
+                      * (ga_oom_reason says which); nothing changed */
+    GA_EINVAL,       /* an argument is out of range (not a P or a size,
+                      * which have their own statuses) */
+    GA_EFOREIGN,     /* the address is not in this heap's arenas */
+    GA_ENOTOBJECT,   /* in the heap, but not the start of an object */
+    GA_EDOUBLEFREE,  /* the object was already freed */
+    GA_EUNSUPPORTED, /* not available with this heap's options */
+    GA_EPOISONED,    /* an invariant broke earlier; the heap is dead */
+    GA_EBADP,        /* p is not a P of this heap (0 <= p < procs) */
+    GA_ETOOLARGE,    /* size exceeds the platform's maxAlloc */
 } ga_status;
 
 const char *ga_status_name(ga_status s);
@@ -219,7 +219,7 @@ ga_status ga_read_mem_stats(ga_heap *h, ga_mem_stats *out);
 
 /* Go's arenaHint: where the heap tries to grow next. */
 #define GA_HINT_FIELDS(X)                                                     \
-    X(addr, ADDR, "where the next arena is tried")                           \
+    X(addr, ADDR, "where the next arena is tried")                            \
     X(down, BOOL, "the arena goes below addr (32-bit and collisions)")
 
 typedef struct ga_hint_info {
@@ -228,9 +228,9 @@ typedef struct ga_hint_info {
 
 /* A mapped arena, an entry of Go's mheap_.allArenas. */
 #define GA_ARENA_FIELDS(X)                                                    \
-    X(base, ADDR, "first address of the arena")                              \
+    X(base, ADDR, "first address of the arena")                               \
     X(index, U64, "Go's arenaIdx: (base + arenaBaseOffset) / heapArenaBytes") \
-    X(l1, U64, "index into the arena map's first level (arenaIdx.l1)")       \
+    X(l1, U64, "index into the arena map's first level (arenaIdx.l1)")        \
     X(l2, U64, "index into the arena map's second level (arenaIdx.l2)")
 
 typedef struct ga_arena_info {
@@ -240,18 +240,18 @@ typedef struct ga_arena_info {
 /* An mspan.  A span that is not in use reports 0 (false) for everything
  * from spanclass to limit. */
 #define GA_SPAN_FIELDS(X)                                                     \
-    X(base, ADDR, "first address of the span (startAddr)")                   \
-    X(npages, U64, "length in 8 KiB pages")                                  \
-    X(state, STATE, "mSpanState: inuse, free or manual")                     \
-    X(scavenged, BOOL, "a free span whose pages went back to the OS")        \
-    X(spanclass, INT, "sizeclass << 1 | noscan; 0 for a large object")       \
-    X(sizeclass, INT, "the size class, 0 for a large object")                \
-    X(noscan, BOOL, "its objects hold no pointers")                          \
-    X(elemsize, U64, "bytes of each object")                                 \
-    X(nelems, U64, "objects the span holds")                                 \
-    X(alloc_count, U64, "objects allocated (allocCount)")                    \
-    X(freeindex, U64, "slot where the search for a free slot resumes")       \
-    X(limit, ADDR, "end of the span's objects")                              \
+    X(base, ADDR, "first address of the span (startAddr)")                    \
+    X(npages, U64, "length in 8 KiB pages")                                   \
+    X(state, STATE, "mSpanState: inuse, free or manual")                      \
+    X(scavenged, BOOL, "a free span whose pages went back to the OS")         \
+    X(spanclass, INT, "sizeclass << 1 | noscan; 0 for a large object")        \
+    X(sizeclass, INT, "the size class, 0 for a large object")                 \
+    X(noscan, BOOL, "its objects hold no pointers")                           \
+    X(elemsize, U64, "bytes of each object")                                  \
+    X(nelems, U64, "objects the span holds")                                  \
+    X(alloc_count, U64, "objects allocated (allocCount)")                     \
+    X(freeindex, U64, "slot where the search for a free slot resumes")        \
+    X(limit, ADDR, "end of the span's objects")                               \
     X(needzero, BOOL, "its memory must be zeroed before it is handed out")
 
 typedef struct ga_span_info {
@@ -274,8 +274,9 @@ size_t ga_central_spans(ga_heap *h, int spc, int which, ga_addr *out,
                         size_t cap);
 /* An mcentral's counters (its span lists: ga_central_spans). */
 #define GA_CENTRAL_FIELDS(X)                                                  \
-    X(nmalloc, U64, "objects allocated, as Go keeps it: a span's free "      \
-                    "slots count as allocated while an mcache holds it")     \
+    X(nmalloc, U64,                                                           \
+      "objects allocated, as Go keeps it: a span's free "                     \
+      "slots count as allocated while an mcache holds it")                    \
     X(nsmallfree, U64, "objects freed")
 
 typedef struct ga_central_info {
@@ -285,10 +286,10 @@ void ga_central_info_get(ga_heap *h, int spc, ga_central_info *out);
 
 /* A P's mcache (its cached spans: ga_cache_info.alloc). */
 #define GA_CACHE_FIELDS(X)                                                    \
-    X(tiny, ADDR, "the current 16-byte tiny block, 0 if none")               \
-    X(tinyoffset, U64, "the first free byte of the tiny block")              \
-    X(local_tinyallocs, U64,                                                 \
-      "tiny requests packed into a block since this P last took a span "     \
+    X(tiny, ADDR, "the current 16-byte tiny block, 0 if none")                \
+    X(tinyoffset, U64, "the first free byte of the tiny block")               \
+    X(local_tinyallocs, U64,                                                  \
+      "tiny requests packed into a block since this P last took a span "      \
       "(Go's alloc_m moves them into memstats.tinyallocs) or since flush")
 
 typedef struct ga_cache_info {
@@ -321,43 +322,43 @@ ga_status ga_object_extent(ga_heap *h, ga_addr addr, uint64_t *size);
 /* The platform and options a heap models, and the state of its page
  * heap that no other record shows. */
 #define GA_HEAP_INFO_FIELDS(X)                                                \
-    X(goos, STR, "the Go platform's GOOS")                                   \
-    X(goarch, STR, "the Go platform's GOARCH")                               \
-    X(race, BOOL, "race-detector hint layout")                               \
-    X(backing, BACKING, "os (real mappings) or virtual (simulated)")         \
-    X(procs, INT, "number of Ps, each with its mcache")                      \
-    X(ptr_size, UINT, "bytes of a pointer")                                  \
-    X(page_size, U64, "Go's _PageSize")                                      \
-    X(heap_arena_bytes, U64, "bytes of an arena")                            \
-    X(phys_page_size, U64, "the OS page size")                               \
-    X(phys_huge_page_size, U64, "the OS huge page size, 0 if none")          \
-    X(max_alloc, U64, "the largest request mallocgc takes (maxAlloc)")       \
-    X(arena_l1_bits, UINT, "bits of the arena map's first level")            \
-    X(arena_l2_bits, UINT, "bits of the arena map's second level")           \
-    X(arena_base_offset, ADDR, "arenaBaseOffset")                            \
-    X(zerobase, ADDR, "the address of every zero-byte object")               \
-    X(pages_in_use, U64, "pages of in-use spans (pagesInUse)")               \
-    X(scavenge_goal, U64, "retained bytes above which growth scavenges")     \
-    X(unscav_huge_pages, U64,                                                \
-      "huge pages of free spans not scavenged (free.unscavHugePages)")       \
-    X(nallspans, U64, "mspan structs ever created (allspans)")              \
-    X(release, RELEASE, "whose page heap: go1.13.8 or go1.13.0")             \
-    /* go1.13.8's curArena: [base, end) is mapped, counted in heap_sys,     \
-     * heap_idle and heap_released, and not yet a span (base == end: no     \
-     * such room; always so for go1.13.0) */                                 \
-    X(cur_arena_base, ADDR, "start of curArena (go1.13.8)")                  \
-    X(cur_arena_end, ADDR, "end of curArena (go1.13.8)")                     \
-    X(metadata_bytes, U64,                                                   \
-      "real memory taken by the arena metadata (heap_arena structs with "    \
-      "their span maps and page bits, the arena index's L2 maps)")           \
-    X(metadata_limit, U64, "the limit of metadata_bytes, 0 for none")        \
-    /* goalloc's own metadata, which no MemStats field counts (Go has none  \
-     * of it) */                                                             \
-    X(span_meta_bytes, U64,                                                  \
-      "per small span: the alloc, freed and used bitmaps and the requested " \
-      "sizes (the alloc bitmap, Go's gcBits, also counts in gc_sys)")        \
-    X(tiny_meta_bytes, U64,                                                  \
-      "the tiny class's block marks: 6 bytes per slot of each span that "    \
+    X(goos, STR, "the Go platform's GOOS")                                    \
+    X(goarch, STR, "the Go platform's GOARCH")                                \
+    X(race, BOOL, "race-detector hint layout")                                \
+    X(backing, BACKING, "os (real mappings) or virtual (simulated)")          \
+    X(procs, INT, "number of Ps, each with its mcache")                       \
+    X(ptr_size, UINT, "bytes of a pointer")                                   \
+    X(page_size, U64, "Go's _PageSize")                                       \
+    X(heap_arena_bytes, U64, "bytes of an arena")                             \
+    X(phys_page_size, U64, "the OS page size")                                \
+    X(phys_huge_page_size, U64, "the OS huge page size, 0 if none")           \
+    X(max_alloc, U64, "the largest request mallocgc takes (maxAlloc)")        \
+    X(arena_l1_bits, UINT, "bits of the arena map's first level")             \
+    X(arena_l2_bits, UINT, "bits of the arena map's second level")            \
+    X(arena_base_offset, ADDR, "arenaBaseOffset")                             \
+    X(zerobase, ADDR, "the address of every zero-byte object")                \
+    X(pages_in_use, U64, "pages of in-use spans (pagesInUse)")                \
+    X(scavenge_goal, U64, "retained bytes above which growth scavenges")      \
+    X(unscav_huge_pages, U64,                                                 \
+      "huge pages of free spans not scavenged (free.unscavHugePages)")        \
+    X(nallspans, U64, "mspan structs ever created (allspans)")                \
+    X(release, RELEASE, "whose page heap: go1.13.8 or go1.13.0")              \
+    /* go1.13.8's curArena: [base, end) is mapped, counted in heap_sys,       \
+     * heap_idle and heap_released, and not yet a span (base == end: no       \
+     * such room; always so for go1.13.0) */                                  \
+    X(cur_arena_base, ADDR, "start of curArena (go1.13.8)")                   \
+    X(cur_arena_end, ADDR, "end of curArena (go1.13.8)")                      \
+    X(metadata_bytes, U64,                                                    \
+      "real memory taken by the arena metadata (heap_arena structs with "     \
+      "their span maps and page bits, the arena index's L2 maps)")            \
+    X(metadata_limit, U64, "the limit of metadata_bytes, 0 for none")         \
+    /* goalloc's own metadata, which no MemStats field counts (Go has none    \
+     * of it) */                                                              \
+    X(span_meta_bytes, U64,                                                   \
+      "per small span: the alloc, freed and used bitmaps and the requested "  \
+      "sizes (the alloc bitmap, Go's gcBits, also counts in gc_sys)")         \
+    X(tiny_meta_bytes, U64,                                                   \
+      "the tiny class's block marks: 6 bytes per slot of each span that "     \
       "has served a tiny block")
 
 typedef struct ga_heap_info {
@@ -389,16 +390,16 @@ const char *ga_oom_reason(ga_heap *h);
  * sample).  requested_live is what callers asked for, summed over live
  * objects; heap_alloc is what they got (size-class rounded). */
 #define GA_COUNTER_FIELDS(X)                                                  \
-    X(heap_alloc, U64, "bytes of live objects, size-class rounded")          \
-    X(heap_inuse, U64, "bytes of in-use spans")                              \
-    X(heap_idle, U64, "bytes of free spans (and of curArena)")               \
-    X(heap_released, U64, "idle bytes returned to the OS")                   \
-    X(heap_sys, U64, "bytes of mapped arenas")                               \
-    X(live_objects, U64, "live objects (heap_objects)")                      \
-    X(requested_live, U64, "bytes requested by live objects")                \
-    X(largest_free, U64,                                                     \
-      "bytes of the largest free span, or of the rest of go1.13.8's "        \
-      "curArena if that is larger (it takes such a request without new "     \
+    X(heap_alloc, U64, "bytes of live objects, size-class rounded")           \
+    X(heap_inuse, U64, "bytes of in-use spans")                               \
+    X(heap_idle, U64, "bytes of free spans (and of curArena)")                \
+    X(heap_released, U64, "idle bytes returned to the OS")                    \
+    X(heap_sys, U64, "bytes of mapped arenas")                                \
+    X(live_objects, U64, "live objects (heap_objects)")                       \
+    X(requested_live, U64, "bytes requested by live objects")                 \
+    X(largest_free, U64,                                                      \
+      "bytes of the largest free span, or of the rest of go1.13.8's "         \
+      "curArena if that is larger (it takes such a request without new "      \
       "address space alike)")
 
 typedef struct ga_heap_counters {
@@ -409,10 +410,11 @@ ga_status ga_heap_counters_get(ga_heap *h, ga_heap_counters *out);
 
 /* Bulk views, for plots of large heaps: a live object. */
 #define GA_LIVE_OBJECT_FIELDS(X)                                              \
-    X(addr, ADDR, "where the object starts")                                 \
-    X(size, U64, "usable bytes: elemsize, limit - addr if large, the "       \
-                 "requested size for tiny objects")                          \
-    X(requested, U64, "bytes the caller asked for")                          \
+    X(addr, ADDR, "where the object starts")                                  \
+    X(size, U64,                                                              \
+      "usable bytes: elemsize, limit - addr if large, the "                   \
+      "requested size for tiny objects")                                      \
+    X(requested, U64, "bytes the caller asked for")                           \
     X(spanclass, U64, "the span class of its span (0: large)")
 
 typedef struct ga_live_object {
@@ -429,7 +431,7 @@ enum {
                             * rest of go1.13.8's curArena (mapped,
                             * counted idle and released, no span yet) */
     GA_PAGE_MANUAL = -3,
-    GA_PAGE_LARGE = 0,     /* in a large object's span */
+    GA_PAGE_LARGE = 0, /* in a large object's span */
     /* 1..66: in a span of that size class */
 };
 /* ga_page_map writes one code per page of every mapped arena, arenas in
@@ -450,13 +452,13 @@ typedef struct ga_trace_view {
 
 /* X(name, what): why a replay stopped early, GA_REPLAY_<name>. */
 #define GA_REPLAY_REASONS(X)                                                  \
-    X(OK, "every op applied")                                                \
-    X(BAD_KIND, "kind is neither alloc nor free")                            \
-    X(UNKNOWN_ID, "free of an id that is not live")                          \
-    X(LIVE_ID, "alloc of an id that is still live")                          \
-    X(ID_RANGE, "id out of range")                                           \
-    X(ALLOC_FAILED, "allocation failed")   /* ga_malloc's status says why */ \
-    X(FREE_FAILED, "free failed")          /* ga_free's status says why */
+    X(OK, "every op applied")                                                 \
+    X(BAD_KIND, "kind is neither alloc nor free")                             \
+    X(UNKNOWN_ID, "free of an id that is not live")                           \
+    X(LIVE_ID, "alloc of an id that is still live")                           \
+    X(ID_RANGE, "id out of range")                                            \
+    X(ALLOC_FAILED, "allocation failed") /* ga_malloc's status says why */    \
+    X(FREE_FAILED, "free failed")        /* ga_free's status says why */
 
 enum {
 #define GA_X(name, what) GA_REPLAY_##name,

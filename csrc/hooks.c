@@ -40,8 +40,7 @@ ga_fail_reserves(ga_heap *h, int n)
         return GA_EPOISONED;
     }
     if (h->mem.kind != GA_BACKING_VIRTUAL || n < 0) {
-        return h->mem.kind != GA_BACKING_VIRTUAL ? GA_EUNSUPPORTED
-                                                  : GA_EINVAL;
+        return h->mem.kind != GA_BACKING_VIRTUAL ? GA_EUNSUPPORTED : GA_EINVAL;
     }
     mheap_lock(h);
     h->mem.fail_reserves = n;

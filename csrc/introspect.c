@@ -46,7 +46,7 @@ ga_arenas(ga_heap *h, ga_arena_info *out, size_t cap)
         out[i].base = arena_base(&h->plat, idx);
         out[i].index = idx;
         out[i].l1 = h->plat.arena_l1_bits == 0 ? 0
-                                                : idx >> h->plat.arena_l2_bits;
+                                               : idx >> h->plat.arena_l2_bits;
         out[i].l2 = idx & (((uint64_t)1 << h->plat.arena_l2_bits) - 1);
     }
     mheap_unlock(h);
@@ -252,9 +252,9 @@ ga_span_objects(ga_heap *h, ga_addr base, uint8_t *out, uint16_t *out_marks,
         n = (size_t)s->nelems;
         for (size_t i = 0; i < n && i < cap; i++) {
             bool freed = bit_get(s->freed_bits, i);
-            out[i] = freed                          ? GA_SLOT_FREED
-                     : mspan_is_allocated(s, i)     ? GA_SLOT_LIVE
-                                                    : GA_SLOT_FREE;
+            out[i] = freed                      ? GA_SLOT_FREED
+                     : mspan_is_allocated(s, i) ? GA_SLOT_LIVE
+                                                : GA_SLOT_FREE;
             if (out_marks != NULL) {
                 tiny_block b = tiny_block_of(s, i);
                 out_marks[i] = b.marks != NULL ? (uint16_t)tiny_live(b) : 0;
@@ -453,9 +453,9 @@ static bool
 digest_span(void *arg, mspan *s)
 {
     uint64_t *d = arg;
-    uint64_t fields[] = {mspan_base(s), s->npages,     s->state,
-                         s->scavenged,  s->needzero,   s->spanclass,
-                         s->elemsize,   s->nelems,     mspan_alloc_count(s),
+    uint64_t fields[] = {mspan_base(s), s->npages,      s->state,
+                         s->scavenged,  s->needzero,    s->spanclass,
+                         s->elemsize,   s->nelems,      mspan_alloc_count(s),
                          s->freeindex,  s->alloc_cache, s->limit,
                          s->sweepgen};
     for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
@@ -470,8 +470,7 @@ digest_span(void *arg, mspan *s)
                   (size_t)mspan_req_len(s->spanclass, s->nelems) * 2);
         mix(d, s->tiny_marks != NULL);
         if (s->tiny_marks != NULL) {
-            mix_bytes(d, s->tiny_marks,
-                      tiny_table_bytes(s));
+            mix_bytes(d, s->tiny_marks, tiny_table_bytes(s));
         }
     }
     return true;
@@ -515,19 +514,32 @@ ga_digest(ga_heap *h)
         mix(&d, c->local_tinyallocs);
         mix(&d, c->local_requested);
         for (int i = 0; i < NUM_SPAN_CLASSES; i++) {
-            mix(&d, c->alloc[i] == &h->emptymspan ? 0
-                                                   : mspan_base(c->alloc[i]));
+            mix(&d,
+                c->alloc[i] == &h->emptymspan ? 0 : mspan_base(c->alloc[i]));
         }
     }
     const mstats *st = &h->stats;
-    uint64_t stats[] = {st->heap_sys,     st->heap_inuse,  st->heap_idle,
-                        st->heap_released, st->heap_live,  st->mspan_sys,
-                        st->mcache_sys,   heap_gc_sys(h),  st->other_sys,
-                        st->tinyallocs,   h->largealloc,   h->nlargealloc,
-                        h->largefree,     h->nlargefree,   h->pages_in_use,
-                        h->large_requested, h->large_requested_freed,
-                        h->spanalloc.inuse, h->treapalloc.inuse,
-                        h->arena_hint_alloc.inuse, h->free.unscav_huge_pages};
+    uint64_t stats[] = {st->heap_sys,
+                        st->heap_inuse,
+                        st->heap_idle,
+                        st->heap_released,
+                        st->heap_live,
+                        st->mspan_sys,
+                        st->mcache_sys,
+                        heap_gc_sys(h),
+                        st->other_sys,
+                        st->tinyallocs,
+                        h->largealloc,
+                        h->nlargealloc,
+                        h->largefree,
+                        h->nlargefree,
+                        h->pages_in_use,
+                        h->large_requested,
+                        h->large_requested_freed,
+                        h->spanalloc.inuse,
+                        h->treapalloc.inuse,
+                        h->arena_hint_alloc.inuse,
+                        h->free.unscav_huge_pages};
     for (size_t i = 0; i < sizeof(stats) / sizeof(stats[0]); i++) {
         mix(&d, stats[i]);
     }

@@ -251,8 +251,8 @@ ga_malloc(ga_heap *h, int p, uint64_t size, bool noscan, ga_addr *out)
     if (GA_LIKELY(size - 1 < MAX_SMALL_SIZE)) {
         if (GA_LIKELY(size >= TINY_SIZE || !noscan)) {
             /* one ctz on the class's allocCache */
-            mspan *s = c->alloc[make_span_class(size_to_class((size_t)size),
-                                                noscan)];
+            mspan *s =
+                c->alloc[make_span_class(size_to_class((size_t)size), noscan)];
             uint64_t i = next_free_fast(s);
             if (GA_LIKELY(i != NO_SLOT)) {
                 *out = small_slot_done(h, c, s, i, size);

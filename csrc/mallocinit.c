@@ -151,8 +151,7 @@ ga_options_init(ga_options *o)
 /* ---- mallocinit -------------------------------------------------- */
 
 static bool
-fail(ga_status *status, ga_status s, char *err, size_t errlen,
-     const char *msg)
+fail(ga_status *status, ga_status s, char *err, size_t errlen, const char *msg)
 {
     *status = s;
     snprintf(err, errlen, "%s", msg);
@@ -161,8 +160,7 @@ fail(ga_status *status, ga_status s, char *err, size_t errlen,
 
 /* mallocinit's sanity checks, before anything is built. */
 static bool
-check_platform(const platform *p, ga_status *status, char *err,
-               size_t errlen)
+check_platform(const platform *p, ga_status *status, char *err, size_t errlen)
 {
     uint64_t bitmap = p->heap_arena_bytes / (p->ptr_size * 8 / 2);
     if (class_to_size[TINY_SIZE_CLASS] != TINY_SIZE) {
@@ -185,8 +183,7 @@ check_platform(const platform *p, ga_status *status, char *err,
 }
 
 static bool
-check_options(const ga_options *o, ga_status *status, char *err,
-              size_t errlen)
+check_options(const ga_options *o, ga_status *status, char *err, size_t errlen)
 {
     if (o->procs < 1 || o->procs > 1024) {
         return fail(status, GA_EINVAL, err, errlen,
@@ -248,8 +245,7 @@ init_protected(mheap *h, ga_status *status, char *err, size_t errlen)
 }
 
 ga_heap *
-ga_heap_new(const ga_options *o, ga_status *status, char *err,
-            size_t errlen)
+ga_heap_new(const ga_options *o, ga_status *status, char *err, size_t errlen)
 {
     *status = GA_OK;
     /* cache-line aligned, for the padding inside (sizeof is a multiple) */
@@ -259,8 +255,7 @@ ga_heap_new(const ga_options *o, ga_status *status, char *err,
         return NULL;
     }
     memset(h, 0, sizeof(*h));
-    if (!platform_init(&h->plat, o->goos, o->goarch, o->race, err,
-                          errlen)) {
+    if (!platform_init(&h->plat, o->goos, o->goarch, o->race, err, errlen)) {
         *status = GA_EINVAL;
         free(h);
         return NULL;
@@ -304,8 +299,7 @@ ga_heap_new(const ga_options *o, ga_status *status, char *err,
      * 32-bit heap that fills its address space would otherwise place an
      * object there, which ga_free takes for the zerobase. */
     if (h->mem.kind == GA_BACKING_VIRTUAL &&
-        !mem_block(&h->mem,
-                   round_down(h->zerobase, h->plat.phys_page_size),
+        !mem_block(&h->mem, round_down(h->zerobase, h->plat.phys_page_size),
                    h->plat.phys_page_size)) {
         fail(status, GA_ENOMEM, err, errlen, "out of memory");
         ga_heap_free(h);
@@ -363,4 +357,3 @@ ga_unmap_ranges(mem_range *ranges, size_t n)
 {
     mem_unmap_ranges(ranges, n);
 }
-

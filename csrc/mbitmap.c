@@ -208,7 +208,8 @@ mspan_sweep(mspan *s)
     /* Frees by other threads while an mcache held the span were counted
      * aside; the sweep holds the mcentral lock, so no more can arrive. */
     s->alloc_count = (uint16_t)(s->alloc_count -
-        __atomic_exchange_n(&s->remote_frees, 0, __ATOMIC_RELAXED));
+                                __atomic_exchange_n(&s->remote_frees, 0,
+                                                    __ATOMIC_RELAXED));
     if (nfreed > 0) {
         s->needzero = 1; /* freed slots hold old data */
     }
@@ -227,13 +228,15 @@ mspan_check_bits(const mspan *s, char *msg, size_t msglen)
         s->limit != base + s->nelems * s->elemsize ||
         s->div_shift != m->shift || s->div_shift2 != m->shift2 ||
         s->div_mul != m->mul || s->base_mask != m->base_mask) {
-        snprintf(msg, msglen, "small span 0x%llx: fields disagree with class %d",
+        snprintf(msg, msglen,
+                 "small span 0x%llx: fields disagree with class %d",
                  (unsigned long long)base, c);
         return false;
     }
     uint64_t alloc_count = mspan_alloc_count(s);
     if (s->freeindex > s->nelems || alloc_count > s->nelems) {
-        snprintf(msg, msglen, "small span 0x%llx: freeindex/allocCount out of range",
+        snprintf(msg, msglen,
+                 "small span 0x%llx: freeindex/allocCount out of range",
                  (unsigned long long)base);
         return false;
     }
@@ -242,7 +245,8 @@ mspan_check_bits(const mspan *s, char *msg, size_t msglen)
         bool allocated = mspan_is_allocated(s, i);
         bool freed = bit_get(s->freed_bits, i);
         if (freed && !allocated) {
-            snprintf(msg, msglen, "small span 0x%llx: slot %llu freed but not allocated",
+            snprintf(msg, msglen,
+                     "small span 0x%llx: slot %llu freed but not allocated",
                      (unsigned long long)base, (unsigned long long)i);
             return false;
         }
@@ -287,7 +291,8 @@ mspan_check_bits(const mspan *s, char *msg, size_t msglen)
         ga_addr first = mspan_slot_addr(s, i);
         ga_addr last = first + s->elemsize - 8;
         if (mspan_obj_index(s, first) != i || mspan_obj_index(s, last) != i) {
-            snprintf(msg, msglen, "small span 0x%llx: div magic wrong at slot %llu",
+            snprintf(msg, msglen,
+                     "small span 0x%llx: div magic wrong at slot %llu",
                      (unsigned long long)base, (unsigned long long)i);
             return false;
         }

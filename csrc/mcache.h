@@ -25,12 +25,12 @@ struct mheap;
 
 typedef struct mcache {
     /* read on every malloc */
-    ga_addr tiny;        /* current 16-byte tiny block, or 0 */
-    uint64_t tinyoffset; /* bytes used in it */
+    ga_addr tiny;              /* current 16-byte tiny block, or 0 */
+    uint64_t tinyoffset;       /* bytes used in it */
     uint64_t local_tinyallocs; /* tiny objects packed into a block */
     uint64_t local_requested;  /* goalloc: bytes requested by callers */
-    uint32_t *tiny_marks; /* goalloc: the tiny block's marks (tiny.h) */
-    mspan *tiny_span;    /* the span holding the tiny block */
+    uint32_t *tiny_marks;      /* goalloc: the tiny block's marks (tiny.h) */
+    mspan *tiny_span;          /* the span holding the tiny block */
     mspan *alloc[NUM_SPAN_CLASSES];
 
     /* goalloc: the span of this P's last lock-free free, and its slots'

@@ -40,10 +40,10 @@ struct mcache;
 typedef struct mcentral {
     _Alignas(GA_CACHE_LINE) pthread_mutex_t lock;
     span_class spanclass;
-    mspan_list nonempty; /* spans with a free slot */
-    mspan_list empty;    /* full spans, and spans cached in an mcache */
-    uint64_t nmalloc;    /* objects handed out, counted optimistically */
-    uint64_t nsmallfree; /* objects freed */
+    mspan_list nonempty;      /* spans with a free slot */
+    mspan_list empty;         /* full spans, and spans cached in an mcache */
+    uint64_t nmalloc;         /* objects handed out, counted optimistically */
+    uint64_t nsmallfree;      /* objects freed */
     uint64_t requested_freed; /* goalloc: requested bytes of those */
 } mcentral;
 

@@ -39,7 +39,7 @@ mem_init(mem_backend *m, ga_backing kind, uint64_t phys_page_size,
     /* Linux puts its top-down mmap area just below the stack, at an
      * address that is page- but not arena-aligned. */
     m->mmap_top = round_down(space_end - (space_end >> 6) - 0x1000,
-                                phys_page_size) -
+                             phys_page_size) -
                   0x5000;
     if (kind == GA_BACKING_OS) {
         mem_os_init(m);

@@ -96,8 +96,7 @@ struct meta_alloc;
 /* mem_ranges_room makes s hold extra more ranges without growing (its
  * array comes from the heap's metadata allocator, meta).  False, with s
  * unchanged, when the process is out of memory. */
-bool mem_ranges_room(mem_range_set *s, size_t extra,
-                     struct meta_alloc *meta);
+bool mem_ranges_room(mem_range_set *s, size_t extra, struct meta_alloc *meta);
 
 /* Range-set helpers shared by both backends. */
 bool mem_ranges_overlap(const mem_range_set *s, ga_addr base, ga_addr end);

@@ -124,8 +124,7 @@ uint64_t
 mem_host_huge_page_size(void)
 {
     uint64_t size = 0;
-    FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/hpage_pmd_size",
-                    "r");
+    FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/hpage_pmd_size", "r");
     if (f != NULL) {
         unsigned long long v = 0;
         if (fscanf(f, "%llu", &v) == 1) {

@@ -94,10 +94,10 @@ mheap_init(mheap *h)
     persistent_alloc_init(&h->pa, &st->other_sys, p->ptr_size);
     fixalloc_init(&h->treapalloc, p->sizeof_treap_node, sizeof(treap_node),
                   NULL, NULL, &st->other_sys, &h->pa);
-    fixalloc_init(&h->spanalloc, p->sizeof_mspan, sizeof(mspan), recordspan,
-                  h, &st->mspan_sys, &h->pa);
-    fixalloc_init(&h->cachealloc, p->sizeof_mcache, sizeof(mcache), NULL,
-                  NULL, &st->mcache_sys, &h->pa);
+    fixalloc_init(&h->spanalloc, p->sizeof_mspan, sizeof(mspan), recordspan, h,
+                  &st->mspan_sys, &h->pa);
+    fixalloc_init(&h->cachealloc, p->sizeof_mcache, sizeof(mcache), NULL, NULL,
+                  &st->mcache_sys, &h->pa);
     /* Specials (finalizers, profiles) are never made, but Go sets their
      * fixallocs up; they charge nothing until first used. */
     fixalloc_init(&h->specialfinalizeralloc, p->sizeof_special_finalizer,
@@ -108,8 +108,8 @@ mheap_init(mheap *h)
                   sizeof(arena_hint), NULL, NULL, &st->other_sys, &h->pa);
     /* Don't zero mspan allocations: a recycled span keeps its sweepgen. */
     h->spanalloc.zero = false;
-    fixalloc *all[] = {&h->treapalloc, &h->spanalloc,
-                       &h->cachealloc, &h->specialfinalizeralloc,
+    fixalloc *all[] = {&h->treapalloc,          &h->spanalloc,
+                       &h->cachealloc,          &h->specialfinalizeralloc,
                        &h->specialprofilealloc, &h->arena_hint_alloc};
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
         all[i]->meta = &h->meta;
@@ -165,7 +165,7 @@ static bool
 cur_arena_fits(const mheap *h, uint64_t npages)
 {
     ga_addr nbase = round_up(h->cur_arena.base + npages * PAGE_SIZE,
-                                h->plat.phys_page_size);
+                             h->plat.phys_page_size);
     return h->release == GA_RELEASE_GO1_13_8 && nbase <= h->cur_arena.end;
 }
 

@@ -53,15 +53,15 @@ typedef struct mheap {
     const char *poisoned; /* Go's throw: the message once poisoned
                            * (atomic; see heap_poisoned) */
     int nprocs;
-    bool zero_memory;   /* os backing without skip_zeroing: needzero */
-    mcache **caches;    /* one per P; caches[0] is m0's */
-    ga_addr zerobase;   /* os: &zerobase (mallocinit.c); virtual: fixed */
+    bool zero_memory; /* os backing without skip_zeroing: needzero */
+    mcache **caches;  /* one per P; caches[0] is m0's */
+    ga_addr zerobase; /* os: &zerobase (mallocinit.c); virtual: fixed */
     arena_lookup lookup;
 
     /* on a line of its own: taken by every refill, on any thread */
     _Alignas(GA_CACHE_LINE) heap_lock lock; /* a throw releases it */
 
-    mtreap free;       /* every free span, by address */
+    mtreap free; /* every free span, by address */
     ga_release release;
     /* curArena (go1.13.8): the mapped room the heap grows into next,
      * physical-page aligned; counted idle and released, not a span */
@@ -83,15 +83,15 @@ typedef struct mheap {
     uint64_t nlargealloc;
     uint64_t largefree;
     uint64_t nlargefree;
-    uint64_t large_requested;       /* goalloc: bytes callers asked for */
+    uint64_t large_requested; /* goalloc: bytes callers asked for */
     uint64_t large_requested_freed;
 
     /* arenas: L1 array of L2 arrays of heap_arena pointers */
     heap_arena ***arenas;
     uint64_t *all_arenas; /* arena indices, in order of creation */
     uint64_t nall_arenas;
-    uint64_t all_arenas_cap;  /* Go's slice capacity (accounting) */
-    uint64_t all_arenas_room; /* entries the real array holds */
+    uint64_t all_arenas_cap;          /* Go's slice capacity (accounting) */
+    uint64_t all_arenas_room;         /* entries the real array holds */
     struct arena_block *arena_blocks; /* the heap_arenas' memory, one
                                        * block per growth (arena.c) */
     arena_hint *arena_hints;
@@ -243,8 +243,7 @@ mheap_owned(mheap *h)
 /* throw is Go's throw: it poisons the heap, releases the heap lock if
  * this thread holds it and jumps to the thread's protected call
  * (throw.h).  msg must outlive the heap (a string literal). */
-static inline GA_NORETURN void
-throw(mheap *h, const char *msg)
+static inline GA_NORETURN void throw(mheap * h, const char *msg)
 {
     throw_poison(&h->poisoned, &h->lock, msg);
 }
@@ -267,8 +266,7 @@ mspan *mheap_alloc(mheap *h, mcache *c, uint64_t npages, span_class spc,
                    uint64_t large_size, bool needzero);
 
 mspan *mheap_alloc_span_locked(mheap *h, uint64_t npage, uint64_t *stat);
-void mheap_free_span_locked(mheap *h, mspan *s, bool acctinuse,
-                            bool acctidle);
+void mheap_free_span_locked(mheap *h, mspan *s, bool acctinuse, bool acctidle);
 /* mheap_coalesce merges free span s (not in the treap) with free
  * neighbours of the same scavenged state. */
 void mheap_coalesce(mheap *h, mspan *s);
@@ -287,6 +285,5 @@ mheap_refuse(mheap *h, const char *why)
     __atomic_store_n(&h->oom_reason, why, __ATOMIC_RELAXED);
     return false;
 }
-
 
 #endif

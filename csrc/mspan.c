@@ -60,8 +60,8 @@ mspan_huge_pages(const mspan *s, uint64_t huge_page_size)
 }
 
 void
-mspan_phys_page_bounds(const mspan *s, uint64_t phys_page_size,
-                       ga_addr *start, ga_addr *end)
+mspan_phys_page_bounds(const mspan *s, uint64_t phys_page_size, ga_addr *start,
+                       ga_addr *end)
 {
     *start = mspan_base(s);
     *end = mspan_end(s);

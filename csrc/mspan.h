@@ -81,11 +81,11 @@ typedef struct mspan {
      * reader to (classify_locked reads start_addr and npages).  Hot
      * fields come next: a free and a malloc each read the first two
      * cache lines (fixalloc blocks are line-aligned). */
-    struct mspan *next; /* list link: on an mcentral list or on none */
-    ga_addr start_addr; /* first byte of the span */
-    ga_addr limit;      /* end of usable data */
-    uint64_t elemsize;  /* object size; npages*PAGE_SIZE for large */
-    uint64_t freeindex; /* slot where the next free-slot scan starts */
+    struct mspan *next;   /* list link: on an mcentral list or on none */
+    ga_addr start_addr;   /* first byte of the span */
+    ga_addr limit;        /* end of usable data */
+    uint64_t elemsize;    /* object size; npages*PAGE_SIZE for large */
+    uint64_t freeindex;   /* slot where the next free-slot scan starts */
     uint8_t *alloc_bits;  /* 1 = allocated as of the last sweep */
     uint8_t *freed_bits;  /* goalloc: 1 = freed since the last sweep; the
                            * live set (gcmarkBits' role) is "allocated
@@ -111,7 +111,7 @@ typedef struct mspan {
     uint8_t needzero;
     uint8_t div_shift;
     uint8_t div_shift2;
-    bool scavenged; /* free span whose pages were released to the OS */
+    bool scavenged;    /* free span whose pages were released to the OS */
     uint16_t req_mask; /* goalloc: slot i's requested size is at
                         * req_sizes[i & req_mask]: all ones, but 0 for the
                         * tiny class, whose 16-byte objects were all asked
@@ -124,9 +124,9 @@ typedef struct mspan {
     uint64_t npages;    /* length in 8 KiB pages */
     struct mspan *prev; /* list links, with next */
 
-    uint8_t *used_bits;   /* goalloc: 1 = handed out before the last sweep
-                           * since initSpan, so a free of a dead slot is a
-                           * double free */
+    uint8_t *used_bits; /* goalloc: 1 = handed out before the last sweep
+                         * since initSpan, so a free of a dead slot is a
+                         * double free */
 
     struct mspan *allnext; /* goalloc: chain of every struct ever made */
 } mspan;
@@ -194,7 +194,8 @@ mspan_end(const mspan *s)
 static inline uint64_t
 mspan_alloc_count(const mspan *s)
 {
-    return s->alloc_count - __atomic_load_n(&s->remote_frees, __ATOMIC_RELAXED);
+    return s->alloc_count -
+           __atomic_load_n(&s->remote_frees, __ATOMIC_RELAXED);
 }
 
 /* The span class is read by frees on any thread before they know whether

@@ -59,7 +59,8 @@ mheap_read_mem_stats_locked(mheap *h, ga_mem_stats *out)
                  h->central[make_span_class(c, true)].nmalloc - unused[c];
             for (int noscan = 0; noscan < 2; noscan++) {
                 uint64_t objects, bytes;
-                mcentral_freed(h, make_span_class(c, noscan), &objects, &bytes);
+                mcentral_freed(h, make_span_class(c, noscan), &objects,
+                               &bytes);
                 cf += objects;
             }
         }
@@ -89,9 +90,9 @@ mheap_read_mem_stats_locked(mheap *h, ga_mem_stats *out)
     out->buck_hash_sys = st->buckhash_sys;
     out->gc_sys = heap_gc_sys(h);
     out->other_sys = st->other_sys;
-    out->sys = st->heap_sys + st->stacks_sys + st->mspan_sys +
-               st->mcache_sys + st->buckhash_sys + out->gc_sys +
-               st->other_sys + st->stacks_inuse;
+    out->sys = st->heap_sys + st->stacks_sys + st->mspan_sys + st->mcache_sys +
+               st->buckhash_sys + out->gc_sys + st->other_sys +
+               st->stacks_inuse;
 }
 
 ga_status

@@ -18,26 +18,26 @@
 
 /* X(name, doc): MemStats' scalar fields, in Go's order. */
 #define MSTATS_FIELDS(X)                                                      \
-    X(alloc, "bytes of allocated heap objects (= heap_alloc)")               \
-    X(total_alloc, "cumulative bytes allocated for heap objects")            \
-    X(sys, "total bytes obtained from the OS")                               \
-    X(lookups, "pointer lookups by the runtime (always 0)")                  \
-    X(mallocs, "cumulative count of heap objects allocated")                 \
-    X(frees, "cumulative count of heap objects freed")                       \
-    X(heap_alloc, "bytes of allocated heap objects")                         \
-    X(heap_sys, "bytes of heap memory obtained from the OS")                 \
-    X(heap_idle, "bytes in idle (unused) spans")                             \
-    X(heap_inuse, "bytes in in-use spans")                                   \
-    X(heap_released, "bytes of physical memory returned to the OS")          \
-    X(heap_objects, "number of allocated heap objects")                      \
-    X(stack_inuse, "bytes in stack spans")                                   \
-    X(stack_sys, "bytes of stack memory obtained from the OS")               \
-    X(mspan_inuse, "bytes of allocated mspan structures")                    \
-    X(mspan_sys, "bytes obtained from the OS for mspan structures")          \
-    X(mcache_inuse, "bytes of allocated mcache structures")                  \
-    X(mcache_sys, "bytes obtained from the OS for mcache structures")        \
-    X(buck_hash_sys, "bytes of profiling bucket hash tables")                \
-    X(gc_sys, "bytes of garbage collection metadata")                        \
+    X(alloc, "bytes of allocated heap objects (= heap_alloc)")                \
+    X(total_alloc, "cumulative bytes allocated for heap objects")             \
+    X(sys, "total bytes obtained from the OS")                                \
+    X(lookups, "pointer lookups by the runtime (always 0)")                   \
+    X(mallocs, "cumulative count of heap objects allocated")                  \
+    X(frees, "cumulative count of heap objects freed")                        \
+    X(heap_alloc, "bytes of allocated heap objects")                          \
+    X(heap_sys, "bytes of heap memory obtained from the OS")                  \
+    X(heap_idle, "bytes in idle (unused) spans")                              \
+    X(heap_inuse, "bytes in in-use spans")                                    \
+    X(heap_released, "bytes of physical memory returned to the OS")           \
+    X(heap_objects, "number of allocated heap objects")                       \
+    X(stack_inuse, "bytes in stack spans")                                    \
+    X(stack_sys, "bytes of stack memory obtained from the OS")                \
+    X(mspan_inuse, "bytes of allocated mspan structures")                     \
+    X(mspan_sys, "bytes obtained from the OS for mspan structures")           \
+    X(mcache_inuse, "bytes of allocated mcache structures")                   \
+    X(mcache_sys, "bytes obtained from the OS for mcache structures")         \
+    X(buck_hash_sys, "bytes of profiling bucket hash tables")                 \
+    X(gc_sys, "bytes of garbage collection metadata")                         \
     X(other_sys, "bytes of miscellaneous off-heap runtime allocations")
 
 /* The counters the allocator keeps up to date (Go's mstats). */

@@ -22,26 +22,26 @@ typedef struct port {
 } port;
 
 static const port ports[] = {
-    {"aix", "ppc64", false},       {"android", "386", false},
-    {"android", "amd64", false},   {"android", "arm", false},
-    {"android", "arm64", false},   {"darwin", "386", false},
-    {"darwin", "amd64", true},     {"darwin", "arm", false},
-    {"darwin", "arm64", false},    {"dragonfly", "amd64", false},
-    {"freebsd", "386", false},     {"freebsd", "amd64", true},
-    {"freebsd", "arm", false},     {"illumos", "amd64", false},
-    {"linux", "386", false},       {"linux", "amd64", true},
-    {"linux", "arm", false},       {"linux", "arm64", true},
-    {"linux", "mips", false},      {"linux", "mips64", false},
-    {"linux", "mips64le", false},  {"linux", "mipsle", false},
-    {"linux", "ppc64", false},     {"linux", "ppc64le", true},
-    {"linux", "s390x", false},     {"netbsd", "386", false},
-    {"netbsd", "amd64", true},     {"netbsd", "arm", false},
-    {"netbsd", "arm64", false},    {"openbsd", "386", false},
-    {"openbsd", "amd64", false},   {"openbsd", "arm", false},
-    {"openbsd", "arm64", false},   {"plan9", "386", false},
-    {"plan9", "amd64", false},     {"plan9", "arm", false},
-    {"solaris", "amd64", false},   {"windows", "386", false},
-    {"windows", "amd64", true},    {"windows", "arm", false},
+    {"aix", "ppc64", false},      {"android", "386", false},
+    {"android", "amd64", false},  {"android", "arm", false},
+    {"android", "arm64", false},  {"darwin", "386", false},
+    {"darwin", "amd64", true},    {"darwin", "arm", false},
+    {"darwin", "arm64", false},   {"dragonfly", "amd64", false},
+    {"freebsd", "386", false},    {"freebsd", "amd64", true},
+    {"freebsd", "arm", false},    {"illumos", "amd64", false},
+    {"linux", "386", false},      {"linux", "amd64", true},
+    {"linux", "arm", false},      {"linux", "arm64", true},
+    {"linux", "mips", false},     {"linux", "mips64", false},
+    {"linux", "mips64le", false}, {"linux", "mipsle", false},
+    {"linux", "ppc64", false},    {"linux", "ppc64le", true},
+    {"linux", "s390x", false},    {"netbsd", "386", false},
+    {"netbsd", "amd64", true},    {"netbsd", "arm", false},
+    {"netbsd", "arm64", false},   {"openbsd", "386", false},
+    {"openbsd", "amd64", false},  {"openbsd", "arm", false},
+    {"openbsd", "arm64", false},  {"plan9", "386", false},
+    {"plan9", "amd64", false},    {"plan9", "arm", false},
+    {"solaris", "amd64", false},  {"windows", "386", false},
+    {"windows", "amd64", true},   {"windows", "arm", false},
 };
 
 static const port *
@@ -90,8 +90,7 @@ hint_kind_of(const char *goos, const char *goarch, bool race)
         return HINTS_32BIT;
     }
     if (strcmp(goarch, "arm64") == 0) {
-        return strcmp(goos, "darwin") == 0 ? HINTS_DARWIN_ARM64
-                                           : HINTS_ARM64;
+        return strcmp(goos, "darwin") == 0 ? HINTS_DARWIN_ARM64 : HINTS_ARM64;
     }
     if (strcmp(goos, "aix") == 0) {
         return HINTS_AIX;
@@ -113,9 +112,10 @@ set_struct_sizes(platform *p, int num_stack_orders)
     p->sizeof_mspan = span;
     /* mcache: 5 words, alloc[134], stackcache[orders]{list, size},
      * local_largefree, local_nlargefree, local_nsmallfree[67], flushGen */
-    uint64_t cache =
-        (5 + NUM_SPAN_CLASSES + 2 * (uint64_t)num_stack_orders + 2 +
-         NUM_SIZE_CLASSES) * ptr + 4;
+    uint64_t cache = (5 + NUM_SPAN_CLASSES + 2 * (uint64_t)num_stack_orders +
+                      2 + NUM_SIZE_CLASSES) *
+                         ptr +
+                     4;
     p->sizeof_mcache = round_up(cache, ptr);
     /* treapNode: 6 words, priority (uint32), types (uint32) */
     p->sizeof_treap_node = 6 * ptr + 8;
@@ -132,8 +132,8 @@ set_struct_sizes(platform *p, int num_stack_orders)
 }
 
 bool
-platform_init(platform *p, const char *goos, const char *goarch,
-                 bool race, char *err, size_t errlen)
+platform_init(platform *p, const char *goos, const char *goarch, bool race,
+              char *err, size_t errlen)
 {
     memset(p, 0, sizeof(*p));
     if (strcmp(goarch, "wasm") == 0 || strcmp(goos, "nacl") == 0) {
@@ -144,8 +144,7 @@ platform_init(platform *p, const char *goos, const char *goarch,
     }
     const port *pt = find_port(goos, goarch);
     if (pt == NULL) {
-        snprintf(err, errlen, "unknown Go 1.13 platform %s/%s", goos,
-                 goarch);
+        snprintf(err, errlen, "unknown Go 1.13 platform %s/%s", goos, goarch);
         return false;
     }
     if (race && !pt->race_ok) {
@@ -177,10 +176,9 @@ platform_init(platform *p, const char *goos, const char *goarch,
         p->max_alloc = (uint64_t)1 << p->heap_addr_bits;
     }
     p->arena_l1_bits = aix ? 12 : (windows && p->ptr_size == 8 ? 6 : 0);
-    p->arena_l2_bits =
-        p->heap_addr_bits - p->log_heap_arena_bytes - p->arena_l1_bits;
-    p->arena_base_offset =
-        strcmp(goarch, "amd64") == 0 ? (ga_addr)1 << 47 : 0;
+    p->arena_l2_bits = p->heap_addr_bits - p->log_heap_arena_bytes -
+                       p->arena_l1_bits;
+    p->arena_base_offset = strcmp(goarch, "amd64") == 0 ? (ga_addr)1 << 47 : 0;
     p->heap_arena_bytes = (ga_addr)1 << p->log_heap_arena_bytes;
     p->pages_per_arena = p->heap_arena_bytes / PAGE_SIZE;
     /* amd64 user space ends at 2^47; elsewhere the heap bits bound it. */

@@ -59,7 +59,7 @@ typedef struct platform {
 /* platform_init fills p for goos/goarch/race.  Returns false and
  * writes a reason into err for an unknown or unsupported platform. */
 bool platform_init(platform *p, const char *goos, const char *goarch,
-                      bool race, char *err, size_t errlen);
+                   bool race, char *err, size_t errlen);
 
 /* arenaIndex and its inverse (arenaBase), modulo 2^64 as in Go. */
 static inline uint64_t

@@ -69,8 +69,8 @@ init_hints_64(mheap *h)
 static bool
 init_hints_32(mheap *h, ga_addr binary_end)
 {
-    uint64_t meta_size =
-        ((uint64_t)1 << arena_bits(&h->plat)) * h->plat.sizeof_heap_arena;
+    uint64_t meta_size = ((uint64_t)1 << arena_bits(&h->plat)) *
+                         h->plat.sizeof_heap_arena;
     ga_addr meta = sys_reserve(&h->mem, 0, meta_size);
     if (meta != 0) {
         linear_alloc_init(&h->heap_arena_alloc, meta, meta_size);
@@ -206,7 +206,8 @@ sys_alloc_linear(mheap *h, uint64_t n, bool *no_meta)
         *no_meta = true;
         return 0;
     }
-    if (linear_alloc_alloc(&h->mem, &h->arena, n, align, &h->stats.heap_sys) != v) {
+    if (linear_alloc_alloc(&h->mem, &h->arena, n, align, &h->stats.heap_sys) !=
+        v) {
         arena_prep_free(&prep);
         return 0;
     }
@@ -241,8 +242,7 @@ mheap_sys_alloc(mheap *h, uint64_t n, uint64_t *size)
         if (h->plat.race) {
             throw(h, "too many address space collisions for -race mode");
         }
-        v = sys_reserve_aligned(&h->mem, 0, n, h->plat.heap_arena_bytes,
-                                &got);
+        v = sys_reserve_aligned(&h->mem, 0, n, h->plat.heap_arena_bytes, &got);
         bool ok = v != 0;
         /* New hints extend the region both ways; up is tried first. */
         if (ok && !push_hint(h, v, true)) {

@@ -69,8 +69,8 @@ throw_poison(const char **poisoned, heap_lock *l, const char *msg)
 void
 assert_fail(const char *cond, const char *file, int line, const char *func)
 {
-    fprintf(stderr, "goalloc: assertion failed: %s (%s:%d, %s)\n", cond,
-            file, line, func);
+    fprintf(stderr, "goalloc: assertion failed: %s (%s:%d, %s)\n", cond, file,
+            line, func);
     abort();
 }
 
@@ -80,10 +80,9 @@ const char *
 ga_status_name(ga_status s)
 {
     static const char *const names[] = {
-        "GA_OK",           "GA_ENOMEM",     "GA_EINVAL",
-        "GA_EFOREIGN",     "GA_ENOTOBJECT", "GA_EDOUBLEFREE",
-        "GA_EUNSUPPORTED", "GA_EPOISONED",  "GA_EBADP",
-        "GA_ETOOLARGE",
+        "GA_OK",         "GA_ENOMEM",      "GA_EINVAL",       "GA_EFOREIGN",
+        "GA_ENOTOBJECT", "GA_EDOUBLEFREE", "GA_EUNSUPPORTED", "GA_EPOISONED",
+        "GA_EBADP",      "GA_ETOOLARGE",
     };
     /* one name per status: GA_ETOOLARGE is the last */
     _Static_assert(sizeof(names) / sizeof(names[0]) == GA_ETOOLARGE + 1,

@@ -105,7 +105,8 @@ drop_current(mheap *h, mcache *c, tiny_dropped *d)
     /* An add, as the spare offsets' bits are clear until the drop (frees
      * set started offsets' bits only): one `lock xadd`, where an or that
      * returns the old word is a compare-and-swap loop. */
-    uint16_t f = __atomic_fetch_add(b.freed, (uint16_t)(TINY_OFFSETS & ~starts),
+    uint16_t f = __atomic_fetch_add(b.freed,
+                                    (uint16_t)(TINY_OFFSETS & ~starts),
                                     __ATOMIC_ACQ_REL);
     return (starts & ~(uint32_t)f) == 0;
 }
@@ -238,8 +239,8 @@ tiny_new_block(mheap *h, mcache *c, uint64_t size, ga_addr *out)
 }
 
 ga_status
-tiny_free_locked(mheap *h, mspan *s, uint64_t i, uint64_t off,
-                 tiny_block b, bool *to_heap)
+tiny_free_locked(mheap *h, mspan *s, uint64_t i, uint64_t off, tiny_block b,
+                 bool *to_heap)
 {
     if (!tiny_started(b, off)) {
         return GA_ENOTOBJECT;

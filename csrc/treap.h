@@ -37,11 +37,11 @@ typedef struct treap_node {
     struct treap_node *right;
     struct treap_node *left;
     struct treap_node *parent;
-    ga_addr key;              /* == span->start_addr */
+    ga_addr key; /* == span->start_addr */
     mspan *span;
-    uint64_t max_pages;       /* largest npages in this subtree */
-    uint32_t priority;        /* min-heap order: parent <= children */
-    treap_iter_filter types;  /* OR of the subtree's span filters */
+    uint64_t max_pages;            /* largest npages in this subtree */
+    uint32_t priority;             /* min-heap order: parent <= children */
+    treap_iter_filter types;       /* OR of the subtree's span filters */
     treap_iter_filter span_filter; /* this span's own filter, cached at
                                     * insert/mutate: iterators have no
                                     * huge_page_size to recompute it */

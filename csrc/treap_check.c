@@ -47,12 +47,14 @@ check_own(check_ctx *c, const treap_node *t, const treap_node *parent)
         return check_fail(c, t, "treap node with nil span found");
     }
     if (s->next != NULL || s->prev != NULL || s->list != NULL) {
-        return check_fail(c, t, "span may be on an mSpanList while "
-                                "simultaneously in the treap");
+        return check_fail(c, t,
+                          "span may be on an mSpanList while "
+                          "simultaneously in the treap");
     }
     if (mspan_base(s) != t->key) {
-        return check_fail(c, t, "why does span.base() and treap.key do "
-                                "not match?");
+        return check_fail(c, t,
+                          "why does span.base() and treap.key do "
+                          "not match?");
     }
     if (t->parent != parent) {
         return check_fail(c, t, "parent link does not match the tree");
@@ -61,8 +63,9 @@ check_own(check_ctx *c, const treap_node *t, const treap_node *parent)
         return check_fail(c, t, "priority heap order violated in treap");
     }
     if (t->span_filter != mspan_treap_filter(s, c->root->huge_page_size)) {
-        return check_fail(c, t, "span filter is stale (span changed "
-                                "outside mutate)");
+        return check_fail(c, t,
+                          "span filter is stale (span changed "
+                          "outside mutate)");
     }
     return true;
 }
@@ -106,8 +109,8 @@ check_node(check_ctx *c, const treap_node *t, const treap_node *parent,
         return check_fail(c, t, "types invariant violated in treap");
     }
     if (!t->span->scavenged) {
-        c->unscav_huge_pages +=
-            mspan_huge_pages(t->span, c->root->huge_page_size);
+        c->unscav_huge_pages += mspan_huge_pages(t->span,
+                                                 c->root->huge_page_size);
     }
     *max = m;
     *types = t->types;

@@ -46,11 +46,28 @@ main(void)
 {
     char call[128];
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
-    size_t aligns[] = {0, 1, 3, 8, 16, 24, 48, 64, 100, 4096, 65536,
-                       ((size_t)1 << 63) + 1, (size_t)1 << 63,
+    size_t aligns[] = {0,
+                       1,
+                       3,
+                       8,
+                       16,
+                       24,
+                       48,
+                       64,
+                       100,
+                       4096,
+                       65536,
+                       ((size_t)1 << 63) + 1,
+                       (size_t)1 << 63,
                        SIZE_MAX};
-    size_t sizes[] = {0, 1, 100, 4097, (size_t)PTRDIFF_MAX,
-                      (size_t)PTRDIFF_MAX + 1, SIZE_MAX - 4095, SIZE_MAX};
+    size_t sizes[] = {0,
+                      1,
+                      100,
+                      4097,
+                      (size_t)PTRDIFF_MAX,
+                      (size_t)PTRDIFF_MAX + 1,
+                      SIZE_MAX - 4095,
+                      SIZE_MAX};
     size_t na = sizeof aligns / sizeof *aligns;
     size_t ns = sizeof sizes / sizeof *sizes;
     for (size_t i = 0; i < na; i++) {
@@ -73,7 +90,9 @@ main(void)
             snprintf(call, sizeof call, "posix_memalign(%zu, %zu)", a, n);
             int e = errno;
             printf("%-40s -> rc=%d memptr=%s errno=%d", call, rc,
-                   q == (void *)0x1234 ? "untouched" : q ? "ptr" : "NULL",
+                   q == (void *)0x1234 ? "untouched"
+                   : q                 ? "ptr"
+                                       : "NULL",
                    e == SENTINEL ? -1 : e);
             if (rc == 0 && q) {
                 printf(" aligned(%zu)=%d", a, (uintptr_t)q % a == 0);
@@ -125,7 +144,8 @@ main(void)
             show(call, p, 16);
             if (p) {
                 free(p);
-            } else if (n != 0 && m != 0) {
+            }
+            else if (n != 0 && m != 0) {
                 free(old); /* a failed reallocarray keeps the block */
             }
         }
@@ -141,7 +161,8 @@ main(void)
         show(call, p, 16);
         if (p) {
             free(p);
-        } else if (n != 0) {
+        }
+        else if (n != 0) {
             free(old);
         }
     }

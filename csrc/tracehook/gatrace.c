@@ -7,8 +7,8 @@
  * writes /tmp/run.<pid> for every process (forked children and exec'd
  * programs inherit the environment and get their own file; if the name is
  * taken, e.g. after an exec that kept the pid, the shim tries
- * <prefix>.<pid>.1, .2, ... and never overwrites a file).  With GATRACE_OUT unset the shim only passes
- * the calls through to glibc.
+ * <prefix>.<pid>.1, .2, ... and never overwrites a file).  With GATRACE_OUT
+ * unset the shim only passes the calls through to glibc.
  *
  * This file is NOT part of the allocator core (the .c files directly in
  * csrc/) and is not held to the core's "no mutable globals" rule: an
@@ -115,13 +115,20 @@ extern void *__libc_pvalloc(size_t size);
 
 /* the host's aligned_alloc and posix_memalign (see "Transparency") */
 typedef void *(*aligned_alloc_fn)(size_t alignment, size_t size);
-typedef int (*posix_memalign_fn)(void **memptr, size_t alignment,
-                                 size_t size);
+typedef int (*posix_memalign_fn)(void **memptr, size_t alignment, size_t size);
 
 enum { KIND_ALLOC = 0, KIND_FREE = 1 };
 enum {
-    FN_MALLOC = 1, FN_CALLOC, FN_REALLOC, FN_POSIX_MEMALIGN, FN_ALIGNED_ALLOC,
-    FN_MEMALIGN, FN_VALLOC, FN_PVALLOC, FN_REALLOCARRAY, FN_FREE
+    FN_MALLOC = 1,
+    FN_CALLOC,
+    FN_REALLOC,
+    FN_POSIX_MEMALIGN,
+    FN_ALIGNED_ALLOC,
+    FN_MEMALIGN,
+    FN_VALLOC,
+    FN_PVALLOC,
+    FN_REALLOCARRAY,
+    FN_FREE
 };
 
 #define HEADER_SIZE 32
@@ -135,13 +142,13 @@ enum { ST_OFF = 0, ST_ON = 1, ST_FAILED = 2 };
 static atomic_int g_state = ST_OFF;
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
 static unsigned char g_buf[BUF_RECORDS * RECORD_SIZE];
-static size_t g_nbuf;          /* records in g_buf */
-static int g_fd = -1;          /* output file */
-static dev_t g_dev;            /* its identity, to notice a program that */
-static ino_t g_ino;            /* closed or replaced our descriptor */
-static int g_write_through;    /* set by the destructor */
+static size_t g_nbuf;       /* records in g_buf */
+static int g_fd = -1;       /* output file */
+static dev_t g_dev;         /* its identity, to notice a program that */
+static ino_t g_ino;         /* closed or replaced our descriptor */
+static int g_write_through; /* set by the destructor */
 static char g_prefix[PATH_CAP];
-static char g_path[PATH_CAP];  /* the file actually opened */
+static char g_path[PATH_CAP]; /* the file actually opened */
 static GA_TLS int t_in_hook;
 static GA_TLS uint32_t t_tid;
 /* set by the constructor, before the program's threads exist */
@@ -525,7 +532,8 @@ logged_realloc(int fn, void *ptr, size_t size)
     if (p != NULL) {
         record_locked(KIND_FREE, fn, ptr, 0);
         record_locked(KIND_ALLOC, fn, p, size);
-    } else if (size == 0) {
+    }
+    else if (size == 0) {
         record_locked(KIND_FREE, fn, ptr, 0); /* glibc freed it */
     }
     pthread_mutex_unlock(&g_lock);

@@ -38,9 +38,9 @@ check_pass(void)
 }
 
 /* check_fail reports one failure; fmt == NULL means no message. */
-static inline CHECK_PRINTF(4, 5) bool
-check_fail(const char *file, int line, const char *expr, const char *fmt,
-           ...)
+static inline CHECK_PRINTF(4, 5) bool check_fail(const char *file, int line,
+                                                 const char *expr,
+                                                 const char *fmt, ...)
 {
     if (++check_failed > CHECK_MAX_REPORTS) {
         if (check_failed == CHECK_MAX_REPORTS + 1) {
@@ -60,13 +60,13 @@ check_fail(const char *file, int line, const char *expr, const char *fmt,
     return false;
 }
 
-#define CHECK(cond) \
+#define CHECK(cond)                                                           \
     ((cond) ? check_pass() : check_fail(__FILE__, __LINE__, #cond, NULL))
 
 /* The format is part of the variadic arguments so that a message without
  * arguments stays valid ISO C. */
-#define CHECK_MSG(cond, ...) \
-    ((cond) ? check_pass() \
+#define CHECK_MSG(cond, ...)                                                  \
+    ((cond) ? check_pass()                                                    \
             : check_fail(__FILE__, __LINE__, #cond, __VA_ARGS__))
 
 /* check_scaled(n) scales the round count n of a long randomized or

@@ -111,8 +111,9 @@ test_assert_evaluates(void)
 {
     evaluated = 0;
     GA_ASSERT(side_effect());
-    CHECK_MSG(evaluated == (GA_DEBUG >= 1), "evaluated %d times at "
-                                            "GA_DEBUG=%d",
+    CHECK_MSG(evaluated == (GA_DEBUG >= 1),
+              "evaluated %d times at "
+              "GA_DEBUG=%d",
               evaluated, GA_DEBUG);
 }
 
@@ -152,8 +153,7 @@ test_assert_aborts(void)
     waitpid(pid, &ws, 0);
     CHECK_MSG(WIFSIGNALED(ws) && WTERMSIG(ws) == SIGABRT,
               "the child was not aborted (status 0x%x)", ws);
-    CHECK_MSG(strstr(out, "assertion failed: mspan_list_of(s) == l") !=
-                      NULL &&
+    CHECK_MSG(strstr(out, "assertion failed: mspan_list_of(s) == l") != NULL &&
                   strstr(out, "mspan.c") != NULL,
               "stderr: %s", out);
 }

@@ -6,17 +6,15 @@
  * reservation, bad input, several heaps in one process, poisoning, the
  * 32-bit pre-reserved arena, both releases' page heaps (go1.13.8's
  * curArena, go1.13.0's whole-arena growth), and growths whose metadata
- * allocations fail one by one (ga_fail_metadata) or pass metadata_limit.  Every expected number is computed here
- * from Go 1.13's formulas (docs/design.md, chapters 3 and 4), not read
- * back from the code under test, and every mutating step is followed by
- * ga_verify.
- * Go 1.13: src/runtime/malloc.go (mallocinit, sysAlloc, largeAlloc),
- *          mheap.go (allocSpanLocked, grow, coalesce, scavengeLocked,
- *          scavengeSplit, scavengeIfNeededLocked), mstats.go; the
- *          scenarios of malloc_test.go (TestArenaCollision),
- *          treap_test.go (FindFirstFit) and gc_test.go.
- * Differs from Go: Go frees by sweeping; here objects are freed
- *          explicitly (design §6).  Only large objects are used: the
+ * allocations fail one by one (ga_fail_metadata) or pass metadata_limit. Every
+ * expected number is computed here from Go 1.13's formulas (docs/design.md,
+ * chapters 3 and 4), not read back from the code under test, and every
+ * mutating step is followed by ga_verify. Go 1.13: src/runtime/malloc.go
+ * (mallocinit, sysAlloc, largeAlloc), mheap.go (allocSpanLocked, grow,
+ * coalesce, scavengeLocked, scavengeSplit, scavengeIfNeededLocked), mstats.go;
+ * the scenarios of malloc_test.go (TestArenaCollision), treap_test.go
+ * (FindFirstFit) and gc_test.go. Differs from Go: Go frees by sweeping; here
+ * objects are freed explicitly (design §6).  Only large objects are used: the
  *          heap is tested below the mcentral/mcache layer.
  * Locking: single-threaded, except the thread tests at the end, which
  *          run in forked children so that an abort cannot end the run.
@@ -42,10 +40,10 @@
 #define KiB ((uint64_t)1 << 10)
 #define MiB ((uint64_t)1 << 20)
 #define TiB ((uint64_t)1 << 40)
-#define GO_PAGE ((uint64_t)8192)   /* _PageSize */
-#define ARENA_64 (64 * MiB)        /* heapArenaBytes, 64-bit non-Windows */
-#define ARENA_32 (4 * MiB)         /* heapArenaBytes, 32-bit and windows */
-#define HUGE_2M (2 * MiB)          /* physHugePageSize on linux */
+#define GO_PAGE ((uint64_t)8192) /* _PageSize */
+#define ARENA_64 (64 * MiB)      /* heapArenaBytes, 64-bit non-Windows */
+#define ARENA_32 (4 * MiB)       /* heapArenaBytes, 32-bit and windows */
+#define HUGE_2M (2 * MiB)        /* physHugePageSize on linux */
 #define NUM_HINTS_64 128
 
 /* Go's mSpanState values. */
@@ -142,7 +140,7 @@ open_virtual_release(const char *goos, const char *goarch, ga_release r,
     return open_at(&o, line);
 }
 
-#define VIRT_R(goos, goarch, r) \
+#define VIRT_R(goos, goarch, r)                                               \
     open_virtual_release((goos), (goarch), (r), __LINE__)
 #define VIRT0(goos, goarch) VIRT_R((goos), (goarch), GA_RELEASE_GO1_13_0)
 
@@ -364,13 +362,13 @@ print_layout(const span_list *l)
 {
     for (size_t i = 0; i < l->n; i++) {
         const ga_span_info *s = &l->v[i];
-        fprintf(stderr, "    [%zu] 0x%" PRIx64 " %" PRIu64 "p state %d%s\n",
-                i, s->base, s->npages, s->state,
+        fprintf(stderr, "    [%zu] 0x%" PRIx64 " %" PRIu64 "p state %d%s\n", i,
+                s->base, s->npages, s->state,
                 s->scavenged ? " scavenged" : "");
     }
 }
 
-#define LAYOUT(h, want) \
+#define LAYOUT(h, want)                                                       \
     check_layout_at((h), (want), sizeof(want) / sizeof((want)[0]), __LINE__)
 
 static bool
@@ -381,8 +379,7 @@ check_layout_at(ga_heap *h, const span_want *want, size_t n, int line)
     for (size_t i = 0; ok && i < n; i++) {
         const ga_span_info *s = &l.v[i];
         ok = s->base == want[i].base && s->npages == want[i].npages &&
-             s->state == want[i].state &&
-             s->scavenged == want[i].scavenged;
+             s->state == want[i].state && s->scavenged == want[i].scavenged;
     }
     if (!CHECK_MSG(ok, "line %d: span layout differs", line)) {
         fprintf(stderr, "  have:\n");
@@ -400,7 +397,7 @@ check_layout_at(ga_heap *h, const span_want *want, size_t n, int line)
 }
 
 /* check_large_span: the span of a live large object (design §4.6). */
-#define LARGE_SPAN(h, a, size, noscan) \
+#define LARGE_SPAN(h, a, size, noscan)                                        \
     check_large_span_at((h), (a), (size), (noscan), __LINE__)
 
 static void
@@ -423,8 +420,8 @@ check_large_span_at(ga_heap *h, ga_addr a, uint64_t size, bool noscan,
               "line %d: large span at 0x%" PRIx64 ": base 0x%" PRIx64
               " npages %" PRIu64 " (want %" PRIu64 ") state %d class %d"
               " elemsize %" PRIu64 " nelems %" PRIu64 " limit 0x%" PRIx64,
-              line, a, s.base, s.npages, np, s.state, s.spanclass,
-              s.elemsize, s.nelems, s.limit);
+              line, a, s.base, s.npages, np, s.state, s.spanclass, s.elemsize,
+              s.nelems, s.limit);
     /* Every page of an in-use span maps to it (design §11.2). */
     ga_span_info t;
     memset(&t, 0, sizeof t);
@@ -540,8 +537,9 @@ check_hint_table(ga_heap *h, const ga_addr *want, size_t n, const char *what)
             if (bad++ == 0) {
                 fprintf(stderr,
                         "%s: hint %zu is 0x%" PRIx64 "%s, want 0x%" PRIx64
-                        "\n", what, i, l.v[i].addr,
-                        l.v[i].down ? " (down)" : "", want[i]);
+                        "\n",
+                        what, i, l.v[i].addr, l.v[i].down ? " (down)" : "",
+                        want[i]);
             }
         }
     }
@@ -576,8 +574,8 @@ test_hint_tables(void)
     ga_addr want[NUM_HINTS_64];
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         char what[64];
-        snprintf(what, sizeof what, "%s/%s%s", cases[c].goos,
-                 cases[c].goarch, cases[c].race ? " race" : "");
+        snprintf(what, sizeof what, "%s/%s%s", cases[c].goos, cases[c].goarch,
+                 cases[c].race ? " race" : "");
         ga_heap *h = open_virtual(cases[c].goos, cases[c].goarch,
                                   cases[c].race, __LINE__);
         if (h == NULL) {
@@ -599,8 +597,8 @@ test_hint_tables(void)
         const char *goarch;
         uint64_t binary_end;
     } c32[] = {
-        {"386", 0}, {"arm", 0}, {"mips", 0}, {"mipsle", 0},
-        {"386", 0x10000000}, {"arm", 0x00401234},
+        {"386", 0},    {"arm", 0},          {"mips", 0},
+        {"mipsle", 0}, {"386", 0x10000000}, {"arm", 0x00401234},
     };
     for (size_t c = 0; c < sizeof c32 / sizeof c32[0]; c++) {
         ga_options o;
@@ -650,20 +648,18 @@ test_platform_info(void)
          0},
         {"linux", "arm64", false, 8, 64 * MiB, 0, 22, 0, (uint64_t)1 << 48,
          HUGE_2M},
-        {"aix", "ppc64", false, 8, 256 * MiB, 12, 20, 0, (uint64_t)1 << 60,
-         0},
+        {"aix", "ppc64", false, 8, 256 * MiB, 12, 20, 0, (uint64_t)1 << 60, 0},
         {"windows", "amd64", false, 8, 4 * MiB, 6, 20, (ga_addr)1 << 47,
          (uint64_t)1 << 48, 0},
         {"linux", "386", false, 4, 4 * MiB, 0, 10, 0, 0xFFFFFFFFu, HUGE_2M},
         {"linux", "arm", false, 4, 4 * MiB, 0, 10, 0, 0xFFFFFFFFu, HUGE_2M},
         /* heapAddrBits is 31 on mips and mipsle: maxAlloc 2^31 - 1 */
         {"linux", "mips", false, 4, 4 * MiB, 0, 9, 0, 0x7FFFFFFFu, HUGE_2M},
-        {"linux", "mipsle", false, 4, 4 * MiB, 0, 9, 0, 0x7FFFFFFFu,
-         HUGE_2M},
+        {"linux", "mipsle", false, 4, 4 * MiB, 0, 9, 0, 0x7FFFFFFFu, HUGE_2M},
         {"linux", "mips64", false, 8, 64 * MiB, 0, 22, 0, (uint64_t)1 << 48,
          HUGE_2M},
-        {"linux", "mips64le", false, 8, 64 * MiB, 0, 22, 0,
-         (uint64_t)1 << 48, HUGE_2M},
+        {"linux", "mips64le", false, 8, 64 * MiB, 0, 22, 0, (uint64_t)1 << 48,
+         HUGE_2M},
         {"windows", "386", false, 4, 4 * MiB, 0, 10, 0, 0xFFFFFFFFu, 0},
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
@@ -687,12 +683,12 @@ test_platform_info(void)
                       in.max_alloc == cases[c].max_alloc &&
                       in.phys_page_size == 4096 &&
                       in.phys_huge_page_size == cases[c].huge,
-                  "%s/%s: ptr %u arena 0x%" PRIx64 " l1 %u l2 %u offset 0x%"
-                  PRIx64 " max_alloc 0x%" PRIx64 " huge %" PRIu64,
+                  "%s/%s: ptr %u arena 0x%" PRIx64
+                  " l1 %u l2 %u offset 0x%" PRIx64 " max_alloc 0x%" PRIx64
+                  " huge %" PRIu64,
                   cases[c].goos, cases[c].goarch, in.ptr_size,
                   in.heap_arena_bytes, in.arena_l1_bits, in.arena_l2_bits,
-                  in.arena_base_offset, in.max_alloc,
-                  in.phys_huge_page_size);
+                  in.arena_base_offset, in.max_alloc, in.phys_huge_page_size);
         /* The default release, go1.13.8, sets no scavenger goal before
          * the first GC (gcPaceScavenger returns early): mheap_'s zero. */
         CHECK(in.release == GA_RELEASE_GO1_13_8 && in.scavenge_goal == 0 &&
@@ -769,8 +765,12 @@ test_release_options(void)
         {"go1.13.8", true, GA_RELEASE_GO1_13_8},
         {"go1.13.0", true, GA_RELEASE_GO1_13_0},
         {"go1.13", true, GA_RELEASE_GO1_13_0}, /* Go's tag for 1.13.0 */
-        {"go1.13.1", false, 0}, {"go1.13.80", false, 0}, {"", false, 0},
-        {"go1.13.8 ", false, 0}, {"GO1.13.8", false, 0}, {"1.13.8", false, 0},
+        {"go1.13.1", false, 0},
+        {"go1.13.80", false, 0},
+        {"", false, 0},
+        {"go1.13.8 ", false, 0},
+        {"GO1.13.8", false, 0},
+        {"1.13.8", false, 0},
     };
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         ga_release r = (ga_release)7;
@@ -830,8 +830,7 @@ check_first_growth(ga_heap *h, ga_addr a, const ga_addr *want_hints,
      * one it used moved up by the 64 MiB it gave. */
     size_t left = hint_count(h);
     size_t discarded = nwant - left;
-    CHECK_MSG(left <= nwant && discarded < nwant &&
-                  a == want_hints[discarded],
+    CHECK_MSG(left <= nwant && discarded < nwant && a == want_hints[discarded],
               "%s: object at 0x%" PRIx64 ", %zu hints discarded", what, a,
               discarded);
     CHECK_MSG(head_hint(h, NULL) == a + ARENA_64,
@@ -879,8 +878,8 @@ check_first_growth(ga_heap *h, ga_addr a, const ga_addr *want_hints,
         /* arenaIndex(p) = (p + 2^47) / 64 MiB; 0x203000 for 0xc000000000
          * (design §3.2). */
         uint64_t idx = (a + ((uint64_t)1 << 47)) / ARENA_64;
-        CHECK(ar.v[0].base == a && ar.v[0].index == idx &&
-              ar.v[0].l1 == 0 && ar.v[0].l2 == idx);
+        CHECK(ar.v[0].base == a && ar.v[0].index == idx && ar.v[0].l1 == 0 &&
+              ar.v[0].l2 == idx);
         if (a == 0xc000000000) {
             CHECK(idx == 0x203000);
         }
@@ -929,8 +928,8 @@ check_first_growth(ga_heap *h, ga_addr a, const ga_addr *want_hints,
      * each) from the gcBits arenas: the first one, 64 KiB sysAlloc'd to
      * gc_sys.  alloc_m pushed the span on sweepSpans: its spine (2 KiB)
      * and first block (4 KiB), persistentalloc'd to gc_sys. */
-    CHECK_MSG(st.gc_sys == GO_SIZEOF_HEAP_ARENA_AMD64 + 4096 + 65536 +
-                               2048 + 4096,
+    CHECK_MSG(st.gc_sys ==
+                  GO_SIZEOF_HEAP_ARENA_AMD64 + 4096 + 65536 + 2048 + 4096,
               "%s: gc_sys %" PRIu64, what, st.gc_sys);
     /* other_sys: persistentalloc's first 256 KiB chunk (sysAlloc'd to
      * other_sys) minus what was re-charged from it to mcache_sys (16 KiB),
@@ -942,9 +941,8 @@ check_first_growth(ga_heap *h, ga_addr a, const ga_addr *want_hints,
                   262144 - 16384 - 16384 - 4096 - 2048 - 4096 + 65536,
               "%s: other_sys %" PRIu64, what, st.other_sys);
     /* updatememstats: Sys is the sum of the *Sys fields. */
-    CHECK(st.sys == st.heap_sys + st.stack_sys + st.mspan_sys +
-                        st.mcache_sys + st.buck_hash_sys + st.gc_sys +
-                        st.other_sys);
+    CHECK(st.sys == st.heap_sys + st.stack_sys + st.mspan_sys + st.mcache_sys +
+                        st.buck_hash_sys + st.gc_sys + st.other_sys);
 
     in = info_of(h);
     CHECK(in.pages_in_use == np && in.nallspans == nspans &&
@@ -1013,8 +1011,8 @@ first_growth_os(ga_release r)
         FREE(h, (ga_addr)(uintptr_t)q);
     }
     FREE(h, a);
-    CHECK(SCAVENGE(h, UINT64_MAX) == 13 * GO_PAGE + pages_for(200000) *
-                                                         GO_PAGE);
+    CHECK(SCAVENGE(h, UINT64_MAX) ==
+          13 * GO_PAGE + pages_for(200000) * GO_PAGE);
     ga_mem_stats st = stats_of(h);
     CHECK(st.heap_released == ARENA_64 && st.heap_idle == ARENA_64);
     /* Released memory is reused and zeroed again where needed. */
@@ -1145,10 +1143,10 @@ test_first_fit(void)
     }
     const ga_addr B = 0xc000000000;
     /* 40000 bytes is large (> 32768) and needs 5 pages; 65536 needs 8. */
-    ga_addr a = MALLOC(h, 65536);   /* 8 pages at B */
-    ga_addr g1 = MALLOC(h, 40000);  /* 5 pages at B+8p */
-    ga_addr c = MALLOC(h, 40000);   /* 5 pages at B+13p */
-    ga_addr g2 = MALLOC(h, 40000);  /* 5 pages at B+18p */
+    ga_addr a = MALLOC(h, 65536);  /* 8 pages at B */
+    ga_addr g1 = MALLOC(h, 40000); /* 5 pages at B+8p */
+    ga_addr c = MALLOC(h, 40000);  /* 5 pages at B+13p */
+    ga_addr g2 = MALLOC(h, 40000); /* 5 pages at B+18p */
     CHECK(a == B && g1 == B + 8 * GO_PAGE && c == B + 13 * GO_PAGE &&
           g2 == B + 18 * GO_PAGE);
     FREE(h, a);
@@ -1169,12 +1167,9 @@ test_first_fit(void)
     ga_addr x = MALLOC(h, 40000);
     CHECK_MSG(x == B, "first fit took 0x%" PRIx64, x);
     span_want carved[] = {
-        {B, 5, SPAN_IN_USE, false},
-        {B + 5 * GO_PAGE, 3, SPAN_FREE, false},
-        {g1, 5, SPAN_IN_USE, false},
-        {c, 5, SPAN_FREE, false},
-        {g2, 5, SPAN_IN_USE, false},
-        {B + 23 * GO_PAGE, rest, SPAN_FREE, true},
+        {B, 5, SPAN_IN_USE, false},  {B + 5 * GO_PAGE, 3, SPAN_FREE, false},
+        {g1, 5, SPAN_IN_USE, false}, {c, 5, SPAN_FREE, false},
+        {g2, 5, SPAN_IN_USE, false}, {B + 23 * GO_PAGE, rest, SPAN_FREE, true},
     };
     LAYOUT(h, carved);
     /* Again five pages: the 3-page hole is too small, the exact hole fits
@@ -1270,10 +1265,10 @@ test_coalescing(void)
     CHECK(SCAVENGE(h, UINT64_MAX) == 0);
 
     /* Two separate free regions: each becomes one released span. */
-    ga_addr p = MALLOC(h, 40000);   /* B */
-    ga_addr q = MALLOC(h, 40000);   /* B+5p */
-    ga_addr r = MALLOC(h, 40000);   /* B+10p */
-    ga_addr s = MALLOC(h, 40000);   /* B+15p */
+    ga_addr p = MALLOC(h, 40000); /* B */
+    ga_addr q = MALLOC(h, 40000); /* B+5p */
+    ga_addr r = MALLOC(h, 40000); /* B+10p */
+    ga_addr s = MALLOC(h, 40000); /* B+15p */
     FREE(h, p);
     FREE(h, r);
     span_want regions[] = {
@@ -1315,12 +1310,12 @@ test_scavenge_top_down(void)
     }
     CHECK(info_of(h).phys_huge_page_size == HUGE_2M);
     const ga_addr B = 0xc000000000;
-    ga_addr a = MALLOC(h, 4 * MiB);    /* [B, B+0x400000) */
-    ga_addr g1 = MALLOC(h, 40000);     /* [B+0x400000, B+0x40a000) */
-    ga_addr b = MALLOC(h, 4 * MiB);    /* [B+0x40a000, B+0x80a000) */
-    ga_addr g2 = MALLOC(h, 40000);     /* [B+0x80a000, B+0x814000) */
-    ga_addr c = MALLOC(h, 40000);      /* [B+0x814000, B+0x81e000) */
-    ga_addr g3 = MALLOC(h, 40000);     /* [B+0x81e000, B+0x828000) */
+    ga_addr a = MALLOC(h, 4 * MiB); /* [B, B+0x400000) */
+    ga_addr g1 = MALLOC(h, 40000);  /* [B+0x400000, B+0x40a000) */
+    ga_addr b = MALLOC(h, 4 * MiB); /* [B+0x40a000, B+0x80a000) */
+    ga_addr g2 = MALLOC(h, 40000);  /* [B+0x80a000, B+0x814000) */
+    ga_addr c = MALLOC(h, 40000);   /* [B+0x814000, B+0x81e000) */
+    ga_addr g3 = MALLOC(h, 40000);  /* [B+0x81e000, B+0x828000) */
     CHECK(a == B && g1 == B + 0x400000 && b == B + 0x40a000 &&
           g2 == B + 0x80a000 && c == B + 0x814000 && g3 == B + 0x81e000);
     const ga_addr tail = B + 0x828000;
@@ -1390,12 +1385,9 @@ test_scavenge_top_down(void)
     rel = SCAVENGE(h, UINT64_MAX);
     CHECK_MSG(rel == 0x1f6000 + 4 * GO_PAGE, "released 0x%" PRIx64, rel);
     span_want s4[] = {
-        {B, 512, SPAN_FREE, true},
-        {g1, 5, SPAN_IN_USE, false},
-        {b, 512, SPAN_FREE, true},
-        {g2, 5, SPAN_IN_USE, false},
-        {c, 5, SPAN_FREE, true},
-        {g3, 5, SPAN_IN_USE, false},
+        {B, 512, SPAN_FREE, true},      {g1, 5, SPAN_IN_USE, false},
+        {b, 512, SPAN_FREE, true},      {g2, 5, SPAN_IN_USE, false},
+        {c, 5, SPAN_FREE, true},        {g3, 5, SPAN_IN_USE, false},
         {tail, tailp, SPAN_FREE, true},
     };
     LAYOUT(h, s4);
@@ -1451,9 +1443,8 @@ scavenge_goal_case(ga_release r, uint64_t goal, bool want_release)
     uint64_t want_released = (ppa - 16) * GO_PAGE +
                              (want_release ? 5 * GO_PAGE : 0);
     CHECK_MSG(st1.heap_released == want_released,
-              "%s goal %" PRIu64 ": heap_released %" PRIu64
-              ", want %" PRIu64, ga_release_name(r), goal,
-              st1.heap_released, want_released);
+              "%s goal %" PRIu64 ": heap_released %" PRIu64 ", want %" PRIu64,
+              ga_release_name(r), goal, st1.heap_released, want_released);
     ga_heap_free(h);
 }
 
@@ -1558,10 +1549,10 @@ scavenge_when_case(ga_release r)
     }
     bool go1130 = r == GA_RELEASE_GO1_13_0;
     const ga_addr B = 0xc000000000;
-    ga_addr x = MALLOC(h, 1 * MiB);      /* 128 pages at B */
-    ga_addr s1 = MALLOC(h, 40000);       /* 5 pages */
-    ga_addr y = MALLOC(h, 512 * KiB);    /* 64 pages */
-    ga_addr s2 = MALLOC(h, 40000);       /* 5 pages */
+    ga_addr x = MALLOC(h, 1 * MiB);   /* 128 pages at B */
+    ga_addr s1 = MALLOC(h, 40000);    /* 5 pages */
+    ga_addr y = MALLOC(h, 512 * KiB); /* 64 pages */
+    ga_addr s2 = MALLOC(h, 40000);    /* 5 pages */
     CHECK(x == B && s1 == B + 128 * GO_PAGE && y == s1 + 5 * GO_PAGE &&
           s2 == y + 64 * GO_PAGE);
     FREE(h, x);
@@ -1575,8 +1566,7 @@ scavenge_when_case(ga_release r)
     CHECK(x2 == x);
     ga_mem_stats st1 = stats_of(h);
     CHECK(st1.heap_sys == st0.heap_sys);
-    uint64_t want = st0.heap_released - 1 * MiB +
-                    (go1130 ? 64 * GO_PAGE : 0);
+    uint64_t want = st0.heap_released - 1 * MiB + (go1130 ? 64 * GO_PAGE : 0);
     CHECK_MSG(st1.heap_released == want,
               "%s: heap_released %" PRIu64 ", want %" PRIu64,
               ga_release_name(r), st1.heap_released, want);
@@ -1590,8 +1580,7 @@ scavenge_when_case(ga_release r)
         ga_addr z = MALLOC(h, 2 * MiB);
         CHECK(z == s2 + 5 * GO_PAGE);
         ga_mem_stats st2 = stats_of(h);
-        CHECK(st2.heap_released == st1.heap_released + 64 * GO_PAGE -
-                                       2 * MiB);
+        CHECK(st2.heap_released == st1.heap_released + 64 * GO_PAGE - 2 * MiB);
         CHECK(ga_span_of(h, y, &sy) && sy.scavenged);
     }
     ga_heap_free(h);
@@ -1613,8 +1602,8 @@ check_cur_arena_at(ga_heap *h, ga_addr base, ga_addr end, int line)
     ga_heap_info in = info_of(h);
     CHECK_MSG(in.cur_arena_base == base && in.cur_arena_end == end,
               "line %d: curArena [0x%" PRIx64 ", 0x%" PRIx64
-              "), want [0x%" PRIx64 ", 0x%" PRIx64 ")", line,
-              in.cur_arena_base, in.cur_arena_end, base, end);
+              "), want [0x%" PRIx64 ", 0x%" PRIx64 ")",
+              line, in.cur_arena_base, in.cur_arena_end, base, end);
     /* heap_idle and heap_released count it (ReadMemStatsSlow). */
     ga_mem_stats st = stats_of(h);
     span_list l = get_spans(h);
@@ -1628,11 +1617,12 @@ check_cur_arena_at(ga_heap *h, ga_addr base, ga_addr end, int line)
     free(l.v);
     CHECK_MSG(st.heap_idle == idle + (end - base) &&
                   st.heap_released == released + (end - base),
-              "line %d: heap_idle %" PRIu64 " heap_released %" PRIu64,
-              line, st.heap_idle, st.heap_released);
+              "line %d: heap_idle %" PRIu64 " heap_released %" PRIu64, line,
+              st.heap_idle, st.heap_released);
 }
 
-#define CUR_ARENA(h, base, end) check_cur_arena_at((h), (base), (end), __LINE__)
+#define CUR_ARENA(h, base, end)                                               \
+    check_cur_arena_at((h), (base), (end), __LINE__)
 
 /* test_growth_arenas for go1.13.8: each growth adds the pages asked for;
  * sysAlloc maps whole arenas only when curArena is too small, and new
@@ -1821,8 +1811,7 @@ test_fail_reserves_enomem(void)
     digest_take(h, &d);
     ga_addr out = 0;
     ga_status st = ga_malloc(h, 0, 100000, false, &out);
-    CHECK_MSG(st == GA_ENOMEM, "all reserves failing: %s",
-              ga_status_name(st));
+    CHECK_MSG(st == GA_ENOMEM, "all reserves failing: %s", ga_status_name(st));
     SAME_DIGEST(h, &d, "a failed first growth");
     VERIFY(h);
     digest_free(&d);
@@ -1929,8 +1918,8 @@ fallback_case(bool by_blocking)
     FREE(h, b);
     FREE(h, c);
     SCAVENGE(h, UINT64_MAX);
-    span_want one[] = {{v - ARENA_64, 3 * ARENA_64 / GO_PAGE, SPAN_FREE,
-                        true}};
+    span_want one[] = {
+        {v - ARENA_64, 3 * ARENA_64 / GO_PAGE, SPAN_FREE, true}};
     LAYOUT(h, one);
     ga_heap_free(h);
     return v;
@@ -1946,7 +1935,8 @@ test_fallback_hints(void)
      * fallback lands where it does when no reservation was made. */
     CHECK_MSG(failing == blocked,
               "fallback at 0x%" PRIx64 " after collisions, 0x%" PRIx64
-              " without: stray reservations were kept", blocked, failing);
+              " without: stray reservations were kept",
+              blocked, failing);
 }
 
 /* sysReserveAligned keeps size+align when the OS happens to return an
@@ -2116,9 +2106,15 @@ test_bad_input(void)
 
     /* Foreign addresses: outside every mapped arena. */
     static const ga_addr foreign[] = {
-        0, 0x1000, 0xc000000000 - GO_PAGE, 0xc000000000 - 1,
-        0xc000000000 + ARENA_64, 0x01c000000000, (ga_addr)1 << 47,
-        UINT64_MAX, 0x5a0001,
+        0,
+        0x1000,
+        0xc000000000 - GO_PAGE,
+        0xc000000000 - 1,
+        0xc000000000 + ARENA_64,
+        0x01c000000000,
+        (ga_addr)1 << 47,
+        UINT64_MAX,
+        0x5a0001,
     };
     for (size_t i = 0; i < sizeof foreign / sizeof foreign[0]; i++) {
         ga_status st = ga_free(h, foreign[i]);
@@ -2130,9 +2126,17 @@ test_bad_input(void)
     /* Not the start of an object: interior pointers, and free memory
      * that never held an object. */
     const ga_addr notobj[] = {
-        a + 8, a + 1, a + GO_PAGE, a + 99999, a + 13 * GO_PAGE - 1,
-        b + 16, c + 4 * GO_PAGE, g + 40000,
-        g + 5 * GO_PAGE, g + 6 * GO_PAGE, 0xc000000000 + ARENA_64 - GO_PAGE,
+        a + 8,
+        a + 1,
+        a + GO_PAGE,
+        a + 99999,
+        a + 13 * GO_PAGE - 1,
+        b + 16,
+        c + 4 * GO_PAGE,
+        g + 40000,
+        g + 5 * GO_PAGE,
+        g + 6 * GO_PAGE,
+        0xc000000000 + ARENA_64 - GO_PAGE,
         0xc000000000 + ARENA_64 - 1,
     };
     for (size_t i = 0; i < sizeof notobj / sizeof notobj[0]; i++) {
@@ -2219,8 +2223,7 @@ test_sys_limit(void)
     ga_addr out = 0;
     /* A second arena would exceed the limit. */
     CHECK(ga_malloc(h, 0, ARENA_64, false, &out) == GA_ENOMEM);
-    CHECK(ga_malloc(h, 0, ARENA_64 - 12 * GO_PAGE, false, &out) ==
-          GA_ENOMEM);
+    CHECK(ga_malloc(h, 0, ARENA_64 - 12 * GO_PAGE, false, &out) == GA_ENOMEM);
     SAME_DIGEST(h, &d, "a malloc beyond sys_limit");
     digest_free(&d);
     /* What fits the mapped arena still works, exactly up to the end. */
@@ -2301,12 +2304,11 @@ fail_each_metadata_alloc(const meta_case *c)
                   c->what, n, ga_status_name(st));
         SAME_DIGEST(h, &d, c->what);
         CHECK_MSG(ga_digest(h) == hash && ga_poisoned(h) == NULL,
-                  "%s: allocation %" PRIu64 " changed the heap", c->what,
-                  n);
+                  "%s: allocation %" PRIu64 " changed the heap", c->what, n);
         VERIFY(h);
         ga_status again = c->op(h);
-        CHECK_MSG(again == GA_OK, "%s: after allocation %" PRIu64
-                                  " failed, the op gives %s",
+        CHECK_MSG(again == GA_OK,
+                  "%s: after allocation %" PRIu64 " failed, the op gives %s",
                   c->what, n, ga_status_name(again));
         VERIFY(h);
         digest_free(&d);
@@ -2393,8 +2395,8 @@ test_metadata_failures(void)
          before_one_object, op_three_arenas},
         {"growth past a blocked hint", "linux", "amd64", V, r8,
          before_blocked_hint, op_large},
-        {"the fallback reservation", "linux", "amd64", V, r8,
-         before_no_hints, op_large},
+        {"the fallback reservation", "linux", "amd64", V, r8, before_no_hints,
+         op_large},
         {"the fallback reservation (go1.13.0)", "linux", "amd64", V, r0,
          before_no_hints, op_large},
         {"growth that scavenges a hole", "linux", "amd64", V, r8,
@@ -2412,8 +2414,8 @@ test_metadata_failures(void)
          * first one also the arena index's L2 map, fixalloc chunks and
          * the range set). */
         CHECK_MSG(n >= (cases[i].before == NULL ? 5u : 2u),
-                  "%s: only %" PRIu64 " metadata allocations",
-                  cases[i].what, n);
+                  "%s: only %" PRIu64 " metadata allocations", cases[i].what,
+                  n);
     }
 }
 
@@ -2610,18 +2612,17 @@ test_32bit_release(ga_release r)
      * initSpan took the large span's two bitmaps from, plus sweepSpans'
      * spine (256 x 4 bytes) and first block (512 x 4 bytes). */
     const uint64_t sizeof_arena_32 = 262144 + 512 * 4 + 2 * 64;
-    CHECK_MSG(st.gc_sys == round_up(sizeof_arena_32, 4096) + 4096 + 65536 +
-                               1024 + 2048,
+    CHECK_MSG(st.gc_sys ==
+                  round_up(sizeof_arena_32, 4096) + 4096 + 65536 + 1024 + 2048,
               "386: gc_sys %" PRIu64, st.gc_sys);
-    CHECK(st.sys == st.heap_sys + st.stack_sys + st.mspan_sys +
-                        st.mcache_sys + st.buck_hash_sys + st.gc_sys +
-                        st.other_sys);
+    CHECK(st.sys == st.heap_sys + st.stack_sys + st.mspan_sys + st.mcache_sys +
+                        st.buck_hash_sys + st.gc_sys + st.other_sys);
     /* other_sys: as on amd64 (see 2.), but the L2 arena map (1024 4-byte
      * entries) is small enough to come out of persistentalloc's chunk;
      * its stat is nil, so Go moves its 4 KiB out of other_sys and charges
      * them to nothing.  sweepSpans takes 1 KiB + 2 KiB. */
-    CHECK_MSG(st.other_sys == 262144 - 16384 - 16384 - 4096 - 4096 - 1024 -
-                                  2048 + 65536,
+    CHECK_MSG(st.other_sys ==
+                  262144 - 16384 - 16384 - 4096 - 4096 - 1024 - 2048 + 65536,
               "386: other_sys %" PRIu64, st.other_sys);
     hint_list l = get_hints(h);
     CHECK(l.n == 1 && l.v[0].addr == hint && !l.v[0].down);
@@ -2648,8 +2649,7 @@ test_32bit_release(ga_release r)
     ga_addr b = MALLOC(h, 512 * MiB);
     CHECK_MSG(b == a + 13 * GO_PAGE, "386: b at 0x%" PRIx64, b);
     st = stats_of(h);
-    CHECK_MSG(st.heap_sys == 516 * MiB, "386: heap_sys %" PRIu64,
-              st.heap_sys);
+    CHECK_MSG(st.heap_sys == 516 * MiB, "386: heap_sys %" PRIu64, st.heap_sys);
     CHECK(ga_arenas(h, NULL, 0) == 129);
     CHECK(hint_count(h) == 1 && head_hint(h, NULL) == hint);
     /* 129 heapArenas, packed in heapArenaAlloc; two large spans' bitmaps
@@ -2663,8 +2663,7 @@ test_32bit_release(ga_release r)
      * arenas continue the heap contiguously. */
     ga_addr c = MALLOC(h, 8 * MiB);
     ga_addr tail = b + 512 * MiB;
-    CHECK_MSG(c == tail, "386: c at 0x%" PRIx64 ", want 0x%" PRIx64, c,
-              tail);
+    CHECK_MSG(c == tail, "386: c at 0x%" PRIx64 ", want 0x%" PRIx64, c, tail);
     CHECK(head_hint(h, NULL) == hint + 8 * MiB && hint_count(h) == 1);
     st = stats_of(h);
     CHECK(st.heap_sys == 524 * MiB);
@@ -2708,8 +2707,8 @@ test_32bit_release(ga_release r)
     /* its L2 map has 512 entries: 2 KiB out of other_sys; sweepSpans
      * 1 KiB + 2 KiB */
     st = stats_of(h);
-    CHECK_MSG(st.other_sys == 262144 - 16384 - 16384 - 4096 - 2048 - 1024 -
-                                  2048 + 65536,
+    CHECK_MSG(st.other_sys ==
+                  262144 - 16384 - 16384 - 4096 - 2048 - 1024 - 2048 + 65536,
               "mips: other_sys %" PRIu64, st.other_sys);
     ga_heap_free(h);
 }
@@ -2751,8 +2750,9 @@ test_other_platform_growth(void)
         CHECK(head_hint(h, NULL) == a + cases[i / 2].arena &&
               hint_count(h) == n0);
         ga_mem_stats st = stats_of(h);
-        CHECK_MSG(st.heap_sys == cases[i / 2].arena, "%s/%s: heap_sys %" PRIu64,
-                  cases[i / 2].goos, cases[i / 2].goarch, st.heap_sys);
+        CHECK_MSG(st.heap_sys == cases[i / 2].arena,
+                  "%s/%s: heap_sys %" PRIu64, cases[i / 2].goos,
+                  cases[i / 2].goarch, st.heap_sys);
         /* Grow by two more arenas: contiguous. */
         ga_addr b = MALLOC(h, 2 * cases[i / 2].arena);
         CHECK(b == a + 13 * GO_PAGE);
@@ -2881,8 +2881,7 @@ test_allspans_accounting(void)
      * block in the persistentalloc chunk.) */
     CHECK(sweep_took == 4096);
     CHECK_MSG(st.other_sys == other_before + 98304 - 65536 - sweep_took,
-              "other_sys %" PRIu64 " -> %" PRIu64, other_before,
-              st.other_sys);
+              "other_sys %" PRIu64 " -> %" PRIu64, other_before, st.other_sys);
     /* Fresh structs are carved in order, 120 per chunk. */
     CHECK_MSG(st.mspan_sys == (in.nallspans + 119) / 120 * 16384,
               "mspan_sys %" PRIu64 " for %" PRIu64 " structs", st.mspan_sys,
@@ -2951,8 +2950,7 @@ gc_bits_arenas_large_case(const char *goarch, uint64_t want_arenas)
     ga_addr big = MALLOC(h, n * 5 * GO_PAGE);
     FREE(h, big);
     /* the big object's pair opened the first arena; sweepSpans has it */
-    uint64_t meta =
-        stats_of(h).gc_sys - 65536 - go_sweep_spans_bytes(1, ptr);
+    uint64_t meta = stats_of(h).gc_sys - 65536 - go_sweep_spans_bytes(1, ptr);
     for (uint64_t i = 0; i < n; i++) {
         ga_addr a = 0; /* ga_malloc: no verify per allocation (quadratic) */
         ga_status s = ga_malloc(h, 0, 40000, false, &a); /* 5 pages */
@@ -3249,7 +3247,8 @@ busy_wait_ns(long ns)
     do {
         clock_gettime(CLOCK_MONOTONIC, &t1);
     } while ((t1.tv_sec - t0.tv_sec) * 1000000000L +
-                 (t1.tv_nsec - t0.tv_nsec) < ns);
+                 (t1.tv_nsec - t0.tv_nsec) <
+             ns);
 }
 
 /* A throw in one thread while another thread is inside a facade call:
@@ -3349,7 +3348,8 @@ test_concurrent_throw(void)
               "a throw while another thread was in a facade call: %d of 6 "
               "processes died (last status %d), %d misbehaved; the throw "
               "found h->throw_jmp cleared (or pointing into the other "
-              "thread's frame) and aborted", died, last, wrong);
+              "thread's frame) and aborted",
+              died, last, wrong);
 }
 
 /* Two threads free the same large object at once: exactly one frees it,
@@ -3480,8 +3480,10 @@ test_concurrent_double_free(void)
               "two threads freeing one large object: %s (status %d); both "
               "passed classify_locked before either freed, and the second "
               "free threw \"mheap.freeSpanLocked - invalid span state\"",
-              rc >= 128 ? "the process died" : "wrong statuses or a broken "
-                                               "heap", rc);
+              rc >= 128 ? "the process died"
+                        : "wrong statuses or a broken "
+                          "heap",
+              rc);
 }
 
 /* Threads working on their own objects, each through its own P. */
@@ -3629,8 +3631,7 @@ test_random(uint64_t seed, int steps, ga_release release)
     uint64_t nmalloc = 0;
     uint64_t nfree = 0;
     int failed_before = check_failed;
-    for (int step = 0; step < steps && check_failed == failed_before;
-         step++) {
+    for (int step = 0; step < steps && check_failed == failed_before; step++) {
         uint64_t r = rnd() % 100;
         if ((r < 55 && nlive < MAX_LIVE) || nlive == 0) {
             uint64_t size = random_size();
@@ -3662,23 +3663,22 @@ test_random(uint64_t seed, int steps, ga_release release)
                 uint64_t grown = fits ? 0 : round_up(np * GO_PAGE, ARENA_64);
                 CHECK_MSG(after.heap_sys == before.heap_sys + grown,
                           "seed %" PRIu64 " step %d: heap_sys %" PRIu64
-                          " -> %" PRIu64, seed, step, before.heap_sys,
-                          after.heap_sys);
+                          " -> %" PRIu64,
+                          seed, step, before.heap_sys, after.heap_sys);
                 if (release == GA_RELEASE_GO1_13_8) {
                     ga_heap_info in1 = info_of(h);
                     /* new arenas adjoin curArena (nothing is in the
                      * way), so it moves up by the pages asked for */
-                    ga_addr from = in0.cur_arena_end != 0
-                                       ? in0.cur_arena_base
-                                       : 0xc000000000;
+                    ga_addr from = in0.cur_arena_end != 0 ? in0.cur_arena_base
+                                                          : 0xc000000000;
                     CHECK_MSG(a + np * GO_PAGE <= in1.cur_arena_base &&
                                   in1.cur_arena_base == from + np * GO_PAGE &&
                                   (in0.cur_arena_end == 0 ||
                                    in1.cur_arena_end ==
                                        in0.cur_arena_end + grown),
-                              "seed %" PRIu64 " step %d: object at 0x%"
-                              PRIx64 " is not below curArena", seed,
-                              step, a);
+                              "seed %" PRIu64 " step %d: object at 0x%" PRIx64
+                              " is not below curArena",
+                              seed, step, a);
                 }
             }
             check_large_span_at(h, a, size, noscan, __LINE__);
@@ -3746,8 +3746,8 @@ test_random(uint64_t seed, int steps, ga_release release)
     uint64_t ungrown = in.cur_arena_end - in.cur_arena_base;
     CHECK(in.cur_arena_end == 0 ||
           in.cur_arena_end == 0xc000000000 + st.heap_sys);
-    span_want one[] = {{0xc000000000, (st.heap_sys - ungrown) / GO_PAGE,
-                        SPAN_FREE, true}};
+    span_want one[] = {
+        {0xc000000000, (st.heap_sys - ungrown) / GO_PAGE, SPAN_FREE, true}};
     LAYOUT(h, one);
     ga_heap_free(h);
 }

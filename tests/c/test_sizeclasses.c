@@ -131,13 +131,17 @@ test_lookup_tables(void)
 {
     for (uint32_t i = 0; i < SIZE_TO_CLASS8_LEN; i++) {
         int want = smallest_class(i * SMALL_SIZE_DIV);
-        CHECK_MSG(size_to_class8[i] == want, "size_to_class8[%u] = %d, "
-                  "want %d", i, size_to_class8[i], want);
+        CHECK_MSG(size_to_class8[i] == want,
+                  "size_to_class8[%u] = %d, "
+                  "want %d",
+                  i, size_to_class8[i], want);
     }
     for (uint32_t i = 0; i < SIZE_TO_CLASS128_LEN; i++) {
         int want = smallest_class(SMALL_SIZE_MAX + i * LARGE_SIZE_DIV);
-        CHECK_MSG(size_to_class128[i] == want, "size_to_class128[%u] = %d, "
-                  "want %d", i, size_to_class128[i], want);
+        CHECK_MSG(size_to_class128[i] == want,
+                  "size_to_class128[%u] = %d, "
+                  "want %d",
+                  i, size_to_class128[i], want);
     }
     CHECK(size_to_class8[0] == 0);
     CHECK(size_to_class8[128] == 31);
@@ -218,12 +222,11 @@ test_divmagic(void)
 
         CHECK_MSG(odd << m.shift == size && odd % 2 == 1,
                   "class %d: shift %u is not ctz(%u)", c, m.shift, size);
-        CHECK_MSG((uint64_t)m.mul * (span_bytes(c) >> m.shift) <
-                      (uint64_t)1 << 32,
+        CHECK_MSG((uint64_t)m.mul * (span_bytes(c) >> m.shift) < (uint64_t)1
+                                                                     << 32,
                   "class %d: mul %u overflows 32 bits", c, m.mul);
-        CHECK_MSG(is_pow2(size) ==
-                      (m.base_mask != 0 &&
-                       m.base_mask == (uint16_t)(65536 - size)),
+        CHECK_MSG(is_pow2(size) == (m.base_mask != 0 &&
+                                    m.base_mask == (uint16_t)(65536 - size)),
                   "class %d: base_mask %u", c, m.base_mask);
         bad = first_bad_offset(c);
         CHECK_MSG(bad == 0, "class %d: wrong at offset %u", c, bad - 1);

@@ -118,7 +118,10 @@ run(ga_backing backing)
              * or as none (a remote free: counted aside while a P caches
              * the span), or as every P (the binding's serial mode). */
             int fp = (int)(next_rand() % 6);
-            fp = fp == 3 ? live[i].p : fp == 4 ? GA_NO_P : fp == 5 ? GA_ALL_PS : fp;
+            fp = fp == 3   ? live[i].p
+                 : fp == 4 ? GA_NO_P
+                 : fp == 5 ? GA_ALL_PS
+                           : fp;
             CHECK(ga_free_p(h, fp, live[i].a) == GA_OK);
             /* A second free is a double free, unless the object's span
              * went back to the heap (its memory is then just free). */
@@ -131,8 +134,8 @@ run(ga_backing backing)
                           (home && again == GA_ENOTOBJECT),
                       "second free of 0x%llx (%llu bytes): %s, span %s",
                       (unsigned long long)live[i].a,
-                      (unsigned long long)live[i].size,
-                      ga_status_name(again), home ? "free" : "in use");
+                      (unsigned long long)live[i].size, ga_status_name(again),
+                      home ? "free" : "in use");
             live[i] = live[--n];
             frees++;
         }
@@ -178,8 +181,8 @@ test_size_class_facade(void)
         CHECK_MSG(k.size == class_to_size[c] &&
                       k.npages == class_to_allocnpages[c] &&
                       k.objects == objects &&
-                      k.tail == (c ? k.npages * PAGE_SIZE - objects * k.size
-                                   : 0) &&
+                      k.tail ==
+                          (c ? k.npages * PAGE_SIZE - objects * k.size : 0) &&
                       k.div_shift == m->shift && k.div_shift2 == m->shift2 &&
                       k.div_mul == m->mul && k.base_mask == m->base_mask,
                   "class %d", c);

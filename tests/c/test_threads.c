@@ -71,8 +71,8 @@ static void
 fail(worker *w, const char *what, ga_addr a, ga_status st)
 {
     if (w->failures++ == 0) {
-        snprintf(w->first, sizeof(w->first), "P%d: %s 0x%" PRIx64 ": %s",
-                 w->p, what, a, ga_status_name(st));
+        snprintf(w->first, sizeof(w->first), "P%d: %s 0x%" PRIx64 ": %s", w->p,
+                 what, a, ga_status_name(st));
     }
 }
 
@@ -310,7 +310,8 @@ run_stress(ga_backing backing)
     CHECK(ga_flush(h) == GA_OK);
     ga_read_mem_stats(h, &ms);
     CHECK_MSG(ms.heap_inuse == 0 && ms.heap_objects == 0,
-              "heap_inuse %" PRIu64 " heap_objects %" PRIu64 " after all frees",
+              "heap_inuse %" PRIu64 " heap_objects %" PRIu64
+              " after all frees",
               ms.heap_inuse, ms.heap_objects);
     CHECK_MSG(ga_verify(h, msg, sizeof(msg)), "%s", msg);
     printf("threads(%s): %d threads, %" PRIu64 " allocs, %" PRIu64
@@ -382,7 +383,8 @@ run_double_free_race(uint64_t size, bool noscan)
     for (int i = 0; i < 2; i++) {
         pthread_join(t[i], NULL);
     }
-    CHECK_MSG(r[0].ok + r[1].ok == n && r[0].double_free + r[1].double_free == n &&
+    CHECK_MSG(r[0].ok + r[1].ok == n &&
+                  r[0].double_free + r[1].double_free == n &&
                   r[0].other + r[1].other == 0,
               "size %" PRIu64 ": ok %" PRIu64 "+%" PRIu64 " double %" PRIu64
               "+%" PRIu64 " other %" PRIu64 "+%" PRIu64 " of %zu",
@@ -471,11 +473,12 @@ run_tiny_drop_race(void)
     CHECK_MSG(ms.heap_objects == 0 && ms.mallocs == n && ms.frees == n &&
                   ms.heap_inuse == 0,
               "heap_objects %" PRIu64 " mallocs %" PRIu64 " frees %" PRIu64
-              " heap_inuse %" PRIu64, ms.heap_objects, ms.mallocs, ms.frees,
-              ms.heap_inuse);
+              " heap_inuse %" PRIu64,
+              ms.heap_objects, ms.mallocs, ms.frees, ms.heap_inuse);
     CHECK_MSG(ga_verify(h, msg, sizeof(msg)), "%s", msg);
     printf("threads(tiny drop race): %zu tiny objects freed on another "
-           "thread\n", n);
+           "thread\n",
+           n);
     ga_heap_free(h);
 }
 
@@ -542,8 +545,8 @@ prober(void *arg)
         }
         rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
         int64_t page = (int64_t)((rng >> 33) % 33) - 16;
-        ga_addr a = (near & ~(ga_addr)8191) + (ga_addr)(page * 8192) +
-                    1 + 8 * ((rng >> 20) % 1024);
+        ga_addr a = (near & ~(ga_addr)8191) + (ga_addr)(page * 8192) + 1 +
+                    8 * ((rng >> 20) % 1024);
         ga_status st = ga_free(pb.h, a);
         if (st != GA_ENOTOBJECT && st != GA_EFOREIGN) {
             atomic_fetch_add(&pb.bad, 1);
@@ -594,7 +597,7 @@ int
 main(void)
 {
     run_stress(GA_BACKING_OS);
-    run_stress(GA_BACKING_VIRTUAL); /* no memory behind it: no tags */
+    run_stress(GA_BACKING_VIRTUAL);    /* no memory behind it: no tags */
     run_double_free_race(8, true);     /* tiny */
     run_double_free_race(48, false);   /* small */
     run_double_free_race(40000, true); /* large */

@@ -6,8 +6,8 @@
  * tiny object starts and ends and which were freed; the P's drop and the
  * frees set bits of one word atomically, and exactly one of them frees
  * the block (a block of sixteen 1-byte objects is dropped under the
- * lock its frees hold).  16-byte noscan objects in the same spans are plain objects.
- * Go 1.13: src/runtime/malloc.go (the tiny branch of mallocgc).
+ * lock its frees hold).  16-byte noscan objects in the same spans are plain
+ * objects. Go 1.13: src/runtime/malloc.go (the tiny branch of mallocgc).
  * Differs from Go: explicit free of tiny objects (design §6.4).
  * Locking: single-threaded (test_threads.c races the drop and the frees).
  */
@@ -158,7 +158,7 @@ test_starts_and_ends(void)
     CHECK(ga_free(h, c) == GA_EDOUBLEFREE);
     CHECK(ga_free(h, a + 1) == GA_ENOTOBJECT);
     CHECK(*m.freed == TINY_START(4)); /* refused frees change nothing */
-    ga_addr e = alloc(h, 1, true); /* no room: a new block; a's dropped */
+    ga_addr e = alloc(h, 1, true);    /* no room: a new block; a's dropped */
     CHECK(e == a + TINY_SIZE);
     CHECK(*m.freed == (TINY_START(4) | dropped_word(starts)));
     CHECK(tiny_is_dropped(*m.marks, *m.freed));

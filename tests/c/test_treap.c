@@ -31,10 +31,9 @@ static const struct {
     uint64_t npages;
     bool scav;
 } span_desc[] = {
-    {0xc0000000, 2, false},   {0xc0006000, 1, false},
-    {0xc0010000, 8, false},   {0xc0022000, 7, false},
-    {0xc0034000, 4, true},    {0xc0040000, 5, false},
-    {0xc0050000, 5, true},    {0xc0060000, 5000, false},
+    {0xc0000000, 2, false}, {0xc0006000, 1, false},    {0xc0010000, 8, false},
+    {0xc0022000, 7, false}, {0xc0034000, 4, true},     {0xc0040000, 5, false},
+    {0xc0050000, 5, true},  {0xc0060000, 5000, false},
 };
 #define NSPANS (sizeof span_desc / sizeof span_desc[0])
 
@@ -54,8 +53,8 @@ fixture_init(fixture *fx, uint64_t seed, uint64_t huge)
     fx->other_sys = 0;
     fx->huge = huge;
     persistent_alloc_init(&fx->pa, &fx->other_sys, 8);
-    fixalloc_init(&fx->fa, TREAP_NODE_GO_SIZE, sizeof(treap_node), NULL,
-                  NULL, &fx->other_sys, &fx->pa);
+    fixalloc_init(&fx->fa, TREAP_NODE_GO_SIZE, sizeof(treap_node), NULL, NULL,
+                  &fx->other_sys, &fx->pa);
     mtreap_init(&fx->tr, &fx->fa, huge, seed);
 }
 
@@ -308,9 +307,8 @@ test_find_first_fit(uint64_t seed, uint64_t huge)
         uint64_t n;
         ga_addr want; /* 0 = no fit */
     } cases[] = {
-        {1, 0xc0000000}, {2, 0xc0000000}, {3, 0xc0010000},
-        {5, 0xc0010000}, {8, 0xc0010000}, {9, 0xc0060000},
-        {5000, 0xc0060000}, {5001, 0},
+        {1, 0xc0000000}, {2, 0xc0000000}, {3, 0xc0010000},    {5, 0xc0010000},
+        {8, 0xc0010000}, {9, 0xc0060000}, {5000, 0xc0060000}, {5001, 0},
     };
     fixture fx;
     mspan *spans[NSPANS];
@@ -321,9 +319,10 @@ test_find_first_fit(uint64_t seed, uint64_t huge)
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
         treap_iter i = mtreap_find(&fx.tr, cases[k].n);
         ga_addr got = treap_iter_valid(i) ? treap_iter_span(i)->start_addr : 0;
-        CHECK_MSG(got == cases[k].want, "seed %" PRIu64 " find(%" PRIu64
-                  "): got %#" PRIx64 ", want %#" PRIx64, seed, cases[k].n,
-                  got, cases[k].want);
+        CHECK_MSG(got == cases[k].want,
+                  "seed %" PRIu64 " find(%" PRIu64 "): got %#" PRIx64
+                  ", want %#" PRIx64,
+                  seed, cases[k].n, got, cases[k].want);
     }
     remove_all(&fx, spans);
     fixture_release(&fx);
@@ -368,8 +367,8 @@ test_iterate(uint64_t seed, uint64_t huge)
                  treap_iter_valid(i); i = treap_iter_prev(i)) {
                 mspan *s = treap_iter_span(i);
                 CHECK_MSG(n == 0 || s->start_addr < last,
-                          "backward %u/%u: %#" PRIx64 " after %#" PRIx64,
-                          mask, match, s->start_addr, last);
+                          "backward %u/%u: %#" PRIx64 " after %#" PRIx64, mask,
+                          match, s->start_addr, last);
                 CHECK(ref_matches(s, huge, mask, match));
                 last = s->start_addr;
                 n++;
@@ -619,8 +618,8 @@ test_huge_pages(uint64_t seed)
     mtreap_remove_span(&fx.tr, spans[NSPANS - 1]);
     TREAP_OK(&fx.tr);
     CHECK(fx.tr.unscav_huge_pages == 0);
-    CHECK(!treap_iter_valid(mtreap_start(&fx.tr, TREAP_ITER_HUGE,
-                                         TREAP_ITER_HUGE)));
+    CHECK(!treap_iter_valid(
+        mtreap_start(&fx.tr, TREAP_ITER_HUGE, TREAP_ITER_HUGE)));
     CHECK(mtreap_insert(&fx.tr, spans[NSPANS - 1]));
     TREAP_OK(&fx.tr);
     CHECK(fx.tr.unscav_huge_pages == 18);
@@ -761,8 +760,12 @@ compare_model(model *m, int step)
     CHECK_MSG(mtreap_size(&m->fx.tr) == m->n, "step %d", step);
     CHECK_MSG(m->fx.tr.unscav_huge_pages == unscav, "step %d", step);
 
-    uint64_t probes[] = {1, 2, 1 + rnd_below(&m->rs, 64),
-                         1 + rnd_below(&m->rs, SLOT_PAGES), maxp, maxp + 1};
+    uint64_t probes[] = {1,
+                         2,
+                         1 + rnd_below(&m->rs, 64),
+                         1 + rnd_below(&m->rs, SLOT_PAGES),
+                         maxp,
+                         maxp + 1};
     for (size_t p = 0; p < sizeof probes / sizeof probes[0]; p++) {
         const mspan *want = NULL;
         for (size_t k = 0; k < NSLOTS && want == NULL; k++) {
@@ -857,8 +860,8 @@ test_random(uint64_t seed, uint64_t huge, int steps)
 int
 main(void)
 {
-    static const uint64_t seeds[] = {0, 1, 2, 3, 42, 0xdeadbeef,
-                                     UINT64_MAX, 12345, 777, 2019};
+    static const uint64_t seeds[] = {0,          1,          2,     3,   42,
+                                     0xdeadbeef, UINT64_MAX, 12345, 777, 2019};
     static const uint64_t huges[] = {0, HUGE_2M};
 
     test_filter();

@@ -42,32 +42,31 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define PATTERN_CHECK 64
 
 enum {
-    OP_TINY,        /* noscan, 1..15 bytes */
-    OP_SMALL,       /* 1..32 KiB */
-    OP_CLASS,       /* a size class's size, -1, +0 or +1 */
-    OP_LARGE,       /* 32 KiB + 1 .. the backing's cap */
-    OP_ZERO,        /* size 0: the zerobase */
-    OP_HUGE,        /* maxAlloc and beyond, or beyond sys_limit */
-    OP_BAD_P,       /* p out of range */
-    OP_FREE_LIVE,   /* a live object of the model */
-    OP_FREE_SEEN,   /* any address the heap ever handed out */
-    OP_FREE_INNER,  /* an address inside (or just past) a live object */
-    OP_FREE_OTHER,  /* foreign, random, or near the heap's own addresses */
+    OP_TINY,       /* noscan, 1..15 bytes */
+    OP_SMALL,      /* 1..32 KiB */
+    OP_CLASS,      /* a size class's size, -1, +0 or +1 */
+    OP_LARGE,      /* 32 KiB + 1 .. the backing's cap */
+    OP_ZERO,       /* size 0: the zerobase */
+    OP_HUGE,       /* maxAlloc and beyond, or beyond sys_limit */
+    OP_BAD_P,      /* p out of range */
+    OP_FREE_LIVE,  /* a live object of the model */
+    OP_FREE_SEEN,  /* any address the heap ever handed out */
+    OP_FREE_INNER, /* an address inside (or just past) a live object */
+    OP_FREE_OTHER, /* foreign, random, or near the heap's own addresses */
     OP_FREE_ZEROBASE,
     OP_SCAVENGE,
     OP_FLUSH,
     OP_FAIL_RESERVES,
     OP_BLOCK_RANGE,
-    OP_CHECK,       /* compare ga_live_objects and counters with the model */
+    OP_CHECK, /* compare ga_live_objects and counters with the model */
     NUM_OPS
 };
 
 static const char *const op_names[NUM_OPS] = {
-    "tiny",        "small",       "class",      "large",
-    "zero",        "huge",        "bad_p",      "free_live",
-    "free_seen",   "free_inner",  "free_other", "free_zerobase",
-    "scavenge",    "flush",       "fail_reserves", "block_range",
-    "check",
+    "tiny",        "small",         "class",     "large",     "zero",
+    "huge",        "bad_p",         "free_live", "free_seen", "free_inner",
+    "free_other",  "free_zerobase", "scavenge",  "flush",     "fail_reserves",
+    "block_range", "check",
 };
 
 /* Platforms a virtual heap may model (the os backing is linux/amd64). */
@@ -75,12 +74,12 @@ static const struct {
     const char *goos, *goarch;
     bool race;
 } platforms[] = {
-    {"linux", "amd64", false},  {"linux", "amd64", true},
-    {"linux", "386", false},    {"linux", "arm64", false},
-    {"darwin", "arm64", false}, {"aix", "ppc64", false},
+    {"linux", "amd64", false},   {"linux", "amd64", true},
+    {"linux", "386", false},     {"linux", "arm64", false},
+    {"darwin", "arm64", false},  {"aix", "ppc64", false},
     {"windows", "amd64", false}, {"linux", "mips", false},
-    {"linux", "arm", false},    {"linux", "s390x", false},
-    {"linux", "ppc64le", true}, {"openbsd", "arm64", false},
+    {"linux", "arm", false},     {"linux", "s390x", false},
+    {"linux", "ppc64le", true},  {"openbsd", "arm64", false},
 };
 #define NUM_PLATFORMS (sizeof(platforms) / sizeof(platforms[0]))
 
@@ -103,10 +102,10 @@ typedef struct fuzz {
     int procs;
     uint64_t sys_limit;
     uint64_t large_cap;
-    bool is32;         /* a 32-bit port: a 4 GiB address space */
-    bool fail_armed;   /* fail_reserves was set: any growth may fail */
-    bool blocked;      /* a range was blocked: growth may fail */
-    int op;            /* index of the current operation */
+    bool is32;              /* a 32-bit port: a 4 GiB address space */
+    bool fail_armed;        /* fail_reserves was set: any growth may fail */
+    bool blocked;           /* a range was blocked: growth may fail */
+    int op;                 /* index of the current operation */
     uint64_t pages_checked; /* pages ga_verify has visited so far */
     int kind;
     obj live[MAX_OPS];
@@ -140,10 +139,10 @@ static void
 die(const fuzz *f, const char *fmt, ...)
 {
     va_list ap;
-    fprintf(stderr, "fuzz_heap: op %d (%s), %s backing, %s/%s, procs %d: ",
-            f->op, f->kind >= 0 ? op_names[f->kind] : "setup",
-            f->os ? "os" : "virtual", f->info.goos, f->info.goarch,
-            f->procs);
+    fprintf(stderr,
+            "fuzz_heap: op %d (%s), %s backing, %s/%s, procs %d: ", f->op,
+            f->kind >= 0 ? op_names[f->kind] : "setup",
+            f->os ? "os" : "virtual", f->info.goos, f->info.goarch, f->procs);
     va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);
     va_end(ap);
@@ -239,8 +238,8 @@ check_zero(fuzz *f, const obj *o)
     uint64_t e = edge(o->size);
     for (uint64_t i = 0; i < e; i++) {
         if (p[i] != 0 || p[o->size - 1 - i] != 0) {
-            die(f, "new object 0x%" PRIx64 " (%" PRIu64
-                   " bytes) is not zeroed",
+            die(f,
+                "new object 0x%" PRIx64 " (%" PRIu64 " bytes) is not zeroed",
                 o->a, o->size);
         }
     }
@@ -262,8 +261,9 @@ check_fill(fuzz *f, const obj *o)
     uint64_t e = o->size < PATTERN_CHECK ? o->size : PATTERN_CHECK;
     for (uint64_t i = 0; i < e; i++) {
         if (p[i] != o->fill || p[o->size - 1 - i] != o->fill) {
-            die(f, "live object 0x%" PRIx64 " (%" PRIu64
-                   " bytes) was overwritten",
+            die(f,
+                "live object 0x%" PRIx64 " (%" PRIu64
+                " bytes) was overwritten",
                 o->a, o->size);
         }
     }
@@ -291,8 +291,10 @@ expected_align(uint64_t size, bool noscan)
         return PAGE_SIZE;
     }
     if (noscan && size < TINY_SIZE) {
-        return (size & 7) == 0 ? 8 : (size & 3) == 0 ? 4 : (size & 1) == 0 ? 2
-                                                                          : 1;
+        return (size & 7) == 0   ? 8
+               : (size & 3) == 0 ? 4
+               : (size & 1) == 0 ? 2
+                                 : 1;
     }
     return 8;
 }
@@ -367,16 +369,18 @@ do_alloc(fuzz *f, int p, uint64_t size, bool noscan)
     uint64_t ext = 0;
     st = ga_object_extent(f->h, a, &ext);
     if (st != GA_OK || ext != expected_ext(size, noscan)) {
-        die(f, "alloc(%" PRIu64 ", noscan=%d) = 0x%" PRIx64
-               ": extent %s %" PRIu64 ", want %" PRIu64,
+        die(f,
+            "alloc(%" PRIu64 ", noscan=%d) = 0x%" PRIx64 ": extent %s %" PRIu64
+            ", want %" PRIu64,
             size, noscan, a, ga_status_name(st), ext,
             expected_ext(size, noscan));
     }
     for (size_t i = 0; i < f->nlive; i++) {
         const obj *o = &f->live[i];
         if (a < o->a + o->ext && o->a < a + ext) {
-            die(f, "new object [0x%" PRIx64 ", +%" PRIu64
-                   ") overlaps live [0x%" PRIx64 ", +%" PRIu64 ")",
+            die(f,
+                "new object [0x%" PRIx64 ", +%" PRIu64
+                ") overlaps live [0x%" PRIx64 ", +%" PRIu64 ")",
                 a, ext, o->a, o->ext);
         }
     }
@@ -479,8 +483,9 @@ check_model(fuzz *f)
     for (size_t i = 0; i < n; i++) {
         if (got[i].addr != sorted[i].a || got[i].requested != sorted[i].size ||
             got[i].size != sorted[i].ext) {
-            die(f, "live object %zu: heap 0x%" PRIx64 " %" PRIu64 "/%" PRIu64
-                   ", model 0x%" PRIx64 " %" PRIu64 "/%" PRIu64,
+            die(f,
+                "live object %zu: heap 0x%" PRIx64 " %" PRIu64 "/%" PRIu64
+                ", model 0x%" PRIx64 " %" PRIu64 "/%" PRIu64,
                 i, got[i].addr, got[i].requested, got[i].size, sorted[i].a,
                 sorted[i].size, sorted[i].ext);
         }
@@ -488,8 +493,8 @@ check_model(fuzz *f)
     }
     ga_heap_counters c = counters(f);
     if (c.requested_live != requested) {
-        die(f, "requested_live %" PRIu64 ", model %" PRIu64,
-            c.requested_live, requested);
+        die(f, "requested_live %" PRIu64 ", model %" PRIu64, c.requested_live,
+            requested);
     }
     if (f->sys_limit != 0 && c.heap_sys > f->sys_limit) {
         die(f, "heap_sys %" PRIu64 " beyond sys_limit %" PRIu64, c.heap_sys,
@@ -497,8 +502,9 @@ check_model(fuzz *f)
     }
     if (c.heap_alloc > c.heap_inuse || c.heap_released > c.heap_idle ||
         c.heap_inuse + c.heap_idle != c.heap_sys) {
-        die(f, "counters: alloc %" PRIu64 " inuse %" PRIu64 " idle %" PRIu64
-               " released %" PRIu64 " sys %" PRIu64,
+        die(f,
+            "counters: alloc %" PRIu64 " inuse %" PRIu64 " idle %" PRIu64
+            " released %" PRIu64 " sys %" PRIu64,
             c.heap_alloc, c.heap_inuse, c.heap_idle, c.heap_released,
             c.heap_sys);
     }
@@ -542,8 +548,9 @@ do_scavenge(fuzz *f, uint64_t nbytes)
     ga_heap_counters c1 = counters(f);
     if (c1.heap_released - c0.heap_released != released ||
         released > c0.heap_idle - c0.heap_released) {
-        die(f, "scavenge(%" PRIu64 ") released %" PRIu64
-               ", heap_released %" PRIu64 " -> %" PRIu64 ", idle %" PRIu64,
+        die(f,
+            "scavenge(%" PRIu64 ") released %" PRIu64
+            ", heap_released %" PRIu64 " -> %" PRIu64 ", idle %" PRIu64,
             nbytes, released, c0.heap_released, c1.heap_released,
             c0.heap_idle);
     }
@@ -858,11 +865,10 @@ setup(fuzz *f, reader *r)
     ga_heap_info_get(f->h, &f->info);
     f->is32 = f->info.ptr_size == 4;
     trace("heap %s %s/%s race=%d %s procs=%d sys_limit=%" PRIu64
-          " goal=%" PRIu64 " max_alloc=0x%" PRIx64 " zerobase=0x%" PRIx64
-          "\n", ga_release_name(f->info.release), f->info.goos,
-          f->info.goarch, o.race, f->os ? "os" : "virtual", f->procs,
-          f->sys_limit, f->info.scavenge_goal, f->info.max_alloc,
-          f->info.zerobase);
+          " goal=%" PRIu64 " max_alloc=0x%" PRIx64 " zerobase=0x%" PRIx64 "\n",
+          ga_release_name(f->info.release), f->info.goos, f->info.goarch,
+          o.race, f->os ? "os" : "virtual", f->procs, f->sys_limit,
+          f->info.scavenge_goal, f->info.max_alloc, f->info.zerobase);
     return true;
 }
 
@@ -884,9 +890,10 @@ teardown(fuzz *f)
     }
     if (ms.heap_objects != 0 || ms.heap_alloc != 0 || ms.heap_inuse != 0 ||
         ms.mallocs != ms.frees) {
-        die(f, "everything freed, yet heap_objects %" PRIu64
-               " heap_alloc %" PRIu64 " heap_inuse %" PRIu64
-               " mallocs %" PRIu64 " frees %" PRIu64,
+        die(f,
+            "everything freed, yet heap_objects %" PRIu64
+            " heap_alloc %" PRIu64 " heap_inuse %" PRIu64 " mallocs %" PRIu64
+            " frees %" PRIu64,
             ms.heap_objects, ms.heap_alloc, ms.heap_inuse, ms.mallocs,
             ms.frees);
     }
