@@ -175,6 +175,59 @@ check_tiny_block(check_ctx *c, const mspan *s, uint64_t i, tiny_block b,
     return true;
 }
 
+/* unswept_ok: in GC mode a span not swept since the last cycle is at
+ * sg - 2 until one of the sweepers gets to it (sg - 1 and sg + 1 last
+ * only within a call). */
+static bool
+unswept_ok(const mheap *h, const mspan *s)
+{
+    return h->gc.enabled && !h->gc.sweepdone && s->sweepgen == h->sweepgen - 2;
+}
+
+/* gc_tiny_requested: the requested bytes of every object a tiny block
+ * of an allocated slot holds, dropped or not (GC mode: they count until
+ * the block is swept). */
+static uint64_t
+gc_tiny_requested(tiny_block b)
+{
+    uint32_t m = tiny_marks_load(b);
+    uint64_t bytes = 0;
+    for (uint32_t st = m & TINY_OFFSETS; st != 0; st &= st - 1) {
+        bytes += tiny_size_at(m, (uint64_t)__builtin_ctz(st));
+    }
+    return bytes;
+}
+
+/* check_gc_small_span: GC mode's own invariants of small span s: mark
+ * bits are clear from its sweep to the next cycle, and mark only
+ * allocated slots before it (design §14.6); only allocated slots are
+ * dropped. */
+static bool
+check_gc_small_span(check_ctx *c, const mspan *s)
+{
+    bool unswept = unswept_ok(c->h, s);
+    if (s->mark_bits == NULL) {
+        return failf(c, "span 0x%" PRIx64 " has no mark bits in GC mode",
+                     mspan_base(s));
+    }
+    for (uint64_t w = 0; w * 64 < s->nelems; w++) {
+        uint64_t alloc = mspan_allocated_word(s, w);
+        uint64_t marks = load64_le(s->mark_bits + w * 8);
+        if (unswept ? (marks & ~alloc) != 0 : marks != 0) {
+            return failf(c, "span 0x%" PRIx64 " has %s", mspan_base(s),
+                         unswept ? "marks on slots not allocated"
+                                 : "mark bits set after its sweep");
+        }
+        if ((load64_le(s->freed_bits + w * 8) & ~alloc) != 0) {
+            return failf(c,
+                         "span 0x%" PRIx64 " has a dropped slot that is "
+                         "not allocated",
+                         mspan_base(s));
+        }
+    }
+    return true;
+}
+
 /* check_small_span: bitmaps, and the list the span must be on: cached
  * spans (SWEEPGEN_CACHED) on their mcentral's empty list; uncached full
  * spans on empty, uncached spans with free slots on nonempty. */
@@ -188,7 +241,10 @@ check_small_span(check_ctx *c, mspan *s)
     }
     mcentral *mc = &h->central[s->spanclass];
     bool cached = mspan_is_cached(s, h->sweepgen);
-    if (!cached && s->sweepgen != h->sweepgen) {
+    if (h->gc.enabled && !check_gc_small_span(c, s)) {
+        return false;
+    }
+    if (!cached && s->sweepgen != h->sweepgen && !unswept_ok(h, s)) {
         return failf(c, "span 0x%" PRIx64 " has sweepgen %u", mspan_base(s),
                      s->sweepgen);
     }
@@ -217,13 +273,19 @@ check_small_span(check_ctx *c, mspan *s)
         return failf(c, "span 0x%" PRIx64 " of class %d has tiny marks",
                      mspan_base(s), s->spanclass);
     }
-    c->span_meta += mspan_bits_bytes(s->spanclass, s->nelems);
+    c->span_meta += mspan_block_bytes(c->h, s->spanclass, s->nelems);
     if (s->tiny_marks != NULL) {
         c->tiny_meta += tiny_table_bytes(s);
     }
     for (uint64_t i = 0; i < s->nelems; i++) {
-        bool live = mspan_is_allocated(s, i) && !bit_get(s->freed_bits, i);
+        /* in GC mode a dropped object is allocated until swept */
+        bool live = mspan_is_allocated(s, i) &&
+                    (h->gc.enabled || !bit_get(s->freed_bits, i));
         tiny_block b = tiny_block_of(s, i);
+        if (b.marks != NULL && h->gc.enabled) {
+            c->requested += live ? gc_tiny_requested(b) : 0;
+            continue;
+        }
         if (b.marks != NULL) {
             if (!check_tiny_block(c, s, i, b, live)) {
                 return false;
@@ -254,8 +316,14 @@ static bool
 check_large_span(check_ctx *c, mspan *s)
 {
     mheap *h = c->h;
-    if (s->list != NULL || s->sweepgen != h->sweepgen) {
+    if (s->list != NULL || (s->sweepgen != h->sweepgen && !unswept_ok(h, s))) {
         return failf(c, "in-use span 0x%" PRIx64 " has bad list/sweepgen",
+                     mspan_base(s));
+    }
+    if (!h->gc.enabled && (s->dropped || s->marked)) {
+        return failf(c,
+                     "large span 0x%" PRIx64 " is dropped or marked "
+                     "without a collector",
                      mspan_base(s));
     }
     c->nlarge++;
@@ -321,7 +389,8 @@ check_caches(check_ctx *c)
                              p, mc->tiny);
             }
             uint64_t i = (mc->tiny - mspan_base(s)) / TINY_SIZE;
-            if (!mspan_is_allocated(s, i) || bit_get(s->freed_bits, i)) {
+            if (!mspan_is_allocated(s, i) ||
+                (!h->gc.enabled && bit_get(s->freed_bits, i))) {
                 return failf(c,
                              "mcache %d: tiny block 0x%" PRIx64 " is not live",
                              p, mc->tiny);

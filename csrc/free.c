@@ -23,15 +23,12 @@
  */
 #include "goalloc.h"
 
+#include "internal.h"
 #include "mbitmap.h"
 #include "mheap.h"
 #include "tiny.h"
 
-/* classify_locked finds what addr is: a live large object (*large), a
- * small slot (*small, *slot), or an error.  Inside a free span, a
- * page-aligned address whose large object was freed (and whose page was
- * not handed out since) is a double free. */
-static ga_status
+ga_status
 classify_locked(mheap *h, ga_addr addr, mspan **large, mspan **small)
 {
     GA_ASSERT(mheap_owned(h));
@@ -44,7 +41,9 @@ classify_locked(mheap *h, ga_addr addr, mspan **large, mspan **small)
     }
     bool covers = mspan_base(s) <= addr && addr < mspan_end(s);
     if (!covers || s->state != MSPAN_IN_USE) {
-        if (!covers || s->state == MSPAN_FREE) {
+        if (!covers || s->state != MSPAN_MANUAL) {
+            /* a free span, or the stale struct of a span merged into a
+             * free neighbour (spanOf of an interior page) */
             bool freed = (addr & PAGE_MASK) == 0 && arena_page_freed(h, addr);
             return freed ? GA_EDOUBLEFREE : GA_ENOTOBJECT;
         }
@@ -82,10 +81,7 @@ large_free_locked(mheap *h, mspan *s)
     arena_set_page_freed(h, base);
 }
 
-/* dead_slot_status: freeing slot i at offset off, which is not live.
- * Inside a block that was a tiny block, an offset where a tiny object
- * started is a double free. */
-static ga_status
+ga_status
 dead_slot_status(const mspan *s, uint64_t i, uint64_t off)
 {
     if (off != 0) {
@@ -263,6 +259,9 @@ ga_free_p(ga_heap *h, int p, ga_addr addr)
     }
     if (GA_UNLIKELY(p < GA_ALL_PS || p >= h->nprocs)) {
         return GA_EBADP;
+    }
+    if (GA_UNLIKELY(h->gc.enabled)) {
+        return GA_EUNSUPPORTED; /* the collector frees (ga_drop) */
     }
     if (addr == h->zerobase) {
         return GA_OK;

@@ -44,6 +44,13 @@ typedef enum ga_status {
 
 const char *ga_status_name(ga_status s);
 
+/* Who frees objects: the caller, explicitly (ga_free, design §6), or
+ * Go's collector, from what the caller drops (ga_drop, design §14). */
+typedef enum ga_collector {
+    GA_COLLECTOR_FREE = 0,
+    GA_COLLECTOR_GC = 1,
+} ga_collector;
+
 typedef struct ga_options {
     const char *goos;        /* "linux" */
     const char *goarch;      /* "amd64" */
@@ -59,6 +66,15 @@ typedef struct ga_options {
                               * zeroing (needzero), to measure its cost */
     ga_release release;      /* GA_RELEASE_GO1_13_8 (default) or _0; set
                               * it with ga_options_set_release */
+    ga_collector collector;  /* GA_COLLECTOR_FREE (explicit free, the
+                              * default) or GA_COLLECTOR_GC (design §14) */
+    int gogc;                /* GOGC, < 0 = off: the pacer's (next_gc in
+                              * MemStats; GC mode's cycles) */
+    int bgsweep;             /* GC mode: < 0 (default): the background
+                              * sweeper sweeps everything right after
+                              * each cycle; K >= 0: K spans after each
+                              * allocation that refills or is large
+                              * (design §14.4) */
     uint64_t metadata_limit; /* the most real memory the arena metadata
                               * (66 KiB per 64 MiB arena on linux/amd64,
                               * plus the arena index) may take; growth
@@ -144,6 +160,25 @@ ga_status ga_flush(ga_heap *h);
  * (mheap.scavengeLocked); UINT64_MAX means all (scavengeAll). */
 ga_status ga_scavenge(ga_heap *h, uint64_t nbytes, uint64_t *released);
 
+/* ---- GC mode (design §14) ----------------------------------------- */
+
+/* ga_drop: the program drops its last reference to the object at addr
+ * (GC mode).  It stays allocated until a cycle finds it unreachable and
+ * a sweep frees its slot.  GA_EFOREIGN, GA_ENOTOBJECT, GA_EDOUBLEFREE
+ * (dropped already, or collected) as ga_free; GA_EUNSUPPORTED on an
+ * explicit-free heap.  The zero-size address is never an object to
+ * drop (GA_ENOTOBJECT). */
+ga_status ga_drop(ga_heap *h, ga_addr addr);
+/* ga_gc is runtime.GC: a whole cycle, then every span swept.
+ * GA_EUNSUPPORTED on an explicit-free heap. */
+ga_status ga_gc(ga_heap *h);
+/* ga_free_os_memory is debug.FreeOSMemory: ga_gc, then every free page
+ * back to the OS.  GA_EUNSUPPORTED on an explicit-free heap. */
+ga_status ga_free_os_memory(ga_heap *h);
+/* ga_set_gc_percent is debug.SetGCPercent: GOGC becomes gogc (< 0:
+ * off), *old gets the previous value; the pacing is redone at once. */
+ga_status ga_set_gc_percent(ga_heap *h, int gogc, int *old);
+
 /* ---- Go's size classes -------------------------------------------- */
 
 /* One row of Go 1.13's size-class table (sizeclasses.go); class 0 stands
@@ -206,6 +241,7 @@ ga_status ga_read_mem_stats(ga_heap *h, ga_mem_stats *out);
 #define GA_FIELD_TYPE_STATE int          /* str: a GA_SPAN_STATES name */
 #define GA_FIELD_TYPE_BACKING ga_backing /* str: "os" or "virtual" */
 #define GA_FIELD_TYPE_RELEASE ga_release /* str: ga_release_name */
+#define GA_FIELD_TYPE_F64 double         /* float */
 /* GA_FIELD declares a field of a record's struct. */
 #define GA_FIELD(name, kind, doc) GA_FIELD_TYPE_##kind name;
 
@@ -252,7 +288,11 @@ typedef struct ga_arena_info {
     X(alloc_count, U64, "objects allocated (allocCount)")                     \
     X(freeindex, U64, "slot where the search for a free slot resumes")        \
     X(limit, ADDR, "end of the span's objects")                               \
-    X(needzero, BOOL, "its memory must be zeroed before it is handed out")
+    X(needzero, BOOL, "its memory must be zeroed before it is handed out")    \
+    X(sweepgen, U64,                                                          \
+      "Go's sweepgen, against the heap's sg (gc_state): sg-2 unswept, sg-1 "  \
+      "being swept, sg swept, sg+1 cached since before the sweep, sg+3 "      \
+      "cached")
 
 typedef struct ga_span_info {
     GA_SPAN_FIELDS(GA_FIELD)
@@ -301,9 +341,10 @@ bool ga_cache_info_get(ga_heap *h, int p, ga_cache_info *out);
 
 /* Slot states reported by ga_span_objects. */
 enum {
-    GA_SLOT_FREE = 0,  /* free: the allocator may hand it out */
-    GA_SLOT_LIVE = 1,  /* allocated and not freed */
-    GA_SLOT_FREED = 2, /* freed, reusable once the span is swept */
+    GA_SLOT_FREE = 0,    /* free: the allocator may hand it out */
+    GA_SLOT_LIVE = 1,    /* allocated and not freed */
+    GA_SLOT_FREED = 2,   /* freed, reusable once the span is swept */
+    GA_SLOT_DROPPED = 3, /* GC mode: dropped, not yet collected */
 };
 /* ga_span_objects writes one state per slot of the in-use span starting
  * at base and returns nelems; 0 (nothing written) if there is no such
@@ -366,6 +407,62 @@ typedef struct ga_heap_info {
 } ga_heap_info;
 
 void ga_heap_info_get(ga_heap *h, ga_heap_info *out);
+
+/* The collector's state (GC mode; an explicit-free heap reports the
+ * pacing Go has before its first cycle). */
+#define GA_GC_STATE_FIELDS(X)                                                 \
+    X(enabled, BOOL, "the heap runs Go's collector (collector='gc')")         \
+    X(gogc, INT, "GOGC; -1 is off")                                           \
+    X(phase, STR,                                                             \
+      "off: swept; sweep: the last cycle's spans are being swept (Go's "      \
+      "gcphase is _GCoff in both; a cycle runs within one call)")             \
+    X(sweepgen, U64, "mheap_.sweepgen: +2 per cycle")                         \
+    X(heap_live, U64, "bytes Go counts live for pacing (heap_live)")          \
+    X(heap_marked, U64, "bytes marked by the last cycle (heap_marked)")       \
+    X(gc_trigger, U64, "heap_live at which the next cycle starts")            \
+    X(next_gc, U64, "the heap goal (next_gc)")                                \
+    X(trigger_ratio, F64, "the pacer's trigger ratio (triggerRatio)")         \
+    X(heapminimum, U64, "the trigger's floor: 4 MiB * GOGC/100")              \
+    X(pages_swept, U64, "pages swept in this sweep phase (pagesSwept)")       \
+    X(pages_in_use, U64, "pages of in-use spans (pagesInUse)")                \
+    X(sweep_pages_per_byte, F64,                                              \
+      "proportional sweep: pages to sweep per byte allocated")                \
+    X(reclaim_credit, U64, "pages the reclaimer freed beyond what was asked") \
+    X(scavenge_goal, U64,                                                     \
+      "retained bytes above which growth scavenges (gcPaceScavenger)")        \
+    X(heap_retained, U64, "heap_sys - heap_released")                         \
+    X(num_gc, U64, "completed cycles")                                        \
+    X(background_sweep, INT,                                                  \
+      "background sweeper: -1 sweeps all after each cycle, K spans per "      \
+      "refill or large allocation")                                           \
+    X(clock_ns, U64, "the simulated clock: 1 s + one ns per byte requested")
+
+typedef struct ga_gc_state {
+    GA_GC_STATE_FIELDS(GA_FIELD)
+} ga_gc_state;
+void ga_gc_state_get(ga_heap *h, ga_gc_state *out);
+
+/* One completed cycle. */
+#define GA_GC_CYCLE_FIELDS(X)                                                 \
+    X(num, U64, "the cycle's number (NumGC once it ended)")                   \
+    X(forced, BOOL, "started by gc() (runtime.GC), not by the heap trigger")  \
+    X(heap_live_trigger, U64, "heap_live when it started")                    \
+    X(gc_trigger, U64, "the trigger in force when it started")                \
+    X(heap_marked, U64, "bytes it marked")                                    \
+    X(next_gc, U64, "the goal it set")                                        \
+    X(next_trigger, U64, "the trigger it set")                                \
+    X(trigger_ratio, F64, "the trigger ratio it set")                         \
+    X(pages_swept, U64, "pages swept in the sweep phase before it started")   \
+    X(heap_released, U64,                                                     \
+      "bytes the scavenger released between the previous cycle and its end")  \
+    X(clock_ns, U64, "the simulated clock at its end (LastGC)")
+
+typedef struct ga_gc_cycle {
+    GA_GC_CYCLE_FIELDS(GA_FIELD)
+} ga_gc_cycle;
+/* ga_gc_cycles writes up to cap records, oldest first; returns how many
+ * cycles have completed. */
+size_t ga_gc_cycles(ga_heap *h, ga_gc_cycle *out, size_t cap);
 
 /* ga_verify walks every invariant that applies (design §11) and returns
  * false with a message naming the first broken one. */

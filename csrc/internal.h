@@ -49,6 +49,20 @@ mheap_debug_check_locked(mheap *h, const char *what)
 }
 #endif
 
+/* ---- free.c ---------------------------------------------------------- */
+
+/* classify_locked finds what addr is: a large object's span (*large), a
+ * small span holding it between its base and limit (*small), or the
+ * status of an address that is neither.  Inside a free span, a
+ * page-aligned address whose large object was freed (and whose page was
+ * not handed out since) is a double free.  The heap lock is held. */
+ga_status classify_locked(mheap *h, ga_addr addr, mspan **large,
+                          mspan **small);
+/* dead_slot_status: the status of freeing (or dropping) offset off of
+ * slot i, which is not allocated: a double free where an object was
+ * handed out (a tiny object started there), else not an object. */
+ga_status dead_slot_status(const mspan *s, uint64_t i, uint64_t off);
+
 /* ---- check.c ------------------------------------------------------- */
 
 /* mheap_check walks every invariant that applies (ga_verify): the page

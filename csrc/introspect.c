@@ -70,6 +70,7 @@ fill_span_info(const mspan *s, ga_span_info *o)
     o->freeindex = in_use ? s->freeindex : 0;
     o->limit = in_use ? s->limit : 0;
     o->needzero = s->needzero != 0;
+    o->sweepgen = in_use ? s->sweepgen : 0;
 }
 
 struct span_list {
@@ -241,6 +242,30 @@ small_span_at(mheap *h, ga_addr base)
     return s;
 }
 
+/* free_slot_state: slot i of s on an explicit-free heap. */
+static uint8_t
+free_slot_state(const mspan *s, uint64_t i)
+{
+    return bit_get(s->freed_bits, i)  ? GA_SLOT_FREED
+           : mspan_is_allocated(s, i) ? GA_SLOT_LIVE
+                                      : GA_SLOT_FREE;
+}
+
+/* gc_slot_state: slot i of s on a GC-mode heap: an allocated object is
+ * dropped when the program dropped it (a tiny block: every object in
+ * it), until a sweep frees its slot. */
+static uint8_t
+gc_slot_state(const mspan *s, uint64_t i)
+{
+    if (!mspan_is_allocated(s, i)) {
+        return GA_SLOT_FREE;
+    }
+    tiny_block b = tiny_block_of(s, i);
+    bool dropped = b.marks != NULL ? tiny_live(b) == 0
+                                   : bit_get(s->freed_bits, i);
+    return dropped ? GA_SLOT_DROPPED : GA_SLOT_LIVE;
+}
+
 size_t
 ga_span_objects(ga_heap *h, ga_addr base, uint8_t *out, uint16_t *out_marks,
                 size_t cap)
@@ -251,10 +276,8 @@ ga_span_objects(ga_heap *h, ga_addr base, uint8_t *out, uint16_t *out_marks,
     if (s != NULL) {
         n = (size_t)s->nelems;
         for (size_t i = 0; i < n && i < cap; i++) {
-            bool freed = bit_get(s->freed_bits, i);
-            out[i] = freed                      ? GA_SLOT_FREED
-                     : mspan_is_allocated(s, i) ? GA_SLOT_LIVE
-                                                : GA_SLOT_FREE;
+            out[i] = h->gc.enabled ? gc_slot_state(s, i)
+                                   : free_slot_state(s, i);
             if (out_marks != NULL) {
                 tiny_block b = tiny_block_of(s, i);
                 out_marks[i] = b.marks != NULL ? (uint16_t)tiny_live(b) : 0;
@@ -425,126 +448,6 @@ ga_page_map(ga_heap *h, int16_t *out, size_t cap)
     mheap_walk(h, collect_pages, collect_ungrown, &l);
     mheap_unlock(h);
     return l.n;
-}
-
-/* ---- Digest ------------------------------------------------------- */
-
-/* FNV-1a over 64-bit words: enough to tell "unchanged" from "changed". */
-static void
-mix(uint64_t *d, uint64_t v)
-{
-    for (int i = 0; i < 8; i++) {
-        *d ^= (v >> (8 * i)) & 0xFF;
-        *d *= 0x100000001B3ULL;
-    }
-}
-
-static void
-mix_bytes(uint64_t *d, const void *p, size_t n)
-{
-    const uint8_t *b = p;
-    for (size_t i = 0; i < n; i++) {
-        *d ^= b[i];
-        *d *= 0x100000001B3ULL;
-    }
-}
-
-static bool
-digest_span(void *arg, mspan *s)
-{
-    uint64_t *d = arg;
-    uint64_t fields[] = {mspan_base(s), s->npages,      s->state,
-                         s->scavenged,  s->needzero,    s->spanclass,
-                         s->elemsize,   s->nelems,      mspan_alloc_count(s),
-                         s->freeindex,  s->alloc_cache, s->limit,
-                         s->sweepgen};
-    for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
-        mix(d, fields[i]);
-    }
-    if (s->state == MSPAN_IN_USE && span_class_sizeclass(s->spanclass)) {
-        size_t nbytes = (size_t)gc_bits_bytes(s->nelems);
-        mix_bytes(d, s->alloc_bits, nbytes);
-        mix_bytes(d, s->freed_bits, nbytes);
-        mix_bytes(d, s->used_bits, nbytes);
-        mix_bytes(d, s->req_sizes,
-                  (size_t)mspan_req_len(s->spanclass, s->nelems) * 2);
-        mix(d, s->tiny_marks != NULL);
-        if (s->tiny_marks != NULL) {
-            mix_bytes(d, s->tiny_marks, tiny_table_bytes(s));
-        }
-    }
-    return true;
-}
-
-uint64_t
-ga_digest(ga_heap *h)
-{
-    uint64_t d = 0xCBF29CE484222325ULL;
-    mheap_lock(h);
-    for (arena_hint *a = h->arena_hints; a != NULL; a = a->next) {
-        mix(&d, a->addr);
-        mix(&d, a->down);
-    }
-    for (uint64_t i = 0; i < h->nall_arenas; i++) {
-        mix(&d, h->all_arenas[i]);
-    }
-    mix(&d, h->release);
-    mix(&d, h->cur_arena.base);
-    mix(&d, h->cur_arena.end);
-    mheap_walk_spans(h, digest_span, &d);
-    for (int i = 0; i < NUM_SPAN_CLASSES; i++) {
-        mcentral *c = &h->central[i];
-        for (mspan *s = c->nonempty.first; s != NULL; s = s->next) {
-            mix(&d, mspan_base(s));
-        }
-        mix(&d, 0xE);
-        for (mspan *s = c->empty.first; s != NULL; s = s->next) {
-            mix(&d, mspan_base(s));
-        }
-        mix(&d, c->nmalloc);
-        uint64_t objects, bytes;
-        mcentral_freed(h, (span_class)i, &objects, &bytes);
-        mix(&d, objects);
-        mix(&d, bytes);
-    }
-    for (int p = 0; p < h->nprocs; p++) {
-        mcache *c = h->caches[p];
-        mix(&d, c->tiny);
-        mix(&d, c->tinyoffset);
-        mix(&d, c->local_tinyallocs);
-        mix(&d, c->local_requested);
-        for (int i = 0; i < NUM_SPAN_CLASSES; i++) {
-            mix(&d,
-                c->alloc[i] == &h->emptymspan ? 0 : mspan_base(c->alloc[i]));
-        }
-    }
-    const mstats *st = &h->stats;
-    uint64_t stats[] = {st->heap_sys,
-                        st->heap_inuse,
-                        st->heap_idle,
-                        st->heap_released,
-                        st->heap_live,
-                        st->mspan_sys,
-                        st->mcache_sys,
-                        heap_gc_sys(h),
-                        st->other_sys,
-                        st->tinyallocs,
-                        h->largealloc,
-                        h->nlargealloc,
-                        h->largefree,
-                        h->nlargefree,
-                        h->pages_in_use,
-                        h->large_requested,
-                        h->large_requested_freed,
-                        h->spanalloc.inuse,
-                        h->treapalloc.inuse,
-                        h->arena_hint_alloc.inuse,
-                        h->free.unscav_huge_pages};
-    for (size_t i = 0; i < sizeof(stats) / sizeof(stats[0]); i++) {
-        mix(&d, stats[i]);
-    }
-    mheap_unlock(h);
-    return d;
 }
 
 /* ---- Go's size classes -------------------------------------------- */

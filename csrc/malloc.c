@@ -115,6 +115,11 @@ large_alloc(mheap *h, mcache *c, uint64_t size, bool noscan, ga_addr *out)
     if ((size & PAGE_MASK) != 0) {
         npages++;
     }
+    if (h->gc.enabled) {
+        /* largeAlloc's sweep credit; alloc_m's reclaim */
+        deduct_sweep_credit(h, npages * PAGE_SIZE, npages);
+        mheap_reclaim(h, npages);
+    }
     mheap_lock(h);
     bool room = mheap_has_room(h, npages);
     mheap_unlock(h);
@@ -212,7 +217,12 @@ malloc_slow(mheap *h, mcache *c, uint64_t size, bool noscan, ga_addr *out)
         protect_pop(&pf);
         return GA_EPOISONED;
     }
+    c->refilled = false;
     ga_status st = malloc_slow_protected(h, c, size, noscan, out);
+    if (st == GA_OK && h->gc.enabled &&
+        (c->refilled || size > MAX_SMALL_SIZE)) {
+        gc_after_slow_alloc(h);
+    }
     protect_pop(&pf);
     return st;
 }

@@ -8,9 +8,8 @@
  * go1.13.8 and the scavenger goal that release has before its first GC.
  * ga_heap_free gives everything back.
  * Go 1.13: src/runtime/malloc.go (mallocinit, zerobase), mheap.go
- *          ((*mheap).init), mcache.go (allocmcache), mgc.go (gcinit,
- *          setGCPercent, gcSetTriggerRatio), mgcscavenge.go
- *          (gcPaceScavenger's goal).
+ *          ((*mheap).init), mcache.go (allocmcache), mgc.go (gcinit, in
+ *          mgc.c), mgcscavenge.go (gcPaceScavenger's goal).
  * Differs from Go: many heaps per process, each with its own options
  *          (platform, Ps, release, limits); a heap can be freed.
  * Locking: ga_heap_new and ga_heap_free run before and after every other
@@ -33,40 +32,8 @@
  * out its address (h->zerobase). */
 static const uintptr_t zerobase;
 
-/* Go's pacing at gcinit (mgc.go) and the scavenger's margin
- * (mgcscavenge.go). */
-#define DEFAULT_HEAP_MINIMUM ((uint64_t)4 << 20)
-#define GCINIT_TRIGGER_RATIO (7 / 8.0)
+/* The scavenger's margin (mgcscavenge.go). */
 #define RETAIN_EXTRA_PERCENT 10
-
-/* gcinit_next_gc is next_gc after gcinit with GOGC=gcpercent: gcinit
- * fakes heap_marked from the default heapminimum (4 MiB, whatever GOGC
- * is), then setGCPercent scales heapminimum by GOGC/100 and runs
- * gcSetTriggerRatio(7/8).  Sweeping is done at gcinit, so heapminimum is
- * the trigger's only floor.  GOGC=off (-1) leaves goal and trigger ^0. */
-static uint64_t
-gcinit_next_gc(int64_t gcpercent)
-{
-    uint64_t heap_marked = (uint64_t)((double)DEFAULT_HEAP_MINIMUM /
-                                      (1 + GCINIT_TRIGGER_RATIO));
-    if (gcpercent < 0) {
-        return UINT64_MAX;
-    }
-    uint64_t heapminimum = DEFAULT_HEAP_MINIMUM * (uint64_t)gcpercent / 100;
-    uint64_t goal = heap_marked + heap_marked * (uint64_t)gcpercent / 100;
-    /* the trigger ratio keeps a margin below GOGC/100 */
-    double ratio = GCINIT_TRIGGER_RATIO;
-    double max_ratio = 0.95 * (double)gcpercent / 100;
-    if (ratio > max_ratio) {
-        ratio = max_ratio;
-    }
-    uint64_t trigger = (uint64_t)((double)heap_marked * (1 + ratio));
-    if (trigger < heapminimum) {
-        trigger = heapminimum;
-    }
-    /* a trigger raised past the goal pushes the goal up too */
-    return trigger > goal ? trigger : goal;
-}
 
 /* The scavenger goal Go 1.13.0's gcPaceScavenger sets after gcinit:
  * next_gc plus retainExtraPercent, rounded up to the OS page, in uint64
@@ -77,7 +44,7 @@ ga_gogc_scavenge_goal(int gogc)
 {
     const uint64_t phys_page = 4096;
     int64_t gcpercent = gogc < 0 ? -1 : gogc; /* setGCPercent */
-    uint64_t next_gc = gcinit_next_gc(gcpercent);
+    uint64_t next_gc = gc_initial_next_gc(gcpercent);
     uint64_t goal = next_gc + next_gc / (100 / RETAIN_EXTRA_PERCENT);
     return round_up(goal, phys_page); /* wraps as Go's uint64 does */
 }
@@ -146,6 +113,9 @@ ga_options_init(ga_options *o)
     o->seed = 0x2545F4914F6CDD1DULL;
     o->skip_zeroing = false;
     o->metadata_limit = ga_default_metadata_limit();
+    o->collector = GA_COLLECTOR_FREE;
+    o->gogc = 100;
+    o->bgsweep = -1;
 }
 
 /* ---- mallocinit -------------------------------------------------- */
@@ -194,6 +164,9 @@ check_options(const ga_options *o, ga_status *status, char *err, size_t errlen)
     }
     if (ga_release_name(o->release) == NULL) {
         return fail(status, GA_EINVAL, err, errlen, "unknown release");
+    }
+    if (o->collector != GA_COLLECTOR_FREE && o->collector != GA_COLLECTOR_GC) {
+        return fail(status, GA_EINVAL, err, errlen, "unknown collector");
     }
     if (o->backing == GA_BACKING_OS &&
         (strcmp(o->goos, "linux") != 0 || strcmp(o->goarch, "amd64") != 0)) {
@@ -285,6 +258,11 @@ ga_heap_new(const ga_options *o, ga_status *status, char *err, size_t errlen)
                       : 0x00000000005a0000; /* a .bss-like address */
     /* The emptymspan sentinel: no slots, so it always looks full. */
     h->emptymspan.state = MSPAN_DEAD;
+    /* gcinit: the pacing of the first cycle (GC mode), and NextGC as Go
+     * reports it before one (both modes) */
+    h->gc.enabled = o->collector == GA_COLLECTOR_GC;
+    h->gc.bgsweep = o->bgsweep < 0 ? -1 : o->bgsweep;
+    gc_init(h, o->gogc);
 
     mheap_init(h);
     for (int i = 0; i < NUM_SPAN_CLASSES; i++) {
@@ -340,6 +318,7 @@ ga_heap_free(ga_heap *h)
     }
     heap_lock_destroy(&h->lock);
     pthread_mutex_destroy(&h->gcbits_lock);
+    free(h->gc.cycles);
     free(h);
 }
 

@@ -23,17 +23,46 @@ gc_bits_arena_bytes(const mheap *h)
 }
 
 /* new_gc_bits_locked accounts newMarkBits (newAllocBits is the same): n
- * bytes bumped from the newest gcBits arena, or from a fresh one (64 KiB
- * sysAlloc'd to gc_sys, never returned without a GC cycle) when they do
- * not fit; the old arena's tail is never used again. */
+ * bytes bumped from the newest gcBits arena of this epoch ("next"), or
+ * from a new one when they do not fit: a free one if a cycle has freed
+ * any, else a fresh 64 KiB sysAlloc'd to gc_sys; the old arena's tail is
+ * never used again.  Without cycles every arena stays in "next". */
 static void
 new_gc_bits_locked(mheap *h, uint64_t n)
 {
     if (h->gcbits_left < n) {
-        h->gcbits_sys += GC_BITS_CHUNK_BYTES;
+        gc_bits_arenas *a = &h->gc.bits;
+        if (a->free > 0) {
+            a->free--;
+        }
+        else {
+            h->gcbits_sys += GC_BITS_CHUNK_BYTES;
+        }
+        a->next++;
         h->gcbits_left = gc_bits_arena_bytes(h);
     }
     h->gcbits_left -= n;
+}
+
+void
+gc_bits_next_epoch(mheap *h)
+{
+    gc_bits_arenas *a = &h->gc.bits;
+    pthread_mutex_lock(&h->gcbits_lock);
+    a->free += a->previous;
+    a->previous = a->current;
+    a->current = a->next;
+    a->next = 0;
+    h->gcbits_left = 0;
+    pthread_mutex_unlock(&h->gcbits_lock);
+}
+
+void
+mspan_charge_mark_bits(mheap *h, uint64_t nelems)
+{
+    pthread_mutex_lock(&h->gcbits_lock);
+    new_gc_bits_locked(h, gc_bits_bytes(nelems));
+    pthread_mutex_unlock(&h->gcbits_lock);
 }
 
 void
@@ -54,12 +83,19 @@ span_nelems(const mspan *s)
     return s->npages * PAGE_SIZE / s->elemsize;
 }
 
+size_t
+mspan_block_bytes(const mheap *h, span_class spc, uint64_t nelems)
+{
+    size_t marks = h->gc.enabled ? (size_t)gc_bits_bytes(nelems) : 0;
+    return mspan_bits_bytes(spc, nelems) + marks;
+}
+
 uint8_t *
 mspan_new_bits(mheap *h, span_class spc, uint64_t npages)
 {
     uint64_t nelems = npages * PAGE_SIZE /
                       class_to_size[span_class_sizeclass(spc)];
-    return meta_calloc(&h->meta, mspan_bits_bytes(spc, nelems));
+    return meta_calloc(&h->meta, mspan_block_bytes(h, spc, nelems));
 }
 
 void
@@ -67,13 +103,13 @@ mspan_charge_bits(mheap *h, const mspan *s)
 {
     uint64_t nelems = span_nelems(s);
     __atomic_fetch_add(&h->span_meta_bytes,
-                       mspan_bits_bytes(s->spanclass, nelems),
+                       mspan_block_bytes(h, s->spanclass, nelems),
                        __ATOMIC_RELAXED);
     mspan_charge_gc_bits(h, nelems);
 }
 
 void
-mspan_init_bits(mspan *s, uint8_t *bits)
+mspan_init_bits(mspan *s, uint8_t *bits, bool gc)
 {
     GA_ASSERT(s->alloc_bits == NULL && s->state == MSPAN_IN_USE);
     uint64_t nelems = span_nelems(s);
@@ -84,7 +120,10 @@ mspan_init_bits(mspan *s, uint8_t *bits)
     s->alloc_bits = bits;
     s->freed_bits = bits + nbytes;
     s->used_bits = bits + 2 * nbytes;
-    s->req_sizes = (uint16_t *)(void *)(bits + 3 * nbytes); /* 8-aligned */
+    /* GC mode's mark bits next, so that every bitmap is 8-aligned */
+    s->mark_bits = gc ? bits + 3 * nbytes : NULL;
+    uint64_t req = (gc ? 4 : 3) * nbytes;
+    s->req_sizes = (uint16_t *)(void *)(bits + req); /* 8-aligned */
     bool one_size = mspan_req_len(s->spanclass, nelems) != nelems;
     s->req_mask = one_size ? 0 : 0xFFFF;
     if (one_size) {
@@ -111,13 +150,14 @@ mspan_free_bits(mheap *h, mspan *s)
 {
     tiny_table_free(h, s);
     __atomic_fetch_sub(&h->span_meta_bytes,
-                       mspan_bits_bytes(s->spanclass, s->nelems),
+                       mspan_block_bytes(h, s->spanclass, s->nelems),
                        __ATOMIC_RELAXED);
     free(s->alloc_bits);
     s->alloc_bits = NULL;
     s->freed_bits = NULL;
     s->used_bits = NULL;
     s->req_sizes = NULL;
+    s->mark_bits = NULL;
 }
 
 uint64_t
@@ -153,10 +193,8 @@ mspan_next_free_index(mspan *s)
     return result;
 }
 
-/* allocated_word is word w of Go's allocated view: every slot below
- * freeindex, plus allocBits, limited to nelems. */
-static uint64_t
-allocated_word(const mspan *s, uint64_t w)
+uint64_t
+mspan_allocated_word(const mspan *s, uint64_t w)
 {
     uint64_t bits = load64_le(s->alloc_bits + w * 8);
     uint64_t lo = w * 64;
@@ -172,20 +210,12 @@ allocated_word(const mspan *s, uint64_t w)
     return bits;
 }
 
-static void
-store64_le(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++) {
-        p[i] = (uint8_t)(v >> (8 * i));
-    }
-}
-
 uint64_t
 mspan_count_allocated(const mspan *s)
 {
     uint64_t n = 0;
     for (uint64_t w = 0; w * 64 < s->nelems; w++) {
-        n += (uint64_t)__builtin_popcountll(allocated_word(s, w));
+        n += (uint64_t)__builtin_popcountll(mspan_allocated_word(s, w));
     }
     return n;
 }
@@ -195,7 +225,7 @@ mspan_sweep(mspan *s)
 {
     uint64_t nfreed = 0;
     for (uint64_t w = 0; w * 64 < s->nelems; w++) {
-        uint64_t alloc = allocated_word(s, w);
+        uint64_t alloc = mspan_allocated_word(s, w);
         uint64_t freed = load64_le(s->freed_bits + w * 8);
         nfreed += (uint64_t)__builtin_popcountll(freed);
         store64_le(s->used_bits + w * 8,
@@ -214,6 +244,28 @@ mspan_sweep(mspan *s)
         s->needzero = 1; /* freed slots hold old data */
     }
     return nfreed;
+}
+
+uint64_t
+mspan_gc_sweep_bits(mspan *s)
+{
+    uint64_t n = 0;
+    for (uint64_t w = 0; w * 64 < s->nelems; w++) {
+        uint64_t alloc = mspan_allocated_word(s, w);
+        uint64_t marks = load64_le(s->mark_bits + w * 8);
+        store64_le(s->used_bits + w * 8,
+                   load64_le(s->used_bits + w * 8) | alloc);
+        /* the drops of the objects freed now are done with; objects
+         * marked now may have been dropped since */
+        store64_le(s->freed_bits + w * 8,
+                   load64_le(s->freed_bits + w * 8) & marks);
+        store64_le(s->alloc_bits + w * 8, marks);
+        store64_le(s->mark_bits + w * 8, 0);
+        n += (uint64_t)__builtin_popcountll(marks);
+    }
+    mspan_freeindex_store(s, 0);
+    mspan_refill_alloc_cache(s, 0);
+    return n;
 }
 
 bool
@@ -250,7 +302,9 @@ mspan_check_bits(const mspan *s, char *msg, size_t msglen)
                      (unsigned long long)base, (unsigned long long)i);
             return false;
         }
-        live += allocated && !freed;
+        /* in GC mode (mark bits) freed_bits are drops: a dropped
+         * object is allocated until a sweep frees it */
+        live += allocated && (!freed || s->mark_bits != NULL);
     }
     if (live != alloc_count) {
         snprintf(msg, msglen,

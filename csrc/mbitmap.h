@@ -144,6 +144,14 @@ load64_le(const uint8_t *p)
     return v;
 }
 
+static inline void
+store64_le(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++) {
+        p[i] = (uint8_t)(v >> (8 * i));
+    }
+}
+
 /* mspan_refill_alloc_cache loads ~allocBits[which_byte .. +8]. */
 static inline void
 mspan_refill_alloc_cache(mspan *s, uint64_t which_byte)
@@ -171,8 +179,14 @@ mspan_is_allocated(const mspan *s, uint64_t i)
 }
 
 /* mspan_init_bits is initSpan for a small span of known elemsize: slot
- * count, fresh zeroed bitmaps, freeindex 0 and a full allocCache. */
-void mspan_init_bits(mspan *s, uint8_t *bits);
+ * count, fresh zeroed bitmaps (with mark bits when gc), freeindex 0 and
+ * a full allocCache. */
+void mspan_init_bits(mspan *s, uint8_t *bits, bool gc);
+/* mspan_block_bytes: the bytes of the block of a span of class spc with
+ * nelems slots on heap h: mspan_bits_bytes, plus mark bits in GC
+ * mode. */
+size_t mspan_block_bytes(const struct mheap *h, span_class spc,
+                         uint64_t nelems);
 /* mspan_new_bits allocates the zeroed block mspan_init_bits takes for an
  * npages span of class spc, before the span exists (so that running out
  * of memory refuses the allocation with nothing changed); NULL when the
@@ -186,6 +200,11 @@ void mspan_charge_bits(struct mheap *h, const mspan *s);
  * alloc bitmap of gc_bits_bytes(nelems) each, charging gc_sys for every
  * fresh 64 KiB arena. */
 void mspan_charge_gc_bits(struct mheap *h, uint64_t nelems);
+/* mspan_charge_mark_bits accounts a sweep's newMarkBits for a span of
+ * nelems slots; gc_bits_next_epoch is nextMarkBitArenaEpoch (each
+ * cycle's start): the arenas of two cycles ago become free for reuse. */
+void mspan_charge_mark_bits(struct mheap *h, uint64_t nelems);
+void gc_bits_next_epoch(struct mheap *h);
 /* mspan_free_bits releases the block, and the span's tiny marks table
  * if it has one. */
 void mspan_free_bits(struct mheap *h, mspan *s);
@@ -194,6 +213,10 @@ void mspan_free_bits(struct mheap *h, mspan *s);
  * after freeindex (advancing it), or nelems when there is none. */
 uint64_t mspan_next_free_index(mspan *s);
 
+/* mspan_allocated_word is word w (slots 64w..) of Go's allocated view:
+ * every slot below freeindex, plus allocBits, limited to nelems. */
+uint64_t mspan_allocated_word(const mspan *s, uint64_t w);
+
 /* mspan_count_allocated counts slots allocated in Go's view. */
 uint64_t mspan_count_allocated(const mspan *s);
 
@@ -201,6 +224,13 @@ uint64_t mspan_count_allocated(const mspan *s);
  * allocBits := allocated and not freed, freeindex 0, allocCache from
  * slot 0.  Returns the number of slots it freed. */
 uint64_t mspan_sweep(mspan *s);
+
+/* mspan_gc_sweep_bits is the bitmap half of (*mspan).sweep in GC mode:
+ * allocBits := gcmarkBits, zeroed gcmarkBits, freeindex 0, allocCache
+ * from slot 0; drops of the objects it frees are forgotten and the slots
+ * handed out remembered (used_bits).  Returns the objects marked, the
+ * span's new allocCount. */
+uint64_t mspan_gc_sweep_bits(mspan *s);
 
 /* mspan_check_bits checks the bitmap invariants of a small in-use span
  * (design §11.4); false + message if broken. */

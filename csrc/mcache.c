@@ -50,6 +50,7 @@ mcache_refill(mheap *h, mcache *c, span_class spc)
         throw(h, "span has no free space");
     }
     c->alloc[spc] = fresh; /* cacheSpan marked it cached (sweepgen) */
+    c->refilled = true;
     return true;
 }
 

@@ -53,6 +53,8 @@ typedef struct mcache {
 
     /* cold */
     uint32_t flush_gen;
+    bool refilled; /* GC mode: the last slow-path allocation refilled
+                    * (mallocgc's shouldhelpgc) */
 } mcache;
 
 /* allocmcache takes an mcache from cachealloc (heap lock held inside)

@@ -3,6 +3,9 @@
  * Go 1.13: src/runtime/mcentral.go (init, cacheSpan, uncacheSpan, grow,
  *          freeSpan).
  * Differs from Go: see mcentral.h.
+ * Layers: in GC mode this file and mgcsweep.c call each other, as Go's
+ *          cacheSpan sweeps and a sweep calls mcentral.freeSpan (an
+ *          allowed cycle of tools/check_layers.py).
  * Locking: c->lock guards the lists, the counters and every sweep; the
  *          heap lock may be held when c->lock is taken, never the other
  *          way round.
@@ -13,6 +16,7 @@
 
 #include "mbitmap.h"
 #include "mcache.h"
+#include "mgc.h"
 #include "mheap.h"
 #include "sizeclasses.h"
 
@@ -48,6 +52,7 @@ mcentral_grow(mheap *h, mcentral *c, mcache *mc, uint8_t **bits)
         mheap_refuse(h, "out of process memory for span bitmaps");
         return NULL;
     }
+    mheap_reclaim(h, npages); /* alloc_m, while sweeping is pending */
     mspan *s = mheap_alloc(h, mc, npages, c->spanclass, 0, true);
     if (s == NULL) {
         free(*bits);
@@ -77,27 +82,12 @@ take_span_locked(mheap *h, mcentral *c, mspan *s)
     return n;
 }
 
-mspan *
-mcentral_cache_span(mheap *h, mcentral *c, mcache *mc)
+/* cache_span_finish is cacheSpan's end (havespan): the span's free
+ * bytes count in heap_live, and its allocCache is loaded from
+ * freeindex. */
+static mspan *
+cache_span_finish(mheap *h, mspan *s, uint64_t n)
 {
-    pthread_mutex_lock(&c->lock);
-    mspan *s = c->nonempty.first;
-    uint64_t n = s != NULL ? take_span_locked(h, c, s) : 0;
-    pthread_mutex_unlock(&c->lock);
-    if (s == NULL) {
-        uint8_t *bits;
-        s = mcentral_grow(h, c, mc, &bits);
-        if (s == NULL) {
-            return NULL;
-        }
-        /* Until now a free that finds s (under the heap lock) sees a span
-         * that c does not own and that has no bitmaps (small_free). */
-        pthread_mutex_lock(&c->lock);
-        mspan_init_bits(s, bits);
-        n = take_span_locked(h, c, s);
-        pthread_mutex_unlock(&c->lock);
-    }
-    /* havespan */
     if (n == 0) {
         throw(h, "span has no free objects");
     }
@@ -107,6 +97,141 @@ mcentral_cache_span(mheap *h, mcentral *c, mcache *mc)
     mspan_refill_alloc_cache(s, (freeindex & ~(uint64_t)63) / 8);
     s->alloc_cache = shr64(s->alloc_cache, (unsigned)(freeindex % 64));
     return s;
+}
+
+/* grow_locked takes a fresh span from the mheap (mcentral.grow) and
+ * installs it at the back of empty; c->lock is dropped while the heap
+ * works and held again on return.  NULL when the heap cannot grow. */
+static mspan *
+grow_locked(mheap *h, mcentral *c, mcache *mc)
+{
+    pthread_mutex_unlock(&c->lock);
+    uint8_t *bits;
+    mspan *s = mcentral_grow(h, c, mc, &bits);
+    pthread_mutex_lock(&c->lock);
+    if (s != NULL) {
+        /* Until now a free that finds s (under the heap lock) sees a span
+         * that c does not own and that has no bitmaps (small_free). */
+        mspan_init_bits(s, bits, h->gc.enabled);
+    }
+    return s;
+}
+
+/* move_to_empty_back moves s to the back of c's empty list. */
+static void
+move_to_empty_back(mcentral *c, mspan *s)
+{
+    mspan_list_remove(s->list, s);
+    mspan_list_insert_back(&c->empty, s);
+}
+
+/* cache_span_gc is cacheSpan in GC mode: sweep credit first; then a span
+ * of nonempty (sweeping it if it needs it), else one of empty that
+ * sweeping frees a slot in, else a fresh one.  Returns with c->lock
+ * held, the span on the back of empty (NULL if the heap cannot grow). */
+static mspan *
+cache_span_gc(mheap *h, mcentral *c, mcache *mc)
+{
+    uint64_t npages = class_to_allocnpages[span_class_sizeclass(c->spanclass)];
+    deduct_sweep_credit(h, npages * PAGE_SIZE, 0);
+    pthread_mutex_lock(&c->lock);
+    uint32_t sg = h->sweepgen;
+retry:
+    for (mspan *s = c->nonempty.first, *next; s != NULL; s = next) {
+        next = s->next;
+        if (s->sweepgen == sg - 1) {
+            continue; /* being swept */
+        }
+        bool claimed = sweep_claim(h, s);
+        move_to_empty_back(c, s);
+        if (claimed) {
+            pthread_mutex_unlock(&c->lock);
+            sweep_span(h, s, true);
+            pthread_mutex_lock(&c->lock);
+        }
+        return s;
+    }
+    for (mspan *s = c->empty.first, *next; s != NULL; s = next) {
+        next = s->next;
+        if (s->sweepgen == sg - 1) {
+            continue;
+        }
+        if (!sweep_claim(h, s)) {
+            break; /* swept or cached: so is the rest of the list */
+        }
+        move_to_empty_back(c, s);
+        pthread_mutex_unlock(&c->lock);
+        sweep_span(h, s, true);
+        uint64_t fi = mspan_next_free_index(s);
+        pthread_mutex_lock(&c->lock);
+        if (fi != s->nelems) {
+            mspan_freeindex_store(s, fi);
+            return s;
+        }
+        goto retry; /* swept full: look again */
+    }
+    mspan *s = grow_locked(h, c, mc);
+    if (s != NULL) {
+        mspan_list_insert_back(&c->empty, s);
+    }
+    return s;
+}
+
+mspan *
+mcentral_cache_span(mheap *h, mcentral *c, mcache *mc)
+{
+    if (h->gc.enabled) {
+        mspan *s = cache_span_gc(h, c, mc);
+        uint64_t n = 0;
+        if (s != NULL) {
+            s->sweepgen = h->sweepgen + SWEEPGEN_CACHED;
+            n = s->nelems - s->alloc_count;
+            c->nmalloc += n;
+        }
+        pthread_mutex_unlock(&c->lock);
+        return s == NULL ? NULL : cache_span_finish(h, s, n);
+    }
+    pthread_mutex_lock(&c->lock);
+    mspan *s = c->nonempty.first;
+    uint64_t n = s != NULL ? take_span_locked(h, c, s) : 0;
+    if (s == NULL) {
+        s = grow_locked(h, c, mc);
+        n = s != NULL ? take_span_locked(h, c, s) : 0;
+    }
+    pthread_mutex_unlock(&c->lock);
+    return s == NULL ? NULL : cache_span_finish(h, s, n);
+}
+
+bool
+mcentral_free_span(mheap *h, mcentral *c, mspan *s, bool preserve,
+                   bool wasempty)
+{
+    uint32_t sg = h->sweepgen;
+    if (s->sweepgen == sg + 1 || s->sweepgen == sg + SWEEPGEN_CACHED) {
+        throw(h, "freeSpan given cached span");
+    }
+    s->needzero = 1;
+    if (preserve) {
+        if (s->list == NULL) {
+            throw(h, "can't preserve unlinked span");
+        }
+        s->sweepgen = sg;
+        return false;
+    }
+    pthread_mutex_lock(&c->lock);
+    if (wasempty) {
+        mspan_list_remove(&c->empty, s);
+        mspan_list_insert(&c->nonempty, s);
+    }
+    s->sweepgen = sg;
+    if (s->alloc_count != 0) {
+        pthread_mutex_unlock(&c->lock);
+        return false;
+    }
+    mspan_list_remove(&c->nonempty, s);
+    pthread_mutex_unlock(&c->lock);
+    mcentral_release_to_heap(h, s);
+    return true;
 }
 
 uint64_t
@@ -135,9 +260,41 @@ mcentral_release_to_heap(mheap *h, mspan *s)
     mheap_unlock(h);
 }
 
+/* uncache_span_gc is uncacheSpan in GC mode: a span cached before the
+ * cycle (stale) is swept now; heap_live gives back the slots never
+ * handed out only if it was not recomputed since the span was cached. */
+static void
+uncache_span_gc(mheap *h, mcentral *c, mspan *s)
+{
+    if (s->alloc_count == 0) {
+        throw(h, "uncaching span but s.allocCount == 0");
+    }
+    uint32_t sg = h->sweepgen;
+    bool stale = s->sweepgen == sg + 1;
+    s->sweepgen = stale ? sg - 1 : sg;
+    uint64_t n = s->nelems - s->alloc_count;
+    if (n > 0) {
+        pthread_mutex_lock(&c->lock);
+        c->nmalloc -= n;
+        mspan_list_remove(&c->empty, s);
+        mspan_list_insert(&c->nonempty, s);
+        if (!stale) {
+            heap_live_add(h, -(int64_t)(n * s->elemsize));
+        }
+        pthread_mutex_unlock(&c->lock);
+    }
+    if (stale) {
+        sweep_span(h, s, false);
+    }
+}
+
 void
 mcentral_uncache_span(mheap *h, mcentral *c, mspan *s)
 {
+    if (h->gc.enabled) {
+        uncache_span_gc(h, c, s);
+        return;
+    }
     pthread_mutex_lock(&c->lock);
     GA_ASSERT(mspan_is_cached(s, h->sweepgen) && s->list == &c->empty);
     uint64_t unused = mcentral_unused_slots(s);

@@ -84,6 +84,14 @@ bool mcentral_free_slot_locked(struct mheap *h, mcentral *c, mspan *s,
 void mcentral_release_to_heap(struct mheap *h, mspan *s);
 void mcentral_release_to_heap_locked(struct mheap *h, mspan *s);
 
+/* mcentral_free_span is Go's mcentral.freeSpan (GC mode): a sweep freed
+ * objects of s.  preserve: cacheSpan holds s, which only becomes swept.
+ * Else a span that was full moves to nonempty, and a span left with no
+ * object goes back to the heap (returns true).  wasempty: s had no free
+ * slot before the sweep. */
+bool mcentral_free_span(struct mheap *h, mcentral *c, mspan *s, bool preserve,
+                        bool wasempty);
+
 /* mcentral_freed: objects freed in span class spc and their requested
  * bytes: the mcentral's counts plus those of frees made by caching Ps. */
 void mcentral_freed(const struct mheap *h, span_class spc, uint64_t *objects,

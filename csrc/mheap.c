@@ -443,38 +443,6 @@ init_large_object(mheap *h, mspan *s, uint64_t size)
     heap_live_add(h, (int64_t)(s->npages * PAGE_SIZE));
 }
 
-/* Go's gcSweepBuf: blocks of 512 span pointers, found through a spine
- * of 256 block pointers that doubles (mgcsweepbuf.go). */
-#define GC_SWEEP_BLOCK_ENTRIES 512
-#define GC_SWEEP_BUF_INIT_SPINE_CAP 256
-
-/* sweep_spans_push_locked accounts alloc_m's push of a span on
- * sweepSpans[sweepgen/2%2]: the first push of every 512 takes a new
- * block, and a full spine a new one of twice the size (the old one
- * leaks), all persistentalloc'd at cache-line alignment to gc_sys.
- * goalloc keeps no such stack (nothing sweeps it), only its cost. */
-static void
-sweep_spans_push_locked(mheap *h)
-{
-    GA_ASSERT(mheap_owned(h));
-    uint64_t ptr = h->plat.ptr_size;
-    uint64_t align = h->plat.cache_line_size;
-    uint64_t top = h->sweep_spans_index++ / GC_SWEEP_BLOCK_ENTRIES;
-    if (top < h->sweep_spans_spine_len) {
-        return;
-    }
-    if (h->sweep_spans_spine_len == h->sweep_spans_spine_cap) {
-        uint64_t cap = h->sweep_spans_spine_cap == 0
-                           ? GC_SWEEP_BUF_INIT_SPINE_CAP
-                           : 2 * h->sweep_spans_spine_cap;
-        persistent_alloc_charge(&h->pa, cap * ptr, align, &h->stats.gc_sys);
-        h->sweep_spans_spine_cap = cap;
-    }
-    persistent_alloc_charge(&h->pa, GC_SWEEP_BLOCK_ENTRIES * ptr, align,
-                            &h->stats.gc_sys);
-    h->sweep_spans_spine_len++;
-}
-
 mspan *
 mheap_alloc(mheap *h, mcache *c, uint64_t npages, span_class spc,
             uint64_t large_size, bool needzero)
@@ -489,10 +457,12 @@ mheap_alloc(mheap *h, mcache *c, uint64_t npages, span_class spc,
          * so that a failed allocation changes nothing). */
         h->stats.tinyallocs += c->local_tinyallocs;
         c->local_tinyallocs = 0;
-        sweep_spans_push_locked(h); /* add to the swept in-use list */
+        sweep_buf_push_locked(h, s); /* add to the swept in-use list */
         s->sweepgen = h->sweepgen;
         s->state = MSPAN_IN_USE;
         s->alloc_count = 0;
+        s->marked = false;
+        s->dropped = false;
         set_span_class(s, spc);
         arena_set_page_in_use(h, mspan_base(s), true);
         h->pages_in_use += npages;

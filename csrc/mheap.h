@@ -14,9 +14,9 @@
  *          grow, growAddSpan, freeSpan, freeSpanLocked, coalesce,
  *          scavengeLocked, scavengeIfNeededLocked, recordspan), of the
  *          release the heap was made for (ga_release).
- * Differs from Go: no sweeper or page reclaimer (there is no GC); the
- *          scavenger runs when asked, not in the background; sweepSpans
- *          exists only as the gc_sys its pushes would cost.
+ * Differs from Go: the sweeper and the page reclaimer run in GC mode
+ *          only (mgc.h); the scavenger runs when asked or as growth
+ *          needs, not in the background.
  * Locking: h->lock guards everything but the mcentrals and mcaches.
  */
 #ifndef GA_MHEAP_H
@@ -30,6 +30,7 @@
 #include "mcache.h"
 #include "mcentral.h"
 #include "mem.h"
+#include "mgc.h"
 #include "mspan.h"
 #include "mstats.h"
 #include "platform.h"
@@ -69,7 +70,7 @@ typedef struct mheap {
         ga_addr base;
         ga_addr end;
     } cur_arena;
-    uint32_t sweepgen; /* stays 0: there is no GC yet */
+    uint32_t sweepgen; /* +2 per GC cycle (GC mode); else stays 0 */
     uint64_t pages_in_use;
 
     /* allspans: every mspan struct ever made, chained through allnext;
@@ -111,11 +112,9 @@ typedef struct mheap {
 
     mstats stats; /* under the heap lock, but heap_live (atomic, as Go's
                    * Xadd64 in cacheSpan/uncacheSpan) */
-    /* sweepSpans[0], accounted: alloc_m pushes every span, and without
-     * a GC nothing pops (gcSweepBuf's index, spineLen, spineCap) */
-    uint64_t sweep_spans_index;
-    uint64_t sweep_spans_spine_len;
-    uint64_t sweep_spans_spine_cap;
+    /* the collector (GC mode; without it only the pacing of gcinit, the
+     * sweepSpans accounting and the gcBits arenas' are used) */
+    gcstate gc;
     /* gcBitsArenas: its own lock, as in Go, so that growing spans does
      * not take the heap lock for it; gcbits_sys is its part of gc_sys */
     pthread_mutex_t gcbits_lock;

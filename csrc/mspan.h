@@ -129,6 +129,13 @@ typedef struct mspan {
                          * double free */
 
     struct mspan *allnext; /* goalloc: chain of every struct ever made */
+
+    /* GC mode (mgc.h) */
+    struct mspan *sweep_link[2]; /* links of the two sweepSpans stacks */
+    uint8_t *mark_bits;          /* gcmarkBits: 1 = reachable this cycle */
+    bool marked;                 /* the mark reached an object of the span: its
+                                  * first page's pageMarks bit */
+    bool dropped;                /* a large object that the program dropped */
 } mspan;
 
 /* The list a span is on is written under that list's mcentral lock (or

@@ -90,6 +90,11 @@ mheap_read_mem_stats_locked(mheap *h, ga_mem_stats *out)
     out->buck_hash_sys = st->buckhash_sys;
     out->gc_sys = heap_gc_sys(h);
     out->other_sys = st->other_sys;
+    out->next_gc = h->gc.next_gc;
+    out->last_gc = h->gc.last_gc_ns;
+    out->pause_total_ns = h->gc.pause_total_ns;
+    out->num_gc = h->gc.numgc;
+    out->num_forced_gc = h->gc.numforcedgc;
     out->sys = st->heap_sys + st->stacks_sys + st->mspan_sys + st->mcache_sys +
                st->buckhash_sys + out->gc_sys + st->other_sys +
                st->stacks_inuse;

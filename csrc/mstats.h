@@ -7,8 +7,11 @@
  * struct, the binding's dict and, through a test, the Python dataclass.
  * Go 1.13: src/runtime/mstats.go (mstats, MemStats, updatememstats,
  *          readmemstats_m).
- * Differs from Go: by_size reports all 67 classes (Go: 61); GC fields
- *          (NextGC, PauseNs, ...) are absent because there is no GC.
+ * Differs from Go: by_size reports all 67 classes (Go: 61); the GC
+ *          fields come from the collector (GC mode; an explicit-free heap
+ *          reports Go's values before its first cycle); the clock and
+ *          pauses are simulated (design §14.7), PauseNs, PauseEnd and
+ *          GCCPUFraction are left out.
  * Locking: the heap lock guards mstats.
  */
 #ifndef GA_MSTATS_H
@@ -38,7 +41,12 @@
     X(mcache_sys, "bytes obtained from the OS for mcache structures")         \
     X(buck_hash_sys, "bytes of profiling bucket hash tables")                 \
     X(gc_sys, "bytes of garbage collection metadata")                         \
-    X(other_sys, "bytes of miscellaneous off-heap runtime allocations")
+    X(other_sys, "bytes of miscellaneous off-heap runtime allocations")       \
+    X(next_gc, "the heap size the next GC cycle aims for")                    \
+    X(last_gc, "when the last cycle ended, simulated ns (0: none yet)")       \
+    X(pause_total_ns, "stop-the-world pause, simulated ns (always 0)")        \
+    X(num_gc, "completed GC cycles")                                          \
+    X(num_forced_gc, "GC cycles the program forced (gc())")
 
 /* The counters the allocator keeps up to date (Go's mstats). */
 typedef struct mstats {

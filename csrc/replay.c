@@ -6,12 +6,14 @@
  * ten-million-op experiment costs ten million facade calls and nothing
  * more.  A bad op (free of a dead id, alloc of a live one) stops the
  * replay before it is applied.
- * Go 1.13: none; the ops are mallocgc and goalloc's free.
+ * Go 1.13: none; the ops are mallocgc and goalloc's free (a drop on a
+ *          GC-mode heap).
  * Differs from Go: n/a.
  * Locking: as the facade calls it makes; the binding runs it without the
  *          GIL and keeps other calls off the heap meanwhile.
  */
 #include "goalloc.h"
+#include "mheap.h"
 
 static bool
 sample_due(uint64_t k, size_t stop, uint64_t every, bool last)
@@ -46,7 +48,12 @@ replay_op(ga_heap *h, const ga_trace_view *t, size_t k, ga_replay_state *st,
     if (!st->live[id]) {
         return GA_REPLAY_UNKNOWN_ID;
     }
-    *status = ga_free_p(h, GA_ALL_PS, st->addr_of[id]);
+    /* A GC-mode heap frees nothing when asked: the trace's free is the
+     * moment the program dropped the object (design §14.1). */
+    ga_addr a = st->addr_of[id];
+    *status = !h->gc.enabled     ? ga_free_p(h, GA_ALL_PS, a)
+              : a == h->zerobase ? GA_OK
+                                 : ga_drop(h, a);
     if (*status != GA_OK) {
         return GA_REPLAY_FREE_FAILED;
     }

@@ -100,7 +100,7 @@ drop_current(mheap *h, mcache *c, tiny_dropped *d)
     uint32_t m = tiny_marks_load(b);
     uint32_t starts = m & TINY_OFFSETS;
     if (GA_UNLIKELY(starts == TINY_OFFSETS)) {
-        return drop_full_locked(h, b, m);
+        return drop_full_locked(h, b, m) && !h->gc.enabled;
     }
     /* An add, as the spare offsets' bits are clear until the drop (frees
      * set started offsets' bits only): one `lock xadd`, where an or that
@@ -108,7 +108,8 @@ drop_current(mheap *h, mcache *c, tiny_dropped *d)
     uint16_t f = __atomic_fetch_add(b.freed,
                                     (uint16_t)(TINY_OFFSETS & ~starts),
                                     __ATOMIC_ACQ_REL);
-    return (starts & ~(uint32_t)f) == 0;
+    /* In GC mode a block with nothing live waits for the collector. */
+    return (starts & ~(uint32_t)f) == 0 && !h->gc.enabled;
 }
 
 static void
@@ -199,7 +200,11 @@ tiny_alloc_protected(mheap *h, mcache *c, uint64_t size, ga_addr *out)
         protect_pop(&pf);
         return GA_EPOISONED;
     }
+    c->refilled = false;
     ga_addr v = tiny_alloc(h, c, size);
+    if (v != 0 && h->gc.enabled && c->refilled) {
+        gc_after_slow_alloc(h);
+    }
     protect_pop(&pf);
     *out = v;
     return v != 0 ? GA_OK : GA_ENOMEM;

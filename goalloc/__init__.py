@@ -22,6 +22,7 @@ try:
         HeapCorruptionError,
         InvalidFreeError,
         OutOfMemoryError,
+        WrongCollectorError,
     )
 except ModuleNotFoundError as _e:
     if _e.name != __name__ + "._core":
@@ -43,6 +44,7 @@ except ModuleNotFoundError as _e:
         name=__name__) from None
 
 from ._records import (
+    SLOT_DROPPED,
     SLOT_FREE,
     SLOT_FREED,
     SLOT_LIVE,
@@ -51,6 +53,8 @@ from ._records import (
     BySize,
     Cache,
     Central,
+    GCCycle,
+    GCState,
     HeapInfo,
     SizeClass,
     Span,
@@ -67,11 +71,13 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Arena", "ArenaHint", "BySize", "Cache", "Central", "DoubleFreeError",
-    "GoallocError", "SLOT_FREE", "SLOT_FREED", "SLOT_LIVE", "SpanObjects",
+    "GCCycle", "GCState", "GoallocError", "SLOT_DROPPED", "SLOT_FREE",
+    "SLOT_FREED", "SLOT_LIVE", "SpanObjects",
     "Fragmentation", "Heap", "HeapBusyError", "HeapClosedError",
     "HeapCorruptionError", "HeapInfo",
     "InvalidFreeError", "MAX_SMALL_SIZE", "MemStats", "NUM_SIZE_CLASSES",
     "NUM_SPAN_CLASSES", "OutOfMemoryError", "PAGE_SIZE", "SizeClass", "Span",
-    "TINY_SIZE", "Timeline", "Trace", "TraceError", "size_classes",
+    "TINY_SIZE", "Timeline", "Trace", "TraceError", "WrongCollectorError",
+    "size_classes",
     "size_to_class", "__version__",
 ]

@@ -58,6 +58,7 @@ class Span(NamedTuple):
     freeindex: int
     limit: int
     needzero: bool
+    sweepgen: int = 0  # Go's sweepgen; gc_state().sweepgen is the heap's
 
     def __repr__(self) -> str:
         head = (f"Span(base={self.base:#014x}, npages={self.npages}, "
@@ -113,6 +114,7 @@ class Cache(NamedTuple):
 SLOT_FREE: int = _core.SLOT_FREE
 SLOT_LIVE: int = _core.SLOT_LIVE
 SLOT_FREED: int = _core.SLOT_FREED
+SLOT_DROPPED: int = _core.SLOT_DROPPED
 
 
 class SpanObjects(NamedTuple):
@@ -194,6 +196,48 @@ class HeapInfo:
     tiny_meta_bytes: int
 
 
+@dataclass(frozen=True)
+class GCState:
+    """The collector's state (collector="gc"; an explicit-free heap shows
+    the pacing Go has before its first cycle)."""
+
+    enabled: bool
+    gogc: int
+    phase: str
+    sweepgen: int
+    heap_live: int
+    heap_marked: int
+    gc_trigger: int
+    next_gc: int
+    trigger_ratio: float
+    heapminimum: int
+    pages_swept: int
+    pages_in_use: int
+    sweep_pages_per_byte: float
+    reclaim_credit: int
+    scavenge_goal: int
+    heap_retained: int
+    num_gc: int
+    background_sweep: int
+    clock_ns: int
+
+
+class GCCycle(NamedTuple):
+    """One completed GC cycle."""
+
+    num: int
+    forced: bool
+    heap_live_trigger: int
+    gc_trigger: int
+    heap_marked: int
+    next_gc: int
+    next_trigger: int
+    trigger_ratio: float
+    pages_swept: int
+    heap_released: int
+    clock_ns: int
+
+
 def _document(record: Any, fields: tuple[tuple[str, str, str], ...]) -> None:
     """Give each field of a NamedTuple its doc from the core's definition
     (not Cache.alloc, a tuple in the core made a dict here)."""
@@ -208,6 +252,7 @@ for _record, _fields in ((ArenaHint, _core.HINT_FIELDS),
                          (Arena, _core.ARENA_FIELDS),
                          (Span, _core.SPAN_FIELDS),
                          (Central, _core.CENTRAL_FIELDS),
-                         (Cache, _core.CACHE_FIELDS)):
+                         (Cache, _core.CACHE_FIELDS),
+                         (GCCycle, _core.GC_CYCLE_FIELDS)):
     _document(_record, _fields)
 del _record, _fields

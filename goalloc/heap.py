@@ -18,6 +18,8 @@ from ._records import (
     ArenaHint,
     Cache,
     Central,
+    GCCycle,
+    GCState,
     HeapInfo,
     Span,
     SpanObjects,
@@ -61,6 +63,17 @@ class Heap(_core.Heap):
     OutOfMemoryError.  Default: half the machine's RAM; 0: no limit.
     binary_end: 32-bit platforms: where the Go binary (brk) ends.
     seed: treap priorities.
+    collector: "free" (the default): objects are freed explicitly with
+    free(); "gc": Go 1.13's collector frees them.  The program drop()s
+    its last reference to an object; a GC cycle (started by allocation
+    when heap_live reaches the trigger, as Go's mallocgc starts one, or by
+    gc()) marks what was not dropped, and sweeping frees the rest.  gogc
+    paces the cycles (next_gc = heap_marked * (1 + GOGC/100)).
+    background_sweep: GC mode: None (the default) sweeps every span right
+    after each cycle, as Go's background sweeper does on a spare P; K >= 0
+    sweeps K spans after each allocation that refills an mcache or is
+    large (0: only the proportional sweeper, cacheSpan and the page
+    reclaimer sweep, as with a busy GOMAXPROCS=1 program).
     """
 
     __slots__ = ()
@@ -85,6 +98,14 @@ class Heap(_core.Heap):
     def stats(self) -> MemStats:
         """runtime.ReadMemStats: exact Go-style memory statistics."""
         return MemStats.from_dict(self._stats())
+
+    def gc_state(self) -> GCState:
+        """The collector's pacing and sweep state (GC mode)."""
+        return GCState(**self._gc_state())
+
+    def gc_cycles(self) -> list[GCCycle]:
+        """One record per completed GC cycle, oldest first."""
+        return [GCCycle(*t) for t in self._gc_cycles()]
 
     def centrals(self) -> list[Central]:
         """All 134 mcentrals, indexed by span class."""

@@ -110,8 +110,13 @@ _INFO_LATER = ("release", "cur_arena_base", "cur_arena_end",
 _INFO = {k: v for k, v in _INFO_ALL.items() if k not in _INFO_LATER}
 _HINT = _spec(ArenaHint)
 _ARENA = _spec(Arena)
-_SPAN = _spec(Span)
-_STATS = _spec(MemStats, without=("by_size",))
+_SPAN_ALL = _spec(Span)
+_SPAN_LATER = ("sweepgen",)
+_SPAN = {k: v for k, v in _SPAN_ALL.items() if k not in _SPAN_LATER}
+_STATS_ALL = _spec(MemStats, without=("by_size",))
+_STATS_LATER = ("next_gc", "last_gc", "pause_total_ns", "num_gc",
+                "num_forced_gc")
+_STATS = {k: v for k, v in _STATS_ALL.items() if k not in _STATS_LATER}
 _BY_SIZE_RECORD = _spec(BySize)
 _BY_SIZE = {"sizeclass": _INT, **_BY_SIZE_RECORD}
 _CENTRAL = _spec(Central, sizeclass=_INT, noscan=_BOOL)
@@ -120,6 +125,13 @@ _CACHE_ALLOC = {"spanclass": _INT, "base": _INT}
 _FRAG = _spec(Fragmentation)
 # A span list holds no dead spans.
 _LISTED_STATES = tuple(s for s in SPAN_STATES if s != "dead")
+
+
+def _present(spec: dict[str, str], later: tuple[str, ...],
+             obj: Any) -> dict[str, str]:
+    """The keys of spec that version 1 gained later (later) and that obj
+    has: checked when present."""
+    return {k: v for k, v in spec.items() if k in later and k in obj}
 
 
 def _float(x: float) -> Any:
@@ -146,7 +158,7 @@ def snapshot(heap: Heap) -> dict[str, Any]:
     from . import __version__
 
     st = heap.stats()
-    stats = _pick(st, _STATS)
+    stats = _pick(st, _STATS_ALL)
     stats["by_size"] = [{"sizeclass": i, **_pick(b, _BY_SIZE_RECORD)}
                         for i, b in enumerate(st.by_size)]
     centrals = [_pick(c, _CENTRAL) for c in heap.centrals()
@@ -162,7 +174,7 @@ def snapshot(heap: Heap) -> dict[str, Any]:
         "info": _pick(heap.info(), _INFO_ALL),
         "hints": [_pick(h, _HINT) for h in heap.hints()],
         "arenas": [_pick(a, _ARENA) for a in heap.arenas()],
-        "spans": [_pick(s, _SPAN) for s in heap.spans()],
+        "spans": [_pick(s, _SPAN_ALL) for s in heap.spans()],
         "stats": stats,
         "centrals": centrals,
         "caches": caches,
@@ -275,10 +287,13 @@ def validate(doc: Any) -> None:
     _check_list(doc["arenas"], _ARENA, "arenas")
     _check_list(doc["spans"], _SPAN, "spans")
     for i, s in enumerate(doc["spans"]):
+        _check_object(s, _present(_SPAN_ALL, _SPAN_LATER, s), f"spans[{i}]")
         if s["state"] not in _LISTED_STATES:
             raise ValueError(f"spans[{i}].state: {s['state']!r} is not one "
                              f"of {', '.join(map(repr, _LISTED_STATES))}")
     _check_object(doc["stats"], _STATS, "stats")
+    _check_object(doc["stats"],
+                  _present(_STATS_ALL, _STATS_LATER, doc["stats"]), "stats")
     by_size = doc["stats"].get("by_size")
     if not isinstance(by_size, list):
         raise ValueError("stats.by_size: expected a list")

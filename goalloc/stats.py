@@ -17,8 +17,12 @@ from ._records import BySize
 class MemStats:
     """runtime.ReadMemStats (Go 1.13), read from a goalloc heap.
 
-    Differs from Go: by_size has all 67 classes (Go reports 61), and the
-    GC fields (NextGC, PauseNs, NumGC, ...) are absent: there is no GC.
+    Differs from Go: by_size has all 67 classes (Go reports 61).  The GC
+    fields come from the collector (collector="gc"); an explicit-free heap
+    reports Go's values before its first cycle.  last_gc is on the
+    simulated clock (1 s plus one ns per byte requested), the pauses are
+    0 (the simulated world stops for no simulated time), and PauseNs,
+    PauseEnd and GCCPUFraction are left out.
     """
 
     alloc: int
@@ -42,6 +46,11 @@ class MemStats:
     buck_hash_sys: int
     gc_sys: int
     other_sys: int
+    next_gc: int
+    last_gc: int
+    pause_total_ns: int
+    num_gc: int
+    num_forced_gc: int
     by_size: tuple[BySize, ...]
 
     def __repr__(self) -> str:

@@ -45,14 +45,14 @@ def check_span_array(h: goalloc.Heap) -> np.ndarray:
     assert len(sa) == len(spans)
     for row, s in zip(sa.tolist(), spans, strict=True):
         (base, npages, state, scav, spc, sc, noscan, elemsize, nelems,
-         alloc_count, freeindex, limit, needzero) = row
+         alloc_count, freeindex, limit, needzero, sweepgen) = row
         assert arrays.SPAN_STATES[state] == s.state
         assert (base, npages, bool(scav)) == (s.base, s.npages, s.scavenged)
         if s.state == "inuse":
             assert (spc, sc, bool(noscan), elemsize, nelems, alloc_count,
-                    freeindex, limit, bool(needzero)) == \
+                    freeindex, limit, bool(needzero), sweepgen) == \
                 (s.spanclass, s.sizeclass, s.noscan, s.elemsize, s.nelems,
-                 s.alloc_count, s.freeindex, s.limit, s.needzero)
+                 s.alloc_count, s.freeindex, s.limit, s.needzero, s.sweepgen)
     assert (np.diff(sa["base"].astype(np.int64)) > 0).all()
     return sa
 

@@ -492,3 +492,25 @@ def test_tiny_class_is_span_class_5(world1p):
     h = world1p.h
     for a in (world1p.ta[0], world1p.big_tiny, world1p.sixteen):
         assert h.span_of(a).spanclass == TINY_SPAN_CLASS
+
+
+def test_double_free_of_a_large_object_merged_into_a_lower_neighbour():
+    """The freed large span is merged into the free span below it, whose
+    struct survives: spanOf of big's first page is big's dead struct.
+    The second free is still a double free (it was "not the start of a
+    live object" before)."""
+    h = goalloc.Heap(backing="virtual")
+    p = h.alloc(48)
+    big = h.alloc(100_000)
+    h.free(big)
+    h.free(p)
+    h.flush()       # p's span goes home and absorbs big's free span
+    assert h.span_of(big).base < big        # merged with p's span
+    before = h.digest()
+    try:
+        h.free(big)
+    except DoubleFreeError:
+        pass
+    else:
+        raise AssertionError("the second free was taken")
+    assert h.digest() == before

@@ -93,6 +93,8 @@ ROWS = {
               lambda h, k: h.alloc(64, noscan=k(True)),
               lambda h, k: h.alloc(8, noscan=k(True))],
     "free": [lambda h, k: h.free(k(_live_object(h)))],
+    "drop": [lambda h, k: h.drop(k(_live_object(h)))],
+    "set_gc_percent": [lambda h, k: h.set_gc_percent(k(50))],
     "scavenge": [lambda h, k: h.scavenge(k(1 << 20))],
     "span_of": [lambda h, k: h.span_of(k(_live_object(h)))],
     "span_objects": [lambda h, k: h.span_objects(
@@ -117,7 +119,12 @@ ROWS = {
 # a finalizer the cyclic GC runs while the result is built.
 NOARG = ["hints", "arenas", "spans", "stats", "info", "verify", "flush",
          "centrals", "caches", "digest", "fragmentation", "span_array",
-         "object_array", "page_array"]
+         "object_array", "page_array", "gc", "free_os_memory", "gc_state",
+         "gc_cycles"]
+
+# Methods that need a heap with collector="gc" (they raise
+# WrongCollectorError on an explicit-free one).
+GC_ONLY = {"drop", "gc", "free_os_memory"}
 
 # Not walked, and why.
 EXEMPT = {
@@ -142,7 +149,8 @@ def test_every_method_is_walked():
     with_args = {"alloc", "free", "scavenge", "_span_of", "_span_objects",
                  "view", "block_range", "fail_reserves", "fail_metadata",
                  "_throw", "_replay",
-                 "_alloc_many", "_free_many", "close"}
+                 "_alloc_many", "_free_many", "close", "drop",
+                 "set_gc_percent"}
     assert core == set(CORE_NOARG) | with_args
 
 
@@ -159,7 +167,8 @@ def heap_for(name, backing):
         backing = "os"
     if needs_virtual(name):
         backing = "virtual"
-    return goalloc.Heap(backing=backing)
+    return goalloc.Heap(backing=backing,
+                        collector="gc" if name in GC_ONLY else "free")
 
 
 def row_params():
@@ -206,8 +215,9 @@ def test_argument_that_uses_the_heap(name, i, backing):
     hooks = []
 
     def churn():
+        release = h.drop if name in GC_ONLY else h.free
         for _ in range(3):
-            h.free(h.alloc(24))
+            release(h.alloc(24))
         h.alloc(8, noscan=True)
 
     def hook(v):
@@ -246,7 +256,8 @@ class Closer:
 # object the cyclic GC tracks is allocated inside the call.
 CORE_NOARG = ["_hints", "_arenas", "_spans", "_stats", "_info", "verify",
               "flush", "_centrals", "_caches", "digest", "_counters",
-              "_span_table", "_object_table", "_page_table"]
+              "_span_table", "_object_table", "_page_table", "gc",
+              "free_os_memory", "_gc_state", "_gc_cycles"]
 
 
 @pytest.mark.parametrize("name", CORE_NOARG)
@@ -257,7 +268,8 @@ def test_finalizer_that_closes_the_heap(name, backing):
     build lists of tuples (spans, centrals, ...) are sure to meet the
     collection inside; the others may meet it after they return, and then
     the heap closes cleanly."""
-    h = goalloc.Heap(backing=backing)
+    h = goalloc.Heap(backing=backing,
+                     collector="gc" if name in GC_ONLY else "free")
     for s in (16, 48, 100_000):
         h.alloc(s)
     method = getattr(h, name)

@@ -87,7 +87,9 @@ def test_consecutive_slots_then_refill(heap, c, noscan):
     assert s.base not in cached_bases(h)
     # swept as it left the mcache (freeindex back to 0): still full
     old = h.span_of(first)
-    assert old._replace(freeindex=full.freeindex) == full
+    # (and no longer cached: sweepgen sg, not sg + 3)
+    assert (full.sweepgen, old.sweepgen) == (3, 0)
+    assert old._replace(freeindex=full.freeindex, sweepgen=3) == full
     assert old.freeindex in (0, nelems)
     assert h.span_objects(s.base).states == bytes([SLOT_LIVE]) * nelems
     h.verify()

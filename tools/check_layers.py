@@ -66,6 +66,12 @@ ALLOWED_CYCLES = {
     frozenset({"csrc/mheap.c", "csrc/scavenge.c"}):
         "the page heap and its scavenger call each other, as the methods "
         "of Go's mheap do: growing scavenges, scavenging coalesces",
+    # Go 1.13's mcentral.cacheSpan and uncacheSpan sweep the spans they
+    # take or give back ((*mspan).sweep, mgcsweep.go), and a sweep that
+    # frees objects hands the span back through mcentral.freeSpan.
+    frozenset({"csrc/mcentral.c", "csrc/mgcsweep.c"}):
+        "the central lists and the sweeper call each other, as Go's "
+        "cacheSpan sweeps and sweep calls mcentral.freeSpan",
 }
 
 

@@ -27,6 +27,7 @@ typedef enum core_exc {
     EXC_HEAP_CLOSED,     /* HeapClosedError(GoallocError, RuntimeError) */
     EXC_HEAP_BUSY,       /* HeapBusyError(GoallocError, RuntimeError) */
     EXC_HEAP_CORRUPTION, /* HeapCorruptionError(GoallocError, RuntimeError) */
+    EXC_WRONG_COLLECTOR, /* WrongCollectorError(GoallocError, TypeError) */
     EXC_COUNT
 } core_exc;
 
@@ -125,6 +126,18 @@ bool get_column(PyObject *o, Py_buffer *b, Py_ssize_t itemsize, Py_ssize_t n,
 bool parse_alloc_kw(const char *fname, PyObject *const *kwargs,
                     PyObject *kwnames, bool *noscan, long *p);
 
+/* options.c: the Heap's keyword arguments, as given (NULL: absent) */
+typedef struct heap_option_args {
+    PyObject *goos, *goarch;
+    int race;
+    PyObject *backing, *procs, *scavenge_goal, *sys_limit, *binary_end;
+    PyObject *seed, *gogc, *release, *metadata_limit, *collector;
+    PyObject *background_sweep;
+} heap_option_args;
+/* parse_options fills *o from a; -1 with an exception set if one is
+ * bad. */
+int parse_options(ga_options *o, const heap_option_args *a);
+
 /* records.c */
 int add_record_fields(PyObject *module);
 PyObject *hint_tuple(const ga_hint_info *r);
@@ -136,6 +149,8 @@ PyObject *central_tuple(int spc, PyObject *nonempty, PyObject *empty,
 PyObject *cache_tuple(int p, const ga_cache_info *r, PyObject *alloc);
 PyObject *heap_info_dict(const ga_heap_info *r);
 PyObject *mem_stats_dict(const ga_mem_stats *r);
+PyObject *gc_state_dict(const ga_gc_state *r);
+PyObject *gc_cycle_tuple(const ga_gc_cycle *r);
 void span_row(const ga_span_info *r, uint64_t *row);
 extern const size_t span_row_words;
 
@@ -175,5 +190,13 @@ PyObject *heap_block_range(HeapObject *self, PyObject *const *args,
 PyObject *heap_fail_reserves(HeapObject *self, PyObject *arg);
 PyObject *heap_fail_metadata(HeapObject *self, PyObject *arg);
 PyObject *heap_throw(HeapObject *self, PyObject *arg);
+
+/* gc.c: GC mode (design §14) */
+PyObject *heap_drop(HeapObject *self, PyObject *arg);
+PyObject *heap_gc(HeapObject *self, PyObject *ignored);
+PyObject *heap_free_os_memory(HeapObject *self, PyObject *ignored);
+PyObject *heap_set_gc_percent(HeapObject *self, PyObject *arg);
+PyObject *heap_gc_state(HeapObject *self, PyObject *ignored);
+PyObject *heap_gc_cycles(HeapObject *self, PyObject *ignored);
 
 #endif

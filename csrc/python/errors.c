@@ -46,6 +46,11 @@ static const struct exc_def {
                              "An internal invariant broke (Go's throw); the "
                              "heap is poisoned.",
                              EXC_GOALLOC, &PyExc_RuntimeError},
+    [EXC_WRONG_COLLECTOR] = {"goalloc.WrongCollectorError",
+                             "The call needs the other collector: drop(), "
+                             "gc() or free_os_memory() on an explicit-free "
+                             "heap, free() on a GC-mode heap.",
+                             EXC_GOALLOC, &PyExc_TypeError},
 };
 
 /* new_exception makes exception d (its base made already) and adds it
@@ -143,8 +148,13 @@ status_error(HeapObject *self, ga_status s, uint64_t addr, uint64_t size,
         snprintf(msg, len, "free of 0x%llx: object already freed", a);
         return st->exc[EXC_DOUBLE_FREE];
     case GA_EUNSUPPORTED:
-        snprintf(msg, len, "not supported by this heap");
-        return PyExc_NotImplementedError;
+        /* the one call left that a heap refuses for its options: free()
+         * (and free_many, replay's frees) on a GC-mode heap */
+        snprintf(msg, len,
+                 "free of 0x%llx on a heap with collector='gc': drop() the "
+                 "object, and the collector frees it",
+                 a);
+        return st->exc[EXC_WRONG_COLLECTOR];
     case GA_EPOISONED:
         snprintf(msg, len, "%s",
                  self->heap ? ga_poisoned(self->heap) : "heap poisoned");

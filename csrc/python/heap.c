@@ -96,170 +96,35 @@ read_heap(HeapObject *self, const char *what,
     return release_heap(self, fn(self, h));
 }
 
-static int
-parse_backing(PyObject *o, const char *goos, const char *goarch,
-              ga_backing *out)
-{
-    if (o == NULL || o == Py_None) {
-        bool native = strcmp(goos, "linux") == 0 &&
-                      strcmp(goarch, "amd64") == 0;
-#if defined(__linux__) && defined(__x86_64__)
-        *out = native ? GA_BACKING_OS : GA_BACKING_VIRTUAL;
-#else
-        (void)native;
-        *out = GA_BACKING_VIRTUAL;
-#endif
-        return 0;
-    }
-    if (!PyUnicode_Check(o)) {
-        PyErr_SetString(PyExc_TypeError, "backing must be a str");
-        return -1;
-    }
-    const char *b = str_arg(o, "backing");
-    if (b == NULL) {
-        return -1;
-    }
-    if (strcmp(b, "os") == 0) {
-        *out = GA_BACKING_OS;
-    }
-    else if (strcmp(b, "virtual") == 0) {
-        *out = GA_BACKING_VIRTUAL;
-    }
-    else {
-        PyErr_Format(PyExc_ValueError,
-                     "unknown backing %R (expected 'os' or 'virtual')", o);
-        return -1;
-    }
-    return 0;
-}
-
-/* parse_release: release="go1.13.8" (the default), "go1.13.0" or its
- * alias "go1.13"; a str with an embedded NUL is no release name. */
-static int
-parse_release(PyObject *o, ga_release *out)
-{
-    *out = GA_RELEASE_GO1_13_8;
-    if (o == NULL || o == Py_None) {
-        return 0;
-    }
-    if (!PyUnicode_Check(o)) {
-        PyErr_Format(PyExc_TypeError, "release must be a str, not %.100s",
-                     Py_TYPE(o)->tp_name);
-        return -1;
-    }
-    Py_ssize_t n;
-    const char *s = PyUnicode_AsUTF8AndSize(o, &n);
-    if (s == NULL) {
-        return -1;
-    }
-    if (strlen(s) != (size_t)n || !ga_release_parse(s, out)) {
-        PyErr_Format(PyExc_ValueError,
-                     "unknown release %R (expected 'go1.13.8', 'go1.13.0' "
-                     "or its alias 'go1.13')",
-                     o);
-        return -1;
-    }
-    return 0;
-}
-
-/* parse_gogc: gogc=N (Go's GOGC, an int32; negative or "off" = off)
- * sets the scavenger goal Go has with it until the first GC, in the
- * heap's release; it and scavenge_goal are two ways to say one thing, so
- * not both. */
-static int
-parse_gogc(PyObject *gogc_o, PyObject *goal_o, ga_release release,
-           uint64_t *goal)
-{
-    if (gogc_o == NULL || gogc_o == Py_None) {
-        return 0;
-    }
-    if (goal_o != NULL && goal_o != Py_None) {
-        PyErr_SetString(PyExc_TypeError,
-                        "give gogc or scavenge_goal, not both");
-        return -1;
-    }
-    long gogc;
-    if (PyUnicode_Check(gogc_o) &&
-        PyUnicode_CompareWithASCIIString(gogc_o, "off") == 0) {
-        gogc = -1;
-    }
-    else if (PyLong_Check(gogc_o)) {
-        gogc = PyLong_AsLong(gogc_o);
-        if ((gogc == -1 && PyErr_Occurred()) || gogc > INT32_MAX ||
-            gogc < INT32_MIN) {
-            PyErr_Clear();
-            PyErr_SetString(PyExc_ValueError,
-                            "gogc must fit Go's int32 GOGC (or be \"off\")");
-            return -1;
-        }
-    }
-    else {
-        PyErr_SetString(PyExc_TypeError, "gogc must be an int or \"off\"");
-        return -1;
-    }
-    *goal = ga_release_scavenge_goal(release, (int)gogc);
-    return 0;
-}
-
 static PyObject *
 heap_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
-    static char *kwlist[] = {"goos",      "goarch",     "race",
-                             "backing",   "procs",      "scavenge_goal",
-                             "sys_limit", "binary_end", "seed",
-                             "gogc",      "release",    "metadata_limit",
+    static char *kwlist[] = {"goos",      "goarch",
+                             "race",      "backing",
+                             "procs",     "scavenge_goal",
+                             "sys_limit", "binary_end",
+                             "seed",      "gogc",
+                             "release",   "metadata_limit",
+                             "collector", "background_sweep",
                              NULL};
     PyObject *goos_o = NULL, *goarch_o = NULL, *backing_o = NULL;
     PyObject *goal_o = NULL, *limit_o = NULL, *bend_o = NULL, *seed_o = NULL;
     PyObject *procs_o = NULL, *gogc_o = NULL, *release_o = NULL;
-    PyObject *meta_o = NULL;
+    PyObject *meta_o = NULL, *coll_o = NULL, *bg_o = NULL;
     int race = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|$OOpOOOOOOOOO", kwlist,
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|$OOpOOOOOOOOOOO", kwlist,
                                      &goos_o, &goarch_o, &race, &backing_o,
                                      &procs_o, &goal_o, &limit_o, &bend_o,
-                                     &seed_o, &gogc_o, &release_o, &meta_o)) {
+                                     &seed_o, &gogc_o, &release_o, &meta_o,
+                                     &coll_o, &bg_o)) {
         return NULL;
     }
     ga_options o;
-    ga_options_init(&o);
-    ga_release release;
-    if (parse_release(release_o, &release) < 0) {
-        return NULL;
-    }
-    /* the release first: it sets the default scavenger goal */
-    ga_options_set_release(&o, release);
-    o.goos = optional_str(goos_o, "goos", "linux");
-    o.goarch = optional_str(goarch_o, "goarch", "amd64");
-    if (o.goos == NULL || o.goarch == NULL) {
-        return NULL;
-    }
-    o.race = race != 0;
-    if (parse_backing(backing_o, o.goos, o.goarch, &o.backing) < 0) {
-        return NULL;
-    }
-    if (procs_o != NULL) {
-        if (!PyLong_Check(procs_o)) {
-            PyErr_SetString(PyExc_TypeError, "procs must be an int");
-            return NULL;
-        }
-        long procs = PyLong_AsLong(procs_o);
-        if (procs == -1 && PyErr_Occurred()) {
-            PyErr_Clear();
-            procs = 0;
-        }
-        if (procs < 1 || procs > 1024) {
-            PyErr_SetString(PyExc_ValueError,
-                            "procs must be between 1 and 1024");
-            return NULL;
-        }
-        o.procs = (int)procs;
-    }
-    if (parse_gogc(gogc_o, goal_o, o.release, &o.scavenge_goal) < 0 ||
-        opt_u64(goal_o, "scavenge_goal", &o.scavenge_goal) < 0 ||
-        opt_u64(limit_o, "sys_limit", &o.sys_limit) < 0 ||
-        opt_u64(meta_o, "metadata_limit", &o.metadata_limit) < 0 ||
-        opt_u64(bend_o, "binary_end", &o.binary_end) < 0 ||
-        opt_u64(seed_o, "seed", &o.seed) < 0) {
+    if (parse_options(&o,
+                      &(heap_option_args){goos_o, goarch_o, race, backing_o,
+                                          procs_o, goal_o, limit_o, bend_o,
+                                          seed_o, gogc_o, release_o, meta_o,
+                                          coll_o, bg_o}) < 0) {
         return NULL;
     }
 
@@ -520,6 +385,19 @@ static PyMethodDef heap_methods[] = {
      "Make the n-th allocation of heap metadata from now on fail, as if "
      "the process were out of memory (0 disarms it)."},
     {"_throw", (PyCFunction)heap_throw, METH_O, NULL},
+    {"drop", (PyCFunction)heap_drop, METH_O,
+     "drop(addr): the program loses its last reference to the object at "
+     "addr (collector='gc'); a GC cycle and a sweep free it later."},
+    {"gc", (PyCFunction)heap_gc, METH_NOARGS,
+     "gc(): runtime.GC: a whole cycle, then every span swept."},
+    {"free_os_memory", (PyCFunction)heap_free_os_memory, METH_NOARGS,
+     "free_os_memory(): debug.FreeOSMemory: gc(), then every free page back "
+     "to the OS."},
+    {"set_gc_percent", (PyCFunction)heap_set_gc_percent, METH_O,
+     "set_gc_percent(gogc): debug.SetGCPercent; returns the old GOGC (-1: "
+     "off)."},
+    {"_gc_state", (PyCFunction)heap_gc_state, METH_NOARGS, NULL},
+    {"_gc_cycles", (PyCFunction)heap_gc_cycles, METH_NOARGS, NULL},
     {"flush", (PyCFunction)heap_flush, METH_NOARGS,
      "flush($self, /)\n--\n\n"
      "Give every P's cached spans and tiny block back "

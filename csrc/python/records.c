@@ -28,6 +28,7 @@
 #define PYTYPE_STATE "str"
 #define PYTYPE_BACKING "str"
 #define PYTYPE_RELEASE "str"
+#define PYTYPE_F64 "float"
 
 #define GA_STATE_NAME(name, value) [value] = #name,
 static const char *const span_state_names[] = {GA_SPAN_STATES(GA_STATE_NAME)};
@@ -77,6 +78,12 @@ py_STATE(int v)
         return PyErr_Format(PyExc_SystemError, "span state %d", v);
     }
     return PyUnicode_FromString(span_state_names[v]);
+}
+
+static PyObject *
+py_F64(double v)
+{
+    return PyFloat_FromDouble(v);
 }
 
 static PyObject *
@@ -211,6 +218,28 @@ heap_info_dict(const ga_heap_info *r)
 }
 
 PyObject *
+gc_state_dict(const ga_gc_state *r)
+{
+    PyObject *d = PyDict_New();
+#define PUT_KEY(name, kind, doc)                                              \
+    if (d != NULL) {                                                          \
+        dict_put(&d, #name, py_##kind(r->name));                              \
+    }
+    GA_GC_STATE_FIELDS(PUT_KEY)
+#undef PUT_KEY
+    return d;
+}
+
+PyObject *
+gc_cycle_tuple(const ga_gc_cycle *r)
+{
+    Py_ssize_t i = 0;
+    PyObject *t = PyTuple_New(0 GA_GC_CYCLE_FIELDS(COUNT_FIELD));
+    GA_GC_CYCLE_FIELDS(PUT_FIELD)
+    return t;
+}
+
+PyObject *
 mem_stats_dict(const ga_mem_stats *r)
 {
     PyObject *d = PyDict_New();
@@ -299,6 +328,8 @@ static const field_def heap_info_fields[] = {GA_HEAP_INFO_FIELDS(FIELD_DEF)};
 static const field_def mstats_fields[] = {MSTATS_FIELDS(MSTATS_DEF)};
 static const field_def counter_fields[] = {GA_COUNTER_FIELDS(FIELD_DEF)};
 static const field_def object_fields[] = {GA_LIVE_OBJECT_FIELDS(FIELD_DEF)};
+static const field_def gc_state_fields[] = {GA_GC_STATE_FIELDS(FIELD_DEF)};
+static const field_def gc_cycle_fields[] = {GA_GC_CYCLE_FIELDS(FIELD_DEF)};
 
 #undef FIELD_DEF
 #undef MSTATS_DEF
@@ -365,6 +396,8 @@ add_record_fields(PyObject *module)
         {"MSTATS_FIELDS", mstats_fields, N(mstats_fields)},
         {"COUNTER_FIELDS", counter_fields, N(counter_fields)},
         {"OBJECT_FIELDS", object_fields, N(object_fields)},
+        {"GC_STATE_FIELDS", gc_state_fields, N(gc_state_fields)},
+        {"GC_CYCLE_FIELDS", gc_cycle_fields, N(gc_cycle_fields)},
     };
     for (size_t i = 0; i < N(lists); i++) {
         if (add_ref(module, lists[i].name,
@@ -376,10 +409,10 @@ add_record_fields(PyObject *module)
         const char *name;
         int value;
     } codes[] = {
-        {"SLOT_FREE", GA_SLOT_FREE},         {"SLOT_LIVE", GA_SLOT_LIVE},
-        {"SLOT_FREED", GA_SLOT_FREED},       {"PAGE_FREE", GA_PAGE_FREE},
-        {"PAGE_RELEASED", GA_PAGE_RELEASED}, {"PAGE_MANUAL", GA_PAGE_MANUAL},
-        {"PAGE_LARGE", GA_PAGE_LARGE},
+        {"SLOT_FREE", GA_SLOT_FREE},     {"SLOT_LIVE", GA_SLOT_LIVE},
+        {"SLOT_FREED", GA_SLOT_FREED},   {"SLOT_DROPPED", GA_SLOT_DROPPED},
+        {"PAGE_FREE", GA_PAGE_FREE},     {"PAGE_RELEASED", GA_PAGE_RELEASED},
+        {"PAGE_MANUAL", GA_PAGE_MANUAL}, {"PAGE_LARGE", GA_PAGE_LARGE},
     };
     for (size_t i = 0; i < N(codes); i++) {
         if (PyModule_AddIntConstant(module, codes[i].name, codes[i].value) <
