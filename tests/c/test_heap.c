@@ -3755,51 +3755,51 @@ test_random(uint64_t seed, int steps, ga_release release)
 int
 main(void)
 {
-    test_hint_tables();
-    test_platform_info();
-    test_bad_platforms();
-    test_release_options();
-    test_first_growth_virtual();
-    test_first_growth_os();
-    test_growth_arenas();
-    test_first_fit();
-    test_coalescing();
-    test_scavenge_top_down();
-    test_scavenge_goal();
-    test_scavenge_when();
-    test_growth_cur_arena();
-    test_cur_arena_discontiguous();
-    test_hint_collision();
-    test_fail_reserves_enomem();
-    test_fallback_hints();
-    test_lucky_fallback();
-    test_race_collisions();
-    test_bad_input();
-    test_sys_limit();
-    test_metadata_failures();
-    test_metadata_limit();
-    test_two_os_heaps();
-    test_throw_poisons();
-    test_32bit();
-    test_other_platform_growth();
-    test_options_defaults();
-    test_procs();
-    test_allspans_accounting();
-    test_gc_bits_arenas_small();
-    test_gc_bits_arenas_large();
-    test_persistent_chunk_header();
-    test_sweep_spans_accounting();
-    test_scavenge_no_huge();
-    test_os_collision();
-    test_zeroing();
-    test_threaded_workload();
-    test_concurrent_throw();
-    test_concurrent_double_free();
-    test_free_hint();
+    CHECK_RUN(test_hint_tables());
+    CHECK_RUN(test_platform_info());
+    CHECK_RUN(test_bad_platforms());
+    CHECK_RUN(test_release_options());
+    CHECK_RUN(test_first_growth_virtual());
+    CHECK_RUN(test_first_growth_os());
+    CHECK_RUN(test_growth_arenas());
+    CHECK_RUN(test_first_fit());
+    CHECK_RUN(test_coalescing());
+    CHECK_RUN(test_scavenge_top_down());
+    CHECK_RUN(test_scavenge_goal());
+    CHECK_RUN(test_scavenge_when());
+    CHECK_RUN(test_growth_cur_arena());
+    CHECK_RUN(test_cur_arena_discontiguous());
+    CHECK_RUN(test_hint_collision());
+    CHECK_RUN(test_fail_reserves_enomem());
+    CHECK_RUN(test_fallback_hints());
+    CHECK_RUN(test_lucky_fallback());
+    CHECK_RUN(test_race_collisions());
+    CHECK_RUN(test_bad_input());
+    CHECK_RUN(test_sys_limit());
+    CHECK_RUN(test_metadata_failures());
+    CHECK_RUN(test_metadata_limit());
+    CHECK_RUN(test_two_os_heaps());
+    CHECK_RUN(test_throw_poisons());
+    CHECK_RUN(test_32bit());
+    CHECK_RUN(test_other_platform_growth());
+    CHECK_RUN(test_options_defaults());
+    CHECK_RUN(test_procs());
+    CHECK_RUN(test_allspans_accounting());
+    CHECK_RUN(test_gc_bits_arenas_small());
+    CHECK_RUN(test_gc_bits_arenas_large());
+    CHECK_RUN(test_persistent_chunk_header());
+    CHECK_RUN(test_sweep_spans_accounting());
+    CHECK_RUN(test_scavenge_no_huge());
+    CHECK_RUN(test_os_collision());
+    CHECK_RUN(test_zeroing());
+    CHECK_RUN(test_threaded_workload());
+    CHECK_RUN(test_concurrent_throw());
+    CHECK_RUN(test_concurrent_double_free());
+    CHECK_RUN(test_free_hint());
     for (uint64_t seed = 1; seed <= 4; seed++) {
         for (size_t r = 0; r < NRELEASES; r++) {
-            test_random(seed * 0x9E3779B97F4A7C15ULL, check_scaled(400),
-                        both_releases[r]);
+            CHECK_RUN(test_random(seed * 0x9E3779B97F4A7C15ULL,
+                                  check_scaled(400), both_releases[r]));
         }
     }
     int failed = check_summary("heap");

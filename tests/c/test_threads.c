@@ -596,13 +596,14 @@ run_bogus_frees(ga_backing backing)
 int
 main(void)
 {
-    run_stress(GA_BACKING_OS);
-    run_stress(GA_BACKING_VIRTUAL);    /* no memory behind it: no tags */
-    run_double_free_race(8, true);     /* tiny */
-    run_double_free_race(48, false);   /* small */
-    run_double_free_race(40000, true); /* large */
-    run_tiny_drop_race();
-    run_bogus_frees(GA_BACKING_OS);
-    run_bogus_frees(GA_BACKING_VIRTUAL);
+    CHECK_RUN(run_stress(GA_BACKING_OS));
+    CHECK_RUN(
+        run_stress(GA_BACKING_VIRTUAL)); /* no memory behind it: no tags */
+    CHECK_RUN(run_double_free_race(8, true));     /* tiny */
+    CHECK_RUN(run_double_free_race(48, false));   /* small */
+    CHECK_RUN(run_double_free_race(40000, true)); /* large */
+    CHECK_RUN(run_tiny_drop_race());
+    CHECK_RUN(run_bogus_frees(GA_BACKING_OS));
+    CHECK_RUN(run_bogus_frees(GA_BACKING_VIRTUAL));
     return check_summary("threads") != 0;
 }
