@@ -333,7 +333,7 @@ test_growth_arenas(void)
     ga_heap_free(h);
 }
 
-/* ---- Go1.13.8: growth into curArena ------------------------------ */
+/* ---- go1.13.8: growth into curArena ------------------------------ */
 
 static void
 check_cur_arena_at(ga_heap *h, ga_addr base, ga_addr end, int line)
