@@ -7,7 +7,7 @@ CFLAGS ?= -O1 -g
 SAN = -fsanitize=address,undefined -fno-omit-frame-pointer \
       -fno-sanitize-recover=all
 CORE = $(wildcard csrc/*.c)   # the binding lives in csrc/python/
-HDRS = $(wildcard csrc/*.h) tests/c/check.h
+HDRS = $(wildcard csrc/*.h) $(wildcard tests/c/*.h)
 CTESTS = $(patsubst tests/c/%.c,build/ctest/%,$(wildcard tests/c/test_*.c))
 CTESTS_ASAN = $(patsubst tests/c/%.c,build/ctest-asan/%,$(wildcard tests/c/test_*.c))
 CTESTS_TSAN = $(patsubst tests/c/%.c,build/ctest-tsan/%,$(wildcard tests/c/test_*.c))

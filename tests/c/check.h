@@ -86,6 +86,26 @@ check_scaled(int n)
     return m < 1 ? 1 : m;
 }
 
+/* CHECK_RUN(call) runs one test (a call statement).  With
+ * GOALLOC_TEST_VERBOSE set it prints "  call: N passed, M failed" for
+ * that call alone, so that moving tests between files can be shown to
+ * keep every test and every check (tools/ctest_counts.py sums them). */
+#define CHECK_RUN(call)                                                       \
+    do {                                                                      \
+        int check_p0_ = check_passed, check_f0_ = check_failed;               \
+        call;                                                                 \
+        check_report_run(#call, check_passed - check_p0_,                     \
+                         check_failed - check_f0_);                           \
+    } while (0)
+
+static inline void
+check_report_run(const char *call, int passed, int failed)
+{
+    if (getenv("GOALLOC_TEST_VERBOSE") != NULL) {
+        printf("  %s: %d passed, %d failed\n", call, passed, failed);
+    }
+}
+
 /* check_summary prints "<name>: N passed, N failed" and returns the
  * number of failures. */
 static inline int

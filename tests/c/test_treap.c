@@ -2,181 +2,14 @@
  *
  * Go's TestTreapFilter and TestTreap scenarios on fake spans (structs
  * only, no memory behind them), run over several priority seeds and
- * with and without 2 MiB huge pages, plus a randomized test that checks
- * every invariant after each operation and compares find() with a
- * brute-force first fit.
+ * with and without 2 MiB huge pages (the randomized test is
+ * test_treap_random.c).
  * Go 1.13: src/runtime/treap_test.go, export_test.go (Treap wrappers).
  * Differs from Go: the expected span types are recomputed here from
  * first principles rather than through the code under test.
  * Locking: single-threaded.
  */
-#include "arith.h"
-#include "check.h"
-#include "fixalloc.h"
-#include "mspan.h"
-#include "treap.h"
-
-#include <inttypes.h>
-#include <stdlib.h>
-#include <string.h>
-
-#define HUGE_2M ((uint64_t)2 << 20)
-#define TREAP_NODE_GO_SIZE 56 /* Go's treapNode on amd64 */
-
-/* ---- Fixture ------------------------------------------------------ */
-
-/* Go's spanDesc. */
-static const struct {
-    ga_addr base;
-    uint64_t npages;
-    bool scav;
-} span_desc[] = {
-    {0xc0000000, 2, false}, {0xc0006000, 1, false},    {0xc0010000, 8, false},
-    {0xc0022000, 7, false}, {0xc0034000, 4, true},     {0xc0040000, 5, false},
-    {0xc0050000, 5, true},  {0xc0060000, 5000, false},
-};
-#define NSPANS (sizeof span_desc / sizeof span_desc[0])
-
-/* One treap with its node allocator.  pa keeps a pointer to other_sys,
- * so a fixture must not move once set up. */
-typedef struct fixture {
-    persistent_alloc pa;
-    uint64_t other_sys; /* Go charges treapalloc to other_sys */
-    fixalloc fa;
-    mtreap tr;
-    uint64_t huge;
-} fixture;
-
-static void
-fixture_init(fixture *fx, uint64_t seed, uint64_t huge)
-{
-    fx->other_sys = 0;
-    fx->huge = huge;
-    persistent_alloc_init(&fx->pa, &fx->other_sys, 8);
-    fixalloc_init(&fx->fa, TREAP_NODE_GO_SIZE, sizeof(treap_node), NULL, NULL,
-                  &fx->other_sys, &fx->pa);
-    mtreap_init(&fx->tr, &fx->fa, huge, seed);
-}
-
-static void
-fixture_release(fixture *fx)
-{
-    fixalloc_release(&fx->fa);
-}
-
-static mspan *
-make_span(ga_addr base, uint64_t npages, bool scav)
-{
-    mspan *s = calloc(1, sizeof *s);
-    if (s == NULL) {
-        fprintf(stderr, "out of memory\n");
-        exit(2);
-    }
-    mspan_init(s, base, npages);
-    s->state = MSPAN_FREE;
-    s->scavenged = scav;
-    return s;
-}
-
-static void
-make_spans(mspan *spans[NSPANS])
-{
-    for (size_t i = 0; i < NSPANS; i++) {
-        spans[i] = make_span(span_desc[i].base, span_desc[i].npages,
-                             span_desc[i].scav);
-    }
-}
-
-static void
-free_spans(mspan *spans[NSPANS])
-{
-    for (size_t i = 0; i < NSPANS; i++) {
-        free(spans[i]);
-    }
-}
-
-/* treap_ok runs the invariant walker; the caller's line is reported. */
-#define TREAP_OK(tr) treap_ok_at((tr), __LINE__)
-
-static bool
-treap_ok_at(const mtreap *tr, int line)
-{
-    char msg[256];
-    bool ok = mtreap_check(tr, msg, sizeof msg);
-    return CHECK_MSG(ok, "line %d: %s", line, msg);
-}
-
-static void
-insert_all(fixture *fx, mspan *spans[NSPANS])
-{
-    for (size_t i = 0; i < NSPANS; i++) {
-        CHECK(mtreap_insert(&fx->tr, spans[i]));
-        TREAP_OK(&fx->tr);
-    }
-    CHECK(fx->fa.inuse == NSPANS * TREAP_NODE_GO_SIZE);
-}
-
-static void
-remove_all(fixture *fx, mspan *spans[NSPANS])
-{
-    for (size_t i = 0; i < NSPANS; i++) {
-        mtreap_remove_span(&fx->tr, spans[i]);
-        TREAP_OK(&fx->tr);
-    }
-    CHECK(fx->tr.treap == NULL);
-    CHECK(fx->tr.unscav_huge_pages == 0);
-    CHECK(fx->fa.inuse == 0); /* every node went back to treapalloc */
-}
-
-/* ---- Reference model ---------------------------------------------- */
-
-/* ref_huge_pages counts whole aligned huge pages inside s by walking
- * the aligned slots, independently of mspan_huge_pages. */
-static uint64_t
-ref_huge_pages(const mspan *s, uint64_t huge)
-{
-    if (huge == 0) {
-        return 0;
-    }
-    ga_addr end = s->start_addr + s->npages * PAGE_SIZE;
-    uint64_t n = 0;
-    for (ga_addr a = round_up(s->start_addr, huge); a + huge <= end;
-         a += huge) {
-        n++;
-    }
-    return n;
-}
-
-static unsigned
-ref_type(const mspan *s, uint64_t huge)
-{
-    return (s->scavenged ? TREAP_ITER_SCAV : 0u) |
-           (ref_huge_pages(s, huge) > 0 ? TREAP_ITER_HUGE : 0u);
-}
-
-static bool
-ref_matches(const mspan *s, uint64_t huge, unsigned mask, unsigned match)
-{
-    return (ref_type(s, huge) & mask) == match;
-}
-
-/* A small test-local PRNG (xorshift64), so runs are reproducible. */
-static uint64_t
-rnd(uint64_t *state)
-{
-    uint64_t x = *state;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    *state = x;
-    return x;
-}
-
-static uint64_t
-rnd_below(uint64_t *state, uint64_t n)
-{
-    return rnd(state) % n;
-}
+#include "treap_helpers.h"
 
 /* ---- TestTreapFilter ---------------------------------------------- */
 
@@ -629,234 +462,6 @@ test_huge_pages(uint64_t seed)
     free_spans(spans);
 }
 
-/* ---- Randomized --------------------------------------------------- */
-
-/* Spans live in disjoint slots of SLOT_PAGES pages, so any base/size
- * change inside a slot keeps the address order the treap relies on. */
-#define NSLOTS 96
-#define SLOT_PAGES 1024
-#define SLOT_BASE ((ga_addr)0xc000000000)
-
-typedef struct model {
-    fixture fx;
-    mspan *slot[NSLOTS]; /* NULL = slot empty */
-    size_t n;
-    uint64_t rs;
-} model;
-
-static ga_addr
-slot_base(size_t k)
-{
-    return SLOT_BASE + (ga_addr)k * SLOT_PAGES * PAGE_SIZE;
-}
-
-/* Mostly small spans, sometimes big enough to hold huge pages. */
-static uint64_t
-random_npages(uint64_t *rs)
-{
-    switch (rnd_below(rs, 4)) {
-    case 0:
-        return 1 + rnd_below(rs, 4);
-    case 1:
-        return 1 + rnd_below(rs, 64);
-    default:
-        return 1 + rnd_below(rs, SLOT_PAGES);
-    }
-}
-
-static void
-random_insert(model *m, size_t k)
-{
-    uint64_t np = random_npages(&m->rs);
-    uint64_t off = rnd_below(&m->rs, SLOT_PAGES - np + 1);
-    mspan *s = make_span(slot_base(k) + off * PAGE_SIZE, np,
-                         rnd_below(&m->rs, 3) == 0);
-    CHECK(mtreap_insert(&m->fx.tr, s));
-    m->slot[k] = s;
-    m->n++;
-}
-
-static treap_iter
-iter_at(const model *m, const mspan *s)
-{
-    treap_iter i = mtreap_start(&m->fx.tr, 0, 0);
-    while (treap_iter_valid(i) && treap_iter_span(i) != s) {
-        i = treap_iter_next(i);
-    }
-    return i;
-}
-
-static void
-random_erase(model *m, size_t k)
-{
-    mspan *s = m->slot[k];
-    if (rnd_below(&m->rs, 2) == 0) {
-        mtreap_remove_span(&m->fx.tr, s);
-    }
-    else {
-        treap_iter i = iter_at(m, s);
-        if (CHECK(treap_iter_valid(i))) {
-            mtreap_erase(&m->fx.tr, i);
-        }
-    }
-    free(s);
-    m->slot[k] = NULL;
-    m->n--;
-}
-
-typedef struct move_args {
-    ga_addr base;
-    uint64_t npages;
-    bool scav;
-} move_args;
-
-static void
-move_span(mspan *s, void *arg)
-{
-    const move_args *a = arg;
-    s->start_addr = a->base;
-    s->npages = a->npages;
-    s->scavenged = a->scav;
-}
-
-/* random_mutate usually shrinks from the low end (allocation), and
- * sometimes moves, grows or (un)scavenges the span within its slot. */
-static void
-random_mutate(model *m, size_t k)
-{
-    mspan *s = m->slot[k];
-    move_args a = {s->start_addr, s->npages, s->scavenged};
-
-    if (rnd_below(&m->rs, 2) == 0 && s->npages > 1) {
-        uint64_t take = 1 + rnd_below(&m->rs, s->npages - 1);
-        a.base += take * PAGE_SIZE;
-        a.npages -= take;
-    }
-    else {
-        a.npages = random_npages(&m->rs);
-        a.base = slot_base(k) +
-                 rnd_below(&m->rs, SLOT_PAGES - a.npages + 1) * PAGE_SIZE;
-        a.scav = rnd_below(&m->rs, 2) == 0;
-    }
-    treap_iter i = iter_at(m, s);
-    if (CHECK(treap_iter_valid(i))) {
-        mtreap_mutate(&m->fx.tr, i, move_span, &a);
-    }
-}
-
-/* compare_model checks size, unscav_huge_pages and find(n) against a
- * brute-force scan of the slots, which are in address order. */
-static void
-compare_model(model *m, int step)
-{
-    uint64_t huge = m->fx.huge, unscav = 0, maxp = 0;
-    for (size_t k = 0; k < NSLOTS; k++) {
-        const mspan *s = m->slot[k];
-        if (s != NULL) {
-            unscav += s->scavenged ? 0 : ref_huge_pages(s, huge);
-            maxp = s->npages > maxp ? s->npages : maxp;
-        }
-    }
-    CHECK_MSG(mtreap_size(&m->fx.tr) == m->n, "step %d", step);
-    CHECK_MSG(m->fx.tr.unscav_huge_pages == unscav, "step %d", step);
-
-    uint64_t probes[] = {1,
-                         2,
-                         1 + rnd_below(&m->rs, 64),
-                         1 + rnd_below(&m->rs, SLOT_PAGES),
-                         maxp,
-                         maxp + 1};
-    for (size_t p = 0; p < sizeof probes / sizeof probes[0]; p++) {
-        const mspan *want = NULL;
-        for (size_t k = 0; k < NSLOTS && want == NULL; k++) {
-            if (m->slot[k] != NULL && m->slot[k]->npages >= probes[p]) {
-                want = m->slot[k];
-            }
-        }
-        treap_iter i = mtreap_find(&m->fx.tr, probes[p]);
-        const mspan *got = treap_iter_valid(i) ? treap_iter_span(i) : NULL;
-        CHECK_MSG(got == want, "step %d find(%" PRIu64 ")", step, probes[p]);
-    }
-}
-
-/* compare_filtered walks one random filter both ways and checks that
- * the visited spans are exactly the matching slots, in order. */
-static void
-compare_filtered(model *m, int step)
-{
-    unsigned mask = (unsigned)rnd_below(&m->rs, 4);
-    unsigned match = (unsigned)rnd_below(&m->rs, 4);
-    treap_iter fwd = mtreap_start(&m->fx.tr, (uint8_t)mask, (uint8_t)match);
-    treap_iter bwd = mtreap_end(&m->fx.tr, (uint8_t)mask, (uint8_t)match);
-    size_t kb = NSLOTS;
-
-    for (size_t k = 0; k < NSLOTS; k++) {
-        const mspan *s = m->slot[k];
-        if (s == NULL || !ref_matches(s, m->fx.huge, mask, match)) {
-            continue;
-        }
-        if (!CHECK_MSG(treap_iter_valid(fwd) && treap_iter_span(fwd) == s,
-                       "step %d forward %u/%u", step, mask, match)) {
-            return;
-        }
-        fwd = treap_iter_next(fwd);
-    }
-    CHECK_MSG(!treap_iter_valid(fwd), "step %d forward extra", step);
-
-    while (kb-- > 0) {
-        const mspan *s = m->slot[kb];
-        if (s == NULL || !ref_matches(s, m->fx.huge, mask, match)) {
-            continue;
-        }
-        if (!CHECK_MSG(treap_iter_valid(bwd) && treap_iter_span(bwd) == s,
-                       "step %d backward %u/%u", step, mask, match)) {
-            return;
-        }
-        bwd = treap_iter_prev(bwd);
-    }
-    CHECK_MSG(!treap_iter_valid(bwd), "step %d backward extra", step);
-}
-
-static void
-test_random(uint64_t seed, uint64_t huge, int steps)
-{
-    model m;
-
-    memset(m.slot, 0, sizeof m.slot);
-    m.n = 0;
-    m.rs = seed * UINT64_C(0x9E3779B97F4A7C15) + 1;
-    fixture_init(&m.fx, seed, huge);
-    for (int step = 0; step < steps; step++) {
-        size_t k = (size_t)rnd_below(&m.rs, NSLOTS);
-        unsigned op = (unsigned)rnd_below(&m.rs, 10);
-        if (m.slot[k] == NULL) {
-            random_insert(&m, k);
-        }
-        else if (op < 4) {
-            random_erase(&m, k);
-        }
-        else {
-            random_mutate(&m, k);
-        }
-        if (!TREAP_OK(&m.fx.tr)) {
-            break;
-        }
-        compare_model(&m, step);
-        if (step % 8 == 0) {
-            compare_filtered(&m, step);
-        }
-    }
-    for (size_t k = 0; k < NSLOTS; k++) {
-        if (m.slot[k] != NULL) {
-            random_erase(&m, k);
-            TREAP_OK(&m.fx.tr);
-        }
-    }
-    CHECK(m.fx.tr.treap == NULL && m.fx.tr.unscav_huge_pages == 0);
-    CHECK(m.fx.fa.inuse == 0);
-    fixture_release(&m.fx);
-}
-
 int
 main(void)
 {
@@ -864,25 +469,23 @@ main(void)
                                      0xdeadbeef, UINT64_MAX, 12345, 777, 2019};
     static const uint64_t huges[] = {0, HUGE_2M};
 
-    test_filter();
-    test_span_filter();
-    test_type_counts();
+    CHECK_RUN(test_filter());
+    CHECK_RUN(test_span_filter());
+    CHECK_RUN(test_type_counts());
     for (size_t h = 0; h < 2; h++) {
         for (size_t s = 0; s < sizeof seeds / sizeof seeds[0]; s++) {
-            test_insert_find_trivial(seeds[s], huges[h]);
-            test_insert_remove(seeds[s], huges[h]);
-            test_find_first_fit(seeds[s], huges[h]);
-            test_iterate(seeds[s], huges[h]);
-            test_prev_next(seeds[s], huges[h]);
-            test_erase_one(seeds[s], huges[h]);
-            test_erase_all(seeds[s], huges[h]);
-            test_mutate(seeds[s], huges[h]);
+            CHECK_RUN(test_insert_find_trivial(seeds[s], huges[h]));
+            CHECK_RUN(test_insert_remove(seeds[s], huges[h]));
+            CHECK_RUN(test_find_first_fit(seeds[s], huges[h]));
+            CHECK_RUN(test_iterate(seeds[s], huges[h]));
+            CHECK_RUN(test_prev_next(seeds[s], huges[h]));
+            CHECK_RUN(test_erase_one(seeds[s], huges[h]));
+            CHECK_RUN(test_erase_all(seeds[s], huges[h]));
+            CHECK_RUN(test_mutate(seeds[s], huges[h]));
         }
     }
     for (size_t s = 0; s < 4; s++) {
-        test_huge_pages(seeds[s]);
-        test_random(seeds[s], HUGE_2M, 2000);
-        test_random(seeds[s] + 100, 0, 2000);
+        CHECK_RUN(test_huge_pages(seeds[s]));
     }
     return check_summary("treap") != 0;
 }
