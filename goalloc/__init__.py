@@ -56,11 +56,13 @@ from ._records import (
     Span,
     SpanObjects,
 )
+from .comparison import compare
 from .fragmentation import Fragmentation
 from .heap import Heap
 from .sizeclasses import size_classes, size_to_class
 from .stats import MemStats
-from .timeline import Timeline
+from .tables import class_table, to_pandas
+from .timeline import Timeline, TimelineError
 from .trace import Trace, TraceError
 
 __version__ = "0.1.0"
@@ -72,6 +74,7 @@ __all__ = [
     "HeapCorruptionError", "HeapInfo",
     "InvalidFreeError", "MAX_SMALL_SIZE", "MemStats", "NUM_SIZE_CLASSES",
     "NUM_SPAN_CLASSES", "OutOfMemoryError", "PAGE_SIZE", "SizeClass", "Span",
-    "TINY_SIZE", "Timeline", "Trace", "TraceError", "size_classes",
-    "size_to_class", "__version__",
+    "TINY_SIZE", "Timeline", "TimelineError", "Trace", "TraceError",
+    "class_table", "compare", "size_classes", "size_to_class",
+    "to_pandas", "__version__",
 ]
