@@ -42,6 +42,7 @@ except ModuleNotFoundError as _e:
         f"with 'pip install -e .' or 'python setup.py build_ext --inplace'",
         name=__name__) from None
 
+from . import snapshot  # goalloc.snapshot.diff, .export_json, ...
 from ._records import (
     SLOT_FREE,
     SLOT_FREED,
@@ -75,6 +76,6 @@ __all__ = [
     "InvalidFreeError", "MAX_SMALL_SIZE", "MemStats", "NUM_SIZE_CLASSES",
     "NUM_SPAN_CLASSES", "OutOfMemoryError", "PAGE_SIZE", "SizeClass", "Span",
     "TINY_SIZE", "Timeline", "TimelineError", "Trace", "TraceError",
-    "class_table", "compare", "size_classes", "size_to_class",
+    "class_table", "compare", "size_classes", "snapshot", "size_to_class",
     "to_pandas", "__version__",
 ]

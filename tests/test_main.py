@@ -1,4 +1,4 @@
-"""python -m goalloc: the tour, replay, capture and demo commands.
+"""python -m goalloc: the tour, replay, diff, capture and demo commands.
 
 Each command runs in a subprocess, as a user would run it.  Errors are
 one line on stderr ("goalloc: error: ..."), exit status 2 for a bad
@@ -15,6 +15,7 @@ import struct
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 import goalloc
@@ -271,8 +272,7 @@ def test_replay_of_sparse_ids(tmp_path):
 
 @pytest.mark.parametrize("args", [
     ["--help"], ["-h"], ["tour", "--help"], ["replay", "--help"],
-    ["demo", "--help"],
-    *([["capture", "--help"]] if HAVE_CAPTURE else []),
+    ["demo", "--help"], ["diff", "--help"], ["capture", "--help"],
 ])
 def test_help(args):
     r = run(*args)
@@ -280,10 +280,32 @@ def test_help(args):
     assert r.stdout.startswith("usage: python -m goalloc")
     assert r.stderr == ""
     if args[0] in ("--help", "-h"):
-        for cmd in ("tour", "replay", "demo"):
+        for cmd in ("tour", "replay", "diff", "capture", "demo", "--version"):
             assert cmd in r.stdout
-        if HAVE_CAPTURE:
-            assert "capture" in r.stdout
+    if args[0] == "capture":
+        # one argparse tree: the capture options are the subcommand's own
+        assert r.stdout.startswith("usage: python -m goalloc capture "
+                                   "[options] [--] CMD")
+        for option in ("--output", "--raw", "--procs", "--python-malloc",
+                       "--timeout", "--text"):
+            assert option in r.stdout
+
+
+def test_version():
+    r = run("--version")
+    assert r.returncode == 0 and r.stderr == ""
+    assert r.stdout.strip() == f"python -m goalloc {goalloc.__version__}"
+
+
+def test_capture_is_a_subcommand_of_the_one_parser():
+    """No words are handed around the parser: 'capture' is parsed by
+    build_parser() like every command."""
+    from goalloc.__main__ import build_parser
+    args = build_parser().parse_args(
+        ["capture", "-o", "x", "--procs", "3", "--", "ls", "-l"])
+    assert args.output == "x" and args.procs == 3
+    assert args.command[-2:] == ["ls", "-l"]
+    assert callable(args.func)
 
 
 def test_demo_still_works():
@@ -315,7 +337,7 @@ def test_bad_command_lines(args, words):
 def test_bad_options_found_late(tmp_path, trace_files):
     _, text, _ = trace_files
     r = run("replay", str(text), "--out", str(tmp_path / "tl.txt"))
-    assert_one_line_error(r, 2, ".csv or .json")
+    assert_one_line_error(r, 2, ".csv, .json or .npz")
     r = run("replay", str(text), "--procs", "1")
     assert_one_line_error(r, 2, "--procs", "2")
 
@@ -361,9 +383,110 @@ def test_bad_trace_contents(tmp_path):
     assert_one_line_error(r, 1, "op 0")
 
 
-@pytest.mark.skipif(not HAVE_CAPTURE, reason="no goalloc.capture")
 def test_capture_errors_are_one_line():
     r = run("capture", "--frobnicate")
     assert_one_line_error(r, 2, "--frobnicate")
     r = run("capture")
     assert_one_line_error(r, 2)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"),
+                    reason="the capture shim is Linux-only")
+def test_capture_through_the_command_line(tmp_path):
+    prog = "import sys; xs = [bytearray(n) for n in range(1, 3000, 7)]"
+    r = run("capture", "-o", str(tmp_path / "cap"), "--python-malloc",
+            "--procs", "2", "--", sys.executable, "-c", prog, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    made = [f for f in os.listdir(tmp_path) if f.startswith("cap.")]
+    assert made and all(f.endswith(".gatrace") for f in made)
+    assert any(str(tmp_path / f) in r.stdout for f in made)
+    t = Trace.load(tmp_path / made[0])
+    assert len(t) > 400
+    # the command's exit status is passed on
+    r = run("capture", "-o", str(tmp_path / "c2"), sys.executable, "-c",
+            "raise SystemExit(4)", cwd=tmp_path)
+    assert r.returncode == 4
+
+
+# ---- replay: the peak, --json, --snapshot; diff ---------------------------
+
+def test_replay_reports_the_peak(trace_files):
+    trace, _, binary = trace_files
+    with goalloc.Heap(backing="virtual", procs=2) as h:
+        tl = h.replay(trace, sample_every=20)
+    r = run("replay", str(binary), "--backing", "virtual")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    i = next(i for i, line in enumerate(lines) if line.startswith("peak"))
+    assert lines.index("final heap:") > i
+    peak = {line.split()[0]: line.split()[1] for line in lines[i + 2:i + 9]}
+    k = int(np.argmax(tl.heap_inuse))
+    assert peak["heap_inuse"] == f"{int(tl.heap_inuse[k]):,}"
+    assert f"{int(tl.op[k]) + 1:,}" in lines[i + 3]
+    assert peak["retained"] == \
+        f"{int((tl.heap_sys - tl.heap_released).max()):,}"
+    assert peak["live_objects"] == f"{int(tl.live_objects.max()):,}"
+    # the peak is not the end: this trace frees most of what it allocates
+    assert tl.heap_inuse.max() > tl.heap_inuse[-1]
+
+
+def test_replay_json(tmp_path, trace_files):
+    trace, text, _ = trace_files
+    with goalloc.Heap(backing="virtual", procs=2) as h:
+        tl = h.replay(trace, sample_every=100)
+        st = h.stats()
+        frag = h.fragmentation()
+    r = run("replay", str(text), "--backing", "virtual", "--json",
+            "--sample-every", "100", "--out", str(tmp_path / "tl.npz"),
+            "--snapshot", str(tmp_path / "s.json"))
+    assert r.returncode == 0, r.stderr
+    assert r.stderr == ""
+    doc = json.loads(r.stdout)          # nothing but the JSON on stdout
+    assert doc["ops"] == len(trace) and doc["procs"] == 2
+    assert doc["samples"] == len(tl) and doc["sample_every"] == 100
+    assert doc["peak"]["heap_alloc"] == {
+        "value": int(tl.heap_alloc.max()),
+        "after_ops": int(tl.op[int(np.argmax(tl.heap_alloc))]) + 1}
+    assert doc["peak"]["heap_sys"]["value"] == int(tl.heap_sys.max())
+    assert doc["final"] == st.scalars()
+    assert doc["fragmentation"]["span"] == frag.span
+    assert doc["outputs"] == {"timeline": str(tmp_path / "tl.npz"),
+                              "snapshot": str(tmp_path / "s.json")}
+    assert goalloc.Timeline.load(tmp_path / "tl.npz").equals(tl)
+    snap = goalloc.snapshot.load_json(tmp_path / "s.json")
+    assert snap["stats"]["heap_inuse"] == st.heap_inuse
+
+
+def test_diff_command(tmp_path, trace_files):
+    trace, text, _ = trace_files
+    trace[: len(trace) // 2].save(tmp_path / "half.trace")
+    for name, path in (("full", text), ("half", tmp_path / "half.trace")):
+        r = run("replay", str(path), "--backing", "virtual", "--procs", "2",
+                "--snapshot", str(tmp_path / f"{name}.json"))
+        assert r.returncode == 0, r.stderr
+    a, b = str(tmp_path / "half.json"), str(tmp_path / "full.json")
+    r = run("diff", a, b)
+    assert r.returncode == 0, r.stderr
+    expect = goalloc.snapshot.diff(goalloc.snapshot.load_json(a),
+                                   goalloc.snapshot.load_json(b))
+    assert expect
+    assert r.stdout == f"{a} -> {b}\n{expect}\n"
+    assert "heap_objects" in r.stdout and "size class" in r.stdout
+    r = run("diff", a, b, "--json")
+    assert json.loads(r.stdout) == json.loads(json.dumps(expect.to_dict()))
+    assert run("diff", a, b, "--exit-code").returncode == 1
+    same = run("diff", a, a, "--exit-code")
+    assert same.returncode == 0 and "no difference" in same.stdout
+
+
+def test_diff_errors(tmp_path, trace_files):
+    _, text, _ = trace_files
+    r = run("diff", str(tmp_path / "nope.json"), str(tmp_path / "x.json"))
+    assert_one_line_error(r, 1, "No such file", "nope.json")
+    r = run("diff", str(text), str(text))
+    assert_one_line_error(r, 1)
+    (tmp_path / "t.json").write_text('{"schema": "goalloc.timeline/1"}')
+    r = run("diff", str(tmp_path / "t.json"), str(tmp_path / "t.json"))
+    assert_one_line_error(r, 1, "not a goalloc snapshot")
+    r = run("diff", str(tmp_path / "t.json"))
+    assert_one_line_error(r, 2, "B")
