@@ -68,84 +68,30 @@ def _pct(x: float) -> str:
     return "n/a" if x != x else f"{100 * x:.1f}%"
 
 
-def terminal_columns(stream: Any) -> int:
-    """Columns of the terminal stream writes to: $COLUMNS when set (as
-    shutil.get_terminal_size), else the terminal's own width (of this
-    stream: stdout may be redirected while stderr is a terminal), else
-    80."""
-    try:
-        cols = int(os.environ.get("COLUMNS", ""))
-    except ValueError:
-        cols = 0
-    if cols <= 0:
-        try:
-            cols = os.get_terminal_size(stream.fileno()).columns
-        except (AttributeError, ValueError, OSError):
-            cols = 0
-    return cols if cols > 0 else 80
-
-
-class ProgressBar:
-    """A text progress bar on stderr, redrawn in place with \\r.
-
-    Called as Heap.replay's progress(done, total) callback.  Draws only
-    when enabled (by default: when stderr is a terminal).  Each line fits
-    the terminal, one column short of its width (a line that reaches the
-    last column wraps on many terminals, and every redraw would then leave
-    a line behind): the rate goes first, then the op counts, then the bar
-    (it shrinks from width down to MIN_BAR cells first).  The width is
-    read again at every redraw, so a resized terminal is followed."""
-
-    MIN_BAR = 10      # fewer cells than this: no bar
-    RATE_WIDTH = 14   # "123.45 M ops/s"
-
-    def __init__(self, label: str, enabled: bool | None = None,
-                 stream: TextIO | None = None, width: int = 30) -> None:
-        self.label = label
-        self.stream = sys.stderr if stream is None else stream
-        self.width = width
-        self.enabled = (self.stream.isatty() if enabled is None
-                        else enabled)
-        self.start = time.perf_counter()
-        self.drawn = False
-        self.last = 0  # length of the line drawn last
-
-    def line(self, done: int, total: int, columns: int) -> str:
-        """The line for done of total ops, at most columns - 1 long.  The
-        counts and the rate are padded to their widest, so that the bar
-        keeps its length through a run."""
-        room = max(1, columns - 1)
-        frac = done / total if total else 1.0
-        pct = f"{100 * frac:5.1f}%"
-        widest = f"{total:,}/{total:,} ops"
-        counts = f"{done:,}/{total:,} ops".rjust(len(widest))
-        rate = _rate(done, time.perf_counter() - self.start).rjust(
-            self.RATE_WIDTH)
-        for tail in (f" {pct}  {counts}  {rate}", f" {pct}  {counts}",
-                     f" {pct}"):
-            cells = min(self.width, room - len(self.label) - 3 - len(tail))
-            if cells >= min(self.MIN_BAR, self.width):
-                n = int(frac * cells)
-                return f"{self.label} [{'#' * n}{'.' * (cells - n)}]{tail}"
-        return f"{self.label} {pct}"[:room]
+class _NoBar:
+    """What progress_bar gives without tqdm: no bar."""
 
     def __call__(self, done: int, total: int) -> None:
-        if not self.enabled:
-            return
-        columns = terminal_columns(self.stream)
-        text = self.line(done, total, columns)
-        # blank out what a longer previous line left, within the terminal
-        pad = max(0, min(self.last, columns - 1) - len(text))
-        self.stream.write(f"\r{text}{' ' * pad}")
-        self.stream.flush()
-        self.last = len(text)
-        self.drawn = True
+        pass
 
     def close(self) -> None:
-        if self.drawn:
-            self.stream.write("\n")
-            self.stream.flush()
-            self.drawn = False
+        pass
+
+
+def progress_bar(label: str, enabled: bool | None,
+                 stream: TextIO | None = None) -> Any:
+    """A tqdm bar on stderr as Heap.replay's progress callback, drawn when
+    enabled (by default: when stderr is a terminal), with close().
+    Without tqdm: no bar, and a note on stderr when the bar was asked
+    for (--progress)."""
+    from ._progress import ReplayProgress
+
+    try:
+        return ReplayProgress(label, enabled, stream, what="--progress")
+    except ImportError as e:
+        if enabled:
+            print(f"goalloc: no progress bar: {e}", file=sys.stderr)
+        return _NoBar()
 
 
 def save_plots(heap: goalloc.Heap, timeline: Any, outdir: str,
@@ -334,7 +280,7 @@ def tour(args: argparse.Namespace) -> int:
         every = max(1, args.ops // 1000)
         print(f"   Replaying in C (Heap.replay, GIL released), a sample "
               f"every {every:,} ops:")
-        bar = ProgressBar("   replay", args.progress)
+        bar = progress_bar("   replay", args.progress)
         t0 = time.perf_counter()
         try:
             tl = h.replay(trace, sample_every=every, progress=bar)
@@ -435,7 +381,7 @@ def replay(args: argparse.Namespace) -> int:
         every = max(1, n // 1000)
     with goalloc.Heap(backing=args.backing, procs=procs) as h:
         info = h.info()
-        bar = ProgressBar("replay", args.progress)
+        bar = progress_bar("replay", args.progress)
         t0 = time.perf_counter()
         try:
             tl = h.replay(trace, sample_every=every, progress=bar)
@@ -612,8 +558,8 @@ def _add_common(p: argparse.ArgumentParser) -> None:
                         "simulated ('virtual'); default: os on Linux x86-64")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction,
                    default=None,
-                   help="draw a progress bar on stderr (default: when "
-                        "stderr is a terminal)")
+                   help="draw a progress bar (tqdm) on stderr (default: "
+                        "when stderr is a terminal)")
 
 
 def build_parser() -> argparse.ArgumentParser:

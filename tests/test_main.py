@@ -81,9 +81,11 @@ def test_tour_writes_its_pngs(tmp_path):
     assert "0x00c000000000" in text or os.environ.get("GOALLOC_ASAN")
     assert "heap_alloc" in text and "external" in text
     assert "verify(): every invariant holds" in text
-    # the progress bar: redrawn in place on stderr (text mode turns its
-    # \r into \n), up to 100%
-    assert r.stderr.count("replay [") > 10 and "100.0%" in r.stderr
+    # the progress bar (tqdm): drawn in place on stderr, up to 100%
+    lines = bar_lines(r.stderr)
+    assert lines[0].startswith("   replay:   0%")
+    assert lines[-1].startswith("   replay: 100%") and "20.0k/20.0k" in \
+        lines[-1]
     if HAVE_PLOTS:
         pngs = [line.strip() for line in text.splitlines()
                 if line.strip().endswith(".png")]
@@ -99,7 +101,7 @@ def test_tour_writes_its_pngs(tmp_path):
         assert "plots not written" in text
 
 
-# ---- the progress bar ------------------------------------------------
+# ---- the progress bar (tqdm) ---------------------------------------------
 
 def bar_lines(stream_text: str) -> list[str]:
     """What each redraw put on the line (split at the \\r of the
@@ -109,59 +111,43 @@ def bar_lines(stream_text: str) -> list[str]:
 
 def draw(bar, total=1_000_000, steps=(0, 1, 5000, 333_333, 999_999,
                                       1_000_000)):
-    bar.start -= 10           # a plausible rate (the draws take no time)
     for done in steps:
         bar(done, total)
     bar.close()
 
 
-@pytest.mark.parametrize("columns", [200, 100, 80, 60, 45, 30, 20, 12, 3])
-def test_progress_bar_fits_the_terminal(monkeypatch, columns):
-    """Each redraw fits in columns - 1 (the bar was about 90 wide: on an
-    80-column terminal every redraw wrapped and left a line behind)."""
-    from goalloc.__main__ import ProgressBar
-    monkeypatch.setenv("COLUMNS", str(columns))
+def test_progress_bar_is_tqdm_and_ends_at_100():
+    pytest.importorskip("tqdm")
+    from goalloc.__main__ import progress_bar
     out = io.StringIO()
-    draw(ProgressBar("   replay", True, out))
+    bar = progress_bar("   replay", True, out)
+    draw(bar)
     lines = bar_lines(out.getvalue())
-    assert len(lines) == 6
-    for line in lines:
-        assert len(line) <= columns - 1, (columns, line)
-    if columns >= 80:       # room for everything
-        assert "100.0%" in lines[-1] and "1,000,000/1,000,000 ops" in \
-            lines[-1] and "ops/s" in lines[-1]
-    if columns >= 100:      # and the bar at full width
-        assert "[" + "#" * 30 + "]" in lines[-1]
-    if columns >= 45:       # a bar, of one length throughout
-        assert len({line.index("]") for line in lines}) == 1
-        assert lines[0].count(".") >= 10 and "#" not in lines[0]
-    if columns >= 20:
-        assert "100.0%" in lines[-1]
-
-
-def test_progress_bar_width_unknown_is_79(monkeypatch):
-    from goalloc.__main__ import ProgressBar
-    monkeypatch.delenv("COLUMNS", raising=False)
-    out = io.StringIO()       # no terminal behind it
-    draw(ProgressBar("   replay", True, out))
-    lines = bar_lines(out.getvalue())
-    assert max(len(line) for line in lines) == 79
-    assert "ops/s" in lines[-1]
+    assert lines[0].startswith("   replay:   0%|")
+    assert lines[-1].startswith("   replay: 100%|")
+    assert "1.00M/1.00M" in lines[-1] and "ops/s" in lines[-1]
+    assert out.getvalue().endswith("\n")      # close() ends the line
+    off = io.StringIO()
+    draw(progress_bar("   replay", False, off))
+    assert off.getvalue() == ""
+    quiet = io.StringIO()           # by default: only on a terminal
+    draw(progress_bar("   replay", None, quiet))
+    assert quiet.getvalue() == ""
 
 
 def test_progress_bar_reads_the_width_of_its_own_terminal(monkeypatch):
     """A terminal of 50 columns behind stderr (a pty), COLUMNS unset, and
-    stdout not a terminal: the bar takes the pty's width."""
+    stdout not a terminal: the bar fits the pty's width (one column short:
+    a line reaching the last column wraps on many terminals), and follows
+    a resize."""
+    pytest.importorskip("tqdm")
     import fcntl
     import termios
 
-    from goalloc.__main__ import ProgressBar
+    from goalloc.__main__ import progress_bar
     monkeypatch.delenv("COLUMNS", raising=False)
     master, slave = os.openpty()
     try:
-        fcntl.ioctl(slave, termios.TIOCSWINSZ,
-                    struct.pack("HHHH", 24, 50, 0, 0))
-
         class Tty(io.StringIO):
             def fileno(self):
                 return slave
@@ -169,31 +155,67 @@ def test_progress_bar_reads_the_width_of_its_own_terminal(monkeypatch):
             def isatty(self):
                 return True
 
-        out = Tty()
-        bar = ProgressBar("   replay", None, out)
-        assert bar.enabled
-        draw(bar)
-        lines = bar_lines(out.getvalue())
-        assert max(len(line) for line in lines) == 49
-        # resized while drawing: the next redraws follow
-        fcntl.ioctl(slave, termios.TIOCSWINSZ,
-                    struct.pack("HHHH", 24, 30, 0, 0))
-        out.seek(0)
-        out.truncate()
-        draw(bar)
-        assert max(len(line) for line in bar_lines(out.getvalue())) <= 29
+        for columns in (120, 50, 30):
+            fcntl.ioctl(slave, termios.TIOCSWINSZ,
+                        struct.pack("HHHH", 24, columns, 0, 0))
+            out = Tty()
+            bar = progress_bar("   replay", None, out)
+            draw(bar)
+            lines = bar_lines(out.getvalue())
+            assert len(lines) >= 2, out.getvalue()
+            assert max(len(line) for line in lines) == columns - 1
     finally:
         os.close(master)
         os.close(slave)
 
 
+def test_progress_without_tqdm(monkeypatch, capsys):
+    """No tqdm: no bar, a note when one was asked for; progress=True in
+    the API says which extra to install, before anything runs."""
+    from goalloc.__main__ import progress_bar
+    monkeypatch.setitem(sys.modules, "tqdm", None)
+    monkeypatch.setitem(sys.modules, "tqdm.auto", None)
+    draw(progress_bar("replay", None))
+    assert capsys.readouterr().err == ""
+    draw(progress_bar("replay", True))
+    err = capsys.readouterr().err
+    assert "no progress bar" in err and "goalloc[progress]" in err
+    with goalloc.Heap(backing="virtual") as h:
+        with pytest.raises(ImportError, match=r"goalloc\[progress\]"):
+            h.replay(workloads.go_mix(1000, live=100, seed=1),
+                     progress=True)
+        assert h.stats().mallocs == 0
+
+
+def test_replay_progress_true_draws_a_tqdm_bar(capsys):
+    """progress=True: tqdm.auto's bar (text outside a notebook) on
+    stderr, closed when the replay ends; the callback API is unchanged."""
+    pytest.importorskip("tqdm")
+    trace = workloads.go_mix(20_000, live=1000, seed=1)
+    with goalloc.Heap(backing="virtual") as h:
+        tl = h.replay(trace, progress=True, sample_every=1000)
+    err = capsys.readouterr().err
+    assert "replay: 100%" in err and "20.0k/20.0k" in err
+    assert err.endswith("\n")
+    calls = []
+    with goalloc.Heap(backing="virtual") as h:
+        tl2 = h.replay(trace, progress=lambda d, n: calls.append((d, n)),
+                       sample_every=1000)
+        h3 = goalloc.Heap(backing="virtual")
+        tl3 = h3.replay(trace, progress=False, sample_every=1000)
+        h3.close()
+    assert calls[-1] == (20_000, 20_000) and len(calls) >= 100
+    assert tl.equals(tl2) and tl.equals(tl3)
+    assert capsys.readouterr().err == ""
+
+
 def test_tour_progress_bar_in_80_columns(tmp_path):
     r = run("tour", "--ops", "20000", "--live", "1000", "--outdir",
             str(tmp_path), "--progress", "--backing", "virtual",
-            env_extra={"COLUMNS": "80"})
+            env_extra={"COLUMNS": "80", "LINES": "24"})
     assert r.returncode == 0, r.stderr
     lines = bar_lines(r.stderr)
-    assert len(lines) > 10 and "100.0%" in lines[-1]
+    assert "100%" in lines[-1]
     assert max(len(line) for line in lines) <= 79
 
 
