@@ -12,6 +12,9 @@ Commands:
            the peak and the final state (as text, or JSON with --json);
            write the sampled timeline, a snapshot, plots.
   diff     what changed between two heap snapshots (goalloc.snapshot.diff).
+  report   replay traces and write one self-contained HTML report: the
+           figures, MemStats, fragmentation, size classes, and a comparison
+           of the runs (goalloc.report).
   capture  run a program under a malloc-capture shim and save what it
            allocated as trace files (goalloc.capture; Linux).
   demo     a short walk through mallocinit, a first allocation, heap
@@ -452,6 +455,66 @@ def replay(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---- report --------------------------------------------------------------
+
+def report(args: argparse.Namespace) -> int:
+    from .trace import ALLOC, Trace
+
+    os.environ.setdefault("MPLBACKEND", "Agg")  # files only, no display
+    import importlib.util
+
+    from . import report as report_module
+
+    missing = [m for m in ("matplotlib", "pandas")
+               if importlib.util.find_spec(m) is None]
+    if missing:
+        raise UsageError(f"report needs {' and '.join(missing)}, not "
+                         f"installed: pip install 'goalloc[report]'")
+    if not args.out.endswith((".html", ".htm")):
+        raise UsageError(f"-o {args.out!r}: the file name must end in "
+                         f".html")
+    releases = args.release or [None]
+    traces = {}
+    for path in args.files:
+        traces[path] = Trace.load(path)
+    stems = [os.path.splitext(os.path.basename(p))[0] or p for p in traces]
+    if len(set(stems)) < len(stems):
+        stems = list(traces)
+    runs: dict[str, Any] = {}
+    heaps = []
+    try:
+        for stem, trace in zip(stems, traces.values(), strict=True):
+            allocs = trace.kind == ALLOC
+            need = int(trace.p[allocs].max()) + 1 if allocs.any() else 1
+            procs = max(need, args.procs or 1)
+            if trace.nids > 4 * max(len(trace), 1 << 22):
+                trace, _ = trace.renumbered()
+            for release in releases:
+                label = stem if len(releases) == 1 else \
+                    f"{stem} {release}" if len(traces) > 1 else release
+                h = goalloc.Heap(backing=args.backing, procs=procs,
+                                 release=release)
+                heaps.append(h)
+                every = args.sample_every
+                if every is None:
+                    every = max(1, len(trace) // 1000)
+                bar = progress_bar(f"replay {label}", args.progress)
+                try:
+                    tl = h.replay(trace, sample_every=every, progress=bar)
+                finally:
+                    bar.close()
+                runs[label] = (h, tl)
+                print(f"{label}: {len(trace):,} ops replayed "
+                      f"({h.info().release}, {procs} P)")
+        out = report_module.write(args.out, runs, title=args.title)
+        print(f"report: {out} ({os.path.getsize(out):,} bytes, "
+              f"{len(runs)} run(s)); open it in a browser")
+    finally:
+        for h in heaps:
+            h.close()
+    return 0
+
+
 # ---- diff ----------------------------------------------------------------
 
 def diff(args: argparse.Namespace) -> int:
@@ -643,6 +706,34 @@ def build_parser() -> argparse.ArgumentParser:
                     help="exit with status 1 when the heaps differ (as "
                          "diff(1) does); default: 0 either way")
     df.set_defaults(func=diff)
+
+    rp = sub.add_parser(
+        "report", help="replay traces; write one self-contained HTML report",
+        description="Replay each trace on a fresh heap (under each "
+                    "--release) and write one HTML file that opens in a "
+                    "browser with no server and no network: the runs "
+                    "compared (goalloc.compare) and overlaid, and for each "
+                    "run its timeline, MemStats with each field's meaning "
+                    "and unit, fragmentation, per-size-class table and "
+                    "heap figures.  Needs goalloc[report].")
+    rp.add_argument("files", nargs="+", metavar="TRACE",
+                    help="trace files (.trace, .txt or .gatrace)")
+    rp.add_argument("-o", "--out", default="goalloc-report.html",
+                    metavar="PATH", help="the HTML file (default: "
+                                         "%(default)s)")
+    rp.add_argument("--release", action="append",
+                    choices=("go1.13.8", "go1.13.0"),
+                    help="replay under this release's page heap; repeat to "
+                         "compare releases (default: go1.13.8)")
+    rp.add_argument("--procs", type=_int_at_least(1), default=None,
+                    metavar="N", help="Ps of each heap (default: what the "
+                                      "trace uses)")
+    rp.add_argument("--sample-every", type=_int_at_least(0), default=None,
+                    metavar="N", help="sample every N ops (default: about "
+                                      "1000 samples)")
+    rp.add_argument("--title", default=None, help="the report's title")
+    _add_common(rp)
+    rp.set_defaults(func=report)
 
     c = sub.add_parser(
         "capture", help="run CMD under a malloc-capture shim; save traces",
