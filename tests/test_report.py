@@ -64,7 +64,7 @@ def test_self_contained(page):
 
 def test_the_report_says_what_the_heaps_say(runs, page):
     text = page.read_text(encoding="utf-8")
-    for r, (h, _) in runs.items():
+    for h, _ in runs.values():
         st = h.stats()
         assert f"{st.heap_inuse:,}" in text
         for name, _, doc in goalloc._core.MSTATS_FIELDS:
@@ -107,7 +107,7 @@ def test_report_command(tmp_path):
     assert ".html" in bad.stderr
 
 
-# ---- in a real browser -------------------------------------------------------
+# ---- in a real browser ------------------------------------------------------
 
 def _browser():
     """A selenium driver of Debian's headless chromium that resolves no
