@@ -43,6 +43,7 @@ except ModuleNotFoundError as _e:
         f"with 'pip install -e .' or 'python setup.py build_ext --inplace'",
         name=__name__) from None
 
+from . import snapshot  # goalloc.snapshot.diff, .export_json, ...
 from ._records import (
     SLOT_DROPPED,
     SLOT_FREE,
@@ -60,11 +61,13 @@ from ._records import (
     Span,
     SpanObjects,
 )
+from .comparison import compare
 from .fragmentation import Fragmentation
 from .heap import Heap
 from .sizeclasses import size_classes, size_to_class
 from .stats import MemStats
-from .timeline import Timeline
+from .tables import class_table, to_pandas
+from .timeline import Timeline, TimelineError
 from .trace import Trace, TraceError
 
 __version__ = "0.1.0"
@@ -77,7 +80,7 @@ __all__ = [
     "HeapCorruptionError", "HeapInfo",
     "InvalidFreeError", "MAX_SMALL_SIZE", "MemStats", "NUM_SIZE_CLASSES",
     "NUM_SPAN_CLASSES", "OutOfMemoryError", "PAGE_SIZE", "SizeClass", "Span",
-    "TINY_SIZE", "Timeline", "Trace", "TraceError", "WrongCollectorError",
-    "size_classes",
-    "size_to_class", "__version__",
+    "TINY_SIZE", "Timeline", "TimelineError", "Trace", "TraceError",
+    "WrongCollectorError", "class_table", "compare", "size_classes",
+    "snapshot", "size_to_class", "to_pandas", "__version__",
 ]

@@ -8,8 +8,13 @@ Commands:
   tour     the guided tour: mallocinit step by step (hints, the mheap, the
            134 mcentrals, m0's mcache), a Go-like workload replayed in C,
            MemStats, fragmentation, and plots written as PNG files.
-  replay   replay a trace file (text or binary) on a fresh heap; write the
-           sampled timeline as CSV or JSON, optionally plots.
+  replay   replay a trace file (text or binary) on a fresh heap; report
+           the peak and the final state (as text, or JSON with --json);
+           write the sampled timeline, a snapshot, plots.
+  diff     what changed between two heap snapshots (goalloc.snapshot.diff).
+  report   replay traces and write one self-contained HTML report: the
+           figures, MemStats, fragmentation, size classes, and a comparison
+           of the runs (goalloc.report).
   capture  run a program under a malloc-capture shim and save what it
            allocated as trace files (goalloc.capture; Linux).
   demo     a short walk through mallocinit, a first allocation, heap
@@ -22,6 +27,7 @@ traceback of unexpected errors.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -29,6 +35,7 @@ from collections.abc import Callable
 from typing import Any, NoReturn, TextIO
 
 import goalloc
+from goalloc import capture as _capture
 
 
 def prog_name() -> str:
@@ -64,96 +71,45 @@ def _pct(x: float) -> str:
     return "n/a" if x != x else f"{100 * x:.1f}%"
 
 
-def terminal_columns(stream: Any) -> int:
-    """Columns of the terminal stream writes to: $COLUMNS when set (as
-    shutil.get_terminal_size), else the terminal's own width (of this
-    stream: stdout may be redirected while stderr is a terminal), else
-    80."""
-    try:
-        cols = int(os.environ.get("COLUMNS", ""))
-    except ValueError:
-        cols = 0
-    if cols <= 0:
-        try:
-            cols = os.get_terminal_size(stream.fileno()).columns
-        except (AttributeError, ValueError, OSError):
-            cols = 0
-    return cols if cols > 0 else 80
-
-
-class ProgressBar:
-    """A text progress bar on stderr, redrawn in place with \\r.
-
-    Called as Heap.replay's progress(done, total) callback.  Draws only
-    when enabled (by default: when stderr is a terminal).  Each line fits
-    the terminal, one column short of its width (a line that reaches the
-    last column wraps on many terminals, and every redraw would then leave
-    a line behind): the rate goes first, then the op counts, then the bar
-    (it shrinks from width down to MIN_BAR cells first).  The width is
-    read again at every redraw, so a resized terminal is followed."""
-
-    MIN_BAR = 10      # fewer cells than this: no bar
-    RATE_WIDTH = 14   # "123.45 M ops/s"
-
-    def __init__(self, label: str, enabled: bool | None = None,
-                 stream: TextIO | None = None, width: int = 30) -> None:
-        self.label = label
-        self.stream = sys.stderr if stream is None else stream
-        self.width = width
-        self.enabled = (self.stream.isatty() if enabled is None
-                        else enabled)
-        self.start = time.perf_counter()
-        self.drawn = False
-        self.last = 0  # length of the line drawn last
-
-    def line(self, done: int, total: int, columns: int) -> str:
-        """The line for done of total ops, at most columns - 1 long.  The
-        counts and the rate are padded to their widest, so that the bar
-        keeps its length through a run."""
-        room = max(1, columns - 1)
-        frac = done / total if total else 1.0
-        pct = f"{100 * frac:5.1f}%"
-        widest = f"{total:,}/{total:,} ops"
-        counts = f"{done:,}/{total:,} ops".rjust(len(widest))
-        rate = _rate(done, time.perf_counter() - self.start).rjust(
-            self.RATE_WIDTH)
-        for tail in (f" {pct}  {counts}  {rate}", f" {pct}  {counts}",
-                     f" {pct}"):
-            cells = min(self.width, room - len(self.label) - 3 - len(tail))
-            if cells >= min(self.MIN_BAR, self.width):
-                n = int(frac * cells)
-                return f"{self.label} [{'#' * n}{'.' * (cells - n)}]{tail}"
-        return f"{self.label} {pct}"[:room]
+class _NoBar:
+    """What progress_bar gives without tqdm: no bar."""
 
     def __call__(self, done: int, total: int) -> None:
-        if not self.enabled:
-            return
-        columns = terminal_columns(self.stream)
-        text = self.line(done, total, columns)
-        # blank out what a longer previous line left, within the terminal
-        pad = max(0, min(self.last, columns - 1) - len(text))
-        self.stream.write(f"\r{text}{' ' * pad}")
-        self.stream.flush()
-        self.last = len(text)
-        self.drawn = True
+        pass
 
     def close(self) -> None:
-        if self.drawn:
-            self.stream.write("\n")
-            self.stream.flush()
-            self.drawn = False
+        pass
+
+
+def progress_bar(label: str, enabled: bool | None,
+                 stream: TextIO | None = None) -> Any:
+    """A tqdm bar on stderr as Heap.replay's progress callback, drawn when
+    enabled (by default: when stderr is a terminal), with close().
+    Without tqdm: no bar, and a note on stderr when the bar was asked
+    for (--progress)."""
+    from ._progress import ReplayProgress
+
+    try:
+        return ReplayProgress(label, enabled, stream, what="--progress")
+    except ImportError as e:
+        if enabled:
+            print(f"goalloc: no progress bar: {e}", file=sys.stderr)
+        return _NoBar()
 
 
 def save_plots(heap: goalloc.Heap, timeline: Any, outdir: str,
-               prefix: str, indent: str = "") -> list[str] | None:
-    """goalloc.plot.save_all, printing the paths; or a one-line note (and
-    None) when plotting is not available (no matplotlib, or no
-    goalloc.plot.save_all).  Other plotting errors propagate."""
+               prefix: str, indent: str = "",
+               quiet: bool = False) -> list[str] | None:
+    """goalloc.plot.save_all, printing the paths (unless quiet); or a
+    one-line note (on stderr when quiet) and None when plotting is not
+    available (no matplotlib, or no goalloc.plot.save_all).  Other
+    plotting errors propagate."""
     os.environ.setdefault("MPLBACKEND", "Agg")  # files only, no display
 
     def note(e: Exception) -> None:
         print(f"{indent}plots not written: {e} (pip install "
-              f"'goalloc[plot]' for matplotlib)")
+              f"'goalloc[plot]' for matplotlib)",
+              file=sys.stderr if quiet else sys.stdout)
 
     try:
         from goalloc import plot
@@ -169,6 +125,8 @@ def save_plots(heap: goalloc.Heap, timeline: Any, outdir: str,
     except ImportError as e:
         note(e)
         return None
+    if quiet:
+        return paths
     print(f"{indent}{len(paths)} PNG files in {time.perf_counter() - t0:.1f}"
           f" s:")
     for p in paths:
@@ -325,7 +283,7 @@ def tour(args: argparse.Namespace) -> int:
         every = max(1, args.ops // 1000)
         print(f"   Replaying in C (Heap.replay, GIL released), a sample "
               f"every {every:,} ops:")
-        bar = ProgressBar("   replay", args.progress)
+        bar = progress_bar("   replay", args.progress)
         t0 = time.perf_counter()
         try:
             tl = h.replay(trace, sample_every=every, progress=bar)
@@ -351,15 +309,55 @@ def tour(args: argparse.Namespace) -> int:
 
 # ---- replay --------------------------------------------------------------
 
+# What replay reports as peak and final: (name, Timeline column or
+# function of it, meaning).
+PEAK_ROWS: tuple[tuple[str, str], ...] = (
+    ("heap_sys", "heap address space mapped"),
+    ("heap_inuse", "bytes in in-use spans"),
+    ("heap_alloc", "bytes of live objects (size-class rounded)"),
+    ("retained", "heap_sys - heap_released: held from the OS"),
+    ("heap_released", "free bytes returned to the OS"),
+    ("live_objects", "live objects"),
+    ("requested_live", "bytes the live objects asked for"),
+)
+
+
+def _peaks(tl: Any) -> dict[str, dict[str, int]]:
+    """Each PEAK_ROWS series' highest sample and the ops applied then."""
+    import numpy as np
+
+    out = {}
+    for name, _ in PEAK_ROWS:
+        col = (tl.heap_sys - tl.heap_released if name == "retained"
+               else getattr(tl, name))
+        i = int(np.argmax(col))
+        out[name] = {"value": int(col[i]), "after_ops": int(tl.op[i]) + 1}
+    return out
+
+
+def _print_peaks(peaks: dict[str, dict[str, int]], nsamples: int,
+                 indent: str = "  ") -> None:
+    print(f"{indent}{'':14} {'peak':>16}  {'':10}  {'after ops':>11}  "
+          f"meaning")
+    for name, meaning in PEAK_ROWS:
+        p = peaks[name]
+        v = p["value"]
+        human = "" if name == "live_objects" else _bytes(v)
+        print(f"{indent}{name:14} {v:>16,}  {human:>10}  "
+              f"{p['after_ops']:>11,}  {meaning}")
+
+
 def replay(args: argparse.Namespace) -> int:
     import numpy as np
 
     from .trace import ALLOC, MAX_REPLAY_ID, Trace
 
     out = args.out
-    if out is not None and not out.endswith((".csv", ".json")):
-        raise UsageError(f"--out {out!r}: the file name must end in .csv "
-                         f"or .json")
+    if out is not None and not out.endswith((".csv", ".json", ".npz")):
+        raise UsageError(f"--out {out!r}: the file name must end in .csv, "
+                         f".json or .npz")
+    quiet = args.json
+    say: Callable[..., None] = (lambda *a, **k: None) if quiet else print
     t0 = time.perf_counter()
     trace = Trace.load(args.file)
     load_s = time.perf_counter() - t0
@@ -371,22 +369,22 @@ def replay(args: argparse.Namespace) -> int:
     if procs < need:
         raise UsageError(f"the trace allocates on P {need - 1}: --procs "
                          f"must be at least {need}")
-    print(f"{args.file}: {n:,} ops ({nalloc:,} allocs, {n - nalloc:,} "
-          f"frees), loaded in {load_s:.2f} s")
+    say(f"{args.file}: {n:,} ops ({nalloc:,} allocs, {n - nalloc:,} "
+        f"frees), loaded in {load_s:.2f} s")
     nids = trace.nids
     file_ids = None
     if nids > min(max(4 * n, 1 << 24), MAX_REPLAY_ID + 1):
         # Sparse ids (addresses, hashes): the replay keeps tables indexed
         # by id (9 bytes per id), so number them densely first.
         trace, file_ids = trace.renumbered()
-        print(f"  ids are sparse (largest {nids - 1:,}): renumbered "
-              f"0..{len(file_ids) - 1:,} for the replay")
+        say(f"  ids are sparse (largest {nids - 1:,}): renumbered "
+            f"0..{len(file_ids) - 1:,} for the replay")
     every = args.sample_every
     if every is None:
         every = max(1, n // 1000)
     with goalloc.Heap(backing=args.backing, procs=procs) as h:
         info = h.info()
-        bar = ProgressBar("replay", args.progress)
+        bar = progress_bar("replay", args.progress)
         t0 = time.perf_counter()
         try:
             tl = h.replay(trace, sample_every=every, progress=bar)
@@ -401,25 +399,137 @@ def replay(args: argparse.Namespace) -> int:
         finally:
             bar.close()
         dt = time.perf_counter() - t0
-        print(f"replayed on a {info.goos}/{info.goarch} heap ({info.backing}"
-              f" backing, {procs} P) in {dt:.3f} s: {_rate(n, dt)}; "
-              f"{len(tl)} samples"
-              f"{f' (every {every:,} ops)' if every else ''}")
+        say(f"replayed on a {info.goos}/{info.goarch} heap ({info.backing}"
+            f" backing, {procs} P) in {dt:.3f} s: {_rate(n, dt)}; "
+            f"{len(tl)} samples"
+            f"{f' (every {every:,} ops)' if every else ''}")
         st = h.stats()
-        print("final heap:")
-        _print_memstats(st)
-        print("fragmentation:")
-        _print_fragmentation(h.fragmentation())
+        frag = h.fragmentation()
+        peaks = _peaks(tl)
+        if not quiet:
+            print(f"peak (the highest of {len(tl)} samples; --sample-every "
+                  f"1 for every op):")
+            _print_peaks(peaks, len(tl))
+            print("final heap:")
+            _print_memstats(st)
+            print("fragmentation:")
+            _print_fragmentation(frag)
+        outputs: dict[str, Any] = {}
         if out is not None:
             tl.save(out)
-            kind = "CSV" if out.endswith(".csv") else "JSON"
-            print(f"timeline: {out} ({kind}"
-                  f", {len(tl)} rows)")
+            kind = {".csv": "CSV", ".npz": "NumPy"}.get(
+                os.path.splitext(out)[1], "JSON")
+            say(f"timeline: {out} ({kind}, {len(tl)} rows)")
+            outputs["timeline"] = out
+        if args.snapshot is not None:
+            from .snapshot import export_json
+
+            export_json(h, args.snapshot)
+            say(f"snapshot: {args.snapshot} (goalloc.snapshot/1)")
+            outputs["snapshot"] = args.snapshot
         if args.plots is not None:
             stem = os.path.splitext(os.path.basename(args.file))[0] or "trace"
-            print("plots:")
-            save_plots(h, tl, args.plots, stem, indent="  ")
+            say("plots:")
+            outputs["plots"] = save_plots(h, tl, args.plots, stem,
+                                          indent="  ", quiet=quiet)
+        if quiet:
+            doc = {
+                "file": args.file,
+                "ops": n, "allocs": nalloc, "frees": n - nalloc,
+                "renumbered": file_ids is not None,
+                "goos": info.goos, "goarch": info.goarch,
+                "backing": info.backing, "release": info.release,
+                "procs": procs,
+                "replay_seconds": dt,
+                "ops_per_second": n / dt if dt > 0 else None,
+                "samples": len(tl), "sample_every": every,
+                "peak": peaks,
+                "final": st.scalars(),
+                "fragmentation": {
+                    k: (None if isinstance(v, float) and v != v else v)
+                    for k, v in vars(frag).items()},
+                "outputs": outputs,
+            }
+            json.dump(doc, sys.stdout, indent=2, allow_nan=False)
+            sys.stdout.write("\n")
     return 0
+
+
+# ---- report --------------------------------------------------------------
+
+def report(args: argparse.Namespace) -> int:
+    from .trace import ALLOC, Trace
+
+    os.environ.setdefault("MPLBACKEND", "Agg")  # files only, no display
+    import importlib.util
+
+    from . import report as report_module
+
+    missing = [m for m in ("matplotlib", "pandas")
+               if importlib.util.find_spec(m) is None]
+    if missing:
+        raise UsageError(f"report needs {' and '.join(missing)}, not "
+                         f"installed: pip install 'goalloc[report]'")
+    if not args.out.endswith((".html", ".htm")):
+        raise UsageError(f"-o {args.out!r}: the file name must end in "
+                         f".html")
+    releases = args.release or [None]
+    traces = {}
+    for path in args.files:
+        traces[path] = Trace.load(path)
+    stems = [os.path.splitext(os.path.basename(p))[0] or p for p in traces]
+    if len(set(stems)) < len(stems):
+        stems = list(traces)
+    runs: dict[str, Any] = {}
+    heaps = []
+    try:
+        for stem, trace in zip(stems, traces.values(), strict=True):
+            allocs = trace.kind == ALLOC
+            need = int(trace.p[allocs].max()) + 1 if allocs.any() else 1
+            procs = max(need, args.procs or 1)
+            if trace.nids > 4 * max(len(trace), 1 << 22):
+                trace, _ = trace.renumbered()
+            for release in releases:
+                label = stem if len(releases) == 1 else \
+                    f"{stem} {release}" if len(traces) > 1 else release
+                h = goalloc.Heap(backing=args.backing, procs=procs,
+                                 release=release)
+                heaps.append(h)
+                every = args.sample_every
+                if every is None:
+                    every = max(1, len(trace) // 1000)
+                bar = progress_bar(f"replay {label}", args.progress)
+                try:
+                    tl = h.replay(trace, sample_every=every, progress=bar)
+                finally:
+                    bar.close()
+                runs[label] = (h, tl)
+                print(f"{label}: {len(trace):,} ops replayed "
+                      f"({h.info().release}, {procs} P)")
+        out = report_module.write(args.out, runs, title=args.title)
+        print(f"report: {out} ({os.path.getsize(out):,} bytes, "
+              f"{len(runs)} run(s)); open it in a browser")
+    finally:
+        for h in heaps:
+            h.close()
+    return 0
+
+
+# ---- diff ----------------------------------------------------------------
+
+def diff(args: argparse.Namespace) -> int:
+    from .snapshot import diff as snapshot_diff
+    from .snapshot import load_json
+
+    a, b = load_json(args.a), load_json(args.b)
+    d = snapshot_diff(a, b)
+    if args.json:
+        json.dump(d.to_dict(), sys.stdout, indent=2, allow_nan=False)
+        sys.stdout.write("\n")
+    else:
+        print(f"{args.a} -> {args.b}")
+        print(d)
+    return 1 if args.exit_code and d else 0
 
 
 # ---- demo ----------------------------------------------------------------
@@ -477,24 +587,6 @@ def demo(args: argparse.Namespace) -> int:
     return 0
 
 
-# ---- capture -------------------------------------------------------------
-
-def _capture_main() -> Callable[..., int] | None:
-    """goalloc.capture.main_capture, if this build has it."""
-    try:
-        from goalloc.capture import main_capture
-    except ImportError:
-        return None
-    return main_capture
-
-
-def _run_capture(capture: Callable[..., int], words: list[str]) -> int:
-    """main_capture(words), its command-line errors on one line like ours
-    ("goalloc: error: ..." instead of argparse's usage block)."""
-    return capture(words, prog=f"{prog_name()} capture",
-                   parser_class=_Parser)
-
-
 # ---- command line --------------------------------------------------------
 
 class UsageError(Exception):
@@ -529,14 +621,16 @@ def _add_common(p: argparse.ArgumentParser) -> None:
                         "simulated ('virtual'); default: os on Linux x86-64")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction,
                    default=None,
-                   help="draw a progress bar on stderr (default: when "
-                        "stderr is a terminal)")
+                   help="draw a progress bar (tqdm) on stderr (default: "
+                        "when stderr is a terminal)")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=prog_name(), description=__doc__.splitlines()[0],
                      epilog="Run '%(prog)s COMMAND --help' for a command's "
                             "options.")
+    parser.add_argument("--version", action="version",
+                        version=f"%(prog)s {goalloc.__version__}")
     sub = parser.add_subparsers(dest="command", required=True,
                                 metavar="COMMAND")
 
@@ -564,11 +658,13 @@ def build_parser() -> argparse.ArgumentParser:
     t.set_defaults(func=tour)
 
     r = sub.add_parser(
-        "replay", help="replay a trace file; write the timeline",
+        "replay", help="replay a trace file; report the peak and the end",
         description="Replay a trace file (goalloc text or binary format, "
-                    "see goalloc.trace) on a fresh heap in C, print the "
-                    "final MemStats, fragmentation and replay throughput, "
-                    "and write the sampled timeline.")
+                    "see goalloc.trace) on a fresh heap in C; print the "
+                    "replay throughput, the peak of the heap counters over "
+                    "the samples, the final MemStats and fragmentation (or "
+                    "all of it as JSON with --json); write the sampled "
+                    "timeline, the final heap's snapshot and plots.")
     r.add_argument("file", metavar="FILE", help="the trace (.trace, .txt or "
                                                 ".gatrace)")
     r.add_argument("--sample-every", type=_int_at_least(0), default=None,
@@ -576,8 +672,17 @@ def build_parser() -> argparse.ArgumentParser:
                                      "(0: only at the end; default: about "
                                      "1000 samples)")
     r.add_argument("--out", default=None, metavar="PATH",
-                   help="write the timeline: CSV if PATH ends in .csv, JSON "
-                        "if .json")
+                   help="write the timeline: CSV if PATH ends in .csv (the "
+                        "samples), JSON if .json, NumPy if .npz (both with "
+                        "every id's address; goalloc.Timeline.load reads "
+                        "all three)")
+    r.add_argument("--snapshot", default=None, metavar="PATH",
+                   help="write the final heap's snapshot as JSON (for "
+                        "'diff')")
+    r.add_argument("--json", action="store_true",
+                   help="print the report as one JSON document on stdout "
+                        "(peak, final MemStats, fragmentation, throughput) "
+                        "instead of text")
     r.add_argument("--plots", default=None, metavar="DIR",
                    help="save plots as PNG files in DIR")
     r.add_argument("--procs", type=_int_at_least(1), default=None,
@@ -586,12 +691,56 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(r)
     r.set_defaults(func=replay)
 
-    if _capture_main() is not None:
-        # Listed here for --help; main() hands the words after "capture"
-        # to goalloc.capture.main_capture, which parses them itself.
-        sub.add_parser("capture", add_help=False,
-                       help="run CMD under a malloc-capture shim; save "
-                            "traces (see 'capture --help')")
+    df = sub.add_parser(
+        "diff", help="what changed between two heap snapshots",
+        description="Compare two heap snapshots (goalloc.snapshot JSON "
+                    "files, e.g. from 'replay --snapshot'): the MemStats "
+                    "fields, in-use spans, pages and objects per size "
+                    "class, spans new, gone or changed, arenas, "
+                    "fragmentation.")
+    df.add_argument("a", metavar="A", help="the first snapshot")
+    df.add_argument("b", metavar="B", help="the second snapshot")
+    df.add_argument("--json", action="store_true",
+                    help="print the difference as JSON")
+    df.add_argument("--exit-code", action="store_true",
+                    help="exit with status 1 when the heaps differ (as "
+                         "diff(1) does); default: 0 either way")
+    df.set_defaults(func=diff)
+
+    rp = sub.add_parser(
+        "report", help="replay traces; write one self-contained HTML report",
+        description="Replay each trace on a fresh heap (under each "
+                    "--release) and write one HTML file that opens in a "
+                    "browser with no server and no network: the runs "
+                    "compared (goalloc.compare) and overlaid, and for each "
+                    "run its timeline, MemStats with each field's meaning "
+                    "and unit, fragmentation, per-size-class table and "
+                    "heap figures.  Needs goalloc[report].")
+    rp.add_argument("files", nargs="+", metavar="TRACE",
+                    help="trace files (.trace, .txt or .gatrace)")
+    rp.add_argument("-o", "--out", default="goalloc-report.html",
+                    metavar="PATH", help="the HTML file (default: "
+                                         "%(default)s)")
+    rp.add_argument("--release", action="append",
+                    choices=("go1.13.8", "go1.13.0"),
+                    help="replay under this release's page heap; repeat to "
+                         "compare releases (default: go1.13.8)")
+    rp.add_argument("--procs", type=_int_at_least(1), default=None,
+                    metavar="N", help="Ps of each heap (default: what the "
+                                      "trace uses)")
+    rp.add_argument("--sample-every", type=_int_at_least(0), default=None,
+                    metavar="N", help="sample every N ops (default: about "
+                                      "1000 samples)")
+    rp.add_argument("--title", default=None, help="the report's title")
+    _add_common(rp)
+    rp.set_defaults(func=report)
+
+    c = sub.add_parser(
+        "capture", help="run CMD under a malloc-capture shim; save traces",
+        description=_capture.CAPTURE_DESCRIPTION,
+        usage="%(prog)s [options] [--] CMD [ARGS...]")
+    _capture.add_capture_arguments(c)
+    c.set_defaults(func=lambda args: _capture.run_capture(args, c))
 
     d = sub.add_parser("demo", help="a short walk through mallocinit",
                        description="mallocinit, the arena hints, a first "
@@ -614,18 +763,9 @@ def _fail(message: str, status: int = 1) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    capture = _capture_main()
-    if capture is not None and argv[:1] == ["capture"]:
-        def run() -> int:
-            assert capture is not None
-            return _run_capture(capture, argv[1:])
-    else:
-        args = build_parser().parse_args(argv)
-
-        def run() -> int:
-            return int(args.func(args))
+    args = build_parser().parse_args(argv)
     try:
-        return int(run())
+        return int(args.func(args))
     except UsageError as e:
         return _fail(str(e), 2)
     except KeyboardInterrupt:

@@ -372,6 +372,33 @@ def read_capture(path: PathLike, procs: int = 1,
 
 # ---- command line -----------------------------------------------------------
 
+def add_capture_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options and the command of ``goalloc capture`` (see
+    main_capture), added to parser: ``python -m goalloc`` adds them to
+    its capture subcommand, main_capture to a parser of its own."""
+    parser.add_argument("-o", "--output", default="capture", metavar="BASE",
+                        help="write traces to BASE.<pid>[.<n>].gatrace "
+                             "(default: capture)")
+    parser.add_argument("--raw", metavar="PREFIX",
+                        help="keep the raw capture files as PREFIX.<pid>")
+    parser.add_argument("--procs", type=int, default=1,
+                        help="spread threads over N Ps (default: 1)")
+    parser.add_argument("--noscan", action="store_true",
+                        help="mark every allocation noscan")
+    parser.add_argument("--python-malloc", action="store_true",
+                        help="set PYTHONMALLOC=malloc for a Python command")
+    parser.add_argument("--timeout", type=float,
+                        help="kill the command after this many seconds")
+    parser.add_argument("--text", action="store_true",
+                        help="write text traces (.trace) instead of binary")
+    parser.add_argument("command", nargs=argparse.REMAINDER,
+                        help="the command to run, after --")
+
+
+CAPTURE_DESCRIPTION = ("Run a command under goalloc's malloc-capture shim "
+                       "and convert what it allocated into goalloc traces.")
+
+
 def main_capture(args: Sequence[str] | None = None,
                  prog: str = "goalloc capture", *,
                  parser_class: type[argparse.ArgumentParser] =
@@ -398,31 +425,20 @@ def main_capture(args: Sequence[str] | None = None,
     --text              write text traces instead of binary
 
     prog: the command's name in usage lines and errors; parser_class: the
-    argparse parser to use (``python -m goalloc`` passes its own, whose
-    errors are one line).
+    argparse parser to use.  (``python -m goalloc capture`` is a
+    subcommand of goalloc's own parser: add_capture_arguments and
+    run_capture.)
     """
-    parser = parser_class(
-        prog=prog,
-        description="Run a command under goalloc's malloc-capture shim and "
-                    "convert what it allocated into goalloc traces.")
-    parser.add_argument("-o", "--output", default="capture", metavar="BASE",
-                        help="write traces to BASE.<pid>[.<n>].gatrace "
-                             "(default: capture)")
-    parser.add_argument("--raw", metavar="PREFIX",
-                        help="keep the raw capture files as PREFIX.<pid>")
-    parser.add_argument("--procs", type=int, default=1,
-                        help="spread threads over N Ps (default: 1)")
-    parser.add_argument("--noscan", action="store_true",
-                        help="mark every allocation noscan")
-    parser.add_argument("--python-malloc", action="store_true",
-                        help="set PYTHONMALLOC=malloc for a Python command")
-    parser.add_argument("--timeout", type=float,
-                        help="kill the command after this many seconds")
-    parser.add_argument("--text", action="store_true",
-                        help="write text traces (.trace) instead of binary")
-    parser.add_argument("command", nargs=argparse.REMAINDER,
-                        help="the command to run, after --")
+    parser = parser_class(prog=prog, description=CAPTURE_DESCRIPTION)
+    add_capture_arguments(parser)
     ns = parser.parse_args(list(sys.argv[1:] if args is None else args))
+    return run_capture(ns, parser)
+
+
+def run_capture(ns: argparse.Namespace,
+                parser: argparse.ArgumentParser) -> int:
+    """Run what add_capture_arguments parsed into ns (parser reports a bad
+    command line)."""
     cmd = list(ns.command)
     if cmd and cmd[0] == "--":
         cmd = cmd[1:]

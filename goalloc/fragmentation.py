@@ -28,13 +28,30 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from . import _core
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 METRICS = ("internal", "span", "page", "external", "overhead")
+
+# What each metric measures, in bytes and as a ratio (the module doc).
+MEANINGS = {
+    "internal": "size-class rounding and tiny-block slack: heap_alloc - "
+                "requested, / heap_alloc",
+    "span": "free slots and tails of in-use spans: heap_inuse - "
+            "heap_alloc, / heap_inuse",
+    "page": "free pages kept from the OS: heap_idle - heap_released, "
+            "/ heap_sys",
+    "external": "free memory outside the largest free span: heap_idle - "
+                "largest_free, / heap_idle",
+    "overhead": "address space per requested live byte: heap_sys / "
+                "requested",
+}
 
 
 def _ratio(num: Any, den: Any, empty: float = 0.0) -> Any:
@@ -109,3 +126,19 @@ class Fragmentation:
             requested_live=int(requested),
             heap_alloc=int(heap_alloc),
         )
+
+    def to_pandas(self) -> pd.DataFrame:
+        """One row per metric (internal, span, page, external, overhead):
+        its ratio, its bytes (none for overhead, a ratio of two sizes)
+        and what it measures.  Needs pandas."""
+        from ._pandas import pandas
+
+        pd_ = pandas("Fragmentation.to_pandas")
+        ratios = [getattr(self, m) for m in METRICS]
+        nbytes = [getattr(self, f"{m}_bytes") for m in METRICS[:-1]]
+        df: pd.DataFrame = pd_.DataFrame(
+            {"ratio": ratios,
+             "bytes": pd_.array([*nbytes, None], dtype="Int64"),
+             "meaning": [MEANINGS[m] for m in METRICS]},
+            index=pd_.Index(list(METRICS), name="metric"))
+        return df

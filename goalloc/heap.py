@@ -167,7 +167,7 @@ class Heap(_core.Heap):
         self._free_many(col, bad)
 
     def replay(self, trace: Trace, sample_every: int = 0,
-               progress: Callable[[int, int], None] | None = None,
+               progress: Callable[[int, int], None] | bool | None = None,
                chunk: int = 0) -> Timeline:
         """Apply every op of trace in C, the GIL released, and return the
         Timeline: the counters every sample_every ops (and after the last
@@ -177,7 +177,9 @@ class Heap(_core.Heap):
         ValueError otherwise, before anything runs).
         progress(done, total) is called between chunks of ops (chunk ops
         each; 100 chunks by default when progress is given; a
-        non-callable progress is a TypeError before anything runs).  The
+        non-callable progress is a TypeError before anything runs).
+        progress=True draws a tqdm bar (tqdm.auto: a widget in a
+        notebook, text on stderr elsewhere; extra goalloc[progress]).  The
         heap stays busy from the first op to the last, progress calls
         included: any other call on it, from another thread or from
         progress itself, raises HeapBusyError.  An exception progress

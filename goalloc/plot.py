@@ -4,6 +4,12 @@ Every function returns a ``matplotlib.figure.Figure`` built without
 pyplot: no backend is selected, no global figure registry is touched and
 nothing is shown, so the functions are safe in scripts, servers, tests
 and notebooks alike (a notebook displays a returned Figure itself).
+Every function also takes ``ax=``: a matplotlib Axes to draw into (a
+panel of your own figure, pyplot's included); it then returns that
+Axes' figure, and a plot of several panels draws its main one only (each
+function says which).  ``timeline`` and ``fragmentation_timeline`` take
+one Timeline or several, overlaid: ``timeline([a, b], labels=["a",
+"b"])`` or ``timeline({"a": a, "b": b})``.
 matplotlib is imported inside the functions; ``import goalloc`` never
 needs it.
 
@@ -18,7 +24,8 @@ page_map(heap)             every mapped page coloured by its span's state,
 address_space(heap)        the arena hints and the mapped arenas on a log
                            address axis, plus a linear close-up of each run
                            of contiguous arenas
-timeline(tl)               heap counters against the ops of a replay
+timeline(tl)               heap counters against the ops of a replay (or
+                           several replays overlaid)
 fragmentation_timeline(tl) the five fragmentation metrics against the ops
 save_all(heap, tl)         all of the above as PNG files
 =========================  ===================================================
@@ -26,7 +33,7 @@ save_all(heap, tl)         all of the above as PNG files
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -48,6 +55,9 @@ if TYPE_CHECKING:
 
     from .heap import Heap
     from .timeline import Timeline
+
+    # One Timeline, several, or several by label.
+    Timelines = Timeline | Sequence[Timeline] | Mapping[str, Timeline]
 
 __all__ = ["size_class_waste", "span_occupancy", "page_map", "address_space",
            "timeline", "fragmentation_timeline", "save_all"]
@@ -84,6 +94,25 @@ def _figure(width: float, height: float) -> Figure:
     return Figure(figsize=(width, height), layout="constrained")
 
 
+def _root(ax: Axes) -> Figure:
+    """The Figure an Axes is drawn on (through any SubFigures)."""
+    from matplotlib.figure import Figure
+
+    fig: Any = ax.figure
+    while not isinstance(fig, Figure):
+        fig = fig.figure
+    return fig
+
+
+def _single(ax: Axes | None, width: float,
+            height: float) -> tuple[Figure, Axes]:
+    """ax and its figure, or a new figure of that size with one Axes."""
+    if ax is not None:
+        return _root(ax), ax
+    fig = _figure(width, height)
+    return fig, fig.add_subplot()
+
+
 def _note(ax: Axes, text: str) -> None:
     """Centre a message on an axes that has nothing else to show."""
     ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center",
@@ -97,7 +126,8 @@ def _mib(n: float) -> str:
 # ---- size classes -----------------------------------------------------------
 
 
-def size_class_waste(heap: Heap | None = None) -> Figure:
+def size_class_waste(heap: Heap | None = None, *,
+                     ax: Axes | None = None) -> Figure:
     """Waste per size class: Go 1.13's static worst case (sizeclasses.go's
     "max waste" and "tail waste" columns) and, given a heap, the internal
     waste its live small objects actually have.
@@ -115,8 +145,7 @@ def size_class_waste(heap: Heap | None = None) -> Figure:
     span_bytes = np.array([r.npages for r in rows]) * _core.PAGE_SIZE
     tail = np.array([r.tail_waste for r in rows]) / span_bytes * 100
 
-    fig = _figure(11, 5)
-    ax = fig.add_subplot()
+    fig, ax = _single(ax, 11, 5)
     ax.bar(cls, max_waste, width=0.8, color="#9ecae1",
            label="max waste: objects 1 B over the previous class + tail")
     ax.plot(cls, tail, "o-", color="#3182bd", ms=3, lw=1,
@@ -160,17 +189,22 @@ def size_class_waste(heap: Heap | None = None) -> Figure:
     return fig
 
 
-def span_occupancy(heap: Heap) -> Figure:
+def span_occupancy(heap: Heap, *, ax: Axes | None = None) -> Figure:
     """In-use small spans per size class and how full each is: one dot per
     span at alloc_count / nelems (Go's mspan.allocCount over nelems), the
-    mean as a bar, and the number of spans per class below."""
+    mean as a bar, and the number of spans per class below (not drawn
+    when ax is given: only the occupancy panel is)."""
     spans = heap.span_array()
     inuse = spans[(spans["state"] == _SPAN_INUSE) & (spans["sizeclass"] > 0)]
     nlarge = int(np.count_nonzero((spans["state"] == _SPAN_INUSE)
                                   & (spans["sizeclass"] == 0)))
 
-    fig = _figure(11, 6)
-    ax, axn = fig.subplots(2, 1, sharex=True, height_ratios=[2, 1])
+    axn: Axes | None
+    if ax is None:
+        fig = _figure(11, 6)
+        ax, axn = fig.subplots(2, 1, sharex=True, height_ratios=[2, 1])
+    else:
+        fig, axn = _root(ax), None
     ax.set_title(f"In-use small spans: {len(inuse):,} "
                  f"(plus {nlarge:,} large-object spans)")
     if len(inuse) == 0:
@@ -186,27 +220,31 @@ def span_occupancy(heap: Heap) -> Figure:
         have = np.flatnonzero(n)
         ax.bar(have, total[have] / n[have], width=0.8, color="#fd8d3c",
                alpha=0.35, label="mean occupancy", zorder=0)
-        noscan = inuse["noscan"].astype(bool)
-        ns = np.bincount(sc[noscan], minlength=_SMALL_CLASSES + 1)
-        sc_ = np.bincount(sc[~noscan], minlength=_SMALL_CLASSES + 1)
-        cls = np.arange(_SMALL_CLASSES + 1)
-        axn.bar(cls, sc_, width=0.8, color="#6baed6", label="scan")
-        axn.bar(cls, ns, width=0.8, bottom=sc_, color="#fdae6b",
-                label="noscan")
-        axn.legend(loc="upper right", fontsize=8)
+        if axn is not None:
+            noscan = inuse["noscan"].astype(bool)
+            ns = np.bincount(sc[noscan], minlength=_SMALL_CLASSES + 1)
+            sc_ = np.bincount(sc[~noscan], minlength=_SMALL_CLASSES + 1)
+            cls = np.arange(_SMALL_CLASSES + 1)
+            axn.bar(cls, sc_, width=0.8, color="#6baed6", label="scan")
+            axn.bar(cls, ns, width=0.8, bottom=sc_, color="#fdae6b",
+                    label="noscan")
+            axn.legend(loc="upper right", fontsize=8)
         ax.legend(loc="lower right", fontsize=8)
     ax.set_ylim(-3, 103)
     ax.set_ylabel("occupancy (% of slots)")
-    axn.set_ylabel("spans")
-    axn.set_xlabel("size class")
-    axn.set_xlim(0.3, _SMALL_CLASSES + 0.7)
+    bottom = ax if axn is None else axn
+    if axn is not None:
+        axn.set_ylabel("spans")
+    bottom.set_xlabel("size class")
+    bottom.set_xlim(0.3, _SMALL_CLASSES + 0.7)
     return fig
 
 
 # ---- pages and addresses ----------------------------------------------------
 
 
-def page_map(heap: Heap, width: int = 512) -> Figure:
+def page_map(heap: Heap, width: int = 512, *,
+             ax: Axes | None = None) -> Figure:
     """Every page of every mapped arena, coloured by state: in use by a
     small span (coloured by size class), by a large object, free and
     retained, free and released (scavenged), or manual.
@@ -226,8 +264,7 @@ def page_map(heap: Heap, width: int = 512) -> Figure:
     narenas = len(pages) // per_arena
 
     if narenas == 0:
-        fig = _figure(10, 3)
-        ax = fig.add_subplot()
+        fig, ax = _single(ax, 10, 3)
         _note(ax, "no arena mapped yet: mallocinit only made the hints; "
                   "the first allocation grows the heap")
         ax.set_axis_off()
@@ -255,8 +292,8 @@ def page_map(heap: Heap, width: int = 512) -> Figure:
     cmap = ListedColormap(colours)
 
     nrows = index.shape[0]
-    fig = _figure(11, float(min(9.0, 2.6 + nrows * 0.04)))
-    ax = fig.add_subplot()
+    own = ax is None
+    fig, ax = _single(ax, 11, float(min(9.0, 2.6 + nrows * 0.04)))
     ax.imshow(index, cmap=cmap, vmin=-0.5, vmax=len(colours) - 0.5,
               interpolation="nearest", aspect="auto")
     step = max(1, -(-narenas // 16))
@@ -280,8 +317,12 @@ def page_map(heap: Heap, width: int = 512) -> Figure:
     handles = [Patch(facecolor=_STATE_COLOURS[c], edgecolor="#888888",
                      label=f"{_STATE_NAMES[c]} ({counts[c]:,})")
                for c in (PAGE_LARGE, PAGE_FREE, PAGE_RELEASED, PAGE_MANUAL)]
-    fig.legend(handles=handles, loc="outside lower center", ncol=4,
-               fontsize=8)
+    if own:
+        fig.legend(handles=handles, loc="outside lower center", ncol=4,
+                   fontsize=8)
+    else:  # a figure of the caller's may have no constrained layout
+        ax.legend(handles=handles, loc="lower right", fontsize=7,
+                  framealpha=0.9)
     bar = fig.colorbar(ScalarMappable(Normalize(0.5, _SMALL_CLASSES + 0.5),
                                       colormaps[_CLASS_CMAP]),
                        ax=ax, fraction=0.04, pad=0.01)
@@ -300,12 +341,14 @@ def _runs(bases: Sequence[int], size: int) -> list[tuple[int, int]]:
     return out
 
 
-def address_space(heap: Heap, max_runs: int = 4) -> Figure:
+def address_space(heap: Heap, max_runs: int = 4, *,
+                  ax: Axes | None = None) -> Figure:
     """The heap's address space as ``mallocinit`` and ``sysAlloc`` shape it:
     every arena hint (runtime.arenaHint; up or down, at its position in
     the list, head first) and every mapped arena on a log address axis,
     then a linear close-up of each run of contiguous arenas (up to
-    max_runs) with the hints that fall inside it."""
+    max_runs) with the hints that fall inside it (not drawn when ax is
+    given: only the log-axis overview is)."""
     from matplotlib.ticker import (
         FuncFormatter,
         LogLocator,
@@ -318,15 +361,18 @@ def address_space(heap: Heap, max_runs: int = 4) -> Figure:
     arenas = heap.arenas()
     size = info.heap_arena_bytes
     runs = _runs([a.base for a in arenas], size)
-    shown = runs[:max_runs]
+    shown = runs[:max_runs] if ax is None else []
 
-    fig = _figure(11, 7 if shown else 4.5)
-    if shown:
+    zooms: list[Axes]
+    if ax is not None:
+        fig, zooms = _root(ax), []
+    elif shown:
+        fig = _figure(11, 7)
         grid = fig.add_gridspec(2, len(shown), height_ratios=[3, 2])
         ax = fig.add_subplot(grid[0, :])
         zooms = [fig.add_subplot(grid[1, i]) for i in range(len(shown))]
     else:
-        ax = fig.add_subplot()
+        fig, ax = _single(None, 11, 4.5)
         zooms = []
 
     up = [(h.addr, i) for i, h in enumerate(hints) if not h.down]
@@ -378,7 +424,7 @@ def address_space(heap: Heap, max_runs: int = 4) -> Figure:
 
     for z, (start, end) in zip(zooms, shown, strict=True):
         _run_closeup(z, start, end, size, arenas, hints)
-    if len(runs) > len(shown):
+    if zooms and len(runs) > len(shown):
         fig.text(0.99, 0.01, f"{len(runs) - len(shown)} more run(s) of "
                  "arenas not shown", ha="right", fontsize=8)
     return fig
@@ -421,28 +467,71 @@ def _ops(tl: Timeline) -> np.ndarray:
     return np.asarray(tl.op, dtype=np.int64) + 1
 
 
-def _timeline_figure(tl: Timeline, metrics: Sequence[str]) -> Figure:
-    cols = tl.columns()
-    unknown = [m for m in metrics if m not in cols or m == "op"]
+def _runs_of(tl: Timelines,
+             labels: Sequence[str] | None) -> list[tuple[str, Timeline]]:
+    """(label, Timeline) for one Timeline, a sequence or a mapping."""
+    from .timeline import Timeline
+
+    if isinstance(tl, Timeline):
+        items: list[Timeline] = [tl]
+        names: list[str] = [""]
+    elif isinstance(tl, Mapping):
+        names, items = [str(k) for k in tl], list(tl.values())
+    elif isinstance(tl, Sequence) and not isinstance(tl, str | bytes):
+        items = list(tl)
+        names = [f"run {i}" for i in range(len(items))]
+    else:
+        raise TypeError(f"a Timeline, a list of Timelines or a dict of "
+                        f"them expected, not {type(tl).__name__}")
+    if not items:
+        raise ValueError("no Timeline to plot")
+    bad = next((x for x in items if not isinstance(x, Timeline)), None)
+    if bad is not None:
+        raise TypeError(f"a Timeline expected, not {type(bad).__name__}")
+    if labels is not None:
+        labels = [str(x) for x in labels]
+        if len(labels) != len(items):
+            raise ValueError(f"{len(labels)} labels for {len(items)} "
+                             f"Timelines")
+        names = labels
+    return list(zip(names, items, strict=True))
+
+
+def _timeline_figure(runs: list[tuple[str, Timeline]],
+                     metrics: Sequence[str], ax: Axes | None) -> Figure:
+    cols0 = runs[0][1].columns()
+    unknown = [m for m in metrics if m not in cols0 or m == "op"]
     if unknown:
         raise ValueError(f"unknown timeline column(s) {unknown}; choose from "
-                         f"{[c for c in cols if c != 'op']}")
-    x = _ops(tl)
-    fig = _figure(10, 4.5)
-    ax = fig.add_subplot()
+                         f"{[c for c in cols0 if c != 'op']}")
+    fig, ax = _single(ax, 10, 4.5)
     other: Axes | None = None
-    for m in metrics:
-        y = np.asarray(cols[m], dtype=np.float64)
-        if m in _BYTE_COLUMNS:
-            ax.plot(x, y / MiB, label=m, lw=1.3)
-        else:
-            if other is None:
-                other = ax.twinx()
-            other.plot(x, y, label=m, lw=1.3, ls="--",
-                       color=f"C{len(ax.lines) + len(other.lines)}")
+    styles = ("-", "--", ":", "-.")
+    for r, (label, tl) in enumerate(runs):
+        cols = tl.columns()
+        x = _ops(tl)
+        for j, m in enumerate(metrics):
+            y = np.asarray(cols[m], dtype=np.float64)
+            name = f"{label}: {m}" if len(runs) > 1 else m
+            if m in _BYTE_COLUMNS:
+                colour = f"C{r}" if len(runs) > 1 else f"C{j}"
+                ax.plot(x, y / MiB, label=name, lw=1.3, color=colour,
+                        ls=styles[j % len(styles)] if len(runs) > 1
+                        else "-")
+            else:
+                if other is None:
+                    other = ax.twinx()
+                colour = f"C{r}" if len(runs) > 1 else f"C{j}"
+                other.plot(x, y, label=name, lw=1.3, ls="--", color=colour)
     ax.set_xlabel("ops applied")
     ax.set_ylabel("MiB")
-    ax.set_title(f"Heap counters over {tl.nops:,} ops ({len(tl)} samples)")
+    if len(runs) == 1:
+        tl = runs[0][1]
+        ax.set_title(f"Heap counters over {tl.nops:,} ops ({len(tl)} "
+                     f"samples)")
+    else:
+        ax.set_title(f"Heap counters of {len(runs)} runs: "
+                     f"{', '.join(label for label, _ in runs)}")
     ax.grid(alpha=0.3)
     handles, labels = ax.get_legend_handles_labels()
     if other is not None:
@@ -450,50 +539,93 @@ def _timeline_figure(tl: Timeline, metrics: Sequence[str]) -> Figure:
         handles, labels = handles + h2, labels + l2
         other.set_ylabel("count / ratio")
     if handles:
-        ax.legend(handles, labels, loc="upper left", fontsize=8)
+        ax.legend(handles, labels, loc="upper left", fontsize=8,
+                  ncol=2 if len(handles) > 6 else 1)
     return fig
 
 
-def timeline(tl: Timeline, metrics: Sequence[str] = (
-        "heap_alloc", "heap_inuse", "heap_idle", "heap_released",
-        "heap_sys")) -> Figure:
+_COUNTERS = ("heap_alloc", "heap_inuse", "heap_idle", "heap_released",
+             "heap_sys")
+_OVERLAY_COUNTERS = ("heap_alloc", "heap_inuse", "heap_sys")
+
+
+def timeline(tl: Timelines, metrics: Sequence[str] | None = None, *,
+             labels: Sequence[str] | None = None,
+             ax: Axes | None = None) -> Figure:
     """Go's MemStats heap counters (or any Timeline column, see
     Timeline.columns) against the ops of a replay; byte counts in MiB on
-    the left axis, other columns on a right axis."""
-    return _timeline_figure(tl, metrics)
+    the left axis, other columns on a right axis.
+
+    tl: a Timeline, or several to overlay (a list, with labels= naming
+    them, or a dict {label: Timeline}): each run gets a colour and each
+    metric a line style.  metrics: by default heap_alloc, heap_inuse,
+    heap_idle, heap_released and heap_sys for one run, heap_alloc,
+    heap_inuse and heap_sys for several."""
+    runs = _runs_of(tl, labels)
+    if metrics is None:
+        metrics = _COUNTERS if len(runs) == 1 else _OVERLAY_COUNTERS
+    return _timeline_figure(runs, metrics, ax)
 
 
-def fragmentation_timeline(tl: Timeline) -> Figure:
+def fragmentation_timeline(tl: Timelines, *,
+                           labels: Sequence[str] | None = None,
+                           ax: Axes | None = None) -> Figure:
     """The fragmentation metrics of goalloc.fragmentation against the ops
     of a replay: internal, span, page and external as percentages, and
-    overhead (heap_sys / requested_live) on a log axis below."""
-    x = _ops(tl)
-    fig = _figure(10, 6)
-    ax, axo = fig.subplots(2, 1, sharex=True, height_ratios=[2, 1])
-    for m in METRICS:
-        if m == "overhead":
-            continue
-        ax.plot(x, np.asarray(tl.metrics[m], dtype=np.float64) * 100,
-                label=m, lw=1.3)
+    overhead (heap_sys / requested_live) on a log axis below (with ax=,
+    on a right axis of ax instead).
+
+    tl: a Timeline, or several to overlay (as for timeline()): each run
+    gets a colour and each metric a line style."""
+    runs = _runs_of(tl, labels)
+    axo: Axes
+    twin = ax is not None  # overhead on a right axis of the caller's ax
+    if ax is None:
+        fig = _figure(10, 6)
+        ax, axo = fig.subplots(2, 1, sharex=True, height_ratios=[2, 1])
+    else:
+        fig, axo = _root(ax), ax.twinx()
+    styles = ("-", "--", ":", "-.")
+    overlay = len(runs) > 1
+    finite: list[np.ndarray] = []
+    for r, (label, t) in enumerate(runs):
+        x = _ops(t)
+        for j, m in enumerate(METRICS[:-1]):
+            ax.plot(x, np.asarray(t.metrics[m], dtype=np.float64) * 100,
+                    label=f"{label}: {m}" if overlay else m, lw=1.3,
+                    color=f"C{r}" if overlay else f"C{j}",
+                    ls=styles[j] if overlay else "-")
+        over = np.asarray(t.metrics["overhead"], dtype=np.float64)
+        axo.plot(x, over, color=f"C{r}" if overlay else "C4", lw=1.3,
+                 ls=":" if twin else "-",
+                 label=f"{label}: overhead" if overlay else "overhead")
+        finite.append(over[np.isfinite(over) & (over > 0)])
     ax.set_ylim(-2, 102)
     ax.set_ylabel("% (see goalloc.fragmentation)")
-    ax.set_title(f"Fragmentation over {tl.nops:,} ops ({len(tl)} samples)")
+    if overlay:
+        ax.set_title(f"Fragmentation of {len(runs)} runs: "
+                     f"{', '.join(label for label, _ in runs)}")
+    else:
+        t = runs[0][1]
+        ax.set_title(f"Fragmentation over {t.nops:,} ops ({len(t)} "
+                     f"samples)")
     ax.legend(loc="upper right", fontsize=8, ncol=4)
     ax.grid(alpha=0.3)
-    over = np.asarray(tl.metrics["overhead"], dtype=np.float64)
-    axo.plot(x, over, color="C4", lw=1.3, label="overhead")
-    finite = over[np.isfinite(over) & (over > 0)]
-    if finite.size:
-        if finite.max() / max(finite.min(), 1e-12) > 20:
+    every = np.concatenate(finite)
+    if every.size:
+        if every.max() / max(every.min(), 1e-12) > 20:
             from matplotlib.ticker import NullFormatter
 
             axo.set_yscale("log")
             axo.yaxis.set_minor_formatter(NullFormatter())
     else:
         _note(axo, "overhead undefined: nothing live")
-    axo.set_ylabel("heap_sys / requested")
-    axo.set_xlabel("ops applied")
-    axo.grid(alpha=0.3)
+    axo.set_ylabel("overhead: heap_sys / requested")
+    if twin:
+        ax.set_xlabel("ops applied")
+    else:
+        axo.set_xlabel("ops applied")
+        axo.grid(alpha=0.3)
     return fig
 
 
@@ -517,9 +649,8 @@ def save_all(heap: Heap, timeline: Timeline | None = None,
     if timeline is not None:
         tl = timeline
         makers += [
-            ("timeline", lambda: _timeline_figure(tl, (
-                "heap_alloc", "heap_inuse", "heap_idle", "heap_released",
-                "heap_sys"))),
+            ("timeline", lambda: _timeline_figure([("", tl)], _COUNTERS,
+                                                  None)),
             ("fragmentation", lambda: fragmentation_timeline(tl)),
         ]
     paths = []

@@ -305,3 +305,10 @@ def validate(doc: Any) -> None:
             raise ValueError(f"caches[{i}].alloc: expected a list")
         _check_list(c["alloc"], _CACHE_ALLOC, f"caches[{i}].alloc")
     _check_object(doc["fragmentation"], _FRAG, "fragmentation")
+
+
+# ---- diff -------------------------------------------------------------------
+
+from .snapshot_diff import ClassChange, SnapshotDiff, diff  # noqa: E402
+
+__all__ += ["diff", "SnapshotDiff", "ClassChange"]

@@ -8,9 +8,25 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from . import _core
 from ._records import BySize
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+# Each scalar field's meaning, from the C core's definition (goalloc.h).
+FIELD_DOCS: dict[str, str] = {name: doc
+                              for name, _, doc in _core.MSTATS_FIELDS}
+
+
+def field_unit(name: str) -> str:
+    """The unit of a MemStats field: "bytes" or "count" (read from its
+    doc in the C core's definition), "ns" for a nanosecond field."""
+    if name.endswith("_ns"):
+        return "ns"
+    return "bytes" if "bytes" in FIELD_DOCS.get(name, "") else "count"
 
 
 @dataclass(frozen=True)
@@ -61,9 +77,45 @@ class MemStats:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> MemStats:
+        """From a dict of every field: the binding's (by_size as tuples)
+        or to_dict's (by_size as dicts with a sizeclass key)."""
         fields = dict(d)
-        fields["by_size"] = tuple(BySize(*t) for t in d["by_size"])
+        fields["by_size"] = tuple(
+            BySize(*(t[k] for k in BySize._fields))
+            if isinstance(t, Mapping) else BySize(*t)
+            for t in d["by_size"])
         return cls(**fields)
+
+    def scalars(self) -> dict[str, int]:
+        """Every field but by_size, in Go's order."""
+        return {k: getattr(self, k) for k in self.__dataclass_fields__
+                if k != "by_size"}
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every field as plain Python values (JSON-ready): the scalars,
+        and by_size as one dict per size class, ``{"sizeclass", "size",
+        "mallocs", "frees"}`` (the snapshot's form).
+        ``MemStats.from_dict(st.to_dict()) == st``."""
+        d: dict[str, Any] = dict(self.scalars())
+        d["by_size"] = [{"sizeclass": i, **b._asdict()}
+                        for i, b in enumerate(self.by_size)]
+        return d
+
+    def to_pandas(self) -> pd.DataFrame:
+        """The scalar fields as a DataFrame indexed by field name, with
+        columns value, unit ("bytes" or "count") and meaning (the C
+        core's doc of the field); by_size as a table:
+        ``goalloc.to_pandas(st.by_size)``.  Needs pandas."""
+        from ._pandas import pandas
+
+        pd_ = pandas("MemStats.to_pandas")
+        rows = self.scalars()
+        df: pd.DataFrame = pd_.DataFrame(
+            {"value": list(rows.values()),
+             "unit": [field_unit(k) for k in rows],
+             "meaning": [FIELD_DOCS.get(k, "") for k in rows]},
+            index=pd_.Index(list(rows), name="field"))
+        return df
 
     @property
     def heap_retained(self) -> int:

@@ -357,17 +357,31 @@ COUNTER_FIELDS = tuple(name for name, _, _ in _core.COUNTER_FIELDS)
 
 
 def replay(heap: Any, trace: Trace, sample_every: int = 0,
-           progress: Callable[[int, int], None] | None = None,
+           progress: Callable[[int, int], None] | bool | None = None,
            chunk: int = 0) -> Timeline:
     """Run the whole trace in C (see Heap.replay)."""
+    from ._progress import replay_callback
+
+    sample_every = _count_arg(sample_every, "sample_every")
+    chunk = _count_arg(chunk, "chunk")
+    if progress is not None and not isinstance(progress, bool) \
+            and not callable(progress):
+        raise TypeError(f"progress must be callable, a bool or None, not "
+                        f"{type(progress).__name__}")
+    callback, bar = replay_callback(progress)
+    try:
+        return _replay(heap, trace, sample_every, callback, chunk)
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def _replay(heap: Any, trace: Trace, sample_every: int,
+            progress: Callable[[int, int], None] | None,
+            chunk: int) -> Timeline:
     from .timeline import Timeline
 
     n = len(trace)
-    sample_every = _count_arg(sample_every, "sample_every")
-    chunk = _count_arg(chunk, "chunk")
-    if progress is not None and not callable(progress):
-        raise TypeError(f"progress must be callable (or None), not "
-                        f"{type(progress).__name__}")
     addr_of, live = _id_tables(trace)
     cap = (n // sample_every if sample_every else 0) + 2
     samples = np.zeros((cap, len(COUNTER_FIELDS)), dtype=np.uint64)

@@ -1,4 +1,4 @@
-"""python -m goalloc: the tour, replay, capture and demo commands.
+"""python -m goalloc: the tour, replay, diff, capture and demo commands.
 
 Each command runs in a subprocess, as a user would run it.  Errors are
 one line on stderr ("goalloc: error: ..."), exit status 2 for a bad
@@ -15,6 +15,7 @@ import struct
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 import goalloc
@@ -80,9 +81,11 @@ def test_tour_writes_its_pngs(tmp_path):
     assert "0x00c000000000" in text or os.environ.get("GOALLOC_ASAN")
     assert "heap_alloc" in text and "external" in text
     assert "verify(): every invariant holds" in text
-    # the progress bar: redrawn in place on stderr (text mode turns its
-    # \r into \n), up to 100%
-    assert r.stderr.count("replay [") > 10 and "100.0%" in r.stderr
+    # the progress bar (tqdm): drawn in place on stderr, up to 100%
+    lines = bar_lines(r.stderr)
+    assert lines[0].startswith("   replay:   0%")
+    assert lines[-1].startswith("   replay: 100%") and "20.0k/20.0k" in \
+        lines[-1]
     if HAVE_PLOTS:
         pngs = [line.strip() for line in text.splitlines()
                 if line.strip().endswith(".png")]
@@ -98,7 +101,7 @@ def test_tour_writes_its_pngs(tmp_path):
         assert "plots not written" in text
 
 
-# ---- the progress bar ------------------------------------------------
+# ---- the progress bar (tqdm) ---------------------------------------------
 
 def bar_lines(stream_text: str) -> list[str]:
     """What each redraw put on the line (split at the \\r of the
@@ -108,59 +111,43 @@ def bar_lines(stream_text: str) -> list[str]:
 
 def draw(bar, total=1_000_000, steps=(0, 1, 5000, 333_333, 999_999,
                                       1_000_000)):
-    bar.start -= 10           # a plausible rate (the draws take no time)
     for done in steps:
         bar(done, total)
     bar.close()
 
 
-@pytest.mark.parametrize("columns", [200, 100, 80, 60, 45, 30, 20, 12, 3])
-def test_progress_bar_fits_the_terminal(monkeypatch, columns):
-    """Each redraw fits in columns - 1 (the bar was about 90 wide: on an
-    80-column terminal every redraw wrapped and left a line behind)."""
-    from goalloc.__main__ import ProgressBar
-    monkeypatch.setenv("COLUMNS", str(columns))
+def test_progress_bar_is_tqdm_and_ends_at_100():
+    pytest.importorskip("tqdm")
+    from goalloc.__main__ import progress_bar
     out = io.StringIO()
-    draw(ProgressBar("   replay", True, out))
+    bar = progress_bar("   replay", True, out)
+    draw(bar)
     lines = bar_lines(out.getvalue())
-    assert len(lines) == 6
-    for line in lines:
-        assert len(line) <= columns - 1, (columns, line)
-    if columns >= 80:       # room for everything
-        assert "100.0%" in lines[-1] and "1,000,000/1,000,000 ops" in \
-            lines[-1] and "ops/s" in lines[-1]
-    if columns >= 100:      # and the bar at full width
-        assert "[" + "#" * 30 + "]" in lines[-1]
-    if columns >= 45:       # a bar, of one length throughout
-        assert len({line.index("]") for line in lines}) == 1
-        assert lines[0].count(".") >= 10 and "#" not in lines[0]
-    if columns >= 20:
-        assert "100.0%" in lines[-1]
-
-
-def test_progress_bar_width_unknown_is_79(monkeypatch):
-    from goalloc.__main__ import ProgressBar
-    monkeypatch.delenv("COLUMNS", raising=False)
-    out = io.StringIO()       # no terminal behind it
-    draw(ProgressBar("   replay", True, out))
-    lines = bar_lines(out.getvalue())
-    assert max(len(line) for line in lines) == 79
-    assert "ops/s" in lines[-1]
+    assert lines[0].startswith("   replay:   0%|")
+    assert lines[-1].startswith("   replay: 100%|")
+    assert "1.00M/1.00M" in lines[-1] and "ops/s" in lines[-1]
+    assert out.getvalue().endswith("\n")      # close() ends the line
+    off = io.StringIO()
+    draw(progress_bar("   replay", False, off))
+    assert off.getvalue() == ""
+    quiet = io.StringIO()           # by default: only on a terminal
+    draw(progress_bar("   replay", None, quiet))
+    assert quiet.getvalue() == ""
 
 
 def test_progress_bar_reads_the_width_of_its_own_terminal(monkeypatch):
     """A terminal of 50 columns behind stderr (a pty), COLUMNS unset, and
-    stdout not a terminal: the bar takes the pty's width."""
+    stdout not a terminal: the bar fits the pty's width (one column short:
+    a line reaching the last column wraps on many terminals), and follows
+    a resize."""
+    pytest.importorskip("tqdm")
     import fcntl
     import termios
 
-    from goalloc.__main__ import ProgressBar
+    from goalloc.__main__ import progress_bar
     monkeypatch.delenv("COLUMNS", raising=False)
     master, slave = os.openpty()
     try:
-        fcntl.ioctl(slave, termios.TIOCSWINSZ,
-                    struct.pack("HHHH", 24, 50, 0, 0))
-
         class Tty(io.StringIO):
             def fileno(self):
                 return slave
@@ -168,31 +155,67 @@ def test_progress_bar_reads_the_width_of_its_own_terminal(monkeypatch):
             def isatty(self):
                 return True
 
-        out = Tty()
-        bar = ProgressBar("   replay", None, out)
-        assert bar.enabled
-        draw(bar)
-        lines = bar_lines(out.getvalue())
-        assert max(len(line) for line in lines) == 49
-        # resized while drawing: the next redraws follow
-        fcntl.ioctl(slave, termios.TIOCSWINSZ,
-                    struct.pack("HHHH", 24, 30, 0, 0))
-        out.seek(0)
-        out.truncate()
-        draw(bar)
-        assert max(len(line) for line in bar_lines(out.getvalue())) <= 29
+        for columns in (120, 50, 30):
+            fcntl.ioctl(slave, termios.TIOCSWINSZ,
+                        struct.pack("HHHH", 24, columns, 0, 0))
+            out = Tty()
+            bar = progress_bar("   replay", None, out)
+            draw(bar)
+            lines = bar_lines(out.getvalue())
+            assert len(lines) >= 2, out.getvalue()
+            assert max(len(line) for line in lines) == columns - 1
     finally:
         os.close(master)
         os.close(slave)
 
 
+def test_progress_without_tqdm(monkeypatch, capsys):
+    """No tqdm: no bar, a note when one was asked for; progress=True in
+    the API says which extra to install, before anything runs."""
+    from goalloc.__main__ import progress_bar
+    monkeypatch.setitem(sys.modules, "tqdm", None)
+    monkeypatch.setitem(sys.modules, "tqdm.auto", None)
+    draw(progress_bar("replay", None))
+    assert capsys.readouterr().err == ""
+    draw(progress_bar("replay", True))
+    err = capsys.readouterr().err
+    assert "no progress bar" in err and "goalloc[progress]" in err
+    with goalloc.Heap(backing="virtual") as h:
+        with pytest.raises(ImportError, match=r"goalloc\[progress\]"):
+            h.replay(workloads.go_mix(1000, live=100, seed=1),
+                     progress=True)
+        assert h.stats().mallocs == 0
+
+
+def test_replay_progress_true_draws_a_tqdm_bar(capsys):
+    """progress=True: tqdm.auto's bar (text outside a notebook) on
+    stderr, closed when the replay ends; the callback API is unchanged."""
+    pytest.importorskip("tqdm")
+    trace = workloads.go_mix(20_000, live=1000, seed=1)
+    with goalloc.Heap(backing="virtual") as h:
+        tl = h.replay(trace, progress=True, sample_every=1000)
+    err = capsys.readouterr().err
+    assert "replay: 100%" in err and "20.0k/20.0k" in err
+    assert err.endswith("\n")
+    calls = []
+    with goalloc.Heap(backing="virtual") as h:
+        tl2 = h.replay(trace, progress=lambda d, n: calls.append((d, n)),
+                       sample_every=1000)
+        h3 = goalloc.Heap(backing="virtual")
+        tl3 = h3.replay(trace, progress=False, sample_every=1000)
+        h3.close()
+    assert calls[-1] == (20_000, 20_000) and len(calls) >= 100
+    assert tl.equals(tl2) and tl.equals(tl3)
+    assert capsys.readouterr().err == ""
+
+
 def test_tour_progress_bar_in_80_columns(tmp_path):
     r = run("tour", "--ops", "20000", "--live", "1000", "--outdir",
             str(tmp_path), "--progress", "--backing", "virtual",
-            env_extra={"COLUMNS": "80"})
+            env_extra={"COLUMNS": "80", "LINES": "24"})
     assert r.returncode == 0, r.stderr
     lines = bar_lines(r.stderr)
-    assert len(lines) > 10 and "100.0%" in lines[-1]
+    assert "100%" in lines[-1]
     assert max(len(line) for line in lines) <= 79
 
 
@@ -271,8 +294,7 @@ def test_replay_of_sparse_ids(tmp_path):
 
 @pytest.mark.parametrize("args", [
     ["--help"], ["-h"], ["tour", "--help"], ["replay", "--help"],
-    ["demo", "--help"],
-    *([["capture", "--help"]] if HAVE_CAPTURE else []),
+    ["demo", "--help"], ["diff", "--help"], ["capture", "--help"],
 ])
 def test_help(args):
     r = run(*args)
@@ -280,10 +302,32 @@ def test_help(args):
     assert r.stdout.startswith("usage: python -m goalloc")
     assert r.stderr == ""
     if args[0] in ("--help", "-h"):
-        for cmd in ("tour", "replay", "demo"):
+        for cmd in ("tour", "replay", "diff", "capture", "demo", "--version"):
             assert cmd in r.stdout
-        if HAVE_CAPTURE:
-            assert "capture" in r.stdout
+    if args[0] == "capture":
+        # one argparse tree: the capture options are the subcommand's own
+        assert r.stdout.startswith("usage: python -m goalloc capture "
+                                   "[options] [--] CMD")
+        for option in ("--output", "--raw", "--procs", "--python-malloc",
+                       "--timeout", "--text"):
+            assert option in r.stdout
+
+
+def test_version():
+    r = run("--version")
+    assert r.returncode == 0 and r.stderr == ""
+    assert r.stdout.strip() == f"python -m goalloc {goalloc.__version__}"
+
+
+def test_capture_is_a_subcommand_of_the_one_parser():
+    """No words are handed around the parser: 'capture' is parsed by
+    build_parser() like every command."""
+    from goalloc.__main__ import build_parser
+    args = build_parser().parse_args(
+        ["capture", "-o", "x", "--procs", "3", "--", "ls", "-l"])
+    assert args.output == "x" and args.procs == 3
+    assert args.command[-2:] == ["ls", "-l"]
+    assert callable(args.func)
 
 
 def test_demo_still_works():
@@ -315,7 +359,7 @@ def test_bad_command_lines(args, words):
 def test_bad_options_found_late(tmp_path, trace_files):
     _, text, _ = trace_files
     r = run("replay", str(text), "--out", str(tmp_path / "tl.txt"))
-    assert_one_line_error(r, 2, ".csv or .json")
+    assert_one_line_error(r, 2, ".csv, .json or .npz")
     r = run("replay", str(text), "--procs", "1")
     assert_one_line_error(r, 2, "--procs", "2")
 
@@ -361,9 +405,110 @@ def test_bad_trace_contents(tmp_path):
     assert_one_line_error(r, 1, "op 0")
 
 
-@pytest.mark.skipif(not HAVE_CAPTURE, reason="no goalloc.capture")
 def test_capture_errors_are_one_line():
     r = run("capture", "--frobnicate")
     assert_one_line_error(r, 2, "--frobnicate")
     r = run("capture")
     assert_one_line_error(r, 2)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"),
+                    reason="the capture shim is Linux-only")
+def test_capture_through_the_command_line(tmp_path):
+    prog = "import sys; xs = [bytearray(n) for n in range(1, 3000, 7)]"
+    r = run("capture", "-o", str(tmp_path / "cap"), "--python-malloc",
+            "--procs", "2", "--", sys.executable, "-c", prog, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    made = [f for f in os.listdir(tmp_path) if f.startswith("cap.")]
+    assert made and all(f.endswith(".gatrace") for f in made)
+    assert any(str(tmp_path / f) in r.stdout for f in made)
+    t = Trace.load(tmp_path / made[0])
+    assert len(t) > 400
+    # the command's exit status is passed on
+    r = run("capture", "-o", str(tmp_path / "c2"), sys.executable, "-c",
+            "raise SystemExit(4)", cwd=tmp_path)
+    assert r.returncode == 4
+
+
+# ---- replay: the peak, --json, --snapshot; diff ---------------------------
+
+def test_replay_reports_the_peak(trace_files):
+    trace, _, binary = trace_files
+    with goalloc.Heap(backing="virtual", procs=2) as h:
+        tl = h.replay(trace, sample_every=20)
+    r = run("replay", str(binary), "--backing", "virtual")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    i = next(i for i, line in enumerate(lines) if line.startswith("peak"))
+    assert lines.index("final heap:") > i
+    peak = {line.split()[0]: line.split()[1] for line in lines[i + 2:i + 9]}
+    k = int(np.argmax(tl.heap_inuse))
+    assert peak["heap_inuse"] == f"{int(tl.heap_inuse[k]):,}"
+    assert f"{int(tl.op[k]) + 1:,}" in lines[i + 3]
+    assert peak["retained"] == \
+        f"{int((tl.heap_sys - tl.heap_released).max()):,}"
+    assert peak["live_objects"] == f"{int(tl.live_objects.max()):,}"
+    # the peak is not the end: this trace frees most of what it allocates
+    assert tl.heap_inuse.max() > tl.heap_inuse[-1]
+
+
+def test_replay_json(tmp_path, trace_files):
+    trace, text, _ = trace_files
+    with goalloc.Heap(backing="virtual", procs=2) as h:
+        tl = h.replay(trace, sample_every=100)
+        st = h.stats()
+        frag = h.fragmentation()
+    r = run("replay", str(text), "--backing", "virtual", "--json",
+            "--sample-every", "100", "--out", str(tmp_path / "tl.npz"),
+            "--snapshot", str(tmp_path / "s.json"))
+    assert r.returncode == 0, r.stderr
+    assert r.stderr == ""
+    doc = json.loads(r.stdout)          # nothing but the JSON on stdout
+    assert doc["ops"] == len(trace) and doc["procs"] == 2
+    assert doc["samples"] == len(tl) and doc["sample_every"] == 100
+    assert doc["peak"]["heap_alloc"] == {
+        "value": int(tl.heap_alloc.max()),
+        "after_ops": int(tl.op[int(np.argmax(tl.heap_alloc))]) + 1}
+    assert doc["peak"]["heap_sys"]["value"] == int(tl.heap_sys.max())
+    assert doc["final"] == st.scalars()
+    assert doc["fragmentation"]["span"] == frag.span
+    assert doc["outputs"] == {"timeline": str(tmp_path / "tl.npz"),
+                              "snapshot": str(tmp_path / "s.json")}
+    assert goalloc.Timeline.load(tmp_path / "tl.npz").equals(tl)
+    snap = goalloc.snapshot.load_json(tmp_path / "s.json")
+    assert snap["stats"]["heap_inuse"] == st.heap_inuse
+
+
+def test_diff_command(tmp_path, trace_files):
+    trace, text, _ = trace_files
+    trace[: len(trace) // 2].save(tmp_path / "half.trace")
+    for name, path in (("full", text), ("half", tmp_path / "half.trace")):
+        r = run("replay", str(path), "--backing", "virtual", "--procs", "2",
+                "--snapshot", str(tmp_path / f"{name}.json"))
+        assert r.returncode == 0, r.stderr
+    a, b = str(tmp_path / "half.json"), str(tmp_path / "full.json")
+    r = run("diff", a, b)
+    assert r.returncode == 0, r.stderr
+    expect = goalloc.snapshot.diff(goalloc.snapshot.load_json(a),
+                                   goalloc.snapshot.load_json(b))
+    assert expect
+    assert r.stdout == f"{a} -> {b}\n{expect}\n"
+    assert "heap_objects" in r.stdout and "size class" in r.stdout
+    r = run("diff", a, b, "--json")
+    assert json.loads(r.stdout) == json.loads(json.dumps(expect.to_dict()))
+    assert run("diff", a, b, "--exit-code").returncode == 1
+    same = run("diff", a, a, "--exit-code")
+    assert same.returncode == 0 and "no difference" in same.stdout
+
+
+def test_diff_errors(tmp_path, trace_files):
+    _, text, _ = trace_files
+    r = run("diff", str(tmp_path / "nope.json"), str(tmp_path / "x.json"))
+    assert_one_line_error(r, 1, "No such file", "nope.json")
+    r = run("diff", str(text), str(text))
+    assert_one_line_error(r, 1)
+    (tmp_path / "t.json").write_text('{"schema": "goalloc.timeline/1"}')
+    r = run("diff", str(tmp_path / "t.json"), str(tmp_path / "t.json"))
+    assert_one_line_error(r, 1, "not a goalloc snapshot")
+    r = run("diff", str(tmp_path / "t.json"))
+    assert_one_line_error(r, 2, "B")

@@ -18,7 +18,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 import goalloc  # noqa: E402
-from goalloc import plot  # noqa: E402
+from goalloc import plot, workloads  # noqa: E402
 from goalloc.arrays import PAGE_RELEASED  # noqa: E402
 
 HEAP_PLOTS = {
@@ -220,3 +220,100 @@ def test_import_does_not_load_matplotlib():
     code = ("import sys, goalloc, goalloc.plot; "
             "sys.exit('matplotlib' in sys.modules)")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# ---- ax= and overlays -------------------------------------------------------
+
+ALL_PLOTS = {
+    **{name: (lambda h, tl, ax, f=f: f(h, ax=ax))
+       for name, f in HEAP_PLOTS.items()},
+    "timeline": lambda h, tl, ax: plot.timeline(tl, ax=ax),
+    "fragmentation_timeline":
+        lambda h, tl, ax: plot.fragmentation_timeline(tl, ax=ax),
+}
+
+
+def test_every_plot_function_is_covered():
+    """A plot function added to goalloc.plot must take ax= (this test
+    lists them all)."""
+    assert set(plot.__all__) - {"save_all"} == set(ALL_PLOTS)
+
+
+@pytest.mark.parametrize("name", sorted(ALL_PLOTS))
+def test_every_plot_draws_into_a_given_axes(busy, timeline, name):
+    """ax= draws into that Axes, adds no figure, returns the Axes'
+    figure; here a pyplot figure of four panels, the plot in one of
+    them, and a SubFigure's panel."""
+    fig, axes = plt.subplots(2, 2, figsize=(12, 8))
+    try:
+        target = axes[1, 0]
+        before = {id(a) for a in fig.axes}
+        out = ALL_PLOTS[name](busy, timeline, target)
+        assert out is fig
+        assert target.has_data() or target.images or target.texts
+        for other in (axes[0, 0], axes[0, 1], axes[1, 1]):
+            assert not other.has_data()
+        # only twin axes of the target may appear
+        new = [a for a in fig.axes if id(a) not in before]
+        assert all(a.get_position().bounds == target.get_position().bounds
+                   or a.get_label() == "<colorbar>" for a in new), name
+        render(fig)
+    finally:
+        plt.close(fig)
+    from matplotlib.figure import Figure as F
+    root = F(figsize=(8, 4))
+    sub = root.subfigures(1, 2)[1]
+    ax = sub.add_subplot()
+    assert ALL_PLOTS[name](busy, timeline, ax) is root
+    render(root)
+
+
+@pytest.fixture
+def two_runs():
+    tr = workloads.phases(20_000, live=2000, seed=2)
+    out = {}
+    for release in ("go1.13.8", "go1.13.0"):
+        with goalloc.Heap(backing="virtual", release=release) as h:
+            out[release] = h.replay(tr, sample_every=200)
+    return out
+
+
+def test_timeline_overlay(two_runs, no_global_state):
+    runs = list(two_runs.values())
+    fig = plot.timeline(runs, labels=["new", "old"])
+    labels = [line.get_label() for line in fig.axes[0].lines]
+    assert labels == [f"{r}: {m}" for r in ("new", "old")
+                      for m in ("heap_alloc", "heap_inuse", "heap_sys")]
+    colours = {line.get_label(): line.get_color()
+               for line in fig.axes[0].lines}
+    assert colours["new: heap_sys"] == colours["new: heap_alloc"] != \
+        colours["old: heap_alloc"]
+    assert "2 runs" in fig.axes[0].get_title()
+    render(fig)
+    by_dict = plot.timeline(two_runs, metrics=("heap_released",))
+    assert [line.get_label() for line in by_dict.axes[0].lines] == [
+        "go1.13.8: heap_released", "go1.13.0: heap_released"]
+    np.testing.assert_array_equal(
+        by_dict.axes[0].lines[1].get_ydata(),
+        two_runs["go1.13.0"].heap_released / (1 << 20))
+
+
+def test_fragmentation_overlay(two_runs, no_global_state):
+    fig = plot.fragmentation_timeline(two_runs)
+    labels = [line.get_label() for ax in fig.axes for line in ax.lines]
+    assert labels == [f"{r}: {m}" for r in two_runs
+                      for m in ("internal", "span", "page", "external")] \
+        + [f"{r}: overhead" for r in two_runs]
+    render(fig)
+
+
+def test_overlay_errors(two_runs):
+    runs = list(two_runs.values())
+    with pytest.raises(ValueError, match="2 labels for 1"):
+        plot.timeline(runs[:1], labels=["a", "b"])
+    with pytest.raises(ValueError, match="no Timeline"):
+        plot.timeline([])
+    with pytest.raises(TypeError, match="Timeline"):
+        plot.timeline([runs[0], "x"])
+    with pytest.raises(TypeError, match="Timeline"):
+        plot.fragmentation_timeline(3)

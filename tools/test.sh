@@ -5,8 +5,9 @@
 # ASan+UBSan, ThreadSanitizer and valgrind), a 60 s libFuzzer run over the
 # C facade, the linters (ruff, mypy --strict, stubtest, clang-format), the
 # pytest suite, and the pytest suite again against an ASan+UBSan build of
-# the extension.  valgrind, clang with libFuzzer and clang-format are
-# installed with apt-get when missing.  This is the README's test command;
+# the extension.  valgrind, clang with libFuzzer, clang-format and
+# chromium (for the HTML report test) are installed with apt-get when
+# missing.  This is the README's test command;
 # .ci/run calls exactly this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -112,6 +113,17 @@ step "C style: clang-format --dry-run -Werror with .clang-format"
 # tests, the fuzzer and the benchmarks (sizeclasses.c is generated
 # already formatted; check-gen keeps it so).
 git ls-files -z '*.c' '*.h' | xargs -0 clang-format --dry-run -Werror
+
+step "chromium and chromedriver for the HTML report test (installed when missing)"
+# tests/test_report.py opens the report in Debian's headless chromium with
+# selenium (the test extra); with GOALLOC_BROWSER_TESTS=required a missing
+# browser fails that test rather than skipping it.
+if ! command -v chromium >/dev/null 2>&1 \
+        || ! command -v chromedriver >/dev/null 2>&1; then
+    apt_install chromium chromium-driver
+fi
+chromedriver --version
+export GOALLOC_BROWSER_TESTS=required
 
 step "pytest"
 "$PY" -m pytest -q -p no:cacheprovider tests
