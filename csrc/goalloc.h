@@ -497,7 +497,12 @@ const char *ga_oom_reason(ga_heap *h);
     X(largest_free, U64,                                                      \
       "bytes of the largest free span, or of the rest of go1.13.8's "         \
       "curArena if that is larger (it takes such a request without new "      \
-      "address space alike)")
+      "address space alike)")                                                 \
+    X(heap_live, U64, "the pacer's heap_live (GC mode; design §14)")          \
+    X(heap_marked, U64, "bytes the last GC cycle marked")                     \
+    X(gc_trigger, U64, "heap_live at which the next cycle starts")            \
+    X(next_gc, U64, "the heap goal")                                          \
+    X(num_gc, U64, "completed GC cycles")
 
 typedef struct ga_heap_counters {
     GA_COUNTER_FIELDS(GA_FIELD)

@@ -101,6 +101,11 @@ ga_heap_counters_get(ga_heap *h, ga_heap_counters *out)
     if (rest > out->largest_free) {
         out->largest_free = rest;
     }
+    out->heap_live = h->stats.heap_live;
+    out->heap_marked = h->gc.heap_marked;
+    out->gc_trigger = h->gc.gc_trigger;
+    out->next_gc = h->gc.next_gc;
+    out->num_gc = h->gc.numgc;
     mheap_unlock(h);
     return GA_OK;
 }

@@ -55,7 +55,9 @@ _GCCycleTuple = tuple[
 ]
 _CentralTuple = tuple[int, tuple[int, ...], tuple[int, ...], int, int]
 _CacheTuple = tuple[int, int, int, int, tuple[int, ...]]
-_CountersTuple = tuple[int, int, int, int, int, int, int, int]
+_CountersTuple = tuple[
+    int, int, int, int, int, int, int, int, int, int, int, int, int
+]
 # (exception type, what) when a replay stopped early; the type is None
 # when the trace is at fault
 _ReplayFailure = tuple[type[Exception] | None, str] | None

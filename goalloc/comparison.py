@@ -26,8 +26,8 @@ internal, span, page,  the fragmentation ratios at the end (see
 external, overhead     goalloc.fragmentation)
 peak_page_bytes        the most free-but-retained memory (page
                        fragmentation in bytes) at any sample
-gc_cycles              GC cycles completed (only when a run has a GC:
-                       see gc_cycles())
+gc_cycles              GC cycles completed (0 for an explicit-free heap;
+                       <NA> for a snapshot written before GC mode)
 =====================  ====================================================
 
 The peaks are over the samples a Timeline holds: replay with a smaller
@@ -59,17 +59,14 @@ _PEAKED = {
 HEADLINE_COLUMNS: tuple[str, ...] = (
     "source", "ops",
     *(f"{w}_{stem}" for stem in _PEAKED for w in ("peak", "final")),
-    "final_requested", *METRICS, "peak_page_bytes",
+    "final_requested", *METRICS, "peak_page_bytes", "gc_cycles",
 )
 
 
 def gc_cycles(run: Any) -> int | None:
-    """GC cycles a run completed, or None for a run without a GC.
-
-    The hook for GC mode: a heap's MemStats.num_gc (Go's NumGC), a
-    Timeline's last num_gc sample, or a snapshot's stats["num_gc"], when
-    the run has one; compare() adds a gc_cycles column as soon as one run
-    gives a number.  Nothing has a GC yet, so this returns None."""
+    """GC cycles a run completed: a heap's MemStats.num_gc (Go's NumGC),
+    a Timeline's last num_gc sample, or a snapshot's stats["num_gc"];
+    None for a snapshot or Timeline written before they had one."""
     from .heap import Heap
     from .timeline import Timeline
 
@@ -164,8 +161,6 @@ def compare(runs: Mapping[str, Any]) -> pd.DataFrame:
     pd_ = pandas("goalloc.compare")
     rows = {str(label): headline(run) for label, run in runs.items()}
     columns = list(HEADLINE_COLUMNS)
-    if any("gc_cycles" in r for r in rows.values()):
-        columns.append("gc_cycles")
     data: dict[str, Any] = {}
     for c in columns:
         values = [r.get(c) for r in rows.values()]

@@ -62,6 +62,11 @@ def _ratio(num: Any, den: Any, empty: float = 0.0) -> Any:
     return out
 
 
+# The counters compute() reads, in its order.
+_COMPUTE_ARGS = ("heap_alloc", "heap_inuse", "heap_idle", "heap_released",
+                 "heap_sys", "requested_live", "largest_free")
+
+
 def compute(heap_alloc: Any, heap_inuse: Any, heap_idle: Any,
             heap_released: Any, heap_sys: Any, requested_live: Any,
             largest_free: Any) -> dict[str, Any]:
@@ -111,8 +116,7 @@ class Fragmentation:
                             c, strict=True))
         requested = counters["requested_live"]
         heap_alloc = counters["heap_alloc"]
-        m = compute(**{k: v for k, v in counters.items()
-                       if k != "live_objects"})
+        m = compute(*(counters[k] for k in _COMPUTE_ARGS))
         return cls(
             internal=float(m["internal"]),
             internal_bytes=int(m["internal_bytes"]),

@@ -23,8 +23,9 @@ FIELD_DOCS: dict[str, str] = {name: doc
 
 def field_unit(name: str) -> str:
     """The unit of a MemStats field: "bytes" or "count" (read from its
-    doc in the C core's definition), "ns" for a nanosecond field."""
-    if name.endswith("_ns"):
+    doc in the C core's definition), "ns" for a nanosecond field (a
+    time on the simulated clock)."""
+    if name.endswith("_ns") or " ns" in FIELD_DOCS.get(name, ""):
         return "ns"
     return "bytes" if "bytes" in FIELD_DOCS.get(name, "") else "count"
 

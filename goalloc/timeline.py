@@ -40,6 +40,9 @@ from ._bulk import uint64_column
 from ._core import GoallocError
 from .trace import COUNTER_FIELDS
 
+# The counters the collector drives (the last five of COUNTER_FIELDS).
+GC_COLUMNS = ("heap_live", "heap_marked", "gc_trigger", "next_gc", "num_gc")
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -71,6 +74,14 @@ class Timeline:
     live_objects: np.ndarray
     requested_live: np.ndarray
     largest_free: np.ndarray
+    # the collector's pacing (collector="gc"; an explicit-free heap keeps
+    # gcinit's values): heap_live, the last cycle's heap_marked, the
+    # trigger and goal (-1: GOGC=off, Go's ^0), completed cycles
+    heap_live: np.ndarray
+    heap_marked: np.ndarray
+    gc_trigger: np.ndarray
+    next_gc: np.ndarray
+    num_gc: np.ndarray
     addresses: np.ndarray
     live: np.ndarray
     nops: int
@@ -82,11 +93,9 @@ class Timeline:
                      live: np.ndarray, nops: int) -> Timeline:
         ops = np.concatenate([[-1], ops.astype(np.int64)])
         rows = np.vstack([initial[None, :], samples]).astype(np.int64)
-        cols = {name: rows[:, i] for i, name in enumerate(COUNTER_FIELDS)}
-        t = cls(ops, cols["heap_alloc"], cols["heap_inuse"],
-                cols["heap_idle"], cols["heap_released"], cols["heap_sys"],
-                cols["live_objects"], cols["requested_live"],
-                cols["largest_free"], addresses, live, nops)
+        cols: dict[str, Any] = {name: rows[:, i]
+                                for i, name in enumerate(COUNTER_FIELDS)}
+        t = cls(op=ops, addresses=addresses, live=live, nops=nops, **cols)
         t.metrics = fragmentation.compute(
             t.heap_alloc, t.heap_inuse, t.heap_idle, t.heap_released,
             t.heap_sys, t.requested_live, t.largest_free)
@@ -217,6 +226,10 @@ class Timeline:
                     from None
 
         names = ("op", *COUNTER_FIELDS)
+        if not any(n in columns for n in GC_COLUMNS) and "op" in columns:
+            # written before the GC columns existed: no cycle ran
+            zeros = np.zeros(len(columns["op"]), dtype=np.int64)
+            columns = {**columns, **dict.fromkeys(GC_COLUMNS, zeros)}
         missing = [n for n in names if n not in columns]
         if missing:
             raise TimelineError(f"timeline: missing column(s) "

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 import goalloc
 from goalloc import Timeline, TimelineError, Trace, workloads
-from goalloc.comparison import HEADLINE_COLUMNS, gc_cycles, headline
+from goalloc.comparison import HEADLINE_COLUMNS, gc_cycles
 from goalloc.snapshot import snapshot
 from goalloc.trace import COUNTER_FIELDS
 
@@ -300,7 +300,8 @@ def test_memstats_dict_and_table(busy):
     units = dict(df["unit"])
     assert units["heap_sys"] == units["total_alloc"] == "bytes"
     assert units["mallocs"] == units["heap_objects"] == "count"
-    assert set(units.values()) == {"bytes", "count"}
+    assert units["last_gc"] == units["pause_total_ns"] == "ns"
+    assert set(units.values()) == {"bytes", "count", "ns"}
 
 
 def test_fragmentation_table(busy):
@@ -391,18 +392,18 @@ def test_compare_errors():
         goalloc.compare({"x": 3})
 
 
-def test_gc_cycles_hook():
-    """No run has a GC yet: no gc_cycles column; a run that counts GC
-    cycles (GC mode: Timeline.num_gc, MemStats.num_gc) gets one."""
-    a = replayed(workloads.go_mix(2000, live=100, seed=1), every=500)
-    b = replayed(workloads.go_mix(2000, live=100, seed=2), every=500)
-    assert gc_cycles(a) is None and "gc_cycles" not in headline(a)
-    assert "gc_cycles" not in goalloc.compare({"a": a, "b": b}).columns
-    b.num_gc = np.array([0, 1, 1, 3, 4])   # what GC mode will record
+def test_gc_cycles_column():
+    """Every run reports its GC cycles: 0 on an explicit-free heap, the
+    cycles of a GC-mode one (Timeline.num_gc, MemStats.num_gc)."""
+    trace = workloads.go_mix(60_000, live=100, seed=1)
+    a = replayed(trace, every=5000)
+    with goalloc.Heap(backing="virtual", collector="gc") as h:
+        b = h.replay(trace, sample_every=5000)
+    assert gc_cycles(a) == 0 and int(b.num_gc[-1]) > 0
     df = goalloc.compare({"a": a, "b": b})
     assert df.columns[-1] == "gc_cycles"
-    assert df.loc["b", "gc_cycles"] == 4 and pd.isna(df.loc["a",
-                                                            "gc_cycles"])
+    assert df.loc["b", "gc_cycles"] == int(b.num_gc[-1])
+    assert df.loc["a", "gc_cycles"] == 0
     doc = {"stats": {**goalloc.Heap(backing="virtual").stats().to_dict(),
                      "num_gc": 2},
            "fragmentation": {"requested_live": 0, "internal": 0.0,

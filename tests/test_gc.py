@@ -300,11 +300,15 @@ def test_current_tiny_block_survives_the_cycle_it_is_current_in():
 
 
 def test_reused_slot_needs_zeroing():
+    """A sweep that frees objects in a span that stays in use sets its
+    needzero (mcentral.freeSpan): the slot comes back zeroed."""
     h = gc_heap(backing="os")
     p = h.alloc(64)
+    h.alloc(64)                      # keeps the span in use
     h.view(p, 64)[:] = b"\xAA" * 64
     h.drop(p)
     h.gc()
+    assert h.span_of(p).needzero
     q = h.alloc(64)
     assert q == p
     assert bytes(h.view(q, 64)) == bytes(64)

@@ -29,6 +29,7 @@ from goalloc import (
     HeapClosedError,
     OutOfMemoryError,
 )
+from goalloc.trace import COUNTER_FIELDS
 
 
 class Hook:
@@ -76,7 +77,7 @@ def _replay_with_column(h, hook):
     try:
         addr_of = np.zeros(t.nids, np.uint64)
         live = np.zeros(t.nids, np.uint8)
-        samples = np.zeros((2, 8), np.uint64)
+        samples = np.zeros((2, len(COUNTER_FIELDS)), np.uint64)
         ops = np.zeros(2, np.uint64)
         return h._replay((col, t.id, t.size, t.noscan, t.p), addr_of, live,
                          samples, ops, 0, 0, None)
@@ -476,7 +477,8 @@ def test_c_replay_refuses_short_sample_buffers():
     with pytest.raises(ValueError, match="room for 1 samples"):
         h._replay((t.kind, t.id, t.size, t.noscan, t.p),
                   np.zeros(t.nids, np.uint64), np.zeros(t.nids, np.uint8),
-                  np.zeros((1, 8), np.uint64), np.zeros(1, np.uint64),
+                  np.zeros((1, len(COUNTER_FIELDS)), np.uint64),
+                  np.zeros(1, np.uint64),
                   10, 0, None)
     assert h.digest() == before
     h.close()

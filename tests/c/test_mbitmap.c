@@ -35,7 +35,7 @@ make_span(int c)
     s->div_mul = m->mul;
     s->base_mask = m->base_mask;
     uint64_t n = s->npages * PAGE_SIZE / s->elemsize;
-    mspan_init_bits(s, calloc(1, mspan_bits_bytes(spc, n)));
+    mspan_init_bits(s, calloc(1, mspan_bits_bytes(spc, n)), false);
     s->limit = s->start_addr + s->nelems * s->elemsize;
     return s;
 }
