@@ -517,13 +517,16 @@ ga_status ga_heap_counters_get(ga_heap *h, ga_heap_counters *out);
       "usable bytes: elemsize, limit - addr if large, the "                   \
       "requested size for tiny objects")                                      \
     X(requested, U64, "bytes the caller asked for")                           \
-    X(spanclass, U64, "the span class of its span (0: large)")
+    X(spanclass, U64, "the span class of its span (0: large)")                \
+    X(dropped, U64,                                                           \
+      "1: GC mode, the program dropped it and no sweep has freed it yet")
 
 typedef struct ga_live_object {
     GA_LIVE_OBJECT_FIELDS(GA_FIELD)
 } ga_live_object;
 /* ga_live_objects lists live objects in address order (tiny objects
- * one by one); returns how many exist. */
+ * one by one), and on a GC-mode heap the dropped ones that are still
+ * allocated (flagged); returns how many exist. */
 size_t ga_live_objects(ga_heap *h, ga_live_object *out, size_t cap);
 
 /* Page codes of ga_page_map. */

@@ -338,18 +338,39 @@ struct live_list {
     ga_live_object *out;
     size_t cap;
     size_t n;
+    bool gc; /* the heap runs the collector: list dropped objects too */
 };
 
 static void
 push_live(struct live_list *l, ga_addr a, uint64_t size, uint64_t req,
-          uint64_t spc)
+          uint64_t spc, bool dropped)
 {
     if (l->n < l->cap) {
-        l->out[l->n] = (ga_live_object){a, size, req, spc};
+        l->out[l->n] = (ga_live_object){a, size, req, spc, dropped};
     }
     l->n++;
 }
 
+/* collect_tiny lists the objects of tiny block b at slot: the live ones,
+ * and in GC mode the dropped ones too (until the block is swept). */
+static void
+collect_tiny(struct live_list *l, const mspan *s, ga_addr slot, tiny_block b,
+             bool gc)
+{
+    uint32_t m = tiny_marks_load(b);
+    uint32_t live = tiny_live(b);
+    uint32_t listed = gc ? m & TINY_OFFSETS : live;
+    for (unsigned off = 0; off < TINY_SIZE; off++) {
+        if (listed & TINY_START(off)) {
+            uint64_t req = tiny_size_at(m, off);
+            push_live(l, slot + off, req, req, s->spanclass,
+                      (live & TINY_START(off)) == 0);
+        }
+    }
+}
+
+/* collect_live lists the objects of span s: the live ones; in GC mode
+ * also the dropped ones no sweep has freed yet (flagged). */
 static bool
 collect_live(void *arg, mspan *s)
 {
@@ -357,29 +378,25 @@ collect_live(void *arg, mspan *s)
     if (s->state != MSPAN_IN_USE) {
         return true;
     }
+    bool gc = l->gc;
     if (span_class_sizeclass(s->spanclass) == 0) {
         push_live(l, mspan_base(s), s->limit - mspan_base(s),
-                  s->limit - mspan_base(s), s->spanclass);
+                  s->limit - mspan_base(s), s->spanclass, s->dropped);
         return true;
     }
     for (uint64_t i = 0; i < s->nelems; i++) {
-        if (!mspan_is_allocated(s, i) || bit_get(s->freed_bits, i)) {
+        bool dropped = bit_get(s->freed_bits, i);
+        if (!mspan_is_allocated(s, i) || (dropped && !gc)) {
             continue;
         }
         ga_addr slot = mspan_slot_addr(s, i);
         tiny_block b = tiny_block_of(s, i);
         if (b.marks == NULL) {
-            push_live(l, slot, s->elemsize, mspan_req_load(s, i),
-                      s->spanclass);
+            push_live(l, slot, s->elemsize, mspan_req_load(s, i), s->spanclass,
+                      dropped);
             continue;
         }
-        uint32_t live = tiny_live(b);
-        for (unsigned off = 0; off < TINY_SIZE; off++) {
-            if (live & TINY_START(off)) {
-                uint64_t req = tiny_size_at(tiny_marks_load(b), off);
-                push_live(l, slot + off, req, req, s->spanclass);
-            }
-        }
+        collect_tiny(l, s, slot, b, gc);
     }
     return true;
 }
@@ -387,7 +404,7 @@ collect_live(void *arg, mspan *s)
 size_t
 ga_live_objects(ga_heap *h, ga_live_object *out, size_t cap)
 {
-    struct live_list l = {out, cap, 0};
+    struct live_list l = {out, cap, 0, h->gc.enabled};
     mheap_lock(h);
     mheap_walk_spans(h, collect_live, &l);
     mheap_unlock(h);

@@ -304,7 +304,37 @@ def tour(args: argparse.Namespace) -> int:
 
         step(10, "plots (goalloc.plot.save_all)")
         save_plots(h, tl, args.outdir, "goalloc-tour", indent="   ")
+
+        step(11, "one GC cycle (Heap(collector=\"gc\"), design §14)")
+        _tour_gc_cycle(indent="   ")
     return 0
+
+
+def _tour_gc_cycle(indent: str) -> None:
+    """A GC-mode heap from allocation to its first cycle and sweep."""
+    with goalloc.Heap(backing="virtual", collector="gc") as g:
+        st = g.gc_state()
+        print(f"{indent}gcinit: gc_trigger = {st.gc_trigger:,} B, next_gc "
+              f"= {st.next_gc:,} B (GOGC={st.gogc}).")
+        n = 0
+        while g.gc_state().num_gc == 0:
+            p = g.alloc(64)
+            n += 1
+            if n % 4:
+                g.drop(p)        # the program lets 3 objects in 4 go
+        c = g.gc_cycles()[0]
+        print(f"{indent}{n:,} allocations of 64 B, 3 in 4 dropped: at "
+              f"heap_live = {c.heap_live_trigger:,} B a refill met the "
+              f"trigger,\n{indent}and the cycle marked {c.heap_marked:,} B "
+              f"(the {c.heap_marked // 64:,} objects the program still held, "
+              f"the new one included).")
+        st = g.gc_state()
+        print(f"{indent}Now next_gc = {st.next_gc:,} B (heap_marked x 2, at "
+              f"least the 4 MiB heapminimum), trigger ratio "
+              f"{st.trigger_ratio}, sweepgen {st.sweepgen};\n{indent}the "
+              f"background sweeper swept every span: heap_alloc = "
+              f"{g.stats().heap_alloc:,} B.")
+        g.verify()
 
 
 # ---- replay --------------------------------------------------------------

@@ -38,7 +38,9 @@ def span_array(heap: Any) -> np.ndarray:
 
 def object_array(heap: Any) -> np.ndarray:
     """Every live object in address order: addr, usable size, requested
-    size and span class (tiny objects one by one)."""
+    size, span class and dropped (tiny objects one by one).  On a GC-mode
+    heap the objects the program dropped are listed too, with dropped
+    1, until a sweep frees them."""
     return np.frombuffer(heap._object_table(), dtype=OBJECT_DTYPE)
 
 

@@ -85,7 +85,8 @@ _SPAN_INUSE = SPAN_STATES.index("inuse")
 _BYTE_COLUMNS = frozenset((
     "heap_alloc", "heap_inuse", "heap_idle", "heap_released", "heap_sys",
     "requested_live", "largest_free", "internal_bytes", "span_bytes",
-    "page_bytes", "external_bytes"))
+    "page_bytes", "external_bytes", "heap_live", "heap_marked", "gc_trigger",
+    "next_gc"))
 
 
 def _figure(width: float, height: float) -> Figure:
@@ -510,8 +511,12 @@ def _timeline_figure(runs: list[tuple[str, Timeline]],
     for r, (label, tl) in enumerate(runs):
         cols = tl.columns()
         x = _ops(tl)
+        _mark_gc_cycles(ax, tl, x, f"C{r}" if len(runs) > 1 else "0.5",
+                        first=r == 0)
         for j, m in enumerate(metrics):
             y = np.asarray(cols[m], dtype=np.float64)
+            if m in ("gc_trigger", "next_gc"):
+                y[y < 0] = np.nan   # GOGC=off: ^0, no goal to draw
             name = f"{label}: {m}" if len(runs) > 1 else m
             if m in _BYTE_COLUMNS:
                 colour = f"C{r}" if len(runs) > 1 else f"C{j}"
@@ -544,8 +549,23 @@ def _timeline_figure(runs: list[tuple[str, Timeline]],
     return fig
 
 
+def _mark_gc_cycles(ax: Axes, tl: Timeline, x: np.ndarray, colour: str,
+                    first: bool) -> None:
+    """A dotted vertical line at the first sample after each GC cycle
+    (num_gc rose since the sample before), labelled once."""
+    n = np.asarray(tl.num_gc)
+    if len(n) < 2:
+        return
+    for k, i in enumerate(np.flatnonzero(np.diff(n) > 0) + 1):
+        ax.axvline(float(x[i]), ls=":", lw=0.7, color=colour, alpha=0.7,
+                   label="GC cycle" if first and k == 0 else None)
+
+
 _COUNTERS = ("heap_alloc", "heap_inuse", "heap_idle", "heap_released",
              "heap_sys")
+# a GC-mode run also shows the pacer's view: heap_live against its goal
+_GC_COUNTERS = ("heap_alloc", "heap_live", "next_gc", "heap_inuse",
+                "heap_released", "heap_sys")
 _OVERLAY_COUNTERS = ("heap_alloc", "heap_inuse", "heap_sys")
 
 
@@ -559,11 +579,16 @@ def timeline(tl: Timelines, metrics: Sequence[str] | None = None, *,
     tl: a Timeline, or several to overlay (a list, with labels= naming
     them, or a dict {label: Timeline}): each run gets a colour and each
     metric a line style.  metrics: by default heap_alloc, heap_inuse,
-    heap_idle, heap_released and heap_sys for one run, heap_alloc,
-    heap_inuse and heap_sys for several."""
+    heap_idle, heap_released and heap_sys for one run (a GC-mode run:
+    heap_alloc, heap_live, next_gc, heap_inuse, heap_released, heap_sys:
+    the sawtooth of heap_live against its goal), heap_alloc, heap_inuse
+    and heap_sys for several.  A dotted line marks each GC cycle."""
     runs = _runs_of(tl, labels)
     if metrics is None:
-        metrics = _COUNTERS if len(runs) == 1 else _OVERLAY_COUNTERS
+        gc_run = len(runs) == 1 and len(runs[0][1]) > 0 and \
+            int(runs[0][1].num_gc[-1]) > 0
+        metrics = (_GC_COUNTERS if gc_run else _COUNTERS) \
+            if len(runs) == 1 else _OVERLAY_COUNTERS
     return _timeline_figure(runs, metrics, ax)
 
 

@@ -162,7 +162,8 @@ def test_arrays_agree_with_the_heap(backing, procs, release):
         ns = noscan_of(trace)[live][order]
         assert np.array_equal(oa["spanclass"] & 1, ns.astype(np.uint64))
         # and agree with span_of / span_objects, object by object (a few)
-        for addr, _size, _req, spc in oa[::97].tolist():
+        for addr, _size, _req, spc, dropped in oa[::97].tolist():
+            assert dropped == 0
             s = h.span_of(addr)
             assert s is not None and s.spanclass == spc
         # after flush no P holds a tiny block: all blocks have live objects

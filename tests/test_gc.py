@@ -368,3 +368,58 @@ def test_replay_treats_frees_as_drops():
     assert st.num_gc > 0
     assert st.heap_objects >= 10
     h.verify()
+
+
+def test_object_array_flags_dropped_objects_until_swept():
+    h = gc_heap(background_sweep=0)
+    keep = h.alloc(48)
+    gone = h.alloc(48)
+    tiny = h.alloc(4, noscan=True)
+    big = h.alloc(100_000)
+    for a in (gone, tiny, big):
+        h.drop(a)
+    oa = h.object_array()
+    flags = dict(zip(oa["addr"].tolist(), oa["dropped"].tolist(),
+                     strict=True))
+    assert flags == {keep: 0, gone: 1, tiny: 1, big: 1}
+    h.gc()
+    oa = h.object_array()
+    # the tiny block was P 0's current one: it survives this cycle, and
+    # still shows its dropped object
+    assert dict(zip(oa["addr"].tolist(), oa["dropped"].tolist(),
+                    strict=True)) == {keep: 0, tiny: 1}
+    sa = h.span_array()
+    sg = h.gc_state().sweepgen
+    inuse = sa[sa["state"] == goalloc.arrays.SPAN_STATES.index("inuse")]
+    assert set(inuse["sweepgen"].tolist()) <= {sg, sg + 3}
+
+
+def test_timeline_plot_shows_the_sawtooth_and_marks_each_cycle():
+    from goalloc import plot, workloads
+    trace = workloads.go_mix(100_000, live=3000, seed=1)
+    with gc_heap() as h:
+        tl = h.replay(trace, sample_every=1)
+        records = h.gc_cycles()
+    cycles = int(tl.num_gc[-1])
+    assert cycles > 3
+    # after the op that ran a cycle heap_live is heap_marked, below what
+    # it was: the sawtooth
+    drops = (tl.num_gc[1:] > tl.num_gc[:-1])
+    after, before = tl.heap_live[1:][drops], tl.heap_live[:-1][drops]
+    assert (after == tl.heap_marked[1:][drops]).all()
+    assert [c.heap_marked for c in records][-len(after):] == \
+        after.tolist()[-len(records):]
+    # once the live set is steady, each cycle frees what was dropped
+    assert all(c.heap_marked < c.heap_live_trigger for c in records[3:])
+    assert (after[3:] < before[3:]).mean() > 0.5
+    fig = plot.timeline(tl)
+    ax = fig.axes[0]
+    labels = [ln.get_label() for ln in ax.get_lines()]
+    assert "heap_live" in labels and "next_gc" in labels
+    marks = [ln for ln in ax.get_lines()
+             if ln.get_linestyle() == ":" and len(ln.get_xdata()) == 2
+             and ln.get_xdata()[0] == ln.get_xdata()[1]]
+    # one mark per sample where num_gc rose (cycles close together may
+    # share a sample)
+    assert len(marks) == int(drops.sum()) > 3
+    assert labels.count("GC cycle") == 1

@@ -76,8 +76,10 @@ def test_tour_writes_its_pngs(tmp_path):
     for step in ("1. mallocinit", "2. arena hints", "3. the mheap",
                  "4. 134 mcentrals", "5. m0's mcache", "6. a first allocation",
                  "7. a workload", "8. MemStats", "9. fragmentation",
-                 "10. plots"):
+                 "10. plots", "11. one GC cycle"):
         assert step in text, step
+    # the cycle starts at Go's trigger: heapminimum for GOGC=100
+    assert "at heap_live = 4,194,304 B a refill met the trigger" in text
     assert "0x00c000000000" in text or os.environ.get("GOALLOC_ASAN")
     assert "heap_alloc" in text and "external" in text
     assert "verify(): every invariant holds" in text

@@ -105,8 +105,8 @@ def newcomer(tmp_path_factory) -> Newcomer:
 
 def test_readme_first_command_installs_and_tours(newcomer):
     """The README's first command, exactly as written, in a fresh clone's
-    root and a fresh venv: it exits 0 and the tour prints its ten steps and
-    the paths of the PNG files it wrote."""
+    root and a fresh venv: it exits 0 and the tour prints its eleven steps
+    (the last, one GC cycle) and the paths of the PNG files it wrote."""
     assert "\n" not in newcomer.command, "the first command is one line"
     assert newcomer.command.startswith("pip install "), newcomer.command
     r = newcomer.run
@@ -115,7 +115,7 @@ def test_readme_first_command_installs_and_tours(newcomer):
     assert "Traceback" not in r.stdout + r.stderr
     out = r.stdout
     for step in ("1. mallocinit", "7. a workload", "8. MemStats",
-                 "9. fragmentation", "10. plots"):
+                 "9. fragmentation", "10. plots", "11. one GC cycle"):
         assert step in out, step
     assert "verify(): every invariant holds." in out
     m = re.search(r"^ *(\d+) PNG files in [\d.]+ s:\n((?: +\S+\.png\n)+)",
