@@ -149,6 +149,8 @@ MEMSTATS_ROWS = (
     ("gc_sys", "heapArena metadata and gcBits"),
     ("other_sys", "everything else off-heap"),
     ("sys", "total bytes obtained from the OS"),
+    ("num_gc", "GC cycles completed (collector='gc')"),
+    ("next_gc", "the heap goal of the next cycle"),
 )
 
 
@@ -157,7 +159,9 @@ def _print_memstats(st: goalloc.MemStats, indent: str = "  ") -> None:
     for name, meaning in MEMSTATS_ROWS:
         v = getattr(st, name)
         human = _bytes(v) if name not in ("heap_objects", "mallocs",
-                                          "frees") else ""
+                                          "frees", "num_gc") else ""
+        if name == "next_gc" and v == 2**64 - 1:
+            human = "GOGC=off"
         print(f"{indent}{name:14} {v:>16,}  {human:>10}  {meaning}")
 
 
@@ -412,7 +416,8 @@ def replay(args: argparse.Namespace) -> int:
     every = args.sample_every
     if every is None:
         every = max(1, n // 1000)
-    with goalloc.Heap(backing=args.backing, procs=procs) as h:
+    with goalloc.Heap(backing=args.backing, procs=procs,
+                      collector=args.collector, gogc=args.gogc) as h:
         info = h.info()
         bar = progress_bar("replay", args.progress)
         t0 = time.perf_counter()
@@ -718,6 +723,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--procs", type=_int_at_least(1), default=None,
                    metavar="N", help="Ps of the heap (default: the highest "
                                      "P the trace uses, plus one)")
+    r.add_argument("--collector", choices=("free", "gc"), default="free",
+                   help="'free': the trace's frees free (the default); "
+                        "'gc': they drop, and Go's collector cycles free "
+                        "(design §14)")
+    r.add_argument("--gogc", type=_gogc, default=None, metavar="N|off",
+                   help="GOGC for the pacer (default 100)")
     _add_common(r)
     r.set_defaults(func=replay)
 
@@ -783,6 +794,17 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--backing", choices=("os", "virtual"), default=None)
     d.set_defaults(func=demo)
     return parser
+
+
+def _gogc(text: str) -> int | str:
+    """A --gogc value: an int, or "off"."""
+    if text == "off":
+        return "off"
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is neither an int nor 'off'") from None
 
 
 def _fail(message: str, status: int = 1) -> int:

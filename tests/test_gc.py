@@ -11,6 +11,7 @@ from goalloc import (
     InvalidFreeError,
     WrongCollectorError,
 )
+from misuse import rejected
 
 MiB = 1 << 20
 
@@ -423,3 +424,63 @@ def test_timeline_plot_shows_the_sawtooth_and_marks_each_cycle():
     # share a sample)
     assert len(marks) == int(drops.sum()) > 3
     assert labels.count("GC cycle") == 1
+
+
+# ---- docs/misuse.md rows ----------------------------------------------------
+
+def test_row_drop_twice():
+    h = gc_heap()
+    p, keep, big = h.alloc(48), h.alloc(48), h.alloc(100_000)
+    tiny = h.alloc(4, noscan=True)
+    h.alloc(16, noscan=True)
+    for a in (p, big, tiny):
+        h.drop(a)
+        rejected(h, DoubleFreeError, h.drop, a, match="already dropped")
+    h.gc()
+    for a in (p, big):
+        rejected(h, DoubleFreeError, h.drop, a, match="collected")
+    h.drop(keep)
+
+
+def test_row_drop_not_an_object():
+    h = gc_heap()
+    p = h.alloc(48)
+    big = h.alloc(100_000)
+    for a in (p + 8, big + 16, 0x7F0000000000, h.info().zerobase,
+              h.span_of(p).limit):
+        rejected(h, InvalidFreeError, h.drop, a, exact=False, match="drop")
+    for a in (-1, 2**64):
+        rejected(h, InvalidFreeError, h.drop, a)
+
+
+def test_row_wrong_collector():
+    h = gc_heap()
+    p = h.alloc(48)
+    rejected(h, WrongCollectorError, h.free, p, bases=(TypeError,),
+             match="collector='gc'")
+    rejected(h, WrongCollectorError, h.free_many, [p])
+    trace = goalloc.Trace.from_ops([("alloc", 0, 48), ("free", 0)])
+    h.replay(trace)                       # the free is a drop here
+    assert h.span_objects(h.span_of(p).base).states.count(
+        goalloc.SLOT_DROPPED) == 1
+    f = goalloc.Heap(backing="virtual")
+    q = f.alloc(48)
+    for call, args in ((f.drop, (q,)), (f.gc, ()), (f.free_os_memory, ())):
+        rejected(f, WrongCollectorError, call, *args, match="collector='gc'")
+
+
+def test_row_bad_gc_options():
+    for kw in ({"collector": "refcount"}, {"collector": ""},
+               {"collector": "gc", "background_sweep": -1},
+               {"collector": "gc", "background_sweep": 2**31},
+               {"gogc": 2**40}):
+        with pytest.raises(ValueError):
+            goalloc.Heap(backing="virtual", **kw)
+    for kw in ({"collector": 1}, {"background_sweep": "all"},
+               {"gogc": 1.5}):
+        with pytest.raises(TypeError):
+            goalloc.Heap(backing="virtual", **kw)
+    h = gc_heap()
+    rejected(h, TypeError, h.set_gc_percent, 1.5)
+    rejected(h, TypeError, h.set_gc_percent, "on")
+    rejected(h, ValueError, h.set_gc_percent, 2**40)

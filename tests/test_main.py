@@ -514,3 +514,25 @@ def test_diff_errors(tmp_path, trace_files):
     assert_one_line_error(r, 1, "not a goalloc snapshot")
     r = run("diff", str(tmp_path / "t.json"))
     assert_one_line_error(r, 2, "B")
+
+
+def test_replay_in_gc_mode(tmp_path):
+    """--collector gc replays the trace's frees as drops: the report
+    counts the cycles Heap.replay runs on a GC-mode heap; --gogc off
+    runs none; a bad --gogc is a usage error."""
+    t = workloads.go_mix(150_000, live=3000, seed=1)
+    path = tmp_path / "mix.gatrace"
+    t.save(path)
+    with goalloc.Heap(backing="virtual", collector="gc") as h:
+        h.replay(t)
+        cycles = h.stats().num_gc
+    assert cycles > 3
+    for extra, want in ((("--collector", "gc"), cycles),
+                        (("--collector", "gc", "--gogc", "off"), 0),
+                        ((), 0)):
+        r = run("replay", str(path), "--backing", "virtual", "--json",
+                *extra)
+        assert r.returncode == 0, r.stderr
+        assert json.loads(r.stdout)["final"]["num_gc"] == want, extra
+    r = run("replay", str(path), "--gogc", "sometimes")
+    assert r.returncode == 2 and "--gogc" in r.stderr

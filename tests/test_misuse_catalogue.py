@@ -44,6 +44,7 @@ VIEWS = "test_views"
 TRACE = "test_trace"
 SNAPSHOT = "test_snapshot"
 BULK = "test_bulk"
+GC = "test_gc"
 
 # row text prefix -> (its test file, its test, the documented exception)
 ROW_TESTS = {
@@ -121,6 +122,14 @@ ROW_TESTS = {
         (BULK, "test_row_bulk_out_of_memory", "OutOfMemoryError"),
     "a bad address inside `free_many`":
         (BULK, "test_row_bulk_bad_address", "DoubleFreeError"),
+    "GC mode: `drop` of an object dropped already":
+        (GC, "test_row_drop_twice", "DoubleFreeError"),
+    "GC mode: `drop` of an interior or foreign address":
+        (GC, "test_row_drop_not_an_object", "InvalidFreeError"),
+    "the other collector's call":
+        (GC, "test_row_wrong_collector", "WrongCollectorError"),
+    "bad GC options":
+        (GC, "test_row_bad_gc_options", "ValueError"),
 }
 
 
