@@ -41,6 +41,11 @@ fragmentation     ``Heap.fragmentation()`` (see goalloc.fragmentation): the
                   ratios internal, span, page, external, overhead and the
                   byte counts; a ratio that is NaN (overhead while nothing
                   is live) is null
+gc                ``Heap.gc_state()``: the collector's pacing and sweep
+                  state, one key per goalloc.GCState field (added after
+                  version 1's first writers: a reader may miss it)
+gc_cycles         ``Heap.gc_cycles()``: one object per completed cycle
+                  with goalloc.GCCycle's fields (likewise added later)
 ================  ===========================================================
 
 Each record's keys are its fields, so the schema follows the records
@@ -57,7 +62,17 @@ import math
 import os
 from typing import TYPE_CHECKING, Any, Union
 
-from ._records import Arena, ArenaHint, BySize, Cache, Central, HeapInfo, Span
+from ._records import (
+    Arena,
+    ArenaHint,
+    BySize,
+    Cache,
+    Central,
+    GCCycle,
+    GCState,
+    HeapInfo,
+    Span,
+)
 from .arrays import SPAN_STATES
 from .fragmentation import Fragmentation
 from .stats import MemStats
@@ -123,6 +138,8 @@ _CENTRAL = _spec(Central, sizeclass=_INT, noscan=_BOOL)
 _CACHE = _spec(Cache, without=("alloc",))
 _CACHE_ALLOC = {"spanclass": _INT, "base": _INT}
 _FRAG = _spec(Fragmentation)
+_GC = _spec(GCState)
+_GC_CYCLE = _spec(GCCycle)
 # A span list holds no dead spans.
 _LISTED_STATES = tuple(s for s in SPAN_STATES if s != "dead")
 
@@ -179,6 +196,8 @@ def snapshot(heap: Heap) -> dict[str, Any]:
         "centrals": centrals,
         "caches": caches,
         "fragmentation": _pick(heap.fragmentation(), _FRAG),
+        "gc": _pick(heap.gc_state(), _GC),
+        "gc_cycles": [_pick(c, _GC_CYCLE) for c in heap.gc_cycles()],
     }
 
 
@@ -305,6 +324,13 @@ def validate(doc: Any) -> None:
             raise ValueError(f"caches[{i}].alloc: expected a list")
         _check_list(c["alloc"], _CACHE_ALLOC, f"caches[{i}].alloc")
     _check_object(doc["fragmentation"], _FRAG, "fragmentation")
+    # added after version 1's first writers: checked when present
+    if "gc" in doc:
+        _check_object(doc["gc"], _GC, "gc")
+    if "gc_cycles" in doc:
+        if not isinstance(doc["gc_cycles"], list):
+            raise ValueError("gc_cycles: expected a list")
+        _check_list(doc["gc_cycles"], _GC_CYCLE, "gc_cycles")
 
 
 # ---- diff -------------------------------------------------------------------

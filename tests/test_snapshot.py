@@ -21,7 +21,7 @@ from goalloc.snapshot import (
 
 TOP_KEYS = {"schema", "goalloc_version", "digest", "info", "hints",
             "arenas", "spans", "stats", "centrals", "caches",
-            "fragmentation"}
+            "fragmentation", "gc", "gc_cycles"}
 
 
 def populate(h: goalloc.Heap) -> list[int]:
@@ -214,7 +214,11 @@ def test_validate_rejects_non_objects(not_a_doc):
         validate(not_a_doc)
 
 
-@pytest.mark.parametrize("key", sorted(TOP_KEYS - {"schema"}))
+# keys version 1 gained later: a document may miss them
+LATER_TOP_KEYS = {"gc", "gc_cycles"}
+
+
+@pytest.mark.parametrize("key", sorted(TOP_KEYS - {"schema"} - LATER_TOP_KEYS))
 def test_validate_rejects_missing_top_level_key(doc, key):
     del doc[key]
     with pytest.raises(ValueError, match=key):
@@ -351,3 +355,27 @@ def test_row_snapshot_not_a_snapshot(tmp_path):
         assert type(ei.value) in (ValueError, UnicodeDecodeError,
                                   __import__("json").JSONDecodeError)
         assert word in str(ei.value), (name, str(ei.value)[:200])
+
+
+def test_gc_keys_are_written_and_checked_when_present():
+    """gc and gc_cycles came after version 1's first writers: a GC-mode
+    heap's are written, checked when present, and may be missing."""
+    h = goalloc.Heap(backing="virtual", collector="gc")
+    h.drop(h.alloc(48))
+    h.gc()
+    doc = snapshot(h)
+    assert doc["gc"]["num_gc"] == 1 and doc["gc_cycles"][0]["forced"]
+    assert doc["gc"] == {k: v for k, v in
+                         vars(h.gc_state()).items()}
+    validate(doc)
+    for key, bad in (("gc", {"num_gc": "x"}), ("gc_cycles", [{"num": 1}]),
+                     ("gc_cycles", {})):
+        broken = copy.deepcopy(doc)
+        if isinstance(bad, dict) and key == "gc":
+            broken[key].update(bad)
+        else:
+            broken[key] = bad
+        with pytest.raises(ValueError, match=key):
+            validate(broken)
+    del doc["gc"], doc["gc_cycles"]
+    validate(doc)
