@@ -15,6 +15,7 @@ import pytest
 import goalloc
 from goalloc import snapshot
 from goalloc.preload import preload_env, preload_path
+from helpers import ASAN
 from preload_helpers import (
     PRELOAD_SRC,
     ROOT,
@@ -25,7 +26,11 @@ from preload_helpers import (
     run,
 )
 
-pytestmark = linux_x86_64
+# The sanitizer run's pytest has ASan preloaded and an ASan-built _core,
+# which neither the library nor a clean subprocess can load alongside;
+# this file tests the plain library, which the plain run has tested.
+pytestmark = [linux_x86_64, pytest.mark.skipif(
+    ASAN, reason="tests the plain library; the plain pytest run has run it")]
 
 GO_HEAP = 0x00C000000000
 
