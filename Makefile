@@ -14,7 +14,7 @@ CTESTS_TSAN = $(patsubst tests/c/%.c,build/ctest-tsan/%,$(wildcard tests/c/test_
 CTESTS_DEBUG = $(patsubst tests/c/%.c,build/ctest-debug/%,$(wildcard tests/c/test_*.c))
 TSAN = -fsanitize=thread -fno-omit-frame-pointer
 
-.PHONY: all test test-c test-c-asan test-c-tsan test-c-debug test-c-valgrind test-py gen check-gen clean develop check-static check-layers bench bench-smoke bench-c bench-py fuzz fuzz-run fuzz-replay
+.PHONY: all test test-c test-c-asan test-c-tsan test-c-debug test-c-valgrind test-py gen check-gen clean develop check-static check-layers bench bench-programs bench-smoke bench-c bench-py fuzz fuzz-run fuzz-replay
 
 all: test-c
 
@@ -151,6 +151,10 @@ bench-py:
 # The allocator comparison (benchmarks/run.py says what it needs installed).
 bench:
 	$(PYTHON) benchmarks/run.py --out build/bench/results.md --json build/bench/results.json
+
+# Real programs under each allocator (goalloc's malloc replacement, issue 14).
+bench-programs:
+	$(PYTHON) benchmarks/programs.py --out build/bench/programs.md --json build/bench/programs.json
 
 bench-smoke:
 	$(PYTHON) benchmarks/run.py --smoke --out build/bench/smoke.md

@@ -75,6 +75,12 @@ typedef struct ga_options {
                               * each cycle; K >= 0: K spans after each
                               * allocation that refills or is large
                               * (design §14.4) */
+    bool zero_on_request;    /* deviation, off by default (os backing):
+                              * malloc's contract.  Memory is handed out
+                              * dirty and zeroed only by ga_calloc, and
+                              * only where its span may hold old data
+                              * (Go's needzero, which in-use spans then
+                              * keep instead of clearing it) */
     uint64_t metadata_limit; /* the most real memory the arena metadata
                               * (66 KiB per 64 MiB arena on linux/amd64,
                               * plus the arena index) may take; growth
@@ -141,6 +147,21 @@ ga_status ga_malloc_check(ga_heap *h, int p, uint64_t size);
 /* ga_alloc is ga_malloc for C programs on the os backing: a pointer, or
  * NULL on any failure. */
 void *ga_alloc(ga_heap *h, int p, size_t size, bool noscan);
+/* ga_calloc is ga_malloc for calloc on a zero_on_request heap: the
+ * object's size bytes are zeroed when its span may hold old data
+ * (needzero), and left alone when the span is known zero (fresh from
+ * the OS).  On any other heap it is ga_malloc, which zeroes as Go does. */
+ga_status ga_calloc(ga_heap *h, int p, uint64_t size, bool noscan,
+                    ga_addr *out);
+/* ga_usable_size is malloc_usable_size: the bytes of the slot of the
+ * live object that starts at addr (elemsize; a large object's whole
+ * span), without a lock.  The caller owns the object, as malloc's
+ * contract asks, so the span cannot change meanwhile; an address that
+ * starts no slot is GA_ENOTOBJECT, one outside the arenas GA_EFOREIGN,
+ * and the zerobase has 0 bytes.  Whether the slot is live is not
+ * checked (ga_free_p checks it); a tiny object's size is
+ * ga_object_extent's. */
+ga_status ga_usable_size(ga_heap *h, ga_addr addr, uint64_t *size);
 /* ga_free frees the object that starts at addr (design §6.1), from any
  * thread: a small object under its size class's mcentral lock, anything
  * else (large objects, errors) under the heap lock. */

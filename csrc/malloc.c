@@ -164,7 +164,9 @@ small_slot_done(mheap *h, mcache *c, mspan *s, uint64_t i, uint64_t size)
 {
     GA_ASSERT(i < s->nelems && size <= s->elemsize);
     c->local_requested += size;
-    if (GA_LIKELY(!s->needzero && s->tiny_marks == NULL)) {
+    /* (a dirty span of a heap that does not zero needs nothing more) */
+    if (GA_LIKELY((!s->needzero || !h->zero_memory) &&
+                  s->tiny_marks == NULL)) {
         mspan_req_store(s, i, size);
         return mspan_slot_addr(s, i);
     }

@@ -112,6 +112,7 @@ ga_options_init(ga_options *o)
     o->binary_end = 0x08200000;
     o->seed = 0x2545F4914F6CDD1DULL;
     o->skip_zeroing = false;
+    o->zero_on_request = false;
     o->metadata_limit = ga_default_metadata_limit();
     o->collector = GA_COLLECTOR_FREE;
     o->gogc = 100;
@@ -252,7 +253,9 @@ ga_heap_new(const ga_options *o, ga_status *status, char *err, size_t errlen)
     h->meta_limit = o->metadata_limit;
     h->binary_end = o->binary_end;
     h->seed = o->seed;
-    h->zero_memory = o->backing == GA_BACKING_OS && !o->skip_zeroing;
+    h->zero_memory = o->backing == GA_BACKING_OS && !o->skip_zeroing &&
+                     !o->zero_on_request;
+    h->keep_needzero = o->backing == GA_BACKING_OS && o->zero_on_request;
     h->zerobase = o->backing == GA_BACKING_OS
                       ? (ga_addr)(uintptr_t)&zerobase
                       : 0x00000000005a0000; /* a .bss-like address */

@@ -479,7 +479,11 @@ mheap_alloc(mheap *h, mcache *c, uint64_t npages, span_class spc,
         if (needzero && s->needzero) {
             zero_span(h, s);
         }
-        s->needzero = 0;
+        /* zero_on_request: the span stays dirty until ga_calloc zeroes
+         * the part of it that it hands out */
+        if (!h->keep_needzero) {
+            s->needzero = 0;
+        }
     }
     return s;
 }

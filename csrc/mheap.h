@@ -54,9 +54,11 @@ typedef struct mheap {
     const char *poisoned; /* Go's throw: the message once poisoned
                            * (atomic; see heap_poisoned) */
     int nprocs;
-    bool zero_memory; /* os backing without skip_zeroing: needzero */
-    mcache **caches;  /* one per P; caches[0] is m0's */
-    ga_addr zerobase; /* os: &zerobase (mallocinit.c); virtual: fixed */
+    bool zero_memory;   /* os backing without skip_zeroing: needzero */
+    bool keep_needzero; /* zero_on_request: in-use spans keep needzero,
+                         * for ga_calloc */
+    mcache **caches;    /* one per P; caches[0] is m0's */
+    ga_addr zerobase;   /* os: &zerobase (mallocinit.c); virtual: fixed */
     arena_lookup lookup;
 
     /* on a line of its own: taken by every refill, on any thread */

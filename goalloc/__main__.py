@@ -19,6 +19,11 @@ Commands:
            allocated as trace files (goalloc.capture; Linux).
   demo     a short walk through mallocinit, a first allocation, heap
            growth and MemStats.
+  run      run a program on goalloc: Go 1.13's allocator as its malloc
+           (goalloc.preload); --stats FILE writes its final heap as a
+           snapshot.
+  preload-path
+           print the path of the malloc replacement, for LD_PRELOAD.
 
 Errors are one line on stderr ("goalloc: error: ..."): exit status 2 for
 bad command lines, 1 for everything else.  GOALLOC_DEBUG=1 shows the
@@ -622,6 +627,40 @@ def demo(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---- run, preload-path -----------------------------------------------------
+
+def run_program(args: argparse.Namespace) -> int:
+    """Exec args.cmd on goalloc (goalloc.preload); returns only when the
+    command cannot be run: 127 if it is not found, 126 otherwise (as a
+    shell)."""
+    from goalloc.preload import exec_on_goalloc, preload_path
+
+    cmd = list(args.cmd)
+    if cmd[:1] == ["--"]:
+        cmd = cmd[1:]
+    if not cmd:
+        raise UsageError("run: no command given (run [--procs N] [--stats "
+                         "FILE] -- CMD ARGS...)")
+    preload_path()  # not built: an error, before anything runs
+    try:
+        exec_on_goalloc(cmd, procs=args.procs, stats=args.stats)
+    except FileNotFoundError:
+        print(f"goalloc: error: {cmd[0]}: command not found",
+              file=sys.stderr)
+        return 127
+    except OSError as e:
+        print(f"goalloc: error: {cmd[0]}: {e.strerror or e}",
+              file=sys.stderr)
+        return 126
+
+
+def print_preload_path(args: argparse.Namespace) -> int:
+    from goalloc.preload import preload_path
+
+    print(preload_path())
+    return 0
+
+
 # ---- command line --------------------------------------------------------
 
 class UsageError(Exception):
@@ -782,6 +821,37 @@ def build_parser() -> argparse.ArgumentParser:
         usage="%(prog)s [options] [--] CMD [ARGS...]")
     _capture.add_capture_arguments(c)
     c.set_defaults(func=lambda args: _capture.run_capture(args, c))
+
+    rn = sub.add_parser(
+        "run", help="run CMD with Go 1.13's allocator as its malloc",
+        description="Run CMD with goalloc's malloc replacement preloaded "
+                    "(LD_PRELOAD): every malloc, free, calloc, realloc and "
+                    "aligned allocation of the program (and of the programs "
+                    "it starts) goes to a Go 1.13 heap.  The command "
+                    "replaces this process: its exit status is the "
+                    "command's.",
+        epilog="The library also reads GOALLOC_PROCS and GOALLOC_STATS "
+               "when preloaded by hand (see 'preload-path' and "
+               "goalloc.preload).")
+    rn.add_argument("--procs", type=_int_at_least(1), default=None,
+                    metavar="N", help="Ps of the heap; a thread runs as one "
+                                      "P at a time (default: the CPUs the "
+                                      "program may use, as GOMAXPROCS)")
+    rn.add_argument("--stats", default=None, metavar="FILE",
+                    help="at exit, write the command's heap as a "
+                         "goalloc.snapshot JSON file (goalloc.snapshot."
+                         "load_json reads it)")
+    rn.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- CMD ARGS",
+                    help="the command and its arguments")
+    rn.set_defaults(func=run_program)
+
+    pp = sub.add_parser(
+        "preload-path", help="print the malloc replacement's path, for "
+                             "LD_PRELOAD",
+        description="Print the absolute path of goalloc's malloc "
+                    "replacement: LD_PRELOAD=$(python -m goalloc "
+                    "preload-path) CMD runs CMD on goalloc.")
+    pp.set_defaults(func=print_preload_path)
 
     d = sub.add_parser("demo", help="a short walk through mallocinit",
                        description="mallocinit, the arena hints, a first "

@@ -177,3 +177,22 @@ def test_second_command_is_what_ci_runs():
     assert blocks[1].strip() == "bash tools/test.sh"
     ci = (ROOT / ".ci" / "run").read_text().splitlines()
     assert "bash tools/test.sh" in [line.strip() for line in ci]
+
+
+def test_goalloc_run_from_the_fresh_install(newcomer):
+    """The README's "Running a program on goalloc": `python -m goalloc run`
+    works from the fresh install, and its --stats file loads."""
+    if not sys.platform.startswith("linux"):
+        pytest.skip("the malloc replacement is Linux-only")
+    r = newcomer.sh("python -m goalloc run --stats heap.json -- python3 -c "
+                    "'print(sum(len(str(i)) for i in range(10**5)))'",
+                    cwd=newcomer.clone.parent)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "488890\n" and r.stderr == ""
+    r = newcomer.sh("python -c 'from goalloc import snapshot; "
+                    "d = snapshot.load_json(\"heap.json\"); "
+                    "print(d[\"arenas\"][0][\"base\"] == 0xc000000000, "
+                    "d[\"stats\"][\"mallocs\"] > 0)'",
+                    cwd=newcomer.clone.parent)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "True True\n"

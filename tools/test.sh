@@ -4,10 +4,12 @@
 # layering (check_layers.py), the C tests (plain, in a debug build, under
 # ASan+UBSan, ThreadSanitizer and valgrind), a 60 s libFuzzer run over the
 # C facade, the linters (ruff, mypy --strict, stubtest, clang-format), the
-# pytest suite, and the pytest suite again against an ASan+UBSan build of
-# the extension.  valgrind, clang with libFuzzer, clang-format and
-# chromium (for the HTML report test) are installed with apt-get when
-# missing.  This is the README's test command;
+# pytest suite (with the real-program checks of the malloc replacement),
+# and the pytest suite again against an ASan+UBSan build of the
+# extension.  valgrind, clang with libFuzzer, clang-format, chromium (for
+# the HTML report test) and the real programs (sqlite3, git, redis,
+# CPython's test suite) are installed with apt-get when missing.  This is
+# the README's test command;
 # .ci/run calls exactly this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -124,6 +126,22 @@ if ! command -v chromium >/dev/null 2>&1 \
 fi
 chromedriver --version
 export GOALLOC_BROWSER_TESTS=required
+
+step "real programs for the malloc replacement's checks (installed when missing)"
+# tests/test_preload_programs.py runs each on goalloc and on glibc:
+# Debian's python3 with CPython's regression tests, sqlite3, git, gcc,
+# sort, redis-server with redis-benchmark and redis-cli.
+pkgs=()
+command -v sqlite3 >/dev/null 2>&1 || pkgs+=(sqlite3)
+command -v git >/dev/null 2>&1 || pkgs+=(git)
+command -v redis-server >/dev/null 2>&1 || pkgs+=(redis-server)
+command -v redis-benchmark >/dev/null 2>&1 || pkgs+=(redis-tools)
+[ -x /usr/bin/python3 ] || pkgs+=(python3)
+if [ ${#pkgs[@]} -gt 0 ]; then apt_install "${pkgs[@]}"; fi
+if ! /usr/bin/python3 -c 'import test.test_list' >/dev/null 2>&1; then
+    apt_install "libpython$(/usr/bin/python3 -c \
+        'import sys; print("%d.%d" % sys.version_info[:2])')-testsuite"
+fi
 
 step "pytest"
 "$PY" -m pytest -q -p no:cacheprovider tests
