@@ -66,6 +66,7 @@ from .fragmentation import Fragmentation
 from .heap import Heap
 from .sizeclasses import size_classes, size_to_class
 from .stats import MemStats
+from .sweeps import SweepError, sweep
 from .tables import class_table, to_pandas
 from .timeline import Timeline, TimelineError
 from .trace import Trace, TraceError
@@ -82,5 +83,6 @@ __all__ = [
     "NUM_SPAN_CLASSES", "OutOfMemoryError", "PAGE_SIZE", "SizeClass", "Span",
     "TINY_SIZE", "Timeline", "TimelineError", "Trace", "TraceError",
     "WrongCollectorError", "class_table", "compare", "size_classes",
-    "snapshot", "size_to_class", "to_pandas", "__version__",
+    "snapshot", "size_to_class", "sweep", "SweepError", "to_pandas",
+    "__version__",
 ]
