@@ -43,7 +43,10 @@ except ModuleNotFoundError as _e:
         f"with 'pip install -e .' or 'python setup.py build_ext --inplace'",
         name=__name__) from None
 
-from . import snapshot  # goalloc.snapshot.diff, .export_json, ...
+from . import (
+    attribution,  # goalloc.attribution.read_memray, site_table
+    snapshot,  # goalloc.snapshot.diff, .export_json, ...
+)
 from ._records import (
     SLOT_DROPPED,
     SLOT_FREE,
@@ -74,7 +77,8 @@ from .trace import Trace, TraceError
 __version__ = "0.1.0"
 
 __all__ = [
-    "Arena", "ArenaHint", "BySize", "Cache", "Central", "DoubleFreeError",
+    "Arena", "ArenaHint", "attribution", "BySize", "Cache", "Central",
+    "DoubleFreeError",
     "GCCycle", "GCState", "GoallocError", "SLOT_DROPPED", "SLOT_FREE",
     "SLOT_FREED", "SLOT_LIVE", "SpanObjects",
     "Fragmentation", "Heap", "HeapBusyError", "HeapClosedError",

@@ -90,7 +90,7 @@ def test_from_bytes_checks_like_read_binary(tmp_path):
     with pytest.raises(TraceError, match="expected"):
         Trace.from_bytes(raw[:-1])
     with pytest.raises(TraceError, match="not a goalloc binary trace"):
-        Trace.from_bytes(b"GATRACE2" + raw[8:])
+        Trace.from_bytes(b"GATRACE9" + raw[8:])
     path = tmp_path / "t.gatrace"
     t.save(path)
     assert path.read_bytes() == raw
