@@ -46,6 +46,15 @@ SCRIPT = textwrap.dedent("""\
 SMALL_LINE, BIG_LINE, CALL_LINE = 4, 10, 13
 
 
+def run_memray(*args, cwd=None):
+    """memray run, a program of its own: without the sanitizer run's
+    preloaded runtime, which is there for goalloc's extension."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("LD_PRELOAD", "ASAN_OPTIONS", "UBSAN_OPTIONS")}
+    subprocess.run([sys.executable, "-m", "memray", "run", "-q", *args],
+                   check=True, cwd=cwd, env=env)
+
+
 def _memray():
     if os.environ.get("CI"):  # the test extra installs it: never skip
         import memray
@@ -60,9 +69,8 @@ def capture(tmp_path_factory):
     script = d / "alloc_script.py"
     script.write_text(SCRIPT)
     out = d / "run.bin"
-    subprocess.run([sys.executable, "-m", "memray", "run",
-                    "--trace-python-allocators", "-q", "-o", str(out),
-                    str(script)], check=True, cwd=d)
+    run_memray("--trace-python-allocators", "-o", str(out), str(script),
+               cwd=d)
     return out
 
 
@@ -144,8 +152,7 @@ def test_aggregated_capture_is_refused(tmp_path):
     script = tmp_path / "s.py"
     script.write_text("x = [bytearray(50) for _ in range(10)]\n")
     out = tmp_path / "agg.bin"
-    subprocess.run([sys.executable, "-m", "memray", "run", "--aggregate",
-                    "-q", "-o", str(out), str(script)], check=True)
+    run_memray("--aggregate", "-o", str(out), str(script))
     with pytest.raises(TraceError, match="aggregated"):
         read_memray(out)
 
