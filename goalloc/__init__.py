@@ -43,7 +43,10 @@ except ModuleNotFoundError as _e:
         f"with 'pip install -e .' or 'python setup.py build_ext --inplace'",
         name=__name__) from None
 
-from . import snapshot  # goalloc.snapshot.diff, .export_json, ...
+from . import (
+    attribution,  # goalloc.attribution.read_memray, site_table
+    snapshot,  # goalloc.snapshot.diff, .export_json, ...
+)
 from ._records import (
     SLOT_DROPPED,
     SLOT_FREE,
@@ -66,6 +69,7 @@ from .fragmentation import Fragmentation
 from .heap import Heap
 from .sizeclasses import size_classes, size_to_class
 from .stats import MemStats
+from .sweeps import SweepError, sweep
 from .tables import class_table, to_pandas
 from .timeline import Timeline, TimelineError
 from .trace import Trace, TraceError
@@ -73,7 +77,8 @@ from .trace import Trace, TraceError
 __version__ = "0.1.0"
 
 __all__ = [
-    "Arena", "ArenaHint", "BySize", "Cache", "Central", "DoubleFreeError",
+    "Arena", "ArenaHint", "attribution", "BySize", "Cache", "Central",
+    "DoubleFreeError",
     "GCCycle", "GCState", "GoallocError", "SLOT_DROPPED", "SLOT_FREE",
     "SLOT_FREED", "SLOT_LIVE", "SpanObjects",
     "Fragmentation", "Heap", "HeapBusyError", "HeapClosedError",
@@ -82,5 +87,6 @@ __all__ = [
     "NUM_SPAN_CLASSES", "OutOfMemoryError", "PAGE_SIZE", "SizeClass", "Span",
     "TINY_SIZE", "Timeline", "TimelineError", "Trace", "TraceError",
     "WrongCollectorError", "class_table", "compare", "size_classes",
-    "snapshot", "size_to_class", "to_pandas", "__version__",
+    "snapshot", "size_to_class", "sweep", "SweepError", "to_pandas",
+    "__version__",
 ]

@@ -34,14 +34,16 @@ class ReplayProgress:
     notebook, text elsewhere) instead of the text bar.  ImportError
     naming the extra when tqdm is not installed.  close() ends the bar
     (its line, in a terminal); the bar is made at the first call, when
-    the total is known.
+    the total is known.  unit: what is counted ("ops"; a sweep counts
+    "runs").
     """
 
     def __init__(self, desc: str = "replay", enabled: bool | None = None,
                  stream: TextIO | None = None, auto: bool = False,
-                 what: str = "a progress bar") -> None:
+                 what: str = "a progress bar", unit: str = "ops") -> None:
         self._tqdm = _tqdm_class(auto, what)
         self.desc = desc
+        self.unit = unit
         self.enabled = enabled
         self.stream = stream
         self._bar: Any = None
@@ -49,7 +51,8 @@ class ReplayProgress:
     def __call__(self, done: int, total: int) -> None:
         if self._bar is None:
             self._bar = self._tqdm(
-                total=total, desc=self.desc, unit="ops", unit_scale=True,
+                total=total, desc=self.desc, unit=self.unit,
+                unit_scale=self.unit == "ops",
                 dynamic_ncols=True,
                 file=sys.stderr if self.stream is None else self.stream,
                 disable=None if self.enabled is None else not self.enabled)

@@ -36,7 +36,7 @@ Int64 (missing: <NA>), ratios float64 (NaN: overhead with nothing live).
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -47,7 +47,8 @@ from .fragmentation import METRICS
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["compare", "headline", "gc_cycles", "HEADLINE_COLUMNS"]
+__all__ = ["compare", "headline", "gc_cycles", "typed_columns",
+           "HEADLINE_COLUMNS"]
 
 # The counters compared as peak and final, by column stem.
 _PEAKED = {
@@ -160,10 +161,19 @@ def compare(runs: Mapping[str, Any]) -> pd.DataFrame:
         raise ValueError("compare: no runs given")
     pd_ = pandas("goalloc.compare")
     rows = {str(label): headline(run) for label, run in runs.items()}
-    columns = list(HEADLINE_COLUMNS)
+    data = typed_columns(pd_, list(rows.values()), HEADLINE_COLUMNS)
+    df: pd.DataFrame = pd_.DataFrame(
+        data, index=pd_.Index(list(rows), name="run"))
+    return df
+
+
+def typed_columns(pd_: Any, rows: Sequence[Mapping[str, Any]],
+                  columns: Sequence[str]) -> dict[str, Any]:
+    """{column: values of rows} with compare()'s dtypes: source as
+    objects, the ratios float64 (NaN when missing), the rest Int64."""
     data: dict[str, Any] = {}
     for c in columns:
-        values = [r.get(c) for r in rows.values()]
+        values = [r.get(c) for r in rows]
         if c == "source":
             data[c] = values
         elif c in METRICS:
@@ -171,6 +181,4 @@ def compare(runs: Mapping[str, Any]) -> pd.DataFrame:
                                dtype=np.float64)
         else:
             data[c] = pd_.array(values, dtype="Int64")
-    df: pd.DataFrame = pd_.DataFrame(
-        data, index=pd_.Index(list(rows), name="run"))
-    return df
+    return data

@@ -16,10 +16,20 @@ File formats (both little endian, versioned):
   lines and lines starting with ``#`` are ignored.
 * binary (``.gatrace``): the 8 bytes ``GATRACE1``, a uint64 op count n,
   then the columns one after another: kind u8[n] (0 alloc, 1 free),
-  noscan u8[n], p u16[n], id u64[n], size u64[n].
+  noscan u8[n], p u16[n], id u64[n], size u64[n].  A trace with call
+  sites starts ``GATRACE2`` and has two more parts after those columns:
+  site u32[n], then a uint64 byte count m and m bytes of UTF-8 JSON, the
+  list of call-site names (``sites``).  The text format has no call
+  sites.
+
+Call sites (``Trace.site``, ``Trace.sites``): optional, from importers
+that know where each allocation was made (goalloc.attribution's memray
+import).  ``site[i]`` indexes ``sites``: for an alloc, where it was
+made; for a free, where the object it frees was made.
 """
 from __future__ import annotations
 
+import json
 import operator
 import os
 import struct
@@ -40,6 +50,12 @@ ALLOC = 0
 FREE = 1
 TEXT_HEADER = "# goalloc trace v1"
 BINARY_MAGIC = b"GATRACE1"
+BINARY_MAGIC_SITES = b"GATRACE2"  # with the call-site column and names
+# the binary format's columns after the header, in file order: (name,
+# dtype, bytes per op)
+_BINARY_COLUMNS = (("kind", "<u1", 1), ("noscan", "<u1", 1),
+                   ("p", "<u2", 2), ("id", "<u8", 8), ("size", "<u8", 8))
+_BINARY_OP_BYTES = sum(w for _, _, w in _BINARY_COLUMNS)
 
 # A replay keeps two tables indexed by id (the address of each id, 8
 # bytes, and whether it is live, 1 byte): ids must be below this, 18 GiB
@@ -84,12 +100,21 @@ class Trace:
     input or columns of different lengths, and TraceError (a ValueError)
     with ``.index``, the op, for a value outside its column's range: a
     negative id, size or p, p >= 2**16, kind or noscan other than 0 or 1.
+
+    site and sites (optional, together): each op's call site, an index
+    into sites, the call sites' names (uint32; TraceError for an index
+    not below len(sites)).  Without them ``site`` and ``sites`` are
+    None.
     """
 
-    __slots__ = ("kind", "id", "size", "noscan", "p")
+    __slots__ = ("kind", "id", "size", "noscan", "p", "site", "sites")
+
+    site: np.ndarray | None
+    sites: tuple[str, ...] | None
 
     def __init__(self, kind: Any, id: Any, size: Any = None,
-                 noscan: Any = None, p: Any = None) -> None:
+                 noscan: Any = None, p: Any = None, site: Any = None,
+                 sites: Sequence[str] | None = None) -> None:
         self.kind = _column(kind, 0, np.uint8, "kind")
         n = len(self.kind)
         self.id = _column(id, n, np.uint64, "id")
@@ -101,6 +126,21 @@ class Trace:
                 raise ValueError(f"column {name!r} has "
                                  f"{len(getattr(self, name))} entries, "
                                  f"kind has {n}")
+        self.site, self.sites = _site_column(site, sites, n)
+
+    @property
+    def has_sites(self) -> bool:
+        """Whether the trace has a call-site column."""
+        return self.sites is not None
+
+    def site_names(self) -> np.ndarray:
+        """Each op's call site as a string (an object array); ValueError
+        for a trace without call sites."""
+        if self.site is None or self.sites is None:
+            raise ValueError("this trace has no call sites")
+        names = np.array(self.sites, dtype=object)
+        return names[self.site] if len(names) else \
+            np.array([], dtype=object)
 
     # ---- building -------------------------------------------------------
 
@@ -145,18 +185,25 @@ class Trace:
         if not isinstance(sl, slice):
             raise TypeError("index a Trace with a slice")
         return Trace(self.kind[sl], self.id[sl], self.size[sl],
-                     self.noscan[sl], self.p[sl])
+                     self.noscan[sl], self.p[sl],
+                     None if self.site is None else self.site[sl],
+                     self.sites)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Trace):
             return NotImplemented
+        if self.sites != other.sites:
+            return False
         return all(np.array_equal(getattr(self, c), getattr(other, c))
-                   for c in self.__slots__)
+                   for c in self.__slots__ if c != "sites")
 
     def __repr__(self) -> str:
         n = len(self)
         allocs = int(np.count_nonzero(self.kind == ALLOC))
-        return f"<goalloc.Trace {n} ops: {allocs} allocs, {n - allocs} frees>"
+        sites = "" if self.sites is None else \
+            f", {len(self.sites)} call sites"
+        return (f"<goalloc.Trace {n} ops: {allocs} allocs, {n - allocs} "
+                f"frees{sites}>")
 
     @property
     def nids(self) -> int:
@@ -170,12 +217,18 @@ class Trace:
         index (ids must be at most MAX_REPLAY_ID)."""
         ids, inverse = np.unique(self.id, return_inverse=True)
         dense = Trace(self.kind, inverse.reshape(-1).astype(np.uint64),
-                      self.size, self.noscan, self.p)
+                      self.size, self.noscan, self.p, self.site, self.sites)
         return dense, ids
 
     # ---- files ----------------------------------------------------------
 
     def write_text(self, path: PathLike) -> None:
+        """The text format; ValueError (nothing written) for a trace with
+        call sites, which the text format cannot hold."""
+        if self.sites is not None:
+            raise ValueError("the text trace format has no call sites: "
+                             "save as .gatrace (binary), or drop them with "
+                             "Trace(t.kind, t.id, t.size, t.noscan, t.p)")
         with open(path, "w", encoding="ascii") as f:
             f.write(TEXT_HEADER + "\n")
             for op in self:
@@ -199,41 +252,68 @@ class Trace:
                 ops.append(_parse_line(words, path, lineno))
         return cls.from_ops(ops)
 
+    def to_bytes(self) -> bytes:
+        """The binary format (``.gatrace``) as bytes: 20 bytes per op
+        and a 16-byte header (and with call sites, 4 bytes per op and
+        their names)."""
+        magic = BINARY_MAGIC if self.sites is None else BINARY_MAGIC_SITES
+        parts = [magic, struct.pack("<Q", len(self))]
+        for col, dt, _ in _BINARY_COLUMNS:
+            parts.append(getattr(self, col).astype(dt, copy=False).tobytes())
+        if self.site is not None:
+            names = json.dumps(list(self.sites or ())).encode()
+            parts += [self.site.astype("<u4", copy=False).tobytes(),
+                      struct.pack("<Q", len(names)), names]
+        return b"".join(parts)
+
+    @classmethod
+    def from_bytes(cls, data: Any, name: str = "<bytes>") -> Trace:
+        """A trace from the binary format's bytes (any buffer), checked
+        as read_binary checks a file: TraceError (naming ``name``) for
+        bad magic, a wrong length or a value out of its column's
+        range."""
+        data = memoryview(data).cast("B")
+        magic = bytes(data[:8])
+        if magic not in (BINARY_MAGIC, BINARY_MAGIC_SITES):
+            raise TraceError(f"{name}: not a goalloc binary trace "
+                             f"(magic {magic!r})", 0)
+        if len(data) < 16:
+            raise TraceError(f"{name}: truncated header", 0)
+        (n,) = struct.unpack_from("<Q", data, 8)
+        need = 16 + n * _BINARY_OP_BYTES
+        with_sites = magic == BINARY_MAGIC_SITES
+        site = sites = None
+        if with_sites:
+            site, sites = _read_sites(data, need, n, name)
+        elif len(data) != need:
+            raise TraceError(f"{name}: {len(data)} bytes, expected {need} for "
+                             f"{n} ops", 0)
+        off = 16
+        cols = {}
+        for col, dt, width in _BINARY_COLUMNS:
+            cols[col] = np.frombuffer(data, dtype=dt, count=n, offset=off)
+            off += n * width
+        try:
+            return cls(cols["kind"], cols["id"], cols["size"],
+                       cols["noscan"], cols["p"], site, sites)
+        except TraceError as e:  # a kind or noscan byte beyond 1
+            raise TraceError(f"{name}: {e}", e.index) from None
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # A Trace pickles as its binary format (what a sweep sends to a
+        # worker process or a Dask worker): 20 bytes per op, checked
+        # again by from_bytes when it is unpickled.
+        return (_from_pickle, (self.to_bytes(),))
+
     def write_binary(self, path: PathLike) -> None:
         with open(path, "wb") as f:
-            f.write(BINARY_MAGIC)
-            f.write(struct.pack("<Q", len(self)))
-            for col, dt in (("kind", "<u1"), ("noscan", "<u1"), ("p", "<u2"),
-                            ("id", "<u8"), ("size", "<u8")):
-                f.write(getattr(self, col).astype(dt).tobytes())
+            f.write(self.to_bytes())
 
     @classmethod
     def read_binary(cls, path: PathLike) -> Trace:
         with open(path, "rb") as f:
             data = f.read()
-        name = os.fspath(path)
-        if data[:8] != BINARY_MAGIC:
-            raise TraceError(f"{name}: not a goalloc binary trace "
-                             f"(magic {data[:8]!r})", 0)
-        if len(data) < 16:
-            raise TraceError(f"{name}: truncated header", 0)
-        (n,) = struct.unpack_from("<Q", data, 8)
-        need = 16 + n * (1 + 1 + 2 + 8 + 8)
-        if len(data) != need:
-            raise TraceError(f"{name}: {len(data)} bytes, expected {need} for "
-                             f"{n} ops", 0)
-        off = 16
-        cols = {}
-        for col, dt, width in (("kind", "<u1", 1), ("noscan", "<u1", 1),
-                               ("p", "<u2", 2), ("id", "<u8", 8),
-                               ("size", "<u8", 8)):
-            cols[col] = np.frombuffer(data, dtype=dt, count=n, offset=off)
-            off += n * width
-        try:
-            return cls(cols["kind"], cols["id"], cols["size"],
-                       cols["noscan"], cols["p"])
-        except TraceError as e:  # a kind or noscan byte beyond 1
-            raise TraceError(f"{name}: {e}", e.index) from None
+        return cls.from_bytes(data, os.fspath(path))
 
     def save(self, path: PathLike) -> None:
         """Binary for ``.gatrace``, text otherwise."""
@@ -247,9 +327,58 @@ class Trace:
         """Read either format, recognised by its first bytes."""
         with open(path, "rb") as f:
             head = f.read(8)
-        if head == BINARY_MAGIC:
+        if head in (BINARY_MAGIC, BINARY_MAGIC_SITES):
             return cls.read_binary(path)
         return cls.read_text(path)
+
+
+def _read_sites(data: memoryview, off: int, n: int,
+                name: str) -> tuple[np.ndarray, list[str]]:
+    """The call-site parts of a GATRACE2 file from offset off."""
+    end = off + 4 * n + 8
+    if len(data) < end:
+        raise TraceError(f"{name}: {len(data)} bytes, too short for {n} "
+                         f"ops with call sites", 0)
+    site = np.frombuffer(data, dtype="<u4", count=n, offset=off)
+    (m,) = struct.unpack_from("<Q", data, off + 4 * n)
+    if len(data) != end + m:
+        raise TraceError(f"{name}: {len(data)} bytes, expected {end + m} "
+                         f"for {n} ops and {m} bytes of call-site names", 0)
+    try:
+        sites = json.loads(bytes(data[end:]).decode())
+    except (UnicodeDecodeError, ValueError) as e:
+        raise TraceError(f"{name}: call-site names: {e}", 0) from None
+    if not isinstance(sites, list) or \
+            not all(isinstance(x, str) for x in sites):
+        raise TraceError(f"{name}: call-site names are not a list of "
+                         f"strings", 0)
+    return site, sites
+
+
+def _site_column(site: Any, sites: Sequence[str] | None,
+                 n: int) -> tuple[np.ndarray | None, tuple[str, ...] | None]:
+    """The call-site column and names, checked (both or neither)."""
+    if site is None and sites is None:
+        return None, None
+    if site is None or sites is None:
+        raise TypeError("site and sites go together: give both or neither")
+    if isinstance(sites, str) or \
+            not all(isinstance(x, str) for x in sites):
+        raise TypeError("sites must be a sequence of str")
+    names = tuple(sites)
+    col = _column(site, n, np.uint32, "site")
+    if len(col) != n:
+        raise ValueError(f"column 'site' has {len(col)} entries, kind has "
+                         f"{n}")
+    if n and int(col.max()) >= len(names):
+        i = int(np.argmax(col >= len(names)))
+        raise TraceError(f"op {i}: site {int(col[i])} is not an index of "
+                         f"sites ({len(names)} names)", i)
+    return col, names
+
+
+def _from_pickle(data: bytes) -> Trace:
+    return Trace.from_bytes(data, "<pickled goalloc.Trace>")
 
 
 def _op_int(v: Any, bits: int, i: int, what: str) -> int:
@@ -278,7 +407,8 @@ _TOPS = {"kind": (FREE, "kind must be 0 (alloc) or 1 (free)"),
          "noscan": (1, "noscan must be 0 or 1"),
          "p": ((1 << 16) - 1, "p must be in 0..65535"),
          "id": ((1 << 64) - 1, "id must be in 0..2**64-1"),
-         "size": ((1 << 64) - 1, "size must be in 0..2**64-1")}
+         "size": ((1 << 64) - 1, "size must be in 0..2**64-1"),
+         "site": ((1 << 32) - 1, "site must be in 0..2**32-1")}
 
 
 def _column(values: Any, n: int, dtype: Any, name: str) -> np.ndarray:

@@ -38,7 +38,8 @@ def test_the_notebooks_are_there():
     names = {os.path.basename(p) for p in NOTEBOOKS}
     assert {"01-mallocinit-and-hints.ipynb",
             "02-size-classes-spans-caches.ipynb",
-            "03-fragmentation-workloads.ipynb"} <= names
+            "03-fragmentation-workloads.ipynb",
+            "04-sweeping-gogc.ipynb"} <= names
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids)

@@ -140,7 +140,8 @@ def test_constructor_from_arrays_validates():
     t = Trace(np.array([0, 1], dtype=np.int64), [5, 5], [24, 0],
               [True, False], [3, 0])
     assert t.size.dtype == np.uint64 and t.p.tolist() == [3, 0]
-    assert all(getattr(t, c).flags.c_contiguous for c in Trace.__slots__)
+    assert all(getattr(t, c).flags.c_contiguous
+               for c in ("kind", "id", "size", "noscan", "p"))
     # a strided column is copied into a contiguous one
     ids = np.arange(10, dtype=np.uint64)[::2]
     t = Trace(np.zeros(5, np.uint8), ids, np.full(5, 8))
