@@ -70,6 +70,9 @@ typedef struct ga_options {
                               * default) or GA_COLLECTOR_GC (design §14) */
     int gogc;                /* GOGC, < 0 = off: the pacer's (next_gc in
                               * MemStats; GC mode's cycles) */
+    bool bgscavenge;         /* GC mode: the background scavenger runs
+                              * on the simulated clock (default true;
+                              * design §14.11) */
     int bgsweep;             /* GC mode: < 0 (default): the background
                               * sweeper sweeps everything right after
                               * each cycle; K >= 0: K spans after each
@@ -452,6 +455,8 @@ void ga_heap_info_get(ga_heap *h, ga_heap_info *out);
     X(scavenge_goal, U64,                                                     \
       "retained bytes above which growth scavenges (gcPaceScavenger)")        \
     X(heap_retained, U64, "heap_sys - heap_released")                         \
+    X(scavenge_bytes_per_ns, F64,                                             \
+      "the background scavenger's pace (0: parked), design §14.11")           \
     X(num_gc, U64, "completed cycles")                                        \
     X(background_sweep, INT,                                                  \
       "background sweeper: -1 sweeps all after each cycle, K spans per "      \

@@ -117,6 +117,7 @@ ga_options_init(ga_options *o)
     o->collector = GA_COLLECTOR_FREE;
     o->gogc = 100;
     o->bgsweep = -1;
+    o->bgscavenge = true;
 }
 
 /* ---- mallocinit -------------------------------------------------- */
@@ -265,6 +266,7 @@ ga_heap_new(const ga_options *o, ga_status *status, char *err, size_t errlen)
      * reports it before one (both modes) */
     h->gc.enabled = o->collector == GA_COLLECTOR_GC;
     h->gc.bgsweep = o->bgsweep < 0 ? -1 : o->bgsweep;
+    h->gc.bgscavenge = o->bgscavenge;
     gc_init(h, o->gogc);
 
     mheap_init(h);

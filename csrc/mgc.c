@@ -94,6 +94,68 @@ scavenge_goal_paced(const mheap *h, bool *set)
     return (goal + phys - 1) & ~(phys - 1); /* wraps as Go's uint64 */
 }
 
+/* Go's scavenger pace (mgcscavenge.go): one page, regular or huge, per
+ * millisecond. */
+#define SCAVENGE_PAGE_PERIOD_NS 1000000ull
+
+/* pace_scavenger is the rest of gcPaceScavenger once the goal is set:
+ * when the heap retains more than the goal, the background scavenger
+ * gets the time to release the excess at one page per millisecond, huge
+ * pages first (their work counts as one page each), from now on. */
+static void
+pace_scavenger(mheap *h, uint64_t goal)
+{
+    gcstate *g = &h->gc;
+    uint64_t retained = heap_retained(h);
+    if (retained <= goal) {
+        g->scavenge_bytes_per_ns = 0;
+        return;
+    }
+    uint64_t work = retained - goal;
+    uint64_t regular = work;
+    uint64_t huge_time = 0;
+    uint64_t huge = h->plat.phys_huge_page_size;
+    if (huge != 0) {
+        uint64_t huge_work = h->free.unscav_huge_pages * huge;
+        if (huge_work >= work) {
+            huge_work = work / huge * huge;
+        }
+        regular = work - huge_work;
+        huge_time = huge_work / huge * SCAVENGE_PAGE_PERIOD_NS;
+    }
+    uint64_t time = huge_time +
+                    regular / h->plat.phys_page_size * SCAVENGE_PAGE_PERIOD_NS;
+    g->scavenge_retained_basis = retained;
+    g->scavenge_time_basis = gc_clock_ns(h);
+    /* work is whole pages (goal and retained are), so time > 0 */
+    g->scavenge_bytes_per_ns = (double)work / (double)time;
+}
+
+void
+gc_background_scavenge(mheap *h)
+{
+    gcstate *g = &h->gc;
+    if (!g->enabled || !g->bgscavenge || g->scavenge_bytes_per_ns == 0) {
+        return;
+    }
+    mheap_lock(h);
+    uint64_t retained = heap_retained(h);
+    if (retained <= h->scavenge_goal) {
+        g->scavenge_bytes_per_ns = 0; /* parks until the next pacing */
+    }
+    else {
+        uint64_t t = gc_clock_ns(h) - g->scavenge_time_basis;
+        uint64_t done = go_f64_to_u64(g->scavenge_bytes_per_ns * (double)t);
+        /* Go's uint64 arithmetic: past the basis, want wraps and nothing
+         * is released */
+        uint64_t want = g->scavenge_retained_basis - done;
+        if (retained > want) {
+            g->released_since += mheap_scavenge_locked(h, retained - want);
+        }
+    }
+    mheap_unlock(h);
+}
+
 /* set_sweep_pacing: the proportional sweeper's rate, so that every page
  * in use is swept by the time heap_live reaches the trigger, less 1 MiB
  * of slack (gcSetTriggerRatio's second half). */
@@ -164,6 +226,7 @@ set_trigger_ratio(mheap *h, double r)
     uint64_t sgoal = scavenge_goal_paced(h, &set);
     if (set && g->enabled) { /* explicit free keeps the option's goal */
         h->scavenge_goal = sgoal;
+        pace_scavenger(h, sgoal);
     }
 }
 
@@ -360,6 +423,7 @@ gc_after_slow_alloc(mheap *h)
     if (g->bgsweep >= 0) {
         gc_background_sweep(h);
     }
+    gc_background_scavenge(h);
     if (!g->enabled || g->running || h->stats.heap_live < g->gc_trigger ||
         !cycles_room(h)) {
         return;
@@ -472,6 +536,7 @@ ga_gc_state_get(ga_heap *h, ga_gc_state *out)
     out->reclaim_credit = g->reclaim_credit;
     out->scavenge_goal = h->scavenge_goal;
     out->heap_retained = heap_retained(h);
+    out->scavenge_bytes_per_ns = g->scavenge_bytes_per_ns;
     out->num_gc = g->numgc;
     out->background_sweep = (int)g->bgsweep;
     out->clock_ns = gc_clock_ns(h);

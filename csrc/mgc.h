@@ -72,6 +72,13 @@ typedef struct gcstate {
     gc_sweep_buf sweep_spans[2];
     gc_bits_arenas bits;
 
+    /* the background scavenger's pacing (gcPaceScavenger, bgscavenge;
+     * design §14.11), on the simulated clock */
+    bool bgscavenge;              /* the option: it runs (GC mode) */
+    double scavenge_bytes_per_ns; /* 0: parked */
+    uint64_t scavenge_retained_basis;
+    uint64_t scavenge_time_basis;
+
     /* statistics */
     uint64_t numgc;
     uint64_t numforcedgc;
@@ -95,6 +102,11 @@ uint64_t gc_initial_next_gc(int64_t gcpercent);
  * sweeper's share (design §14.4), then the trigger test: a cycle starts
  * when heap_live has reached gc_trigger.  May throw. */
 void gc_after_slow_alloc(struct mheap *h);
+
+/* gc_background_scavenge is bgscavenge's work up to now on the
+ * simulated clock: it releases what its pace says should be gone by now
+ * (design §14.11).  Called after each slow-path allocation. */
+void gc_background_scavenge(struct mheap *h);
 
 /* gc_clock_ns: the simulated clock (design §14.7): 1 s, plus one
  * nanosecond per byte the program has asked for. */

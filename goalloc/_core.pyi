@@ -81,6 +81,7 @@ class Heap:
         metadata_limit: int | None = ...,
         collector: str | None = ...,
         background_sweep: int | None = ...,
+        background_scavenge: bool | None = ...,
     ) -> Heap: ...
     @property
     def closed(self) -> bool: ...

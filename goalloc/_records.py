@@ -217,6 +217,7 @@ class GCState:
     reclaim_credit: int
     scavenge_goal: int
     heap_retained: int
+    scavenge_bytes_per_ns: float
     num_gc: int
     background_sweep: int
     clock_ns: int

@@ -74,6 +74,11 @@ class Heap(_core.Heap):
     sweeps K spans after each allocation that refills an mcache or is
     large (0: only the proportional sweeper, cacheSpan and the page
     reclaimer sweep, as with a busy GOMAXPROCS=1 program).
+    background_scavenge: GC mode: True (the default) runs Go 1.13's
+    background scavenger on the simulated clock: after each cycle it
+    gets the time to return what the heap retains above the scavenger
+    goal at one page per millisecond (design §14.11); False leaves only
+    the scavenging on growth and free_os_memory().
     """
 
     __slots__ = ()

@@ -484,3 +484,34 @@ def test_row_bad_gc_options():
     rejected(h, TypeError, h.set_gc_percent, 1.5)
     rejected(h, TypeError, h.set_gc_percent, "on")
     rejected(h, ValueError, h.set_gc_percent, 2**40)
+
+
+@pytest.mark.parametrize("on", [True, False])
+def test_background_scavenger_runs_on_the_simulated_clock(on):
+    """After the live heap shrinks, gcPaceScavenger gives the background
+    scavenger the excess over its goal to release at one page per
+    millisecond of the simulated clock (design §14.11); it releases as
+    allocation moves the clock on, up to a huge page ahead (Go's
+    scavengeLocked rounds to huge pages).  Off: only growth and
+    free_os_memory() scavenge."""
+    h = gc_heap(background_scavenge=on)
+    ps = [h.alloc(1 << 20) for _ in range(40)]
+    h.gc()
+    for p in ps:
+        h.drop(p)
+    h.gc()
+    g = h.gc_state()
+    assert g.heap_retained > g.scavenge_goal
+    assert g.scavenge_bytes_per_ns == pytest.approx(4096 / 1e6)  # 4 KiB/ms
+    released, clock, cycles = h.stats().heap_released, g.clock_ns, g.num_gc
+    for _ in range(20_000):
+        h.alloc(64)
+    g = h.gc_state()
+    assert g.num_gc == cycles                     # no cycle re-paced it
+    grew = h.stats().heap_released - released
+    due = (g.clock_ns - clock) * g.scavenge_bytes_per_ns
+    if on:
+        assert due <= grew <= due + (2 << 20) + 8192
+    else:
+        assert grew == 0
+    h.verify()

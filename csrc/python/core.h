@@ -132,7 +132,7 @@ typedef struct heap_option_args {
     int race;
     PyObject *backing, *procs, *scavenge_goal, *sys_limit, *binary_end;
     PyObject *seed, *gogc, *release, *metadata_limit, *collector;
-    PyObject *background_sweep;
+    PyObject *background_sweep, *background_scavenge;
 } heap_option_args;
 /* parse_options fills *o from a; -1 with an exception set if one is
  * bad. */

@@ -99,24 +99,33 @@ read_heap(HeapObject *self, const char *what,
 static PyObject *
 heap_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
-    static char *kwlist[] = {"goos",      "goarch",
-                             "race",      "backing",
-                             "procs",     "scavenge_goal",
-                             "sys_limit", "binary_end",
-                             "seed",      "gogc",
-                             "release",   "metadata_limit",
-                             "collector", "background_sweep",
+    static char *kwlist[] = {"goos",
+                             "goarch",
+                             "race",
+                             "backing",
+                             "procs",
+                             "scavenge_goal",
+                             "sys_limit",
+                             "binary_end",
+                             "seed",
+                             "gogc",
+                             "release",
+                             "metadata_limit",
+                             "collector",
+                             "background_sweep",
+                             "background_scavenge",
                              NULL};
     PyObject *goos_o = NULL, *goarch_o = NULL, *backing_o = NULL;
     PyObject *goal_o = NULL, *limit_o = NULL, *bend_o = NULL, *seed_o = NULL;
     PyObject *procs_o = NULL, *gogc_o = NULL, *release_o = NULL;
     PyObject *meta_o = NULL, *coll_o = NULL, *bg_o = NULL;
     int race = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|$OOpOOOOOOOOOOO", kwlist,
+    PyObject *bgscav_o = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|$OOpOOOOOOOOOOOO", kwlist,
                                      &goos_o, &goarch_o, &race, &backing_o,
                                      &procs_o, &goal_o, &limit_o, &bend_o,
                                      &seed_o, &gogc_o, &release_o, &meta_o,
-                                     &coll_o, &bg_o)) {
+                                     &coll_o, &bg_o, &bgscav_o)) {
         return NULL;
     }
     ga_options o;
@@ -124,7 +133,7 @@ heap_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
                       &(heap_option_args){goos_o, goarch_o, race, backing_o,
                                           procs_o, goal_o, limit_o, bend_o,
                                           seed_o, gogc_o, release_o, meta_o,
-                                          coll_o, bg_o}) < 0) {
+                                          coll_o, bg_o, bgscav_o}) < 0) {
         return NULL;
     }
 

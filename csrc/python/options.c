@@ -152,6 +152,22 @@ parse_collector(PyObject *coll_o, PyObject *bg_o, ga_options *o)
     return 0;
 }
 
+/* parse_background_scavenge: background_scavenge=None (true) or a
+ * bool: GC mode's background scavenger (design §14.11). */
+static int
+parse_background_scavenge(PyObject *v, ga_options *o)
+{
+    if (v == NULL || v == Py_None) {
+        return 0;
+    }
+    if (!PyBool_Check(v)) {
+        PyErr_SetString(PyExc_TypeError, "background_scavenge must be a bool");
+        return -1;
+    }
+    o->bgscavenge = v == Py_True;
+    return 0;
+}
+
 int
 parse_options(ga_options *o, const heap_option_args *a)
 {
@@ -190,6 +206,7 @@ parse_options(ga_options *o, const heap_option_args *a)
     }
     if (parse_gogc(a->gogc, a->scavenge_goal, o->release, o) < 0 ||
         parse_collector(a->collector, a->background_sweep, o) < 0 ||
+        parse_background_scavenge(a->background_scavenge, o) < 0 ||
         opt_u64(a->scavenge_goal, "scavenge_goal", &o->scavenge_goal) < 0 ||
         opt_u64(a->sys_limit, "sys_limit", &o->sys_limit) < 0 ||
         opt_u64(a->metadata_limit, "metadata_limit", &o->metadata_limit) < 0 ||
