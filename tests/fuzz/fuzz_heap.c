@@ -290,7 +290,9 @@ check_fill(fuzz *f, const obj *o)
 /* ---- allocation ----------------------------------------------------- */
 
 /* forget_collected: in GC mode a new object may take the place of
- * dropped ones, which a sweep must have freed: the model forgets them. */
+ * dropped ones, which a sweep must have freed: the model forgets them.
+ * A tiny object at a block's start is a new block: every object of the
+ * block's last use went with it. */
 static void
 forget_collected(fuzz *f, ga_addr a, uint64_t ext)
 {
@@ -354,6 +356,23 @@ enomem_allowed(fuzz *f, uint64_t size)
     return ask < need || counters(f).heap_sys + ask > limit;
 }
 
+static void check_gc_model(fuzz *f, bool exact);
+
+/* refused_after_sweeping: on a GC-mode heap an allocation the heap
+ * cannot back is refused after the sweeping it does first (the
+ * proportional sweeper and the reclaimer run before a span is taken,
+ * as in Go), which changes ga_digest: the sweeps' progress, and the
+ * counters of the objects they freed.  Nothing else may change: the
+ * heap did not grow, and the live objects are as they were. */
+static void
+refused_after_sweeping(fuzz *f, uint64_t sys_before)
+{
+    if (counters(f).heap_sys != sys_before) {
+        die(f, "alloc returned GA_ENOMEM but grew the heap");
+    }
+    check_gc_model(f, false);
+}
+
 static void
 do_alloc(fuzz *f, int p, uint64_t size, bool noscan)
 {
@@ -364,6 +383,7 @@ do_alloc(fuzz *f, int p, uint64_t size, bool noscan)
      * to be refused (a refusal it does not allow aborts anyway). */
     bool may_refuse = bad || size == 0 || enomem_allowed(f, size);
     uint64_t before = may_refuse ? ga_digest(f->h) : 0;
+    uint64_t sys_before = may_refuse ? counters(f).heap_sys : 0;
     ga_addr a = 0;
     ga_status st = ga_malloc(f->h, p, size, noscan, &a);
     trace(" -> %s 0x%" PRIx64 "\n", ga_status_name(st), a);
@@ -381,7 +401,12 @@ do_alloc(fuzz *f, int p, uint64_t size, bool noscan)
         if (!may_refuse) {
             die(f, "alloc(%" PRIu64 ") refused with room to grow", size);
         }
-        unchanged(f, before, st, "alloc");
+        if (f->gc) {
+            refused_after_sweeping(f, sys_before);
+        }
+        else {
+            unchanged(f, before, st, "alloc");
+        }
         return;
     }
     if (st != GA_OK) {
@@ -418,7 +443,8 @@ do_alloc(fuzz *f, int p, uint64_t size, bool noscan)
         }
     }
     if (f->gc) {
-        forget_collected(f, a, ext);
+        bool new_block = noscan && size < TINY_SIZE && a % TINY_SIZE == 0;
+        forget_collected(f, a, new_block ? TINY_SIZE : ext);
     }
     obj *o = &f->live[f->nlive++];
     o->a = a;
@@ -510,7 +536,6 @@ cmp_obj(const void *x, const void *y)
 }
 
 static void check_counters(fuzz *f, uint64_t requested);
-static void check_gc_model(fuzz *f, bool exact);
 
 /* check_model compares the heap's own account with the model. */
 static void
