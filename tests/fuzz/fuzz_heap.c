@@ -798,7 +798,7 @@ static void
 do_set_gc_percent(fuzz *f, uint8_t b)
 {
     int gogc = (b & 0x80)   ? (int8_t)b
-               : (b & 0x40) ? 1 << (b & 31)
+               : (b & 0x40) ? 1 << (b % 31)
                             : gogcs[b % 8];
     int old = 0;
     ga_status st = ga_set_gc_percent(f->h, gogc, &old);
