@@ -206,7 +206,7 @@ def gc_seeds(rng):
     for i in range(0, 30, 2):
         t += free_live(i) + free_seen(i) + free_inner(i, 1)
     t += bytes([GC]) + CHECK_ + free_seen(3) + bytes([GC])
-    for i in range(20):
+    for _ in range(20):
         t += free_live(0)
     s["gc_tiny"] = t + bytes([GC]) + free_seen(0) + free_seen(5) + CHECK_
     # large objects: dropped, collected, their pages reused; drops after
