@@ -59,15 +59,28 @@ enum {
     OP_FAIL_RESERVES,
     OP_BLOCK_RANGE,
     OP_CHECK, /* compare ga_live_objects and counters with the model */
-    NUM_OPS
+    NUM_OPS,
+    /* GC mode only (the free ops above drop instead) */
+    OP_GC = NUM_OPS,
+    OP_FREE_OS_MEMORY,
+    OP_SET_GC_PERCENT,
+    OP_GC_FREE, /* ga_free on a GC-mode heap: GA_EUNSUPPORTED */
+    NUM_GC_OPS
 };
 
-static const char *const op_names[NUM_OPS] = {
-    "tiny",        "small",         "class",     "large",     "zero",
-    "huge",        "bad_p",         "free_live", "free_seen", "free_inner",
-    "free_other",  "free_zerobase", "scavenge",  "flush",     "fail_reserves",
-    "block_range", "check",
+static const char *const op_names[NUM_GC_OPS] = {
+    "tiny",      "small",      "class",          "large",
+    "zero",      "huge",       "bad_p",          "free_live",
+    "free_seen", "free_inner", "free_other",     "free_zerobase",
+    "scavenge",  "flush",      "fail_reserves",  "block_range",
+    "check",     "gc",         "free_os_memory", "set_gc_percent",
+    "gc_free",
 };
+
+/* GC mode's GOGC (byte 2, bits 4-6) and background_sweep (byte 0, bits
+ * 6-7) choices. */
+static const int gogcs[8] = {100, 50, 200, 0, -1, 10, 25, 400};
+static const int bgsweeps[4] = {-1, 0, 1, 4};
 
 /* Platforms a virtual heap may model (the os backing is linux/amd64). */
 static const struct {
@@ -88,6 +101,7 @@ typedef struct obj {
     uint64_t size; /* requested */
     uint64_t ext;  /* usable size (ga_object_extent) */
     uint8_t fill;  /* os backing: the byte its ends were filled with */
+    bool tiny;     /* in a 16-byte tiny block (noscan, < 16 bytes) */
 } obj;
 
 typedef struct reader {
@@ -110,6 +124,10 @@ typedef struct fuzz {
     int kind;
     obj live[MAX_OPS];
     size_t nlive;
+    bool gc;              /* collector=gc: frees are drops (docs/fuzzing.md) */
+    int gogc;             /* GC mode: the GOGC the heap should have */
+    obj dropped[MAX_OPS]; /* GC mode: dropped, maybe not collected yet */
+    size_t ndropped;
     ga_addr seen[MAX_OPS]; /* every address handed out (not zerobase) */
     size_t nseen;
 } fuzz;
@@ -271,6 +289,23 @@ check_fill(fuzz *f, const obj *o)
 
 /* ---- allocation ----------------------------------------------------- */
 
+/* forget_collected: in GC mode a new object may take the place of
+ * dropped ones, which a sweep must have freed: the model forgets them.
+ * A tiny object at a block's start is a new block: every object of the
+ * block's last use went with it. */
+static void
+forget_collected(fuzz *f, ga_addr a, uint64_t ext)
+{
+    for (size_t i = 0; i < f->ndropped;) {
+        const obj *o = &f->dropped[i];
+        if (a < o->a + o->ext && o->a < a + ext) {
+            f->dropped[i] = f->dropped[--f->ndropped];
+            continue;
+        }
+        i++;
+    }
+}
+
 /* expected_ext is the usable size ga_object_extent must report. */
 static uint64_t
 expected_ext(uint64_t size, bool noscan)
@@ -321,6 +356,23 @@ enomem_allowed(fuzz *f, uint64_t size)
     return ask < need || counters(f).heap_sys + ask > limit;
 }
 
+static void check_gc_model(fuzz *f, bool exact);
+
+/* refused_after_sweeping: on a GC-mode heap an allocation the heap
+ * cannot back is refused after the sweeping it does first (the
+ * proportional sweeper and the reclaimer run before a span is taken,
+ * as in Go), which changes ga_digest: the sweeps' progress, and the
+ * counters of the objects they freed.  Nothing else may change: the
+ * heap did not grow, and the live objects are as they were. */
+static void
+refused_after_sweeping(fuzz *f, uint64_t sys_before)
+{
+    if (counters(f).heap_sys != sys_before) {
+        die(f, "alloc returned GA_ENOMEM but grew the heap");
+    }
+    check_gc_model(f, false);
+}
+
 static void
 do_alloc(fuzz *f, int p, uint64_t size, bool noscan)
 {
@@ -331,6 +383,7 @@ do_alloc(fuzz *f, int p, uint64_t size, bool noscan)
      * to be refused (a refusal it does not allow aborts anyway). */
     bool may_refuse = bad || size == 0 || enomem_allowed(f, size);
     uint64_t before = may_refuse ? ga_digest(f->h) : 0;
+    uint64_t sys_before = may_refuse ? counters(f).heap_sys : 0;
     ga_addr a = 0;
     ga_status st = ga_malloc(f->h, p, size, noscan, &a);
     trace(" -> %s 0x%" PRIx64 "\n", ga_status_name(st), a);
@@ -348,7 +401,12 @@ do_alloc(fuzz *f, int p, uint64_t size, bool noscan)
         if (!may_refuse) {
             die(f, "alloc(%" PRIu64 ") refused with room to grow", size);
         }
-        unchanged(f, before, st, "alloc");
+        if (f->gc) {
+            refused_after_sweeping(f, sys_before);
+        }
+        else {
+            unchanged(f, before, st, "alloc");
+        }
         return;
     }
     if (st != GA_OK) {
@@ -384,11 +442,16 @@ do_alloc(fuzz *f, int p, uint64_t size, bool noscan)
                 a, ext, o->a, o->ext);
         }
     }
+    if (f->gc) {
+        bool new_block = noscan && size < TINY_SIZE && a % TINY_SIZE == 0;
+        forget_collected(f, a, new_block ? TINY_SIZE : ext);
+    }
     obj *o = &f->live[f->nlive++];
     o->a = a;
     o->size = size;
     o->ext = ext;
     o->fill = (uint8_t)(0x11 + 2 * f->op);
+    o->tiny = noscan && size < TINY_SIZE;
     if (f->os) {
         check_zero(f, o);
         fill(o);
@@ -400,9 +463,15 @@ do_alloc(fuzz *f, int p, uint64_t size, bool noscan)
 
 /* ---- freeing -------------------------------------------------------- */
 
+static void do_drop(fuzz *f, ga_addr a);
+
 static void
 do_free(fuzz *f, ga_addr a)
 {
+    if (f->gc) {
+        do_drop(f, a); /* the free ops drop on a GC-mode heap */
+        return;
+    }
     long li = a == f->info.zerobase ? -1 : find_live(f, a);
     bool seen = was_seen(f, a);
     ga_span_info si;
@@ -466,10 +535,16 @@ cmp_obj(const void *x, const void *y)
     return a->a < b->a ? -1 : a->a > b->a;
 }
 
+static void check_counters(fuzz *f, uint64_t requested);
+
 /* check_model compares the heap's own account with the model. */
 static void
 check_model(fuzz *f)
 {
+    if (f->gc) {
+        check_gc_model(f, false);
+        return;
+    }
     static obj sorted[MAX_OPS];
     static ga_live_object got[MAX_OPS + 1];
     memcpy(sorted, f->live, f->nlive * sizeof(obj));
@@ -491,6 +566,14 @@ check_model(fuzz *f)
         }
         requested += sorted[i].size;
     }
+    check_counters(f, requested);
+}
+
+/* check_counters: requested_live is the requested bytes of the listed
+ * objects; heap_sys keeps within sys_limit; the page counters add up. */
+static void
+check_counters(fuzz *f, uint64_t requested)
+{
     ga_heap_counters c = counters(f);
     if (c.requested_live != requested) {
         die(f, "requested_live %" PRIu64 ", model %" PRIu64, c.requested_live,
@@ -507,6 +590,230 @@ check_model(fuzz *f)
             " released %" PRIu64 " sys %" PRIu64,
             c.heap_alloc, c.heap_inuse, c.heap_idle, c.heap_released,
             c.heap_sys);
+    }
+}
+
+/* ---- GC mode ---------------------------------------------------------- */
+
+/* block_of: the 16-byte tiny block a tiny object lives in. */
+static ga_addr
+block_of(const obj *o)
+{
+    return o->a & ~(ga_addr)(TINY_SIZE - 1);
+}
+
+static long
+find_dropped(const fuzz *f, ga_addr a)
+{
+    for (size_t i = 0; i < f->ndropped; i++) {
+        if (f->dropped[i].a == a) {
+            return (long)i;
+        }
+    }
+    return -1;
+}
+
+/* check_gc_model compares ga_live_objects with the model on a GC-mode
+ * heap: the objects not dropped are listed exactly (dropped flag 0);
+ * every object listed as dropped is one the model dropped.  Dropped
+ * objects no longer listed were collected: the model forgets them; with
+ * exact (right after ga_gc) none may be missing. */
+static void
+check_gc_model(fuzz *f, bool exact)
+{
+    static ga_live_object got[2 * MAX_OPS + 1];
+    size_t n = ga_live_objects(f->h, got, 2 * MAX_OPS + 1);
+    if (n > 2 * MAX_OPS) {
+        die(f, "ga_live_objects lists %zu objects", n);
+    }
+    static bool listed[MAX_OPS];
+    memset(listed, 0, sizeof(listed));
+    size_t nlive = 0;
+    uint64_t requested = 0;
+    for (size_t i = 0; i < n; i++) {
+        const ga_live_object *g = &got[i];
+        requested += g->requested;
+        long li = g->dropped ? find_dropped(f, g->addr)
+                             : find_live(f, g->addr);
+        const obj *o = li < 0       ? NULL
+                       : g->dropped ? &f->dropped[li]
+                                    : &f->live[li];
+        if (o == NULL || g->requested != o->size || g->size != o->ext) {
+            die(f,
+                "ga_live_objects lists 0x%" PRIx64 " (%" PRIu64 "/%" PRIu64
+                ", dropped %" PRIu64 "), which the model %s",
+                g->addr, g->requested, g->size, g->dropped,
+                o == NULL ? "does not have so" : "sizes differently");
+        }
+        if (g->dropped) {
+            listed[li] = true;
+        }
+        else {
+            nlive++;
+        }
+    }
+    if (nlive != f->nlive) {
+        die(f, "ga_live_objects lists %zu live objects, the model %zu", nlive,
+            f->nlive);
+    }
+    for (size_t i = f->ndropped; i-- > 0;) {
+        if (listed[i]) {
+            continue;
+        }
+        if (exact) {
+            die(f,
+                "dropped 0x%" PRIx64 " was collected, yet in a P's tiny "
+                "block or beside a live tiny object",
+                f->dropped[i].a);
+        }
+        f->dropped[i] = f->dropped[--f->ndropped]; /* collected */
+    }
+    check_counters(f, requested);
+}
+
+/* check_live_bytes: (os backing) no live object's bytes changed. */
+static void
+check_live_bytes(fuzz *f)
+{
+    for (size_t i = 0; f->os && i < f->nlive; i++) {
+        check_fill(f, &f->live[i]);
+    }
+}
+
+/* do_drop is do_free's GC-mode twin (docs/misuse.md): the zerobase is
+ * no object; a live object's start is dropped (it stays allocated); an
+ * address handed out before (dropped, collected, or reused by a
+ * 16-byte object) is GA_EDOUBLEFREE or GA_ENOTOBJECT; any other is
+ * GA_ENOTOBJECT in the heap's arenas, else GA_EFOREIGN. */
+static void
+do_drop(fuzz *f, ga_addr a)
+{
+    long li = a == f->info.zerobase ? -1 : find_live(f, a);
+    bool seen = was_seen(f, a);
+    ga_span_info si;
+    ga_heap_info hi;
+    ga_heap_info_get(f->h, &hi);
+    bool in_arena = ga_span_of(f->h, a, &si) ||
+                    (a >= hi.cur_arena_base && a < hi.cur_arena_end);
+    if (li >= 0 && f->os) {
+        check_fill(f, &f->live[li]);
+    }
+    trace("  drop 0x%" PRIx64 " (%s)", a,
+          a == f->info.zerobase ? "zerobase"
+          : li >= 0             ? "live"
+          : seen                ? "dropped"
+          : in_arena            ? "in arena"
+                                : "foreign");
+    uint64_t before = li >= 0 ? 0 : ga_digest(f->h);
+    ga_status st = ga_drop(f->h, a);
+    trace(" -> %s\n", ga_status_name(st));
+    if (li >= 0) {
+        if (st != GA_OK) {
+            die(f, "drop of live 0x%" PRIx64 ": %s", a, ga_status_name(st));
+        }
+        f->dropped[f->ndropped++] = f->live[li];
+        f->live[li] = f->live[--f->nlive];
+        return;
+    }
+    if (st == GA_OK) {
+        die(f, "drop(0x%" PRIx64 ") of no live object succeeded", a);
+    }
+    unchanged(f, before, st, "drop");
+    ga_status want = a == f->info.zerobase ? GA_ENOTOBJECT
+                     : in_arena            ? GA_ENOTOBJECT
+                                           : GA_EFOREIGN;
+    if (seen ? st != GA_EDOUBLEFREE && st != GA_ENOTOBJECT : st != want) {
+        die(f, "drop(0x%" PRIx64 "), %s: %s", a,
+            seen       ? "dropped before"
+            : in_arena ? "in an arena"
+                       : "foreign",
+            ga_status_name(st));
+    }
+}
+
+/* do_gc_free: ga_free on a GC-mode heap is refused, whatever the
+ * address, and changes nothing. */
+static void
+do_gc_free(fuzz *f, ga_addr a)
+{
+    uint64_t before = ga_digest(f->h);
+    ga_status st = ga_free(f->h, a);
+    trace("  free 0x%" PRIx64 " -> %s\n", a, ga_status_name(st));
+    if (st != GA_EUNSUPPORTED) {
+        die(f, "free(0x%" PRIx64 ") on a GC-mode heap: %s", a,
+            ga_status_name(st));
+    }
+    unchanged(f, before, st, "free");
+}
+
+/* do_gc runs ga_gc (or ga_free_os_memory): afterwards exactly the live
+ * objects are allocated, and of the dropped ones those in a block that
+ * was some P's tiny block (gcMarkTinyAllocs) or holds a live tiny
+ * object; free_os_memory leaves no free page unreleased. */
+static void
+do_gc(fuzz *f, bool os_memory)
+{
+    ga_addr cur[4] = {0};
+    for (int p = 0; p < f->procs; p++) {
+        ga_cache_info ci;
+        if (ga_cache_info_get(f->h, p, &ci)) {
+            cur[p] = ci.tiny;
+        }
+    }
+    ga_heap_counters c0 = counters(f);
+    ga_status st = os_memory ? ga_free_os_memory(f->h) : ga_gc(f->h);
+    trace("  %s -> %s\n", os_memory ? "free_os_memory" : "gc",
+          ga_status_name(st));
+    if (st != GA_OK) {
+        die(f, "%s: %s", os_memory ? "free_os_memory" : "gc",
+            ga_status_name(st));
+    }
+    for (size_t i = f->ndropped; i-- > 0;) {
+        const obj *d = &f->dropped[i];
+        bool keep = false;
+        for (int p = 0; d->tiny && p < f->procs; p++) {
+            keep = keep || block_of(d) == cur[p];
+        }
+        for (size_t k = 0; d->tiny && k < f->nlive; k++) {
+            keep = keep ||
+                   (f->live[k].tiny && block_of(&f->live[k]) == block_of(d));
+        }
+        if (!keep) {
+            f->dropped[i] = f->dropped[--f->ndropped];
+        }
+    }
+    check_gc_model(f, true);
+    check_live_bytes(f);
+    ga_heap_counters c1 = counters(f);
+    if (c1.num_gc != c0.num_gc + 1) {
+        die(f, "num_gc %" PRIu64 " -> %" PRIu64, c0.num_gc, c1.num_gc);
+    }
+    if (os_memory && c1.heap_released != c1.heap_idle) {
+        die(f, "free_os_memory left %" PRIu64 " idle bytes unreleased",
+            c1.heap_idle - c1.heap_released);
+    }
+}
+
+static void
+do_set_gc_percent(fuzz *f, uint8_t b)
+{
+    int gogc = (b & 0x80)   ? (int8_t)b
+               : (b & 0x40) ? 1 << (b % 31)
+                            : gogcs[b % 8];
+    int old = 0;
+    ga_status st = ga_set_gc_percent(f->h, gogc, &old);
+    trace("  set_gc_percent %d -> %s (old %d)\n", gogc, ga_status_name(st),
+          old);
+    if (st != GA_OK || old != f->gogc) {
+        die(f, "set_gc_percent(%d): %s, old %d, want %d", gogc,
+            ga_status_name(st), old, f->gogc);
+    }
+    f->gogc = gogc < 0 ? -1 : gogc;
+    ga_gc_state gs;
+    ga_gc_state_get(f->h, &gs);
+    if (gs.gogc != f->gogc || (f->gogc < 0 && gs.gc_trigger != UINT64_MAX)) {
+        die(f, "gc_state after set_gc_percent(%d): gogc %d trigger %" PRIu64,
+            gogc, gs.gogc, gs.gc_trigger);
     }
 }
 
@@ -802,6 +1109,22 @@ run_op(fuzz *f, reader *r, int kind)
     case OP_BLOCK_RANGE:
         do_block_range(f, r);
         break;
+    case OP_GC:
+        do_gc(f, false);
+        break;
+    case OP_FREE_OS_MEMORY:
+        do_gc(f, true);
+        break;
+    case OP_SET_GC_PERCENT:
+        do_set_gc_percent(f, rd8(r));
+        break;
+    case OP_GC_FREE: {
+        size_t i = (size_t)rdn(r, 2);
+        do_gc_free(f, f->nlive > 0   ? f->live[i % f->nlive].a
+                      : f->nseen > 0 ? f->seen[i % f->nseen]
+                                     : f->info.zerobase);
+        break;
+    }
     default:
         check_model(f);
         break;
@@ -852,6 +1175,13 @@ setup(fuzz *f, reader *r)
         break;
     }
     o.seed = 0x9E3779B97F4A7C15ULL * (b3 + 1u);
+    f->gc = (b0 & 0x20) != 0;
+    f->gogc = 100;
+    if (f->gc) {
+        o.collector = GA_COLLECTOR_GC;
+        o.bgsweep = bgsweeps[b0 >> 6];
+        o.gogc = f->gogc = gogcs[(b2 >> 4) & 7];
+    }
     f->large_cap = f->os ? 1 * MIB : 8 * MIB;
     ga_status st;
     char err[256];
@@ -869,10 +1199,15 @@ setup(fuzz *f, reader *r)
           ga_release_name(f->info.release), f->info.goos, f->info.goarch,
           o.race, f->os ? "os" : "virtual", f->procs, f->sys_limit,
           f->info.scavenge_goal, f->info.max_alloc, f->info.zerobase);
+    if (f->gc) {
+        trace("collector gc gogc=%d background_sweep=%d\n", o.gogc, o.bgsweep);
+    }
     return true;
 }
 
-/* teardown frees every live object, then checks the heap is empty. */
+/* teardown frees every live object (GC mode: drops them and collects
+ * twice, the second time the first's tiny blocks), then checks the heap
+ * is empty. */
 static void
 teardown(fuzz *f)
 {
@@ -881,6 +1216,14 @@ teardown(fuzz *f)
     f->kind = OP_FREE_LIVE;
     while (f->nlive > 0) {
         do_free(f, f->live[f->nlive - 1].a);
+    }
+    if (f->gc) {
+        f->kind = OP_GC;
+        do_gc(f, false);
+        do_gc(f, false);
+        if (f->ndropped != 0) {
+            die(f, "%zu dropped objects survive two cycles", f->ndropped);
+        }
     }
     do_flush(f);
     ga_mem_stats ms;
@@ -917,7 +1260,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (f.op = 0;
          f.op < MAX_OPS && r.i < r.n && f.pages_checked < PAGE_BUDGET;
          f.op++) {
-        run_op(&f, &r, rd8(&r) % NUM_OPS);
+        run_op(&f, &r, rd8(&r) % (f.gc ? NUM_GC_OPS : NUM_OPS));
     }
     teardown(&f);
     ga_heap_free(f.h);

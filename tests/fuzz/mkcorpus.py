@@ -16,6 +16,14 @@ import sys
 TINY, SMALL, CLASS, LARGE, ZERO, HUGE, BAD_P = range(7)
 FREE_LIVE, FREE_SEEN, FREE_INNER, FREE_OTHER, FREE_ZEROBASE = range(7, 12)
 SCAVENGE, FLUSH, FAIL_RESERVES, BLOCK_RANGE, CHECK = range(12, 17)
+# GC mode only (there the op byte is taken modulo 21, and the free ops
+# drop)
+GC, FREE_OS_MEMORY, SET_GC_PERCENT, GC_FREE = range(17, 21)
+
+# GC mode's background_sweep choices (b0 bits 6-7) and GOGC choices
+# (b2 bits 4-6)
+BG_EAGER, BG_0, BG_1, BG_4 = range(4)
+GOGC_100, GOGC_50, GOGC_200, GOGC_0, GOGC_OFF, GOGC_10, GOGC_25 = range(7)
 
 # platform indices (b1 % 16; 12..15 mean linux/amd64)
 LINUX_AMD64, LINUX_AMD64_RACE, LINUX_386, LINUX_ARM64 = 0, 1, 2, 3
@@ -26,11 +34,18 @@ UNLIMITED, LIMIT_64M, LIMIT_512M, LIMIT_2G = range(4)
 
 
 def header(os_backing=False, procs=1, platform=LINUX_AMD64, limit=LIMIT_512M,
-           goal=0, seed=0, go1130=False):
-    """go1130: b0 bit 4, release go1.13.0 (else the default go1.13.8)."""
+           goal=0, seed=0, go1130=False, gc=False, bg=BG_EAGER,
+           gogc=GOGC_100):
+    """go1130: b0 bit 4, release go1.13.0 (else the default go1.13.8);
+    gc: b0 bit 5, collector=gc with background_sweep bg (b0 bits 6-7) and
+    GOGC gogc (b2 bits 4-6)."""
     b0 = (3 if os_backing else 0) | ((procs - 1) << 2) | (0x10 if go1130
                                                           else 0)
-    return bytes([b0, platform, limit | (goal << 2), seed])
+    b2 = limit | (goal << 2)
+    if gc:
+        b0 |= 0x20 | (bg << 6)
+        b2 |= gogc << 4
+    return bytes([b0, platform, b2, seed])
 
 
 def u16(v):
@@ -123,6 +138,104 @@ def mix(rng, n, procs, large_max=200000):
         else:
             out += CHECK_
     return out
+
+
+def gc_mix(rng, n, procs, large_max=200000):
+    """A random mix for a GC-mode heap: allocations, drops (the free
+    ops), refused drops and frees, and collector calls."""
+    out = b""
+    for _ in range(n):
+        r = rng.random()
+        p = rng.randrange(procs)
+        if r < 0.2:
+            out += tiny(rng.randint(1, 15), p)
+        elif r < 0.4:
+            out += small(rng.randint(1, 32768), rng.random() < 0.5, p)
+        elif r < 0.5:
+            out += klass(rng.randint(1, 66), rng.randint(-1, 1),
+                         rng.random() < 0.5, p)
+        elif r < 0.56:
+            out += large(rng.randrange(large_max), rng.random() < 0.5, p,
+                         rng.random() < 0.3)
+        elif r < 0.8:
+            out += free_live(rng.randrange(65536))
+        elif r < 0.85:
+            out += free_seen(rng.randrange(65536))
+        elif r < 0.87:
+            out += free_inner(rng.randrange(65536), rng.randrange(1 << 24))
+        elif r < 0.92:
+            out += bytes([GC])
+        elif r < 0.93:
+            out += bytes([FREE_OS_MEMORY])
+        elif r < 0.95:
+            out += bytes([SET_GC_PERCENT, rng.randrange(256)])
+        elif r < 0.97:
+            out += bytes([GC_FREE]) + u16(rng.randrange(65536))
+        else:
+            out += CHECK_
+    return out
+
+
+def gc_seeds(rng):
+    """Seeds of GC-mode heaps: every background_sweep choice, GOGC
+    settings, both backings."""
+    s = {}
+    s["gc_virtual_mix"] = (header(procs=2, gc=True) + gc_mix(rng, 150, 2) +
+                           CHECK_)
+    s["gc_virtual_lazy"] = (header(procs=1, gc=True, bg=BG_0) +
+                            gc_mix(rng, 150, 1, 2000000) + CHECK_)
+    s["gc_virtual_bg1_gogc50"] = (header(procs=3, gc=True, bg=BG_1,
+                                         gogc=GOGC_50, seed=3) +
+                                  gc_mix(rng, 150, 3, 1000000))
+    s["gc_virtual_bg4_gogc0"] = (header(procs=2, gc=True, bg=BG_4,
+                                        gogc=GOGC_0, limit=LIMIT_64M) +
+                                 gc_mix(rng, 150, 2, 1000000))
+    s["gc_os_mix"] = (header(os_backing=True, procs=2, gc=True, bg=BG_0) +
+                      gc_mix(rng, 150, 2, 60000) +
+                      bytes([FREE_OS_MEMORY]) + CHECK_)
+    s["gc_linux_386"] = (header(platform=LINUX_386, procs=2, gc=True,
+                                bg=BG_1, gogc=GOGC_25) +
+                         gc_mix(rng, 120, 2, 4000000))
+    s["gc_go1130"] = (header(procs=2, gc=True, bg=BG_0, go1130=True,
+                             gogc=GOGC_10) + gc_mix(rng, 120, 2, 1000000))
+    # tiny blocks: the current block survives a cycle; a block dies with
+    # its last object; drops twice, interior drops
+    t = header(procs=1, gc=True, bg=BG_0)
+    for i in range(30):
+        t += tiny(1 + i % 15)
+    for i in range(0, 30, 2):
+        t += free_live(i) + free_seen(i) + free_inner(i, 1)
+    t += bytes([GC]) + CHECK_ + free_seen(3) + bytes([GC])
+    for _ in range(20):
+        t += free_live(0)
+    s["gc_tiny"] = t + bytes([GC]) + free_seen(0) + free_seen(5) + CHECK_
+    # large objects: dropped, collected, their pages reused; drops after
+    t = header(procs=1, gc=True, bg=BG_0, limit=LIMIT_64M)
+    for i in range(12):
+        t += large(i * 300000, pages=i % 2 == 1)
+    for i in range(0, 12, 2):
+        t += free_live(i)
+    t += bytes([GC])
+    for i in range(6):
+        t += free_seen(i) + large(i * 250000) + free_seen(i + 6)
+    s["gc_large_reuse"] = t + bytes([FREE_OS_MEMORY]) + CHECK_
+    # GOGC off, then on; the heap grows past where a cycle would start
+    t = header(procs=2, gc=True, bg=BG_0, gogc=GOGC_OFF, limit=UNLIMITED)
+    for i in range(30):
+        t += large(5000000 + i, p=i % 2) + klass(10 + i % 40, p=i % 2)
+    t += bytes([SET_GC_PERCENT, 0]) + small(100) + large(100)
+    t += bytes([SET_GC_PERCENT, 0x80 | 0x7F]) + bytes([SET_GC_PERCENT, 3])
+    s["gc_gogc_off_on"] = t + gc_mix(rng, 60, 2, 3000000) + CHECK_
+    # refused calls: free, drops of the zerobase, of foreign and interior
+    # addresses, of dropped and collected objects
+    t = header(procs=1, gc=True) + small(64) + large(5000) + tiny(3)
+    t += bytes([GC_FREE]) + u16(0) + bytes([GC_FREE]) + u16(2)
+    t += FREE_ZB + zero() + free_other(0, struct.pack("<Q", 0xDEADBEEF000))
+    t += free_other(4, u16(1) + u16(8)) + free_inner(1, 8192)
+    t += free_live(0) + free_seen(0) + bytes([GC]) + free_seen(0)
+    t += bytes([GC_FREE]) + u16(0) + bytes([FLUSH]) + bytes([SCAVENGE, 2])
+    s["gc_refused"] = t + CHECK_
+    return s
 
 
 def seeds():
@@ -224,6 +337,7 @@ def seeds():
     s["go1130_virtual_large_reuse"] = t + scavenge(2) + CHECK_
     s["go1130_linux_386"] = (header(platform=LINUX_386, procs=2, go1130=True)
                              + mix(rng, 80, 2, 8000000) + CHECK_)
+    s.update(gc_seeds(random.Random(13)))
     return s
 
 
