@@ -3,7 +3,11 @@
  * The allocator is chosen at compile time (benchmarks/run.py builds one
  * binary per allocator):
  *   -DALLOC_GOALLOC   goalloc's C core through goalloc.h (ga_malloc and
- *                     ga_free_p on the os backing; one P per thread)
+ *                     ga_free_p on the os backing; one P per thread).
+ *                     collector=gc runs it in GC mode (design §14): a
+ *                     "free" is ga_drop and Go 1.13's collector, paced by
+ *                     gogc=, frees; single-threaded workloads only (a GC-
+ *                     mode heap takes one call at a time, design §14.8)
  *   -DALLOC_GLIBC     malloc/free of the C library
  *   -DALLOC_MIMALLOC  mi_malloc/mi_free (-lmimalloc)
  *   -DALLOC_JEMALLOC  malloc/free with -ljemalloc linked first (Debian's
@@ -40,6 +44,12 @@
  * reflects the live set, not which allocator leaves untouched pages
  * unmapped), and the first byte is read back before the free, so nothing
  * can be optimised away.
+ *
+ * budget=BYTES (live, livelog, large) stops the timed replacements once
+ * they have asked for BYTES, as benchmarks/go/main.go does under GOGC=off:
+ * for goalloc's GC mode with gogc=off, where nothing is ever collected
+ * and the full workloads would need ~160 GB.  The JSON then says
+ * "truncated": true and "ops" is the replacements run.
  *
  * Output: one line of JSON.  maxrss_kib is getrusage's ru_maxrss at the
  * end and hwm_kib the same high-water mark from /proc/self/status (VmHWM)
@@ -91,9 +101,10 @@
 
 #if defined(ALLOC_GOALLOC)
 static ga_heap *the_heap;
+static bool the_gc; /* GC mode: bench_free drops */
 
 static void
-alloc_init(int procs, int gogc, bool zero, const char *release)
+alloc_init(int procs, int gogc, bool zero, const char *release, bool gc)
 {
     ga_options o;
     ga_options_init(&o);
@@ -106,6 +117,11 @@ alloc_init(int procs, int gogc, bool zero, const char *release)
     o.procs = procs < 1 ? 1 : procs;
     o.scavenge_goal = ga_release_scavenge_goal(r, gogc);
     o.skip_zeroing = !zero;
+    if (gc) {
+        o.collector = GA_COLLECTOR_GC;
+        o.gogc = gogc; /* < 0 is off: no cycle ever starts */
+    }
+    the_gc = gc;
     ga_status st;
     char err[256];
     the_heap = ga_heap_new(&o, &st, err, sizeof(err));
@@ -146,13 +162,17 @@ bench_alloc(int p, size_t n)
     return (void *)(uintptr_t)a;
 }
 
-/* The thread runs as P p: a free into a span p caches takes no lock. */
+/* The thread runs as P p: a free into a span p caches takes no lock.
+ * In GC mode the program drops its reference instead (ga_drop; the
+ * collector frees the object at a later cycle's sweep). */
 static inline __attribute__((always_inline)) void
 bench_free(int p, void *x)
 {
-    ga_status st = ga_free_p(the_heap, p, (ga_addr)(uintptr_t)x);
+    ga_status st = the_gc ? ga_drop(the_heap, (ga_addr)(uintptr_t)x)
+                          : ga_free_p(the_heap, p, (ga_addr)(uintptr_t)x);
     if (__builtin_expect(st != GA_OK, 0)) {
-        ga_failed("ga_free_p", (uint64_t)(uintptr_t)x, st);
+        ga_failed(the_gc ? "ga_drop" : "ga_free_p", (uint64_t)(uintptr_t)x,
+                  st);
     }
 }
 
@@ -165,12 +185,13 @@ alloc_version(char *buf, size_t n)
 #else /* the malloc-like allocators */
 
 static void
-alloc_init(int procs, int gogc, bool zero, const char *release)
+alloc_init(int procs, int gogc, bool zero, const char *release, bool gc)
 {
     (void)procs;
     (void)gogc;
     (void)zero;
     (void)release;
+    (void)gc;
 }
 static void
 alloc_fini(void)
@@ -346,6 +367,9 @@ typedef struct params {
     bool zero;           /* goalloc: Go's zeroing of reused memory (default on;
                           * zero=0 is the skip_zeroing deviation) */
     const char *release; /* goalloc: go1.13.8 (default) or go1.13.0 */
+    bool gc;             /* goalloc: GC mode (collector=gc) */
+    long long budget;    /* live sets: stop the timed part after this many
+                          * bytes asked for (0: no budget) */
 } params;
 
 typedef struct result {
@@ -356,6 +380,7 @@ typedef struct result {
     double free_ns;
     uint64_t check; /* sum of the bytes read back */
     long ops;       /* ops per thread */
+    bool truncated; /* the budget stopped the run before n ops */
 } result;
 
 static long base_kib;
@@ -532,6 +557,17 @@ run_live(const params *pp, result *res, dist d, uint32_t lo, uint32_t hi)
 {
     liveset ls;
     liveset_gen(&ls, pp->live, pp->n, d, lo, hi, pp->seed, 0);
+    if (pp->budget > 0) { /* the same cut as benchmarks/go/main.go's */
+        long long total = 0;
+        for (long i = 0; i < ls.n; i++) {
+            total += ls.size[i];
+            if (total > pp->budget) {
+                ls.n = i + 1;
+                res->truncated = ls.n < pp->n;
+                break;
+            }
+        }
+    }
     mark_base();
     liveset_fill(&ls); /* untimed, but counted in the peak RSS */
     double t0 = now_ns();
@@ -539,10 +575,10 @@ run_live(const params *pp, result *res, dist d, uint32_t lo, uint32_t hi)
     double t = now_ns() - t0;
     liveset_drain(&ls);
     res->seconds = t / 1e9;
-    res->ns_per_op = t / (double)pp->n;
-    res->mops = (double)pp->n / t * 1e3;
+    res->ns_per_op = t / (double)ls.n;
+    res->mops = (double)ls.n / t * 1e3;
     res->check = ls.check;
-    res->ops = pp->n;
+    res->ops = ls.n;
 }
 
 /* ---- multi-threaded workloads -------------------------------------- */
@@ -765,7 +801,8 @@ usage(void)
             " pair16|batch|live|livelog|large|mt-pair16|mt-live|prodcons|spin"
             " [n=OPS] [live=K] [threads=T] [procs=P] [seed=S] [gogc=N|off] "
             "[zero=0|1]"
-            " [release=go1.13.8|go1.13.0]\n");
+            " [release=go1.13.8|go1.13.0] [collector=free|gc]"
+            " [budget=BYTES]\n");
     exit(1);
 }
 
@@ -790,7 +827,7 @@ main(int argc, char **argv)
         usage();
     }
     if (strcmp(argv[1], "--info") == 0) {
-        alloc_init(1, 100, true, "go1.13.8");
+        alloc_init(1, 100, true, "go1.13.8", false);
         alloc_version(version, sizeof(version));
         printf("{\"alloc\": \"%s\", \"version\": ", ALLOC_NAME);
         json_string(version);
@@ -798,8 +835,8 @@ main(int argc, char **argv)
         alloc_fini();
         return 0;
     }
-    params pp = {argv[1], -1,   -1,        1, 0, 0x5EED5EED12345678ULL,
-                 100,     true, "go1.13.8"};
+    params pp = {argv[1], -1,   -1,         1,     0, 0x5EED5EED12345678ULL,
+                 100,     true, "go1.13.8", false, 0};
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i];
         if (strncmp(a, "n=", 2) == 0) {
@@ -825,6 +862,13 @@ main(int argc, char **argv)
         }
         else if (strncmp(a, "release=", 8) == 0) {
             pp.release = a + 8;
+        }
+        else if (strcmp(a, "collector=gc") == 0 ||
+                 strcmp(a, "collector=free") == 0) {
+            pp.gc = strcmp(a, "collector=gc") == 0;
+        }
+        else if (strncmp(a, "budget=", 7) == 0) {
+            pp.budget = (long long)strtod(a + 7, NULL);
         }
         else {
             usage();
@@ -868,8 +912,16 @@ main(int argc, char **argv)
         fprintf(stderr, "procs must be >= threads\n");
         return 1;
     }
+    if (pp.gc && (strncmp(w, "mt-", 3) == 0 || strcmp(w, "prodcons") == 0 ||
+                  strcmp(w, "spin") == 0)) {
+        /* design §14.8: a GC-mode heap takes one call at a time */
+        printf("{\"alloc\": \"%s\", \"workload\": \"%s\", \"na\": "
+               "\"GC mode is single-threaded (design §14.8)\"}\n",
+               ALLOC_NAME, w);
+        return 2;
+    }
     alloc_init(strcmp(w, "prodcons") == 0 ? 2 : procs, pp.gogc, pp.zero,
-               pp.release);
+               pp.release, pp.gc);
     alloc_version(version, sizeof(version));
 
     result res;
@@ -911,9 +963,11 @@ main(int argc, char **argv)
            "\"ops\": %ld, \"live\": %ld, \"seconds\": %.6f, "
            "\"ns_per_op\": %.3f, \"mops\": %.4f, \"alloc_ns\": %.3f, "
            "\"free_ns\": %.3f, \"maxrss_kib\": %ld, \"hwm_kib\": %ld, "
-           "\"base_kib\": %ld, \"peak_kib\": %ld, \"check\": %llu}\n",
+           "\"base_kib\": %ld, \"peak_kib\": %ld, \"check\": %llu, "
+           "\"truncated\": %s}\n",
            w, pp.threads, procs, res.ops, pp.live, res.seconds, res.ns_per_op,
            res.mops, res.alloc_ns, res.free_ns, maxrss, hwm, base_kib,
-           hwm - base_kib, (unsigned long long)res.check);
+           hwm - base_kib, (unsigned long long)res.check,
+           res.truncated ? "true" : "false");
     return 0;
 }

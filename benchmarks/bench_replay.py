@@ -1,7 +1,10 @@
-"""Replay throughput: Heap.replay in C against a Python loop of alloc/free.
+"""Replay throughput: Heap.replay in C against a Python loop of alloc/free,
+and (--gc) GC-mode replay against free-mode replay on the same traces.
 
 Run: python benchmarks/bench_replay.py [--ops N] [--loop-ops N]
                                        [--rounds R] [--backing os|virtual|both]
+     python benchmarks/bench_replay.py --gc [--workloads go_mix,uniform,...]
+                                       [--ops N] [--rounds R] [--backing ...]
 
 The trace is goalloc.workloads.go_mix (10M ops, a live set of 100k
 objects, seed 0).  Each round replays it on a fresh heap with
@@ -10,6 +13,15 @@ ops (1M) as a Python loop of h.alloc / h.free on another fresh heap; the
 loop reads the columns as Python lists made beforehand, so only the
 calls are timed.  Reports ops/s and ns/op as the median and min-max over
 the rounds, as a markdown table.
+
+--gc replays each workload's trace (goalloc.workloads, --ops ops each,
+seed 0) on a fresh heap per run, in three modes: explicit free (the
+default heap), GC mode with GOGC=100 (the trace's frees become drops and
+cycles run in C, design §14) and GC mode with GOGC=off (drops only, never
+a cycle).  Rounds are interleaved (round r runs every mode before round
+r+1, in an order that rotates), and the GC/free ratio is the median of
+the per-round ratios, with min-max, so that the machine's drift hits
+both sides alike.  Issue 13's target: GC mode within 1.5x of free mode.
 """
 from __future__ import annotations
 
@@ -45,6 +57,68 @@ def loop_round(cols: tuple, nids: int, backing: str) -> float:
         return time.perf_counter() - t0
 
 
+GC_WORKLOADS = ("go_mix", "uniform", "log_uniform", "phases", "long_short",
+                "producer_consumer")
+MODES = {"free": {}, "gc": {"collector": "gc"},
+         "gc-off": {"collector": "gc", "gogc": "off"}}
+
+
+def gc_trace(name: str, ops: int, live: int) -> goalloc.Trace:
+    if name == "uniform":
+        return workloads.uniform(ops, 8, 32768, live=live, seed=0)
+    if name == "log_uniform":
+        return workloads.log_uniform(ops, 8, 32768, live=live, seed=0)
+    fn = getattr(workloads, name)
+    return fn(ops, live=live, seed=0)  # type: ignore[no-any-return]
+
+
+def mode_round(trace: goalloc.Trace, backing: str,
+               mode: str) -> tuple[float, int]:
+    procs = int(trace.p.max()) + 1 if len(trace) else 1
+    with goalloc.Heap(backing=backing, procs=procs, **MODES[mode]) as h:
+        t0 = time.perf_counter()
+        h.replay(trace)
+        t = time.perf_counter() - t0
+        return t, len(h.gc_cycles()) if mode != "free" else 0
+
+
+def spread(xs: list[float]) -> str:
+    return (f"{statistics.median(xs):.2f} "
+            f"[{min(xs):.2f}–{max(xs):.2f}]")
+
+
+def gc_main(args: argparse.Namespace, backings: tuple[str, ...]) -> None:
+    names = args.workloads.split(",") if args.workloads else GC_WORKLOADS
+    print(f"GC-mode replay against free-mode replay, {args.ops:,} ops per "
+          f"trace, live {args.live:,}, seed 0; {args.rounds} interleaved "
+          f"rounds, a fresh heap per run; Python "
+          f"{platform.python_version()}, {platform.machine()}\n")
+    print("| workload | backing | free ns/op | gc ns/op | gc / free | "
+          "gc-off ns/op | gc-off / free | cycles |")
+    print("|---|---|---|---|---|---|---|---|")
+    modes = list(MODES)
+    for name in names:
+        trace = gc_trace(name, args.ops, args.live)
+        for backing in backings:
+            secs: dict[str, list[float]] = {m: [] for m in modes}
+            cycles = 0
+            for r in range(args.rounds):
+                for m in modes[r % 3:] + modes[:r % 3]:
+                    t, c = mode_round(trace, backing, m)
+                    secs[m].append(t)
+                    if m == "gc":
+                        cycles = c
+            ns = {m: [t / len(trace) * 1e9 for t in v]
+                  for m, v in secs.items()}
+            ratio = {m: [a / b for a, b in zip(ns[m], ns["free"],
+                                               strict=True)]
+                     for m in ("gc", "gc-off")}
+            print(f"| {name} | {backing} | {spread(ns['free'])} | "
+                  f"{spread(ns['gc'])} | {spread(ratio['gc'])} | "
+                  f"{spread(ns['gc-off'])} | {spread(ratio['gc-off'])} | "
+                  f"{cycles} |", flush=True)
+
+
 def row(backing: str, what: str, nops: int, secs: list[float]) -> str:
     rates = sorted(nops / s for s in secs)
     ns = [s / nops * 1e9 for s in secs]
@@ -62,8 +136,16 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--backing", choices=("os", "virtual", "both"),
                     default="both")
+    ap.add_argument("--gc", action="store_true",
+                    help="GC-mode replay against free-mode replay")
+    ap.add_argument("--workloads",
+                    help="--gc: comma-separated subset of "
+                    + ",".join(GC_WORKLOADS))
     args = ap.parse_args()
     backings = ("virtual", "os") if args.backing == "both" else (args.backing,)
+    if args.gc:
+        gc_main(args, backings)
+        return
 
     t0 = time.perf_counter()
     trace = workloads.go_mix(args.ops, live=args.live, seed=0)

@@ -8,8 +8,18 @@
 It builds benchmarks/allocbench.c once per allocator with the system C
 compiler (goalloc's C core; glibc malloc; mimalloc, jemalloc and tcmalloc
 where their development packages are installed), and benchmarks/go/main.go
-with `go build` where a Go toolchain is installed.  It never installs
-anything: it says what is missing and the apt-get line that would add it.
+with `go build` where a Go toolchain is installed, and again with a Go 1.13
+toolchain where one is (--go113, default $GOROOT113 or /work/go113).  It
+never installs anything: it says what is missing and the apt-get line that
+would add it.
+
+goalloc has three columns: explicit free (goalloc), and GC mode (design
+§14), where every "free" is a drop and Go 1.13's collector frees, with
+GOGC=100 (goalloc-gc) and GOGC=off (goalloc-gc-off).  GC mode is
+single-threaded (design §14.8), so the GC columns run workloads 1-5 only.
+The Go columns: the installed Go with GOGC=off (go), and Go 1.13 with
+GOGC=100 and off (go1.13, go1.13-off).  Under GOGC=off nothing is ever
+freed, so the live-set rows stop after a 2 GiB allocation budget there.
 
 Every (allocator, workload) runs in a process of its own, so its RSS
 high-water mark is that run's peak RSS.  (The drivers read it as VmHWM from
@@ -76,8 +86,42 @@ C_ALLOCATORS = {
         "libgoogle-perftools-dev",
     ),
 }
-ORDER = ["goalloc", "glibc", "mimalloc", "jemalloc", "tcmalloc", "go"]
+ORDER = [
+    "goalloc",
+    "goalloc-gc",
+    "goalloc-gc-off",
+    "glibc",
+    "mimalloc",
+    "jemalloc",
+    "tcmalloc",
+    "go",
+    "go1.13",
+    "go1.13-off",
+]
 GO_WORKLOADS = {"pair16", "batch", "live", "livelog", "mt-pair16"}
+# GC mode takes one call at a time (design §14.8): no threaded workloads
+GC_WORKLOADS = {"pair16", "batch", "live", "livelog", "large"}
+# column -> (the build it runs, its own driver arguments, the workloads it
+# runs: None is all); the budget argument is filled in per job
+VARIANTS: dict[str, tuple[str, list[str], set[str] | None]] = {
+    "goalloc": ("goalloc", [], None),
+    "goalloc-gc": ("goalloc", ["collector=gc", "gogc=100"], GC_WORKLOADS),
+    "goalloc-gc-off": (
+        "goalloc",
+        ["collector=gc", "gogc=off", "budget"],
+        GC_WORKLOADS,
+    ),
+    "go": ("go", [], GO_WORKLOADS),
+    "go1.13": ("go1.13", ["-gogc=100"], GO_WORKLOADS),
+    "go1.13-off": ("go1.13", ["-gogc=-1"], GO_WORKLOADS),
+}
+GO_COLUMNS = {"go", "go1.13", "go1.13-off"}
+
+
+def runs(a: str, workload: str) -> bool:
+    """Whether column a runs this workload at all (else its cell is –)."""
+    only = VARIANTS.get(a, (a, [], None))[2]
+    return only is None or workload in only
 
 # The issue's targets for goalloc, as ratios to glibc (<=) ...
 TIME_TARGETS = [
@@ -106,7 +150,7 @@ def fmt_count(n: int) -> str:
     return str(n)
 
 
-def plan(smoke: bool, threads: list[int]) -> list[dict]:
+def plan(smoke: bool, threads: list[int], scale: float = 1.0) -> list[dict]:
     """The jobs of one round: label, workload, driver arguments."""
     if smoke:
         n = {
@@ -136,6 +180,8 @@ def plan(smoke: bool, threads: list[int]) -> list[dict]:
         }
         live = {"live": 10_000, "large": 64, "mtlive": 1_000}
         budget = 2 << 30
+    if scale != 1.0:
+        n = {k: max(1, round(v * scale)) for k, v in n.items()}
     procs = max(threads)
     jobs = [
         {
@@ -305,11 +351,18 @@ def build_c(cc: str, name: str, out: Path) -> tuple[bool, str]:
     return r.returncode == 0, (r.stderr or "") + " ".join(cmd)
 
 
-def build_go(tmp: Path) -> tuple[str | None, str]:
-    go = shutil.which("go")
+def build_go(
+    tmp: Path, go: str | None, goroot: str | None = None, name: str = "go"
+) -> tuple[str | None, str]:
+    """Builds benchmarks/go/main.go with the toolchain go (GOROOT goroot
+    when given, for a toolchain that is not the installed one)."""
     if go is None:
         return None, "go not found"
     env = dict(os.environ)
+    if goroot is not None:
+        env["GOROOT"] = goroot
+        env["GOPATH"] = str(tmp / f"gopath-{name}")
+        env["GOCACHE"] = str(tmp / f"gocache-{name}")
     env.setdefault("GOTOOLCHAIN", "local")  # never download a toolchain
     env.setdefault("GOPROXY", "off")  # standard library only
     env["GOFLAGS"] = ""
@@ -317,7 +370,7 @@ def build_go(tmp: Path) -> tuple[str | None, str]:
         env.get("GOCACHE") or env.get("XDG_CACHE_HOME") or env.get("HOME")
     ):
         env["GOCACHE"] = str(tmp / "gocache")
-    out = tmp / "gobench"
+    out = tmp / f"gobench-{name}"
     r = run_quiet(
         [go, "build", "-o", str(out), GO_MAIN.name],
         cwd=str(GO_MAIN.parent),
@@ -340,9 +393,12 @@ def detect_and_build(
     missing: list[str] = []
     pkgs: list[str] = []
     ok = True
+    builds = []  # each build once, in ORDER, if some wanted column runs it
     for name in ORDER:
-        if name not in wanted:
-            continue
+        base = VARIANTS.get(name, (name, [], None))[0]
+        if name in wanted and base not in builds:
+            builds.append(base)
+    for name in builds:
         if name == "go":
             if args.no_go:
                 continue
@@ -350,13 +406,31 @@ def detect_and_build(
                 missing.append("go: no Go toolchain (column skipped)")
                 pkgs.append("golang-go")
                 continue
-            exe, err = build_go(tmp)
+            exe, err = build_go(tmp, shutil.which("go"))
             if exe is None:
                 missing.append(
                     f"go: `go build` failed, column skipped: {err[:300]}"
                 )
             else:
                 cmds["go"] = [exe]
+            continue
+        if name == "go1.13":
+            if args.no_go:
+                continue
+            go113 = go113_toolchain(args.go113)
+            if go113 is None:
+                missing.append(
+                    f"go1.13: no Go 1.13 toolchain at {args.go113} "
+                    "(columns skipped; --go113 GOROOT)"
+                )
+                continue
+            exe, err = build_go(tmp, go113, args.go113, "go1.13")
+            if exe is None:
+                missing.append(
+                    f"go1.13: `go build` failed, columns skipped: {err[:300]}"
+                )
+            else:
+                cmds["go1.13"] = [exe]
             continue
         _, libs, src, pkg = C_ALLOCATORS[name]
         if src is not None and not probe(cc, src, libs, tmp):
@@ -377,7 +451,27 @@ def detect_and_build(
             "to add the missing columns: sudo apt-get install -y "
             + " ".join(pkgs)
         )
-    return cmds, missing, ok
+    # the columns: every wanted one whose build exists
+    cols = {}
+    for name in ORDER:
+        base, extra, _ = VARIANTS.get(name, (name, [], None))
+        if name in wanted and base in cmds:
+            cols[name] = cmds[base] + (
+                extra if base in GO_COLUMNS else []
+            )
+    return cols, missing, ok
+
+
+def go113_toolchain(goroot: str) -> str | None:
+    """GOROOT/bin/go if it is a Go 1.13 toolchain, else None."""
+    go = Path(goroot) / "bin" / "go"
+    if not go.is_file():
+        return None
+    env = dict(os.environ, GOROOT=goroot)
+    r = run_quiet([str(go), "version"], env=env)
+    if r.returncode != 0 or " go1.13" not in r.stdout:
+        return None
+    return str(go)
 
 
 # ---- running -----------------------------------------------------------
@@ -407,7 +501,7 @@ def run_one(cmd: list[str], timeout: float) -> tuple[str, Any]:
 def versions(cmds: dict[str, list[str]]) -> dict[str, str]:
     out = {}
     for name, cmd in cmds.items():
-        flag = "-info" if name == "go" else "--info"
+        flag = "-info" if name in GO_COLUMNS else "--info"
         r = run_quiet([*cmd, flag])
         try:
             out[name] = json.loads(r.stdout.strip().splitlines()[-1])[
@@ -415,6 +509,10 @@ def versions(cmds: dict[str, list[str]]) -> dict[str, str]:
             ]
         except (IndexError, KeyError, json.JSONDecodeError):
             out[name] = "?"
+        if name == "goalloc-gc":
+            out[name] += ", GC mode, GOGC=100"
+        elif name == "goalloc-gc-off":
+            out[name] += ", GC mode, GOGC=off"
     return out
 
 
@@ -426,9 +524,7 @@ def run_all(args, cmds, jobs):
     total = args.rounds * sum(
         1
         if j.get("machine")
-        else sum(
-            1 for a in allocs if a != "go" or j["workload"] in GO_WORKLOADS
-        )
+        else sum(1 for a in allocs if runs(a, j["workload"]))
         for j in jobs
     )
     done = 0
@@ -438,19 +534,27 @@ def run_all(args, cmds, jobs):
         order = allocs[r % len(allocs) :] + allocs[: r % len(allocs)]
         for job in jobs:
             for a in ["machine"] if job.get("machine") else order:
-                if a == "go" and job["workload"] not in GO_WORKLOADS:
+                if a != "machine" and not runs(a, job["workload"]):
                     continue
                 key = (job["key"], a)
                 res.setdefault(key, [None] * args.rounds)
                 if key in na:
                     continue
                 exe = cmds["glibc"] if a == "machine" else cmds[a]
-                cmd = exe + (go_args(job) if a == "go" else driver_args(job))
+                cmd = exe + (
+                    go_args(job) if a in GO_COLUMNS else driver_args(job)
+                )
                 if a == "goalloc":
                     cmd.append(f"gogc={args.goalloc_gogc}")
+                if a.startswith("goalloc"):
                     cmd.append(f"release={args.goalloc_release}")
                     if args.goalloc_nozero:
                         cmd.append("zero=0")
+                    for x in VARIANTS[a][1]:
+                        # GOGC=off never frees: the Go column's budget
+                        cmd.append(
+                            f"budget={job['budget']}" if x == "budget" else x
+                        )
                 status, val = run_one(cmd, args.timeout)
                 done += 1
                 if status == "ok":
@@ -621,7 +725,7 @@ def render(args, jobs, allocs, s, na, vers, missing, fails, threads) -> str:
                 if x["truncated"]:
                     c += f" ({fmt_count(x['ops'])} ops)"
                 cells.append(c)
-            elif a == "go" and job["workload"] not in GO_WORKLOADS:
+            elif not runs(a, job["workload"]):
                 cells.append("–")
             else:
                 cells.append("failed")
@@ -629,13 +733,29 @@ def render(args, jobs, allocs, s, na, vers, missing, fails, threads) -> str:
     L.append("")
     for text, i in notes.items():
         L.append(f"[{i}] {text}  ")
-    if "go" in allocs:
+    if "go" in allocs or "go1.13-off" in allocs:
         L.append("")
         L.append(
-            "go: the installed Go runtime with GOGC=off, so nothing is ever "
-            'freed ("free" drops a reference) and memory only grows; the '
-            "live-set rows stop after a 2 GiB allocation budget (ops shown). "
-            "Its RSS is not comparable."
+            "go, go1.13-off: the installed Go runtime and Go 1.13 with "
+            'GOGC=off, so nothing is ever freed ("free" drops a reference) '
+            "and memory only grows; the live-set rows stop after a 2 GiB "
+            "allocation budget (ops shown). Their RSS is not comparable."
+        )
+    if "go1.13" in allocs:
+        L.append("")
+        L.append(
+            "go1.13: Go 1.13 with GOGC=100 and GOMAXPROCS=1 (the "
+            "threaded row: GOMAXPROCS=threads): its collector frees what "
+            "was dropped, with its background mark worker and sweeper on "
+            "the same P."
+        )
+    if "goalloc-gc" in allocs or "goalloc-gc-off" in allocs:
+        L.append("")
+        L.append(
+            "goalloc-gc, goalloc-gc-off: goalloc in GC mode (design §14), "
+            "a free is ga_drop, GOGC=100 and off; single-threaded workloads "
+            "only (design §14.8). goalloc-gc-off never collects, so its "
+            "live-set rows stop after the same 2 GiB budget (ops shown)."
         )
     L.append("")
 
@@ -851,7 +971,22 @@ def main(argv=None) -> int:
         help="thread counts of workload 6 "
         "(default 1,2,4.. up to the CPU count)",
     )
-    ap.add_argument("--no-go", action="store_true", help="skip the Go column")
+    ap.add_argument(
+        "--no-go", action="store_true", help="skip the Go columns"
+    )
+    ap.add_argument(
+        "--go113",
+        default=os.environ.get("GOROOT113", "/work/go113"),
+        help="GOROOT of a Go 1.13 toolchain for the go1.13 columns "
+        "(default $GOROOT113 or /work/go113; absent: no such columns)",
+    )
+    ap.add_argument(
+        "--scale",
+        type=float,
+        default=1.0,
+        help="multiply every workload's op count (not the live sets) by "
+        "this, e.g. 0.1 for a shorter full run",
+    )
     ap.add_argument(
         "--goalloc-nozero",
         action="store_true",
@@ -900,7 +1035,7 @@ def main(argv=None) -> int:
         args.threads = sorted(
             {1, ncpu} | {t for t in (2, 4, 8, 16) if t <= ncpu}
         )
-    jobs = plan(args.smoke, args.threads)
+    jobs = plan(args.smoke, args.threads, args.scale)
     if args.workloads:
         jobs = [j for j in jobs if j["workload"] in args.workloads]
         if not jobs:

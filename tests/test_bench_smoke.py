@@ -28,6 +28,22 @@ def test_benchmark_suite_smoke(tmp_path):
     for row in rows:
         goalloc_cell = row.split("|")[2]
         assert "n/a" not in goalloc_cell and "[" in goalloc_cell, row
+    # GC mode (design §14) runs workloads 1-5 with GOGC=100 and off, and
+    # no threaded workload (design §14.8)
+    header = next(line for line in times.splitlines()
+                  if line.startswith("| workload |"))
+    cols = [c.strip() for c in header.split("|")]
+    gc, off = cols.index("goalloc-gc"), cols.index("goalloc-gc-off")
+    for line in times.splitlines():
+        if not line.startswith("| ") or line.startswith("| workload"):
+            continue
+        cells = [c.strip() for c in line.split("|")]
+        single = line.startswith(("| 1.", "| 2.", "| 3.", "| 4.", "| 5."))
+        for i in (gc, off):
+            if single:
+                assert "[" in cells[i], line
+            else:
+                assert cells[i] == "–", line
 
 
 def test_python_bench_smoke():

@@ -1,11 +1,14 @@
 // Command gobench runs allocbench's workloads 1-4 (pair16, batch, live,
 // livelog) and mt-pair16 against the Go runtime's own allocator, with the
-// garbage collector off (debug.SetGCPercent(-1)), and prints the same one
-// line of JSON as benchmarks/allocbench.c.  Standard library only; built by
-// benchmarks/run.py with `go build` into a temporary directory.
+// garbage collector off (debug.SetGCPercent(-1), the default) or at
+// -gogc=N, and prints the same one line of JSON as benchmarks/allocbench.c.
+// Standard library only, and only what Go 1.13 already has (run.py builds
+// it with the installed toolchain and with a Go 1.13 one when there is
+// one), with `go build` into a temporary directory.
 //
-// Go cannot free explicitly, so with GOGC=off every "free" is dropping a
-// reference, and memory only grows:
+// Go cannot free explicitly: every "free" is dropping a reference.  With
+// -gogc=N the collector frees what was dropped, as goalloc's GC mode does.
+// With GOGC=off memory only grows:
 //   - objects are []byte (noscan, like goalloc's figures, which write no
 //     heap bitmap); sizes below 16 B therefore use Go's tiny allocator;
 //   - the live-set workloads would allocate ~160 GB at full size, so they
@@ -21,6 +24,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io/ioutil"
 	"math"
 	"os"
 	"runtime"
@@ -70,7 +74,7 @@ func maxrssKiB() int64 {
 // hwmKiB is VmHWM from /proc/self/status: ru_maxrss without the parent's
 // high-water mark that ru_maxrss keeps across execve (see allocbench.c).
 func hwmKiB() int64 {
-	b, err := os.ReadFile("/proc/self/status")
+	b, err := ioutil.ReadFile("/proc/self/status")
 	if err != nil {
 		return maxrssKiB()
 	}
@@ -275,10 +279,16 @@ func main() {
 	threads := flag.Int("threads", 1, "mt-pair16: goroutines, each locked to a thread")
 	procs := flag.Int("procs", 0, "GOMAXPROCS (default: threads)")
 	seed := flag.Uint64("seed", 0x5EED5EED12345678, "PRNG seed")
-	budget := flag.Int64("budget", 2<<30, "live/livelog: bytes to allocate before stopping")
+	budget := flag.Int64("budget", 2<<30, "live/livelog with GOGC=off: bytes to allocate before stopping")
+	gogc := flag.Int("gogc", -1, "GOGC (debug.SetGCPercent); < 0 is off")
 	flag.Parse()
-	debug.SetGCPercent(-1)
-	res := result{Alloc: "go", Version: runtime.Version() + " GOGC=off", Threads: 1, Live: *nlive}
+	debug.SetGCPercent(*gogc)
+	setting := "GOGC=off"
+	if *gogc >= 0 {
+		setting = fmt.Sprintf("GOGC=%d", *gogc)
+		*budget = math.MaxInt64 // the collector frees: no budget needed
+	}
+	res := result{Alloc: "go", Version: runtime.Version() + " " + setting, Threads: 1, Live: *nlive}
 	if *info {
 		out, _ := json.Marshal(map[string]string{"alloc": "go", "version": res.Version})
 		fmt.Println(string(out))
