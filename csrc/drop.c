@@ -11,8 +11,9 @@
  * the block's marks; the mark reads them (mgcmark.c).
  * Go 1.13: none: Go's program drops references by overwriting them.
  * Differs from Go: all of it (design §14.1).
- * Locking: one thread drives a GC-mode heap (design §14.8); the heap
- *          lock and the class's mcentral lock are taken as a free would.
+ * Locking: one thread drives a GC-mode heap (design §14.8), so the
+ *          common drop takes no lock; the others take the heap lock and
+ *          the class's mcentral lock, as a free would.
  */
 #include "goalloc.h"
 
@@ -49,6 +50,29 @@ drop_small_locked(mspan *s, ga_addr addr)
     return bit_test_and_set(s->freed_bits, i) ? GA_EDOUBLEFREE : GA_OK;
 }
 
+/* drop_fast drops the common case without a lock: a plain object (not
+ * in a span with tiny blocks) that starts at a slot of an in-use small
+ * span and is allocated and not dropped.  A GC-mode heap has one caller
+ * at a time (design §14.8), so nothing moves under it; any other address
+ * takes the locked path, which tells them all apart (false here). */
+static inline bool
+drop_fast(mheap *h, ga_addr addr)
+{
+    mspan *s = span_of(h, addr);
+    if (s == NULL || s->state != MSPAN_IN_USE ||
+        span_class_sizeclass(s->spanclass) == 0 || s->alloc_bits == NULL ||
+        s->tiny_marks != NULL || addr < mspan_base(s) || addr >= s->limit) {
+        return false;
+    }
+    uint64_t i = mspan_obj_index(s, addr);
+    if (mspan_slot_addr(s, i) != addr || !mspan_is_allocated(s, i) ||
+        bit_get(s->freed_bits, i)) {
+        return false;
+    }
+    bit_set(s->freed_bits, i);
+    return true;
+}
+
 ga_status
 ga_drop(ga_heap *h, ga_addr addr)
 {
@@ -60,6 +84,9 @@ ga_drop(ga_heap *h, ga_addr addr)
     }
     if (addr == h->zerobase) {
         return GA_ENOTOBJECT; /* every 0-byte allocation's address */
+    }
+    if (GA_LIKELY(drop_fast(h, addr))) {
+        return GA_OK;
     }
     mspan *large, *small;
     mheap_lock(h);
