@@ -53,6 +53,7 @@ digest_gc(mheap *h, uint64_t *d)
     mix(d, h->gc.bits.previous);
     mix(d, h->gc.bits.free);
     mix(d, h->gc.reclaim_index);
+    mix(d, h->scavenged_total);
 }
 
 static bool

@@ -150,7 +150,7 @@ gc_background_scavenge(mheap *h)
          * is released */
         uint64_t want = g->scavenge_retained_basis - done;
         if (retained > want) {
-            g->released_since += mheap_scavenge_locked(h, retained - want);
+            mheap_scavenge_locked(h, retained - want);
         }
     }
     mheap_unlock(h);
@@ -405,9 +405,10 @@ run_cycle(mheap *h, bool forced)
     r.next_gc = g->next_gc;
     r.next_trigger = g->gc_trigger;
     r.trigger_ratio = g->trigger_ratio;
-    r.heap_released = g->released_since;
+    /* every release: growth, the background scavenger, scavenge() */
+    r.heap_released = h->scavenged_total - g->scavenged_at_cycle;
     r.clock_ns = g->last_gc_ns;
-    g->released_since = 0;
+    g->scavenged_at_cycle = h->scavenged_total;
     g->cycles[g->ncycles++] = r; /* gc_maybe_start made room */
     prepare_for_sweep(h);
     g->running = false;
@@ -472,7 +473,7 @@ free_os_memory(mheap *h, uint64_t unused)
 {
     full_gc(h, unused);
     mheap_lock(h);
-    h->gc.released_since += mheap_scavenge_locked(h, UINT64_MAX);
+    mheap_scavenge_locked(h, UINT64_MAX);
     mheap_unlock(h);
 }
 

@@ -84,9 +84,10 @@ typedef struct gcstate {
     uint64_t numforcedgc;
     uint64_t last_gc_ns;
     uint64_t pause_total_ns;
-    uint64_t nbgsweep;       /* spans swept by gcStart and the background */
-    uint64_t released_since; /* scavenged bytes since the last cycle */
-    ga_gc_cycle *cycles;     /* the completed cycles' records */
+    uint64_t nbgsweep; /* spans swept by gcStart and the background */
+    uint64_t scavenged_at_cycle; /* mheap.scavenged_total at the last
+                                  * cycle's end */
+    ga_gc_cycle *cycles;         /* the completed cycles' records */
     uint64_t ncycles;
     uint64_t cycles_cap;
 } gcstate;

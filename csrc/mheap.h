@@ -132,6 +132,7 @@ typedef struct mheap {
     mem_backend mem;
     uint64_t sys_limit;
     uint64_t scavenge_goal;
+    uint64_t scavenged_total; /* bytes scavengeLocked ever released */
     uint64_t seed;
     /* real memory of the arena metadata (heap_arena structs with their
      * span maps and page bits, the L2 maps of the arena index) and the

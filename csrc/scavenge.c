@@ -125,6 +125,7 @@ mheap_scavenge_locked(mheap *h, uint64_t nbytes)
             }
         }
     }
+    h->scavenged_total += released;
     return released;
 }
 
