@@ -9,9 +9,13 @@ It builds benchmarks/allocbench.c once per allocator with the system C
 compiler (goalloc's C core; glibc malloc; mimalloc, jemalloc and tcmalloc
 where their development packages are installed), and benchmarks/go/main.go
 with `go build` where a Go toolchain is installed, and again with a Go 1.13
-toolchain where one is (--go113, default $GOROOT113 or /work/go113).  It
-never installs anything: it says what is missing and the apt-get line that
-would add it.
+toolchain where one is (--go113, default $GOROOT113 or /work/go113).  The
+goalloc-malloc column is the glibc driver, which calls plain malloc and
+free, run with goalloc's malloc replacement preloaded
+(goalloc/_gomalloc*.so, what `goalloc run` gives a program): goalloc under
+the malloc contract, the preload's per-call work (thread to P, guard,
+checks) included.  It never installs anything: it says what is missing and
+the apt-get line that would add it.
 
 goalloc has three columns: explicit free (goalloc), and GC mode (design
 §14), where every "free" is a drop and Go 1.13's collector frees, with
@@ -90,6 +94,7 @@ ORDER = [
     "goalloc",
     "goalloc-gc",
     "goalloc-gc-off",
+    "goalloc-malloc",
     "glibc",
     "mimalloc",
     "jemalloc",
@@ -98,6 +103,8 @@ ORDER = [
     "go1.13",
     "go1.13-off",
 ]
+# the column that is the glibc driver under LD_PRELOAD of goalloc's library
+PRELOADED = "goalloc-malloc"
 GO_WORKLOADS = {"pair16", "batch", "live", "livelog", "mt-pair16"}
 # GC mode takes one call at a time (design §14.8): no threaded workloads
 GC_WORKLOADS = {"pair16", "batch", "live", "livelog", "large"}
@@ -131,6 +138,8 @@ TIME_TARGETS = [
     ("livelog", "log-uniform live set", 0.3),
     ("large", "large blocks", 0.75),
 ]
+# ... and goalloc as a program's malloc (issue 14's target for the column)
+MALLOC_TARGETS = [("pair16", "16 B alloc+free pair, malloc contract", 0.7)]
 RSS_TARGET = 1.2  # ... peak RSS <= 1.2x the better of mimalloc and tcmalloc
 SCALING_TARGET = 1.7  # ... and 2 threads on 2 Ps >= 1.7x 1 thread
 
@@ -381,6 +390,22 @@ def build_go(
     return str(out), ""
 
 
+def preload_library() -> str | None:
+    """goalloc's malloc replacement: this checkout's (built in place by
+    `setup.py build_ext --inplace`), else the installed package's."""
+    here = sorted((ROOT / "goalloc").glob("_gomalloc*.so"))
+    if here:
+        return str(here[0])
+    try:
+        from goalloc.preload import preload_path
+    except ImportError:
+        return None
+    try:
+        return preload_path()
+    except FileNotFoundError:
+        return None
+
+
 def detect_and_build(
     args, tmp: Path
 ) -> tuple[dict[str, list[str]], list[str], bool]:
@@ -396,7 +421,8 @@ def detect_and_build(
     builds = []  # each build once, in ORDER, if some wanted column runs it
     for name in ORDER:
         base = VARIANTS.get(name, (name, [], None))[0]
-        if name in wanted and base not in builds:
+        # goalloc-malloc is the glibc driver, once it is built (below)
+        if name in wanted and name != PRELOADED and base not in builds:
             builds.append(base)
     for name in builds:
         if name == "go":
@@ -446,6 +472,15 @@ def detect_and_build(
             ok = False
             continue
         cmds[name] = [str(out)]
+    if PRELOADED in wanted and "glibc" in cmds:
+        lib = preload_library()
+        if lib is None:
+            missing.append(
+                f"{PRELOADED}: goalloc's malloc replacement is not built "
+                "(python3 setup.py build_ext --inplace; column skipped)"
+            )
+        else:
+            cmds[PRELOADED] = ["env", f"LD_PRELOAD={lib}", *cmds["glibc"]]
     if pkgs:
         missing.append(
             "to add the missing columns: sudo apt-get install -y "
@@ -501,6 +536,11 @@ def run_one(cmd: list[str], timeout: float) -> tuple[str, Any]:
 def versions(cmds: dict[str, list[str]]) -> dict[str, str]:
     out = {}
     for name, cmd in cmds.items():
+        if name == PRELOADED:
+            # the glibc driver would name glibc: say what serves it
+            out[name] = ("goalloc malloc replacement (LD_PRELOAD of "
+                         f"{Path(cmd[1].split('=', 1)[1]).name})")
+            continue
         flag = "-info" if name in GO_COLUMNS else "--info"
         r = run_quiet([*cmd, flag])
         try:
@@ -688,6 +728,13 @@ def render(args, jobs, allocs, s, na, vers, missing, fails, threads) -> str:
                 if getattr(args, "goalloc_nozero", False)
                 else ""
             )
+        )
+    if PRELOADED in allocs:
+        L.append(
+            f"- {PRELOADED}: the glibc driver (plain malloc and free) with "
+            "goalloc's malloc replacement preloaded, as `goalloc run` starts "
+            "a program: the malloc contract (no zeroing but calloc's), a "
+            "thread runs as a P, plus the replacement's guard and checks"
         )
     for m in missing:
         L.append(f"- missing: {m}")
@@ -885,6 +932,15 @@ def render_targets(s, na, threads) -> list[str]:
             continue
         L.append(
             f"| {name} | ≤ {goal}× glibc | {x['ratio']:.2f}× | "
+            f"{'yes' if x['ratio'] <= goal else 'no'} |"
+        )
+    for key, name, goal in MALLOC_TARGETS:
+        x = s.get((key, PRELOADED))
+        if x is None or x["ratio"] is None:
+            L.append(f"| {name} | ≤ {goal}× glibc | not measured | – |")
+            continue
+        L.append(
+            f"| {name} ({PRELOADED}) | ≤ {goal}× glibc | {x['ratio']:.2f}× | "
             f"{'yes' if x['ratio'] <= goal else 'no'} |"
         )
     refs = ("mimalloc", "tcmalloc")

@@ -13,6 +13,11 @@ one Timeline or several, overlaid: ``timeline([a, b], labels=["a",
 matplotlib is imported inside the functions; ``import goalloc`` never
 needs it.
 
+The four heap plots and save_all take a live Heap or a snapshot document
+(``goalloc.snapshot.snapshot(heap)``, or ``goalloc.snapshot.load_json``
+of a file such as ``python -m goalloc run --stats FILE`` writes for a
+real program): a snapshot draws what the heap it was taken from draws.
+
 =========================  ===================================================
 size_class_waste(heap)     Go 1.13's worst-case waste per size class
                            (sizeclasses.go's max waste and tail waste), and
@@ -39,25 +44,30 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import _core
+from ._records import Arena, ArenaHint
 from .arrays import (
     PAGE_FREE,
     PAGE_LARGE,
     PAGE_MANUAL,
     PAGE_RELEASED,
+    SPAN_DTYPE,
     SPAN_STATES,
 )
 from .fragmentation import METRICS
+from .heap import Heap
 from .sizeclasses import size_classes
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-    from .heap import Heap
     from .timeline import Timeline
 
     # One Timeline, several, or several by label.
     Timelines = Timeline | Sequence[Timeline] | Mapping[str, Timeline]
+
+# A live heap or a snapshot document (goalloc.snapshot).
+HeapSource = Heap | Mapping[str, Any]
 
 __all__ = ["size_class_waste", "span_occupancy", "page_map", "address_space",
            "timeline", "fragmentation_timeline", "save_all"]
@@ -124,20 +134,127 @@ def _mib(n: float) -> str:
     return f"{n / MiB:,.1f} MiB"
 
 
+def _human(n: float) -> str:
+    """Bytes in the unit that shows them: B, KiB or MiB."""
+    if n < 1024:
+        return f"{int(n):,} B"
+    if n < MiB:
+        return f"{n / 1024:,.1f} KiB"
+    return _mib(n)
+
+
+# ---- what the heap plots read: a Heap or a snapshot ------------------------
+
+
+class _Source:
+    """The heap state the plots draw, read from a live Heap or derived
+    from a snapshot document's info, hints, arenas, spans and
+    live_by_class, so that both draw the same figure."""
+
+    def __init__(self, src: HeapSource) -> None:
+        from .snapshot import validate
+
+        self.heap: Heap | None = None
+        self.doc: Mapping[str, Any] | None = None
+        if isinstance(src, Heap):
+            self.heap = src
+        elif isinstance(src, Mapping):
+            validate(src)
+            self.doc = src
+        else:
+            raise TypeError(f"a goalloc.Heap or a snapshot document (dict) "
+                            f"expected, not {type(src).__name__}")
+
+    def info(self, key: str) -> Any:
+        if self.heap is not None:
+            return getattr(self.heap.info(), key)
+        assert self.doc is not None
+        return self.doc["info"][key]
+
+    def hints(self) -> list[ArenaHint]:
+        if self.heap is not None:
+            return self.heap.hints()
+        assert self.doc is not None
+        return [ArenaHint(h["addr"], h["down"]) for h in self.doc["hints"]]
+
+    def arenas(self) -> list[Arena]:
+        if self.heap is not None:
+            return self.heap.arenas()
+        assert self.doc is not None
+        return [Arena(a["base"], a["idx"], a["l1"], a["l2"])
+                for a in self.doc["arenas"]]
+
+    def span_array(self) -> np.ndarray:
+        """goalloc.arrays.span_array's rows (keys a snapshot lacks: 0)."""
+        if self.heap is not None:
+            return self.heap.span_array()
+        assert self.doc is not None
+        spans = self.doc["spans"]
+        out = np.zeros(len(spans), dtype=SPAN_DTYPE)
+        for name in SPAN_DTYPE.names or ():
+            if name == "state":
+                col = [SPAN_STATES.index(s["state"]) for s in spans]
+            else:
+                col = [int(s.get(name, 0)) for s in spans]
+            out[name] = np.array(col, dtype=np.uint64)
+        return out
+
+    def page_array(self) -> np.ndarray:
+        """goalloc.arrays.page_array: from a snapshot, every mapped
+        arena's pages (arenas in address order) start as the rest of
+        curArena does, PAGE_RELEASED, and each span then marks its own,
+        as ga_page_map's walk does."""
+        if self.heap is not None:
+            return self.heap.page_array()
+        page = int(self.info("page_size"))
+        per_arena = int(self.info("heap_arena_bytes")) // page
+        bases = sorted(a.base for a in self.arenas())
+        out = np.full(len(bases) * per_arena, PAGE_RELEASED, dtype=np.int16)
+        slot = {b: i * per_arena for i, b in enumerate(bases)}
+        assert self.doc is not None
+        for s in self.doc["spans"]:
+            arena = s["base"] - s["base"] % (per_arena * page)
+            first = slot[arena] + (s["base"] - arena) // page
+            out[first:first + s["npages"]] = _page_code(s)
+        return out
+
+    def classes(self) -> list[dict[str, int]] | None:
+        """goalloc.snapshot.live_by_class; None for a snapshot written
+        before version 1 gained it."""
+        from .snapshot import live_by_class
+
+        if self.heap is not None:
+            return live_by_class(self.heap)
+        assert self.doc is not None
+        got: list[dict[str, int]] | None = self.doc.get("live_by_class")
+        return got
+
+
+def _page_code(span: Mapping[str, Any]) -> int:
+    """A snapshot span's page code, as ga_page_map gives it."""
+    if span["state"] == "free":
+        return PAGE_RELEASED if span["scavenged"] else PAGE_FREE
+    if span["state"] == "inuse":
+        return int(span["sizeclass"])
+    return PAGE_MANUAL
+
+
 # ---- size classes -----------------------------------------------------------
 
 
-def size_class_waste(heap: Heap | None = None, *,
+def size_class_waste(heap: HeapSource | None = None, *,
                      ax: Axes | None = None) -> Figure:
     """Waste per size class: Go 1.13's static worst case (sizeclasses.go's
-    "max waste" and "tail waste" columns) and, given a heap, the internal
-    waste its live small objects actually have.
+    "max waste" and "tail waste" columns) and, given a heap (or a
+    snapshot), the internal waste its live objects actually have.
 
     Max waste: every object one byte larger than the previous class's
     size, plus the span's tail; tail waste: the bytes at the end of a span
     that no object fits.  Actual waste: the sum of (slot size - requested
-    size) over the class's live objects, divided by the sum of slot sizes.
-    Tiny objects count in class 2 (their 16-byte blocks' span class).
+    size) over the class's live objects, divided by the sum of slot sizes
+    (goalloc.snapshot.live_by_class).  Tiny objects count in class 2
+    (their 16-byte blocks' span class).  Large objects lose the rest of
+    their last page: their spans' pages minus their requested sizes.
     """
     rows = size_classes()[1:]
     cls = np.array([r.sizeclass for r in rows])
@@ -153,28 +270,7 @@ def size_class_waste(heap: Heap | None = None, *,
             label="tail waste: end of span no object fits")
     title = "Go 1.13 size classes: worst-case waste"
     if heap is not None:
-        objs = heap.object_array()
-        small = objs[objs["spanclass"] > 1]
-        sc = (small["spanclass"] >> 1).astype(np.int64)
-        slot = np.bincount(sc, weights=small["size"].astype(np.float64),
-                           minlength=_SMALL_CLASSES + 1)[1:]
-        asked = np.bincount(sc, weights=small["requested"].astype(np.float64),
-                            minlength=_SMALL_CLASSES + 1)[1:]
-        have = slot > 0
-        actual = np.zeros_like(slot)
-        actual[have] = (slot[have] - asked[have]) / slot[have] * 100
-        ax.plot(cls[have], actual[have], "D", color="#d62728", ms=5,
-                label="actual internal waste of this heap's live objects")
-        large = objs[objs["spanclass"] <= 1]
-        lines = [f"{len(small):,} live small objects, "
-                 f"{_mib(float(slot.sum() - asked.sum()))} lost to rounding"]
-        if len(large):
-            lost = int(large["size"].sum()) - int(large["requested"].sum())
-            lines.append(f"{len(large):,} large objects, {_mib(lost)} lost "
-                         "to page rounding")
-        ax.text(0.99, 0.80, "\n".join(lines), transform=ax.transAxes,
-                ha="right", va="top", fontsize=9,
-                bbox={"boxstyle": "round", "fc": "white", "ec": "#cccccc"})
+        _actual_waste(ax, _Source(heap), cls)
         title += " and this heap's actual waste"
     ax.set_xlim(0.3, _SMALL_CLASSES + 0.7)
     ax.set_ylim(0, max(100.0, float(max_waste.max()) * 1.05))
@@ -190,12 +286,49 @@ def size_class_waste(heap: Heap | None = None, *,
     return fig
 
 
-def span_occupancy(heap: Heap, *, ax: Axes | None = None) -> Figure:
+def _actual_waste(ax: Axes, src: _Source, cls: np.ndarray) -> None:
+    """size_class_waste's marks and note for one heap or snapshot."""
+    per_class = src.classes()
+    if per_class is None:
+        _note(ax, "this snapshot has no live_by_class (an older writer's): "
+                  "no actual waste to show")
+        return
+    slot = np.zeros(_SMALL_CLASSES + 1, dtype=np.int64)
+    asked = np.zeros(_SMALL_CLASSES + 1, dtype=np.int64)
+    nsmall = 0
+    for row in per_class:
+        if row["sizeclass"] > 0:
+            slot[row["sizeclass"]] = row["bytes"]
+            asked[row["sizeclass"]] = row["requested"]
+            nsmall += row["objects"]
+    slot, asked = slot[1:], asked[1:]
+    have = slot > 0
+    actual = np.zeros(len(slot))
+    actual[have] = (slot[have] - asked[have]) / slot[have] * 100
+    ax.plot(cls[have], actual[have], "D", color="#d62728", ms=5,
+            label="actual internal waste of this heap's live objects")
+    lines = [f"{nsmall:,} live small objects, "
+             f"{_human(int(slot.sum() - asked.sum()))} lost to rounding"]
+    spans = src.span_array()
+    large = spans[(spans["state"] == _SPAN_INUSE) & (spans["sizeclass"] == 0)]
+    if len(large):
+        # a large span's limit is base + the requested size (Go's)
+        pages = int(large["npages"].sum()) * int(src.info("page_size"))
+        lost = pages - int((large["limit"] - large["base"]).sum())
+        lines.append(f"{len(large):,} large objects, {_human(lost)} lost "
+                     "to page rounding")
+    ax.text(0.99, 0.80, "\n".join(lines), transform=ax.transAxes,
+            ha="right", va="top", fontsize=9,
+            bbox={"boxstyle": "round", "fc": "white", "ec": "#cccccc"})
+
+
+def span_occupancy(heap: HeapSource, *, ax: Axes | None = None) -> Figure:
     """In-use small spans per size class and how full each is: one dot per
     span at alloc_count / nelems (Go's mspan.allocCount over nelems), the
     mean as a bar, and the number of spans per class below (not drawn
-    when ax is given: only the occupancy panel is)."""
-    spans = heap.span_array()
+    when ax is given: only the occupancy panel is).  heap: a Heap or a
+    snapshot document."""
+    spans = _Source(heap).span_array()
     inuse = spans[(spans["state"] == _SPAN_INUSE) & (spans["sizeclass"] > 0)]
     nlarge = int(np.count_nonzero((spans["state"] == _SPAN_INUSE)
                                   & (spans["sizeclass"] == 0)))
@@ -244,24 +377,26 @@ def span_occupancy(heap: Heap, *, ax: Axes | None = None) -> Figure:
 # ---- pages and addresses ----------------------------------------------------
 
 
-def page_map(heap: Heap, width: int = 512, *,
+def page_map(heap: HeapSource, width: int = 512, *,
              ax: Axes | None = None) -> Figure:
     """Every page of every mapped arena, coloured by state: in use by a
     small span (coloured by size class), by a large object, free and
     retained, free and released (scavenged), or manual.
 
     Arenas are stacked in address order, each as a band of rows of width
-    pages (a 64 MiB arena of 8192 pages is 16 rows of 512).
+    pages (a 64 MiB arena of 8192 pages is 16 rows of 512).  heap: a Heap
+    or a snapshot document.
     """
     from matplotlib import colormaps
     from matplotlib.cm import ScalarMappable
     from matplotlib.colors import ListedColormap, Normalize
     from matplotlib.patches import Patch
 
-    info = heap.info()
-    per_arena = info.heap_arena_bytes // info.page_size
-    pages = heap.page_array()
-    bases = sorted(a.base for a in heap.arenas())
+    src = _Source(heap)
+    page_size = int(src.info("page_size"))
+    per_arena = int(src.info("heap_arena_bytes")) // page_size
+    pages = src.page_array()
+    bases = sorted(a.base for a in src.arenas())
     narenas = len(pages) // per_arena
 
     if narenas == 0:
@@ -306,7 +441,7 @@ def page_map(heap: Heap, width: int = 512, *,
         for i in range(1, narenas):
             ax.axhline(i * rows_per_arena - 0.5, color="black", lw=0.6)
     ax.set_xlabel(f"page within row (a row is {width} pages, "
-                  f"{width * info.page_size // 1024:,} KiB)")
+                  f"{width * page_size // 1024:,} KiB)")
     ax.set_ylabel("arena base")
 
     counts = {c: int(np.count_nonzero(pages == c)) for c in _STATE_COLOURS}
@@ -342,14 +477,15 @@ def _runs(bases: Sequence[int], size: int) -> list[tuple[int, int]]:
     return out
 
 
-def address_space(heap: Heap, max_runs: int = 4, *,
+def address_space(heap: HeapSource, max_runs: int = 4, *,
                   ax: Axes | None = None) -> Figure:
     """The heap's address space as ``mallocinit`` and ``sysAlloc`` shape it:
     every arena hint (runtime.arenaHint; up or down, at its position in
     the list, head first) and every mapped arena on a log address axis,
     then a linear close-up of each run of contiguous arenas (up to
     max_runs) with the hints that fall inside it (not drawn when ax is
-    given: only the log-axis overview is)."""
+    given: only the log-axis overview is).  heap: a Heap or a snapshot
+    document."""
     from matplotlib.ticker import (
         FuncFormatter,
         LogLocator,
@@ -357,10 +493,10 @@ def address_space(heap: Heap, max_runs: int = 4, *,
         NullFormatter,
     )
 
-    info = heap.info()
-    hints = heap.hints()
-    arenas = heap.arenas()
-    size = info.heap_arena_bytes
+    src = _Source(heap)
+    hints = src.hints()
+    arenas = src.arenas()
+    size = int(src.info("heap_arena_bytes"))
     runs = _runs([a.base for a in arenas], size)
     shown = runs[:max_runs] if ax is None else []
 
@@ -405,8 +541,10 @@ def address_space(heap: Heap, max_runs: int = 4, *,
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("position in hint list (head first)")
     ax.set_xlabel("address (log scale)")
-    plat = f"{info.goos}/{info.goarch}{' -race' if info.race else ''}"
-    ax.set_title(f"Address space of a {plat} heap ({info.backing} backing): "
+    plat = (f"{src.info('goos')}/{src.info('goarch')}"
+            f"{' -race' if src.info('race') else ''}")
+    ax.set_title(f"Address space of a {plat} heap "
+                 f"({src.info('backing')} backing): "
                  f"{len(hints)} hints, {len(arenas)} arena(s) of {_mib(size)}")
     if arenas:
         first = arenas[0].base
@@ -657,13 +795,14 @@ def fragmentation_timeline(tl: Timelines, *,
 # ---- all at once ------------------------------------------------------------
 
 
-def save_all(heap: Heap, timeline: Timeline | None = None,
+def save_all(heap: HeapSource, timeline: Timeline | None = None,
              outdir: str = ".", prefix: str = "goalloc",
              dpi: int = 110) -> list[str]:
     """Write every plot that applies as ``<outdir>/<prefix>-<name>.png``:
     the heap's size-class waste, span occupancy, page map and address
-    space, and with a Timeline its counters and fragmentation.  Returns
-    the paths written, in that order."""
+    space, and with a Timeline its counters and fragmentation.  heap: a
+    Heap or a snapshot document.  Returns the paths written, in that
+    order."""
     os.makedirs(outdir, exist_ok=True)
     makers: list[tuple[str, Any]] = [
         ("size-class-waste", lambda: size_class_waste(heap)),

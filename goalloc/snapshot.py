@@ -46,6 +46,14 @@ gc                ``Heap.gc_state()``: the collector's pacing and sweep
                   version 1's first writers: a reader may miss it)
 gc_cycles         ``Heap.gc_cycles()``: one object per completed cycle
                   with goalloc.GCCycle's fields (likewise added later)
+live_by_class     the objects ``Heap.object_array()`` lists, summed by
+                  size class (0: large), one object per class that has
+                  any, in class order: sizeclass, objects, bytes (their
+                  usable sizes as object_array has them: elemsize, a
+                  large object's pages, a tiny object's requested size)
+                  and requested (what callers asked for); what
+                  goalloc.plot.size_class_waste draws (likewise added
+                  later)
 ================  ===========================================================
 
 Each record's keys are its fields, so the schema follows the records
@@ -62,6 +70,9 @@ import math
 import os
 from typing import TYPE_CHECKING, Any, Union
 
+import numpy as np
+
+from . import _core
 from ._records import (
     Arena,
     ArenaHint,
@@ -81,7 +92,7 @@ if TYPE_CHECKING:
     from .heap import Heap
 
 __all__ = ["SNAPSHOT_SCHEMA", "snapshot", "export_json", "load_json",
-           "validate"]
+           "validate", "live_by_class"]
 
 SNAPSHOT_SCHEMA = "goalloc.snapshot/1"
 
@@ -140,6 +151,8 @@ _CACHE_ALLOC = {"spanclass": _INT, "base": _INT}
 _FRAG = _spec(Fragmentation)
 _GC = _spec(GCState)
 _GC_CYCLE = _spec(GCCycle)
+_LIVE_CLASS = dict.fromkeys(("sizeclass", "objects", "bytes", "requested"),
+                            _INT)
 # A span list holds no dead spans.
 _LISTED_STATES = tuple(s for s in SPAN_STATES if s != "dead")
 
@@ -167,6 +180,23 @@ def _plain(value: Any) -> Any:
 def _pick(record: Any, spec: dict[str, str]) -> dict[str, Any]:
     """The schema's keys of a record, read by name."""
     return {key: _plain(getattr(record, key)) for key in spec}
+
+
+def live_by_class(heap: Heap) -> list[dict[str, int]]:
+    """The snapshot's live_by_class: heap.object_array() summed by size
+    class (0: large), in class order, classes with no object left out.
+    Integer sums (NumPy's uint64), so they are exact."""
+    objs = heap.object_array()
+    sc = (objs["spanclass"] >> 1).astype(np.intp)
+    n = _core.NUM_SIZE_CLASSES
+    count = np.bincount(sc, minlength=n)
+    nbytes = np.zeros(n, dtype=np.uint64)
+    asked = np.zeros(n, dtype=np.uint64)
+    np.add.at(nbytes, sc, objs["size"])
+    np.add.at(asked, sc, objs["requested"])
+    return [{"sizeclass": int(c), "objects": int(count[c]),
+             "bytes": int(nbytes[c]), "requested": int(asked[c])}
+            for c in np.flatnonzero(count)]
 
 
 def snapshot(heap: Heap) -> dict[str, Any]:
@@ -198,6 +228,7 @@ def snapshot(heap: Heap) -> dict[str, Any]:
         "fragmentation": _pick(heap.fragmentation(), _FRAG),
         "gc": _pick(heap.gc_state(), _GC),
         "gc_cycles": [_pick(c, _GC_CYCLE) for c in heap.gc_cycles()],
+        "live_by_class": live_by_class(heap),
     }
 
 
@@ -331,6 +362,10 @@ def validate(doc: Any) -> None:
         if not isinstance(doc["gc_cycles"], list):
             raise ValueError("gc_cycles: expected a list")
         _check_list(doc["gc_cycles"], _GC_CYCLE, "gc_cycles")
+    if "live_by_class" in doc:
+        if not isinstance(doc["live_by_class"], list):
+            raise ValueError("live_by_class: expected a list")
+        _check_list(doc["live_by_class"], _LIVE_CLASS, "live_by_class")
 
 
 # ---- diff -------------------------------------------------------------------

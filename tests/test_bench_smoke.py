@@ -20,6 +20,10 @@ def test_benchmark_suite_smoke(tmp_path):
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     report = out.read_text()
     assert "goalloc" in report and "glibc" in report
+    if any((ROOT / "goalloc").glob("_gomalloc*.so")):
+        # the malloc-contract column: the glibc driver under LD_PRELOAD
+        assert "goalloc-malloc" in report.split("### Peak RSS")[0]
+        assert "malloc contract (goalloc-malloc)" in report
     # goalloc runs every workload, the cross-thread frees of 6b/6c too
     times = report.split("### Peak RSS")[0]
     rows = [line for line in times.splitlines()

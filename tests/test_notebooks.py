@@ -39,7 +39,7 @@ def test_the_notebooks_are_there():
     assert {"01-mallocinit-and-hints.ipynb",
             "02-size-classes-spans-caches.ipynb",
             "03-fragmentation-workloads.ipynb",
-            "04-sweeping-gogc.ipynb"} <= names
+            "04-sweeping-gogc.ipynb", "05-real-program.ipynb"} <= names
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids)

@@ -179,6 +179,54 @@ def test_stats_snapshot_loads(tmp_path: Path) -> None:
     json.loads(out.read_text(), parse_constant=lambda c: pytest.fail(c))
 
 
+# objects kept at exit: a daemon thread's frame, which CPython does not
+# free when it finalizes
+KEEP_AT_EXIT = ("import threading, time\n"
+                "def keep(ready):\n"
+                "    rows = [{'k': 'x' * (i % 300), 'v': [i] * (i % 9)}\n"
+                "            for i in range(20000)]\n"
+                "    big = [bytearray(40000) for _ in range(3)]\n"
+                "    ready.set()\n"
+                "    time.sleep(3600)\n"
+                "ready = threading.Event()\n"
+                "threading.Thread(target=keep, args=(ready,),"
+                " daemon=True).start()\n"
+                "ready.wait()\n")
+
+
+def test_stats_snapshot_draws_and_adds_up(tmp_path: Path) -> None:
+    """The C writer's document has what the plots need: live_by_class
+    (what the objects asked for is the fragmentation's requested_live),
+    and spans whose page map counts what MemStats counts; every heap plot
+    draws from it."""
+    plot = pytest.importorskip("goalloc.plot")
+    pytest.importorskip("matplotlib")
+    from goalloc.arrays import PAGE_FREE, PAGE_RELEASED
+    out = tmp_path / "heap.json"
+    p = goalloc_cli("run", "--stats", str(out), "--", "env",
+                    "PYTHONMALLOC=malloc", "/usr/bin/python3", "-c",
+                    KEEP_AT_EXIT)
+    assert p.returncode == 0, p.stderr
+    doc = snapshot.load_json(out)
+    st, frag = doc["stats"], doc["fragmentation"]
+    rows = doc["live_by_class"]
+    assert [r["sizeclass"] for r in rows] == sorted(
+        {r["sizeclass"] for r in rows})
+    assert sum(r["requested"] for r in rows) == frag["requested_live"]
+    assert sum(r["objects"] for r in rows) > 20000
+    assert all(r["bytes"] >= r["requested"] for r in rows)
+    large = next(r for r in rows if r["sizeclass"] == 0)
+    assert large["objects"] >= 3 and large["requested"] >= 3 * 40000
+    pages = plot._Source(doc).page_array()
+    size = doc["info"]["page_size"]
+    assert int((pages >= 0).sum()) * size == st["heap_inuse"]
+    assert int((pages == PAGE_FREE).sum()) * size == \
+        st["heap_idle"] - st["heap_released"]
+    assert int((pages == PAGE_RELEASED).sum()) * size == st["heap_released"]
+    paths = plot.save_all(doc, outdir=str(tmp_path))
+    assert len(paths) == 4 and all(os.path.getsize(x) > 1000 for x in paths)
+
+
 TWO_CHILDREN = ("import subprocess; subprocess.run(['cat', '/dev/null']); "
                 "subprocess.run(['cat', '/dev/null'])")
 

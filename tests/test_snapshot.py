@@ -21,7 +21,7 @@ from goalloc.snapshot import (
 
 TOP_KEYS = {"schema", "goalloc_version", "digest", "info", "hints",
             "arenas", "spans", "stats", "centrals", "caches",
-            "fragmentation", "gc", "gc_cycles"}
+            "fragmentation", "gc", "gc_cycles", "live_by_class"}
 
 
 def populate(h: goalloc.Heap) -> list[int]:
@@ -215,7 +215,7 @@ def test_validate_rejects_non_objects(not_a_doc):
 
 
 # keys version 1 gained later: a document may miss them
-LATER_TOP_KEYS = {"gc", "gc_cycles"}
+LATER_TOP_KEYS = {"gc", "gc_cycles", "live_by_class"}
 
 
 @pytest.mark.parametrize("key", sorted(TOP_KEYS - {"schema"} - LATER_TOP_KEYS))
@@ -378,4 +378,35 @@ def test_gc_keys_are_written_and_checked_when_present():
         with pytest.raises(ValueError, match=key):
             validate(broken)
     del doc["gc"], doc["gc_cycles"]
+    validate(doc)
+
+
+def test_live_by_class_sums_the_object_array(some_heap):
+    """live_by_class (added after version 1's first writers): the live
+    objects by size class, exactly object_array's sums; what they asked
+    for adds up to the fragmentation's requested_live."""
+    import numpy as np
+    doc = snapshot(some_heap)
+    objs = some_heap.object_array()
+    sc = objs["spanclass"] >> 1
+    want = [{"sizeclass": int(c), "objects": int((sc == c).sum()),
+             "bytes": int(objs["size"][sc == c].sum()),
+             "requested": int(objs["requested"][sc == c].sum())}
+            for c in np.unique(sc)]
+    assert doc["live_by_class"] == want
+    assert sum(r["requested"] for r in want) == \
+        doc["fragmentation"]["requested_live"]
+    if len(objs):
+        assert {0, 2} <= {r["sizeclass"] for r in want}  # large and tiny
+
+
+def test_live_by_class_checked_when_present(doc):
+    for bad in ({}, [{"sizeclass": 1, "objects": 1, "bytes": 8}],
+                [{"sizeclass": 1, "objects": "1", "bytes": 8,
+                  "requested": 8}]):
+        broken = copy.deepcopy(doc)
+        broken["live_by_class"] = bad
+        with pytest.raises(ValueError, match="live_by_class"):
+            validate(broken)
+    del doc["live_by_class"]
     validate(doc)
