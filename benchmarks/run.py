@@ -586,7 +586,9 @@ def run_all(args, cmds, jobs):
                 )
                 if a == "goalloc":
                     cmd.append(f"gogc={args.goalloc_gogc}")
-                if a.startswith("goalloc"):
+                # the goalloc driver's own options (goalloc-malloc is the
+                # glibc driver under goalloc's preloaded library)
+                if VARIANTS.get(a, ("",))[0] == "goalloc":
                     cmd.append(f"release={args.goalloc_release}")
                     if args.goalloc_nozero:
                         cmd.append("zero=0")
