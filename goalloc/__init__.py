@@ -47,6 +47,7 @@ from . import (
     attribution,  # goalloc.attribution.read_memray, site_table
     snapshot,  # goalloc.snapshot.diff, .export_json, ...
 )
+from ._options import Backing, Collector, Goarch, Goos, Release
 from ._records import (
     SLOT_DROPPED,
     SLOT_FREE,
@@ -77,8 +78,8 @@ from .trace import Trace, TraceError
 __version__ = "0.1.0"
 
 __all__ = [
-    "Arena", "ArenaHint", "attribution", "BySize", "Cache", "Central",
-    "DoubleFreeError",
+    "Arena", "ArenaHint", "attribution", "Backing", "BySize", "Cache",
+    "Central", "Collector", "DoubleFreeError", "Goarch", "Goos", "Release",
     "GCCycle", "GCState", "GoallocError", "SLOT_DROPPED", "SLOT_FREE",
     "SLOT_FREED", "SLOT_LIVE", "SpanObjects",
     "Fragmentation", "Heap", "HeapBusyError", "HeapClosedError",

@@ -5,7 +5,9 @@ The record tuples are written out here for the type checker; a test
 """
 from typing import Any, Literal
 
-from typing_extensions import disjoint_base
+from typing_extensions import Self, disjoint_base
+
+from goalloc._options import Backing, Collector, Goarch, Goos, Release
 
 PAGE_SIZE: int
 MAX_SMALL_SIZE: int
@@ -67,22 +69,22 @@ class Heap:
     def __new__(
         cls,
         *,
-        goos: str | None = ...,
-        goarch: str | None = ...,
+        goos: Goos | None = ...,
+        goarch: Goarch | None = ...,
         race: bool = ...,
-        backing: str | None = ...,
+        backing: Backing | None = ...,
         procs: int = ...,
         scavenge_goal: int | None = ...,
         sys_limit: int | None = ...,
         binary_end: int | None = ...,
         seed: int | None = ...,
         gogc: int | Literal["off"] | None = ...,
-        release: str | None = ...,
+        release: Release | None = ...,
         metadata_limit: int | None = ...,
-        collector: str | None = ...,
+        collector: Collector | None = ...,
         background_sweep: int | None = ...,
         background_scavenge: bool | None = ...,
-    ) -> Heap: ...
+    ) -> Self: ...
     @property
     def closed(self) -> bool: ...
     def alloc(

@@ -10,13 +10,38 @@ the C facade was named after Go (PY_NAMES).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, fields
 from typing import Any, NamedTuple
 
 from . import _core
 
 # C facade name -> Python record name, where they differ.
 PY_NAMES = {"index": "idx", "nsmallfree": "nfree"}
+
+# How many entries of a long list a repr shows.
+REPR_SHOW = 3
+
+
+def hex_addr(addr: int) -> str:
+    """An address as every repr shows it: 0x00c000000000."""
+    return f"{addr:#014x}"
+
+
+def compact(items: Sequence[str], what: str) -> str:
+    """A list in a repr: its length and its first REPR_SHOW items."""
+    head = ", ".join(items[:REPR_SHOW])
+    more = ", ..." if len(items) > REPR_SHOW else ""
+    return f"[{len(items)} {what}{': ' if items else ''}{head}{more}]"
+
+
+def record_repr(record: Any, addresses: Iterable[str]) -> str:
+    """A dataclass's repr with the named fields as addresses in hex."""
+    hexed = set(addresses)
+    parts = (f"{f.name}={hex_addr(getattr(record, f.name))}"
+             if f.name in hexed else f"{f.name}={getattr(record, f.name)!r}"
+             for f in fields(record))
+    return f"{type(record).__name__}({', '.join(parts)})"
 
 
 class ArenaHint(NamedTuple):
@@ -90,6 +115,12 @@ class Central(NamedTuple):
     nmalloc: int  # as Go keeps it: a cached span's free slots count
     nfree: int  # objects freed (Go: mheap_.nsmallfree)
 
+    def __repr__(self) -> str:
+        return (f"Central(spanclass={self.spanclass}, nonempty="
+                f"{compact([hex_addr(a) for a in self.nonempty], 'spans')},"
+                f" empty={compact([hex_addr(a) for a in self.empty], 'spans')}"
+                f", nmalloc={self.nmalloc}, nfree={self.nfree})")
+
     @property
     def sizeclass(self) -> int:
         return self.spanclass >> 1
@@ -110,6 +141,13 @@ class Cache(NamedTuple):
     local_tinyallocs: int
     alloc: dict[int, int]  # spanclass -> span base (emptymspan omitted)
 
+    def __repr__(self) -> str:
+        spans = [f"{spc}: {hex_addr(b)}" for spc, b in self.alloc.items()]
+        return (f"Cache(p={self.p}, tiny={hex_addr(self.tiny)}, "
+                f"tinyoffset={self.tinyoffset}, "
+                f"local_tinyallocs={self.local_tinyallocs}, "
+                f"alloc={compact(spans, 'spans')})")
+
 
 SLOT_FREE: int = _core.SLOT_FREE
 SLOT_LIVE: int = _core.SLOT_LIVE
@@ -125,6 +163,17 @@ class SpanObjects(NamedTuple):
     elemsize: int
     states: bytes
     tiny_marks: tuple[int, ...]  # per 16-byte block: live offsets (bits)
+
+    def __repr__(self) -> str:
+        counts = {name: self.states.count(state) for name, state in (
+            ("live", SLOT_LIVE), ("free", SLOT_FREE), ("freed", SLOT_FREED),
+            ("dropped", SLOT_DROPPED))}
+        states = ", ".join(f"{n} {name}" for name, n in counts.items())
+        marked = sum(1 for m in self.tiny_marks if m)
+        return (f"SpanObjects(base={hex_addr(self.base)}, "
+                f"elemsize={self.elemsize}, states=<{len(self.states)} "
+                f"slots: {states}>, tiny_marks=<{len(self.tiny_marks)} "
+                f"blocks, {marked} marked>)")
 
     @property
     def live(self) -> list[bool]:
@@ -194,6 +243,13 @@ class HeapInfo:
     # of each span that has served a tiny block)
     span_meta_bytes: int
     tiny_meta_bytes: int
+
+    # fields that are addresses (arena_base_offset is added to them)
+    ADDRESSES = ("arena_base_offset", "zerobase", "cur_arena_base",
+                 "cur_arena_end")
+
+    def __repr__(self) -> str:
+        return record_repr(self, self.ADDRESSES)
 
 
 @dataclass(frozen=True)

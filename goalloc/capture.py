@@ -21,14 +21,16 @@ that never allocates writes none).
 Raw capture file format (little endian)
 ---------------------------------------
 
-header, 32 bytes::
+header, 32 bytes and the executable's path::
 
     0  char[8]  magic b"GACAPT01"
-    8  u32      header size (32; a reader skips any extra bytes)
+    8  u32      header size (32 + the path's bytes, a multiple of 8)
    12  u32      record size (24; a reader ignores bytes past the 24 below)
    16  u32      pid
    20  u32      parent pid
    24  u64      reserved
+   32  char[]   the executable's path (/proc/self/exe when the file was
+                created), NUL-padded to the header size; may be empty
 
 then records, ``record size`` bytes each, in the order the events happened::
 
@@ -202,25 +204,45 @@ class CaptureInfo:
     live_at_end: int        # ids still live after the last op
     bytes_allocated: int    # sum of the alloc sizes
     peak_live_bytes: int    # largest sum of live requested sizes
+    exe: str = ""           # the program's path ("" if not recorded)
+
+    @property
+    def program(self) -> str:
+        """The executable's file name ("" if the capture has none)."""
+        return os.path.basename(self.exe)
+
+
+def _read_header(f: Any, name: str) -> tuple[int, int, int, int, str]:
+    """(header size, record size, pid, ppid, executable) of the capture
+    file f, positioned at its start; TraceError if malformed."""
+    head = f.read(HEADER_SIZE)
+    if head[:8] != MAGIC:
+        raise TraceError(f"{name}: not a gatrace capture file (magic "
+                         f"{head[:8]!r})", 0)
+    if len(head) < HEADER_SIZE:
+        raise TraceError(f"{name}: truncated header", 0)
+    hsize, rsize, pid, ppid = (int(v) for v in
+                               np.frombuffer(head, "<u4", 4, 8))
+    if hsize < HEADER_SIZE or rsize < RECORD_SIZE:
+        raise TraceError(f"{name}: bad header (header size {hsize}, "
+                         f"record size {rsize})", 0)
+    rest = f.read(hsize - HEADER_SIZE)
+    exe = rest.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+    return hsize, rsize, pid, ppid, exe
 
 
 def raw_records(path: PathLike) -> tuple[np.ndarray, int, int]:
     """The records of a raw capture file as a NumPy structured array
     (fields kind, func, tid, ptr, size; see the module docstring), with
     the pid and parent pid from its header.  TraceError if malformed."""
+    return _raw_records(path)[:3]
+
+
+def _raw_records(path: PathLike) -> tuple[np.ndarray, int, int, str]:
+    """raw_records, and the executable from the header."""
     name = os.fspath(path)
     with open(path, "rb") as f:
-        head = f.read(HEADER_SIZE)
-        if head[:8] != MAGIC:
-            raise TraceError(f"{name}: not a gatrace capture file (magic "
-                             f"{head[:8]!r})", 0)
-        if len(head) < HEADER_SIZE:
-            raise TraceError(f"{name}: truncated header", 0)
-        hsize, rsize, pid, ppid = (int(v) for v in
-                                   np.frombuffer(head, "<u4", 4, 8))
-        if hsize < HEADER_SIZE or rsize < RECORD_SIZE:
-            raise TraceError(f"{name}: bad header (header size {hsize}, "
-                             f"record size {rsize})", 0)
+        hsize, rsize, pid, ppid, exe = _read_header(f, name)
         total = os.fstat(f.fileno()).st_size
         body = total - hsize
         if body < 0 or body % rsize:
@@ -231,7 +253,7 @@ def raw_records(path: PathLike) -> tuple[np.ndarray, int, int]:
         rec = np.fromfile(f, dtype=_record_dtype(rsize), count=body // rsize)
     if len(rec) != body // rsize:
         raise TraceError(f"{name}: short read", len(rec))
-    return rec, pid, ppid
+    return rec, pid, ppid, exe
 
 
 def _group_by_pointer(ptr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -278,7 +300,7 @@ def convert_capture(path: PathLike, procs: int = 1,
     if not 1 <= procs <= 1 << 16:
         raise ValueError(f"procs must be in 1..65536, not {procs}")
     name = os.fspath(path)
-    rec, pid, ppid = raw_records(path)
+    rec, pid, ppid, exe = _raw_records(path)
     n = len(rec)
     kind = np.ascontiguousarray(rec["kind"])
     ptr = np.ascontiguousarray(rec["ptr"])
@@ -351,7 +373,7 @@ def convert_capture(path: PathLike, procs: int = 1,
         frees=nfrees, unmatched_frees=n - nallocs - nfrees,
         implicit_frees=nimplicit, threads=len(tids),
         live_at_end=nallocs - nfrees - nimplicit,
-        bytes_allocated=int(sizes.sum()), peak_live_bytes=peak)
+        bytes_allocated=int(sizes.sum()), peak_live_bytes=peak, exe=exe)
     return trace, info
 
 
@@ -470,20 +492,47 @@ def run_capture(ns: argparse.Namespace,
             return rc if rc != 0 else 1
         ext = ".trace" if ns.text else ".gatrace"
         base = os.path.abspath(prefix)
+        empty = []
         for f in files:
-            out = ns.output + f[len(base):] + ext
             try:
                 trace, info = convert_capture(f, ns.procs, ns.noscan)
             except TraceError as e:
                 print(f"capture: {e}", file=sys.stderr)
                 continue
+            who = _who(info)
+            if len(trace) == 0:  # a process that allocated nothing
+                empty.append(who)
+                continue
+            program = _file_word(info.program)
+            out = (ns.output + f[len(base):]
+                   + (f".{program}" if program else "") + ext)
             trace.save(out)
-            print(f"{out}: pid {info.pid}, {len(trace)} ops ({info.allocs} "
+            print(f"{out}: {who}, {len(trace)} ops ({info.allocs} "
                   f"allocs, {info.frees + info.implicit_frees} frees, "
                   f"{info.unmatched_frees} unknown frees skipped), "
                   f"{info.threads} threads, peak {info.peak_live_bytes} "
                   f"live bytes")
+        if empty:
+            print(f"skipped {len(empty)} empty "
+                  f"capture{'s' if len(empty) > 1 else ''} (no allocation "
+                  f"logged): {'; '.join(empty)}")
         return rc
     finally:
         if tmp is not None:
             tmp.cleanup()
+
+
+def _who(info: CaptureInfo) -> str:
+    """The process of a capture for a summary line: its program and pid,
+    and "main process" for the command itself (a child of this process;
+    a program it exec'd keeps its pid and is the main process too)."""
+    main = ", main process" if info.ppid == os.getpid() else ""
+    return f"{info.program or '?'} pid {info.pid}{main}"
+
+
+_NOT_IN_NAMES = re.compile(r"[^A-Za-z0-9._+-]")
+
+
+def _file_word(program: str) -> str:
+    """A program name made safe for one word of a file name."""
+    return _NOT_IN_NAMES.sub("_", program).lstrip(".")

@@ -7,12 +7,14 @@ introspection calls turn the core's tuples into typed records.
 """
 from __future__ import annotations
 
+import inspect
 import operator
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from . import _core
 from ._bulk import uint64_column
+from ._options import Backing, Collector, Goarch, Goos, Release
 from ._records import (
     Arena,
     ArenaHint,
@@ -82,6 +84,37 @@ class Heap(_core.Heap):
     """
 
     __slots__ = ()
+
+    # The keywords of the binding's Heap (csrc/python/heap.c, kwlist),
+    # written out so that inspect.signature, help() and type checkers
+    # show them with their defaults.  Where a default depends on
+    # something else it is None: backing (the host and platform),
+    # scavenge_goal (the release), gogc (100, but gogc and scavenge_goal
+    # exclude each other), metadata_limit (the machine's RAM);
+    # sys_limit=None is no limit.  seed and binary_end are the core's
+    # defaults (ga_options_init).  Construction only: the calls on a heap
+    # stay the C type's own.
+    def __new__(cls, *, goos: Goos = "linux", goarch: Goarch = "amd64",
+                race: bool = False, backing: Backing | None = None,
+                procs: int = 1, scavenge_goal: int | None = None,
+                sys_limit: int | None = None,
+                binary_end: int = 0x08200000,
+                seed: int = 0x2545F4914F6CDD1D,
+                gogc: int | Literal["off"] | None = None,
+                release: Release = "go1.13.8",
+                metadata_limit: int | None = None,
+                collector: Collector = "free",
+                background_sweep: int | None = None,
+                background_scavenge: bool = True) -> Heap:
+        return super().__new__(
+            cls, goos=goos, goarch=goarch, race=race, backing=backing,
+            procs=procs, scavenge_goal=scavenge_goal, sys_limit=sys_limit,
+            binary_end=binary_end, seed=seed, gogc=gogc, release=release,
+            metadata_limit=metadata_limit, collector=collector,
+            background_sweep=background_sweep,
+            background_scavenge=background_scavenge)
+
+    __signature__: ClassVar[inspect.Signature]
 
     def hints(self) -> list[ArenaHint]:
         """The arena hint list, head (tried next) first."""
@@ -238,3 +271,11 @@ class Heap(_core.Heap):
             return f"<goalloc.Heap poisoned: {e}>"
         return (f"<goalloc.Heap {i.goos}/{i.goarch}{' race' if i.race else ''}"
                 f" backing={i.backing} procs={i.procs} release={i.release}>")
+
+
+# inspect.signature(Heap): __new__'s keywords, their annotations evaluated
+# (this module's `from __future__ import annotations` leaves them strings)
+_new = inspect.signature(Heap.__new__, eval_str=True)
+Heap.__signature__ = _new.replace(
+    parameters=list(_new.parameters.values())[1:])
+del _new

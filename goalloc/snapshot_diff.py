@@ -115,6 +115,24 @@ class SnapshotDiff:
     def __str__(self) -> str:
         return "\n".join(self._lines())
 
+    def __repr__(self) -> str:
+        """Compact: the digests in hex and how much changed (str() has
+        the whole diff)."""
+        a, b = self.digests
+        if not self:
+            return f"<goalloc.SnapshotDiff no difference (digest {a:#018x})>"
+        counts = [(len(self.info), "info fields"),
+                  (len(self.stats), "stats fields"),
+                  (len(self.classes), "size classes"),
+                  (len(self.spans_added), "spans added"),
+                  (len(self.spans_removed), "spans removed"),
+                  (len(self.spans_changed), "spans changed"),
+                  (len(self.arenas_added), "arenas added"),
+                  (len(self.arenas_removed), "arenas removed")]
+        changed = ", ".join(f"{n} {what}" for n, what in counts if n)
+        return (f"<goalloc.SnapshotDiff digest {a:#018x} -> {b:#018x}: "
+                f"{changed or 'fragmentation only'}>")
+
     def _lines(self) -> list[str]:
         a, b = self.digests
         if not self:

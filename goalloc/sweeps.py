@@ -28,7 +28,8 @@ error                  with errors="record": why the run failed (its
 
 A configuration is a dict of ``goalloc.Heap`` keyword arguments (goos,
 goarch, race, backing, procs, scavenge_goal, sys_limit, binary_end,
-seed, gogc, release, metadata_limit, collector, background_sweep) and
+seed, gogc, release, metadata_limit, collector, background_sweep,
+background_scavenge) and
 ``platform``, "goos/goarch" in one string.  A configuration without
 procs gets as many Ps as the trace uses.  A GC-mode configuration
 (collector="gc") turns the trace's frees into drops (design §14.1), so
@@ -74,7 +75,7 @@ PathLike = Union[str, "os.PathLike[str]"]
 HEAP_OPTIONS = ("goos", "goarch", "race", "backing", "procs",
                 "scavenge_goal", "sys_limit", "binary_end", "seed", "gogc",
                 "release", "metadata_limit", "collector",
-                "background_sweep")
+                "background_sweep", "background_scavenge")
 CONFIG_KEYS = (*HEAP_OPTIONS, "platform")
 
 

@@ -325,7 +325,9 @@ def test_main_capture(tmp_path, capsys, monkeypatch):
     replay_everywhere(trace, procs=2)
     assert "allocs" in capsys.readouterr().out
     raw = [f for f in os.listdir(tmp_path) if f.startswith("raw.")]
-    assert len(raw) == 1 and out[0] == "cap" + raw[0][3:] + ".gatrace"
+    program = os.path.basename(os.path.realpath(sys.executable))
+    assert len(raw) == 1
+    assert out[0] == "cap" + raw[0][3:] + f".{program}.gatrace"
     # defaults: ./capture.<pid>.gatrace, text with --text; the command's
     # exit status is passed on
     monkeypatch.chdir(tmp_path)
@@ -343,12 +345,13 @@ def test_main_capture(tmp_path, capsys, monkeypatch):
 # ---- the importer on hand-made captures ------------------------------
 
 def write_capture(path, records, pid=1234, ppid=1, header_size=32,
-                  record_size=24, magic=b"GACAPT01"):
-    """records: (kind, ptr, size, tid) tuples."""
+                  record_size=24, magic=b"GACAPT01", exe=b""):
+    """records: (kind, ptr, size, tid) tuples; exe goes after the 32 fixed
+    header bytes (header_size must leave room)."""
     with open(path, "wb") as f:
         head = magic + struct.pack("<IIII", header_size, record_size, pid,
                                    ppid)
-        f.write(head.ljust(header_size, b"\0"))
+        f.write((head.ljust(32, b"\0") + exe).ljust(header_size, b"\0"))
         for kind, ptr, size, tid in records:
             r = struct.pack("<BBHIQQ", kind, 1 if kind == ALLOC else 10, 0,
                             tid, ptr, size)
@@ -376,6 +379,68 @@ def reference(records, procs=1):
         else:
             unmatched += 1
     return goalloc.Trace.from_ops(ops), unmatched, implicit
+
+
+def test_capture_names_the_executable(tmp_path):
+    """The shim writes the program's path after the 32 fixed header bytes
+    (NUL-padded to a multiple of 8); an exec'd program gets its own file
+    with its own path."""
+    files = capture([sys.executable, "-c", PY_ALLOCS],
+                    out_prefix=tmp_path / "e", timeout=TIMEOUT)
+    info = convert_capture(only(files))[1]
+    assert info.exe == os.path.realpath(sys.executable)
+    assert info.program == os.path.basename(info.exe)
+    data = open(files[0], "rb").read()
+    hsize = struct.unpack_from("<I", data, 8)[0]
+    assert hsize % 8 == 0 and 32 + len(info.exe) < hsize <= 32 + \
+        len(info.exe) + 8
+    assert data[32:hsize].rstrip(b"\0") == os.fsencode(info.exe)
+    ls = shutil.which("ls")
+    assert ls
+    files = capture([sys.executable, "-c",
+                     f"import os; {PY_ALLOCS}; os.execv({ls!r}, ['ls'])"],
+                    out_prefix=tmp_path / "x", timeout=TIMEOUT,
+                    stdout=subprocess.DEVNULL)
+    exes = [convert_capture(f)[1].exe for f in files]
+    assert exes == [os.path.realpath(sys.executable), os.path.realpath(ls)]
+
+
+def test_import_reads_the_executable_and_old_headers(tmp_path):
+    recs = [(ALLOC, 0x1000, 48, 7)]
+    write_capture(tmp_path / "new", recs, header_size=48,
+                  exe=b"/usr/bin/prog")
+    write_capture(tmp_path / "old", recs)  # 32 bytes: no path
+    new, old = (convert_capture(tmp_path / n) for n in ("new", "old"))
+    assert new[1].exe == "/usr/bin/prog" and new[1].program == "prog"
+    assert old[1].exe == "" and old[1].program == ""
+    assert new[0] == old[0] and new[1].records == old[1].records == 1
+    assert raw_records(tmp_path / "new")[1:] == (1234, 1)
+
+
+def test_main_capture_names_programs_and_the_main_process(tmp_path, capsys):
+    """The summary and the file names name each process's program; the
+    command itself is pointed out as the main process; a process that
+    allocated nothing (here `true`, run by the command) is skipped and
+    listed, and writes no trace."""
+    true = shutil.which("true")
+    assert true
+    prog = f"import subprocess; {PY_ALLOCS}; subprocess.run([{true!r}])"
+    base = tmp_path / "out" / "cap"
+    base.parent.mkdir()
+    rc = main_capture(["-o", str(base), "--python-malloc", "--",
+                       sys.executable, "-c", prog])
+    assert rc == 0
+    program = os.path.basename(os.path.realpath(sys.executable))
+    (made,) = os.listdir(base.parent)
+    assert made.endswith(f".{program}.gatrace"), made
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2, lines
+    pid = made.split(".")[1]
+    assert lines[0].startswith(f"{base.parent / made}: {program} pid {pid}"
+                               ", main process, ")
+    assert lines[1].startswith("skipped 1 empty capture (no allocation "
+                               "logged): true pid ")
+    assert "main" not in lines[1]
 
 
 def test_import_semantics(tmp_path):

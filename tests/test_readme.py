@@ -8,13 +8,10 @@ python -m goalloc tour` failed with "No module named 'goalloc._core'",
 because Python imported the unbuilt source folder goalloc/ from the current
 directory instead of the installed package.)
 
-The copy holds the files git tracks, as they are in the working tree: what
-a clone of this commit holds, plus uncommitted edits (a new file counts once
-it is `git add`ed); no build products come along.  The venv is made without
---system-site-packages, like a user's: pip takes numpy and matplotlib from
-the package index (its wheel cache makes later runs quick; about 15 s here
-for the whole install), and nothing installed on the machine, such as an
-editable goalloc, can stand in for the install under test.
+The copy and the venv are tests/freshenv.py's: the files git tracks, and a
+venv without --system-site-packages, like a user's: pip takes numpy and
+matplotlib from the package index (its wheel cache makes later runs quick;
+about 15 s here for the whole install).
 
 The README's second command, `bash tools/test.sh`, is the suite that runs
 this file (CI's .ci/run), so it cannot run from in here; the test checks
@@ -22,23 +19,14 @@ that .ci/run runs exactly it.
 """
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-
-# What the caller's environment must not lend the newcomer's shell: a path
-# to another goalloc, the ASan run's preloaded runtime, pip redirections.
-SCRUB = ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "PYTHONSAFEPATH",
-         "PYTHONUSERBASE", "LD_PRELOAD", "ASAN_OPTIONS", "UBSAN_OPTIONS",
-         "MPLBACKEND", "VIRTUAL_ENV", "CONDA_PREFIX", "PIP_USER",
-         "PIP_TARGET", "PIP_PREFIX", "PIP_REQUIRE_VIRTUALENV")
+from freshenv import ROOT, fresh_copy, make_venv, newcomer_env
 
 
 def quick_start_blocks(readme: str) -> list[str]:
@@ -50,27 +38,6 @@ def quick_start_blocks(readme: str) -> list[str]:
 
 def readme_blocks() -> list[str]:
     return quick_start_blocks((ROOT / "README.md").read_text())
-
-
-def fresh_copy(dest: Path) -> None:
-    """The files git tracks, from the working tree, into dest."""
-    names = subprocess.run(["git", "-C", str(ROOT), "ls-files", "-z"],
-                           check=True, capture_output=True).stdout
-    for name in names.decode().split("\0"):
-        src = ROOT / name
-        if not name or not os.path.lexists(src):  # deleted, not committed
-            continue
-        (dest / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(src, dest / name, follow_symlinks=False)
-
-
-def newcomer_env(venv: Path) -> dict[str, str]:
-    """os.environ as `source VENV/bin/activate` leaves it, less SCRUB."""
-    env = {k: v for k, v in os.environ.items()
-           if k not in SCRUB and not k.startswith("GOALLOC_")}
-    env["VIRTUAL_ENV"] = str(venv)
-    env["PATH"] = str(venv / "bin") + os.pathsep + env.get("PATH", "")
-    return env
 
 
 class Newcomer:
@@ -93,9 +60,7 @@ def newcomer(tmp_path_factory) -> Newcomer:
     clone, venv = tmp / "goalloc", tmp / "venv"
     clone.mkdir()
     fresh_copy(clone)
-    env = newcomer_env(venv)
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True,
-                   env=env, capture_output=True)
+    env = make_venv(venv)
     command = readme_blocks()[0].strip()
     run = subprocess.run(["bash", "-c", command], cwd=clone, env=env,
                          capture_output=True, text=True, timeout=900,

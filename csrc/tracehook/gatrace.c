@@ -19,13 +19,17 @@
  * File format (little endian; x86-64 and aarch64 hosts are little endian,
  * and the header's fields show the byte order to a reader):
  *
- *   header, 32 bytes:
+ *   header, 32 bytes and the executable's path:
  *     0  char[8]  magic "GACAPT01"
- *     8  u32      header size (32)
+ *     8  u32      header size (32 + the path's bytes, a multiple of 8)
  *    12  u32      record size (24)
  *    16  u32      pid of the process
  *    20  u32      its parent's pid
  *    24  u64      reserved, 0
+ *    32  char[]   the executable (readlink of /proc/self/exe when the file
+ *                 is created: after an exec, the new program), padded
+ *                 with NULs to the header size; empty if unreadable.
+ *                 Readers of the 32-byte header skip it.
  *   then records, 24 bytes each, in the order the events happened:
  *     0  u8       kind: 0 alloc, 1 free
  *     1  u8       function: 1 malloc, 2 calloc, 3 realloc, 4 posix_memalign,
@@ -246,15 +250,20 @@ open_output(void)
             }
             return -1;
         }
-        unsigned char h[HEADER_SIZE];
+        unsigned char h[HEADER_SIZE + PATH_CAP + 8];
         memset(h, 0, sizeof h);
+        /* the importer names each trace after its program; readlink
+         * neither allocates nor terminates, and the NULs pad */
+        ssize_t exe = readlink("/proc/self/exe", (char *)h + HEADER_SIZE,
+                               PATH_CAP);
+        size_t hsize = HEADER_SIZE + (exe > 0 ? ((size_t)exe + 8) & ~7u : 0);
         memcpy(h, "GACAPT01", 8);
-        put_u32(h + 8, HEADER_SIZE);
+        put_u32(h + 8, (uint32_t)hsize);
         put_u32(h + 12, RECORD_SIZE);
         put_u32(h + 16, (uint32_t)pid);
         put_u32(h + 20, (uint32_t)getppid());
         struct stat st;
-        if (write_all(fd, h, sizeof h) != 0 || fstat(fd, &st) != 0) {
+        if (write_all(fd, h, hsize) != 0 || fstat(fd, &st) != 0) {
             close(fd);
             return -1;
         }
